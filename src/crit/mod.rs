@@ -1,0 +1,1 @@
+//! Images as CRIU's `crit` JSON.

@@ -1,0 +1,2 @@
+//! Image files: magics, framing, typed protobuf entries, pagemap/pages.
+pub mod pb;

@@ -1,0 +1,1 @@
+//! Kernel feature probes (CRIU's kerndat): what this kernel can do for dump and restore.

@@ -1,0 +1,120 @@
+//! The commands. `main` reads every option source into one `Opts`, refuses
+//! what we can't do yet, starts logging and dispatches; each command lives
+//! in its own file and reads like CRIU's stages.
+
+pub mod check;
+
+use crate::cli::{self, table::COMMANDS};
+use crate::config::{self, ConfigPaths};
+use crate::opts::Opts;
+
+/// Exit code of every failure, as CRIU.
+pub const EXIT_FAILURE: i32 = 1;
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("Error: {msg}");
+    EXIT_FAILURE
+}
+
+/// What `criu --version` prints. The first line is what callers (LXC) parse.
+pub fn version_text() -> String {
+    format!(
+        "Version: {}\nImplementation: criu-rs {} (Rust, CRIU {} compatible)\n",
+        crate::CRIU_VERSION,
+        env!("CARGO_PKG_VERSION"),
+        crate::CRIU_VERSION
+    )
+}
+
+/// Validate the parsed command line against the command, before anything
+/// is written. Returns the command name.
+pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<String, String> {
+    let Some(cmd) = command else {
+        return Err("no command given; use one of: dump, pre-dump, restore, check, page-server, service, swrk, lazy-pages, dedup, cpuinfo".into());
+    };
+    if !COMMANDS.contains(&cmd) {
+        return Err(format!("unknown command '{cmd}'"));
+    }
+    match cmd {
+        "show" => return Err("the \"show\" action is deprecated by the CRIT utility; use crit".into()),
+        "exec" => return Err("the \"exec\" action is deprecated; use compel".into()),
+        _ => {}
+    }
+    if let Some(spelling) = opts.unsupported.first() {
+        return Err(format!("option {spelling} is not supported yet"));
+    }
+    opts.check().map_err(|e| e.to_string())?;
+    match cmd {
+        "dump" | "pre-dump" if opts.tree_id.is_none() => {
+            return Err(format!("{cmd} needs -t/--tree PID"));
+        }
+        "swrk" if args.len() != 1 => return Err("swrk needs exactly one argument: the socket fd".into()),
+        "cpuinfo" => match args.first().map(String::as_str) {
+            Some("dump" | "check") => {}
+            Some(sub) => return Err(format!("unknown cpuinfo command '{sub}' (dump or check)")),
+            None => return Err("cpuinfo needs a sub-command: dump or check".into()),
+        },
+        _ => {}
+    }
+    if !matches!(cmd, "cpuinfo" | "swrk") && !opts.exec_cmd {
+        if let Some(extra) = args.first() {
+            return Err(format!("unexpected argument '{extra}'"));
+        }
+    }
+    if let Some(dir) = &opts.imgs_dir {
+        if !matches!(cmd, "check" | "swrk" | "service") && !dir.is_dir() {
+            return Err(format!("images directory {} does not exist or is not a directory", dir.display()));
+        }
+    }
+    if let Some(dir) = &opts.work_dir {
+        if !dir.is_dir() {
+            return Err(format!("work directory {} does not exist or is not a directory", dir.display()));
+        }
+    }
+    Ok(cmd.to_string())
+}
+
+/// The whole program: argv (without argv[0]) in, exit code out.
+pub fn main(args: Vec<String>) -> i32 {
+    crate::log::start_clock();
+    // CRIU looks for help before anything else, so a broken config file
+    // can't hide it.
+    if args.iter().take_while(|a| *a != "--").any(|a| a == "-h" || a == "--help") {
+        print!("{}", cli::usage());
+        return 0;
+    }
+    let (opts, parsed) = match config::load(&args, &ConfigPaths::from_env()) {
+        Ok(v) => v,
+        Err(e) => return fail(e),
+    };
+    for fd in &opts.close_fds {
+        crate::sys::fd::close_raw(*fd);
+    }
+    if opts.show_version {
+        print!("{}", version_text());
+        return 0;
+    }
+    let cmd = match validate(&opts, parsed.command.as_deref(), &parsed.args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = crate::log::init(&opts) {
+        return fail(e);
+    }
+    let result = match cmd.as_str() {
+        "check" => check::run(&opts),
+        other => Err(anyhow::anyhow!("command '{other}' is not supported yet")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            if crate::log::log_path(&opts).is_none() {
+                // Already on stderr through the log.
+                EXIT_FAILURE
+            } else {
+                EXIT_FAILURE
+            }
+        }
+    }
+}
