@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use prost::Message;
-
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     println!("cargo:rerun-if-changed=proto");
@@ -27,8 +25,13 @@ fn main() {
 
 fn compile(files: &[PathBuf], dir: &std::path::Path, descriptors: &str) {
     std::fs::create_dir_all(dir).expect("create out dir");
-    let fds = protox::compile(files, ["proto"]).unwrap_or_else(|e| panic!("compiling proto/: {e}"));
-    std::fs::write(dir.join(descriptors), fds.encode_to_vec()).expect("write descriptor set");
+    let mut compiler = protox::Compiler::new(["proto"]).unwrap_or_else(|e| panic!("proto/: {e}"));
+    compiler.include_imports(true);
+    compiler.open_files(files).unwrap_or_else(|e| panic!("compiling proto/: {e}"));
+    // The encoded set keeps the (criu) field options, which crit JSON needs;
+    // prost_types would drop them as unknown extension fields.
+    std::fs::write(dir.join(descriptors), compiler.encode_file_descriptor_set()).expect("write descriptor set");
+    let fds = compiler.file_descriptor_set();
     prost_build::Config::new()
         .out_dir(dir)
         .compile_fds(fds)
