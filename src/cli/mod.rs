@@ -62,8 +62,6 @@ fn command() -> Command {
             Arg::new("ARGS")
                 .index(2)
                 .num_args(0..)
-                .trailing_var_arg(true)
-                .allow_hyphen_values(true)
                 .action(ArgAction::Append),
         );
     for spec in OPTIONS {
@@ -121,7 +119,7 @@ where
     T: Into<OsString> + Clone,
 {
     let words: Vec<OsString> = words.into_iter().map(Into::into).collect();
-    let words = expand_verbosity(words);
+    let words = expand_optional_shorts(words);
     let m = command().try_get_matches_from(words).map_err(|e| CliError(one_line(&e)))?;
 
     let mut found: Vec<(usize, Item)> = Vec::new();
@@ -159,10 +157,12 @@ where
     })
 }
 
-/// getopt reads `-vvv` as `-v` with the optional argument `vv`; clap would
-/// read it as three `-v`. Rewrite the short forms to `--verbosity=...` so
-/// both parse alike (`-v`, `-vv`, `-v4`). Words after `--` are left alone.
-fn expand_verbosity(words: Vec<OsString>) -> Vec<OsString> {
+/// getopt gives a short option with an optional argument (`-v`, `-x`)
+/// only an attached value: `-vvv` is `-v` with the argument `vv`, `-v4` is
+/// level 4, `-x123` is inode 123. clap would read `-vvv` as three flags, so
+/// rewrite these to their long `--name[=value]` form first. Words after `--`
+/// are left alone.
+fn expand_optional_shorts(words: Vec<OsString>) -> Vec<OsString> {
     let mut out = Vec::with_capacity(words.len());
     let mut rest = false;
     for w in words {
@@ -170,20 +170,19 @@ fn expand_verbosity(words: Vec<OsString>) -> Vec<OsString> {
             out.push(w);
             continue;
         }
-        match w.to_str() {
-            Some("--") => {
-                rest = true;
+        let long = w.to_str().and_then(|s| {
+            let mut chars = s.strip_prefix('-').filter(|t| !t.starts_with('-'))?.chars();
+            let c = chars.next()?;
+            let spec = OPTIONS.iter().find(|o| o.short == Some(c) && o.kind == ArgKind::Optional)?;
+            let tail = chars.as_str();
+            Some(if tail.is_empty() { format!("--{}", spec.long) } else { format!("--{}={tail}", spec.long) })
+        });
+        match long {
+            Some(l) => out.push(l.into()),
+            None => {
+                rest = w == "--";
                 out.push(w);
             }
-            Some(s) if s.starts_with("-v") && !s.starts_with("--") => {
-                let tail = &s[2..];
-                if tail.is_empty() {
-                    out.push("--verbosity".into());
-                } else {
-                    out.push(format!("--verbosity={tail}").into());
-                }
-            }
-            _ => out.push(w),
         }
     }
     out
