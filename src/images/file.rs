@@ -97,7 +97,11 @@ impl<R: Read> ImageReader<R> {
         if size > MAX_ENTRY_SIZE {
             return Err(ImageError::TooBig { path: self.name.clone(), offset: at, size });
         }
-        self.read_exact_vec(size, "entry").map(Some)
+        // Report a short entry at its start, where its length word is.
+        self.read_exact_vec(size, "entry").map(Some).map_err(|e| match e {
+            ImageError::Truncated { path, what, .. } => ImageError::Truncated { path, offset: at, what },
+            e => e,
+        })
     }
 
     /// The next entry decoded as `M`, or None at a clean end of file.

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh machine of this
+# project's kind (root, Debian, Rust toolchain present), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fixtures=../shared/fixtures/criu-4.2
+if [ ! -d "$fixtures" ]; then
+    echo "error: $fixtures is missing (the CRIU 4.2 fixture images live in ../shared beside this checkout)" >&2
+    exit 1
+fi
+
+cargo build --all-targets
+cargo test --no-fail-fast -- --test-threads="$(nproc)"
