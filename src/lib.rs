@@ -15,12 +15,17 @@
 pub mod cli;
 pub mod config;
 pub mod crit;
+pub mod files;
 pub mod images;
 pub mod kerndat;
 pub mod log;
+pub mod mem;
+pub mod ns;
 pub mod ops;
 pub mod opts;
+pub mod proc;
 pub mod rpc;
+pub mod task;
 pub mod sys;
 
 /// The CRIU version we are compatible with (what `--version` reports).

@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod file;
+pub mod inventory;
 pub mod kind;
 pub mod pagemap;
 pub mod pb;

@@ -1,0 +1,111 @@
+//! The fd table of a task: classify each fd (by st_mode, then what the link
+//! says), record its file description in files.img once per description
+//! (fds sharing one, e.g. dup'ed, share an id), and write fdinfo-N.img.
+//! Kinds we can't dump yet are refused naming the fd and its type.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use anyhow::{bail, Context, Result};
+
+use super::{pipe, reg, FileTable};
+use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, PipeDataEntry};
+use crate::proc::fdinfo;
+
+/// Pipe data found while dumping fds, for pipes-data.img.
+pub type PipeData = Vec<(PipeDataEntry, Vec<u8>)>;
+
+/// The result of dumping a task's fds.
+#[derive(Debug, Default)]
+pub struct Fds {
+    pub fdinfo: Vec<FdinfoEntry>,
+    pub pipe_data: PipeData,
+    pub has_pipes: bool,
+}
+
+fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
+    if ft.is_socket() {
+        format!("socket ({link})")
+    } else if link.starts_with("anon_inode:") {
+        format!("anon inode ({})", &link["anon_inode:".len()..])
+    } else if ft.is_block_device() {
+        format!("block device ({link})")
+    } else if ft.is_fifo() {
+        format!("fifo ({link})")
+    } else {
+        link.to_string()
+    }
+}
+
+/// Is this character device a terminal (tty, pty, console)?
+fn is_tty(rdev: u64) -> bool {
+    let major = libc::major(rdev);
+    matches!(major, 4 | 5 | 136..=143)
+}
+
+/// Dump every fd of `pid` into `files`; `flags` in fdinfo are fd flags.
+pub fn dump(pid: i32, files: &mut FileTable) -> Result<Fds> {
+    let mut out = Fds::default();
+    // One id per open file description: fds of this task that kcmp says are
+    // the same description share it.
+    let mut seen: Vec<(i32, u64, u64, u32)> = Vec::new(); // (fd, dev, ino, id)
+    let mut pipes_seen: HashMap<u64, ()> = HashMap::new();
+    for fd in crate::proc::fds(pid)? {
+        let link_path = format!("/proc/{pid}/fd/{fd}");
+        let link = std::fs::read_link(&link_path)
+            .with_context(|| format!("can't read fd {fd} of task {pid}"))?
+            .to_string_lossy()
+            .into_owned();
+        let md = std::fs::metadata(&link_path).with_context(|| format!("can't stat fd {fd} ({link}) of task {pid}"))?;
+        let info = fdinfo::read(pid, fd)?;
+        let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
+        let file_flags = info.flags & !(libc::O_CLOEXEC as u32);
+        let ft = md.file_type();
+
+        if let Some(&(_, _, _, id)) = seen.iter().find(|(ofd, dev, ino, _)| {
+            *dev == md.dev() && *ino == md.ino() && same_description(pid, *ofd, fd)
+        }) {
+            let ty = files.entries().iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(FdTypes::Reg as i32);
+            out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
+            continue;
+        }
+
+        let id = files.alloc_id();
+        let ty = if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
+            let f = File::open(&link_path).with_context(|| format!("can't open fd {fd} ({link}) of task {pid}"))?;
+            let e = reg::entry(id, &link, &f, file_flags, info.pos)
+                .with_context(|| format!("fd {fd} of task {pid}"))?;
+            files.push_reg(e);
+            FdTypes::Reg
+        } else if ft.is_fifo() && link.starts_with("pipe:") {
+            files.push(FileEntry {
+                r#type: FdTypes::Pipe as i32,
+                id,
+                pipe: Some(pipe::entry(id, md.ino(), file_flags)),
+                ..Default::default()
+            });
+            out.has_pipes = true;
+            if pipes_seen.insert(md.ino(), ()).is_none() {
+                let (e, data) = pipe::peek_data(pid, fd)?;
+                if e.bytes > 0 {
+                    out.pipe_data.push((e, data));
+                }
+            }
+            FdTypes::Pipe
+        } else if ft.is_char_device() {
+            bail!("fd {fd} of task {pid} is a terminal ({link}): dumping ttys is not supported yet");
+        } else {
+            bail!("fd {fd} of task {pid} is a {}: this kind of file is not supported yet", kind_name(&ft, &link));
+        };
+        seen.push((fd, md.dev(), md.ino(), id));
+        out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
+    }
+    Ok(out)
+}
+
+/// Whether fds `a` and `b` of `pid` are one open file description.
+fn same_description(pid: i32, a: i32, b: i32) -> bool {
+    let p = nix::unistd::Pid::from_raw(pid);
+    matches!(crate::sys::kprobe::kcmp(p, p, 0 /* KCMP_FILE */, a as u64, b as u64), Ok(0))
+}

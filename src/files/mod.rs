@@ -1,0 +1,67 @@
+//! Files: the files.img table of open file descriptions shared by fds, VMAs
+//! and fs (cwd, root), and one module per file kind holding what its dump
+//! records and what its restore needs.
+
+pub mod elf;
+pub mod fds;
+pub mod pipe;
+pub mod reg;
+
+use std::collections::HashMap;
+
+use crate::images::kind::kinds;
+use crate::images::pb::{FdTypes, FileEntry, RegFileEntry};
+use crate::images::{ImageDir, ImageError, ImageWriter};
+
+/// The file descriptions of a dump, in files.img order.
+#[derive(Debug, Default)]
+pub struct FileTable {
+    entries: Vec<FileEntry>,
+    next_id: u32,
+    /// Mapped files already recorded, by (dev, inode).
+    mapped: HashMap<(u64, u64), u32>,
+}
+
+impl FileTable {
+    pub fn new() -> Self {
+        FileTable { entries: Vec::new(), next_id: 1, mapped: HashMap::new() }
+    }
+
+    /// A fresh file-description id.
+    pub fn alloc_id(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The id already given to the mapped file (dev, ino), if any.
+    pub fn mapped_id(&self, dev: u64, ino: u64) -> Option<u32> {
+        self.mapped.get(&(dev, ino)).copied()
+    }
+
+    /// Remember that (dev, ino) is recorded under `id`.
+    pub fn set_mapped(&mut self, dev: u64, ino: u64, id: u32) {
+        self.mapped.insert((dev, ino), id);
+    }
+
+    pub fn push_reg(&mut self, reg: RegFileEntry) {
+        self.entries.push(FileEntry { r#type: FdTypes::Reg as i32, id: reg.id, reg: Some(reg), ..Default::default() });
+    }
+
+    pub fn push(&mut self, e: FileEntry) {
+        self.entries.push(e);
+    }
+
+    pub fn entries(&self) -> &[FileEntry] {
+        &self.entries
+    }
+
+    /// Write files.img.
+    pub fn write(&self, dir: &ImageDir) -> Result<(), ImageError> {
+        let mut w = ImageWriter::create(dir, "files.img", kinds::files())?;
+        for e in &self.entries {
+            w.write(e)?;
+        }
+        w.finish().map(drop)
+    }
+}

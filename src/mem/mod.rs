@@ -1,0 +1,32 @@
+//! Task memory: VMAs (`vma`), the page dump (`pages`), and the mm_entry
+//! that ties them to the task's mm boundaries.
+
+pub mod pages;
+pub mod vma;
+
+use crate::images::pb::MmEntry;
+use crate::proc::stat::Stat;
+
+/// The mm_entry of a task: its boundaries from /proc/PID/stat, its current
+/// brk (asked of the task), auxv, exe file id and VMAs.
+pub fn mm_entry(stat: &Stat, brk: u64, auxv: Vec<u64>, exe_file_id: u32, vmas: &[vma::Vma], dumpable: i32) -> MmEntry {
+    MmEntry {
+        mm_start_code: stat.start_code,
+        mm_end_code: stat.end_code,
+        mm_start_data: stat.start_data,
+        mm_end_data: stat.end_data,
+        mm_start_stack: stat.start_stack,
+        mm_start_brk: stat.start_brk,
+        mm_brk: brk,
+        mm_arg_start: stat.arg_start,
+        mm_arg_end: stat.arg_end,
+        mm_env_start: stat.env_start,
+        mm_env_end: stat.env_end,
+        exe_file_id,
+        mm_saved_auxv: auxv,
+        vmas: vmas.iter().map(|v| v.entry.clone()).collect(),
+        dumpable: Some(dumpable),
+        aios: Vec::new(),
+        thp_disabled: Some(false),
+    }
+}

@@ -1,0 +1,152 @@
+//! The memory dump: which pages to store (found with one PAGEMAP_SCAN per
+//! VMA, no per-page syscalls), and writing them as pagemap-ID.img +
+//! pages-N.img. Contiguous runs with the same flags are merged, across VMA
+//! boundaries, as CRIU does.
+//!
+//! Private anonymous pages are flagged PE_LAZY | PE_PRESENT; COW-ed pages of
+//! private file mappings and the vDSO are PE_PRESENT. Zero-page mappings
+//! and pages still backed by the file are not stored.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+
+use anyhow::{bail, Context, Result};
+
+use super::vma::{status, Vma};
+use crate::images::pagemap::{flags, pages_file_name, Pagemap, PAGE_SIZE};
+use crate::images::pb::{PagemapEntry, PagemapHead};
+use crate::images::ImageDir;
+use crate::sys::kprobe::{pagemap_scan, PageRegion, ScanRequest};
+
+/// PAGEMAP_SCAN page categories.
+mod category {
+    pub const FILE: u64 = 1 << 2;
+    pub const PRESENT: u64 = 1 << 3;
+    pub const SWAPPED: u64 = 1 << 4;
+    pub const PFNZERO: u64 = 1 << 5;
+}
+
+/// A run of pages to store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub start: u64,
+    pub end: u64,
+    pub flags: u32,
+}
+
+/// Counters for stats-dump.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemStats {
+    pub pages_scanned: u64,
+    pub pages_written: u64,
+    pub pages_lazy: u64,
+}
+
+/// Find the runs of pages in `[start, end)` of `pagemap` (an open
+/// /proc/PID/pagemap) that match: present or swapped, never the zero page,
+/// and not file-backed when `skip_file`.
+pub fn scan(pagemap: &File, start: u64, end: u64, skip_file: bool) -> Result<Vec<(u64, u64)>> {
+    let excluded = category::PFNZERO | if skip_file { category::FILE } else { 0 };
+    let mut out = Vec::new();
+    let mut buf = vec![PageRegion::default(); 512];
+    let mut at = start;
+    while at < end {
+        let req = ScanRequest {
+            flags: 0,
+            start: at,
+            end,
+            max_pages: 0,
+            category_inverted: excluded,
+            category_mask: excluded,
+            category_anyof_mask: category::PRESENT | category::SWAPPED,
+            return_mask: category::PRESENT | category::SWAPPED,
+        };
+        let (n, walk_end) = pagemap_scan(pagemap.as_fd(), &req, &mut buf)
+            .map_err(|e| anyhow::anyhow!("PAGEMAP_SCAN {at:#x}-{end:#x}: {e}"))?;
+        for r in &buf[..n] {
+            match out.last_mut() {
+                Some((_, e)) if *e == r.start => *e = r.end,
+                _ => out.push((r.start, r.end)),
+            }
+        }
+        if walk_end <= at {
+            bail!("PAGEMAP_SCAN made no progress at {at:#x}");
+        }
+        at = walk_end;
+    }
+    Ok(out)
+}
+
+/// The runs of private pages to store for `vmas`, merged across VMAs.
+pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut st = MemStats::default();
+    for v in vmas.iter().filter(|v| v.dumps_private_pages()) {
+        st.pages_scanned += (v.entry.end - v.entry.start) / PAGE_SIZE;
+        let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
+        let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
+        for (s, e) in scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
+            .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
+        {
+            match runs.last_mut() {
+                Some(r) if r.end == s && r.flags == fl => r.end = e,
+                _ => runs.push(Run { start: s, end: e, flags: fl }),
+            }
+        }
+    }
+    Ok((runs, st))
+}
+
+/// Copy `runs` of `mem` (an open /proc/PID/mem) into `out`, in order.
+pub fn copy_runs(mem: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> {
+    const CHUNK: u64 = 4 << 20;
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut total = 0;
+    for r in runs {
+        let mut at = r.start;
+        while at < r.end {
+            let n = (r.end - at).min(CHUNK) as usize;
+            mem.read_exact_at(&mut buf[..n], at).with_context(|| format!("reading task memory at {at:#x}"))?;
+            out.write_all(&buf[..n]).context("writing pages")?;
+            at += n as u64;
+            total += n as u64;
+        }
+    }
+    Ok(total)
+}
+
+/// Write pagemap-`id`.img for `runs` stored in pages-`pages_id`.img.
+pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Result<()> {
+    let pm = Pagemap {
+        head: PagemapHead { pages_id },
+        entries: runs
+            .iter()
+            .map(|r| PagemapEntry {
+                vaddr: r.start,
+                compat_nr_pages: 0,
+                in_parent: None,
+                flags: Some(r.flags),
+                nr_pages: Some((r.end - r.start) / PAGE_SIZE),
+            })
+            .collect(),
+    };
+    pm.write(dir, id)?;
+    Ok(())
+}
+
+/// Dump the private memory of `pid`: pagemap-`pid`.img and pages-`pages_id`.img.
+pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<MemStats> {
+    let pagemap = File::open(format!("/proc/{pid}/pagemap")).with_context(|| format!("can't open pagemap of {pid}"))?;
+    let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
+    let (runs, mut st) = private_runs(&pagemap, vmas)?;
+    write_pagemap(dir, pid as u64, pages_id, &runs)?;
+    let name = pages_file_name(pages_id);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&name)?);
+    let bytes = copy_runs(&mem, &runs, &mut out)?;
+    out.flush().with_context(|| format!("writing {name}"))?;
+    st.pages_written = bytes / PAGE_SIZE;
+    st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
+    Ok(st)
+}

@@ -1,0 +1,216 @@
+//! VMAs: from /proc/PID/smaps to the vma_entry records of mm-PID.img, with
+//! CRIU's status bits, mmap flags, madvise bits and file ids; the special
+//! areas ([vdso], [vvar] + [vvar_vclock], [vsyscall], [heap]) marked as
+//! CRIU marks them; what we cannot dump yet refused with the VMA named.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+
+use anyhow::{bail, Context, Result};
+
+use crate::files::{reg, FileTable};
+use crate::images::pb::VmaEntry;
+use crate::proc::maps::MapEntry;
+
+/// vma_entry.status bits (CRIU's VMA_* values).
+pub mod status {
+    pub const AREA_REGULAR: u32 = 1 << 0;
+    pub const AREA_STACK: u32 = 1 << 1;
+    pub const AREA_VSYSCALL: u32 = 1 << 2;
+    pub const AREA_VDSO: u32 = 1 << 3;
+    pub const AREA_HEAP: u32 = 1 << 5;
+    pub const FILE_PRIVATE: u32 = 1 << 6;
+    pub const FILE_SHARED: u32 = 1 << 7;
+    pub const ANON_SHARED: u32 = 1 << 8;
+    pub const ANON_PRIVATE: u32 = 1 << 9;
+    pub const AREA_SYSVIPC: u32 = 1 << 10;
+    pub const AREA_SOCKET: u32 = 1 << 11;
+    pub const AREA_VVAR: u32 = 1 << 12;
+    pub const AREA_AIORING: u32 = 1 << 13;
+    pub const AREA_MEMFD: u32 = 1 << 14;
+    pub const AREA_UPROBES: u32 = 1 << 17;
+    pub const UNSUPP: u32 = 1 << 31;
+}
+
+/// VmFlags that become madvise bits (1 << MADV_*).
+const MADV_FLAGS: &[(&str, u32)] = &[
+    ("sr", libc::MADV_SEQUENTIAL as u32),
+    ("rr", libc::MADV_RANDOM as u32),
+    ("dc", libc::MADV_DONTFORK as u32),
+    ("dd", libc::MADV_DONTDUMP as u32),
+    ("mg", libc::MADV_MERGEABLE as u32),
+    ("hg", libc::MADV_HUGEPAGE as u32),
+    ("nh", libc::MADV_NOHUGEPAGE as u32),
+    ("wf", libc::MADV_WIPEONFORK as u32),
+];
+
+/// One VMA of the dump: its record and what the memory dump needs.
+#[derive(Clone, Debug)]
+pub struct Vma {
+    pub entry: VmaEntry,
+    /// How the kernel showed it (the first of merged areas).
+    pub map: MapEntry,
+}
+
+impl Vma {
+    pub fn is(&self, bit: u32) -> bool {
+        self.entry.status & bit != 0
+    }
+
+    /// Whether the memory dump stores this VMA's private pages.
+    pub fn dumps_private_pages(&self) -> bool {
+        self.is(status::AREA_REGULAR) && (self.is(status::ANON_PRIVATE) || self.is(status::FILE_PRIVATE)) && !self.is(status::AREA_VVAR)
+    }
+}
+
+fn prot(m: &MapEntry) -> u32 {
+    let mut p = 0;
+    if m.read {
+        p |= libc::PROT_READ as u32;
+    }
+    if m.write {
+        p |= libc::PROT_WRITE as u32;
+    }
+    if m.exec {
+        p |= libc::PROT_EXEC as u32;
+    }
+    p
+}
+
+fn madv(m: &MapEntry) -> u64 {
+    MADV_FLAGS.iter().filter(|(f, _)| m.has_flag(f)).fold(0u64, |a, (_, bit)| a | (1u64 << bit))
+}
+
+/// Collect the VMAs of `pid`, recording mapped files in `files`.
+/// `allow_uprobes` is `--allow-uprobes`.
+pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes: bool) -> Result<Vec<Vma>> {
+    let mut out: Vec<Vma> = Vec::with_capacity(maps.len());
+    for m in maps {
+        let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
+        let mut e = VmaEntry {
+            start: m.start,
+            end: m.end,
+            pgoff: 0,
+            shmid: 0,
+            prot: prot(m),
+            flags: 0,
+            status: 0,
+            fd: -1,
+            madv: None,
+            fdflags: None,
+        };
+        let mv = madv(m);
+        if mv != 0 {
+            e.madv = Some(mv);
+        }
+        if m.has_flag("gd") {
+            e.flags |= libc::MAP_GROWSDOWN as u32;
+        }
+        if m.has_flag("nr") {
+            e.flags |= libc::MAP_NORESERVE as u32;
+        }
+        if m.has_flag("ht") {
+            bail!("{}: hugetlb mappings are not supported yet", what());
+        }
+        if m.has_flag("io") || m.has_flag("pf") {
+            bail!("{}: I/O (device) mappings can't be dumped", what());
+        }
+        match m.name.as_str() {
+            "[vsyscall]" => {
+                e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                e.status = status::AREA_VSYSCALL | status::ANON_PRIVATE;
+            }
+            "[vdso]" => {
+                e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                e.status = status::AREA_REGULAR | status::AREA_VDSO | status::ANON_PRIVATE;
+            }
+            "[vvar]" | "[vvar_vclock]" => {
+                // CRIU records this kernel's [vvar] + [vvar_vclock] as one area.
+                if m.name == "[vvar_vclock]" {
+                    if let Some(prev) = out.last_mut().filter(|p| p.is(status::AREA_VVAR) && p.entry.end == m.start) {
+                        prev.entry.end = m.end;
+                        continue;
+                    }
+                }
+                e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                e.status = status::AREA_REGULAR | status::ANON_PRIVATE | status::AREA_VVAR;
+            }
+            "[uprobes]" => {
+                if !allow_uprobes {
+                    bail!("{}: the task has a uprobes VMA; consider using --allow-uprobes", what());
+                }
+                continue;
+            }
+            n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
+            n if m.shared && (n.starts_with("/dev/zero") || n.starts_with("/SYSV") || n.starts_with("[anon_shmem")) => {
+                if n.starts_with("/SYSV") {
+                    bail!("{}: SysV shared memory is not supported yet", what());
+                }
+                e.flags |= (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u32;
+                e.status = status::AREA_REGULAR | status::ANON_SHARED;
+                e.shmid = m.inode;
+                e.pgoff = m.offset;
+            }
+            n if n.starts_with("/memfd:") => bail!("{}: memfd mappings are not supported yet", what()),
+            _ if m.is_file() => {
+                let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
+                let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
+                if std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
+                    bail!("{}: socket mappings are not supported yet", what());
+                }
+                let id = match files.mapped_id(md.dev(), md.ino()) {
+                    Some(id) => id,
+                    None => {
+                        let id = files.alloc_id();
+                        let flags = if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 };
+                        files.push_reg(reg::entry(id, &m.name, &f, flags, 0).with_context(what)?);
+                        files.set_mapped(md.dev(), md.ino(), id);
+                        id
+                    }
+                };
+                e.shmid = u64::from(id);
+                e.pgoff = m.offset;
+                e.fdflags = Some(if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 });
+                if m.shared {
+                    e.flags |= libc::MAP_SHARED as u32;
+                    e.status = status::AREA_REGULAR | status::FILE_SHARED;
+                } else {
+                    e.flags |= libc::MAP_PRIVATE as u32;
+                    e.status = status::AREA_REGULAR | status::FILE_PRIVATE;
+                }
+            }
+            _ => {
+                // Anonymous, possibly named ([heap], [stack], [anon:...]).
+                if m.shared {
+                    e.flags |= (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u32;
+                    e.status = status::AREA_REGULAR | status::ANON_SHARED;
+                    e.shmid = m.inode;
+                } else {
+                    e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                    e.status = status::AREA_REGULAR | status::ANON_PRIVATE;
+                }
+                if m.name == "[heap]" {
+                    e.status |= status::AREA_HEAP;
+                }
+            }
+        }
+        out.push(Vma { entry: e, map: m.clone() });
+    }
+    Ok(out)
+}
+
+/// The id of the task's executable in `files` (recorded like a mapped file).
+pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
+    let link = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("can't read exe link of {pid}"))?;
+    let name = link.to_string_lossy().into_owned();
+    let f = File::open(format!("/proc/{pid}/exe")).with_context(|| format!("can't open exe of {pid}"))?;
+    let md = f.metadata()?;
+    if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
+        return Ok(id);
+    }
+    let id = files.alloc_id();
+    files.push_reg(reg::entry(id, &name, &f, libc::O_RDONLY as u32, 0)?);
+    files.set_mapped(md.dev(), md.ino(), id);
+    Ok(id)
+}
