@@ -12,7 +12,9 @@
 
 #![deny(unsafe_code)]
 
+pub mod arch;
 pub mod cli;
+pub mod compel;
 pub mod config;
 pub mod crit;
 pub mod files;

@@ -65,3 +65,15 @@ impl FileTable {
         w.finish().map(drop)
     }
 }
+
+/// Record the task's cwd or root (`what` is "cwd" or "root") as a
+/// directory file and return its id.
+pub fn dir_entry(files: &mut FileTable, pid: i32, what: &str) -> anyhow::Result<u32> {
+    use anyhow::Context;
+    let link = format!("/proc/{pid}/{what}");
+    let name = std::fs::read_link(&link).with_context(|| format!("can't read {what} of task {pid}"))?;
+    let f = std::fs::File::open(&link).with_context(|| format!("can't open {what} of task {pid}"))?;
+    let id = files.alloc_id();
+    files.push_reg(reg::entry(id, &name.to_string_lossy(), &f, 0, 0).with_context(|| format!("{what} of task {pid}"))?);
+    Ok(id)
+}

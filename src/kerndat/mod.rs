@@ -166,7 +166,10 @@ cached_flags! {
 /// How memory changes between pre-dumps can be tracked on this kernel.
 pub fn dirty_track() -> DirtyTrack {
     static CELL: OnceLock<DirtyTrack> = OnceLock::new();
-    *CELL.get_or_init(|| DirtyTrack { soft_dirty: has_soft_dirty(), uffd_wp_async: has_pagemap_scan() && has_uffd_wp_async() })
+    *CELL.get_or_init(|| DirtyTrack {
+        soft_dirty: has_soft_dirty(),
+        uffd_wp_async: has_pagemap_scan() && has_uffd_wp_async(),
+    })
 }
 
 /// The feature bits UFFDIO_API offers (None without userfaultfd).

@@ -112,7 +112,8 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         if m.has_flag("ht") {
             bail!("{}: hugetlb mappings are not supported yet", what());
         }
-        if m.has_flag("io") || m.has_flag("pf") {
+        let special = m.name.starts_with('[') && m.name.ends_with(']');
+        if !special && (m.has_flag("io") || m.has_flag("pf")) {
             bail!("{}: I/O (device) mappings can't be dumped", what());
         }
         match m.name.as_str() {

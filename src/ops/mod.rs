@@ -3,6 +3,7 @@
 //! in its own file and reads like CRIU's stages.
 
 pub mod check;
+pub mod dump;
 
 use crate::cli::{self, table::COMMANDS};
 use crate::config::{self, ConfigPaths};
@@ -103,6 +104,7 @@ pub fn main(args: Vec<String>) -> i32 {
     }
     let result = match cmd.as_str() {
         "check" => check::run(&opts),
+        "dump" => dump::run(&opts),
         other => Err(anyhow::anyhow!("command '{other}' is not supported yet")),
     };
     match result {

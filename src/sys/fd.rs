@@ -9,3 +9,12 @@ pub fn close_raw(fd: i32) {
         libc::close(fd);
     }
 }
+
+/// Mark every fd from `first` up close-on-exec (close_range with
+/// CLOSE_RANGE_CLOEXEC), so programs we start inherit only 0..first.
+pub fn cloexec_from(first: u32) -> std::io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on fds;
+    // it closes nothing, so no Rust-owned fd is invalidated.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}

@@ -7,14 +7,14 @@
 //! of the parent might have held at fork time.
 
 use std::ffi::CStr;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::{MaybeUninit, size_of};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 /// Result of a raw syscall: the value, or the errno it failed with.
@@ -81,9 +81,7 @@ impl AnonMap {
         let len = pages * page_size();
         // SAFETY: a fresh anonymous mapping at an address the kernel picks
         // overlaps nothing this process uses.
-        let p = unsafe {
-            libc::mmap(ptr::null_mut(), len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
-        };
+        let p = unsafe { libc::mmap(ptr::null_mut(), len, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0) };
         if p == libc::MAP_FAILED {
             return Err(Errno::last());
         }
@@ -138,6 +136,39 @@ impl AnonMap {
 }
 
 impl Drop for AnonMap {
+    fn drop(&mut self) {
+        // SAFETY: we own this mapping and nothing refers to it after drop.
+        unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
+    }
+}
+
+/// A shared mapping of (the start of) a file, never read or written
+/// through; unmapped on drop. Used to see how /proc/PID/maps names it.
+#[derive(Debug)]
+pub struct FileMap {
+    addr: usize,
+    len: usize,
+}
+
+impl FileMap {
+    pub fn shared(fd: BorrowedFd<'_>, len: usize) -> Res<Self> {
+        // SAFETY: a new mapping at a kernel-chosen address; Rust code never
+        // dereferences it, so the file changing underneath can't matter.
+        let p = unsafe {
+            libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0)
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        Ok(Self { addr: p as usize, len })
+    }
+
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+}
+
+impl Drop for FileMap {
     fn drop(&mut self) {
         // SAFETY: we own this mapping and nothing refers to it after drop.
         unsafe { libc::munmap(self.addr as *mut libc::c_void, self.len) };
@@ -459,7 +490,13 @@ impl Sleeper {
         };
         drop(wr);
         let me = Self { pid };
-        wait_readable(&rd, pid)?;
+        if let Err(e) = wait_readable(&rd, pid) {
+            if e == Errno::ECHILD {
+                // Already reaped: its pid may be reused, never kill it.
+                std::mem::forget(me);
+            }
+            return Err(e);
+        }
         let mut b = [0u8; 1];
         match nix::unistd::read(&rd, &mut b) {
             Ok(1) => Ok(me),
@@ -470,6 +507,12 @@ impl Sleeper {
 
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// The caller already reaped this child (a wait returned its exit):
+    /// drop it without signalling a pid that may now be someone else's.
+    pub fn forget_reaped(self) {
+        std::mem::forget(self);
     }
 }
 
@@ -493,10 +536,12 @@ fn wait_readable(fd: &OwnedFd, pid: Pid) -> Res<()> {
         if r < 0 && Errno::last() != Errno::EINTR {
             return Err(Errno::last());
         }
-        if let Ok(st) = waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-            if !matches!(st, WaitStatus::StillAlive) {
-                return Err(Errno::ECHILD);
-            }
+        // The child is reaped here if it died: the caller must not signal
+        // that pid again.
+        if let Ok(st) = waitpid(pid, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL))
+            && !matches!(st, WaitStatus::StillAlive)
+        {
+            return Err(Errno::ECHILD);
         }
         if Instant::now() > deadline {
             return Err(Errno::ETIMEDOUT);
@@ -526,27 +571,15 @@ pub fn special_mappings_mremap_child(ranges: &[(usize, usize)]) -> Res<WaitStatu
             if libc::sigaction(libc::SIGUSR1, &sa, ptr::null_mut()) != 0 {
                 return 2;
             }
-            let park = libc::mmap(
-                ptr::null_mut(),
-                hi - lo,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
+            let park =
+                libc::mmap(ptr::null_mut(), hi - lo, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
             if park == libc::MAP_FAILED {
                 return 3;
             }
             for &(s, e) in &ranges {
                 let dst = park as usize + (s - lo);
-                let r = libc::syscall(
-                    libc::SYS_mremap,
-                    s,
-                    e - s,
-                    e - s,
-                    libc::MREMAP_FIXED | libc::MREMAP_MAYMOVE,
-                    dst,
-                );
+                let r =
+                    libc::syscall(libc::SYS_mremap, s, e - s, e - s, libc::MREMAP_FIXED | libc::MREMAP_MAYMOVE, dst);
                 if r as usize != dst {
                     return 1;
                 }
@@ -706,7 +739,16 @@ pub fn clone_parent_newpid() -> Res<bool> {
         let flags = (libc::CLONE_NEWPID | libc::CLONE_PARENT) as libc::c_long;
         // SAFETY: fork-like clone (no CLONE_VM, no new stack): the
         // grandchild continues on a private copy and exits at once.
-        let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0 as libc::c_long, 0 as libc::c_long, 0 as libc::c_long, 0 as libc::c_long) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                flags,
+                0 as libc::c_long,
+                0 as libc::c_long,
+                0 as libc::c_long,
+                0 as libc::c_long,
+            )
+        };
         if r == 0 {
             child_exit(0);
         }
@@ -826,9 +868,6 @@ pub fn sigqueue_self_roundtrip(sig: Signal, code: i32) -> Res<i32> {
 #[derive(Debug)]
 pub struct AioCtx {
     ctx: u64,
-    /// Where the ring was moved to, if `remap` ran (then the old ring
-    /// address is gone and this mapping belongs to the ring).
-    moved: bool,
 }
 
 impl AioCtx {
@@ -836,7 +875,7 @@ impl AioCtx {
         let mut ctx: u64 = 0;
         // SAFETY: io_setup writes the context id into the local `ctx`.
         check(unsafe { libc::syscall(libc::SYS_io_setup, nr_events, &mut ctx as *mut u64) })?;
-        Ok(Self { ctx, moved: false })
+        Ok(Self { ctx })
     }
 
     /// The context id, which is also the ring's address.
@@ -848,7 +887,14 @@ impl AioCtx {
     pub fn remap(&mut self, len: usize) -> Res<()> {
         // SAFETY: reserve a fresh anonymous area for the ring to move onto.
         let dst = unsafe {
-            libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if dst == libc::MAP_FAILED {
             return Err(Errno::last());
@@ -865,14 +911,13 @@ impl AioCtx {
             return Err(e);
         }
         self.ctx = dst as u64;
-        self.moved = true;
         Ok(())
     }
 
     /// io_getevents(ctx, 0, 1, NULL, NULL): does the kernel still find the ring?
     pub fn getevents_nowait(&self) -> Res<i64> {
-        // SAFETY: no events array is written when max_nr... min_nr is 0 and
-        // the events pointer is NULL with a NULL timeout: nothing is copied.
+        // SAFETY: with min_nr and nr both 0 the kernel copies no events, so
+        // the NULL events and timeout pointers are never dereferenced.
         Ok(check(unsafe {
             libc::syscall(
                 libc::SYS_io_getevents,
@@ -893,16 +938,16 @@ impl Drop for AioCtx {
     }
 }
 
-/// `timerfd_create(CLOCK_MONOTONIC)` then `ioctl(TFD_IOC_SET_TICKS, NULL)`:
-/// EFAULT means the C/R ioctl exists.
-pub fn timerfd_set_ticks_null() -> Res<()> {
+/// `timerfd_create(CLOCK_MONOTONIC)` (outer result) then
+/// `ioctl(TFD_IOC_SET_TICKS, NULL)` (inner result): EFAULT means the C/R
+/// ioctl exists.
+pub fn timerfd_set_ticks_null() -> Res<Res<()>> {
     const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400;
     // SAFETY: integer-only arguments.
     let fd = own_fd(unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC) } as libc::c_long)?;
-    // SAFETY: a NULL argument is never dereferenced successfully; the kernel
-    // returns EFAULT.
-    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS as _, ptr::null_mut::<u64>()) })?;
-    Ok(())
+    // SAFETY: a NULL argument is never written through; the kernel fails
+    // the copy with EFAULT.
+    Ok(check_int(unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS as _, ptr::null_mut::<u64>()) }).map(|_| ()))
 }
 
 /// `eventfd(initval, EFD_CLOEXEC)`.
@@ -983,7 +1028,9 @@ pub fn prctl_timer_restore_ids_get() -> Res<i32> {
     const PR_TIMER_CREATE_RESTORE_IDS: libc::c_int = 77;
     const GET: libc::c_ulong = 2;
     // SAFETY: integer-only arguments.
-    check_int(unsafe { libc::prctl(PR_TIMER_CREATE_RESTORE_IDS, GET, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })
+    check_int(unsafe {
+        libc::prctl(PR_TIMER_CREATE_RESTORE_IDS, GET, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong)
+    })
 }
 
 /// `fcntl(fd, F_GETOWNER_UIDS)`: [uid, euid] of the F_SETOWN owner.
@@ -1166,7 +1213,7 @@ mod tests {
         assert_eq!(size_of::<PageRegion>(), 24);
         assert_eq!(size_of::<UffdioApi>(), 24);
         assert_eq!(size_of::<UffdioRegister>(), 32);
-        assert_eq!(size_of::<RseqConf>(), 32);
+        assert_eq!(size_of::<RseqConf>(), 24);
         assert_eq!(size_of::<CloneArgs>(), 88);
         assert_eq!(size_of::<PeekSiginfoArgs>(), 16);
         assert_eq!(size_of::<KcmpEpollSlot>(), 12);

@@ -4,3 +4,9 @@
 
 pub mod fd;
 pub mod kprobe;
+pub mod signals;
+pub mod x86;
+pub mod pidfd;
+pub mod pod;
+pub mod ptrace;
+pub mod scm;

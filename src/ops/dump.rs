@@ -1,0 +1,328 @@
+//! `criu dump`: CRIU's stages for one task — check what we can dump, freeze
+//! it, collect everything (from /proc and ptrace outside; from the task
+//! itself through remote syscalls), write the images, then kill the task,
+//! leave it running (-R) or stopped (-s). Any failure before the final
+//! stage releases the task exactly as it was.
+//!
+//! Fault injection for tests: `CRIU_FAULT=N` fails stage N (see [`Stage`]).
+
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use tracing::{debug, info};
+
+use crate::compel::Seized;
+use nix::unistd::Pid;
+use crate::files::{fds, FileTable};
+use crate::images::kind::kinds;
+use crate::images::pb::{
+    CoreEntry, DumpStatsEntry, FsEntry, SeccompEntry, SignalQueueEntry, StatsEntry, TaskCoreEntry, ThreadCoreEntry,
+};
+use crate::images::{inventory, ImageDir, ImageWriter};
+use crate::mem::{self, pages, vma};
+use crate::opts::{FinalState, Opts};
+use crate::task::{self, remote};
+use crate::{files, ns, proc};
+
+/// The stages of a dump, numbered for `CRIU_FAULT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Collect = 1,
+    Freeze = 2,
+    Remote = 3,
+    Memory = 4,
+    Files = 5,
+    Core = 6,
+    Write = 7,
+}
+
+fn fault(stage: Stage) -> Result<()> {
+    if std::env::var("CRIU_FAULT").ok().and_then(|v| v.parse::<i32>().ok()) == Some(stage as i32) {
+        bail!("fault injected at stage {stage:?} (CRIU_FAULT={})", stage as i32);
+    }
+    Ok(())
+}
+
+/// What CRIU's dump checks before touching the task.
+fn precheck(pid: i32) -> Result<proc::stat::Stat> {
+    let stat = proc::stat::read(pid).with_context(|| format!("can't dump task {pid}: no such process"))?;
+    if stat.state == 'Z' {
+        bail!("task {pid} is a zombie");
+    }
+    let threads = proc::threads(pid)?;
+    if threads.len() > 1 {
+        bail!("task {pid} has {} threads: dumping multi-threaded tasks is not supported yet", threads.len());
+    }
+    let children = proc::read(pid, &format!("task/{pid}/children")).unwrap_or_default();
+    if !children.trim().is_empty() {
+        bail!("task {pid} has children ({}): dumping process trees is not supported yet", children.trim());
+    }
+    let foreign = task::foreign_namespaces(pid)?;
+    if !foreign.is_empty() {
+        bail!("task {pid} is in its own {} namespace(s): dumping namespaces is not supported yet", foreign.join(", "));
+    }
+    Ok(stat)
+}
+
+/// The seized task, with a scratch page for remote syscalls' results.
+struct Ctl {
+    seized: Seized,
+    scratch: Option<u64>,
+}
+
+impl remote::Remote for Ctl {
+    fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        Ok(self.seized.syscall(nr, args)?)
+    }
+
+    fn scratch(&mut self) -> Result<u64> {
+        if let Some(a) = self.scratch {
+            return Ok(a);
+        }
+        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let a = self.seized.syscall_ok("mmap", libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?;
+        self.scratch = Some(a);
+        Ok(a)
+    }
+
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let pid = self.seized.pid();
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
+        let mut b = vec![0u8; len];
+        mem.read_exact_at(&mut b, addr).with_context(|| format!("reading {len} bytes at {addr:#x} of {pid}"))?;
+        Ok(b)
+    }
+}
+
+impl Ctl {
+    /// Unmap the scratch page (before the memory dump, so it is not dumped).
+    fn drop_scratch(&mut self) -> Result<()> {
+        if let Some(a) = self.scratch.take() {
+            self.seized.syscall_ok("munmap", libc::SYS_munmap, [a, 4096, 0, 0, 0, 0])?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the dump collected, ready to be written.
+struct Collected {
+    core: CoreEntry,
+    mm: crate::images::pb::MmEntry,
+    fs: FsEntry,
+    files: FileTable,
+    fds: fds::Fds,
+    mem: pages::MemStats,
+}
+
+fn collect(seized: &mut Ctl, pid: i32, stat: &proc::stat::Stat, dir: &ImageDir, opts: &Opts) -> Result<Collected> {
+    fault(Stage::Remote)?;
+    let status = proc::status::read(pid)?;
+    if status.seccomp == 2 {
+        bail!("task {pid} has seccomp filters: dumping them is not supported yet");
+    }
+    let sigactions = remote::sigactions(seized)?;
+    let timers = remote::itimers(seized)?;
+    let sas = remote::sigaltstack(seized)?;
+    let brk = remote::brk(seized)?;
+    let tid_addr = remote::tid_address(seized)?;
+    let secbits = remote::securebits(seized)?;
+    let subreaper = remote::child_subreaper(seized)?;
+    let pdeath = remote::pdeath_sig(seized)?;
+    seized.drop_scratch()?;
+
+    fault(Stage::Memory)?;
+    let mut files = FileTable::new();
+    let exe_id = vma::exe_file_id(pid, &mut files)?;
+    let maps = proc::maps::read(pid)?;
+    let vmas = vma::collect(pid, &maps, &mut files, opts.allow_uprobes)?;
+    let t_mem = Instant::now();
+    let mem_stats = pages::dump_private(pid, &vmas, dir, 1).with_context(|| format!("dumping memory of {pid}"))?;
+    debug!("memory of {pid}: {} pages in {:?}", mem_stats.pages_written, t_mem.elapsed());
+    let dumpable = 1;
+    let mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, dumpable);
+
+    fault(Stage::Files)?;
+    let fds = fds::dump(pid, &mut files)?;
+    let fs = FsEntry {
+        cwd_id: files::dir_entry(&mut files, pid, "cwd")?,
+        root_id: files::dir_entry(&mut files, pid, "root")?,
+        umask: status.umask,
+    };
+
+    fault(Stage::Core)?;
+    let rseq = crate::sys::kprobe::ptrace_get_rseq_conf(nix::unistd::Pid::from_raw(pid))
+        .ok()
+        .filter(|(_, c)| c.rseq_abi_pointer != 0)
+        .map(|(_, c)| crate::images::pb::RseqEntry {
+            rseq_abi_pointer: c.rseq_abi_pointer,
+            rseq_abi_size: c.rseq_abi_size,
+            signature: c.signature,
+            rseq_cs_pointer: None,
+        });
+    let (futex_rla, futex_rla_len) = crate::sys::signals::robust_list(pid).with_context(|| format!("get_robust_list({pid})"))?;
+    let tls: Vec<_> = (12..=14).map(|e| crate::sys::x86::get_thread_area(pid, e)).collect::<Result<_, _>>()
+        .with_context(|| format!("PTRACE_GET_THREAD_AREA of {pid}"))?;
+    let st = seized.seized.state();
+    let ti = task::thread_info::thread_info(&st.regs, &st.fpu.0, tid_addr, &tls);
+    let creds = task::creds(&status, secbits);
+    let tc = TaskCoreEntry {
+        task_state: 1,
+        exit_code: 0,
+        personality: task::personality(pid)?,
+        flags: stat.flags,
+        blk_sigset: seized.seized.state().sigmask,
+        comm: stat.comm.clone(),
+        timers: Some(timers),
+        rlimits: Some(task::rlimits(pid)?),
+        cg_set: Some(1),
+        signals_s: Some(task::pending(pid, true)?),
+        old_seccomp_mode: None,
+        old_seccomp_filter: None,
+        loginuid: Some(task::loginuid(pid)?),
+        oom_score_adj: Some(task::oom_score_adj(pid)?),
+        sigactions,
+        child_subreaper: Some(subreaper),
+        blk_sigset_extended: None,
+        stop_signo: seized.seized.was_stopped().then_some(libc::SIGSTOP as u32),
+        membarrier_registration_mask: None,
+    };
+    let policy_rt = matches!(stat.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR);
+    let thread_core = ThreadCoreEntry {
+        futex_rla,
+        futex_rla_len: futex_rla_len as u32,
+        sched_nice: Some(stat.nice as i32),
+        sched_policy: Some(stat.policy),
+        sched_prio: policy_rt.then_some(0),
+        blk_sigset: None,
+        sas: Some(sas),
+        pdeath_sig: (pdeath != 0).then_some(pdeath),
+        signals_p: Some(task::pending(pid, false).unwrap_or(SignalQueueEntry::default())),
+        creds: Some(creds),
+        seccomp_mode: (status.seccomp == 1).then_some(crate::images::pb::SeccompMode::Strict as i32),
+        seccomp_filter: None,
+        comm: Some(stat.comm.clone()),
+        blk_sigset_extended: None,
+        rseq_entry: rseq,
+        cg_set: Some(1),
+    };
+    let core = CoreEntry {
+        mtype: crate::images::pb::core_entry::March::X8664 as i32,
+        thread_info: Some(ti),
+        tc: Some(tc),
+        ids: None,
+        thread_core: Some(thread_core),
+        ..Default::default()
+    };
+    Ok(Collected { core, mm, fs, files, fds, mem: mem_stats })
+}
+
+fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind, m: &M) -> Result<()> {
+    let mut w = ImageWriter::create(dir, name, kind)?;
+    w.write(m)?;
+    w.finish()?;
+    Ok(())
+}
+
+fn write_images(dir: &ImageDir, pid: i32, stat: &proc::stat::Stat, c: &Collected) -> Result<()> {
+    fault(Stage::Write)?;
+    let ids = ns::task_ids();
+    inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
+    write_one(dir, "pstree.img", kinds::pstree(), &task::pstree_entry(stat, &[pid]))?;
+    write_one(dir, &kinds::core().file_name(pid as u64), kinds::core(), &c.core)?;
+    write_one(dir, &kinds::ids().file_name(pid as u64), kinds::ids(), &ids)?;
+    write_one(dir, &kinds::mm().file_name(pid as u64), kinds::mm(), &c.mm)?;
+    write_one(dir, &kinds::fs().file_name(pid as u64), kinds::fs(), &c.fs)?;
+    c.files.write(dir)?;
+    let mut w = ImageWriter::create(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?;
+    for e in &c.fds.fdinfo {
+        w.write(e)?;
+    }
+    w.finish()?;
+    if c.fds.has_pipes {
+        let mut w = ImageWriter::create(dir, "pipes-data.img", kinds::pipes_data())?;
+        for (e, data) in &c.fds.pipe_data {
+            w.write(e)?;
+            w.payload(data)?;
+        }
+        w.finish()?;
+    }
+    write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())?;
+    write_one(dir, &kinds::timens().file_name(0), kinds::timens(), &ns::timens_entry()?)?;
+    Ok(())
+}
+
+fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, memdump_us: u64, c: &pages::MemStats) -> Result<()> {
+    let stats = StatsEntry {
+        dump: Some(DumpStatsEntry {
+            freezing_time: freezing_us as u32,
+            frozen_time: frozen_us as u32,
+            memdump_time: memdump_us as u32,
+            memwrite_time: 0,
+            pages_scanned: c.pages_scanned,
+            pages_skipped_parent: 0,
+            pages_written: c.pages_written,
+            irmap_resolve: Some(0),
+            pages_lazy: c.pages_lazy,
+            page_pipes: Some(0),
+            page_pipe_bufs: Some(0),
+            shpages_scanned: Some(0),
+            shpages_skipped_parent: Some(0),
+            shpages_written: Some(0),
+        }),
+        restore: None,
+    };
+    write_one(dir, &kinds::stats().file_name_str("dump"), kinds::stats(), &stats)
+}
+
+/// Run `criu dump`.
+pub fn run(opts: &Opts) -> Result<i32> {
+    let pid = opts.tree_id.context("dump needs -t PID")?;
+    let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    info!("Dumping processes (pid: {pid})");
+    fault(Stage::Collect)?;
+    let stat = precheck(pid)?;
+
+    let t_freeze = Instant::now();
+    fault(Stage::Freeze)?;
+    let seized = Seized::seize(Pid::from_raw(pid)).with_context(|| format!("can't seize task {pid}"))?;
+    let mut ctl = Ctl { seized, scratch: None };
+    let frozen_at = Instant::now();
+    let freezing_us = frozen_at.duration_since(t_freeze).as_micros() as u64;
+
+    let result = collect(&mut ctl, pid, &stat, &dir, opts).and_then(|c| {
+        write_images(&dir, pid, &stat, &c)?;
+        Ok(c)
+    });
+    let c = match result {
+        Ok(c) => c,
+        Err(e) => {
+            // Leave the task exactly as it was.
+            let _ = ctl.drop_scratch();
+            if let Err(e2) = ctl.seized.release() {
+                tracing::error!("releasing task {pid} after a failed dump: {e2:#}");
+            }
+            return Err(e.context(format!("dump of task {pid} failed; the task was left running")));
+        }
+    };
+    let seized = ctl.seized;
+    match opts.final_state {
+        FinalState::Dead => {
+            // Killed while still frozen: it never runs again.
+            nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
+                .with_context(|| format!("killing task {pid}"))?;
+            let _ = seized.release();
+        }
+        FinalState::Alive => seized.release().with_context(|| format!("resuming task {pid}"))?,
+        FinalState::Stopped => {
+            nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP)
+                .with_context(|| format!("stopping task {pid}"))?;
+            seized.release().with_context(|| format!("leaving task {pid} stopped"))?
+        }
+    }
+    let frozen_us = frozen_at.elapsed().as_micros() as u64;
+    write_stats(&dir, freezing_us, frozen_us, 0, &c.mem)?;
+    info!("Dumping finished successfully");
+    Ok(0)
+}

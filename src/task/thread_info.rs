@@ -1,0 +1,180 @@
+//! x86_64 registers as CRIU's thread_info_x86 record: general registers,
+//! the FXSAVE area, the XSAVE components this CPU has (YMM, MPX, AVX-512
+//! opmask/ZMM, PKRU) and the GDT TLS entries.
+
+#![cfg(target_arch = "x86_64")]
+
+use crate::images::pb::{
+    ThreadInfoX86, UserDescT, UserX86FpregsEntry, UserX86RegsEntry, UserX86RegsMode, UserX86XsaveEntry,
+};
+use crate::sys::x86::UserDesc;
+
+/// (offset, size) of XSAVE component `i` in the standard (non-compacted)
+/// layout, from CPUID leaf 0xD.
+fn xsave_component(i: u32) -> (u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(0xd, i);
+    (r.ebx, r.eax)
+}
+
+/// XSAVE feature bits.
+mod xfeature {
+    pub const YMM: u32 = 2;
+    pub const BNDREGS: u32 = 3;
+    pub const BNDCSR: u32 = 4;
+    pub const OPMASK: u32 = 5;
+    pub const ZMM_HI256: u32 = 6;
+    pub const HI16_ZMM: u32 = 7;
+    pub const PKRU: u32 = 9;
+}
+
+/// Where the kernel puts the enabled-features mask in the FXSAVE software
+/// reserved bytes of a ptrace xstate buffer.
+const SW_XFEATURES_OFFSET: usize = 464 + 8;
+
+/// General registers as the image stores them.
+pub fn gpregs(r: &crate::arch::Regs) -> UserX86RegsEntry {
+    UserX86RegsEntry {
+        r15: r.r15,
+        r14: r.r14,
+        r13: r.r13,
+        r12: r.r12,
+        bp: r.rbp,
+        bx: r.rbx,
+        r11: r.r11,
+        r10: r.r10,
+        r9: r.r9,
+        r8: r.r8,
+        ax: r.rax,
+        cx: r.rcx,
+        dx: r.rdx,
+        si: r.rsi,
+        di: r.rdi,
+        orig_ax: r.orig_rax,
+        ip: r.rip,
+        cs: r.cs,
+        flags: r.eflags,
+        sp: r.rsp,
+        ss: r.ss,
+        fs_base: r.fs_base,
+        gs_base: r.gs_base,
+        ds: r.ds,
+        es: r.es,
+        fs: r.fs,
+        gs: r.gs,
+        mode: Some(UserX86RegsMode::Native as i32),
+    }
+}
+
+fn u16_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 2).map(|s| u32::from(u16::from_le_bytes([s[0], s[1]]))).unwrap_or(0)
+}
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4).map(|s| u32::from_le_bytes(s.try_into().unwrap_or([0; 4]))).unwrap_or(0)
+}
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    b.get(o..o + 8).map(|s| u64::from_le_bytes(s.try_into().unwrap_or([0; 8]))).unwrap_or(0)
+}
+fn words32(b: &[u8], o: usize, n: usize) -> Vec<u32> {
+    (0..n).map(|i| u32_at(b, o + 4 * i)).collect()
+}
+fn words64(b: &[u8], o: usize, n: usize) -> Vec<u64> {
+    (0..n).map(|i| u64_at(b, o + 8 * i)).collect()
+}
+
+/// The FPU state from a PTRACE_GETREGSET(NT_X86_XSTATE) buffer.
+pub fn fpregs(xs: &[u8]) -> UserX86FpregsEntry {
+    let features = u64_at(xs, SW_XFEATURES_OFFSET);
+    let has = |bit: u32| features & (1u64 << bit) != 0;
+    let comp = |bit: u32| xsave_component(bit);
+    let mut x = UserX86XsaveEntry { xstate_bv: u64_at(xs, 512), ..Default::default() };
+    if xs.len() > 576 {
+        if has(xfeature::YMM) {
+            x.ymmh_space = words32(xs, comp(xfeature::YMM).0 as usize, 64);
+        }
+        if has(xfeature::BNDREGS) {
+            x.bndreg_state = words64(xs, comp(xfeature::BNDREGS).0 as usize, 8);
+        }
+        if has(xfeature::BNDCSR) {
+            x.bndcsr_state = words64(xs, comp(xfeature::BNDCSR).0 as usize, 8);
+        }
+        if has(xfeature::OPMASK) {
+            x.opmask_reg = words64(xs, comp(xfeature::OPMASK).0 as usize, 8);
+        }
+        if has(xfeature::ZMM_HI256) {
+            x.zmm_upper = words64(xs, comp(xfeature::ZMM_HI256).0 as usize, 64);
+        }
+        if has(xfeature::HI16_ZMM) {
+            x.hi16_zmm = words64(xs, comp(xfeature::HI16_ZMM).0 as usize, 128);
+        }
+        if has(xfeature::PKRU) {
+            x.pkru = words32(xs, comp(xfeature::PKRU).0 as usize, 2);
+        }
+    }
+    UserX86FpregsEntry {
+        cwd: u16_at(xs, 0),
+        swd: u16_at(xs, 2),
+        twd: u16_at(xs, 4) & 0xff,
+        fop: u16_at(xs, 6),
+        rip: u64_at(xs, 8),
+        rdp: u64_at(xs, 16),
+        mxcsr: u32_at(xs, 24),
+        mxcsr_mask: u32_at(xs, 28),
+        st_space: words32(xs, 32, 32),
+        xmm_space: words32(xs, 160, 64),
+        padding: Vec::new(),
+        xsave: (xs.len() > 576).then_some(x),
+    }
+}
+
+/// A GDT TLS entry as the image stores it.
+pub fn tls_entry(d: &UserDesc) -> UserDescT {
+    let bit = |n: u32| d.flags & (1 << n) != 0;
+    UserDescT {
+        entry_number: d.entry_number,
+        base_addr: d.base_addr,
+        limit: d.limit,
+        seg_32bit: bit(0),
+        contents_h: bit(2),
+        contents_l: bit(1),
+        read_exec_only: bit(3),
+        limit_in_pages: bit(4),
+        seg_not_present: bit(5),
+        usable: bit(6),
+    }
+}
+
+/// The whole thread_info record.
+pub fn thread_info(regs: &crate::arch::Regs, xstate: &[u8], clear_tid_addr: u64, tls: &[UserDesc]) -> ThreadInfoX86 {
+    ThreadInfoX86 {
+        clear_tid_addr,
+        gpregs: gpregs(regs),
+        fpregs: fpregs(xstate),
+        tls: tls.iter().map(tls_entry).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn empty_tls_slot_reads_like_criu() {
+        // An unused slot: read_exec_only and seg_not_present set.
+        let d = crate::sys::x86::UserDesc { entry_number: 12, base_addr: 0, limit: 0, flags: (1 << 3) | (1 << 5) };
+        let t = super::tls_entry(&d);
+        assert!(t.read_exec_only && t.seg_not_present && !t.usable && !t.seg_32bit);
+    }
+
+    #[test]
+    fn fxsave_fields() {
+        let mut xs = vec![0u8; 4096];
+        xs[0..2].copy_from_slice(&0x37fu16.to_le_bytes());
+        xs[24..28].copy_from_slice(&0x1fa0u32.to_le_bytes());
+        xs[512..520].copy_from_slice(&163u64.to_le_bytes());
+        xs[super::SW_XFEATURES_OFFSET..super::SW_XFEATURES_OFFSET + 8].copy_from_slice(&0xe7u64.to_le_bytes());
+        let f = super::fpregs(&xs);
+        assert_eq!((f.cwd, f.mxcsr), (895, 8096));
+        let x = f.xsave.unwrap();
+        assert_eq!(x.xstate_bv, 163);
+        assert_eq!((x.ymmh_space.len(), x.opmask_reg.len(), x.zmm_upper.len(), x.hi16_zmm.len()), (64, 8, 64, 128));
+        assert!(x.bndreg_state.is_empty() && x.pkru.is_empty());
+    }
+}

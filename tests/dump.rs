@@ -1,0 +1,199 @@
+//! `criu dump` of a live process from the outside: the images have the
+//! shape CRIU 4.2 gives the same program (compared with the `sleep`
+//! fixture), decode with crit, and the task's fate follows -R / -s /
+//! default; a failed dump (injected at every stage, or an fd we refuse)
+//! leaves the task running exactly as before.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Tests reap what they start; orphans of what they start are ours too.
+fn subreaper() {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+}
+
+struct Target {
+    child: Child,
+}
+
+impl Target {
+    /// Start `program` with only fds 0-2 (on /dev/null), cwd /, in its own
+    /// process group, as the fixtures' programs were started.
+    fn spawn(program: &str, args: &[&str]) -> Target {
+        subreaper();
+        // cargo's jobserver pipes must not leak into the programs we dump.
+        criu::sys::fd::cloexec_from(3).unwrap();
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        Target { child }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    fn state(&self) -> Option<char> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        s[s.rfind(')')? + 2..].chars().next()
+    }
+
+    fn maps(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn criu(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env_remove("CRIU_FAULT").output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn criu_env(args: &[&str], env: (&str, &str)) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env(env.0, env.1).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn crit(path: &Path) -> Value {
+    let dir = criu::images::ImageDir::open(path.parent().unwrap()).unwrap();
+    let r = criu::images::ImageReader::open(&dir, path.file_name().unwrap().to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    criu::crit::decode_image(r, true).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn fixture(name: &str) -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2/sleep.crit").join(name);
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn names(dir: &Path, pid: i32) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap().replace(&pid.to_string(), "PID"))
+        .filter(|n| !n.ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn statuses(mm: &Value) -> Vec<String> {
+    mm["entries"][0]["vmas"].as_array().unwrap().iter().map(|v| v["status"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn sleep_dump_leave_running_matches_criu_shape() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let pid = t.pid();
+    let before = t.maps();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().to_str().unwrap();
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", d, "-R", "-v4", "-o", "dump.log"]);
+    let log = std::fs::read_to_string(tmp.path().join("dump.log")).unwrap_or_default();
+    assert_eq!(rc, 0, "{err}\n{log}");
+    assert!(log.contains("Dumping finished successfully"), "{log}");
+
+    // Still running, untouched.
+    assert!(matches!(t.state(), Some('S')), "{:?}", t.state());
+    assert_eq!(t.maps(), before);
+
+    // The same image files CRIU 4.2 wrote for sleep.
+    let fx_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2/sleep");
+    assert_eq!(names(tmp.path(), pid), names(&fx_dir, 30001));
+
+    // Every image decodes; shapes match the fixture's.
+    for n in std::fs::read_dir(tmp.path()).unwrap() {
+        let p = n.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if !name.starts_with("pages-") && !name.ends_with(".log") {
+            crit(&p);
+        }
+    }
+    let mm = crit(&tmp.path().join(format!("mm-{pid}.img")));
+    assert_eq!(statuses(&mm), statuses(&fixture("mm-30001.img.json")));
+    let ps = crit(&tmp.path().join("pstree.img"));
+    assert_eq!(ps["entries"][0]["pid"], pid);
+    assert_eq!(ps["entries"][0]["threads"][0], pid);
+    let fdinfo = crit(&tmp.path().join("fdinfo-2.img"));
+    assert_eq!(fdinfo["entries"].as_array().unwrap().len(), 3);
+    let core = crit(&tmp.path().join(format!("core-{pid}.img")));
+    let fx_core = fixture("core-30001.img.json");
+    assert_eq!(core["entries"][0]["tc"]["comm"], "sleep");
+    assert_eq!(
+        core["entries"][0]["tc"]["sigactions"].as_array().unwrap().len(),
+        fx_core["entries"][0]["tc"]["sigactions"].as_array().unwrap().len()
+    );
+    assert_eq!(core["entries"][0]["thread_info"]["gpregs"]["orig_ax"], "0xe6", "stopped in clock_nanosleep");
+    let inv = crit(&tmp.path().join("inventory.img"));
+    assert_eq!(inv["entries"][0]["img_version"], 2);
+    assert_eq!(inv["entries"][0]["fdinfo_per_id"], true);
+    let fs = crit(&tmp.path().join(format!("fs-{pid}.img")));
+    assert!(fs["entries"][0]["umask"].is_number());
+}
+
+#[test]
+fn default_dump_kills_and_dash_s_leaves_stopped() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()]);
+    assert_eq!(rc, 0, "{err}");
+    let st = t.child.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(libc::SIGKILL));
+
+    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap(), "-s"]);
+    assert_eq!(rc, 0, "{err}");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(t.state(), Some('T'));
+}
+
+#[test]
+fn failed_dumps_leave_the_task_running_untouched() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let pid = t.pid().to_string();
+    let before = t.maps();
+    for stage in 1..=7 {
+        let tmp = tempfile::tempdir().unwrap();
+        let (rc, err) = criu_env(&["dump", "-t", &pid, "-D", tmp.path().to_str().unwrap()], ("CRIU_FAULT", &stage.to_string()));
+        assert_eq!(rc, 1, "stage {stage}: {err}");
+        assert!(err.contains("fault injected"), "stage {stage}: {err}");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(t.state(), Some('S'), "stage {stage}");
+        assert_eq!(t.maps(), before, "stage {stage}: maps changed");
+    }
+}
+
+#[test]
+fn an_fd_we_cannot_dump_is_named_and_the_task_survives() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // python opens an eventfd on fd 3 and sleeps.
+    let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+    let prog = if Path::new(py).exists() { py } else { "python3" };
+    let t = Target::spawn(prog, &["-c", "import os,time\nfd=os.eventfd(5)\nassert fd==3\ntime.sleep(100000)"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = t.maps();
+    let tmp = tempfile::tempdir().unwrap();
+    let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("fd 3") && err.contains("eventfd"), "{err}");
+    assert_eq!(t.state(), Some('S'));
+    assert_eq!(t.maps(), before);
+}
