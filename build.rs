@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+#[path = "build/parasite.rs"]
+mod parasite;
+
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
     println!("cargo:rerun-if-changed=proto");
@@ -21,6 +24,7 @@ fn main() {
         files.into_iter().partition(|p| p.file_name().is_some_and(|n| n == "rpc.proto"));
     compile(&images, &out.join("images"), "criu_descriptors.bin");
     compile(&rpc, &out.join("rpc"), "rpc_descriptors.bin");
+    parasite::build();
 }
 
 fn compile(files: &[PathBuf], dir: &std::path::Path, descriptors: &str) {

@@ -10,5 +10,8 @@ if [ ! -d "$fixtures" ]; then
     exit 1
 fi
 
+# CRIU's own crit (Debian package criu) is an independent check of the images we write.
+command -v crit >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq criu >/dev/null; }
+
 cargo build --all-targets
 cargo test --no-fail-fast -- --test-threads="$(nproc)"

@@ -197,3 +197,71 @@ fn an_fd_we_cannot_dump_is_named_and_the_task_survives() {
     assert_eq!(t.state(), Some('S'));
     assert_eq!(t.maps(), before);
 }
+
+/// A python task with shared anonymous memory, a pipe holding data, a file
+/// at an offset and a signal handler: what each image records, and that
+/// Debian's crit (CRIU's own tool) decodes every image we write.
+#[test]
+fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+    let prog = if Path::new(py).exists() { py } else { "python3" };
+    let script = "import os,mmap,time,signal\n\
+                  m=mmap.mmap(-1, 3*4096, flags=mmap.MAP_SHARED)\n\
+                  m[:5]=b'hello'\n\
+                  r,w=os.pipe(); os.write(w,b'xyz')\n\
+                  f=open('/etc/passwd'); f.seek(10)\n\
+                  signal.signal(signal.SIGUSR1, lambda *a: None)\n\
+                  os.umask(0o027)\n\
+                  open('/tmp/criu-rs-dump-ready','w').close()\n\
+                  time.sleep(100000)";
+    let _ = std::fs::remove_file("/tmp/criu-rs-dump-ready");
+    let t = Target::spawn(prog, &["-c", script]);
+    for _ in 0..100 {
+        if Path::new("/tmp/criu-rs-dump-ready").exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = t.pid();
+    let tmp = tempfile::tempdir().unwrap();
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "-R"]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(t.state(), Some('S'));
+
+    let pd = crit(&tmp.path().join("pipes-data.img"));
+    assert_eq!(pd["entries"][0]["extra"], "eHl6\n", "pipe data 'xyz'");
+    let files = crit(&tmp.path().join("files.img"));
+    let passwd = files["entries"].as_array().unwrap().iter().find(|e| e["reg"]["name"] == "/etc/passwd").unwrap();
+    assert_eq!(passwd["reg"]["pos"], 10);
+    let fs = crit(&tmp.path().join(format!("fs-{pid}.img")));
+    assert_eq!(fs["entries"][0]["umask"], 0o027);
+    let core = crit(&tmp.path().join(format!("core-{pid}.img")));
+    // The list skips SIGKILL (9) and SIGSTOP (19): SIGUSR1 (10) is 9th.
+    let usr1 = &core["entries"][0]["tc"]["sigactions"][libc::SIGUSR1 as usize - 2];
+    assert_ne!(usr1["sigaction"], "0x0", "SIGUSR1 handler recorded");
+    let shm: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("pagemap-shmem-"))
+        .collect();
+    assert_eq!(shm.len(), 1, "one shared memory object");
+    let pm = crit(&tmp.path().join(&shm[0]));
+    let pages_id = pm["entries"][0]["pages_id"].as_u64().unwrap();
+    assert_eq!(pm["entries"][1]["vaddr"], "0x0");
+    let pages = std::fs::read(tmp.path().join(format!("pages-{pages_id}.img"))).unwrap();
+    assert_eq!(&pages[..5], b"hello");
+
+    // CRIU's own crit (Debian's criu package) decodes every image.
+    let crit_bin = Path::new("/usr/bin/crit");
+    assert!(crit_bin.exists(), "Debian's crit is missing: scripts/test.sh installs the criu package");
+    for n in std::fs::read_dir(tmp.path()).unwrap() {
+        let p = n.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if name.starts_with("pages-") {
+            continue;
+        }
+        let out = Command::new(crit_bin).args(["decode", "-i"]).arg(&p).output().unwrap();
+        assert!(out.status.success(), "crit decode {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}

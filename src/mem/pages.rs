@@ -42,6 +42,7 @@ pub struct MemStats {
     pub pages_scanned: u64,
     pub pages_written: u64,
     pub pages_lazy: u64,
+    pub shpages_written: u64,
 }
 
 /// Find the runs of pages in `[start, end)` of `pagemap` (an open
@@ -149,4 +150,81 @@ pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Re
     st.pages_written = bytes / PAGE_SIZE;
     st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
     Ok(st)
+}
+
+/// The name of the pagemap of anonymous shared memory object `shmid`.
+pub fn shmem_pagemap_name(shmid: u64) -> String {
+    format!("pagemap-shmem-{shmid}.img")
+}
+
+/// Data runs of a file (SEEK_DATA/SEEK_HOLE), page aligned, in `[0, len)`.
+fn data_runs(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
+    let mut out = Vec::new();
+    let mut at = 0i64;
+    while (at as u64) < len {
+        let start = match lseek(f, at, Whence::SeekData) {
+            Ok(s) => s,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e).context("SEEK_DATA"),
+        };
+        let end = lseek(f, start, Whence::SeekHole).context("SEEK_HOLE")?;
+        let s = (start as u64) / PAGE_SIZE * PAGE_SIZE;
+        let e = ((end as u64).min(len)).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        if e > s {
+            out.push((s, e));
+        }
+        at = end;
+    }
+    Ok(out)
+}
+
+/// Dump each anonymous shared memory object mapped by `pid` (once per
+/// object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
+/// object, and its own pages-N.img. Pages are found with SEEK_DATA on the
+/// object (through /proc/PID/map_files) and copied without touching the task.
+/// Returns the next free pages id.
+pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32) -> Result<(u32, u64)> {
+    let mut done: Vec<u64> = Vec::new();
+    let mut written = 0u64;
+    for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED)) {
+        if done.contains(&v.entry.shmid) {
+            continue;
+        }
+        done.push(v.entry.shmid);
+        let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.entry.start, v.entry.end);
+        let f = File::open(&path).with_context(|| format!("can't open shared memory {path}"))?;
+        let len = f.metadata()?.len().max(v.entry.pgoff + (v.entry.end - v.entry.start));
+        let runs: Vec<Run> = data_runs(&f, len)
+            .with_context(|| format!("finding pages of shared memory {}", v.entry.shmid))?
+            .into_iter()
+            .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
+            .collect();
+        let pm = Pagemap {
+            head: PagemapHead { pages_id },
+            entries: runs
+                .iter()
+                .map(|r| PagemapEntry {
+                    vaddr: r.start,
+                    compat_nr_pages: 0,
+                    in_parent: None,
+                    flags: Some(r.flags),
+                    nr_pages: Some((r.end - r.start) / PAGE_SIZE),
+                })
+                .collect(),
+        };
+        let name = shmem_pagemap_name(v.entry.shmid);
+        let mut w = crate::images::ImageWriter::create(dir, &name, crate::images::kind::kinds::pagemap())?;
+        w.write(&pm.head)?;
+        for e in &pm.entries {
+            w.write(e)?;
+        }
+        w.finish()?;
+        let pname = pages_file_name(pages_id);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
+        written += copy_runs(&f, &runs, &mut out)?;
+        out.flush().with_context(|| format!("writing {pname}"))?;
+        pages_id += 1;
+    }
+    Ok((pages_id, written / PAGE_SIZE))
 }

@@ -139,7 +139,10 @@ fn collect(seized: &mut Ctl, pid: i32, stat: &proc::stat::Stat, dir: &ImageDir, 
     let vmas = vma::collect(pid, &maps, &mut files, opts.allow_uprobes)?;
     let t_mem = Instant::now();
     let mem_stats = pages::dump_private(pid, &vmas, dir, 1).with_context(|| format!("dumping memory of {pid}"))?;
-    debug!("memory of {pid}: {} pages in {:?}", mem_stats.pages_written, t_mem.elapsed());
+    let (_, shpages) = pages::dump_shmem(pid, &vmas, dir, 2).with_context(|| format!("dumping shared memory of {pid}"))?;
+    let mut mem_stats = mem_stats;
+    mem_stats.shpages_written = shpages;
+    debug!("memory of {pid}: {} pages, {shpages} shared, in {:?}", mem_stats.pages_written, t_mem.elapsed());
     let dumpable = 1;
     let mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, dumpable);
 
@@ -267,9 +270,9 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, memdump_us: u64
             pages_lazy: c.pages_lazy,
             page_pipes: Some(0),
             page_pipe_bufs: Some(0),
-            shpages_scanned: Some(0),
+            shpages_scanned: Some(c.shpages_written),
             shpages_skipped_parent: Some(0),
-            shpages_written: Some(0),
+            shpages_written: Some(c.shpages_written),
         }),
         restore: None,
     };

@@ -1,0 +1,309 @@
+//! [`Seized`]: a task held with ptrace, its saved thread state, syscalls run
+//! inside it, and its release (state restored, stopped again if it was).
+
+use std::marker::PhantomData;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::{Ctx, Error, Result};
+use crate::arch::{self, FpuState, Regs};
+use crate::sys::ptrace;
+
+/// `PTRACE_EVENT_STOP`: group stop or `PTRACE_INTERRUPT` trap.
+const PTRACE_EVENT_STOP: i32 = 128;
+/// si_code of an `int3` trap.
+const SI_KERNEL: i32 = 0x80;
+/// Every signal blocked (the kernel keeps SIGKILL and SIGSTOP deliverable).
+const BLOCK_ALL: u64 = !0;
+
+/// A thread's state as seized: what release puts back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreadState {
+    pub regs: Regs,
+    pub fpu: FpuState,
+    /// Blocked signals (bit n-1 = signal n).
+    pub sigmask: u64,
+}
+
+/// A task stopped under our ptrace. Dropping it releases the task.
+pub struct Seized {
+    pid: Pid,
+    tgid: Pid,
+    /// It was stopped (group stop or queued SIGSTOP) before we came.
+    was_stopped: bool,
+    /// The thread uses a CET shadow stack (the parasite cannot run there).
+    pub(super) shadow_stack: bool,
+    /// A stop signal arrived while we held it: stop it again on release.
+    stop_pending: bool,
+    /// Something we ran may have changed the FPU state.
+    pub(super) fpu_dirty: bool,
+    saved: ThreadState,
+    released: bool,
+    /// ptrace requests must come from the seizing thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+/// `PTRACE_O_SUSPEND_SECCOMP`: our injected syscalls bypass the task's filters.
+const PTRACE_O_SUSPEND_SECCOMP: i32 = 0x20_0000;
+
+/// What /proc/PID/status tells about a task we are seizing.
+struct Status {
+    state: char,
+    tgid: i32,
+    sigstops: u32,
+    seccomp: bool,
+    shadow_stack: bool,
+}
+
+fn status(pid: Pid) -> Result<Status> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| Error::Gone { pid: pid.as_raw(), what: format!("/proc/{pid}/status: {e}") })?;
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let sigstop_bit = 1u64 << (libc::SIGSTOP - 1);
+    let pending = |name| field(name).and_then(|v| u64::from_str_radix(v, 16).ok()).unwrap_or(0) & sigstop_bit != 0;
+    Ok(Status {
+        state: field("State:").and_then(|v| v.chars().next()).unwrap_or('?'),
+        tgid: field("Tgid:").and_then(|v| v.parse().ok()).unwrap_or(pid.as_raw()),
+        sigstops: pending("SigPnd:") as u32 + pending("ShdPnd:") as u32,
+        seccomp: field("Seccomp:").is_some_and(|v| v != "0"),
+        shadow_stack: field("x86_Thread_features:").is_some_and(|v| v.split_whitespace().any(|f| f == "shstk")),
+    })
+}
+
+fn is_stop_signal(sig: Signal) -> bool {
+    matches!(sig, Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)
+}
+
+impl Seized {
+    /// Seize `pid` (a thread id) and stop it; save its registers, FPU state
+    /// and signal mask.
+    pub fn seize(pid: Pid) -> Result<Seized> {
+        ptrace::seize(pid, 0).map_err(|errno| match errno {
+            Errno::ESRCH => Error::Gone { pid: pid.as_raw(), what: "no such task".into() },
+            Errno::EPERM if status(pid).is_ok_and(|s| s.state == 'Z') => {
+                Error::Gone { pid: pid.as_raw(), what: "zombie".into() }
+            }
+            errno => Error::Sys { pid: pid.as_raw(), op: "PTRACE_SEIZE", errno },
+        })?;
+        if let Err(errno) = ptrace::interrupt(pid) {
+            let _ = ptrace::detach(pid, 0);
+            return Err(Error::Sys { pid: pid.as_raw(), op: "PTRACE_INTERRUPT", errno });
+        }
+        match Self::stop(pid) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let _ = ptrace::detach(pid, 0);
+                Err(e)
+            }
+        }
+    }
+
+    fn stop(pid: Pid) -> Result<Seized> {
+        // Signals that were on their way before our interrupt are delivered
+        // first (the task handles them as if we were not there).
+        let sig = loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)).ctx(pid, "waitpid")? {
+                WaitStatus::PtraceEvent(_, sig, PTRACE_EVENT_STOP) => break sig,
+                WaitStatus::Stopped(_, sig) => ptrace::cont(pid, sig as i32).ctx(pid, "PTRACE_CONT")?,
+                other => return Err(Error::Gone { pid: pid.as_raw(), what: format!("{other:?}") }),
+            }
+        };
+        let st = status(pid)?;
+        // A group stop (SIGSTOP reported) or queued SIGSTOPs: consume them
+        // so the task can run our code, and stop it again on release.
+        let stops = st.sigstops + is_stop_signal(sig) as u32;
+        for _ in 0..stops {
+            ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")?;
+            match waitpid(pid, Some(WaitPidFlag::__WALL)).ctx(pid, "waitpid")? {
+                WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => {}
+                other => return Err(Error::Gone { pid: pid.as_raw(), what: format!("{other:?}") }),
+            }
+        }
+        if st.seccomp {
+            ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
+        }
+        let saved = ThreadState {
+            regs: Regs::get(pid).ctx(pid, "get registers")?,
+            fpu: FpuState::get(pid).ctx(pid, "get FPU state")?,
+            sigmask: ptrace::get_sigmask(pid).ctx(pid, "PTRACE_GETSIGMASK")?,
+        };
+        tracing::debug!(pid = pid.as_raw(), stopped = stops > 0, ip = saved.regs.ip(), "compel: seized");
+        Ok(Seized {
+            pid,
+            tgid: Pid::from_raw(st.tgid),
+            was_stopped: stops > 0,
+            shadow_stack: st.shadow_stack,
+            stop_pending: false,
+            fpu_dirty: false,
+            saved,
+            released: false,
+            _not_send: PhantomData,
+        })
+    }
+
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// The process (thread group) the task belongs to.
+    pub fn tgid(&self) -> Pid {
+        self.tgid
+    }
+
+    /// Whether the task was stopped when seized (it is stopped on release).
+    pub fn was_stopped(&self) -> bool {
+        self.was_stopped
+    }
+
+    /// The state saved at seize time, put back on release.
+    pub fn state(&self) -> &ThreadState {
+        &self.saved
+    }
+
+    /// Run syscall `nr` with `args` inside the task; its raw return value
+    /// (negative errno on failure). The task's state is put back after.
+    pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        let pid = self.pid;
+        let ip = self.saved.regs.ip();
+        let orig = ptrace::peek(pid, ip).ctx(pid, "peek at the injection address")?;
+        ptrace::poke(pid, ip, arch::patch_syscall(orig)).ctx(pid, "poke the syscall instruction")?;
+        let mut regs = self.saved.regs;
+        regs.set_syscall(ip, nr, args);
+        let res = self.run(&regs, ip + arch::SYSCALL_TRAP_IP);
+        let put_back = ptrace::poke(pid, ip, orig).ctx(pid, "restore the text at the injection address");
+        let restored = self.restore_regs();
+        let regs = res?;
+        put_back?;
+        restored?;
+        Ok(regs.retval())
+    }
+
+    /// Like [`Seized::syscall`], but a negative result becomes an error.
+    pub fn syscall_ok(&mut self, op: &'static str, nr: i64, args: [u64; 6]) -> Result<u64> {
+        let r = self.syscall(nr, args)?;
+        if (-4095..0).contains(&r) {
+            return Err(Error::Remote { pid: self.pid.as_raw(), op, errno: Errno::from_raw(-r as i32) });
+        }
+        Ok(r as u64)
+    }
+
+    /// Start the task at `regs` with every signal blocked and wait for the
+    /// `int3` that leaves the ip at `trap_ip`.
+    fn run(&mut self, regs: &Regs, trap_ip: u64) -> Result<Regs> {
+        self.start(regs)?;
+        loop {
+            match self.wait()? {
+                Some(Signal::SIGTRAP) => {
+                    let r = Regs::get(self.pid).ctx(self.pid, "get registers")?;
+                    let (_, code) = ptrace::siginfo(self.pid).ctx(self.pid, "PTRACE_GETSIGINFO")?;
+                    if r.ip() == trap_ip && code == SI_KERNEL {
+                        return Ok(r);
+                    }
+                    return Err(self.unexpected(format!("SIGTRAP (code {code}) at ip {:#x}", r.ip())));
+                }
+                Some(sig) => return Err(self.unexpected(format!("{sig} at ip {:#x}", self.ip()))),
+                None => ptrace::cont(self.pid, 0).ctx(self.pid, "PTRACE_CONT")?,
+            }
+        }
+    }
+
+    /// Set registers, block signals and let the task go.
+    pub(super) fn start(&mut self, regs: &Regs) -> Result<()> {
+        let pid = self.pid;
+        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
+        regs.set(pid).ctx(pid, "set registers")?;
+        ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")
+    }
+
+    /// Wait for the next stop. `Some(sig)`: a signal stop the caller must
+    /// judge; `None`: a stop we absorbed (group stop, interrupt, stop signal)
+    /// where the task is ptrace-stopped and may be continued.
+    pub(super) fn wait(&mut self) -> Result<Option<Signal>> {
+        self.classify(waitpid(self.pid, Some(WaitPidFlag::__WALL)).ctx(self.pid, "waitpid")?)
+    }
+
+    /// Like [`Seized::wait`] without blocking: `Ok(None)` also when nothing
+    /// happened (`running` tells which).
+    pub(super) fn poll(&mut self) -> Result<(bool, Option<Signal>)> {
+        let st = waitpid(self.pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)).ctx(self.pid, "waitpid")?;
+        if st == WaitStatus::StillAlive {
+            return Ok((true, None));
+        }
+        Ok((false, self.classify(st)?))
+    }
+
+    fn classify(&mut self, st: WaitStatus) -> Result<Option<Signal>> {
+        match st {
+            WaitStatus::Stopped(_, sig) if is_stop_signal(sig) => {
+                self.stop_pending = true;
+                Ok(None)
+            }
+            WaitStatus::Stopped(_, sig) => Ok(Some(sig)),
+            WaitStatus::PtraceEvent(_, sig, PTRACE_EVENT_STOP) => {
+                if is_stop_signal(sig) {
+                    self.stop_pending = true;
+                }
+                Ok(None)
+            }
+            WaitStatus::PtraceEvent(..) | WaitStatus::PtraceSyscall(_) => Ok(None),
+            other => {
+                self.released = true; // nothing left to release
+                Err(Error::Gone { pid: self.pid.as_raw(), what: format!("{other:?}") })
+            }
+        }
+    }
+
+    fn ip(&self) -> u64 {
+        Regs::get(self.pid).map(|r| r.ip()).unwrap_or(0)
+    }
+
+    pub(super) fn unexpected(&self, what: String) -> Error {
+        Error::Unexpected { pid: self.pid.as_raw(), what }
+    }
+
+    /// Put the saved general registers and signal mask back.
+    pub(super) fn restore_regs(&self) -> Result<()> {
+        let pid = self.pid;
+        let r = self.saved.regs.set(pid).ctx(pid, "restore registers");
+        ptrace::set_sigmask(pid, self.saved.sigmask).ctx(pid, "restore the signal mask")?;
+        r
+    }
+
+    /// Restore the saved state and detach; a task that was stopped (or got
+    /// a stop signal meanwhile) is left stopped.
+    pub fn release(mut self) -> Result<()> {
+        self.do_release()
+    }
+
+    fn do_release(&mut self) -> Result<()> {
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        let pid = self.pid;
+        let mut res = self.restore_regs();
+        if self.fpu_dirty {
+            let r = self.saved.fpu.set(pid).ctx(pid, "restore FPU state");
+            res = res.and(r);
+        }
+        if self.was_stopped || self.stop_pending {
+            // Queued now, acted on once detached: the task stops again.
+            let r = kill(pid, Signal::SIGSTOP).ctx(pid, "kill(SIGSTOP)");
+            res = res.and(r);
+        }
+        let r = ptrace::detach(pid, 0).ctx(pid, "PTRACE_DETACH");
+        tracing::debug!(pid = pid.as_raw(), "compel: released");
+        res.and(r)
+    }
+}
+
+impl Drop for Seized {
+    fn drop(&mut self) {
+        if let Err(e) = self.do_release() {
+            tracing::warn!("compel: releasing {}: {e}", self.pid);
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! The zdtm test library: what every test program under `src/bin/` uses.
+//!
+//! A test program's life, as in CRIU's zdtm:
+//!
+//! ```text
+//! let opts = zdtm::test_init();   // parse --pidfile/--outfile/..., set up
+//! ... build the state to be checkpointed ...
+//! zdtm::test_daemon();            // "ready": the pid file appears
+//! zdtm::test_waitsig();           // sleep until SIGTERM (the runner's "check now")
+//! ... verify the state ...
+//! zdtm::pass() / zdtm::fail("why")
+//! ```
+//!
+//! The runner starts the program directly (no fork: the program is the task
+//! that gets dumped), in its own session, with stdin on /dev/null and
+//! stdout/stderr on a log file. Between `test_daemon` and the SIGTERM the
+//! runner dumps and restores it. The verdict goes to the out file only at the
+//! end (`PASS` or `FAIL: reason`), so a program that dies, hangs or exits
+//! without a verdict is a failure for the runner.
+//!
+//! Arguments (all `--name VALUE` or `--name=VALUE`): `--pidfile` and
+//! `--outfile` (required), `--filename` and `--dirname` (scratch paths the
+//! test may create). Environment: `ZDTM_UID`/`ZDTM_GID` (drop to that user,
+//! as zdtm does for tests without the `suid` flag) and `ZDTM_SABOTAGE` (the
+//! runner's self-tests: `check` makes the program corrupt the state it is
+//! about to verify, `crash`/`hang`/`noready`/`noverdict` break the protocol).
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The parsed standard arguments.
+#[derive(Debug)]
+pub struct Opts {
+    pub pidfile: PathBuf,
+    pub outfile: PathBuf,
+    pub filename: Option<PathBuf>,
+    pub dirname: Option<PathBuf>,
+    /// argv as the program got it (argv[0] included).
+    pub argv: Vec<String>,
+}
+
+static OPTS: OnceLock<Opts> = OnceLock::new();
+static SABOTAGE: OnceLock<Option<String>> = OnceLock::new();
+/// The signal that ended `test_waitsig` (0 while none came).
+static SIG: AtomicU32 = AtomicU32::new(0);
+static VERDICT_WRITTEN: AtomicU32 = AtomicU32::new(0);
+
+/// Print a line to the test's log (stderr), prefixed with time and pid.
+#[macro_export]
+macro_rules! test_msg {
+    ($($arg:tt)*) => {
+        $crate::log_line(&format!($($arg)*))
+    };
+}
+
+#[doc(hidden)]
+pub fn log_line(s: &str) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let line = format!(
+        "{:02}:{:02}:{:02}.{:03}: {:5}: {}\n",
+        (ts.tv_sec / 3600) % 24,
+        (ts.tv_sec / 60) % 60,
+        ts.tv_sec % 60,
+        ts.tv_nsec / 1_000_000,
+        std::process::id(),
+        s.trim_end()
+    );
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+fn usage_exit(msg: &str) -> ! {
+    eprintln!("zdtm: {msg}");
+    eprintln!("usage: TEST --pidfile PATH --outfile PATH [--filename PATH] [--dirname PATH]");
+    std::process::exit(2);
+}
+
+fn parse_args(argv: Vec<String>) -> Opts {
+    let (mut pidfile, mut outfile, mut filename, mut dirname) = (None, None, None, None);
+    let mut i = 1;
+    while i < argv.len() {
+        let a = &argv[i];
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), v.to_string()),
+            _ => {
+                if !a.starts_with("--") {
+                    usage_exit(&format!("unexpected argument {a:?}"));
+                }
+                i += 1;
+                let Some(v) = argv.get(i) else { usage_exit(&format!("{a} needs a value")) };
+                (a.clone(), v.clone())
+            }
+        };
+        let slot = match name.as_str() {
+            "--pidfile" => &mut pidfile,
+            "--outfile" => &mut outfile,
+            "--filename" => &mut filename,
+            "--dirname" => &mut dirname,
+            _ => usage_exit(&format!("unknown option {name}")),
+        };
+        // Absolute, so a test may chdir (cwd00) and still write its verdict.
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        *slot = Some(cwd.join(value));
+        i += 1;
+    }
+    Opts {
+        pidfile: pidfile.unwrap_or_else(|| usage_exit("--pidfile is required")),
+        outfile: outfile.unwrap_or_else(|| usage_exit("--outfile is required")),
+        filename,
+        dirname,
+        argv,
+    }
+}
+
+extern "C" fn on_sigterm(signo: libc::c_int) {
+    mark_signal(signo);
+}
+
+/// Record that the "checked" signal arrived and wake `test_waitsig`.
+/// Async-signal-safe: for tests that install their own SIGTERM handler.
+pub fn mark_signal(signo: libc::c_int) {
+    SIG.store(signo as u32, Ordering::SeqCst);
+    // SAFETY: futex wake on a valid, static u32.
+    unsafe {
+        libc::syscall(libc::SYS_futex, SIG.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+    }
+}
+
+/// The word `test_waitsig` sleeps on (non-zero once SIGTERM came), for
+/// tests that must wait without calling any function (fpu00).
+pub fn sig_word() -> &'static AtomicU32 {
+    &SIG
+}
+
+/// Parse the standard arguments and set the process up. Call first.
+pub fn test_init() -> &'static Opts {
+    let opts = parse_args(std::env::args().collect());
+    SABOTAGE.get_or_init(|| std::env::var("ZDTM_SABOTAGE").ok().filter(|s| !s.is_empty()));
+
+    if opts.outfile.exists() {
+        usage_exit(&format!("out file {} already exists", opts.outfile.display()));
+    }
+    let opts = OPTS.get_or_init(|| opts);
+
+    std::panic::set_hook(Box::new(|info| {
+        let msg = format!("panic: {info}");
+        log_line(&msg);
+        write_verdict(&format!("FAIL: {}", msg.replace('\n', " ")));
+    }));
+
+    // As zdtm: tests not flagged `suid` run as an unprivileged user.
+    if let Ok(gid) = std::env::var("ZDTM_GID") {
+        let gid: libc::gid_t = gid.parse().unwrap_or_else(|_| fail("bad ZDTM_GID"));
+        // SAFETY: plain syscalls.
+        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 || unsafe { libc::setgid(gid) } != 0 {
+            fail(&format!("can't set gid {gid}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    if let Ok(uid) = std::env::var("ZDTM_UID") {
+        let uid: libc::uid_t = uid.parse().unwrap_or_else(|_| fail("bad ZDTM_UID"));
+        // SAFETY: plain syscall.
+        if unsafe { libc::setuid(uid) } != 0 {
+            fail(&format!("can't set uid {uid}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: plain prctl.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
+        fail("can't set the dumpable flag");
+    }
+    install_handler(libc::SIGTERM, on_sigterm as *const () as usize, libc::SA_RESTART);
+    opts
+}
+
+/// Install a plain handler with the given flags and an empty mask.
+pub fn install_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) {
+    // SAFETY: a zeroed sigaction is valid; the handler is an extern "C" fn.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            fail(&format!("sigaction({sig}): {}", std::io::Error::last_os_error()));
+        }
+    }
+}
+
+/// The options `test_init` parsed.
+pub fn opts() -> &'static Opts {
+    OPTS.get().expect("zdtm::test_init() not called")
+}
+
+/// `--filename`, which this test needs.
+pub fn filename() -> &'static Path {
+    opts().filename.as_deref().unwrap_or_else(|| fail("this test needs --filename"))
+}
+
+/// `--dirname`, which this test needs.
+pub fn dirname() -> &'static Path {
+    opts().dirname.as_deref().unwrap_or_else(|| fail("this test needs --dirname"))
+}
+
+fn sabotage_mode() -> Option<&'static str> {
+    SABOTAGE.get().and_then(|s| s.as_deref())
+}
+
+/// True when the runner asks this program to break the state it checks
+/// (ZDTM_SABOTAGE=check): proof that the check can fail. Tests call it
+/// right after `test_waitsig` and, if true, corrupt what they verify.
+pub fn sabotaged() -> bool {
+    sabotage_mode() == Some("check")
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        // SAFETY: plain syscall.
+        unsafe { libc::pause() };
+    }
+}
+
+/// Tell the runner we are ready: write our pid to the pid file (atomically:
+/// a temporary file renamed into place).
+pub fn test_daemon() {
+    let o = opts();
+    if sabotage_mode() == Some("noready") {
+        test_msg!("sabotage: never ready");
+        sleep_forever();
+    }
+    let mut tmp = o.pidfile.clone().into_os_string();
+    tmp.push(".tmp");
+    let res = std::fs::write(&tmp, format!("{}\n", std::process::id())).and_then(|_| std::fs::rename(&tmp, &o.pidfile));
+    if let Err(e) = res {
+        fail(&format!("can't write pid file {}: {e}", o.pidfile.display()));
+    }
+}
+
+/// True until the "checked" signal arrives.
+pub fn test_go() -> bool {
+    SIG.load(Ordering::SeqCst) == 0
+}
+
+/// Sleep until SIGTERM arrives. Allocates nothing and calls only futex.
+pub fn test_waitsig() {
+    while SIG.load(Ordering::SeqCst) == 0 {
+        // SAFETY: futex wait on a valid, static u32; returns on wake,
+        // on a value mismatch or on a signal.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                SIG.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                0u32,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+    after_signal();
+}
+
+/// The protocol sabotages that act once the signal came; tests that wait
+/// on their own (fpu00) call it after their wait.
+pub fn after_signal() {
+    match sabotage_mode() {
+        Some("crash") => {
+            test_msg!("sabotage: crash");
+            std::process::abort();
+        }
+        Some("hang") => {
+            test_msg!("sabotage: hang, ignoring SIGTERM");
+            // SAFETY: ignoring a signal.
+            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+            sleep_forever();
+        }
+        Some("noverdict") => {
+            test_msg!("sabotage: exit 0 without a verdict");
+            std::process::exit(0);
+        }
+        _ => {}
+    }
+}
+
+fn write_verdict(line: &str) -> bool {
+    if VERDICT_WRITTEN.swap(1, Ordering::SeqCst) != 0 {
+        return false;
+    }
+    let Some(o) = OPTS.get() else {
+        eprintln!("{line}");
+        return false;
+    };
+    let res = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&o.outfile)
+        .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+    match res {
+        Ok(()) => true,
+        Err(e) => {
+            log_line(&format!("can't write the verdict to {}: {e}", o.outfile.display()));
+            false
+        }
+    }
+}
+
+/// Report success and exit 0.
+pub fn pass() -> ! {
+    test_msg!("PASS");
+    if !write_verdict("PASS") {
+        std::process::exit(3);
+    }
+    std::process::exit(0)
+}
+
+/// Report failure (one line) and exit 1.
+pub fn fail(reason: &str) -> ! {
+    let reason = reason.replace('\n', " ");
+    test_msg!("FAIL: {reason}");
+    write_verdict(&format!("FAIL: {reason}"));
+    std::process::exit(1)
+}
+
+/// Report that the test can't run here (exit 0, counted as skipped).
+pub fn skip(reason: &str) -> ! {
+    test_msg!("SKIP: {reason}");
+    write_verdict(&format!("SKIP: {}", reason.replace('\n', " ")));
+    std::process::exit(0)
+}
+
+/// Collects failed checks; `finish` passes or fails with all of them.
+#[derive(Default)]
+pub struct Checks {
+    errs: Vec<String>,
+}
+
+impl Checks {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Record `msg` unless `ok`.
+    pub fn check(&mut self, ok: bool, msg: impl FnOnce() -> String) {
+        if !ok {
+            let m = msg();
+            test_msg!("check failed: {m}");
+            self.errs.push(m);
+        }
+    }
+    /// Record an equality check.
+    pub fn eq<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, got: T, want: T) {
+        if got != want {
+            self.check(false, || format!("{what}: got {got:?}, want {want:?}"));
+        }
+    }
+    pub fn failed(&self) -> bool {
+        !self.errs.is_empty()
+    }
+    pub fn finish(self) -> ! {
+        if self.errs.is_empty() {
+            pass()
+        }
+        fail(&self.errs.join("; "))
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), as zdtm's datagen.
+pub fn datagen(buf: &mut [u8], seed: u64) {
+    let mut s = seed ^ 0x9e37_79b9_7f4a_7c15;
+    if s == 0 {
+        s = 1;
+    }
+    for chunk in buf.chunks_mut(8) {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        let v = s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+}
+
+/// Check bytes made by `datagen(.., seed)`: the first differing offset.
+pub fn datachk(buf: &[u8], seed: u64) -> Option<usize> {
+    let mut want = vec![0u8; buf.len()];
+    datagen(&mut want, seed);
+    buf.iter().zip(&want).position(|(a, b)| a != b)
+}
+
+pub fn page_size() -> usize {
+    // SAFETY: plain libc call.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// The /proc/self/maps line of the mapping that holds `addr`.
+pub fn maps_entry(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .find(|l| {
+            let range = l.split_whitespace().next().unwrap_or("");
+            let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
+            let (a, b) = (usize::from_str_radix(a, 16).unwrap_or(0), usize::from_str_radix(b, 16).unwrap_or(0));
+            (a..b).contains(&addr)
+        })
+        .map(str::to_string)
+}
+
+/// Whether the byte at `addr` can be read, without touching it from user
+/// space: the kernel copies it into a pipe (EFAULT for unmapped, PROT_NONE
+/// and guard pages).
+pub fn probe_readable(addr: usize) -> bool {
+    let mut fds = [0; 2];
+    // SAFETY: plain syscalls on our own fds; the kernel checks `addr`.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            fail("pipe2 failed");
+        }
+        let n = libc::write(fds[1], addr as *const libc::c_void, 1);
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+        n == 1
+    }
+}
+
+/// errno of the last failed libc call, as an io::Error.
+pub fn last_err() -> std::io::Error {
+    std::io::Error::last_os_error()
+}
+
+/// A C string from a path (for raw libc calls).
+pub fn cpath(p: &Path) -> CString {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| fail("path has a NUL byte"))
+}
