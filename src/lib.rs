@@ -26,6 +26,7 @@ pub mod ns;
 pub mod ops;
 pub mod opts;
 pub mod proc;
+pub mod restorer;
 pub mod rpc;
 pub mod task;
 pub mod sys;

@@ -112,6 +112,20 @@ pub fn reopen_for_pid(pid: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Move the log file's fd to a number >= `min` (a restore installing the
+/// task's fd table keeps logging there). Returns the new fd, if the log is
+/// a file.
+pub fn lift_fd(min: i32) -> std::io::Result<Option<i32>> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let mut sink = state().sink.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(f) = sink.file.as_ref() else { return Ok(None) };
+    let n = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(std::io::Error::from)?;
+    let moved = File::from(crate::sys::fd::owned(n));
+    let fd = moved.as_raw_fd();
+    sink.file = Some(moved);
+    Ok(Some(fd))
+}
+
 /// CRIU's `pr_msg`: a message for the user, on stdout, at every level.
 pub fn msg(text: &str) {
     let mut out = std::io::stdout().lock();

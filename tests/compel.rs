@@ -135,6 +135,14 @@ fn remote_syscalls() {
     assert_eq!(s.syscall(libc::SYS_gettid, [0; 6]).unwrap(), t.pid().as_raw() as i64);
     // Errors come back as -errno.
     assert_eq!(s.syscall(libc::SYS_close, [99_999, 0, 0, 0, 0, 0]).unwrap(), -(libc::EBADF as i64));
+    // Infect, cure keeping the task seized, and go again.
+    let mut inf = s.infect().unwrap();
+    inf.call::<Ping>(&PingArgs { cookie: 1 }).unwrap();
+    let mut s = inf.cure_keep_seized().unwrap();
+    assert_eq!(s.syscall(libc::SYS_getpid, [0; 6]).unwrap(), t.pid().as_raw() as i64);
+    let mut inf = s.infect().unwrap();
+    inf.call::<Ping>(&PingArgs { cookie: 2 }).unwrap();
+    let s = inf.cure_keep_seized().unwrap();
     s.release().unwrap();
     let lines = t.collect(Duration::from_millis(500));
     assert_healthy(&lines);
@@ -183,6 +191,14 @@ fn infect_commands_and_cure() {
     std::fs::File::from(r).read_to_end(&mut data).unwrap();
     assert_eq!(data.len() as u64, t.len);
     assert!(data.iter().enumerate().all(|(i, &b)| b == (i * 7 % 251) as u8), "page contents");
+    // An unmapped range is an error reply (EFAULT), not a crash.
+    let (_r, w) = nix::unistd::pipe().unwrap();
+    args.nr = 1;
+    args.iov[0] = IoVec { base: 4096, len: 4096 };
+    match inf.call_fds::<DumpPages>(&args, &[w.as_fd()]) {
+        Err(criu::compel::Error::Command { errno, .. }) => assert_eq!(errno, nix::errno::Errno::EFAULT),
+        other => panic!("{other:?}"),
+    }
 
     // Descriptor drain: the target's stdout is our pipe's write end.
     let mut dargs = DrainFdsArgs { nr: 1, ..Default::default() };
@@ -285,7 +301,7 @@ fn seccomp_filters_are_suspended() {
     let mut inf = s.infect().unwrap();
     assert_eq!(inf.call::<DumpMisc>(&()).unwrap().ppid, std::process::id() as i32);
     inf.cure().unwrap();
-    let lines = t.collect(Duration::from_millis(400));
+    let lines = t.collect(Duration::from_millis(700)); // 200 ms ticks
     assert_healthy(&lines);
     assert!(ticks(&lines) >= 2, "{lines:?}");
     assert!(t.alive());

@@ -5,6 +5,7 @@
 pub mod elf;
 pub mod fds;
 pub mod pipe;
+pub mod restore;
 pub mod reg;
 
 use std::collections::HashMap;

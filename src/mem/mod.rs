@@ -2,6 +2,7 @@
 //! that ties them to the task's mm boundaries.
 
 pub mod pages;
+pub mod premap;
 pub mod vma;
 
 use crate::images::pb::MmEntry;

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod dump;
+pub mod restore;
 
 use crate::cli::{self, table::COMMANDS};
 use crate::config::{self, ConfigPaths};
@@ -105,6 +106,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let result = match cmd.as_str() {
         "check" => check::run(&opts),
         "dump" => dump::run(&opts),
+        "restore" => restore::run(&opts),
         other => Err(anyhow::anyhow!("command '{other}' is not supported yet")),
     };
     match result {

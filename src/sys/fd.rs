@@ -18,3 +18,42 @@ pub fn cloexec_from(first: u32) -> std::io::Result<()> {
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
+
+/// Take ownership of a raw fd a syscall just returned to us.
+pub fn owned(fd: i32) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: callers pass an fd freshly returned by a successful syscall
+    // (F_DUPFD, dup, ...) that nothing else owns.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// dup2(src, target): make fd number `target` refer to `src`'s description.
+/// `target` is a number the caller manages by hand (a restored task's fd).
+pub fn dup_to(src: std::os::fd::BorrowedFd<'_>, target: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 onto a number no Rust object owns (the restore installs
+    // the task's fd table; its own fds were moved out of the way).
+    let r = unsafe { libc::dup2(src.as_raw_fd(), target) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// F_SETFD on a raw fd number (close-on-exec of a restored fd).
+pub fn set_fd_flags(fd: i32, flags: nix::fcntl::FdFlag) -> std::io::Result<()> {
+    // SAFETY: F_SETFD only changes a flag of the fd number.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, flags.bits()) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// Close every fd of this process except `keep` (a restore becoming the
+/// task: whatever Rust objects held the closed fds are not used again).
+pub fn close_all_but(keep: &[i32]) {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => return,
+    };
+    for fd in fds {
+        if !keep.contains(&fd) {
+            close_raw(fd);
+        }
+    }
+}

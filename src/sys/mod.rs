@@ -10,3 +10,6 @@ pub mod pidfd;
 pub mod pod;
 pub mod ptrace;
 pub mod scm;
+pub mod clone;
+pub mod mm;
+pub mod rlimit;

@@ -34,6 +34,11 @@ pub fn seize(pid: Pid, options: libc::c_int) -> Res<()> {
     raw(libc::PTRACE_SEIZE, pid, 0, options as usize).map(drop)
 }
 
+/// `PTRACE_SETOPTIONS` (`PTRACE_O_*`).
+pub fn set_options(pid: Pid, options: libc::c_int) -> Res<()> {
+    raw(libc::PTRACE_SETOPTIONS, pid, 0, options as usize).map(drop)
+}
+
 /// `PTRACE_INTERRUPT`.
 pub fn interrupt(pid: Pid) -> Res<()> {
     raw(libc::PTRACE_INTERRUPT, pid, 0, 0).map(drop)

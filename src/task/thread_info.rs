@@ -178,3 +178,121 @@ mod tests {
         assert!(x.bndreg_state.is_empty() && x.pkru.is_empty());
     }
 }
+
+/// The general registers of an image.
+pub fn regs_from_image(g: &UserX86RegsEntry) -> crate::arch::Regs {
+    crate::arch::Regs {
+        r15: g.r15,
+        r14: g.r14,
+        r13: g.r13,
+        r12: g.r12,
+        rbp: g.bp,
+        rbx: g.bx,
+        r11: g.r11,
+        r10: g.r10,
+        r9: g.r9,
+        r8: g.r8,
+        rax: g.ax,
+        rcx: g.cx,
+        rdx: g.dx,
+        rsi: g.si,
+        rdi: g.di,
+        orig_rax: g.orig_ax,
+        rip: g.ip,
+        cs: g.cs,
+        eflags: g.flags,
+        rsp: g.sp,
+        ss: g.ss,
+        fs_base: g.fs_base,
+        gs_base: g.gs_base,
+        ds: g.ds,
+        es: g.es,
+        fs: g.fs,
+        gs: g.gs,
+    }
+}
+
+fn put32(b: &mut [u8], o: usize, v: u32) {
+    b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put64(b: &mut [u8], o: usize, v: u64) {
+    b[o..o + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The XSAVE area (ptrace's NT_X86_XSTATE layout) of an image's FPU state.
+/// Components the image lacks, or this CPU lacks, stay in their init state.
+pub fn fpu_from_image(f: &UserX86FpregsEntry) -> crate::arch::FpuState {
+    let size = (xsave_component(0).0 as usize).max(576);
+    let mut b = vec![0u8; size];
+    b[0..2].copy_from_slice(&(f.cwd as u16).to_le_bytes());
+    b[2..4].copy_from_slice(&(f.swd as u16).to_le_bytes());
+    b[4] = f.twd as u8;
+    b[6..8].copy_from_slice(&(f.fop as u16).to_le_bytes());
+    put64(&mut b, 8, f.rip);
+    put64(&mut b, 16, f.rdp);
+    put32(&mut b, 24, f.mxcsr);
+    put32(&mut b, 28, f.mxcsr_mask);
+    for (i, w) in f.st_space.iter().take(32).enumerate() {
+        put32(&mut b, 32 + 4 * i, *w);
+    }
+    for (i, w) in f.xmm_space.iter().take(64).enumerate() {
+        put32(&mut b, 160 + 4 * i, *w);
+    }
+    let mut features: u64 = 0b11;
+    let mut bv = 0b11u64;
+    if let Some(x) = &f.xsave {
+        bv = x.xstate_bv;
+        let mut comp32 = |bit: u32, words: &[u32]| {
+            let (off, len) = xsave_component(bit);
+            if !words.is_empty() && off != 0 && (off + len) as usize <= b.len() {
+                for (i, w) in words.iter().take(len as usize / 4).enumerate() {
+                    put32(&mut b, off as usize + 4 * i, *w);
+                }
+                features |= 1 << bit;
+            }
+        };
+        comp32(xfeature::YMM, &x.ymmh_space);
+        comp32(xfeature::PKRU, &x.pkru);
+        let mut comp64 = |bit: u32, words: &[u64]| {
+            let (off, len) = xsave_component(bit);
+            if !words.is_empty() && off != 0 && (off + len) as usize <= b.len() {
+                for (i, w) in words.iter().take(len as usize / 8).enumerate() {
+                    put64(&mut b, off as usize + 8 * i, *w);
+                }
+                features |= 1 << bit;
+            }
+        };
+        comp64(xfeature::BNDREGS, &x.bndreg_state);
+        comp64(xfeature::BNDCSR, &x.bndcsr_state);
+        comp64(xfeature::OPMASK, &x.opmask_reg);
+        comp64(xfeature::ZMM_HI256, &x.zmm_upper);
+        comp64(xfeature::HI16_ZMM, &x.hi16_zmm);
+    }
+    // Software bytes as the kernel fills them in a ptrace buffer.
+    put32(&mut b, 464, 0x4650_5853);
+    put32(&mut b, 468, size as u32 + 4);
+    put64(&mut b, SW_XFEATURES_OFFSET, features);
+    put32(&mut b, 480, size as u32);
+    put64(&mut b, 512, bv & features);
+    crate::arch::FpuState(b)
+}
+
+#[cfg(test)]
+mod roundtrip {
+    #[test]
+    fn fpu_survives_image_and_back() {
+        let dir = crate::images::ImageDir::open(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/fixtures/criu-4.2/python-timer"
+        )))
+        .unwrap();
+        let core: crate::images::pb::CoreEntry =
+            crate::images::ImageReader::open(&dir, "core-30151.img").unwrap().expect().unwrap();
+        let ti = core.thread_info.unwrap();
+        let fpu = super::fpu_from_image(&ti.fpregs);
+        let back = super::fpregs(&fpu.0);
+        assert_eq!(back, ti.fpregs);
+        let regs = super::regs_from_image(&ti.gpregs);
+        assert_eq!(super::gpregs(&regs), ti.gpregs);
+    }
+}

@@ -8,7 +8,7 @@
 //!   sleep prints `ERR ...` and exits 3; lenient: EINTR sleeps the rest
 //!   and prints `eintr`.
 //! - `pause`: a raw pause() loop (never prints unless pause returns).
-//! - `seccomp`: `sleep 100 strict` under a seccomp filter that kills the
+//! - `seccomp`: `sleep 200 strict` under a seccomp filter that kills the
 //!   process on getppid(2).
 //! Both first print `ready handler=0x.. buf=0x.. len=N`.
 

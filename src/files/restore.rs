@@ -1,0 +1,124 @@
+//! The restore side of the fd table: open each file description once
+//! (regular files and char devices reopened by path at their position and
+//! checked against the image; pipes recreated and refilled with their
+//! data), then put every fd at its number with its close-on-exec flag, and
+//! close everything else the restoring process had, but its service fds.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+
+use super::reg;
+use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry};
+
+/// Flags that only mean something at open time and must not be replayed.
+const OPEN_ONLY: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC;
+
+fn open_reg(e: &crate::images::pb::RegFileEntry) -> Result<File> {
+    let flags = e.flags as i32 & !OPEN_ONLY;
+    let acc = flags & libc::O_ACCMODE;
+    let f = OpenOptions::new()
+        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+        .custom_flags(flags & !libc::O_ACCMODE)
+        .open(&e.name)
+        .with_context(|| format!("can't open {}", e.name))?;
+    reg::validate(e, &f)?;
+    let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
+    if is_file || e.pos != 0 {
+        (&f).seek(SeekFrom::Start(e.pos)).with_context(|| format!("can't seek {} to {}", e.name, e.pos))?;
+    }
+    Ok(f)
+}
+
+/// Opened descriptions, by file id, ready to be put at their fd numbers.
+pub struct Opened {
+    by_id: HashMap<u32, OwnedFd>,
+}
+
+/// Open every file the fd table refers to. `pipe_data` maps pipe_id to the
+/// bytes the pipe held.
+pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: &HashMap<u32, (u32, Vec<u8>)>) -> Result<Opened> {
+    let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
+    let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
+    for fi in fdinfo {
+        if by_id.contains_key(&fi.id) {
+            continue;
+        }
+        let fe = files.get(&fi.id).with_context(|| format!("fd {}: file id {} is not in files.img", fi.fd, fi.id))?;
+        let fd: OwnedFd = match FdTypes::try_from(fe.r#type).unwrap_or(FdTypes::Und) {
+            FdTypes::Reg => {
+                let e = fe.reg.as_ref().with_context(|| format!("file {} has no reg entry", fe.id))?;
+                open_reg(e).with_context(|| format!("restoring fd {}", fi.fd))?.into()
+            }
+            FdTypes::Pipe => {
+                let p = fe.pipe.as_ref().with_context(|| format!("file {} has no pipe entry", fe.id))?;
+                if !pipes.contains_key(&p.pipe_id) {
+                    pipes.insert(p.pipe_id, new_pipe(p.pipe_id, pipe_data.get(&p.pipe_id))?);
+                }
+                let (r, w) = &pipes[&p.pipe_id];
+                let end = if p.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY { r } else { w };
+                // Each pipe_entry is a description of its own: reopen the end.
+                let path = format!("/proc/self/fd/{}", end.as_raw_fd());
+                let reopened = OpenOptions::new()
+                    .read(end.as_raw_fd() == r.as_raw_fd())
+                    .write(end.as_raw_fd() == w.as_raw_fd())
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(&path)
+                    .with_context(|| format!("reopening pipe {} for fd {}", p.pipe_id, fi.fd))?;
+                let fl = OFlag::from_bits_truncate(p.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(reopened.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
+                reopened.into()
+            }
+            other => bail!("fd {}: files of type {other:?} can't be restored yet", fi.fd),
+        };
+        by_id.insert(fi.id, fd);
+    }
+    Ok(Opened { by_id })
+}
+
+fn new_pipe(pipe_id: u32, data: Option<&(u32, Vec<u8>)>) -> Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
+    if let Some((size, bytes)) = data {
+        if *size > 0 {
+            fcntl(w.as_fd(), FcntlArg::F_SETPIPE_SZ(*size as i32)).with_context(|| format!("F_SETPIPE_SZ for pipe {pipe_id}"))?;
+        }
+        let mut f = File::from(w.try_clone().context("dup")?);
+        f.write_all(bytes).with_context(|| format!("refilling pipe {pipe_id}"))?;
+    }
+    Ok((r, w))
+}
+
+impl Opened {
+    /// Put each fd at its number with its flags, and close every other fd
+    /// but `keep` (the restore's service fds, which must not collide).
+    pub fn install(self, fdinfo: &[FdinfoEntry], keep: &[RawFd]) -> Result<()> {
+        let targets: Vec<RawFd> = fdinfo.iter().map(|f| f.fd as RawFd).collect();
+        if let Some(c) = keep.iter().find(|k| targets.contains(k)) {
+            bail!("fd {c} of the image collides with a restore service fd");
+        }
+        // Move our sources above every target first, so dup2 never closes
+        // a source we still need.
+        let top = targets.iter().chain(keep).copied().max().unwrap_or(2) + 1;
+        let mut high: HashMap<u32, OwnedFd> = HashMap::new();
+        for (id, fd) in self.by_id {
+            let moved = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(top)).context("F_DUPFD_CLOEXEC")?;
+            // SAFETY-free: F_DUPFD_CLOEXEC returned a new fd we now own.
+            high.insert(id, crate::sys::fd::owned(moved));
+        }
+        for fi in fdinfo {
+            let src = &high[&fi.id];
+            crate::sys::fd::dup_to(src.as_fd(), fi.fd as RawFd).with_context(|| format!("dup2 to fd {}", fi.fd))?;
+            let fl = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { FdFlag::FD_CLOEXEC } else { FdFlag::empty() };
+            crate::sys::fd::set_fd_flags(fi.fd as RawFd, fl).with_context(|| format!("fd flags of fd {}", fi.fd))?;
+        }
+        drop(high);
+        crate::sys::fd::close_all_but(&targets.iter().chain(keep).copied().collect::<Vec<_>>());
+        Ok(())
+    }
+}

@@ -1,0 +1,316 @@
+//! The memory side of a restore, before the restorer runs: lay every
+//! private and anonymous-shared VMA of the image out in one free region of
+//! the restoring process ("premap"), fill it from pages-N.img with one
+//! pread per run, and describe how the restorer moves each area into place
+//! (mremap), which shared file mappings it maps, and where the vDSO goes.
+//!
+//! The premap region is chosen to overlap neither the image's VMAs nor the
+//! restoring process's own mappings, so moving one area never clobbers
+//! another that is still waiting to move.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+
+use super::vma::status;
+use crate::files::reg;
+use crate::images::pagemap::{Pagemap, PageRun, PAGE_SIZE};
+use crate::images::pb::{MmEntry, RegFileEntry, VmaEntry};
+use crate::images::ImageDir;
+use crate::proc::maps::MapEntry;
+use crate::sys::mm;
+
+/// The highest user address we lay anything out below.
+const TASK_SIZE: u64 = 0x7fff_ffff_f000;
+/// The lowest address we use (above vm.mmap_min_addr).
+const LOW: u64 = 0x1_0000;
+
+/// One premapped area and where it goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Move {
+    pub from: u64,
+    pub to: u64,
+    pub len: u64,
+    /// Final protections (the premap is writable for filling).
+    pub prot: i32,
+    pub madv: u64,
+}
+
+/// A shared file mapping the restorer maps in place from an open fd.
+#[derive(Debug)]
+pub struct FileMap {
+    pub to: u64,
+    pub len: u64,
+    pub prot: i32,
+    pub flags: i32,
+    pub pgoff: u64,
+    pub fd: OwnedFd,
+    pub madv: u64,
+}
+
+/// Moving the running kernel's vDSO areas to where the image had them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VdsoMove {
+    /// Our [vvar] (+ [vvar_vclock]) area and [vdso], as (start, len).
+    pub vvar_from: Option<(u64, u64)>,
+    pub vdso_from: (u64, u64),
+    pub vvar_to: Option<u64>,
+    pub vdso_to: u64,
+}
+
+/// Everything the restorer needs to put memory in place.
+#[derive(Debug, Default)]
+pub struct MemPlan {
+    /// The premap region (start, len).
+    pub region: (u64, u64),
+    pub moves: Vec<Move>,
+    pub file_maps: Vec<FileMap>,
+    pub vdso: Option<VdsoMove>,
+    /// Our own mappings the restorer must drop (everything but the premap
+    /// region, the restorer's own region and the vDSO areas).
+    pub own: Vec<(u64, u64)>,
+}
+
+/// A free range of `len` bytes avoiding every range in `avoid`, searching
+/// down from the top of the address space.
+pub fn find_hole(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
+    let mut busy: Vec<(u64, u64)> = avoid.iter().copied().filter(|(s, e)| e > s).collect();
+    busy.sort_unstable();
+    // Gaps between busy ranges, highest first.
+    let mut top = TASK_SIZE;
+    for &(s, e) in busy.iter().rev() {
+        if e <= top && top - e >= len + 2 * PAGE_SIZE && e >= LOW {
+            return Some(top - len - PAGE_SIZE);
+        }
+        top = top.min(s);
+    }
+    (top >= LOW + len + PAGE_SIZE).then(|| top - len - PAGE_SIZE)
+}
+
+fn needs_premap(v: &VmaEntry) -> bool {
+    v.status & status::AREA_REGULAR != 0
+        && v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0
+        && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0
+}
+
+fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) -> Result<File> {
+    let id = u32::try_from(v.shmid).context("bad file id")?;
+    let e = files.get(&id).with_context(|| format!("VMA {:#x}-{:#x}: file id {id} is not in files.img", v.start, v.end))?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .open(&e.name)
+        .with_context(|| format!("can't open {} for the mapping at {:#x}", e.name, v.start))?;
+    reg::validate(e, &f)?;
+    Ok(f)
+}
+
+/// Lay out and fill the task's memory. `own` is our /proc/self/maps.
+pub fn premap(
+    mm_e: &MmEntry,
+    files: &HashMap<u32, RegFileEntry>,
+    dir: &ImageDir,
+    pid: u64,
+    own: &[MapEntry],
+    extra_avoid: &[(u64, u64)],
+) -> Result<MemPlan> {
+    let vmas = &mm_e.vmas;
+    let total: u64 = vmas.iter().filter(|v| needs_premap(v)).map(|v| v.end - v.start + PAGE_SIZE).sum();
+    let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
+    avoid.extend(own.iter().map(|m| (m.start, m.end)));
+    avoid.extend_from_slice(extra_avoid);
+    let base = find_hole(total.max(PAGE_SIZE), &avoid).context("no room in the address space to premap the task's memory")?;
+    let mut plan = MemPlan { region: (base, total), ..Default::default() };
+
+    // Areas, laid out one page apart so the kernel never merges them.
+    let mut at = base;
+    let mut shm_first: HashMap<u64, (u64, u64, u64)> = HashMap::new(); // shmid -> (addr, pgoff, len)
+    let mut placed: Vec<(VmaEntry, u64)> = Vec::new();
+    for v in vmas {
+        let len = v.end - v.start;
+        let prot = v.prot as i32;
+        let madv = v.madv.unwrap_or(0);
+        if v.status & status::FILE_SHARED != 0 {
+            let write = v.prot as i32 & libc::PROT_WRITE != 0;
+            let f = open_mapped(files, v, write)?;
+            plan.file_maps.push(FileMap {
+                to: v.start,
+                len,
+                prot,
+                flags: libc::MAP_SHARED,
+                pgoff: v.pgoff,
+                fd: OwnedFd::from(f),
+                madv,
+            });
+            continue;
+        }
+        if !needs_premap(v) {
+            continue;
+        }
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let grows = if v.flags & libc::MAP_GROWSDOWN as u32 != 0 { libc::MAP_GROWSDOWN } else { 0 };
+        let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
+        if v.status & status::ANON_SHARED != 0 {
+            match shm_first.get(&v.shmid) {
+                None => {
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED, None, 0)
+                        .with_context(what)?;
+                    shm_first.insert(v.shmid, (at, v.pgoff, len));
+                }
+                Some(&(first, pgoff, flen)) => {
+                    // The same object mapped again: map it through the first area.
+                    let f = File::open(format!("/proc/self/map_files/{first:x}-{:x}", first + flen))
+                        .with_context(what)?;
+                    let off = v.pgoff.checked_sub(pgoff).context("shared memory mapped below its first mapping")?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(f.as_fd()), off).with_context(what)?;
+                }
+            }
+        } else if v.status & status::FILE_PRIVATE != 0 {
+            let f = open_mapped(files, v, false)?;
+            mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
+        } else {
+            mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
+                .with_context(what)?;
+        }
+        plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
+        placed.push((v.clone(), at));
+        at += len + PAGE_SIZE;
+    }
+
+    let vdso: Vec<(u64, u64)> =
+        vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect();
+    fill_private(dir, pid, &placed, &vdso)?;
+    fill_shmem(dir, &placed)?;
+    plan.vdso = vdso_move(vmas, own)?;
+    Ok(plan)
+}
+
+/// Where image address `addr` (run of `len`) lives in the premap.
+fn premap_addr(placed: &[(VmaEntry, u64)], addr: u64) -> Option<(u64, u64)> {
+    placed
+        .iter()
+        .find(|(v, _)| v.start <= addr && addr < v.end && v.status & status::ANON_SHARED == 0)
+        .map(|(v, at)| (at + (addr - v.start), v.end - addr))
+}
+
+fn fill_private(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)], vdso: &[(u64, u64)]) -> Result<()> {
+    let pm = Pagemap::read(dir, pid)?;
+    let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
+    let pages = dir.open_file(&pages_name)?;
+    let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
+    let runs = pm.runs(&format!("pagemap-{pid}.img"), pages_len)?;
+    for run in runs {
+        fill_run(&pages, &pages_name, &run, |a| premap_addr(placed, a), vdso)?;
+    }
+    Ok(())
+}
+
+/// Copy one pagemap run from the pages file into the premap, split at VMA
+/// boundaries. Pages of the vDSO are skipped: the running kernel's is used.
+fn fill_run(
+    pages: &File,
+    pages_name: &str,
+    run: &PageRun,
+    locate: impl Fn(u64) -> Option<(u64, u64)>,
+    skip: &[(u64, u64)],
+) -> Result<()> {
+    let Some(mut off) = run.pages_offset else { return Ok(()) };
+    let mut addr = run.vaddr;
+    let end = run.vaddr + run.len();
+    while addr < end {
+        let Some((dst, room)) = locate(addr) else {
+            if skip.iter().any(|(s, e)| *s <= addr && addr < *e) {
+                // Not a premapped area (the vDSO): skip the page.
+                addr += PAGE_SIZE;
+                off += PAGE_SIZE;
+                continue;
+            }
+            bail!("{pages_name}: pages at {addr:#x} fall outside every VMA of the image");
+        };
+        let n = room.min(end - addr);
+        mm::pread_into(pages.as_fd(), dst, n, off).with_context(|| format!("reading {n} bytes of {pages_name} at {off}"))?;
+        addr += n;
+        off += n;
+    }
+    Ok(())
+}
+
+fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
+    let mut done = Vec::new();
+    for (v, _) in placed.iter().filter(|(v, _)| v.status & status::ANON_SHARED != 0) {
+        if done.contains(&v.shmid) {
+            continue;
+        }
+        done.push(v.shmid);
+        let name = super::pages::shmem_pagemap_name(v.shmid);
+        if !dir.exists(&name) {
+            continue;
+        }
+        let mut r = crate::images::ImageReader::open_kind(dir, &name, crate::images::kind::kinds::pagemap())?;
+        let head: crate::images::pb::PagemapHead = r.expect()?;
+        let entries = r.all()?;
+        let pm = Pagemap { head, entries };
+        let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
+        let pages = dir.open_file(&pages_name)?;
+        let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
+        let shmid = v.shmid;
+        // Offsets in the object map to the premap of any VMA of it.
+        let locate = |off: u64| {
+            placed.iter().filter(|(w, _)| w.status & status::ANON_SHARED != 0 && w.shmid == shmid).find_map(|(w, at)| {
+                let len = w.end - w.start;
+                (w.pgoff <= off && off < w.pgoff + len).then(|| (at + (off - w.pgoff), w.pgoff + len - off))
+            })
+        };
+        for run in pm.runs(&name, pages_len)? {
+            fill_run(&pages, &pages_name, &run, locate, &[])?;
+        }
+    }
+    Ok(())
+}
+
+fn vdso_move(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
+    let Some(vdso_t) = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0) else { return Ok(None) };
+    let vvar_t = vmas.iter().find(|v| v.status & status::AREA_VVAR != 0);
+    let vdso = own.iter().find(|m| m.name == "[vdso]").context("we have no [vdso]")?;
+    let vvar_start = own.iter().find(|m| m.name == "[vvar]").map(|m| m.start);
+    let vvar_end = own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]").map(|m| m.end).max();
+    let vvar = vvar_start.zip(vvar_end).map(|(s, e)| (s, e - s));
+    if vdso.len() != vdso_t.end - vdso_t.start {
+        bail!(
+            "the image's vDSO is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
+            vdso_t.end - vdso_t.start,
+            vdso.len()
+        );
+    }
+    if let (Some(t), Some((_, len))) = (vvar_t, vvar) {
+        if t.end - t.start != len {
+            bail!(
+                "the image's vvar area is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
+                t.end - t.start,
+                len
+            );
+        }
+    }
+    Ok(Some(VdsoMove {
+        vvar_from: vvar,
+        vdso_from: (vdso.start, vdso.len()),
+        vvar_to: vvar_t.map(|t| t.start),
+        vdso_to: vdso_t.start,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_avoid_busy_ranges() {
+        let busy = [(0x7fff_0000_0000, TASK_SIZE), (0x7000_0000_0000, 0x7100_0000_0000)];
+        let h = find_hole(0x10_0000, &busy).unwrap();
+        assert!(busy.iter().all(|(s, e)| h + 0x10_0000 <= *s || h >= *e), "{h:#x}");
+        assert!(h + 0x10_0000 <= 0x7fff_0000_0000);
+        assert_eq!(find_hole(u64::MAX / 2, &busy), None);
+    }
+}

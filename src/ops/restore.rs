@@ -1,0 +1,317 @@
+//! `criu restore`: CRIU's stages for one task — read and check the images
+//! (files unchanged, pid free), fork with the exact pid (clone3 set_tid),
+//! and in the child: session, memory premapped and filled, rlimits, fds,
+//! cwd/root/umask; then the restorer blob puts memory in place, restores
+//! the rest of the task state and jumps into the saved registers.
+//!
+//! The child dies with criu until the very end (PR_SET_PDEATHSIG), and
+//! reports through a pipe: an error text from the Rust side, or the
+//! restorer's status word; EOF without either means it died.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+use tracing::info;
+
+use crate::files::restore as fd_restore;
+use crate::images::kind::kinds;
+use crate::images::pb::{
+    CoreEntry, FdinfoEntry, FileEntry, FsEntry, MmEntry, PipeDataEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+};
+use crate::images::{inventory, ImageDir, ImageReader};
+use crate::mem::premap;
+use crate::opts::Opts;
+use crate::restorer::plan::{MmMap, Plan};
+use crate::sys::clone::{fork_with_pid, Forked};
+
+/// The images of one task, read and checked before anything is created.
+pub struct TaskImages {
+    pub pstree: PstreeEntry,
+    pub core: CoreEntry,
+    pub ids: TaskKobjIdsEntry,
+    pub mm: MmEntry,
+    pub fs: FsEntry,
+    pub files: HashMap<u32, FileEntry>,
+    pub fdinfo: Vec<FdinfoEntry>,
+    /// pipe_id -> (buffer size, data)
+    pub pipe_data: HashMap<u32, (u32, Vec<u8>)>,
+}
+
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+    Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
+}
+
+impl TaskImages {
+    pub fn load(dir: &ImageDir) -> Result<TaskImages> {
+        let inv = inventory::read(dir)?;
+        if inv.img_version != crate::images::kind::CRTOOLS_IMAGES_V1_1 {
+            bail!("inventory.img: images version {} is not supported (want 2)", inv.img_version);
+        }
+        let mut r = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())?;
+        let items: Vec<PstreeEntry> = r.all()?;
+        let pstree = match items.as_slice() {
+            [one] => one.clone(),
+            [] => bail!("pstree.img is empty"),
+            many => bail!("pstree.img holds {} tasks: restoring process trees is not supported yet", many.len()),
+        };
+        let pid = pstree.pid;
+        if pstree.threads.len() > 1 {
+            bail!("task {pid} has {} threads: restoring multi-threaded tasks is not supported yet", pstree.threads.len());
+        }
+        let core: CoreEntry = one(dir, &kinds::core().file_name(u64::from(pid)), kinds::core())?;
+        if core.mtype != crate::images::pb::core_entry::March::X8664 as i32 || core.thread_info.is_none() {
+            bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
+        }
+        let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
+        let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
+        let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
+        let files: HashMap<u32, FileEntry> =
+            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
+        let fdinfo: Vec<FdinfoEntry> =
+            ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
+        let mut pipe_data = HashMap::new();
+        if dir.exists("pipes-data.img") {
+            let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
+            while let Some(e) = r.next::<PipeDataEntry>()? {
+                let data = r.payload(u64::from(e.bytes))?;
+                pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
+            }
+        }
+        Ok(TaskImages { pstree, core, ids, mm, fs, files, fdinfo, pipe_data })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pstree.pid as i32
+    }
+
+    fn reg(&self, id: u32) -> Result<&RegFileEntry> {
+        self.files.get(&id).and_then(|f| f.reg.as_ref()).with_context(|| format!("file id {id} is not a regular file in files.img"))
+    }
+
+    fn regs_by_id(&self) -> HashMap<u32, RegFileEntry> {
+        self.files.iter().filter_map(|(id, f)| f.reg.clone().map(|r| (*id, r))).collect()
+    }
+
+    /// Check every regular file the task uses still matches its record.
+    fn check_files(&self) -> Result<()> {
+        for (id, f) in &self.files {
+            if let Some(r) = &f.reg {
+                let file = File::open(&r.name).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
+                crate::files::reg::validate(r, &file)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the parent hears from the child.
+enum Report {
+    Ready,
+    Failed(String),
+}
+
+fn read_report(r: OwnedFd) -> Report {
+    let mut buf = Vec::new();
+    let _ = File::from(r).read_to_end(&mut buf);
+    match buf.first() {
+        Some(b'E') => Report::Failed(String::from_utf8_lossy(&buf[1..]).into_owned()),
+        _ if buf.len() >= 8 => {
+            let code = i64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
+            if code == 0 {
+                Report::Ready
+            } else {
+                Report::Failed(format!(
+                    "the restorer failed at step {} with {}",
+                    code >> 32,
+                    nix::errno::Errno::from_raw(-(code as i32))
+                ))
+            }
+        }
+        _ => Report::Failed("the restoring process died before the task was ready".into()),
+    }
+}
+
+/// Run `criu restore`.
+pub fn run(opts: &Opts) -> Result<i32> {
+    let t0 = Instant::now();
+    let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    let imgs = TaskImages::load(&dir)?;
+    let pid = imgs.pid();
+    info!("Restoring task {pid}");
+    imgs.check_files()?;
+    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
+    }
+    let sid = imgs.pstree.sid as i32;
+    if sid != pid && !opts.shell_job {
+        bail!("task {pid} is not a session leader (session {sid}): restore it with --shell-job");
+    }
+
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+    let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
+    match fork_with_pid(pid, flags) {
+        Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
+        Err(e) => bail!("clone3 with pid {pid}: {e}"),
+        Ok(Forked::Child) => {
+            drop(ready_r);
+            // Only errors come back here; report them to the parent.
+            let (err, ready) = child(&imgs, &dir, opts, ready_w);
+            let _ = File::from(ready).write_all(format!("E{err:#}").as_bytes());
+            std::process::exit(1);
+        }
+        Ok(Forked::Parent(child_pid)) => {
+            drop(ready_w);
+            match read_report(ready_r) {
+                Report::Ready => {}
+                Report::Failed(msg) => {
+                    let _ = nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(child_pid, None);
+                    bail!("restore of task {pid} failed: {msg}");
+                }
+            }
+            info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
+            if let Some(pf) = &opts.pidfile {
+                std::fs::write(pf, format!("{pid}")).with_context(|| format!("writing pidfile {}", pf.display()))?;
+            }
+            if opts.restore_detach || opts.restore_sibling {
+                return Ok(0);
+            }
+            match waitpid(child_pid, None).context("waiting for the restored task")? {
+                WaitStatus::Exited(_, code) => Ok(code),
+                WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+                other => bail!("restored task {pid}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// The child: become the task. Returns only on error, with the fd to
+/// report it through.
+fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd) -> (anyhow::Error, OwnedFd) {
+    let mut ready = Some(ready_w);
+    match prepare(imgs, dir, opts, &mut ready) {
+        Ok(plan) => crate::restorer::jump(plan),
+        Err(e) => (e, ready.take().expect("the ready fd is kept until the plan is built")),
+    }
+}
+
+/// Everything before the restorer: returns the plan, with the ready fd
+/// moved into it.
+fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<OwnedFd>) -> Result<Plan> {
+    let pid = imgs.pid();
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
+    if imgs.pstree.sid as i32 == pid {
+        nix::unistd::setsid().context("setsid")?;
+    } else if imgs.pstree.pgid as i32 == pid {
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).context("setpgid")?;
+    }
+    let core = &imgs.core;
+    let tc = core.tc.as_ref().context("core image has no task core")?;
+    let thc = core.thread_core.as_ref().context("core image has no thread core")?;
+    let ti = core.thread_info.as_ref().context("core image has no registers")?;
+
+    // Memory: premapped and filled while criu's own mappings still exist.
+    let own = crate::proc::maps::read(std::process::id() as i32)?;
+    let mem = premap::premap(&imgs.mm, &imgs.regs_by_id(), dir, pid as u64, &own, &[])?;
+
+    // Limits: lowering always works; raising a hard limit needs
+    // CAP_SYS_RESOURCE, which this machine may lack: say so, go on.
+    if let Some(rl) = &tc.rlimits {
+        for (res, l) in rl.rlimits.iter().enumerate() {
+            let lim = libc::rlimit { rlim_cur: l.cur, rlim_max: l.max };
+            if let Err(e) = crate::sys::rlimit::set(res as u32, &lim) {
+                tracing::warn!("can't set rlimit {res} to {}/{} for task {pid}: {e}", l.cur, l.max);
+            }
+        }
+    }
+
+    // The executable for PR_SET_MM_MAP.
+    let exe = imgs.reg(imgs.mm.exe_file_id)?;
+    let exe_file = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
+    crate::files::reg::validate(exe, &exe_file)?;
+
+    // cwd, root, umask.
+    let cwd = imgs.reg(imgs.fs.cwd_id)?;
+    let root = imgs.reg(imgs.fs.root_id)?;
+    if root.name != "/" {
+        nix::unistd::chroot(root.name.as_str()).with_context(|| format!("chroot {}", root.name))?;
+    }
+    nix::unistd::chdir(cwd.name.as_str()).with_context(|| format!("chdir {}", cwd.name))?;
+    if let Some(u) = imgs.fs.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(u));
+    }
+
+    // Files.
+    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data)?;
+    let mut pending: Vec<(bool, Vec<u8>)> = Vec::new();
+    if let Some(q) = &tc.signals_s {
+        pending.extend(q.signals.iter().map(|s| (true, s.siginfo.clone())));
+    }
+    if let Some(q) = &thc.signals_p {
+        pending.extend(q.signals.iter().map(|s| (false, s.siginfo.clone())));
+    }
+
+    // Service fds go above the task's fds; then the task's fd table.
+    let top = imgs.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2).max(2) + 1;
+    let base = top.max(100);
+    let mut keep = Vec::new();
+    let mut lift = |fd: &OwnedFd| -> Result<OwnedFd> {
+        let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(base)).context("F_DUPFD_CLOEXEC")?;
+        keep.push(n);
+        Ok(crate::sys::fd::owned(n))
+    };
+    // The ready fd moves up (errors are still reported through it).
+    let lifted = lift(ready_w.as_ref().context("ready fd")?)?;
+    *ready_w = Some(lifted);
+    let exe_fd = lift(&OwnedFd::from(exe_file))?;
+    let mut mem = mem;
+    for m in &mut mem.file_maps {
+        m.fd = lift(&m.fd)?;
+    }
+    if let Some(l) = crate::log::lift_fd(base)? {
+        keep.push(l);
+    }
+    opened.install(&imgs.fdinfo, &keep)?;
+
+    let plan = Plan {
+        pid,
+        mem,
+        mm: MmMap {
+            start_code: imgs.mm.mm_start_code,
+            end_code: imgs.mm.mm_end_code,
+            start_data: imgs.mm.mm_start_data,
+            end_data: imgs.mm.mm_end_data,
+            start_brk: imgs.mm.mm_start_brk,
+            brk: imgs.mm.mm_brk,
+            start_stack: imgs.mm.mm_start_stack,
+            arg_start: imgs.mm.mm_arg_start,
+            arg_end: imgs.mm.mm_arg_end,
+            env_start: imgs.mm.mm_env_start,
+            env_end: imgs.mm.mm_env_end,
+            auxv: imgs.mm.mm_saved_auxv.clone(),
+        },
+        exe_fd: Some(exe_fd),
+        sigactions: tc.sigactions.clone(),
+        itimers: tc.timers.clone(),
+        sigaltstack: thc.sas.clone(),
+        clear_tid_addr: ti.clear_tid_addr,
+        rseq: thc.rseq_entry.clone(),
+        personality: tc.personality,
+        creds: thc.creds.clone(),
+        pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        pending,
+        regs: crate::task::thread_info::regs_from_image(&ti.gpregs),
+        fpu: crate::task::thread_info::fpu_from_image(&ti.fpregs),
+        sigmask: tc.blk_sigset,
+        ready_fd: ready_w.take().context("ready fd")?,
+    };
+    info!("task {pid}: files, memory and state prepared; jumping to the restorer");
+    let _ = opts;
+    Ok(plan)
+}

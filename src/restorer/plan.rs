@@ -1,0 +1,54 @@
+//! The restore plan: everything the restorer blob needs to turn the
+//! restoring process into the task, as plain Rust data. criu builds it
+//! (ops/restore.rs); `restorer::jump` lays it out for the blob.
+
+use std::os::fd::OwnedFd;
+
+use crate::arch::{FpuState, Regs};
+use crate::images::pb::{CredsEntry, RseqEntry, SaEntry, TaskTimersEntry, ThreadSasEntry};
+use crate::mem::premap::MemPlan;
+
+/// prctl(PR_SET_MM_MAP) fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MmMap {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    pub auxv: Vec<u64>,
+}
+
+/// The task's state the restorer sets before jumping into it.
+#[derive(Debug)]
+pub struct Plan {
+    pub pid: i32,
+    pub mem: MemPlan,
+    pub mm: MmMap,
+    /// The executable, for PR_SET_MM_MAP's exe_fd.
+    pub exe_fd: Option<OwnedFd>,
+    /// Signals 1..=64 but SIGKILL/SIGSTOP, in order (62 entries).
+    pub sigactions: Vec<SaEntry>,
+    pub itimers: Option<TaskTimersEntry>,
+    pub sigaltstack: Option<ThreadSasEntry>,
+    pub clear_tid_addr: u64,
+    pub rseq: Option<RseqEntry>,
+    pub personality: u32,
+    pub creds: Option<CredsEntry>,
+    pub pdeath_sig: u32,
+    /// Pending siginfos: (shared with the process, 128-byte siginfo).
+    pub pending: Vec<(bool, Vec<u8>)>,
+    /// Registers, FPU state and signal mask the task resumes with.
+    pub regs: Regs,
+    pub fpu: FpuState,
+    pub sigmask: u64,
+    /// Where the restorer reports: it writes 0 just before it jumps into the
+    /// task, or an error, and closes it.
+    pub ready_fd: OwnedFd,
+}

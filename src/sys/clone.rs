@@ -1,0 +1,50 @@
+//! clone3 with set_tid: create the child that becomes a restored task, with
+//! the exact pid it had.
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Which side of the fork we are on.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(), but the child gets pid `pid` in our pid namespace (`flags` may
+/// add CLONE_PARENT for --restore-sibling). EEXIST: the pid is taken.
+pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
+    let tids = [pid];
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // SAFETY: like fork(2): the child gets a copy of the address space with
+    // only this thread. criu forks only while single-threaded, and the child
+    // goes on to become the restored task without returning into code that
+    // relies on other threads.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match r {
+        r if r < 0 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        r => Ok(Forked::Parent(Pid::from_raw(r as i32))),
+    }
+}

@@ -1,0 +1,49 @@
+//! Raw address-space operations of a restore: mapping at fixed addresses
+//! and reading image data straight into such mappings. These act on memory
+//! no Rust object owns (areas a restore maps for the task it becomes).
+
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+
+/// mmap(addr, len, prot, flags, fd, off); `flags` should hold MAP_FIXED or
+/// MAP_FIXED_NOREPLACE when `addr` matters. Returns the address.
+pub fn map(addr: u64, len: u64, prot: i32, flags: i32, fd: Option<BorrowedFd<'_>>, off: u64) -> Result<u64, Errno> {
+    let fd = fd.map_or(-1, |f| f.as_raw_fd());
+    // SAFETY: the caller maps over address ranges that hold no Rust object
+    // (chosen holes or areas it mapped itself); the kernel validates the rest.
+    let r = unsafe { libc::mmap(addr as *mut libc::c_void, len as usize, prot, flags, fd, off as libc::off_t) };
+    if r == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(r as u64) }
+}
+
+/// munmap(addr, len).
+pub fn unmap(addr: u64, len: u64) -> Result<(), Errno> {
+    // SAFETY: as for `map`: only ranges the restore mapped itself.
+    let r = unsafe { libc::munmap(addr as *mut libc::c_void, len as usize) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// pread `len` bytes at `off` of `fd` into memory at `addr` (a writable
+/// mapping the caller created), looping until done.
+pub fn pread_into(fd: BorrowedFd<'_>, addr: u64, len: u64, off: u64) -> Result<(), Errno> {
+    let mut done = 0u64;
+    while done < len {
+        // SAFETY: [addr, addr + len) is a writable mapping made by the
+        // caller for this data; nothing else references it.
+        let n = unsafe {
+            libc::pread(fd.as_raw_fd(), (addr + done) as *mut libc::c_void, (len - done) as usize, (off + done) as libc::off_t)
+        };
+        if n < 0 {
+            let e = Errno::last();
+            if e == Errno::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(Errno::EIO);
+        }
+        done += n as u64;
+    }
+    Ok(())
+}
