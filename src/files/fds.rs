@@ -96,7 +96,7 @@ pub fn dump(pid: i32, files: &mut FileTable) -> Result<Fds> {
         } else if ft.is_char_device() {
             bail!("fd {fd} of task {pid} is a terminal ({link}): dumping ttys is not supported yet");
         } else {
-            bail!("fd {fd} of task {pid} is a {}: this kind of file is not supported yet", kind_name(&ft, &link));
+            bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
         seen.push((fd, md.dev(), md.ino(), id));
         out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });

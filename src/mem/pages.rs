@@ -26,6 +26,8 @@ mod category {
     pub const PRESENT: u64 = 1 << 3;
     pub const SWAPPED: u64 = 1 << 4;
     pub const PFNZERO: u64 = 1 << 5;
+    /// A MADV_GUARD_INSTALL marker (kernel 6.14+): no data, never stored.
+    pub const GUARD: u64 = 1 << 8;
 }
 
 /// A run of pages to store.
@@ -49,7 +51,8 @@ pub struct MemStats {
 /// /proc/PID/pagemap) that match: present or swapped, never the zero page,
 /// and not file-backed when `skip_file`.
 pub fn scan(pagemap: &File, start: u64, end: u64, skip_file: bool) -> Result<Vec<(u64, u64)>> {
-    let excluded = category::PFNZERO | if skip_file { category::FILE } else { 0 };
+    let guard = if crate::kerndat::has_pagemap_scan_guard_pages() { category::GUARD } else { 0 };
+    let excluded = category::PFNZERO | guard | if skip_file { category::FILE } else { 0 };
     let mut out = Vec::new();
     let mut buf = vec![PageRegion::default(); 512];
     let mut at = start;

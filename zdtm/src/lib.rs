@@ -59,7 +59,10 @@ macro_rules! test_msg {
 
 #[doc(hidden)]
 pub fn log_line(s: &str) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: a valid out-pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     let line = format!(
@@ -92,7 +95,9 @@ fn parse_args(argv: Vec<String>) -> Opts {
                     usage_exit(&format!("unexpected argument {a:?}"));
                 }
                 i += 1;
-                let Some(v) = argv.get(i) else { usage_exit(&format!("{a} needs a value")) };
+                let Some(v) = argv.get(i) else {
+                    usage_exit(&format!("{a} needs a value"))
+                };
                 (a.clone(), v.clone())
             }
         };
@@ -127,7 +132,12 @@ pub fn mark_signal(signo: libc::c_int) {
     SIG.store(signo as u32, Ordering::SeqCst);
     // SAFETY: futex wake on a valid, static u32.
     unsafe {
-        libc::syscall(libc::SYS_futex, SIG.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, i32::MAX);
+        libc::syscall(
+            libc::SYS_futex,
+            SIG.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
     }
 }
 
@@ -140,10 +150,17 @@ pub fn sig_word() -> &'static AtomicU32 {
 /// Parse the standard arguments and set the process up. Call first.
 pub fn test_init() -> &'static Opts {
     let opts = parse_args(std::env::args().collect());
-    SABOTAGE.get_or_init(|| std::env::var("ZDTM_SABOTAGE").ok().filter(|s| !s.is_empty()));
+    SABOTAGE.get_or_init(|| {
+        std::env::var("ZDTM_SABOTAGE")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
 
     if opts.outfile.exists() {
-        usage_exit(&format!("out file {} already exists", opts.outfile.display()));
+        usage_exit(&format!(
+            "out file {} already exists",
+            opts.outfile.display()
+        ));
     }
     let opts = OPTS.get_or_init(|| opts);
 
@@ -157,22 +174,33 @@ pub fn test_init() -> &'static Opts {
     if let Ok(gid) = std::env::var("ZDTM_GID") {
         let gid: libc::gid_t = gid.parse().unwrap_or_else(|_| fail("bad ZDTM_GID"));
         // SAFETY: plain syscalls.
-        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 || unsafe { libc::setgid(gid) } != 0 {
-            fail(&format!("can't set gid {gid}: {}", std::io::Error::last_os_error()));
+        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 || unsafe { libc::setgid(gid) } != 0
+        {
+            fail(&format!(
+                "can't set gid {gid}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     if let Ok(uid) = std::env::var("ZDTM_UID") {
         let uid: libc::uid_t = uid.parse().unwrap_or_else(|_| fail("bad ZDTM_UID"));
         // SAFETY: plain syscall.
         if unsafe { libc::setuid(uid) } != 0 {
-            fail(&format!("can't set uid {uid}: {}", std::io::Error::last_os_error()));
+            fail(&format!(
+                "can't set uid {uid}: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     // SAFETY: plain prctl.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
         fail("can't set the dumpable flag");
     }
-    install_handler(libc::SIGTERM, on_sigterm as *const () as usize, libc::SA_RESTART);
+    install_handler(
+        libc::SIGTERM,
+        on_sigterm as *const () as usize,
+        libc::SA_RESTART,
+    );
     opts
 }
 
@@ -185,7 +213,10 @@ pub fn install_handler(sig: libc::c_int, handler: usize, flags: libc::c_int) {
         sa.sa_flags = flags;
         libc::sigemptyset(&mut sa.sa_mask);
         if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-            fail(&format!("sigaction({sig}): {}", std::io::Error::last_os_error()));
+            fail(&format!(
+                "sigaction({sig}): {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
 }
@@ -197,12 +228,18 @@ pub fn opts() -> &'static Opts {
 
 /// `--filename`, which this test needs.
 pub fn filename() -> &'static Path {
-    opts().filename.as_deref().unwrap_or_else(|| fail("this test needs --filename"))
+    opts()
+        .filename
+        .as_deref()
+        .unwrap_or_else(|| fail("this test needs --filename"))
 }
 
 /// `--dirname`, which this test needs.
 pub fn dirname() -> &'static Path {
-    opts().dirname.as_deref().unwrap_or_else(|| fail("this test needs --dirname"))
+    opts()
+        .dirname
+        .as_deref()
+        .unwrap_or_else(|| fail("this test needs --dirname"))
 }
 
 fn sabotage_mode() -> Option<&'static str> {
@@ -233,9 +270,13 @@ pub fn test_daemon() {
     }
     let mut tmp = o.pidfile.clone().into_os_string();
     tmp.push(".tmp");
-    let res = std::fs::write(&tmp, format!("{}\n", std::process::id())).and_then(|_| std::fs::rename(&tmp, &o.pidfile));
+    let res = std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|_| std::fs::rename(&tmp, &o.pidfile));
     if let Err(e) = res {
-        fail(&format!("can't write pid file {}: {e}", o.pidfile.display()));
+        fail(&format!(
+            "can't write pid file {}: {e}",
+            o.pidfile.display()
+        ));
     }
 }
 
@@ -300,7 +341,10 @@ fn write_verdict(line: &str) -> bool {
     match res {
         Ok(()) => true,
         Err(e) => {
-            log_line(&format!("can't write the verdict to {}: {e}", o.outfile.display()));
+            log_line(&format!(
+                "can't write the verdict to {}: {e}",
+                o.outfile.display()
+            ));
             false
         }
     }
@@ -399,7 +443,10 @@ pub fn maps_entry(addr: usize) -> Option<String> {
         .find(|l| {
             let range = l.split_whitespace().next().unwrap_or("");
             let (a, b) = range.split_once('-').unwrap_or(("0", "0"));
-            let (a, b) = (usize::from_str_radix(a, 16).unwrap_or(0), usize::from_str_radix(b, 16).unwrap_or(0));
+            let (a, b) = (
+                usize::from_str_radix(a, 16).unwrap_or(0),
+                usize::from_str_radix(b, 16).unwrap_or(0),
+            );
             (a..b).contains(&addr)
         })
         .map(str::to_string)

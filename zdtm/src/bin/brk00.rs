@@ -25,7 +25,10 @@ fn main() {
     zdtm::datagen(heap, seed);
     let end = kernel_brk(0);
     if end < p as usize + SIZE {
-        zdtm::fail(&format!("brk {end:#x} below our sbrk area end {:#x}", p as usize + SIZE));
+        zdtm::fail(&format!(
+            "brk {end:#x} below our sbrk area end {:#x}",
+            p as usize + SIZE
+        ));
     }
     let heap_vma = zdtm::maps_entry(p as usize).unwrap_or_default();
 
@@ -36,10 +39,25 @@ fn main() {
         kernel_brk(end + 2 * zdtm::page_size());
     }
     let mut c = Checks::new();
-    c.eq("brk(0)", format!("{:#x}", kernel_brk(0)), format!("{end:#x}"));
-    c.check(zdtm::datachk(heap, seed).is_none(), || format!("sbrk memory differs at byte {:?}", zdtm::datachk(heap, seed)));
-    c.eq("vma of the sbrk area", zdtm::maps_entry(p as usize).unwrap_or_default(), heap_vma.clone());
-    c.check(heap_vma.ends_with("[heap]"), || format!("sbrk area is not [heap]: {heap_vma}"));
+    c.eq(
+        "brk(0)",
+        format!("{:#x}", kernel_brk(0)),
+        format!("{end:#x}"),
+    );
+    c.check(zdtm::datachk(heap, seed).is_none(), || {
+        format!(
+            "sbrk memory differs at byte {:?}",
+            zdtm::datachk(heap, seed)
+        )
+    });
+    c.eq(
+        "vma of the sbrk area",
+        zdtm::maps_entry(p as usize).unwrap_or_default(),
+        heap_vma.clone(),
+    );
+    c.check(heap_vma.ends_with("[heap]"), || {
+        format!("sbrk area is not [heap]: {heap_vma}")
+    });
     // Grow the break by a page and write there; then shrink back.
     let ps = zdtm::page_size();
     let grown = kernel_brk(end + ps);

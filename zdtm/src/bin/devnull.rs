@@ -31,7 +31,13 @@ fn main() {
     open_at("/dev/null", libc::O_RDWR | libc::O_APPEND, NULL_FD);
     open_at("/dev/zero", libc::O_RDONLY | libc::O_CLOEXEC, ZERO_FD);
     // SAFETY: plain syscalls.
-    let fl0 = unsafe { [libc::fcntl(NULL_FD, libc::F_GETFL), libc::fcntl(ZERO_FD, libc::F_GETFL), libc::fcntl(ZERO_FD, libc::F_GETFD)] };
+    let fl0 = unsafe {
+        [
+            libc::fcntl(NULL_FD, libc::F_GETFL),
+            libc::fcntl(ZERO_FD, libc::F_GETFL),
+            libc::fcntl(ZERO_FD, libc::F_GETFD),
+        ]
+    };
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -40,17 +46,45 @@ fn main() {
         open_at("/dev/zero", libc::O_RDWR, NULL_FD);
     }
     let mut c = Checks::new();
-    c.eq("fd 42 link", std::fs::read_link(format!("/proc/self/fd/{NULL_FD}")).ok(), Some("/dev/null".into()));
-    c.eq("fd 43 link", std::fs::read_link(format!("/proc/self/fd/{ZERO_FD}")).ok(), Some("/dev/zero".into()));
+    c.eq(
+        "fd 42 link",
+        std::fs::read_link(format!("/proc/self/fd/{NULL_FD}")).ok(),
+        Some("/dev/null".into()),
+    );
+    c.eq(
+        "fd 43 link",
+        std::fs::read_link(format!("/proc/self/fd/{ZERO_FD}")).ok(),
+        Some("/dev/zero".into()),
+    );
     c.eq("rdev of /dev/null", rdev(NULL_FD), libc::makedev(1, 3));
     c.eq("rdev of /dev/zero", rdev(ZERO_FD), libc::makedev(1, 5));
     // SAFETY: plain syscalls on our fds and buffers.
     unsafe {
-        c.eq("flags", [libc::fcntl(NULL_FD, libc::F_GETFL), libc::fcntl(ZERO_FD, libc::F_GETFL), libc::fcntl(ZERO_FD, libc::F_GETFD)], fl0);
-        c.eq("write to /dev/null", libc::write(NULL_FD, b"abc".as_ptr().cast(), 3), 3);
+        c.eq(
+            "flags",
+            [
+                libc::fcntl(NULL_FD, libc::F_GETFL),
+                libc::fcntl(ZERO_FD, libc::F_GETFL),
+                libc::fcntl(ZERO_FD, libc::F_GETFD),
+            ],
+            fl0,
+        );
+        c.eq(
+            "write to /dev/null",
+            libc::write(NULL_FD, b"abc".as_ptr().cast(), 3),
+            3,
+        );
         let mut b = [1u8; 8];
-        c.eq("read from /dev/null", libc::read(NULL_FD, b.as_mut_ptr().cast(), 8), 0);
-        c.eq("read from /dev/zero", libc::read(ZERO_FD, b.as_mut_ptr().cast(), 8), 8);
+        c.eq(
+            "read from /dev/null",
+            libc::read(NULL_FD, b.as_mut_ptr().cast(), 8),
+            0,
+        );
+        c.eq(
+            "read from /dev/zero",
+            libc::read(ZERO_FD, b.as_mut_ptr().cast(), 8),
+            8,
+        );
         c.eq("/dev/zero bytes", b, [0u8; 8]);
     }
     c.finish()

@@ -12,13 +12,17 @@ const PROBE: &str = "ZDTM_ENV_PROBE";
 const PROBE_VALUE: &str = "zdtm env: spaces = equals, \u{fc}nicode";
 
 fn proc_file(name: &str) -> Vec<u8> {
-    std::fs::read(format!("/proc/self/{name}")).unwrap_or_else(|e| zdtm::fail(&format!("read /proc/self/{name}: {e}")))
+    std::fs::read(format!("/proc/self/{name}"))
+        .unwrap_or_else(|e| zdtm::fail(&format!("read /proc/self/{name}: {e}")))
 }
 
 fn main() {
     let opts = zdtm::test_init();
     if std::env::var(PROBE).as_deref() != Ok(PROBE_VALUE) {
-        zdtm::fail(&format!("{PROBE} not passed by the runner: {:?}", std::env::var(PROBE)));
+        zdtm::fail(&format!(
+            "{PROBE} not passed by the runner: {:?}",
+            std::env::var(PROBE)
+        ));
     }
     // SAFETY: single-threaded at this point.
     unsafe {
@@ -39,16 +43,35 @@ fn main() {
     }
 
     let mut c = Checks::new();
-    c.eq("getenv(ZDTM_ENV_PROBE)", std::env::var(PROBE).ok(), Some(PROBE_VALUE.to_string()));
-    c.eq("getenv(ZDTM_ENV00_RUNTIME)", std::env::var("ZDTM_ENV00_RUNTIME").ok(), Some("set after exec".into()));
+    c.eq(
+        "getenv(ZDTM_ENV_PROBE)",
+        std::env::var(PROBE).ok(),
+        Some(PROBE_VALUE.to_string()),
+    );
+    c.eq(
+        "getenv(ZDTM_ENV00_RUNTIME)",
+        std::env::var("ZDTM_ENV00_RUNTIME").ok(),
+        Some("set after exec".into()),
+    );
     c.eq("getenv(PATH) after unset", std::env::var("PATH").ok(), None);
     let vars: Vec<(String, String)> = std::env::vars().collect();
     c.eq("environment", &vars, &vars0);
     c.eq("argv", &std::env::args().collect::<Vec<_>>(), &args0);
-    c.eq("argv (test_init copy)", &std::env::args().collect::<Vec<_>>(), &opts.argv);
-    c.check(proc_file("environ") == environ0, || "/proc/self/environ changed".into());
-    c.check(proc_file("cmdline") == cmdline0, || "/proc/self/cmdline changed".into());
+    c.eq(
+        "argv (test_init copy)",
+        &std::env::args().collect::<Vec<_>>(),
+        &opts.argv,
+    );
+    c.check(proc_file("environ") == environ0, || {
+        "/proc/self/environ changed".into()
+    });
+    c.check(proc_file("cmdline") == cmdline0, || {
+        "/proc/self/cmdline changed".into()
+    });
     let probe = format!("{PROBE}={PROBE_VALUE}\0");
-    c.check(environ0.windows(probe.len()).any(|w| w == probe.as_bytes()), || "/proc/self/environ lacks the probe".into());
+    c.check(
+        environ0.windows(probe.len()).any(|w| w == probe.as_bytes()),
+        || "/proc/self/environ lacks the probe".into(),
+    );
     c.finish()
 }

@@ -25,7 +25,12 @@ fn pos(fd: libc::c_int) -> i64 {
 
 fn fl(fd: libc::c_int) -> (libc::c_int, libc::c_int) {
     // SAFETY: plain syscalls.
-    unsafe { (libc::fcntl(fd, libc::F_GETFL), libc::fcntl(fd, libc::F_GETFD)) }
+    unsafe {
+        (
+            libc::fcntl(fd, libc::F_GETFL),
+            libc::fcntl(fd, libc::F_GETFD),
+        )
+    }
 }
 
 fn main() {
@@ -33,8 +38,11 @@ fn main() {
     let path = zdtm::filename().to_path_buf();
     let mut data = vec![0u8; LEN];
     zdtm::datagen(&mut data, std::process::id() as u64 + 99);
-    std::fs::write(&path, &data).unwrap_or_else(|e| zdtm::fail(&format!("write {}: {e}", path.display())));
-    let ino = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).unwrap();
+    std::fs::write(&path, &data)
+        .unwrap_or_else(|e| zdtm::fail(&format!("write {}: {e}", path.display())));
+    let ino = std::fs::metadata(&path)
+        .map(|m| (m.dev(), m.ino()))
+        .unwrap();
 
     let rd = open(&path, libc::O_RDONLY);
     // SAFETY: plain syscalls.
@@ -57,8 +65,16 @@ fn main() {
         unsafe { libc::lseek(rd, 0, libc::SEEK_SET) };
     }
     let mut c = Checks::new();
-    c.eq("positions [rd, dup, rw, append]", fds.iter().map(|&f| pos(f)).collect::<Vec<_>>(), pos0);
-    c.eq("flags [F_GETFL, F_GETFD]", fds.iter().map(|&f| fl(f)).collect::<Vec<_>>(), flags0);
+    c.eq(
+        "positions [rd, dup, rw, append]",
+        fds.iter().map(|&f| pos(f)).collect::<Vec<_>>(),
+        pos0,
+    );
+    c.eq(
+        "flags [F_GETFL, F_GETFD]",
+        fds.iter().map(|&f| fl(f)).collect::<Vec<_>>(),
+        flags0,
+    );
     for &fd in &fds {
         // SAFETY: a zeroed stat is a valid out-buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -71,12 +87,18 @@ fn main() {
     // SAFETY: reading into our buffer.
     let n = unsafe { libc::read(rd, buf.as_mut_ptr().cast(), buf.len()) };
     c.eq("read at the offset", n, 1000);
-    c.check(buf[..] == data[OFF as usize..OFF as usize + 1000], || "contents at the offset differ".into());
+    c.check(buf[..] == data[OFF as usize..OFF as usize + 1000], || {
+        "contents at the offset differ".into()
+    });
     c.eq("dup shares the offset", pos(dup), OFF + 1000);
     // O_APPEND still appends.
     // SAFETY: writing our buffer.
     unsafe { libc::write(app, b"tail".as_ptr().cast(), 4) };
-    c.eq("file size after an append", std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0), LEN as u64 + 4);
+    c.eq(
+        "file size after an append",
+        std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+        LEN as u64 + 4,
+    );
     let _ = std::fs::remove_file(&path);
     c.finish()
 }

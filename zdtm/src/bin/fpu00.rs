@@ -105,33 +105,55 @@ macro_rules! vec16 {
 macro_rules! vec_hi16 {
     (load) => {
         concat!(
-            "vmovdqu64 zmm16, zmmword ptr [{b} + {vin} + 1024]\n", "vmovdqu64 zmm17, zmmword ptr [{b} + {vin} + 1088]\n",
-            "vmovdqu64 zmm18, zmmword ptr [{b} + {vin} + 1152]\n", "vmovdqu64 zmm19, zmmword ptr [{b} + {vin} + 1216]\n",
-            "vmovdqu64 zmm20, zmmword ptr [{b} + {vin} + 1280]\n", "vmovdqu64 zmm21, zmmword ptr [{b} + {vin} + 1344]\n",
-            "vmovdqu64 zmm22, zmmword ptr [{b} + {vin} + 1408]\n", "vmovdqu64 zmm23, zmmword ptr [{b} + {vin} + 1472]\n",
-            "vmovdqu64 zmm24, zmmword ptr [{b} + {vin} + 1536]\n", "vmovdqu64 zmm25, zmmword ptr [{b} + {vin} + 1600]\n",
-            "vmovdqu64 zmm26, zmmword ptr [{b} + {vin} + 1664]\n", "vmovdqu64 zmm27, zmmword ptr [{b} + {vin} + 1728]\n",
-            "vmovdqu64 zmm28, zmmword ptr [{b} + {vin} + 1792]\n", "vmovdqu64 zmm29, zmmword ptr [{b} + {vin} + 1856]\n",
-            "vmovdqu64 zmm30, zmmword ptr [{b} + {vin} + 1920]\n", "vmovdqu64 zmm31, zmmword ptr [{b} + {vin} + 1984]\n",
-            "kmovw k1, word ptr [{b} + {kin} + 2]\n", "kmovw k2, word ptr [{b} + {kin} + 4]\n",
-            "kmovw k3, word ptr [{b} + {kin} + 6]\n", "kmovw k4, word ptr [{b} + {kin} + 8]\n",
-            "kmovw k5, word ptr [{b} + {kin} + 10]\n", "kmovw k6, word ptr [{b} + {kin} + 12]\n",
+            "vmovdqu64 zmm16, zmmword ptr [{b} + {vin} + 1024]\n",
+            "vmovdqu64 zmm17, zmmword ptr [{b} + {vin} + 1088]\n",
+            "vmovdqu64 zmm18, zmmword ptr [{b} + {vin} + 1152]\n",
+            "vmovdqu64 zmm19, zmmword ptr [{b} + {vin} + 1216]\n",
+            "vmovdqu64 zmm20, zmmword ptr [{b} + {vin} + 1280]\n",
+            "vmovdqu64 zmm21, zmmword ptr [{b} + {vin} + 1344]\n",
+            "vmovdqu64 zmm22, zmmword ptr [{b} + {vin} + 1408]\n",
+            "vmovdqu64 zmm23, zmmword ptr [{b} + {vin} + 1472]\n",
+            "vmovdqu64 zmm24, zmmword ptr [{b} + {vin} + 1536]\n",
+            "vmovdqu64 zmm25, zmmword ptr [{b} + {vin} + 1600]\n",
+            "vmovdqu64 zmm26, zmmword ptr [{b} + {vin} + 1664]\n",
+            "vmovdqu64 zmm27, zmmword ptr [{b} + {vin} + 1728]\n",
+            "vmovdqu64 zmm28, zmmword ptr [{b} + {vin} + 1792]\n",
+            "vmovdqu64 zmm29, zmmword ptr [{b} + {vin} + 1856]\n",
+            "vmovdqu64 zmm30, zmmword ptr [{b} + {vin} + 1920]\n",
+            "vmovdqu64 zmm31, zmmword ptr [{b} + {vin} + 1984]\n",
+            "kmovw k1, word ptr [{b} + {kin} + 2]\n",
+            "kmovw k2, word ptr [{b} + {kin} + 4]\n",
+            "kmovw k3, word ptr [{b} + {kin} + 6]\n",
+            "kmovw k4, word ptr [{b} + {kin} + 8]\n",
+            "kmovw k5, word ptr [{b} + {kin} + 10]\n",
+            "kmovw k6, word ptr [{b} + {kin} + 12]\n",
             "kmovw k7, word ptr [{b} + {kin} + 14]\n",
         )
     };
     (store) => {
         concat!(
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1024], zmm16\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1088], zmm17\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1152], zmm18\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1216], zmm19\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1280], zmm20\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1344], zmm21\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1408], zmm22\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1472], zmm23\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1536], zmm24\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1600], zmm25\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1664], zmm26\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1728], zmm27\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1792], zmm28\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1856], zmm29\n",
-            "vmovdqu64 zmmword ptr [{b} + {vout} + 1920], zmm30\n", "vmovdqu64 zmmword ptr [{b} + {vout} + 1984], zmm31\n",
-            "kmovw word ptr [{b} + {kout} + 2], k1\n", "kmovw word ptr [{b} + {kout} + 4], k2\n",
-            "kmovw word ptr [{b} + {kout} + 6], k3\n", "kmovw word ptr [{b} + {kout} + 8], k4\n",
-            "kmovw word ptr [{b} + {kout} + 10], k5\n", "kmovw word ptr [{b} + {kout} + 12], k6\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1024], zmm16\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1088], zmm17\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1152], zmm18\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1216], zmm19\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1280], zmm20\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1344], zmm21\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1408], zmm22\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1472], zmm23\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1536], zmm24\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1600], zmm25\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1664], zmm26\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1728], zmm27\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1792], zmm28\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1856], zmm29\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1920], zmm30\n",
+            "vmovdqu64 zmmword ptr [{b} + {vout} + 1984], zmm31\n",
+            "kmovw word ptr [{b} + {kout} + 2], k1\n",
+            "kmovw word ptr [{b} + {kout} + 4], k2\n",
+            "kmovw word ptr [{b} + {kout} + 6], k3\n",
+            "kmovw word ptr [{b} + {kout} + 8], k4\n",
+            "kmovw word ptr [{b} + {kout} + 10], k5\n",
+            "kmovw word ptr [{b} + {kout} + 12], k6\n",
             "kmovw word ptr [{b} + {kout} + 14], k7\n",
         )
     };
@@ -255,7 +277,11 @@ extern "C" fn on_term(sig: libc::c_int, _info: *mut libc::siginfo_t, uc: *mut li
 
 fn main() {
     zdtm::test_init();
-    zdtm::install_handler(libc::SIGTERM, on_term as *const () as usize, libc::SA_SIGINFO | libc::SA_RESTART);
+    zdtm::install_handler(
+        libc::SIGTERM,
+        on_term as *const () as usize,
+        libc::SA_SIGINFO | libc::SA_RESTART,
+    );
     let kind = if std::arch::is_x86_feature_detected!("avx512f") {
         Kind::Avx512
     } else if std::arch::is_x86_feature_detected!("avx") {
@@ -285,7 +311,11 @@ fn main() {
     for (i, w) in r.kin.iter_mut().enumerate() {
         *w = u16::from_le_bytes([k[2 * i], k[2 * i + 1]]);
     }
-    r.x87in = [1.0 + (seed % 1000) as f64 / 7.0, 3.0 + (seed % 77) as f64 / 13.0, 2.0 + (seed % 91) as f64 / 3.0];
+    r.x87in = [
+        1.0 + (seed % 1000) as f64 / 7.0,
+        3.0 + (seed % 77) as f64 / 13.0,
+        2.0 + (seed % 91) as f64 / 3.0,
+    ];
 
     // Reference: the same block, not waiting.
     let done = AtomicU32::new(1);
@@ -302,17 +332,33 @@ fn main() {
         Kind::Avx => 512,
         Kind::Sse => 256,
     };
-    c.check(reference.vout[..vlen] == reference.vin[..vlen], || "reference run did not round-trip the vector registers".into());
+    c.check(reference.vout[..vlen] == reference.vin[..vlen], || {
+        "reference run did not round-trip the vector registers".into()
+    });
     if let Some(i) = (0..vlen).find(|&i| r.vout[i] != reference.vout[i]) {
         let per = vlen / if kind == Kind::Avx512 { 32 } else { 16 };
-        c.check(false, || format!("vector register {} differs at byte {}", i / per, i % per));
+        c.check(false, || {
+            format!("vector register {} differs at byte {}", i / per, i % per)
+        });
     }
     if kind == Kind::Avx512 {
         c.eq("k1-k7", &r.kout[1..], &reference.kout[1..]);
     }
-    c.eq("x87 stack (80-bit)", &r.x87out[..30], &reference.x87out[..30]);
-    c.eq("MXCSR", format!("{:#x}", r.mx_out), format!("{:#x}", reference.mx_out));
-    c.eq("x87 control word", format!("{:#x}", r.cw_out), format!("{:#x}", reference.cw_out));
+    c.eq(
+        "x87 stack (80-bit)",
+        &r.x87out[..30],
+        &reference.x87out[..30],
+    );
+    c.eq(
+        "MXCSR",
+        format!("{:#x}", r.mx_out),
+        format!("{:#x}", reference.mx_out),
+    );
+    c.eq(
+        "x87 control word",
+        format!("{:#x}", r.cw_out),
+        format!("{:#x}", reference.cw_out),
+    );
     c.eq("planted MXCSR", reference.mx_out, r.mx_in);
     c.finish()
 }

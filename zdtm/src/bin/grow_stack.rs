@@ -20,7 +20,10 @@ fn stack_vma() -> Option<(usize, usize)> {
     let l = maps.lines().find(|l| l.ends_with("[stack]"))?;
     let r = l.split_whitespace().next()?;
     let (a, b) = r.split_once('-')?;
-    Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?))
+    Some((
+        usize::from_str_radix(a, 16).ok()?,
+        usize::from_str_radix(b, 16).ok()?,
+    ))
 }
 
 #[inline(never)]
@@ -50,9 +53,14 @@ fn main() {
     let mut c = Checks::new();
     let mut vma_before = None;
     recurse(0, seed, &mut |deepest| {
-        let Some(v) = stack_vma() else { zdtm::fail("no [stack] at the bottom") };
+        let Some(v) = stack_vma() else {
+            zdtm::fail("no [stack] at the bottom")
+        };
         if top - deepest < MIN_GROWTH || v.0 > deepest {
-            zdtm::fail(&format!("stack did not grow as planned: {:#x} bytes used, vma {v:x?}", top - deepest));
+            zdtm::fail(&format!(
+                "stack did not grow as planned: {:#x} bytes used, vma {v:x?}",
+                top - deepest
+            ));
         }
         vma_before = Some(v);
         zdtm::test_daemon();
@@ -63,11 +71,21 @@ fn main() {
         }
         // The top must not move; the bottom may only have grown further.
         let after = stack_vma();
-        c.check(after.is_some_and(|a| Some(a.1) == vma_before.map(|b| b.1) && a.0 <= deepest), || {
-            format!("[stack] vma was {vma_before:x?}, now {after:x?} (deepest frame {deepest:#x})")
-        });
+        c.check(
+            after.is_some_and(|a| Some(a.1) == vma_before.map(|b| b.1) && a.0 <= deepest),
+            || {
+                format!(
+                    "[stack] vma was {vma_before:x?}, now {after:x?} (deepest frame {deepest:#x})"
+                )
+            },
+        );
     });
     let bad = BAD_FRAMES.load(Ordering::SeqCst);
-    c.check(bad == 0, || format!("{bad} stack frames corrupted, the shallowest at depth {}", FIRST_BAD.load(Ordering::SeqCst)));
+    c.check(bad == 0, || {
+        format!(
+            "{bad} stack frames corrupted, the shallowest at depth {}",
+            FIRST_BAD.load(Ordering::SeqCst)
+        )
+    });
     c.finish()
 }

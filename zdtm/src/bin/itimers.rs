@@ -22,8 +22,14 @@ fn get(which: libc::c_int) -> (Duration, Duration) {
 
 fn set(which: libc::c_int, (value, interval): (i64, i64)) {
     let v = libc::itimerval {
-        it_interval: libc::timeval { tv_sec: interval, tv_usec: 0 },
-        it_value: libc::timeval { tv_sec: value, tv_usec: 0 },
+        it_interval: libc::timeval {
+            tv_sec: interval,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: value,
+            tv_usec: 0,
+        },
     };
     // SAFETY: a valid itimerval.
     if unsafe { libc::setitimer(which, &v, std::ptr::null_mut()) } != 0 {
@@ -57,19 +63,31 @@ fn main() {
     // Not fired yet (tests finish well within 30 s), so it counts down the
     // first period: it can't be above the start, nor have lost more than
     // the wall time since (time spent dumped doesn't count).
-    c.check(value > Duration::ZERO && value < sec(REAL.0), || format!("ITIMER_REAL value {value:?} not in (0, {}s)", REAL.0));
-    c.check(value + elapsed + Duration::from_millis(500) >= sec(REAL.0), || {
-        format!("ITIMER_REAL lost more than the wall time: value {value:?}, {elapsed:?} passed")
+    c.check(value > Duration::ZERO && value < sec(REAL.0), || {
+        format!("ITIMER_REAL value {value:?} not in (0, {}s)", REAL.0)
     });
+    c.check(
+        value + elapsed + Duration::from_millis(500) >= sec(REAL.0),
+        || format!("ITIMER_REAL lost more than the wall time: value {value:?}, {elapsed:?} passed"),
+    );
     std::thread::sleep(Duration::from_millis(30));
     let (later, _) = get(libc::ITIMER_REAL);
-    c.check(later < value && later + Duration::from_millis(500) > value, || format!("ITIMER_REAL not running: {value:?} then {later:?}"));
-    for (name, which, (v0, i0)) in [("ITIMER_VIRTUAL", libc::ITIMER_VIRTUAL, VIRT), ("ITIMER_PROF", libc::ITIMER_PROF, PROF)] {
+    c.check(
+        later < value && later + Duration::from_millis(500) > value,
+        || format!("ITIMER_REAL not running: {value:?} then {later:?}"),
+    );
+    for (name, which, (v0, i0)) in [
+        ("ITIMER_VIRTUAL", libc::ITIMER_VIRTUAL, VIRT),
+        ("ITIMER_PROF", libc::ITIMER_PROF, PROF),
+    ] {
         let (v, i) = get(which);
         c.eq(&format!("{name} interval"), i, sec(i0));
         // CPU-time timers: we used far less than a second of CPU (the
         // kernel adds a tick when arming them).
-        c.check(v > sec(v0) - Duration::from_secs(1) && v <= sec(v0) + Duration::from_millis(50), || format!("{name} value {v:?}, set to {v0}s"));
+        c.check(
+            v > sec(v0) - Duration::from_secs(1) && v <= sec(v0) + Duration::from_millis(50),
+            || format!("{name} value {v:?}, set to {v0}s"),
+        );
     }
     c.finish()
 }

@@ -24,7 +24,16 @@ const MADV_GUARD_REMOVE: libc::c_int = 103;
 
 fn mmap(len: usize, prot: libc::c_int, flags: libc::c_int, fd: libc::c_int, off: usize) -> *mut u8 {
     // SAFETY: a fresh mapping chosen by the kernel.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, off as libc::off_t) };
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            fd,
+            off as libc::off_t,
+        )
+    };
     if p == libc::MAP_FAILED {
         zdtm::fail(&format!("mmap: {}", zdtm::last_err()));
     }
@@ -85,7 +94,8 @@ fn make_file(path: &std::path::Path, data: &[u8]) -> std::fs::File {
         .create_new(true)
         .open(path)
         .unwrap_or_else(|e| zdtm::fail(&format!("create {}: {e}", path.display())));
-    f.write_all_at(data, 0).unwrap_or_else(|e| zdtm::fail(&format!("write {}: {e}", path.display())));
+    f.write_all_at(data, 0)
+        .unwrap_or_else(|e| zdtm::fail(&format!("write {}: {e}", path.display())));
     f
 }
 
@@ -95,8 +105,15 @@ fn main() {
     let len = NP * ps;
     let seed = std::process::id() as u64 * 1000 + 7;
     use std::os::fd::AsRawFd;
-    let (rw, ro, none) = (libc::PROT_READ | libc::PROT_WRITE, libc::PROT_READ, libc::PROT_NONE);
-    let (priv_anon, shared_anon) = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, libc::MAP_SHARED | libc::MAP_ANONYMOUS);
+    let (rw, ro, none) = (
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::PROT_READ,
+        libc::PROT_NONE,
+    );
+    let (priv_anon, shared_anon) = (
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+    );
 
     // a) anonymous private, marked pattern
     let a = mmap(len, rw, priv_anon, -1, 0);
@@ -145,13 +162,19 @@ fn main() {
     // SAFETY: madvise on our own mapping.
     let have_guard = unsafe { libc::madvise(guard_page.cast(), ps, MADV_GUARD_INSTALL) } == 0;
     if !have_guard {
-        zdtm::test_msg!("MADV_GUARD_INSTALL unsupported ({}): using a PROT_NONE gap", zdtm::last_err());
+        zdtm::test_msg!(
+            "MADV_GUARD_INSTALL unsupported ({}): using a PROT_NONE gap",
+            zdtm::last_err()
+        );
         mprotect(guard_page, ps, none);
     }
     // i) sparse: pages 10 and 50 of 64 touched
     let i_len = 64 * ps;
     let i = mmap(i_len, rw, priv_anon, -1, 0);
-    let i_pages = [(10usize, pattern(ps, seed + 10)), (50, pattern(ps, seed + 11))];
+    let i_pages = [
+        (10usize, pattern(ps, seed + 10)),
+        (50, pattern(ps, seed + 11)),
+    ];
     for (n, data) in &i_pages {
         slice(i, i_len)[n * ps..(n + 1) * ps].copy_from_slice(data);
     }
@@ -169,7 +192,10 @@ fn main() {
     ];
     for (what, p, want) in expect_perms {
         if perms_of(p) != want {
-            zdtm::fail(&format!("{what} mapping has perms {} before the dump, want {want}", perms_of(p)));
+            zdtm::fail(&format!(
+                "{what} mapping has perms {} before the dump, want {want}",
+                perms_of(p)
+            ));
         }
     }
     let h_off = offset_of_map(h);
@@ -186,52 +212,107 @@ fn main() {
         ck.eq(&format!("{what} perms"), perms_of(p), want.to_string());
     }
     ck.eq("file read-only offset", offset_of_map(h), h_off.clone());
-    ck.eq("file read-only offset value", h_off, format!("{:08x}", 4 * ps));
+    ck.eq(
+        "file read-only offset value",
+        h_off,
+        format!("{:08x}", 4 * ps),
+    );
     let cmp = |ck: &mut Checks, what: &str, got: &[u8], want: &[u8]| {
         if let Some(off) = first_diff(got, want) {
-            ck.check(false, || format!("{what}: contents differ at byte {off:#x}"));
+            ck.check(false, || {
+                format!("{what}: contents differ at byte {off:#x}")
+            });
         }
     };
     cmp(&mut ck, "anon private", slice(a, len), &a_want);
     cmp(&mut ck, "anon shared", slice(b, len), &b_want);
-    cmp(&mut ck, "file private (COW pages + file pages)", slice(c_map, len), &c_want);
+    cmp(
+        &mut ck,
+        "file private (COW pages + file pages)",
+        slice(c_map, len),
+        &c_want,
+    );
     cmp(&mut ck, "file shared", slice(d, len), &d_want);
-    cmp(&mut ck, "file read-only at offset", slice(h, 4 * ps), &f1_data[4 * ps..8 * ps]);
+    cmp(
+        &mut ck,
+        "file read-only at offset",
+        slice(h, 4 * ps),
+        &f1_data[4 * ps..8 * ps],
+    );
     cmp(&mut ck, "anon read-only", slice(e, len), &e_want);
     // The private file mapping must not have leaked into the file.
     let mut on_disk = vec![0u8; len];
     let _ = f1.read_exact_at(&mut on_disk, 0);
-    cmp(&mut ck, "file behind the private mapping", &on_disk, &f1_data);
+    cmp(
+        &mut ck,
+        "file behind the private mapping",
+        &on_disk,
+        &f1_data,
+    );
     // The shared mapping must still be shared with the file, both ways.
     let _ = f2.read_exact_at(&mut on_disk, 0);
     cmp(&mut ck, "file behind the shared mapping", &on_disk, &d_want);
     slice(d, len)[7 * ps + 3] ^= 0xff;
     let mut byte = [0u8];
     let _ = f2.read_exact_at(&mut byte, (7 * ps + 3) as u64);
-    ck.eq("write through the shared mapping reaches the file", byte[0], d_want[7 * ps + 3] ^ 0xff);
+    ck.eq(
+        "write through the shared mapping reaches the file",
+        byte[0],
+        d_want[7 * ps + 3] ^ 0xff,
+    );
     let _ = f2.write_all_at(&[0x42], 9 * ps as u64);
-    ck.eq("file write shows in the shared mapping", slice(d, len)[9 * ps], 0x42);
+    ck.eq(
+        "file write shows in the shared mapping",
+        slice(d, len)[9 * ps],
+        0x42,
+    );
     // PROT_NONE: must not be readable; the data is still there.
-    ck.check(!probe_readable(f as usize), || "PROT_NONE mapping is readable".into());
+    ck.check(!probe_readable(f as usize), || {
+        "PROT_NONE mapping is readable".into()
+    });
     mprotect(f, len, ro);
-    cmp(&mut ck, "anon PROT_NONE (after mprotect)", slice(f, len), &f_want);
+    cmp(
+        &mut ck,
+        "anon PROT_NONE (after mprotect)",
+        slice(f, len),
+        &f_want,
+    );
     // The guard page faults, its neighbours keep their data.
-    ck.check(!probe_readable(guard_page as usize), || "guard page is readable".into());
-    cmp(&mut ck, "guarded mapping before the guard", &slice(g, 3 * ps)[..], &g_want[..3 * ps]);
+    ck.check(!probe_readable(guard_page as usize), || {
+        "guard page is readable".into()
+    });
+    cmp(
+        &mut ck,
+        "guarded mapping before the guard",
+        &slice(g, 3 * ps)[..],
+        &g_want[..3 * ps],
+    );
     // SAFETY: pages 4..8 of g.
-    cmp(&mut ck, "guarded mapping after the guard", slice(unsafe { g.add(4 * ps) }, 4 * ps), &g_want[4 * ps..]);
+    cmp(
+        &mut ck,
+        "guarded mapping after the guard",
+        slice(unsafe { g.add(4 * ps) }, 4 * ps),
+        &g_want[4 * ps..],
+    );
     if have_guard {
         // SAFETY: madvise on our own mapping.
         let r = unsafe { libc::madvise(guard_page.cast(), ps, MADV_GUARD_REMOVE) };
-        ck.check(r == 0 && probe_readable(guard_page as usize), || "guard page not removable after".into());
-        ck.check(r != 0 || slice(guard_page, ps).iter().all(|&x| x == 0), || "guard page is not zero once removed".into());
+        ck.check(r == 0 && probe_readable(guard_page as usize), || {
+            "guard page not removable after".into()
+        });
+        ck.check(
+            r != 0 || slice(guard_page, ps).iter().all(|&x| x == 0),
+            || "guard page is not zero once removed".into(),
+        );
     }
     // Sparse: touched pages hold their data, the rest is zero.
     let sparse = slice(i, i_len);
     for (n, page) in sparse.chunks(ps).enumerate() {
         match i_pages.iter().find(|(k, _)| *k == n) {
             Some((_, data)) => cmp(&mut ck, &format!("sparse page {n}"), page, data),
-            None => ck.check(page.iter().all(|&x| x == 0), || format!("sparse page {n} is not zero")),
+            None => ck.check(page.iter().all(|&x| x == 0), || {
+                format!("sparse page {n} is not zero")
+            }),
         }
     }
     let _ = std::fs::remove_file(&f1_path);

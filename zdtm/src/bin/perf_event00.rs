@@ -51,12 +51,23 @@ fn main() {
         ..Default::default()
     };
     // SAFETY: a valid attr; counts this task on any CPU.
-    let fd = unsafe { libc::syscall(libc::SYS_perf_event_open, &attr, 0, -1, -1, PERF_FLAG_FD_CLOEXEC) } as libc::c_int;
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr,
+            0,
+            -1,
+            -1,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    } as libc::c_int;
     if fd < 0 {
         zdtm::skip(&format!("perf_event_open: {}", zdtm::last_err()));
     }
     burn();
-    let Some(c0) = count(fd) else { zdtm::fail("can't read the counter") };
+    let Some(c0) = count(fd) else {
+        zdtm::fail("can't read the counter")
+    };
     if c0 == 0 {
         zdtm::fail("the counter does not count");
     }
@@ -71,11 +82,19 @@ fn main() {
         unsafe { libc::dup2(libc::open(null.as_ptr(), libc::O_RDONLY), fd) };
     }
     let mut c = Checks::new();
-    c.eq("fd link", std::fs::read_link(format!("/proc/self/fd/{fd}")).ok(), link0);
+    c.eq(
+        "fd link",
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).ok(),
+        link0,
+    );
     let c1 = count(fd);
-    c.check(c1.is_some_and(|v| v >= c0), || format!("counter went from {c0} to {c1:?}"));
+    c.check(c1.is_some_and(|v| v >= c0), || {
+        format!("counter went from {c0} to {c1:?}")
+    });
     burn();
     let c2 = count(fd);
-    c.check(c2.is_some_and(|v| Some(v) > c1), || format!("counter stopped: {c1:?} then {c2:?}"));
+    c.check(c2.is_some_and(|v| Some(v) > c1), || {
+        format!("counter stopped: {c1:?} then {c2:?}")
+    });
     c.finish()
 }

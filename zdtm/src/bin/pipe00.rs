@@ -42,7 +42,11 @@ fn main() {
     // SAFETY: fcntl/ioctl queries on our fds.
     unsafe {
         c.eq("F_GETPIPE_SZ", libc::fcntl(r, libc::F_GETPIPE_SZ), PIPE_SZ);
-        c.eq("flags", (libc::fcntl(r, libc::F_GETFL), libc::fcntl(w, libc::F_GETFL)), fl);
+        c.eq(
+            "flags",
+            (libc::fcntl(r, libc::F_GETFL), libc::fcntl(w, libc::F_GETFL)),
+            fl,
+        );
         let mut n: libc::c_int = 0;
         libc::ioctl(r, libc::FIONREAD, &mut n);
         c.eq("FIONREAD", n, DATA as libc::c_int);
@@ -51,18 +55,30 @@ fn main() {
     // SAFETY: reading into our buffer.
     let n = unsafe { libc::read(r, got.as_mut_ptr().cast(), got.len()) };
     c.eq("bytes read", n, DATA as isize);
-    c.check(n >= 0 && got[..n as usize] == data[..(n as usize).min(DATA)], || "pipe data differs".into());
+    c.check(
+        n >= 0 && got[..n as usize] == data[..(n as usize).min(DATA)],
+        || "pipe data differs".into(),
+    );
     // Still one pipe: what goes in one end comes out of the other.
     let msg = b"after restore";
     // SAFETY: plain syscalls on our fds and buffers.
     unsafe {
-        c.eq("write after", libc::write(w, msg.as_ptr().cast(), msg.len()), msg.len() as isize);
+        c.eq(
+            "write after",
+            libc::write(w, msg.as_ptr().cast(), msg.len()),
+            msg.len() as isize,
+        );
         let mut b = [0u8; 64];
         let n = libc::read(r, b.as_mut_ptr().cast(), b.len());
-        c.check(n == msg.len() as isize && &b[..msg.len()] == msg, || format!("round trip read {n} bytes"));
+        c.check(n == msg.len() as isize && &b[..msg.len()] == msg, || {
+            format!("round trip read {n} bytes")
+        });
         // Empty now: non-blocking read says EAGAIN.
         let n = libc::read(r, b.as_mut_ptr().cast(), b.len());
-        c.check(n == -1 && zdtm::last_err().raw_os_error() == Some(libc::EAGAIN), || format!("empty pipe read gave {n}"));
+        c.check(
+            n == -1 && zdtm::last_err().raw_os_error() == Some(libc::EAGAIN),
+            || format!("empty pipe read gave {n}"),
+        );
     }
     c.finish()
 }

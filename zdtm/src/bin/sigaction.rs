@@ -33,7 +33,9 @@ fn cur_mask() -> u64 {
 
 fn set_bits(s: &libc::sigset_t) -> u64 {
     // SAFETY: sigismember on a valid set.
-    (1..=64).filter(|&n| unsafe { libc::sigismember(s, n) } == 1).fold(0, |m, n| m | 1 << (n - 1))
+    (1..=64)
+        .filter(|&n| unsafe { libc::sigismember(s, n) } == 1)
+        .fold(0, |m, n| m | 1 << (n - 1))
 }
 
 fn bit(sig: i32) -> u64 {
@@ -50,7 +52,10 @@ extern "C" fn h1(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *mut libc::c
 
 extern "C" fn h2(_sig: libc::c_int) {
     let local = 0u8;
-    H2_SP.store(std::hint::black_box(&local) as *const u8 as usize, Ordering::SeqCst);
+    H2_SP.store(
+        std::hint::black_box(&local) as *const u8 as usize,
+        Ordering::SeqCst,
+    );
     H2_MASK.store(cur_mask(), Ordering::SeqCst);
     H2_CALLS.fetch_add(1, Ordering::SeqCst);
 }
@@ -67,7 +72,11 @@ fn query(sig: i32) -> Disp {
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
         libc::sigaction(sig, std::ptr::null(), &mut sa);
-        Disp { handler: sa.sa_sigaction, flags: sa.sa_flags, mask: set_bits(&sa.sa_mask) }
+        Disp {
+            handler: sa.sa_sigaction,
+            flags: sa.sa_flags,
+            mask: set_bits(&sa.sa_mask),
+        }
     }
 }
 
@@ -91,24 +100,65 @@ fn main() {
     zdtm::test_init();
     // SAFETY: a fresh anonymous mapping for the alternate stack.
     let alt = unsafe {
-        libc::mmap(std::ptr::null_mut(), ALT_SIZE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            ALT_SIZE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if alt == libc::MAP_FAILED {
         zdtm::fail("mmap");
     }
-    let ss = libc::stack_t { ss_sp: alt, ss_flags: 0, ss_size: ALT_SIZE };
+    let ss = libc::stack_t {
+        ss_sp: alt,
+        ss_flags: 0,
+        ss_size: ALT_SIZE,
+    };
     // SAFETY: a valid stack_t.
     if unsafe { libc::sigaltstack(&ss, std::ptr::null_mut()) } != 0 {
         zdtm::fail("sigaltstack");
     }
     let h1p = h1 as *const () as usize;
     let h2p = h2 as *const () as usize;
-    set(libc::SIGUSR1, h1p, libc::SA_SIGINFO | libc::SA_RESTART, &[libc::SIGUSR2, libc::SIGHUP]);
-    set(libc::SIGUSR2, h2p, libc::SA_ONSTACK | libc::SA_NODEFER | libc::SA_RESETHAND, &[libc::SIGQUIT]);
+    set(
+        libc::SIGUSR1,
+        h1p,
+        libc::SA_SIGINFO | libc::SA_RESTART,
+        &[libc::SIGUSR2, libc::SIGHUP],
+    );
+    set(
+        libc::SIGUSR2,
+        h2p,
+        libc::SA_ONSTACK | libc::SA_NODEFER | libc::SA_RESETHAND,
+        &[libc::SIGQUIT],
+    );
     set(libc::SIGHUP, libc::SIG_IGN, 0, &[]);
-    set(libc::SIGPIPE, h1p, libc::SA_SIGINFO, &(1..=31).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && s != libc::SIGTERM).collect::<Vec<_>>());
-    set(rtmin(5), h1p, libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP, &[rtmin(6)]);
-    let sigs = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGHUP, libc::SIGPIPE, libc::SIGWINCH, libc::SIGCHLD, rtmin(5)];
+    set(
+        libc::SIGPIPE,
+        h1p,
+        libc::SA_SIGINFO,
+        &(1..=31)
+            .filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && s != libc::SIGTERM)
+            .collect::<Vec<_>>(),
+    );
+    set(
+        rtmin(5),
+        h1p,
+        libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP,
+        &[rtmin(6)],
+    );
+    let sigs = [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGHUP,
+        libc::SIGPIPE,
+        libc::SIGWINCH,
+        libc::SIGCHLD,
+        rtmin(5),
+    ];
     let before: Vec<Disp> = sigs.iter().map(|&s| query(s)).collect();
     let alt_before = altstack();
 
@@ -116,7 +166,12 @@ fn main() {
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        set(libc::SIGUSR1, h1p, libc::SA_SIGINFO | libc::SA_RESTART, &[libc::SIGUSR2]);
+        set(
+            libc::SIGUSR1,
+            h1p,
+            libc::SA_SIGINFO | libc::SA_RESTART,
+            &[libc::SIGUSR2],
+        );
     }
     let mut c = Checks::new();
     for (i, &s) in sigs.iter().enumerate() {
@@ -129,17 +184,40 @@ fn main() {
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGUSR1) };
     c.eq("SIGUSR1: h1 calls", H1_CALLS.load(Ordering::SeqCst), 1);
-    c.eq("SIGUSR1: h1 got", H1_LAST.load(Ordering::SeqCst), libc::SIGUSR1 as usize);
-    c.eq("SIGUSR1: si_code", H1_CODE.load(Ordering::SeqCst) as i32, libc::SI_TKILL);
-    c.eq("SIGUSR1: mask inside", H1_MASK.load(Ordering::SeqCst), base | bit(libc::SIGUSR1) | bit(libc::SIGUSR2) | bit(libc::SIGHUP));
+    c.eq(
+        "SIGUSR1: h1 got",
+        H1_LAST.load(Ordering::SeqCst),
+        libc::SIGUSR1 as usize,
+    );
+    c.eq(
+        "SIGUSR1: si_code",
+        H1_CODE.load(Ordering::SeqCst) as i32,
+        libc::SI_TKILL,
+    );
+    c.eq(
+        "SIGUSR1: mask inside",
+        H1_MASK.load(Ordering::SeqCst),
+        base | bit(libc::SIGUSR1) | bit(libc::SIGUSR2) | bit(libc::SIGHUP),
+    );
     // SIGUSR2: h2 on the alternate stack, not blocking itself, then reset.
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGUSR2) };
     c.eq("SIGUSR2: h2 calls", H2_CALLS.load(Ordering::SeqCst), 1);
     let sp = H2_SP.load(Ordering::SeqCst);
-    c.check((alt as usize..alt as usize + ALT_SIZE).contains(&sp), || format!("SIGUSR2 handler ran at {sp:#x}, not on the alternate stack"));
-    c.eq("SIGUSR2: mask inside", H2_MASK.load(Ordering::SeqCst), base | bit(libc::SIGQUIT));
-    c.eq("SIGUSR2: reset to SIG_DFL", query(libc::SIGUSR2).handler, libc::SIG_DFL);
+    c.check(
+        (alt as usize..alt as usize + ALT_SIZE).contains(&sp),
+        || format!("SIGUSR2 handler ran at {sp:#x}, not on the alternate stack"),
+    );
+    c.eq(
+        "SIGUSR2: mask inside",
+        H2_MASK.load(Ordering::SeqCst),
+        base | bit(libc::SIGQUIT),
+    );
+    c.eq(
+        "SIGUSR2: reset to SIG_DFL",
+        query(libc::SIGUSR2).handler,
+        libc::SIG_DFL,
+    );
     // SIGHUP is ignored: we live on.
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGHUP) };
@@ -147,13 +225,23 @@ fn main() {
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGPIPE) };
     c.eq("SIGPIPE: h1 calls", H1_CALLS.load(Ordering::SeqCst), 2);
-    c.eq("SIGPIPE: h1 got", H1_LAST.load(Ordering::SeqCst), libc::SIGPIPE as usize);
-    let want = (1..=31).filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && s != libc::SIGTERM).fold(base, |m, s| m | bit(s));
+    c.eq(
+        "SIGPIPE: h1 got",
+        H1_LAST.load(Ordering::SeqCst),
+        libc::SIGPIPE as usize,
+    );
+    let want = (1..=31)
+        .filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && s != libc::SIGTERM)
+        .fold(base, |m, s| m | bit(s));
     c.eq("SIGPIPE: mask inside", H1_MASK.load(Ordering::SeqCst), want);
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(rtmin(5)) };
     c.eq("SIGRTMIN+5: h1 calls", H1_CALLS.load(Ordering::SeqCst), 3);
-    c.eq("SIGRTMIN+5: mask inside", H1_MASK.load(Ordering::SeqCst), base | bit(rtmin(5)) | bit(rtmin(6)));
+    c.eq(
+        "SIGRTMIN+5: mask inside",
+        H1_MASK.load(Ordering::SeqCst),
+        base | bit(rtmin(5)) | bit(rtmin(6)),
+    );
     c.finish()
 }
 

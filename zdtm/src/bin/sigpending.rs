@@ -18,11 +18,22 @@ static LOG: Mutex<Vec<Got>> = Mutex::new(Vec::new());
 
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO.
-    let (code, value, pid) = unsafe { ((*info).si_code, (*info).si_value().sival_ptr as i64, (*info).si_pid()) };
+    let (code, value, pid) = unsafe {
+        (
+            (*info).si_code,
+            (*info).si_value().sival_ptr as i64,
+            (*info).si_pid(),
+        )
+    };
     // Every test signal is blocked inside the handler: no nesting, so the
     // lock is never held when we get here.
     if let Ok(mut l) = LOG.try_lock() {
-        l.push(Got { sig, code, value, pid_ok: pid == std::process::id() as i32 });
+        l.push(Got {
+            sig,
+            code,
+            value,
+            pid_ok: pid == std::process::id() as i32,
+        });
     }
 }
 
@@ -43,7 +54,9 @@ fn pending() -> Vec<i32> {
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
         libc::sigpending(&mut s);
-        (1..=64).filter(|&n| libc::sigismember(&s, n) == 1).collect()
+        (1..=64)
+            .filter(|&n| libc::sigismember(&s, n) == 1)
+            .collect()
     }
 }
 
@@ -58,7 +71,13 @@ fn queue(tid: bool, sig: i32, value: i64) {
         *raw.add(5) = libc::getuid() as i32; // si_uid
         *(raw.add(6) as *mut i64) = value; // si_value
         let r = if tid {
-            libc::syscall(libc::SYS_rt_tgsigqueueinfo, libc::getpid(), libc::gettid(), sig, &si)
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                libc::getpid(),
+                libc::gettid(),
+                sig,
+                &si,
+            )
         } else {
             libc::syscall(libc::SYS_rt_sigqueueinfo, libc::getpid(), sig, &si)
         };
@@ -104,16 +123,32 @@ fn main() {
     if zdtm::sabotaged() {
         let one = set_of(&[libc::SIGUSR2]);
         // SAFETY: consume the pending SIGUSR2.
-        unsafe { libc::sigtimedwait(&one, std::ptr::null_mut(), &libc::timespec { tv_sec: 0, tv_nsec: 0 }) };
+        unsafe {
+            libc::sigtimedwait(
+                &one,
+                std::ptr::null_mut(),
+                &libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+            )
+        };
     }
     let mut c = Checks::new();
     c.eq("pending", pending(), pend0);
-    c.check(LOG.lock().unwrap().is_empty(), || "a blocked signal was delivered".into());
+    c.check(LOG.lock().unwrap().is_empty(), || {
+        "a blocked signal was delivered".into()
+    });
     // SAFETY: unblock: everything pending gets delivered now, one at a time
     // (each handler blocks all three), private queue first.
     unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &all, std::ptr::null_mut()) };
     let got = LOG.lock().unwrap().clone();
-    let g = |sig, code, value| Got { sig, code, value, pid_ok: true };
+    let g = |sig, code, value| Got {
+        sig,
+        code,
+        value,
+        pid_ok: true,
+    };
     let want = vec![
         g(libc::SIGUSR1, libc::SI_TKILL, 0),
         g(rt, libc::SI_QUEUE, 333),
@@ -122,8 +157,22 @@ fn main() {
         g(rt, libc::SI_QUEUE, 222),
     ];
     // si_value is meaningless for SI_TKILL/SI_USER.
-    let norm = |v: Vec<Got>| v.into_iter().map(|x| if x.code == libc::SI_QUEUE { x } else { Got { value: 0, ..x } }).collect::<Vec<_>>();
-    c.eq("delivered (signal, si_code, value, si_pid ok)", norm(got), want);
+    let norm = |v: Vec<Got>| {
+        v.into_iter()
+            .map(|x| {
+                if x.code == libc::SI_QUEUE {
+                    x
+                } else {
+                    Got { value: 0, ..x }
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    c.eq(
+        "delivered (signal, si_code, value, si_pid ok)",
+        norm(got),
+        want,
+    );
     c.eq("pending after delivery", pending(), vec![]);
     c.finish()
 }

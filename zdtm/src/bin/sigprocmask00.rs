@@ -12,7 +12,9 @@ extern "C" fn handler(sig: libc::c_int) {
 
 fn mask_of(s: &libc::sigset_t) -> Vec<i32> {
     // SAFETY: sigismember on a valid set.
-    (1..=64).filter(|&n| unsafe { libc::sigismember(s, n) } == 1).collect()
+    (1..=64)
+        .filter(|&n| unsafe { libc::sigismember(s, n) } == 1)
+        .collect()
 }
 
 fn blocked() -> Vec<i32> {
@@ -38,7 +40,14 @@ fn change(how: libc::c_int, sigs: &[i32]) {
 
 fn main() {
     zdtm::test_init();
-    let block = [libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM, libc::SIGWINCH, libc::SIGRTMIN() + 3, 64];
+    let block = [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGWINCH,
+        libc::SIGRTMIN() + 3,
+        64,
+    ];
     zdtm::install_handler(libc::SIGUSR1, handler as *const () as usize, 0);
     zdtm::install_handler(libc::SIGUSR2, handler as *const () as usize, 0);
     change(libc::SIG_BLOCK, &block);
@@ -58,12 +67,24 @@ fn main() {
     // A blocked signal stays pending; unblocking delivers it.
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGUSR2) };
-    c.eq("blocked SIGUSR2 not delivered", GOT.load(Ordering::SeqCst), 0);
+    c.eq(
+        "blocked SIGUSR2 not delivered",
+        GOT.load(Ordering::SeqCst),
+        0,
+    );
     change(libc::SIG_UNBLOCK, &[libc::SIGUSR1]);
     // SAFETY: raise on ourselves.
     unsafe { libc::raise(libc::SIGUSR1) };
-    c.eq("unblocked SIGUSR1 delivered", GOT.load(Ordering::SeqCst), libc::SIGUSR1 as usize * 1000 + 1);
+    c.eq(
+        "unblocked SIGUSR1 delivered",
+        GOT.load(Ordering::SeqCst),
+        libc::SIGUSR1 as usize * 1000 + 1,
+    );
     change(libc::SIG_UNBLOCK, &[libc::SIGUSR2]);
-    c.eq("SIGUSR2 delivered on unblock", GOT.load(Ordering::SeqCst), (libc::SIGUSR1 + libc::SIGUSR2) as usize * 1000 + 2);
+    c.eq(
+        "SIGUSR2 delivered on unblock",
+        GOT.load(Ordering::SeqCst),
+        (libc::SIGUSR1 + libc::SIGUSR2) as usize * 1000 + 2,
+    );
     c.finish()
 }

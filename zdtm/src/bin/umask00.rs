@@ -26,10 +26,21 @@ fn main() {
     };
     c.eq("umask", format!("{got:o}"), format!("{MASK:o}"));
     let f = zdtm::filename();
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o777).open(f) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o777)
+        .open(f)
+    {
         Ok(_) => {
-            let mode = std::fs::metadata(f).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
-            c.eq("mode of a new file", format!("{mode:o}"), format!("{:o}", 0o777 & !MASK));
+            let mode = std::fs::metadata(f)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            c.eq(
+                "mode of a new file",
+                format!("{mode:o}"),
+                format!("{:o}", 0o777 & !MASK),
+            );
             let _ = std::fs::remove_file(f);
         }
         Err(e) => c.check(false, || format!("create {}: {e}", f.display())),
