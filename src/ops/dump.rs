@@ -70,6 +70,26 @@ struct Ctl {
     scratch: Option<u64>,
 }
 
+/// Infect the task, ask the parasite what only the task can tell, and cure
+/// it again (the task stays frozen).
+fn ask_parasite(ctl: Ctl) -> (Result<remote::ParasiteReport>, Result<Ctl>) {
+    let pid = ctl.seized.pid();
+    let mut infected = match ctl.seized.infect() {
+        Ok(i) => i,
+        Err(e) => return (Err(anyhow::Error::from(e).context(format!("infecting task {pid}"))), Err(anyhow::anyhow!("task {pid} was released"))),
+    };
+    let report = (|| -> Result<remote::ParasiteReport> {
+        let acts = infected.call::<crate::compel::DumpSigacts>(&())?;
+        let misc = infected.call::<crate::compel::DumpMisc>(&())?;
+        Ok(remote::from_parasite(&acts, &misc))
+    })();
+    let back = infected
+        .cure_keep_seized()
+        .map(|seized| Ctl { seized, scratch: None })
+        .map_err(|e| anyhow::Error::from(e).context(format!("curing task {pid}")));
+    (report, back)
+}
+
 impl remote::Remote for Ctl {
     fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
         Ok(self.seized.syscall(nr, args)?)
@@ -116,19 +136,26 @@ struct Collected {
     mem: pages::MemStats,
 }
 
-fn collect(seized: &mut Ctl, pid: i32, stat: &proc::stat::Stat, dir: &ImageDir, opts: &Opts) -> Result<Collected> {
-    fault(Stage::Remote)?;
+fn collect(
+    seized: &mut Ctl,
+    parasite: remote::ParasiteReport,
+    pid: i32,
+    stat: &proc::stat::Stat,
+    dir: &ImageDir,
+    opts: &Opts,
+) -> Result<Collected> {
     let status = proc::status::read(pid)?;
     if status.seccomp == 2 {
         bail!("task {pid} has seccomp filters: dumping them is not supported yet");
     }
-    let sigactions = remote::sigactions(seized)?;
-    let timers = remote::itimers(seized)?;
-    let sas = remote::sigaltstack(seized)?;
-    let brk = remote::brk(seized)?;
+    let report = parasite;
+    let sigactions = report.sigactions;
+    let timers = report.itimers;
+    let sas = report.sigaltstack;
+    let brk = report.brk;
     let tid_addr = remote::tid_address(seized)?;
     let secbits = remote::securebits(seized)?;
-    let subreaper = remote::child_subreaper(seized)?;
+    let subreaper = report.child_subreaper;
     let pdeath = remote::pdeath_sig(seized)?;
     seized.drop_scratch()?;
 
@@ -143,8 +170,8 @@ fn collect(seized: &mut Ctl, pid: i32, stat: &proc::stat::Stat, dir: &ImageDir, 
     let mut mem_stats = mem_stats;
     mem_stats.shpages_written = shpages;
     debug!("memory of {pid}: {} pages, {shpages} shared, in {:?}", mem_stats.pages_written, t_mem.elapsed());
-    let dumpable = 1;
-    let mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, dumpable);
+    let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
+    mm.thp_disabled = Some(report.thp_disabled);
 
     fault(Stage::Files)?;
     let fds = fds::dump(pid, &mut files)?;
@@ -290,11 +317,25 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let t_freeze = Instant::now();
     fault(Stage::Freeze)?;
     let seized = Seized::seize(Pid::from_raw(pid)).with_context(|| format!("can't seize task {pid}"))?;
-    let mut ctl = Ctl { seized, scratch: None };
     let frozen_at = Instant::now();
     let freezing_us = frozen_at.duration_since(t_freeze).as_micros() as u64;
 
-    let result = collect(&mut ctl, pid, &stat, &dir, opts).and_then(|c| {
+    let ctl = Ctl { seized, scratch: None };
+    let (report, ctl) = if let Err(e) = fault(Stage::Remote) {
+        (Err(e), Ok(ctl))
+    } else {
+        ask_parasite(ctl)
+    };
+    // If curing failed, the task was released by the engine: nothing to undo.
+    let mut ctl = ctl?;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ctl.seized.release();
+            return Err(e.context(format!("dump of task {pid} failed; the task was left running")));
+        }
+    };
+    let result = collect(&mut ctl, report, pid, &stat, &dir, opts).and_then(|c| {
         write_images(&dir, pid, &stat, &c)?;
         Ok(c)
     });

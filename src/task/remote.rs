@@ -1,9 +1,11 @@
-//! What only the task itself can tell: values read by running syscalls in
-//! its context (sigactions, itimers, sigaltstack, brk, tid address,
-//! securebits, ...). Works through any [`Remote`] (the parasite engine
-//! implements it), with results passed back through a scratch page.
+//! What only the task itself can tell. The parasite reports sigactions,
+//! itimers, sigaltstack, brk and more in one round trip ([`from_parasite`]
+//! turns its replies into image records); the few values it does not carry
+//! (tid address, securebits, pdeath signal) come from single syscalls run
+//! in the task through any [`Remote`], results passed back through a
+//! scratch page.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::images::pb::{ItimerEntry, SaEntry, TaskTimersEntry, ThreadSasEntry};
 
@@ -29,63 +31,6 @@ fn u64s(b: &[u8]) -> Vec<u64> {
     b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect()
 }
 
-/// The 64 signals' actions. SIGKILL and SIGSTOP are skipped, as CRIU does,
-/// so the list holds 62 entries in signal order.
-pub fn sigactions(r: &mut dyn Remote) -> Result<Vec<SaEntry>> {
-    let page = r.scratch()?;
-    let mut out = Vec::with_capacity(62);
-    for sig in 1..=64u64 {
-        if sig == libc::SIGKILL as u64 || sig == libc::SIGSTOP as u64 {
-            continue;
-        }
-        // struct kernel_sigaction { handler, flags, restorer, mask } = 32 bytes.
-        ok("rt_sigaction", r.syscall(libc::SYS_rt_sigaction, [sig, 0, page, 8, 0, 0])?)
-            .with_context(|| format!("signal {sig}"))?;
-        let w = u64s(&r.read(page, 32)?);
-        out.push(SaEntry {
-            sigaction: w[0],
-            flags: w[1],
-            restorer: w[2],
-            mask: w[3],
-            compat_sigaction: Some(false),
-            mask_extended: None,
-        });
-    }
-    Ok(out)
-}
-
-fn itimer(r: &mut dyn Remote, which: u64, page: u64) -> Result<ItimerEntry> {
-    ok("getitimer", r.syscall(libc::SYS_getitimer, [which, page, 0, 0, 0, 0])?)?;
-    let w = u64s(&r.read(page, 32)?);
-    Ok(ItimerEntry { isec: w[0], iusec: w[1], vsec: w[2], vusec: w[3] })
-}
-
-/// ITIMER_REAL, ITIMER_VIRTUAL and ITIMER_PROF.
-pub fn itimers(r: &mut dyn Remote) -> Result<TaskTimersEntry> {
-    let page = r.scratch()?;
-    Ok(TaskTimersEntry {
-        real: itimer(r, 0, page)?,
-        virt: itimer(r, 1, page)?,
-        prof: itimer(r, 2, page)?,
-        posix: Vec::new(),
-    })
-}
-
-/// The alternate signal stack of the thread the remote runs in.
-pub fn sigaltstack(r: &mut dyn Remote) -> Result<ThreadSasEntry> {
-    let page = r.scratch()?;
-    ok("sigaltstack", r.syscall(libc::SYS_sigaltstack, [0, page, 0, 0, 0, 0])?)?;
-    let b = r.read(page, 24)?;
-    let w = u64s(&b);
-    // stack_t { void *ss_sp; int ss_flags; size_t ss_size; }
-    Ok(ThreadSasEntry { ss_sp: w[0], ss_flags: (w[1] & 0xffff_ffff) as u32, ss_size: w[2] })
-}
-
-/// The current program break.
-pub fn brk(r: &mut dyn Remote) -> Result<u64> {
-    Ok(ok("brk", r.syscall(libc::SYS_brk, [0; 6])?)? as u64)
-}
-
 /// The clear_child_tid address (PR_GET_TID_ADDRESS).
 pub fn tid_address(r: &mut dyn Remote) -> Result<u64> {
     let page = r.scratch()?;
@@ -98,20 +43,61 @@ pub fn securebits(r: &mut dyn Remote) -> Result<u32> {
     Ok(ok("prctl(PR_GET_SECUREBITS)", r.syscall(libc::SYS_prctl, [libc::PR_GET_SECUREBITS as u64, 0, 0, 0, 0, 0])?)? as u32)
 }
 
-/// prctl(PR_GET_CHILD_SUBREAPER).
-pub fn child_subreaper(r: &mut dyn Remote) -> Result<bool> {
-    let page = r.scratch()?;
-    ok(
-        "prctl(PR_GET_CHILD_SUBREAPER)",
-        r.syscall(libc::SYS_prctl, [libc::PR_GET_CHILD_SUBREAPER as u64, page, 0, 0, 0, 0])?,
-    )?;
-    Ok(r.read(page, 4)?.iter().any(|b| *b != 0))
-}
-
 /// prctl(PR_GET_PDEATHSIG).
 pub fn pdeath_sig(r: &mut dyn Remote) -> Result<u32> {
     let page = r.scratch()?;
     ok("prctl(PR_GET_PDEATHSIG)", r.syscall(libc::SYS_prctl, [libc::PR_GET_PDEATHSIG as u64, page, 0, 0, 0, 0])?)?;
     let b = r.read(page, 4)?;
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// What the parasite reported about the task (DumpSigacts + DumpMisc), in
+/// image form.
+pub struct ParasiteReport {
+    pub sigactions: Vec<SaEntry>,
+    pub itimers: TaskTimersEntry,
+    pub sigaltstack: ThreadSasEntry,
+    pub brk: u64,
+    pub child_subreaper: bool,
+    pub dumpable: i32,
+    pub thp_disabled: bool,
+}
+
+/// Convert the parasite's replies.
+pub fn from_parasite(
+    acts: &crate::compel::proto::SigactsReply,
+    misc: &crate::compel::proto::MiscReply,
+) -> ParasiteReport {
+    let sigactions = (1..=64usize)
+        .filter(|s| *s != libc::SIGKILL as usize && *s != libc::SIGSTOP as usize)
+        .map(|s| {
+            let a = &acts.acts[s - 1];
+            SaEntry {
+                sigaction: a.handler,
+                flags: a.flags,
+                restorer: a.restorer,
+                mask: a.mask,
+                compat_sigaction: Some(false),
+                mask_extended: None,
+            }
+        })
+        .collect();
+    let it = |i: usize| {
+        let t = &misc.itimers[i];
+        ItimerEntry {
+            isec: t.interval.sec as u64,
+            iusec: t.interval.usec as u64,
+            vsec: t.value.sec as u64,
+            vusec: t.value.usec as u64,
+        }
+    };
+    ParasiteReport {
+        sigactions,
+        itimers: TaskTimersEntry { real: it(0), virt: it(1), prof: it(2), posix: Vec::new() },
+        sigaltstack: ThreadSasEntry { ss_sp: misc.sas.sp, ss_size: misc.sas.size, ss_flags: misc.sas.flags as u32 },
+        brk: misc.brk,
+        child_subreaper: misc.child_subreaper != 0,
+        dumpable: misc.dumpable,
+        thp_disabled: misc.thp_disabled != 0,
+    }
 }
