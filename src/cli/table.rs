@@ -100,7 +100,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("link-remap", None, Bool, NotYet, "", "allow linking unlinked files back"),
     o("ghost-limit", None, Required, NotYet, "SIZE", "max size of a deleted file carried in images"),
     o("ghost-fiemap", None, Bool, NotYet, "", "use fiemap to dump sparse ghost files"),
-    o("shell-job", Some('j'), Bool, NotYet, "", "allow dumping/restoring shell jobs"),
+    o("shell-job", Some('j'), Bool, Yes, "", "allow dumping/restoring shell jobs"),
     o("cpu-cap", None, Optional, NotYet, "CAPS", "CPU capabilities to write/check (fpu,cpu,ins,all,none)"),
     o("lazy-pages", None, Flag, NotYet, "", "post-copy memory migration"),
     o("ext-unix-sk", Some('x'), Optional, NotYet, "INODE", "allow external unix sockets"),
