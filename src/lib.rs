@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod arch;
+pub mod cgroup;
 pub mod cli;
 pub mod compel;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod opts;
 pub mod proc;
 pub mod restorer;
 pub mod rpc;
+pub mod scripts;
 pub mod task;
 pub mod sys;
 

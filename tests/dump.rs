@@ -265,3 +265,75 @@ fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
         assert!(out.status.success(), "crit decode {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// A freezer cgroup of our own holding `pid`; removed on drop.
+struct FreezerGroup {
+    dir: std::path::PathBuf,
+}
+
+impl FreezerGroup {
+    fn new(pid: i32) -> FreezerGroup {
+        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/freezer/criu-rs-test-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        std::fs::write(dir.join("tasks"), pid.to_string()).unwrap();
+        FreezerGroup { dir }
+    }
+
+    fn state(&self) -> String {
+        std::fs::read_to_string(self.dir.join("freezer.state")).unwrap().trim().to_string()
+    }
+
+    fn set(&self, s: &str) {
+        std::fs::write(self.dir.join("freezer.state"), s).unwrap();
+    }
+}
+
+impl Drop for FreezerGroup {
+    fn drop(&mut self) {
+        self.set("THAWED");
+        if let Ok(t) = std::fs::read_to_string(self.dir.join("tasks")) {
+            for p in t.lines() {
+                let _ = std::fs::write("/sys/fs/cgroup/freezer/tasks", p);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[test]
+fn freeze_cgroup_and_timeout() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !Path::new("/sys/fs/cgroup/freezer").is_dir() {
+        panic!("this machine kind has a cgroup v1 freezer; /sys/fs/cgroup/freezer is missing");
+    }
+    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let pid = t.pid();
+    let fz = FreezerGroup::new(pid);
+    let before = t.maps();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = fz.dir.to_str().unwrap().to_string();
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "-R", "--freeze-cgroup", &path]);
+    assert_eq!(rc, 0, "{err}");
+    assert_eq!(fz.state(), "THAWED");
+    assert_eq!(t.state(), Some('S'));
+    assert_eq!(t.maps(), before);
+    let core = crit(&tmp.path().join(format!("core-{pid}.img")));
+    assert_eq!(core["entries"][0]["tc"]["comm"], "sleep");
+
+    // Frozen behind our back: seizing can't finish; --timeout ends it.
+    fz.set("FROZEN");
+    let tmp = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "--timeout", "1"]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("within 1 s (--timeout)"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+    fz.set("THAWED");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(t.state(), Some('S'), "the task survives a timed-out dump");
+    assert_eq!(t.maps(), before);
+
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "--freeze-cgroup", "/nonexistent"]);
+    assert_eq!(rc, 1);
+    assert!(err.contains("/nonexistent is not a cgroup v1 freezer"), "{err}");
+}

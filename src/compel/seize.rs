@@ -81,6 +81,14 @@ impl Seized {
     /// Seize `pid` (a thread id) and stop it; save its registers, FPU state
     /// and signal mask.
     pub fn seize(pid: Pid) -> Result<Seized> {
+        Self::seize_with(pid, || Ok(()))
+    }
+
+    /// Like [`Seized::seize`], running `between` after the task is seized
+    /// and interrupted but before waiting for it to stop: a task frozen by
+    /// the cgroup freezer is thawed there, and takes the ptrace stop before
+    /// running any user code.
+    pub fn seize_with(pid: Pid, between: impl FnOnce() -> Result<()>) -> Result<Seized> {
         ptrace::seize(pid, 0).map_err(|errno| match errno {
             Errno::ESRCH => Error::Gone { pid: pid.as_raw(), what: "no such task".into() },
             Errno::EPERM if status(pid).is_ok_and(|s| s.state == 'Z') => {
@@ -91,6 +99,10 @@ impl Seized {
         if let Err(errno) = ptrace::interrupt(pid) {
             let _ = ptrace::detach(pid, 0);
             return Err(Error::Sys { pid: pid.as_raw(), op: "PTRACE_INTERRUPT", errno });
+        }
+        if let Err(e) = between() {
+            let _ = ptrace::detach(pid, 0);
+            return Err(e);
         }
         match Self::stop(pid) {
             Ok(s) => Ok(s),

@@ -144,6 +144,7 @@ fn collect(
     dir: &ImageDir,
     opts: &Opts,
 ) -> Result<Collected> {
+    crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(dir), Some(pid))?;
     let status = proc::status::read(pid)?;
     if status.seccomp == 2 {
         bail!("task {pid} has seccomp filters: dumping them is not supported yet");
@@ -306,17 +307,50 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, memdump_us: u64
     write_one(dir, &kinds::stats().file_name_str("dump"), kinds::stats(), &stats)
 }
 
+/// Stop the task under ptrace, within `--timeout`, through the cgroup
+/// freezer with `--freeze-cgroup` (frozen, seized, thawed: it takes the
+/// ptrace stop before running user code again).
+fn freeze(pid: i32, opts: &Opts) -> Result<Seized> {
+    let timeout = std::time::Duration::from_secs(u64::from(opts.timeout));
+    crate::sys::alarm::arm(opts.timeout).context("arming --timeout")?;
+    let seized = match &opts.freeze_cgroup {
+        None => Seized::seize(Pid::from_raw(pid)).map_err(anyhow::Error::from),
+        Some(path) => (|| {
+            let fz = crate::cgroup::freezer::Freezer::new(path)?;
+            if !fz.tasks()?.contains(&pid) {
+                bail!("task {pid} is not in the freezer cgroup {path}");
+            }
+            fz.freeze(timeout)?;
+            let r = Seized::seize_with(Pid::from_raw(pid), || {
+                fz.thaw().map_err(|e| crate::compel::Error::Protocol { pid, what: format!("{e:#}") })
+            });
+            if r.is_err() {
+                let _ = fz.thaw();
+            }
+            Ok(r?)
+        })(),
+    };
+    let timed_out = crate::sys::alarm::fired();
+    crate::sys::alarm::disarm();
+    match seized {
+        Ok(s) => Ok(s),
+        Err(_) if timed_out => bail!("can't seize task {pid} within {} s (--timeout)", opts.timeout),
+        Err(e) => Err(e.context(format!("can't seize task {pid}"))),
+    }
+}
+
 /// Run `criu dump`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let pid = opts.tree_id.context("dump needs -t PID")?;
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     info!("Dumping processes (pid: {pid})");
+    crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
     fault(Stage::Collect)?;
     let stat = precheck(pid)?;
 
     let t_freeze = Instant::now();
     fault(Stage::Freeze)?;
-    let seized = Seized::seize(Pid::from_raw(pid)).with_context(|| format!("can't seize task {pid}"))?;
+    let seized = freeze(pid, opts)?;
     let frozen_at = Instant::now();
     let freezing_us = frozen_at.duration_since(t_freeze).as_micros() as u64;
 
@@ -337,6 +371,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     };
     let result = collect(&mut ctl, report, pid, &stat, &dir, opts).and_then(|c| {
         write_images(&dir, pid, &stat, &c)?;
+        crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;
         Ok(c)
     });
     let c = match result {

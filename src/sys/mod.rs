@@ -13,3 +13,4 @@ pub mod scm;
 pub mod clone;
 pub mod mm;
 pub mod rlimit;
+pub mod alarm;
