@@ -71,8 +71,12 @@ pub struct Pagemap {
 impl Pagemap {
     /// Read `pagemap-{id}.img`.
     pub fn read(dir: &ImageDir, id: u64) -> Result<Self, ImageError> {
-        let name = kinds::pagemap().file_name(id);
-        let mut r = ImageReader::open_kind(dir, &name, kinds::pagemap())?;
+        Self::read_named(dir, &kinds::pagemap().file_name(id))
+    }
+
+    /// Read a pagemap image named `name`.
+    pub fn read_named(dir: &ImageDir, name: &str) -> Result<Self, ImageError> {
+        let mut r = ImageReader::open_kind(dir, name, kinds::pagemap())?;
         let head = r.expect::<PagemapHead>()?;
         let entries = r.all::<PagemapEntry>()?;
         Ok(Pagemap { head, entries })
@@ -80,8 +84,12 @@ impl Pagemap {
 
     /// Write `pagemap-{id}.img`.
     pub fn write(&self, dir: &ImageDir, id: u64) -> Result<(), ImageError> {
-        let name = kinds::pagemap().file_name(id);
-        let mut w = ImageWriter::create(dir, &name, kinds::pagemap())?;
+        self.write_named(dir, &kinds::pagemap().file_name(id))
+    }
+
+    /// Write a pagemap image named `name` (pagemap-shmem-ID.img, ...).
+    pub fn write_named(&self, dir: &ImageDir, name: &str) -> Result<(), ImageError> {
+        let mut w = ImageWriter::create(dir, name, kinds::pagemap())?;
         w.write(&self.head)?;
         for e in &self.entries {
             w.write(e)?;

@@ -121,9 +121,9 @@ pub fn copy_runs(mem: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> 
     Ok(total)
 }
 
-/// Write pagemap-`id`.img for `runs` stored in pages-`pages_id`.img.
-pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Result<()> {
-    let pm = Pagemap {
+/// The pagemap of `runs` stored in pages-`pages_id`.img.
+fn pagemap_of(pages_id: u32, runs: &[Run]) -> Pagemap {
+    Pagemap {
         head: PagemapHead { pages_id },
         entries: runs
             .iter()
@@ -135,8 +135,12 @@ pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Re
                 nr_pages: Some((r.end - r.start) / PAGE_SIZE),
             })
             .collect(),
-    };
-    pm.write(dir, id)?;
+    }
+}
+
+/// Write pagemap-`id`.img for `runs` stored in pages-`pages_id`.img.
+pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Result<()> {
+    pagemap_of(pages_id, runs).write(dir, id)?;
     Ok(())
 }
 
@@ -203,26 +207,8 @@ pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32) -> 
             .into_iter()
             .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
             .collect();
-        let pm = Pagemap {
-            head: PagemapHead { pages_id },
-            entries: runs
-                .iter()
-                .map(|r| PagemapEntry {
-                    vaddr: r.start,
-                    compat_nr_pages: 0,
-                    in_parent: None,
-                    flags: Some(r.flags),
-                    nr_pages: Some((r.end - r.start) / PAGE_SIZE),
-                })
-                .collect(),
-        };
-        let name = shmem_pagemap_name(v.entry.shmid);
-        let mut w = crate::images::ImageWriter::create(dir, &name, crate::images::kind::kinds::pagemap())?;
-        w.write(&pm.head)?;
-        for e in &pm.entries {
-            w.write(e)?;
-        }
-        w.finish()?;
+        let pm = pagemap_of(pages_id, &runs);
+        pm.write_named(dir, &shmem_pagemap_name(v.entry.shmid))?;
         let pname = pages_file_name(pages_id);
         let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
         written += copy_runs(&f, &runs, &mut out)?;

@@ -248,10 +248,7 @@ fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
         if !dir.exists(&name) {
             continue;
         }
-        let mut r = crate::images::ImageReader::open_kind(dir, &name, crate::images::kind::kinds::pagemap())?;
-        let head: crate::images::pb::PagemapHead = r.expect()?;
-        let entries = r.all()?;
-        let pm = Pagemap { head, entries };
+        let pm = Pagemap::read_named(dir, &name)?;
         let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
         let pages = dir.open_file(&pages_name)?;
         let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);

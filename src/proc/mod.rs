@@ -36,9 +36,9 @@ pub fn auxv(pid: i32) -> Result<Vec<u64>> {
     Ok(b.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect())
 }
 
-/// Thread ids of a task, sorted.
-pub fn threads(pid: i32) -> Result<Vec<i32>> {
-    let p = path(pid, "task");
+/// The numeric entries of /proc/PID/WHAT (threads, fds), sorted.
+fn numeric_entries(pid: i32, what: &str) -> Result<Vec<i32>> {
+    let p = path(pid, what);
     let mut v: Vec<i32> = std::fs::read_dir(&p)
         .with_context(|| format!("can't list {}", p.display()))?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -47,13 +47,12 @@ pub fn threads(pid: i32) -> Result<Vec<i32>> {
     Ok(v)
 }
 
+/// Thread ids of a task, sorted.
+pub fn threads(pid: i32) -> Result<Vec<i32>> {
+    numeric_entries(pid, "task")
+}
+
 /// Open fd numbers of a task, sorted.
 pub fn fds(pid: i32) -> Result<Vec<i32>> {
-    let p = path(pid, "fd");
-    let mut v: Vec<i32> = std::fs::read_dir(&p)
-        .with_context(|| format!("can't list {}", p.display()))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    v.sort_unstable();
-    Ok(v)
+    numeric_entries(pid, "fd")
 }

@@ -276,21 +276,7 @@ pub fn loginuid_child(saved: &[u8]) -> Res<WaitStatus> {
     })
 }
 
-#[repr(C)]
-#[derive(Default)]
-pub(crate) struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
+pub(crate) use crate::sys::clone::CloneArgs;
 
 /// CRIU's cheap clone3() probe: an invalid `set_tid` pointer with a zero
 /// size. Returns the errno (EINVAL: set_tid known, E2BIG: clone3 without
