@@ -1,23 +1,50 @@
 #!/usr/bin/env bash
-# The demo: builds criu and shows what works today. The live checkpoint and
-# restore of a running process joins this script as the dump and restore
-# engines land (issues 3 and 4).
+# The live demo: builds criu, starts a counting process, checkpoints it
+# (the process is gone), restores it from the images, and shows it counting
+# on from where it stopped. Then decodes an image with our crit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bins
-bin=target/release
+bin=$PWD/target/release
+work=$(mktemp -d /tmp/criu-demo.XXXXXX)
+counter=$work/counter
 
 echo "== criu --version"
-$bin/criu --version
+"$bin/criu" --version
+echo "== criu check"
+"$bin/criu" check
 echo
-echo "== criu check (probes this kernel)"
-$bin/criu check || true
-echo
-fx=../shared/fixtures/criu-4.2/python-timer
-if [ -d "$fx" ]; then
-    echo "== crit show: a real CRIU 4.2 image, decoded by our image layer"
-    $bin/crit show "$fx/pipes-data.img"
-    echo
-    echo "== crit show $fx/pagemap-30151.img (first lines)"
-    $bin/crit show "$fx/pagemap-30151.img" | head -20
+
+# A single process counting in a file, in its own session, fds on /dev/null.
+setsid python3 -c "
+import os, time
+open('$work/pid', 'w').write(str(os.getpid()))
+n = 0
+while True:
+    n += 1
+    open('$counter', 'w').write(str(n))
+    time.sleep(0.1)
+" </dev/null >/dev/null 2>&1 &
+sleep 1
+pid=$(cat "$work/pid")
+echo "== counting process $pid: counter at $(cat "$counter")"
+
+mkdir -p "$work/images"
+echo "== criu dump -t $pid -D $work/images"
+"$bin/criu" dump -t "$pid" -D "$work/images" -v4 -o dump.log
+before=$(cat "$counter")
+sleep 0.5
+echo "   dumped at $before; process gone: $(kill -0 "$pid" 2>/dev/null && echo no || echo yes); counter still $(cat "$counter")"
+ls "$work/images"
+
+echo "== criu restore -d -D $work/images"
+if "$bin/criu" restore -d -D "$work/images" -v4 -o restore.log; then
+    sleep 1
+    echo "   restored as pid $pid; counter now $(cat "$counter") (was $before at dump)"
+    kill "$pid"
+else
+    echo "   restore failed; see $work/images/restore.log"
 fi
+
+echo "== crit show $work/images/pstree.img"
+"$bin/crit" show "$work/images/pstree.img"
