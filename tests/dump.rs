@@ -337,3 +337,22 @@ fn freeze_cgroup_and_timeout() {
     assert_eq!(rc, 1);
     assert!(err.contains("/nonexistent is not a cgroup v1 freezer"), "{err}");
 }
+
+#[test]
+fn display_stats_prints_criu_lines() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(["dump", "-R", "--display-stats", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.starts_with("Displaying dump stats:\nFreezing time: "), "{s}");
+    let written = s.lines().find(|l| l.starts_with("Memory pages written: ")).unwrap();
+    let stats = crit(&tmp.path().join("stats-dump"));
+    let n = stats["entries"][0]["dump"]["pages_written"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(written, format!("Memory pages written: {n} ({n:#x})"));
+}

@@ -63,7 +63,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("pidfile", None, Required, Yes, "FILE", "write the root task, service or page-server pid to FILE"),
     o("log-file", Some('o'), Required, Yes, "FILE", "log to FILE (relative to -W, else -D; '-' is stderr)"),
     o("log-pid", None, Bool, Yes, "", "write a separate log file per process (FILE.PID)"),
-    o("display-stats", None, Bool, NotYet, "", "print dump/restore statistics at the end"),
+    o("display-stats", None, Bool, Yes, "", "print dump/restore statistics at the end"),
     o("images-dir", Some('D'), Required, Yes, "DIR", "directory of the image files"),
     o("prev-images-dir", None, Required, NotYet, "DIR", "parent images directory for incremental dumps"),
     o("work-dir", Some('W'), Required, Yes, "DIR", "directory for logs, pidfiles and stats (default: -D)"),

@@ -45,6 +45,8 @@ pub struct MemStats {
     pub pages_written: u64,
     pub pages_lazy: u64,
     pub shpages_written: u64,
+    /// Time spent finding and copying pages, microseconds.
+    pub memdump_us: u64,
 }
 
 /// Find the runs of pages in `[start, end)` of `pagemap` (an open

@@ -170,6 +170,7 @@ fn collect(
     let (_, shpages) = pages::dump_shmem(pid, &vmas, dir, 2).with_context(|| format!("dumping shared memory of {pid}"))?;
     let mut mem_stats = mem_stats;
     mem_stats.shpages_written = shpages;
+    mem_stats.memdump_us = t_mem.elapsed().as_micros() as u64;
     debug!("memory of {pid}: {} pages, {shpages} shared, in {:?}", mem_stats.pages_written, t_mem.elapsed());
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
     mm.thp_disabled = Some(report.thp_disabled);
@@ -284,12 +285,11 @@ fn write_images(dir: &ImageDir, pid: i32, stat: &proc::stat::Stat, c: &Collected
     Ok(())
 }
 
-fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, memdump_us: u64, c: &pages::MemStats) -> Result<()> {
-    let stats = StatsEntry {
-        dump: Some(DumpStatsEntry {
+fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, c: &pages::MemStats, display: bool) -> Result<()> {
+    let d = DumpStatsEntry {
             freezing_time: freezing_us as u32,
             frozen_time: frozen_us as u32,
-            memdump_time: memdump_us as u32,
+            memdump_time: c.memdump_us as u32,
             memwrite_time: 0,
             pages_scanned: c.pages_scanned,
             pages_skipped_parent: 0,
@@ -301,10 +301,30 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, memdump_us: u64
             shpages_scanned: Some(c.shpages_written),
             shpages_skipped_parent: Some(0),
             shpages_written: Some(c.shpages_written),
-        }),
-        restore: None,
     };
+    if display {
+        crate::log::msg(&display_stats(&d));
+    }
+    let stats = StatsEntry { dump: Some(d), restore: None };
     write_one(dir, &kinds::stats().file_name_str("dump"), kinds::stats(), &stats)
+}
+
+/// `--display-stats`, as CRIU prints it.
+fn display_stats(d: &DumpStatsEntry) -> String {
+    let n = |v: u64| format!("{v} ({v:#x})");
+    format!(
+        "Displaying dump stats:\nFreezing time: {} us\nFrozen time: {} us\nMemory dump time: {} us\n\
+         Memory write time: {} us\nMemory pages scanned: {}\nMemory pages skipped from parent dump: {}\n\
+         Memory pages written: {}\nLazy memory pages: {}",
+        d.freezing_time,
+        d.frozen_time,
+        d.memdump_time,
+        d.memwrite_time,
+        n(d.pages_scanned),
+        n(d.pages_skipped_parent),
+        n(d.pages_written),
+        n(d.pages_lazy)
+    )
 }
 
 /// Stop the task under ptrace, within `--timeout`, through the cgroup
@@ -401,7 +421,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
     }
     let frozen_us = frozen_at.elapsed().as_micros() as u64;
-    write_stats(&dir, freezing_us, frozen_us, 0, &c.mem)?;
+    write_stats(&dir, freezing_us, frozen_us, &c.mem, opts.display_stats)?;
     info!("Dumping finished successfully");
     Ok(0)
 }

@@ -5,6 +5,8 @@
 pub mod check;
 pub mod dump;
 pub mod restore;
+pub mod service;
+pub mod swrk;
 
 use crate::cli::{self, table::COMMANDS};
 use crate::config::{self, ConfigPaths};
@@ -107,6 +109,8 @@ pub fn main(args: Vec<String>) -> i32 {
         "check" => check::run(&opts),
         "dump" => dump::run(&opts),
         "restore" => restore::run(&opts),
+        "swrk" => swrk::run(&opts, &parsed.args),
+        "service" => service::run(&opts),
         other => Err(anyhow::anyhow!("command '{other}' is not supported yet")),
     };
     match result {

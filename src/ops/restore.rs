@@ -140,7 +140,11 @@ fn read_report(r: OwnedFd) -> Report {
 /// Run `criu restore`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let t0 = Instant::now();
+    if opts.display_stats {
+        bail!("option --display-stats is not supported yet for restore");
+    }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let imgs = TaskImages::load(&dir)?;
     let pid = imgs.pid();
     info!("Restoring task {pid}");
@@ -167,6 +171,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
         Ok(Forked::Parent(child_pid)) => {
             drop(ready_w);
+            crate::scripts::setup_namespaces(opts, &dir, pid)?;
             match read_report(ready_r) {
                 Report::Ready => {}
                 Report::Failed(msg) => {
@@ -175,7 +180,10 @@ pub fn run(opts: &Opts) -> Result<i32> {
                     bail!("restore of task {pid} failed: {msg}");
                 }
             }
+            crate::scripts::run_or_kill(crate::scripts::Action::PostRestore, opts, &dir, pid)?;
+            crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
             info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
+            crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, &dir, pid);
             if let Some(pf) = &opts.pidfile {
                 std::fs::write(pf, format!("{pid}")).with_context(|| format!("writing pidfile {}", pf.display()))?;
             }
