@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 #[path = "build/parasite.rs"]
 mod parasite;
+#[path = "build/restorer.rs"]
+mod restorer;
 
 fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -25,6 +27,7 @@ fn main() {
     compile(&images, &out.join("images"), "criu_descriptors.bin");
     compile(&rpc, &out.join("rpc"), "rpc_descriptors.bin");
     parasite::build();
+    restorer::build();
 }
 
 fn compile(files: &[PathBuf], dir: &std::path::Path, descriptors: &str) {

@@ -2,14 +2,583 @@
 //! where no VMA of the task lies. It drops criu's own mappings, moves the
 //! premapped memory into place, restores the state only the task can set
 //! for itself, and jumps into the saved registers with rt_sigreturn.
+//!
+//! [`jump`] lays the stage out in one free region of the restoring process:
+//! the relocated blob (`parasite/src/restorer.rs`, built by
+//! `build/restorer.rs`), a parking spot for our vDSO, the argument area
+//! ([`args`], layout in `proto`: plain words, offsets instead of pointers)
+//! with the task's rt_sigframe after it, and a stack. It starts the
+//! [`cleaner`] (which unmaps that region once the task runs, and reports
+//! readiness), switches to the blob's stack and calls it
+//! (`sys::restorer::enter`); from then on the blob reports through the
+//! ready fd. Failure codes are `step << 32 | -errno` ([`step_name`]).
 
+mod args;
+mod cleaner;
 pub mod plan;
+#[path = "../../parasite/src/restorer_proto.rs"]
+pub mod proto;
 
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+
+use crate::arch::sigframe;
+use crate::images::pb::CredsEntry;
+use crate::mem::premap::find_hole;
 use plan::Plan;
+
+/// The blob built by build/restorer.rs (TRAP: reached only if its main
+/// returned, which it does not).
+#[allow(dead_code)]
+mod blob {
+    include!(concat!(env!("OUT_DIR"), "/restorer_blob.rs"));
+}
+
+const PAGE: u64 = 4096;
+const STACK: u64 = 64 * 1024;
+/// The top of the 47-bit user address space (everything below is unmapped
+/// but what the restorer keeps).
+const TASK_SIZE: u64 = (1 << 47) - PAGE;
+/// Signals with a sigaction record: 1..=64 but SIGKILL and SIGSTOP.
+const SIGNALS: usize = 62;
+
+/// Tests: `CRIU_RESTORER_FAULT=STEP` makes the restorer (or, for
+/// `step::CLEANER`, the cleaner) fail at that step; `step::NO_CLEANER`
+/// runs without a cleaner.
+fn fault() -> u64 {
+    std::env::var("CRIU_RESTORER_FAULT").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn page_up(n: u64) -> u64 {
+    n.div_ceil(PAGE) * PAGE
+}
 
 /// Hand the process over to the restorer. Returns only if that could not
 /// start, with the fd to report through (the restorer itself reports
 /// through `plan.ready_fd`).
-pub fn jump(plan: Plan) -> (anyhow::Error, std::os::fd::OwnedFd) {
-    (anyhow::anyhow!("the restorer blob is not built yet: restore can't finish"), plan.ready_fd)
+pub fn jump(plan: Plan) -> (anyhow::Error, OwnedFd) {
+    match launch(&plan) {
+        Ok(l) => go(plan, l),
+        Err(e) => (e, plan.ready_fd),
+    }
+}
+
+/// A laid-out restorer, ready to enter.
+struct Launch {
+    entry: u64,
+    sp: u64,
+    args: u64,
+}
+
+fn go(plan: Plan, l: Launch) -> ! {
+    // The blob uses these fds by number and closes them itself.
+    let Plan { exe_fd, mem, ready_fd, .. } = plan;
+    let _ = exe_fd.map(IntoRawFd::into_raw_fd);
+    for m in mem.file_maps {
+        let _ = m.fd.into_raw_fd();
+    }
+    let _ = ready_fd.into_raw_fd();
+    crate::sys::restorer::enter(l.entry, l.sp, l.args)
+}
+
+/// Where things go in the restorer region.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    base: u64,
+    len: u64,
+    park: u64,
+    args: u64,
+    /// Offset of the frame from `args`.
+    frame: u64,
+}
+
+/// One of our vDSO areas: where it is, where it waits, where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct VdsoPiece {
+    start: u64,
+    len: u64,
+    /// Offset inside the parking spot.
+    park_off: u64,
+    to: u64,
+}
+
+/// Our [vvar]/[vvar_vclock]/[vdso] areas and their targets (the image's
+/// layout must be ours: the vDSO finds its data at a fixed distance).
+fn vdso_pieces(plan: &Plan, own: &[crate::proc::maps::MapEntry]) -> Result<(Vec<VdsoPiece>, u64)> {
+    let Some(v) = &plan.mem.vdso else { return Ok((Vec::new(), 0)) };
+    let areas: Vec<_> =
+        own.iter().filter(|m| matches!(m.name.as_str(), "[vvar]" | "[vvar_vclock]" | "[vdso]")).collect();
+    if !areas.iter().any(|m| m.start == v.vdso_from.0) {
+        bail!("our vDSO moved since the memory was premapped");
+    }
+    let lo = areas.iter().map(|m| m.start).min().unwrap_or(v.vdso_from.0);
+    let hi = areas.iter().map(|m| m.end).max().unwrap_or(v.vdso_from.0 + v.vdso_from.1);
+    let shift = |a: u64| v.vdso_to.wrapping_add(a).wrapping_sub(v.vdso_from.0);
+    if let (Some(to), Some((from, _))) = (v.vvar_to, v.vvar_from) {
+        if shift(from) != to {
+            bail!(
+                "the image's vvar sits {:#x} bytes from its vDSO, ours {:#x}: restoring on a different kernel is not supported yet",
+                v.vdso_to.wrapping_sub(to),
+                v.vdso_from.0 - from
+            );
+        }
+    }
+    let pieces = areas
+        .iter()
+        .map(|m| VdsoPiece { start: m.start, len: m.end - m.start, park_off: m.start - lo, to: shift(m.start) })
+        .collect();
+    Ok((pieces, hi - lo))
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.0 + b.1 && b.0 < a.0 + a.1
+}
+
+/// Sorted, merged ranges (start, len).
+fn merged(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    r.retain(|x| x.1 > 0);
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, l) in r {
+        match out.last_mut() {
+            Some(last) if s <= last.0 + last.1 => last.1 = last.1.max(s + l - last.0),
+            _ => out.push((s, l)),
+        }
+    }
+    out
+}
+
+fn launch(plan: &Plan) -> Result<Launch> {
+    if !blob::SUPPORTED {
+        bail!("restoring is not supported on this architecture (no restorer blob)");
+    }
+    let own = crate::proc::maps::read(std::process::id() as i32).context("reading our own mappings")?;
+    let (pieces, park_len) = vdso_pieces(plan, &own)?;
+
+    // Everything the region must not touch: us, the premap, the task.
+    let mut targets: Vec<(u64, u64)> = plan.mem.moves.iter().map(|m| (m.to, m.len)).collect();
+    targets.extend(plan.mem.file_maps.iter().map(|f| (f.to, f.len)));
+    for p in &pieces {
+        if targets.iter().any(|t| overlaps(*t, (p.to, p.len))) {
+            bail!("the vDSO would land on a VMA of the image at {:#x}: the image's layout differs from this kernel's", p.to);
+        }
+    }
+    targets.extend(pieces.iter().map(|p| (p.to, p.len)));
+    let mut avoid: Vec<(u64, u64)> = own.iter().map(|m| (m.start, m.end)).collect();
+    avoid.push((plan.mem.region.0, plan.mem.region.0 + plan.mem.region.1));
+    avoid.extend(targets.iter().map(|(s, l)| (*s, s + l)));
+
+    // Size it (the argument area's size does not depend on the base).
+    let blob_len = page_up(blob::MEMSZ);
+    let frame_len = sigframe::size(&plan.fpu);
+    let dry = Layout { base: 0, len: 0, park: blob_len, args: blob_len + page_up(park_len), frame: 0 };
+    let args_len = build_args(plan, &dry, &pieces, &[], false, &[])?.len() as u64;
+    let frame_off = args_len.div_ceil(64) * 64;
+    let len = dry.args + page_up(frame_off + frame_len) + STACK;
+    let base = find_hole(len, &avoid).context("no room in the address space for the restorer")?;
+    let lay = Layout { base, len, park: base + dry.park, args: base + dry.args, frame: frame_off };
+
+    let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+    crate::sys::mm::map(base, len, rwx, flags, None, 0).with_context(|| format!("mapping the restorer at {base:#x}"))?;
+    let r = fill(plan, &lay, &pieces, &targets);
+    if r.is_err() {
+        let _ = crate::sys::mm::unmap(base, len);
+    }
+    r
+}
+
+fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)]) -> Result<Launch> {
+    let region = (lay.base, lay.len);
+    let job = cleaner::Job {
+        task: nix::unistd::getpid(),
+        region,
+        sync_ip: lay.base + blob::SYNC + 1,
+        syscall_ip: lay.base + blob::SYSCALL,
+        sigmask: plan.sigmask,
+        fault: fault() == proto::step::CLEANER,
+    };
+    let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
+    let cleaner = match started {
+        Ok(true) => true,
+        Ok(false) => {
+            warn!("can't trace the restored task to unmap the restorer: its region {:#x}+{:#x} stays mapped", lay.base, lay.len);
+            false
+        }
+        Err(e) => {
+            warn!("no cleaner ({e:#}): the restorer region {:#x}+{:#x} stays mapped", lay.base, lay.len);
+            false
+        }
+    };
+
+    // Service fds (all above the task's) go; the ready fd goes last.
+    let ready = plan.ready_fd.as_raw_fd();
+    let lowest = plan
+        .mem
+        .file_maps
+        .iter()
+        .map(|m| m.fd.as_raw_fd())
+        .chain(plan.exe_fd.as_ref().map(AsRawFd::as_raw_fd))
+        .chain([ready])
+        .min()
+        .unwrap_or(ready);
+    let mut close: Vec<u32> = std::fs::read_dir("/proc/self/fd")
+        .context("listing our fds")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&fd| fd >= lowest && fd != ready)
+        .map(|fd| fd as u32)
+        .collect();
+    close.sort_unstable();
+
+    let mut keep: Vec<(u64, u64)> = plan.mem.moves.iter().map(|m| (m.from, m.len)).collect();
+    keep.push(region);
+    let keep = merged(keep);
+    if let Some(k) = keep.iter().find(|k| targets.iter().any(|t| overlaps(**k, *t))) {
+        bail!("premapped memory at {:#x}+{:#x} overlaps a VMA of the image", k.0, k.1);
+    }
+    let bytes = build_args(plan, lay, pieces, &keep, cleaner, &close)?;
+    if bytes.len() as u64 > lay.frame {
+        bail!("the restorer's argument area outgrew its room ({} > {} bytes)", bytes.len(), lay.frame);
+    }
+
+    let frame_addr = lay.args + lay.frame;
+    let mask = if cleaner { !0u64 } else { plan.sigmask };
+    let mut frame = sigframe::build(&plan.regs.rewound_for_sigreturn(), &plan.fpu, mask, frame_addr);
+    if let Some(sas) = &plan.sigaltstack {
+        let at = sigframe::UC_STACK_OFFSET as usize;
+        frame[at..at + 8].copy_from_slice(&sas.ss_sp.to_le_bytes());
+        frame[at + 8..at + 12].copy_from_slice(&sas.ss_flags.to_le_bytes());
+        frame[at + 16..at + 24].copy_from_slice(&sas.ss_size.to_le_bytes());
+    }
+
+    let w = |addr: u64, b: &[u8]| crate::sys::restorer::write_region(addr, b, region);
+    w(lay.base, &relocated(lay.base));
+    w(lay.args, &bytes);
+    w(frame_addr, &frame);
+    info!(
+        "restorer at {:#x}+{:#x}: {} areas to move, {} file mappings, {} fds to close, cleaner {}",
+        lay.base,
+        lay.len,
+        plan.mem.moves.len(),
+        plan.mem.file_maps.len(),
+        close.len(),
+        if cleaner { "on" } else { "off" }
+    );
+    Ok(Launch { entry: lay.base + blob::ENTRY, sp: lay.base + lay.len, args: lay.args })
+}
+
+/// The blob's memory image for `base`: relocated, .bss zeroed.
+fn relocated(base: u64) -> Vec<u8> {
+    let mut img = blob::BYTES.to_vec();
+    img.resize(blob::MEMSZ as usize, 0);
+    for &(off, addend) in blob::RELOCS {
+        let off = off as usize;
+        img[off..off + 8].copy_from_slice(&base.wrapping_add_signed(addend).to_le_bytes());
+    }
+    img
+}
+
+fn itimer(which: u64, e: &crate::images::pb::ItimerEntry) -> proto::Itimer {
+    let mut t = proto::Itimer {
+        which,
+        interval_sec: e.isec,
+        interval_usec: e.iusec,
+        value_sec: e.vsec,
+        value_usec: e.vusec,
+    };
+    // A periodic timer caught at the instant it fired: keep it armed.
+    if t.value_sec == 0 && t.value_usec == 0 && (t.interval_sec != 0 || t.interval_usec != 0) {
+        t.value_usec = 1;
+    }
+    t
+}
+
+/// A capability set from its image form ([low 32 bits, high 32 bits]).
+fn caps(v: &[u32]) -> u64 {
+    v.iter().take(2).enumerate().fold(0, |acc, (i, w)| acc | (u64::from(*w) << (32 * i)))
+}
+
+/// The current process's credentials, as the image would record them.
+fn current_creds() -> Option<CredsEntry> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+    let ids = |name: &str| -> Option<Vec<u32>> { field(name)?.split_whitespace().map(|x| x.parse().ok()).collect() };
+    let cap = |name: &str| -> Option<Vec<u32>> {
+        let v = u64::from_str_radix(field(name)?, 16).ok()?;
+        Some(vec![v as u32, (v >> 32) as u32])
+    };
+    let (u, g) = (ids("Uid:")?, ids("Gid:")?);
+    Some(CredsEntry {
+        uid: *u.first()?,
+        euid: *u.get(1)?,
+        suid: *u.get(2)?,
+        fsuid: *u.get(3)?,
+        gid: *g.first()?,
+        egid: *g.get(1)?,
+        sgid: *g.get(2)?,
+        fsgid: *g.get(3)?,
+        cap_inh: cap("CapInh:")?,
+        cap_prm: cap("CapPrm:")?,
+        cap_eff: cap("CapEff:")?,
+        cap_bnd: cap("CapBnd:")?,
+        cap_amb: cap("CapAmb:")?,
+        secbits: crate::sys::restorer::securebits().ok()?,
+        groups: ids("Groups:")?,
+        no_new_privs: Some(field("NoNewPrivs:")?.parse().ok()?),
+        ..Default::default()
+    })
+}
+
+/// Whether `c` differs from what we run with (else the restorer skips it).
+fn creds_differ(c: &CredsEntry, cur: Option<&CredsEntry>) -> bool {
+    let Some(k) = cur else { return true };
+    let mut groups = c.groups.clone();
+    let mut kg = k.groups.clone();
+    groups.sort_unstable();
+    kg.sort_unstable();
+    (c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid) != (k.uid, k.euid, k.suid, k.fsuid, k.gid, k.egid, k.sgid, k.fsgid)
+        || [&c.cap_inh, &c.cap_prm, &c.cap_eff, &c.cap_bnd, &c.cap_amb].map(|v| caps(v))
+            != [&k.cap_inh, &k.cap_prm, &k.cap_eff, &k.cap_bnd, &k.cap_amb].map(|v| caps(v))
+        || c.secbits != k.secbits
+        || groups != kg
+        || c.no_new_privs.unwrap_or(0) != 0 && k.no_new_privs.unwrap_or(0) == 0
+}
+
+fn cap_last_cap() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
+}
+
+/// The argument area for layout `lay`. Measuring (`lay.frame` 0, `keep`
+/// and `close` empty) sizes the lists for the most entries they can have;
+/// `fill` checks the real area fits below the frame.
+fn build_args(
+    plan: &Plan,
+    lay: &Layout,
+    pieces: &[VdsoPiece],
+    keep: &[(u64, u64)],
+    cleaner: bool,
+    close: &[u32],
+) -> Result<Vec<u8>> {
+    let mut b = args::Builder::new();
+    let mut a = proto::Args { magic: proto::MAGIC, ready_fd: plan.ready_fd.as_raw_fd() as u64, ..Default::default() };
+    if cleaner {
+        a.flags |= proto::flag::CLEANER;
+    }
+    if let Some((p, l, s)) = crate::sys::restorer::glibc_rseq() {
+        a.old_rseq = [p, u64::from(l), u64::from(s)];
+    }
+
+    let park: Vec<proto::Move> = pieces
+        .iter()
+        .map(|p| proto::Move { from: p.start, to: lay.park + p.park_off, len: p.len, ..Default::default() })
+        .collect();
+    let unpark: Vec<proto::Move> = pieces
+        .iter()
+        .map(|p| proto::Move { from: lay.park + p.park_off, to: p.to, len: p.len, ..Default::default() })
+        .collect();
+    a.park = b.push(&park);
+    a.unpark = b.push(&unpark);
+    // The real keep list has one entry per premapped area plus the region
+    // at most; measure with that many.
+    let keep: Vec<proto::Range> = if keep.is_empty() {
+        vec![proto::Range::default(); plan.mem.moves.len() + 1]
+    } else {
+        keep.iter().map(|&(start, len)| proto::Range { start, len }).collect()
+    };
+    a.keep = b.push(&keep);
+    a.task_size = TASK_SIZE;
+
+    let moves: Vec<proto::Move> = plan
+        .mem
+        .moves
+        .iter()
+        .map(|m| proto::Move { from: m.from, to: m.to, len: m.len, prot: m.prot as u64, madv: m.madv })
+        .collect();
+    a.moves = b.push(&moves);
+    let maps: Vec<proto::FileMap> = plan
+        .mem
+        .file_maps
+        .iter()
+        .map(|f| proto::FileMap {
+            to: f.to,
+            len: f.len,
+            prot: f.prot as u64,
+            flags: f.flags as u64,
+            fd: f.fd.as_raw_fd() as u64,
+            pgoff: f.pgoff,
+            madv: f.madv,
+        })
+        .collect();
+    a.file_maps = b.push(&maps);
+
+    let mm = &plan.mm;
+    a.mm = proto::MmMap {
+        start_code: mm.start_code,
+        end_code: mm.end_code,
+        start_data: mm.start_data,
+        end_data: mm.end_data,
+        start_brk: mm.start_brk,
+        brk: mm.brk,
+        start_stack: mm.start_stack,
+        arg_start: mm.arg_start,
+        arg_end: mm.arg_end,
+        env_start: mm.env_start,
+        env_end: mm.env_end,
+    };
+    a.auxv = b.push(&mm.auxv);
+    a.exe_fd = plan.exe_fd.as_ref().map_or(u64::from(u32::MAX), |f| f.as_raw_fd() as u64);
+
+    if plan.sigactions.len() != SIGNALS {
+        bail!("the image has {} signal actions, not {SIGNALS}", plan.sigactions.len());
+    }
+    let signos = (1..=64u64).filter(|s| *s != libc::SIGKILL as u64 && *s != libc::SIGSTOP as u64);
+    let acts: Vec<proto::Sigaction> = signos
+        .zip(&plan.sigactions)
+        .map(|(signo, s)| proto::Sigaction { signo, handler: s.sigaction, flags: s.flags, restorer: s.restorer, mask: s.mask })
+        .collect();
+    a.sigactions = b.push(&acts);
+    if let Some(t) = &plan.itimers {
+        a.itimers = b.push(&[itimer(0, &t.real), itimer(1, &t.virt), itimer(2, &t.prof)]);
+    }
+
+    a.clear_tid_addr = plan.clear_tid_addr;
+    if let Some(r) = &plan.rseq {
+        a.rseq = [r.rseq_abi_pointer, u64::from(r.rseq_abi_size), u64::from(r.signature)];
+    }
+    a.fs_base = plan.regs.fs_base;
+    a.gs_base = plan.regs.gs_base;
+    a.personality = u64::from(plan.personality);
+
+    if let Some(c) = &plan.creds {
+        if creds_differ(c, current_creds().as_ref()) {
+            a.flags |= proto::flag::CREDS;
+            if c.no_new_privs.unwrap_or(0) != 0 {
+                a.flags |= proto::flag::NO_NEW_PRIVS;
+            }
+            a.creds = proto::Creds {
+                uid: c.uid.into(),
+                euid: c.euid.into(),
+                suid: c.suid.into(),
+                fsuid: c.fsuid.into(),
+                gid: c.gid.into(),
+                egid: c.egid.into(),
+                sgid: c.sgid.into(),
+                fsgid: c.fsgid.into(),
+                secbits: c.secbits.into(),
+                cap_inh: caps(&c.cap_inh),
+                cap_prm: caps(&c.cap_prm),
+                cap_eff: caps(&c.cap_eff),
+                cap_bnd: caps(&c.cap_bnd),
+                cap_amb: caps(&c.cap_amb),
+                cap_last_cap: cap_last_cap(),
+                groups: b.push_u32(&c.groups),
+            };
+        }
+    }
+
+    let mut pending = Vec::with_capacity(plan.pending.len());
+    for (shared, info) in &plan.pending {
+        if info.len() != proto::SIGINFO_WORDS * 8 {
+            bail!("a pending signal's siginfo is {} bytes, not 128", info.len());
+        }
+        let mut p = proto::Pending { shared: u64::from(*shared), ..Default::default() };
+        for (w, c) in p.info.iter_mut().zip(info.chunks_exact(8)) {
+            *w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        }
+        pending.push(p);
+    }
+    a.pending = b.push(&pending);
+    a.pdeath_sig = u64::from(plan.pdeath_sig);
+    // Measuring: room for every fd we have.
+    let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
+    a.close_fds = b.push_u32(&close);
+    a.fault = fault();
+    a.frame = if lay.frame != 0 { lay.frame } else { b.size().div_ceil(64) * 64 };
+    Ok(b.finish(&a))
+}
+
+/// What a restorer failure step means (`step` from the ready report).
+pub fn step_name(step: u64) -> &'static str {
+    use proto::step::*;
+    match step {
+        MAGIC => "bad argument area",
+        BLOCK_SIGNALS => "blocking signals",
+        RSEQ_UNREGISTER => "unregistering criu's rseq",
+        VDSO_PARK => "parking the vDSO",
+        UNMAP => "unmapping criu's memory",
+        MOVE => "moving premapped memory into place",
+        FILE_MAP => "mapping a shared file",
+        VDSO_PLACE => "moving the vDSO into place",
+        MPROTECT => "setting memory protections",
+        MADVISE => "applying madvise flags",
+        PRCTL_MM => "prctl(PR_SET_MM_MAP)",
+        COMM => "setting the task's name",
+        SIGACTION => "restoring signal handlers",
+        ITIMER => "restoring interval timers",
+        TID_ADDRESS => "set_tid_address",
+        ROBUST_LIST => "set_robust_list",
+        RSEQ => "registering rseq",
+        FS_BASE | GS_BASE => "restoring the TLS base",
+        PERSONALITY => "personality",
+        SETGROUPS..=NO_NEW_PRIVS => "restoring credentials",
+        SIGQUEUE => "queueing pending signals",
+        PDEATHSIG => "PR_SET_PDEATHSIG",
+        READY => "reporting readiness",
+        CLEANER => "unmapping the restorer (cleaner)",
+        _ => "unknown step",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_is_sane() {
+        if !blob::SUPPORTED {
+            return;
+        }
+        let n = blob::BYTES.len() as u64;
+        assert!(n > 0 && n <= blob::MEMSZ);
+        // The entry stub aligns the stack first: `and rsp, -16`.
+        assert_eq!(&blob::BYTES[blob::ENTRY as usize..][..4], &[0x48, 0x83, 0xe4, 0xf0]);
+        assert_eq!(blob::BYTES[blob::TRAP as usize], 0xcc);
+        assert_eq!(blob::BYTES[blob::SYNC as usize], 0xcc);
+        assert_eq!(&blob::BYTES[blob::SYSCALL as usize..][..2], &[0x0f, 0x05]);
+        for &(off, addend) in blob::RELOCS {
+            assert!(off % 8 == 0 && off + 8 <= n && (addend as u64) < blob::MEMSZ);
+        }
+        let img = relocated(0x7f00_0000_0000);
+        for &(off, addend) in blob::RELOCS {
+            let v = u64::from_le_bytes(img[off as usize..off as usize + 8].try_into().unwrap());
+            assert_eq!(v, 0x7f00_0000_0000 + addend as u64);
+        }
+    }
+
+    #[test]
+    fn ranges_merge() {
+        assert_eq!(merged(vec![(10, 5), (0, 3), (15, 5), (30, 0), (2, 2)]), vec![(0, 4), (10, 10)]);
+    }
+
+    #[test]
+    fn caps_join_words() {
+        assert_eq!(caps(&[0xfeff_ffff, 0x1ff]), 0x1ff_feff_ffff);
+        assert_eq!(caps(&[]), 0);
+    }
+
+    #[test]
+    fn our_creds_do_not_differ_from_themselves() {
+        let cur = current_creds().expect("read our creds");
+        assert!(!creds_differ(&cur, Some(&cur)));
+        let other = CredsEntry { uid: cur.uid + 1, ..cur.clone() };
+        assert!(creds_differ(&other, Some(&cur)));
+    }
+
+    #[test]
+    fn step_names() {
+        assert_eq!(step_name(proto::step::MOVE), "moving premapped memory into place");
+        assert_eq!(step_name(proto::step::CAPSET), "restoring credentials");
+    }
 }

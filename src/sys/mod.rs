@@ -14,3 +14,4 @@ pub mod clone;
 pub mod mm;
 pub mod rlimit;
 pub mod alarm;
+pub mod restorer;

@@ -1,0 +1,475 @@
+//! The restorer: the last stage of `criu restore`, run inside the process
+//! that becomes the task (crate root of its own blob; built by
+//! `build/restorer.rs` like the parasite, linked by `restorer.ld`).
+//!
+//! criu (`src/restorer/`) maps this blob, its arguments ([`proto::Args`]),
+//! the task's rt_sigframe and a stack in one free region, switches to that
+//! stack and jumps to `restorer_entry`. From there on only raw system calls:
+//! criu's own memory is unmapped, the premapped areas are moved into place,
+//! shared file mappings and the vDSO follow, then the per-task state (mm
+//! fields, signal handlers, timers, TLS, rseq, personality, credentials,
+//! pending signals, parent-death signal); the service fds are closed, the
+//! ready report goes out, and `rt_sigreturn` loads the frame: the task runs.
+//!
+//! Any failure writes `(step << 32) | (-errno & 0xffffffff)` (the kernel's
+//! negative return in the low half) to the ready
+//! fd and exits the process (criu then reports which step failed).
+
+#![no_std]
+
+mod mem;
+pub mod restorer_proto;
+
+use core::arch::{asm, global_asm};
+use core::mem::size_of;
+
+use restorer_proto::{self as proto, flag, step, Args};
+
+global_asm!(
+    ".section .restorer.head,\"ax\",@progbits",
+    ".globl restorer_entry",
+    ".type restorer_entry,@function",
+    "restorer_entry:",
+    "    and rsp, -16",
+    "    call restorer_main",
+    ".globl restorer_trap",
+    "restorer_trap:",
+    "    int3",
+    "    ud2",
+    ".size restorer_entry, . - restorer_entry",
+    "",
+    // restorer_sigreturn(sp, sync): with sync, stop on the int3 first (the
+    // cleaner traces us from there); then rt_sigreturn with rsp = sp.
+    ".globl restorer_sigreturn",
+    ".type restorer_sigreturn,@function",
+    "restorer_sigreturn:",
+    "    test rsi, rsi",
+    "    jz 1f",
+    ".globl restorer_sync",
+    "restorer_sync:",
+    "    int3",
+    "1:",
+    "    mov rsp, rdi",
+    "    mov eax, 15",
+    ".globl restorer_syscall",
+    "restorer_syscall:",
+    "    syscall",
+    "    ud2",
+    ".size restorer_sigreturn, . - restorer_sigreturn",
+    ".text",
+);
+
+unsafe extern "C" {
+    fn restorer_sigreturn(sp: u64, sync: u64) -> !;
+}
+
+const NR_WRITE: usize = 1;
+const NR_CLOSE: usize = 3;
+const NR_MMAP: usize = 9;
+const NR_MPROTECT: usize = 10;
+const NR_MUNMAP: usize = 11;
+const NR_RT_SIGACTION: usize = 13;
+const NR_RT_SIGPROCMASK: usize = 14;
+const NR_MREMAP: usize = 25;
+const NR_MADVISE: usize = 28;
+const NR_SETITIMER: usize = 38;
+const NR_GETPID: usize = 39;
+const NR_SETGROUPS: usize = 116;
+const NR_SETRESUID: usize = 117;
+const NR_SETRESGID: usize = 119;
+const NR_SETFSUID: usize = 122;
+const NR_SETFSGID: usize = 123;
+const NR_CAPSET: usize = 126;
+const NR_RT_SIGQUEUEINFO: usize = 129;
+const NR_PERSONALITY: usize = 135;
+const NR_PRCTL: usize = 157;
+const NR_ARCH_PRCTL: usize = 158;
+const NR_GETTID: usize = 186;
+const NR_SET_TID_ADDRESS: usize = 218;
+const NR_EXIT_GROUP: usize = 231;
+const NR_SET_ROBUST_LIST: usize = 273;
+const NR_RT_TGSIGQUEUEINFO: usize = 297;
+const NR_RSEQ: usize = 334;
+
+const MAP_FIXED: u64 = 0x10;
+const MREMAP_MAYMOVE: usize = 1;
+const MREMAP_FIXED: usize = 2;
+const SIG_SETMASK: usize = 2;
+const RSEQ_FLAG_UNREGISTER: usize = 1;
+const ARCH_SET_GS: usize = 0x1001;
+const ARCH_SET_FS: usize = 0x1002;
+const PR_SET_PDEATHSIG: usize = 1;
+const PR_SET_NAME: usize = 15;
+const PR_CAPBSET_DROP: usize = 24;
+const PR_SET_SECUREBITS: usize = 28;
+const PR_SET_MM: usize = 35;
+const PR_SET_MM_MAP: usize = 14;
+const PR_SET_NO_NEW_PRIVS: usize = 38;
+const PR_CAP_AMBIENT: usize = 47;
+const PR_CAP_AMBIENT_RAISE: usize = 2;
+const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+const SECURE_NO_SETUID_FIXUP: usize = 2;
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+/// rt_sigreturn reads the frame 8 bytes below rsp (past `pretcode`).
+const SIGRETURN_SP_OFFSET: u64 = 8;
+const EINVAL: isize = 22;
+const ECANCELED: isize = 125;
+
+/// A raw system call; the kernel's return value (negative errno on failure).
+#[inline(always)]
+fn sys(nr: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    // SAFETY: `syscall` clobbers only rax, rcx and r11; the calls made here
+    // pass integers or pointers into the restorer region (args, stack).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") nr as isize => ret,
+            in("rdi") a[0],
+            in("rsi") a[1],
+            in("rdx") a[2],
+            in("r10") a[3],
+            in("r8") a[4],
+            in("r9") a[5],
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+fn sys0(nr: usize) -> isize {
+    sys(nr, [0; 6])
+}
+fn sys1(nr: usize, a: usize) -> isize {
+    sys(nr, [a, 0, 0, 0, 0, 0])
+}
+fn sys2(nr: usize, a: usize, b: usize) -> isize {
+    sys(nr, [a, b, 0, 0, 0, 0])
+}
+fn sys3(nr: usize, a: usize, b: usize, c: usize) -> isize {
+    sys(nr, [a, b, c, 0, 0, 0])
+}
+fn sys4(nr: usize, a: usize, b: usize, c: usize, d: usize) -> isize {
+    sys(nr, [a, b, c, d, 0, 0])
+}
+fn sys5(nr: usize, a: usize, b: usize, c: usize, d: usize, e: usize) -> isize {
+    sys(nr, [a, b, c, d, e, 0])
+}
+
+fn exit_group(code: usize) -> ! {
+    loop {
+        sys1(NR_EXIT_GROUP, code);
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    exit_group(2)
+}
+
+/// The argument area and where it lives.
+struct Ctx {
+    a: &'static Args,
+    base: usize,
+}
+
+impl Ctx {
+    /// A tail array of the argument area.
+    fn slice<T>(&self, s: proto::Slice) -> &'static [T] {
+        if s.n == 0 {
+            return &[];
+        }
+        // SAFETY: criu wrote `n` elements of T at `off` inside the argument
+        // area (8-byte aligned) and the area stays mapped until rt_sigreturn.
+        unsafe { core::slice::from_raw_parts((self.base + s.off as usize) as *const T, s.n as usize) }
+    }
+
+    /// Report failure of `step` with kernel return `ret`, and die.
+    fn fail(&self, step: u64, ret: isize) -> ! {
+        let code: u64 = (step << 32) | (ret as i64 as u64 & 0xffff_ffff);
+        sys3(NR_WRITE, self.a.ready_fd as usize, &code as *const u64 as usize, size_of::<u64>());
+        exit_group(1)
+    }
+
+    /// `ret` must not be an error.
+    fn check(&self, step: u64, ret: isize) -> isize {
+        if step == self.a.fault {
+            self.fail(step, -ECANCELED);
+        }
+        if ret < 0 {
+            self.fail(step, ret);
+        }
+        ret
+    }
+}
+
+/// Called by the entry stub on the restorer stack.
+///
+/// # Safety
+/// `args` must point at a filled-in [`Args`] inside the restorer region.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
+    // SAFETY: criu passes the address of the argument area it wrote; it is
+    // mapped (in the restorer region) until the final rt_sigreturn.
+    let a: &'static Args = unsafe { &*args };
+    let c = Ctx { a, base: args as usize };
+    if a.magic != proto::MAGIC {
+        c.fail(step::MAGIC, -EINVAL);
+    }
+
+    // Nothing may run a handler on this stack: block all we can.
+    let all: u64 = !0;
+    c.check(step::BLOCK_SIGNALS, sys4(NR_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, 8));
+
+    // glibc registered rseq in criu's TLS, about to be unmapped.
+    if a.old_rseq[1] != 0 {
+        let [p, l, s] = a.old_rseq;
+        c.check(step::RSEQ_UNREGISTER, sys4(NR_RSEQ, p as usize, l as usize, RSEQ_FLAG_UNREGISTER, s as usize));
+    }
+
+    memory(&c);
+    mm_fields(&c);
+    signals_and_timers(&c);
+    thread_state(&c);
+    if a.flags & flag::CREDS != 0 {
+        creds(&c);
+    }
+    queue_pending(&c);
+    c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize));
+
+    for &fd in c.slice::<u32>(a.close_fds) {
+        sys1(NR_CLOSE, fd as usize);
+    }
+    let cleaner = a.flags & flag::CLEANER != 0;
+    if !cleaner {
+        let ready: u64 = 0;
+        let n = sys3(NR_WRITE, a.ready_fd as usize, &ready as *const u64 as usize, size_of::<u64>());
+        if n != size_of::<u64>() as isize {
+            c.fail(step::READY, if n < 0 { n } else { -EINVAL });
+        }
+    }
+    // The cleaner reports instead (after it unmapped this region).
+    sys1(NR_CLOSE, a.ready_fd as usize);
+    let sp = c.base as u64 + a.frame + SIGRETURN_SP_OFFSET;
+    // SAFETY: the frame was built by criu for this task; rt_sigreturn
+    // replaces every register and never returns here.
+    unsafe { restorer_sigreturn(sp, cleaner as u64) }
+}
+
+fn mremap(from: u64, len: u64, to: u64) -> isize {
+    let r = sys5(NR_MREMAP, from as usize, len as usize, len as usize, MREMAP_MAYMOVE | MREMAP_FIXED, to as usize);
+    if r >= 0 && r as u64 != to { -EINVAL } else { r }
+}
+
+fn madvise(c: &Ctx, to: u64, len: u64, madv: u64) {
+    for bit in 0..64 {
+        if madv & (1u64 << bit) != 0 {
+            c.check(step::MADVISE, sys3(NR_MADVISE, to as usize, len as usize, bit));
+        }
+    }
+}
+
+/// criu's mappings out, the task's in.
+fn memory(c: &Ctx) {
+    let a = c.a;
+    // The vDSO first goes somewhere safe: a premapped area or a file
+    // mapping may land where it is now.
+    for m in c.slice::<proto::Move>(a.park) {
+        c.check(step::VDSO_PARK, mremap(m.from, m.len, m.to));
+    }
+
+    // Everything but the restorer region and the premapped areas goes.
+    let mut at = 0u64;
+    for k in c.slice::<proto::Range>(a.keep) {
+        if k.start > at {
+            c.check(step::UNMAP, sys2(NR_MUNMAP, at as usize, (k.start - at) as usize));
+        }
+        at = at.max(k.start + k.len);
+    }
+    if a.task_size > at {
+        c.check(step::UNMAP, sys2(NR_MUNMAP, at as usize, (a.task_size - at) as usize));
+    }
+
+    // No target overlaps the premap region, so the order is free.
+    let moves = c.slice::<proto::Move>(a.moves);
+    for m in moves {
+        c.check(step::MOVE, mremap(m.from, m.len, m.to));
+    }
+    let maps = c.slice::<proto::FileMap>(a.file_maps);
+    for f in maps {
+        let r = sys(
+            NR_MMAP,
+            [f.to as usize, f.len as usize, f.prot as usize, (f.flags | MAP_FIXED) as usize, f.fd as usize, f.pgoff as usize],
+        );
+        c.check(step::FILE_MAP, if r >= 0 && r as u64 != f.to { -EINVAL } else { r });
+    }
+    for m in c.slice::<proto::Move>(a.unpark) {
+        c.check(step::VDSO_PLACE, mremap(m.from, m.len, m.to));
+    }
+
+    for m in moves {
+        c.check(step::MPROTECT, sys3(NR_MPROTECT, m.to as usize, m.len as usize, m.prot as usize));
+    }
+    for m in moves {
+        madvise(c, m.to, m.len, m.madv);
+    }
+    for f in maps {
+        madvise(c, f.to, f.len, f.madv);
+    }
+}
+
+/// `struct prctl_mm_map`.
+#[repr(C)]
+struct PrctlMmMap {
+    mm: proto::MmMap,
+    auxv: u64,
+    auxv_size: u32,
+    exe_fd: u32,
+}
+
+fn mm_fields(c: &Ctx) {
+    let a = c.a;
+    let auxv = c.slice::<u64>(a.auxv);
+    let map = PrctlMmMap {
+        mm: a.mm,
+        auxv: auxv.as_ptr() as u64,
+        auxv_size: (auxv.len() * size_of::<u64>()) as u32,
+        exe_fd: a.exe_fd as u32,
+    };
+    c.check(
+        step::PRCTL_MM,
+        sys5(NR_PRCTL, PR_SET_MM, PR_SET_MM_MAP, &map as *const PrctlMmMap as usize, size_of::<PrctlMmMap>(), 0),
+    );
+    if a.comm[0] != 0 {
+        c.check(step::COMM, sys2(NR_PRCTL, PR_SET_NAME, a.comm.as_ptr() as usize));
+    }
+}
+
+/// The kernel's `struct sigaction` (x86_64).
+#[repr(C)]
+struct KSigaction {
+    handler: u64,
+    flags: u64,
+    restorer: u64,
+    mask: u64,
+}
+
+/// `struct itimerval`.
+#[repr(C)]
+struct Itimerval {
+    interval_sec: u64,
+    interval_usec: u64,
+    value_sec: u64,
+    value_usec: u64,
+}
+
+fn signals_and_timers(c: &Ctx) {
+    for s in c.slice::<proto::Sigaction>(c.a.sigactions) {
+        let k = KSigaction { handler: s.handler, flags: s.flags, restorer: s.restorer, mask: s.mask };
+        c.check(step::SIGACTION, sys4(NR_RT_SIGACTION, s.signo as usize, &k as *const KSigaction as usize, 0, 8));
+    }
+    for t in c.slice::<proto::Itimer>(c.a.itimers) {
+        let v = Itimerval {
+            interval_sec: t.interval_sec,
+            interval_usec: t.interval_usec,
+            value_sec: t.value_sec,
+            value_usec: t.value_usec,
+        };
+        c.check(step::ITIMER, sys3(NR_SETITIMER, t.which as usize, &v as *const Itimerval as usize, 0));
+    }
+}
+
+fn thread_state(c: &Ctx) {
+    let a = c.a;
+    c.check(step::TID_ADDRESS, sys1(NR_SET_TID_ADDRESS, a.clear_tid_addr as usize));
+    let [head, len] = a.robust_list;
+    // Length 0: no record of the task's list; drop criu's (it points into
+    // memory that is now the task's).
+    let (head, len) = if len == 0 { (0, 24) } else { (head, len) };
+    c.check(step::ROBUST_LIST, sys2(NR_SET_ROBUST_LIST, head as usize, len as usize));
+    if a.rseq[1] != 0 {
+        let [p, l, s] = a.rseq;
+        c.check(step::RSEQ, sys4(NR_RSEQ, p as usize, l as usize, 0, s as usize));
+    }
+    c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, a.fs_base as usize));
+    c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, a.gs_base as usize));
+    c.check(step::PERSONALITY, sys1(NR_PERSONALITY, a.personality as usize));
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+
+#[repr(C)]
+struct CapData {
+    eff: u32,
+    prm: u32,
+    inh: u32,
+}
+
+/// CRIU's order: groups; keep caps across the uid change
+/// (SECURE_NO_SETUID_FIXUP); uids and gids (fs ones last); the task's
+/// securebits; the bounding set (needs CAP_SETPCAP, still held); the
+/// capability sets; ambient capabilities; no_new_privs.
+fn creds(c: &Ctx) {
+    let k = &c.a.creds;
+    let groups = c.slice::<u32>(k.groups);
+    c.check(step::SETGROUPS, sys2(NR_SETGROUPS, groups.len(), groups.as_ptr() as usize));
+    c.check(step::SECUREBITS_FIXUP, sys2(NR_PRCTL, PR_SET_SECUREBITS, 1 << SECURE_NO_SETUID_FIXUP));
+    c.check(step::SETRESUID, sys3(NR_SETRESUID, k.uid as usize, k.euid as usize, k.suid as usize));
+    sys1(NR_SETFSUID, k.fsuid as usize);
+    if sys1(NR_SETFSUID, u32::MAX as usize) as u64 != k.fsuid {
+        c.fail(step::SETFSUID, -EINVAL);
+    }
+    c.check(step::SETRESGID, sys3(NR_SETRESGID, k.gid as usize, k.egid as usize, k.sgid as usize));
+    sys1(NR_SETFSGID, k.fsgid as usize);
+    if sys1(NR_SETFSGID, u32::MAX as usize) as u64 != k.fsgid {
+        c.fail(step::SETFSGID, -EINVAL);
+    }
+    c.check(step::SECUREBITS, sys2(NR_PRCTL, PR_SET_SECUREBITS, k.secbits as usize));
+    for cap in 0..=k.cap_last_cap.min(63) {
+        if k.cap_bnd & (1 << cap) == 0 {
+            c.check(step::CAPBSET_DROP, sys2(NR_PRCTL, PR_CAPBSET_DROP, cap as usize));
+        }
+    }
+    let hdr = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [
+        CapData { eff: k.cap_eff as u32, prm: k.cap_prm as u32, inh: k.cap_inh as u32 },
+        CapData { eff: (k.cap_eff >> 32) as u32, prm: (k.cap_prm >> 32) as u32, inh: (k.cap_inh >> 32) as u32 },
+    ];
+    c.check(step::CAPSET, sys2(NR_CAPSET, &hdr as *const CapHeader as usize, data.as_ptr() as usize));
+    c.check(step::AMBIENT, sys5(NR_PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
+    for cap in 0..64 {
+        if k.cap_amb & (1 << cap) != 0 {
+            c.check(step::AMBIENT, sys5(NR_PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
+        }
+    }
+    if c.a.flags & flag::NO_NEW_PRIVS != 0 {
+        c.check(step::NO_NEW_PRIVS, sys5(NR_PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    }
+}
+
+/// Pending signals go back on the queues; they stay pending (blocked here,
+/// and by the frame's mask where the task had them blocked).
+fn queue_pending(c: &Ctx) {
+    let pending = c.slice::<proto::Pending>(c.a.pending);
+    if pending.is_empty() {
+        return;
+    }
+    let pid = sys0(NR_GETPID) as usize;
+    let tid = sys0(NR_GETTID) as usize;
+    for p in pending {
+        let signo = (p.info[0] & 0xffff_ffff) as usize;
+        let info = p.info.as_ptr() as usize;
+        let r = if p.shared != 0 {
+            sys3(NR_RT_SIGQUEUEINFO, pid, signo, info)
+        } else {
+            sys4(NR_RT_TGSIGQUEUEINFO, pid, tid, signo, info)
+        };
+        c.check(step::SIGQUEUE, r);
+    }
+}

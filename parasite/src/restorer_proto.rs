@@ -1,0 +1,275 @@
+//! The argument area criu writes for the restorer blob (host side:
+//! `criu::restorer::args`, which includes this file; blob side:
+//! `restorer.rs`).
+//!
+//! Plain data only: every struct is `#[repr(C)]` and made of `u64` fields,
+//! `u64` arrays or such structs (so there is no padding, and declaration
+//! order is memory order: [`Words::put`], generated with each struct, emits
+//! the words in that order for the host to write), and variable-length
+//! parts are [`Slice`]s: byte offsets from the start of
+//! [`Args`] plus an element count, never pointers. Addresses that are the
+//! task's (VMA targets, handlers, auxv values) are absolute. This file uses
+//! `core` only and has no side effects: it builds in the `#![no_std]` blob
+//! and in the crate.
+
+/// Anything made of u64 words, emitted in memory order.
+pub trait Words {
+    fn put(&self, out: &mut dyn FnMut(u64));
+}
+
+impl Words for u64 {
+    fn put(&self, out: &mut dyn FnMut(u64)) {
+        out(*self)
+    }
+}
+
+impl<const N: usize> Words for [u64; N] {
+    fn put(&self, out: &mut dyn FnMut(u64)) {
+        for w in self {
+            out(*w)
+        }
+    }
+}
+
+/// A `#[repr(C)]` struct of [`Words`] fields and its [`Words`] impl.
+macro_rules! words {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name { $($(#[$fm])* pub $f: $t),* }
+        impl Words for $name {
+            fn put(&self, out: &mut dyn FnMut(u64)) {
+                $( Words::put(&self.$f, out); )*
+            }
+        }
+    };
+}
+
+/// Marks a valid [`Args`] (the blob refuses to start without it).
+pub const MAGIC: u64 = 0x7273_7472_5f61_7267;
+
+/// `Args::flags` bits.
+pub mod flag {
+    /// A cleaner process traces the restorer: the blob stops on `int3`
+    /// (`restorer_sync`) before `rt_sigreturn` and leaves the ready report
+    /// to the cleaner, which unmaps the restorer region after the jump.
+    pub const CLEANER: u64 = 1 << 0;
+    /// `Args::creds` is to be applied.
+    pub const CREDS: u64 = 1 << 1;
+    /// Set PR_SET_NO_NEW_PRIVS (with the creds).
+    pub const NO_NEW_PRIVS: u64 = 1 << 2;
+}
+
+/// Failure steps the blob reports: `(step << 32) | (-errno & 0xffffffff)`
+/// (a u64 on the ready fd; the low half is the kernel's negative return).
+pub mod step {
+    pub const MAGIC: u64 = 1;
+    pub const BLOCK_SIGNALS: u64 = 2;
+    pub const RSEQ_UNREGISTER: u64 = 3;
+    pub const VDSO_PARK: u64 = 4;
+    pub const UNMAP: u64 = 5;
+    pub const MOVE: u64 = 6;
+    pub const FILE_MAP: u64 = 7;
+    pub const VDSO_PLACE: u64 = 8;
+    pub const MPROTECT: u64 = 9;
+    pub const MADVISE: u64 = 10;
+    pub const PRCTL_MM: u64 = 11;
+    pub const COMM: u64 = 12;
+    pub const SIGACTION: u64 = 13;
+    pub const ITIMER: u64 = 14;
+    pub const TID_ADDRESS: u64 = 15;
+    pub const ROBUST_LIST: u64 = 16;
+    pub const RSEQ: u64 = 17;
+    pub const FS_BASE: u64 = 18;
+    pub const GS_BASE: u64 = 19;
+    pub const PERSONALITY: u64 = 20;
+    pub const SETGROUPS: u64 = 21;
+    pub const SECUREBITS_FIXUP: u64 = 22;
+    pub const SETRESUID: u64 = 23;
+    pub const SETFSUID: u64 = 24;
+    pub const SETRESGID: u64 = 25;
+    pub const SETFSGID: u64 = 26;
+    pub const SECUREBITS: u64 = 27;
+    pub const CAPBSET_DROP: u64 = 28;
+    pub const CAPSET: u64 = 29;
+    pub const AMBIENT: u64 = 30;
+    pub const NO_NEW_PRIVS: u64 = 31;
+    pub const SIGQUEUE: u64 = 32;
+    pub const PDEATHSIG: u64 = 33;
+    pub const READY: u64 = 34;
+    /// Reported by the cleaner (not the blob): tracing the jump or
+    /// unmapping the restorer region failed.
+    pub const CLEANER: u64 = 40;
+    /// Not a failure: `Args::fault` set to this (tests) makes criu run the
+    /// blob without a cleaner, as when tracing is not possible.
+    pub const NO_CLEANER: u64 = 41;
+}
+
+words! {
+    /// `(offset from the start of Args, element count)` of a tail array.
+    pub struct Slice {
+        pub off: u64,
+        pub n: u64,
+    }
+}
+
+words! {
+    /// An address range.
+    pub struct Range {
+        pub start: u64,
+        pub len: u64,
+    }
+}
+
+words! {
+    /// Move `len` bytes of mappings from `from` to `to` (mremap), then (for the
+    /// task's areas) set `prot` and apply every `madvise` advice whose bit is
+    /// set in `madv` (bit n = advice n).
+    pub struct Move {
+        pub from: u64,
+        pub to: u64,
+        pub len: u64,
+        pub prot: u64,
+        pub madv: u64,
+    }
+}
+
+words! {
+    /// mmap(to, len, prot, flags | MAP_FIXED, fd, pgoff), then the madvise bits.
+    pub struct FileMap {
+        pub to: u64,
+        pub len: u64,
+        pub prot: u64,
+        pub flags: u64,
+        pub fd: u64,
+        pub pgoff: u64,
+        pub madv: u64,
+    }
+}
+
+words! {
+    /// One `rt_sigaction` (the kernel's `struct sigaction` follows `signo`).
+    pub struct Sigaction {
+        pub signo: u64,
+        pub handler: u64,
+        pub flags: u64,
+        pub restorer: u64,
+        pub mask: u64,
+    }
+}
+
+words! {
+    /// One `setitimer(which, {interval, value})`.
+    pub struct Itimer {
+        pub which: u64,
+        pub interval_sec: u64,
+        pub interval_usec: u64,
+        pub value_sec: u64,
+        pub value_usec: u64,
+    }
+}
+
+/// Words of a 128-byte siginfo.
+pub const SIGINFO_WORDS: usize = 16;
+
+words! {
+    /// A pending signal to queue: shared (to the process) or private (to the
+    /// thread), and its siginfo (`si_signo` in the low half of word 0).
+    pub struct Pending {
+        pub shared: u64,
+        pub info: [u64; SIGINFO_WORDS],
+    }
+}
+
+words! {
+    /// The task's credentials, applied in CRIU's order (see the blob).
+    pub struct Creds {
+        pub uid: u64,
+        pub euid: u64,
+        pub suid: u64,
+        pub fsuid: u64,
+        pub gid: u64,
+        pub egid: u64,
+        pub sgid: u64,
+        pub fsgid: u64,
+        pub secbits: u64,
+        /// Capability sets, bit n = capability n.
+        pub cap_inh: u64,
+        pub cap_prm: u64,
+        pub cap_eff: u64,
+        pub cap_bnd: u64,
+        pub cap_amb: u64,
+        /// Highest capability number the kernel knows (/proc/sys/kernel/cap_last_cap).
+        pub cap_last_cap: u64,
+        /// Supplementary groups: u32 each, packed.
+        pub groups: Slice,
+    }
+}
+
+words! {
+    /// `struct prctl_mm_map` fields but the auxv pointer and exe fd.
+    pub struct MmMap {
+        pub start_code: u64,
+        pub end_code: u64,
+        pub start_data: u64,
+        pub end_data: u64,
+        pub start_brk: u64,
+        pub brk: u64,
+        pub start_stack: u64,
+        pub arg_start: u64,
+        pub arg_end: u64,
+        pub env_start: u64,
+        pub env_end: u64,
+    }
+}
+
+words! {
+    /// Everything the blob does, in the order it does it.
+    pub struct Args {
+        pub magic: u64,
+        pub flags: u64,
+        /// The report pipe (u64 0 = ready, else step << 32 | -errno).
+        pub ready_fd: u64,
+        /// glibc's rseq registration of the restoring process, dropped first:
+        /// pointer, length and signature (length 0: none).
+        pub old_rseq: [u64; 3],
+        /// Our vDSO areas: moved into the restorer region before anything is
+        /// unmapped, and from there to the task's addresses at the end.
+        pub park: Slice,
+        pub unpark: Slice,
+        /// Everything in [0, task_size) outside these ranges (sorted, disjoint)
+        /// is unmapped: the restorer region and the premapped areas.
+        pub keep: Slice,
+        pub task_size: u64,
+        /// Premapped areas to their places (`Move`s).
+        pub moves: Slice,
+        /// Shared file mappings (`FileMap`s).
+        pub file_maps: Slice,
+        pub mm: MmMap,
+        /// The saved auxv (u64 words) and the exe fd (u64::MAX: none).
+        pub auxv: Slice,
+        pub exe_fd: u64,
+        /// The task's comm, NUL-padded (all zero: keep ours).
+        pub comm: [u64; 2],
+        pub sigactions: Slice,
+        pub itimers: Slice,
+        pub clear_tid_addr: u64,
+        /// set_robust_list(ptr, len); len 0: clear it (ours points into criu).
+        pub robust_list: [u64; 2],
+        /// The task's rseq: pointer, length, signature (length 0: none).
+        pub rseq: [u64; 3],
+        pub fs_base: u64,
+        pub gs_base: u64,
+        pub personality: u64,
+        pub creds: Creds,
+        pub pending: Slice,
+        pub pdeath_sig: u64,
+        /// Service fds to close before the jump (u32 each, packed).
+        pub close_fds: Slice,
+        /// Offset of the rt_sigframe (64-byte aligned) from the start of Args.
+        pub frame: u64,
+        /// Tests: fail at this step (with ECANCELED) as if its call had.
+        pub fault: u64,
+    }
+}

@@ -1,0 +1,209 @@
+//! The cleaner: a short-lived process that removes the restorer region
+//! once the task runs, since nothing inside the task can unmap the code and
+//! stack it is running on (CRIU has criu itself do this over ptrace).
+//!
+//! The restoring process forks it twice (so it is nobody's child but the
+//! reaper's), and it attaches with PTRACE_SEIZE before the blob starts.
+//! The blob stops on an `int3` just before its `rt_sigreturn`; the cleaner
+//! follows the jump with syscall stops, and at the exit of `rt_sigreturn`
+//! (the task's registers are loaded, all signals still blocked by the
+//! frame) it runs `munmap(region)` through the blob's own `syscall`
+//! instruction, puts the task's registers back, sets its signal mask
+//! (PTRACE_SETSIGMASK), detaches, and only then sends the ready report.
+//! If the task dies on the way (the blob reported its error), the cleaner
+//! just leaves; if the cleaner itself fails, it kills the task and reports.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::arch::Regs;
+use crate::sys::ptrace;
+use crate::sys::restorer::{exit_now, fork, Forked};
+
+/// What the cleaner needs to know.
+pub struct Job {
+    /// The restoring process (becoming the task).
+    pub task: Pid,
+    /// The restorer region to unmap.
+    pub region: (u64, u64),
+    /// The instruction pointer at the blob's sync stop (after its int3).
+    pub sync_ip: u64,
+    /// A `syscall` instruction in the blob.
+    pub syscall_ip: u64,
+    /// The task's signal mask, set once the region is gone.
+    pub sigmask: u64,
+    /// Tests: fail once the region is gone, as if the munmap had.
+    pub fault: bool,
+}
+
+const NR_RT_SIGRETURN: u64 = 15;
+const NR_MUNMAP: u64 = 11;
+
+/// Start the cleaner. Ok(true): it traces us and will report readiness
+/// through `ready`; Ok(false): it could not attach (and is gone).
+pub fn start(job: &Job, ready: BorrowedFd<'_>) -> Result<bool> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 for the cleaner")?;
+    match fork().context("fork for the cleaner")? {
+        Forked::Child => {
+            // The middle process: fork the cleaner and leave, so the
+            // cleaner is reparented and never becomes the task's child.
+            if let Ok(Forked::Child) = fork() {
+                drop(r);
+                run(job, ready, w.as_fd())
+            }
+            exit_now(0)
+        }
+        Forked::Parent(mid) => {
+            drop(w);
+            let _ = waitpid(mid, None);
+            let mut b = [0u8; 1];
+            let n = loop {
+                match nix::unistd::read(&r, &mut b) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other,
+                }
+            };
+            Ok(matches!(n, Ok(1)) && b[0] == b'1')
+        }
+    }
+}
+
+/// Why tracing stopped.
+enum Stop {
+    /// The task died (its restorer already reported why).
+    Gone,
+    Failed(Errno),
+}
+
+impl From<Errno> for Stop {
+    fn from(e: Errno) -> Stop {
+        if e == Errno::ESRCH { Stop::Gone } else { Stop::Failed(e) }
+    }
+}
+
+fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
+    crate::sys::fd::close_all_but(&[ready.as_raw_fd(), sync.as_raw_fd()]);
+    // Out of the task's session and process group: signals to its group
+    // must not reach us, and its pid must not stay in use as our sid/pgid.
+    let _ = nix::unistd::setsid();
+    if ptrace::seize(job.task, libc::PTRACE_O_TRACESYSGOOD).is_err() {
+        let _ = nix::unistd::write(sync, b"0");
+        exit_now(0);
+    }
+    let _ = nix::unistd::write(sync, b"1");
+    crate::sys::fd::close_raw(sync.as_raw_fd());
+    match follow(job) {
+        Ok(()) => {
+            let _ = nix::unistd::write(ready, &0u64.to_le_bytes());
+            exit_now(0)
+        }
+        Err(Stop::Gone) => exit_now(0),
+        Err(Stop::Failed(e)) => {
+            let _ = nix::sys::signal::kill(job.task, Signal::SIGKILL);
+            let code = (crate::restorer::proto::step::CLEANER << 32) | (-(e as i32) as u32 as u64);
+            let _ = nix::unistd::write(ready, &code.to_le_bytes());
+            exit_now(1)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Until the blob's sync int3.
+    Running,
+    /// Resumed from the int3; next: entry of rt_sigreturn.
+    Sync,
+    /// Next: exit of rt_sigreturn.
+    Sigreturn,
+    /// munmap injected; next: its entry, then its exit.
+    MunmapEnter,
+    MunmapExit,
+}
+
+fn resume(task: Pid, phase: Phase, sig: Option<Signal>) -> Result<(), Errno> {
+    if phase == Phase::Running {
+        ptrace::cont(task, sig.map_or(0, |s| s as i32))
+    } else {
+        nix::sys::ptrace::syscall(task, sig)
+    }
+}
+
+fn follow(job: &Job) -> Result<(), Stop> {
+    let task = job.task;
+    let mut phase = Phase::Running;
+    let mut saved = Regs::default();
+    loop {
+        let st = match waitpid(task, Some(WaitPidFlag::__WALL)) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Err(Stop::Gone),
+            Err(e) => return Err(Stop::Failed(e)),
+            Ok(st) => st,
+        };
+        match st {
+            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return Err(Stop::Gone),
+            WaitStatus::Stopped(_, Signal::SIGTRAP) if phase == Phase::Running => {
+                if Regs::get(task)?.rip == job.sync_ip {
+                    // Our own int3: swallow it and follow the jump.
+                    phase = Phase::Sync;
+                    nix::sys::ptrace::syscall(task, None)?;
+                } else {
+                    resume(task, phase, Some(Signal::SIGTRAP))?;
+                }
+            }
+            WaitStatus::Stopped(_, sig) => resume(task, phase, Some(sig))?,
+            WaitStatus::PtraceSyscall(_) => {
+                let regs = Regs::get(task)?;
+                match phase {
+                    Phase::Running => resume(task, phase, None)?,
+                    Phase::Sync => {
+                        if regs.orig_rax != NR_RT_SIGRETURN {
+                            return Err(Stop::Failed(Errno::EPROTO));
+                        }
+                        phase = Phase::Sigreturn;
+                        nix::sys::ptrace::syscall(task, None)?;
+                    }
+                    Phase::Sigreturn => {
+                        // The task's registers are loaded; borrow the thread
+                        // for one munmap.
+                        saved = regs;
+                        let mut inj = regs;
+                        inj.rip = job.syscall_ip;
+                        inj.rax = NR_MUNMAP;
+                        inj.orig_rax = u64::MAX;
+                        inj.rdi = job.region.0;
+                        inj.rsi = job.region.1;
+                        inj.set(task)?;
+                        phase = Phase::MunmapEnter;
+                        nix::sys::ptrace::syscall(task, None)?;
+                    }
+                    Phase::MunmapEnter => {
+                        if regs.orig_rax != NR_MUNMAP {
+                            return Err(Stop::Failed(Errno::EPROTO));
+                        }
+                        phase = Phase::MunmapExit;
+                        nix::sys::ptrace::syscall(task, None)?;
+                    }
+                    Phase::MunmapExit => {
+                        let r = regs.rax as i64;
+                        if r != 0 {
+                            return Err(Stop::Failed(Errno::from_raw((-r) as i32)));
+                        }
+                        if job.fault {
+                            return Err(Stop::Failed(Errno::ECANCELED));
+                        }
+                        saved.set(task)?;
+                        ptrace::set_sigmask(task, job.sigmask)?;
+                        ptrace::detach(task, 0)?;
+                        return Ok(());
+                    }
+                }
+            }
+            _ => resume(task, phase, None)?,
+        }
+    }
+}

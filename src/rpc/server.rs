@@ -1,0 +1,209 @@
+//! The request loop of `criu swrk` and of each `criu service` worker
+//! (CRIU's cr_service_work): read a `criu_req`, run it, answer with a
+//! `criu_resp` of the same type; `keep_open` (VERSION, FEATURE_CHECK)
+//! loops for the next request. Failures answer success=false with
+//! cr_errno (the errno behind the failure; EBADRQC for a bad or
+//! unsupported option, EOPNOTSUPP for a request type we lack) and
+//! cr_errmsg, the whole error chain. A malformed, oversized or unknown
+//! request is answered too (type EMPTY), then the worker exits 1.
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use super::opts::{self, Mode, Peer};
+use super::pb::{CriuDumpResp, CriuFeatures, CriuReq, CriuReqType, CriuResp, CriuRestoreResp, CriuVersion};
+use super::wire::{self, RecvError};
+use super::{notify, ReqError};
+use crate::cli::table::{self, Support};
+use crate::images::kind::kinds;
+use crate::images::pb::PstreeEntry;
+use crate::images::{ImageDir, ImageError, ImageReader};
+use crate::opts::Opts;
+
+/// Serve requests on `sk` until one fails, the client closes, or a request
+/// without keep_open is answered. Returns the exit code.
+pub fn serve(base: &Opts, sk: &OwnedFd, peer: Peer) -> i32 {
+    let mut served = 0;
+    loop {
+        let req = match wire::recv_req(sk) {
+            Ok(r) => r,
+            Err(RecvError::Closed) if served > 0 => return 0,
+            Err(e) => {
+                tracing::error!("RPC: {e}");
+                if matches!(e, RecvError::TooBig(_) | RecvError::Malformed { .. }) {
+                    let resp = fail(CriuReqType::Empty, &anyhow::Error::new(ReqError::Bad(e.to_string())));
+                    let _ = wire::send_resp(sk, &resp);
+                }
+                return 1;
+            }
+        };
+        served += 1;
+        let ty = CriuReqType::try_from(req.r#type).ok();
+        let keep_open = req.keep_open == Some(true);
+        let resp = if keep_open && !ty.is_some_and(keep_open_ok) {
+            let name = ty.map(|t| t.as_str_name().to_string()).unwrap_or(req.r#type.to_string());
+            let e = ReqError::Bad(format!("keep_open is not supported for {name} requests (only VERSION, FEATURE_CHECK, CPUINFO_*, PAGE_SERVER)"));
+            fail(ty.unwrap_or(CriuReqType::Empty), &e.into())
+        } else {
+            handle(base, sk, peer, &req, ty)
+        };
+        if let Err(e) = wire::send_resp(sk, &resp) {
+            tracing::error!("RPC: can't send the response: {e}");
+            return 1;
+        }
+        if !resp.success {
+            return 1;
+        }
+        if !keep_open {
+            return 0;
+        }
+    }
+}
+
+/// Requests that may keep the connection open (CRIU's chk_keepopen_req).
+fn keep_open_ok(t: CriuReqType) -> bool {
+    use CriuReqType::*;
+    matches!(t, PageServer | PageServerChld | CpuinfoDump | CpuinfoCheck | FeatureCheck | Version)
+}
+
+fn handle(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq, ty: Option<CriuReqType>) -> CriuResp {
+    use CriuReqType::*;
+    let Some(ty) = ty else {
+        let e = ReqError::Bad(format!("unknown request type {} (CRIU 4.2 knows types 1..=13)", req.r#type));
+        return fail(Empty, &e.into());
+    };
+    let r = match ty {
+        Version => Ok(version()),
+        FeatureCheck => feature_check(req),
+        Check => check(base, peer, req),
+        Dump => dump(base, sk, peer, req),
+        Restore => restore(base, sk, peer, req),
+        WaitPid => wait_pid(req),
+        PreDump | SinglePreDump => Err(unsupported("pre-dump")),
+        PageServer | PageServerChld => Err(unsupported("the page server")),
+        CpuinfoDump | CpuinfoCheck => Err(unsupported("cpuinfo")),
+        Notify => Err(ReqError::Bad("unexpected NOTIFY request: no notification is pending".into()).into()),
+        Empty => Err(ReqError::Bad("EMPTY is not a request".into()).into()),
+    };
+    r.unwrap_or_else(|e| {
+        tracing::error!("{e:#}");
+        let mut resp = fail(ty, &e);
+        match ty {
+            Dump => resp.dump = Some(CriuDumpResp { restored: Some(false) }),
+            Restore => resp.restore = Some(CriuRestoreResp { pid: -1 }),
+            _ => {}
+        }
+        resp
+    })
+}
+
+fn unsupported(what: &str) -> anyhow::Error {
+    ReqError::Unsupported(format!("{what} is not supported yet by this criu (RPC request refused)")).into()
+}
+
+fn ok(ty: CriuReqType) -> CriuResp {
+    CriuResp { r#type: ty as i32, success: true, ..Default::default() }
+}
+
+/// A failure answer: the errno behind the error and its whole chain.
+pub fn fail(ty: CriuReqType, e: &anyhow::Error) -> CriuResp {
+    CriuResp {
+        r#type: ty as i32,
+        success: false,
+        cr_errno: errno_of(e),
+        cr_errmsg: Some(format!("{e:#}")),
+        ..Default::default()
+    }
+}
+
+fn errno_of(e: &anyhow::Error) -> Option<i32> {
+    for cause in e.chain() {
+        if let Some(r) = cause.downcast_ref::<ReqError>() {
+            return Some(r.errno());
+        }
+        if let Some(n) = cause.downcast_ref::<nix::errno::Errno>() {
+            return Some(*n as i32);
+        }
+        if let Some(n) = cause.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error()) {
+            return Some(n);
+        }
+        if let Some(i) = cause.downcast_ref::<ImageError>() {
+            return Some(i.errno());
+        }
+    }
+    None
+}
+
+fn version() -> CriuResp {
+    CriuResp {
+        version: Some(CriuVersion {
+            major_number: crate::CRIU_VERSION_MAJOR,
+            minor_number: crate::CRIU_VERSION_MINOR,
+            name: None,
+            ..Default::default()
+        }),
+        ..ok(CriuReqType::Version)
+    }
+}
+
+/// A feature is reported when the kernel has it and we implement what uses it.
+fn feature_check(req: &CriuReq) -> Result<CriuResp> {
+    let want = req.features.as_ref().ok_or_else(|| ReqError::Bad("FEATURE_CHECK without a features message".into()))?;
+    let implemented = |long: &str| table::find(long).is_some_and(|s| s.support == Support::Yes);
+    let asked = |f: Option<bool>| f == Some(true);
+    let feat = CriuFeatures {
+        mem_track: Some(asked(want.mem_track) && implemented("track-mem") && crate::kerndat::dirty_track().available()),
+        lazy_pages: Some(
+            asked(want.lazy_pages) && implemented("lazy-pages") && crate::kerndat::has_uffd() && crate::kerndat::has_uffd_noncoop(),
+        ),
+        // pidfd_store_sk is refused until dump keeps pidfds across pre-dumps.
+        pidfd_store: Some(false),
+    };
+    Ok(CriuResp { features: Some(feat), ..ok(CriuReqType::FeatureCheck) })
+}
+
+fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
+    let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Check)?;
+    let code = crate::ops::check::run(&setup.opts)?;
+    anyhow::ensure!(code == 0, "criu check found problems (see the log)");
+    Ok(ok(CriuReqType::Check))
+}
+
+fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
+    let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Dump)?;
+    let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
+    let code = crate::ops::dump::run(&setup.opts)?;
+    anyhow::ensure!(code == 0, "dump finished with code {code}");
+    Ok(CriuResp { dump: Some(CriuDumpResp { restored: Some(false) }), ..ok(CriuReqType::Dump) })
+}
+
+fn restore(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
+    let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Restore)?;
+    let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
+    let code = crate::ops::restore::run(&setup.opts)?;
+    anyhow::ensure!(code == 0, "restore finished with code {code}");
+    let pid = root_pid(&setup.opts).context("finding the restored root task's pid")?;
+    Ok(CriuResp { restore: Some(CriuRestoreResp { pid }), ..ok(CriuReqType::Restore) })
+}
+
+/// The root task's pid, as restored (pids are restored as they were).
+fn root_pid(opts: &Opts) -> Result<i32> {
+    let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    let items: Vec<PstreeEntry> = ImageReader::open_kind(&dir, "pstree.img", kinds::pstree())?.all()?;
+    Ok(items.first().context("pstree.img is empty")?.pid as i32)
+}
+
+/// WAIT_PID: wait for a child of ours (a task restored without rst_sibling).
+fn wait_pid(req: &CriuReq) -> Result<CriuResp> {
+    let pid = req.pid.ok_or_else(|| ReqError::Bad("WAIT_PID without a pid".into()))?;
+    let st = waitpid(Pid::from_raw(pid as i32), None).with_context(|| format!("waiting for {pid}"))?;
+    let status = match st {
+        WaitStatus::Exited(_, code) => code << 8,
+        WaitStatus::Signaled(_, sig, core) => sig as i32 | if core { 0x80 } else { 0 },
+        other => anyhow::bail!("{pid}: unexpected wait status {other:?}"),
+    };
+    Ok(CriuResp { status: Some(status), ..ok(CriuReqType::WaitPid) })
+}

@@ -1,0 +1,525 @@
+//! `criu restore` end to end: CRIU 4.2's fixture images (sleep, the python
+//! timer) come back alive with their memory layout, vDSO and behaviour;
+//! our own dump of a live program restores and carries on (detached, or
+//! with criu waiting for its exit status); a taken pid, corrupted pages and
+//! failures injected at restorer steps end in an error naming the problem
+//! with nothing left running; no restorer or premap mapping survives in a
+//! restored task.
+//!
+//! Tests that use fixed pids run one at a time (SERIAL). The test process
+//! is a child subreaper: restored tasks and the restorer's cleaner end up
+//! as its children and are reaped here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use criu::images::kind::kinds;
+use criu::images::pb::MmEntry;
+use criu::images::{ImageDir, ImageReader};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const SLEEP_PID: i32 = 30001;
+const TIMER_PID: i32 = 30151;
+const TIMER_FILE: &str = "/tmp/criu-fixture-py-timer";
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    // cargo's jobserver pipes must not leak into what we start.
+    criu::sys::fd::cloexec_from(3).unwrap();
+    g
+}
+
+fn criu() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_criu"));
+    c.env_remove("CRIU_FAULT").env_remove("CRIU_RESTORER_FAULT").stdin(Stdio::null());
+    c
+}
+
+/// Reap whatever zombies we have (cleaners, tasks reparented to us).
+fn reap_all() {
+    while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if st == nix::sys::wait::WaitStatus::StillAlive {
+            break;
+        }
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Kill `pid` (if any) and wait until it is gone and reaped.
+fn kill_and_reap(pid: i32) {
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    let t0 = Instant::now();
+    while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
+        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
+        reap_all();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(pid), "pid {pid} does not go away");
+}
+
+/// No process is left in session `sid` (the restored task's).
+fn session_empty(sid: i32) -> bool {
+    reap_all();
+    std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok()).all(|p| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { return true };
+        let f: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        // state ppid pgrp session: a zombie counts as gone.
+        f[0] == "Z" || f[3].parse::<i32>() != Ok(sid)
+    })
+}
+
+fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2").join(name);
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    tmp
+}
+
+fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+/// A restore running in the background (criu waits for the task); ready
+/// once criu wrote the pidfile.
+struct Restored {
+    pid: i32,
+    criu: Option<Child>,
+}
+
+impl Restored {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Result<Restored, String> {
+        let pidfile = dir.join("restored.pid");
+        let _ = std::fs::remove_file(&pidfile);
+        let mut c = criu();
+        c.args(["restore", "-D"]).arg(dir).args(["-v4", "-o", "restore.log", "--pidfile"]).arg(&pidfile);
+        c.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&pidfile) {
+                if let Ok(pid) = s.trim().parse() {
+                    return Ok(Restored { pid, criu: Some(child) });
+                }
+            }
+            if let Some(st) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                use std::io::Read;
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                return Err(format!("criu restore exited with {st}: {err}\n{}", log(dir, "restore.log")));
+            }
+            if t0.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("criu restore did not finish\n{}", log(dir, "restore.log")));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Restored {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.pid), Signal::SIGKILL);
+        if let Some(mut c) = self.criu.take() {
+            let _ = c.wait();
+        }
+        kill_and_reap(self.pid);
+    }
+}
+
+fn state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].chars().next()
+}
+
+fn mm_image(dir: &Path, pid: i32) -> MmEntry {
+    let d = ImageDir::open(dir).unwrap();
+    ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
+}
+
+/// (start, end, "rwxs"-style prot+shared) runs, adjacent runs of the same
+/// kind joined (the kernel may merge what the image lists apart).
+fn runs(mut v: Vec<(u64, u64, String)>) -> Vec<(u64, u64, String)> {
+    v.sort();
+    let mut out: Vec<(u64, u64, String)> = Vec::new();
+    for (s, e, k) in v {
+        match out.last_mut() {
+            Some(l) if l.1 == s && l.2 == k => l.1 = e,
+            _ => out.push((s, e, k)),
+        }
+    }
+    out
+}
+
+const VSYSCALL: u64 = 0xffff_ffff_ff60_0000;
+
+fn image_runs(mm: &MmEntry) -> Vec<(u64, u64, String)> {
+    runs(
+        mm.vmas
+            .iter()
+            .filter(|v| v.start != VSYSCALL)
+            .map(|v| {
+                let p = v.prot;
+                let kind = format!(
+                    "{}{}{}{}",
+                    if p & 1 != 0 { 'r' } else { '-' },
+                    if p & 2 != 0 { 'w' } else { '-' },
+                    if p & 4 != 0 { 'x' } else { '-' },
+                    if v.flags & 1 != 0 { 's' } else { 'p' }
+                );
+                (v.start, v.end, kind)
+            })
+            .collect(),
+    )
+}
+
+/// (start, end, perms, name) of each VMA of `pid`.
+fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (s, e) = f[0].split_once('-').unwrap();
+            let name = f.get(5).map_or(String::new(), |s| s.to_string());
+            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), name)
+        })
+        .collect()
+}
+
+/// The task's memory is exactly the image's VMAs: nothing of the restorer
+/// or the premap is left, and vvar/vdso sit at the image's addresses.
+fn check_layout(pid: i32, mm: &MmEntry) {
+    let m = maps(pid);
+    let live = runs(m.iter().filter(|x| x.0 != VSYSCALL).map(|x| (x.0, x.1, x.2.clone())).collect());
+    assert_eq!(live, image_runs(mm), "maps of {pid} differ from the image:\n{m:#x?}");
+    const VDSO: u32 = 1 << 3;
+    const VVAR: u32 = 1 << 12;
+    let img = |bit: u32| mm.vmas.iter().find(|v| v.status & bit != 0).map(|v| (v.start, v.end));
+    let at = |name: &str| m.iter().find(|x| x.3 == name).map(|x| x.0);
+    let (vdso_s, _) = img(VDSO).expect("image has a vdso");
+    assert_eq!(at("[vdso]"), Some(vdso_s), "vdso not at the image's address");
+    if let Some((vvar_s, _)) = img(VVAR) {
+        assert_eq!(at("[vvar]"), Some(vvar_s), "vvar not at the image's address");
+    }
+}
+
+#[test]
+fn sleep_fixture_restores_in_place() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    let dir = fixture_copy("sleep");
+    let r = Restored::start(dir.path(), &[]).unwrap();
+    assert_eq!(r.pid, SLEEP_PID);
+    assert_eq!(state(SLEEP_PID), Some('S'));
+    assert_eq!(std::fs::read(format!("/proc/{SLEEP_PID}/cmdline")).unwrap(), b"/usr/bin/sleep\0100000\0");
+    assert_eq!(std::fs::read_link(format!("/proc/{SLEEP_PID}/exe")).unwrap(), PathBuf::from("/usr/bin/sleep"));
+    for fd in 0..3 {
+        assert_eq!(std::fs::read_link(format!("/proc/{SLEEP_PID}/fd/{fd}")).unwrap(), PathBuf::from("/dev/null"));
+    }
+    assert_eq!(std::fs::read_dir(format!("/proc/{SLEEP_PID}/fd")).unwrap().count(), 3, "service fds left open");
+    check_layout(SLEEP_PID, &mm_image(dir.path(), SLEEP_PID));
+    let status = std::fs::read_to_string(format!("/proc/{SLEEP_PID}/status")).unwrap();
+    assert!(status.contains("SigBlk:\t0000000000000000"), "{status}");
+    // Still asleep a moment later (the interrupted sleep resumed).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(SLEEP_PID), Some('S'));
+    let log = log(dir.path(), "restore.log");
+    assert!(log.contains("cleaner on"), "{log}");
+    drop(r);
+    assert!(session_empty(SLEEP_PID));
+}
+
+#[test]
+fn sleep_fixture_restores_detached() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    let dir = fixture_copy("sleep");
+    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("is not supported yet") {
+        eprintln!("skipped: {err}");
+        return;
+    }
+    assert!(out.status.success(), "{err}\n{}", log(dir.path(), "restore.log"));
+    // criu is gone; the task is ours now (subreaper) and complete.
+    assert_eq!(state(SLEEP_PID), Some('S'));
+    check_layout(SLEEP_PID, &mm_image(dir.path(), SLEEP_PID));
+    kill_and_reap(SLEEP_PID);
+}
+
+fn ticks() -> u64 {
+    std::fs::read_to_string(TIMER_FILE).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn python_timer_fixture_keeps_ticking() {
+    let _g = serial();
+    kill_and_reap(TIMER_PID);
+    let _ = std::fs::remove_file(TIMER_FILE);
+    let dir = fixture_copy("python-timer");
+    let r = Restored::start(dir.path(), &[]).unwrap();
+    assert_eq!(r.pid, TIMER_PID);
+    std::thread::sleep(Duration::from_millis(500));
+    let a = ticks();
+    std::thread::sleep(Duration::from_millis(1000));
+    let b = ticks();
+    // 0.2 s period: about 5 ticks a second.
+    assert!(a > 0 && b >= a + 3, "ticks {a} then {b}");
+    check_layout(TIMER_PID, &mm_image(dir.path(), TIMER_PID));
+    // The pipe is back (fds 3 and 4) and still holds its data... as far as
+    // python is concerned; SIGALRM is caught, SIGPIPE/SIGXFSZ ignored.
+    let fd3 = std::fs::read_link(format!("/proc/{TIMER_PID}/fd/3")).unwrap();
+    assert!(fd3.to_string_lossy().starts_with("pipe:"), "{fd3:?}");
+    let status = std::fs::read_to_string(format!("/proc/{TIMER_PID}/status")).unwrap();
+    assert!(status.contains("SigCgt:\t0000000000002002"), "{status}");
+    assert!(status.contains("SigIgn:\t0000000001001000"), "{status}");
+    drop(r);
+    assert!(session_empty(TIMER_PID));
+}
+
+#[test]
+fn taken_pid_is_refused() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    let dir = fixture_copy("sleep");
+    let first = Restored::start(dir.path(), &[]).unwrap();
+    let dir2 = fixture_copy("sleep");
+    let out = criu().args(["restore", "-D"]).arg(dir2.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("30001"), "{err}");
+    // The first one is untouched.
+    assert_eq!(std::fs::read_link(format!("/proc/{SLEEP_PID}/exe")).unwrap(), PathBuf::from("/usr/bin/sleep"));
+    assert_eq!(state(SLEEP_PID), Some('S'));
+    drop(first);
+    assert!(!alive(SLEEP_PID));
+    assert!(session_empty(SLEEP_PID));
+}
+
+/// A python program that counts into `file` every 20 ms and exits with 7
+/// at `last`, started as the fixtures were (own session, fds on /dev/null).
+fn start_counter(file: &Path, last: u64, prelude: &str) -> Child {
+    let code = format!(
+        "import sys, time\n{prelude}\nn = 0\nwhile True:\n    n += 1\n    with open({:?}, 'w') as f: f.write(str(n))\n    if n >= {last}: sys.exit(7)\n    time.sleep(0.02)\n",
+        file.to_str().unwrap()
+    );
+    let mut cmd = Command::new("/usr/bin/setsid");
+    cmd.args(["/usr/bin/python3", "-I", "-S", "-c", &code])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir("/");
+    let child = cmd.spawn().unwrap();
+    let t0 = Instant::now();
+    while count(file) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the counter does not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
+}
+
+fn count(file: &Path) -> u64 {
+    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Dump the counter (killing it) into `dir`; the count at dump time.
+fn dump(mut child: Child, dir: &Path, file: &Path) -> u64 {
+    let pid = child.id().to_string();
+    let out = criu().args(["dump", "-t", &pid, "-D"]).arg(dir).args(["-v4", "-o", "dump.log"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), log(dir, "dump.log"));
+    let _ = child.wait();
+    count(file)
+}
+
+#[test]
+fn own_dump_restores_and_counts_on() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("counter");
+    let child = start_counter(&file, 1_000_000, "");
+    let pid = child.id() as i32;
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let at_dump = dump(child, &imgs, &file);
+    assert!(!alive(pid));
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(count(&file), at_dump, "the dumped counter still runs");
+
+    let r = Restored::start(&imgs, &[]).unwrap();
+    assert_eq!(r.pid, pid);
+    std::thread::sleep(Duration::from_millis(300));
+    let c = count(&file);
+    assert!(c > at_dump + 3, "counter {c} after restore, {at_dump} at dump");
+    check_layout(pid, &mm_image(&imgs, pid));
+    drop(r);
+    assert!(session_empty(pid));
+}
+
+#[test]
+fn own_dump_restore_waits_for_exit_status() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("counter");
+    let child = start_counter(&file, 40, "");
+    let pid = child.id() as i32;
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let at_dump = dump(child, &imgs, &file);
+    assert!(at_dump < 40, "the counter finished before the dump");
+    let out = criu().args(["restore", "-D"]).arg(&imgs).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}\n{}", String::from_utf8_lossy(&out.stderr), log(&imgs, "restore.log"));
+    assert_eq!(count(&file), 40);
+    kill_and_reap(pid);
+}
+
+#[test]
+fn own_dump_restores_creds() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("counter");
+    std::fs::write(&file, "0").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Drop to nobody with a group list, losing every capability.
+    let prelude = "import os\nos.setgroups([65534, 100])\nos.setresgid(65534, 65534, 65534)\nos.setresuid(65534, 65534, 65534)";
+    let child = start_counter(&file, 1_000_000, prelude);
+    let pid = child.id() as i32;
+    let before = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let pick = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| ["Uid:", "Gid:", "Groups:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:", "NoNewPrivs:"].iter().any(|k| l.starts_with(k)))
+            .map(str::to_string)
+            .collect()
+    };
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let at_dump = dump(child, &imgs, &file);
+
+    // A failure while changing creds leaves nothing behind.
+    let err = Restored::start(&imgs, &[("CRIU_RESTORER_FAULT", "29")]).err().expect("the injected fault fails the restore");
+    assert!(err.contains("step 29"), "{err}");
+    assert!(!alive(pid) && session_empty(pid));
+
+    let r = Restored::start(&imgs, &[]).unwrap();
+    let after = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert_eq!(pick(&after), pick(&before));
+    assert!(after.contains("Uid:\t65534\t65534\t65534\t65534"), "{after}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(count(&file) > at_dump + 3);
+    drop(r);
+}
+
+#[test]
+fn corrupted_pages_fail_cleanly() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    // pages-1.img cut short.
+    let dir = fixture_copy("sleep");
+    let pages = dir.path().join("pages-1.img");
+    let len = std::fs::metadata(&pages).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&pages).unwrap().set_len(len / 2).unwrap();
+    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("pages"), "{err}");
+    assert!(!alive(SLEEP_PID) && session_empty(SLEEP_PID));
+
+    // A pagemap entry reaching past the end of pages-1.img.
+    let dir = fixture_copy("sleep");
+    let d = ImageDir::open(dir.path()).unwrap();
+    let mut pm = criu::images::pagemap::Pagemap::read(&d, SLEEP_PID as u64).unwrap();
+    let last = pm.entries.last_mut().unwrap();
+    last.nr_pages = Some(criu::images::pagemap::entry_nr_pages(last) + 16);
+    std::fs::remove_file(dir.path().join("pagemap-30001.img")).unwrap();
+    pm.write(&d, SLEEP_PID as u64).unwrap();
+    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("pages"), "{err}");
+    assert!(!alive(SLEEP_PID) && session_empty(SLEEP_PID));
+}
+
+#[test]
+fn restorer_failures_leave_nothing_running() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    // Before and after criu's memory is gone, while the task's state is
+    // set, and in the cleaner after the jump.
+    for step in [3u64, 5, 6, 7, 8, 11, 13, 17, 18, 33, 40] {
+        let dir = fixture_copy("sleep");
+        let fault = step.to_string();
+        let err = Restored::start(dir.path(), &[("CRIU_RESTORER_FAULT", &fault)]).err();
+        let err = err.unwrap_or_else(|| panic!("fault at step {step} did not fail the restore"));
+        assert!(err.contains(&format!("step {step} ")) && err.contains("ECANCELED"), "step {step}: {err}");
+        let t0 = Instant::now();
+        while alive(SLEEP_PID) && t0.elapsed() < Duration::from_secs(5) {
+            reap_all();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(SLEEP_PID), "step {step}: pid still there");
+        assert!(session_empty(SLEEP_PID), "step {step}: something left in the session");
+    }
+}
+
+#[test]
+fn without_a_cleaner_the_task_still_runs() {
+    let _g = serial();
+    kill_and_reap(SLEEP_PID);
+    let dir = fixture_copy("sleep");
+    let r = Restored::start(dir.path(), &[("CRIU_RESTORER_FAULT", "41")]).unwrap();
+    assert_eq!(state(SLEEP_PID), Some('S'));
+    let log = log(dir.path(), "restore.log");
+    assert!(log.contains("cleaner off") && log.contains("stays mapped"), "{log}");
+    // The image's VMAs plus the restorer region (less the vDSO's parking
+    // spot), nothing else.
+    let mm = mm_image(dir.path(), SLEEP_PID);
+    let image = image_runs(&mm);
+    let m = maps(SLEEP_PID);
+    let extra: Vec<_> = m.iter().filter(|x| x.0 != VSYSCALL && !image.iter().any(|i| i.0 <= x.0 && x.1 <= i.1)).collect();
+    assert!(!extra.is_empty() && extra.iter().all(|x| x.2 == "rwxp"), "{extra:#x?}");
+    let span = extra.last().unwrap().1 - extra[0].0;
+    assert!(span < 1 << 20, "{extra:#x?}");
+    let status = std::fs::read_to_string(format!("/proc/{SLEEP_PID}/status")).unwrap();
+    assert!(status.contains("SigBlk:\t0000000000000000"), "{status}");
+    drop(r);
+    assert!(session_empty(SLEEP_PID));
+}
+
+#[test]
+fn own_dump_restores_pending_signals() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("counter");
+    // SIGUSR1 pending for the process, SIGUSR2 for the thread, both blocked.
+    let prelude = "import os, signal, threading\n\
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGUSR2])\n\
+        os.kill(os.getpid(), signal.SIGUSR1)\n\
+        signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)";
+    let child = start_counter(&file, 1_000_000, prelude);
+    let pid = child.id() as i32;
+    let pick = |pid: i32| -> Vec<String> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        s.lines().filter(|l| ["SigPnd:", "ShdPnd:", "SigBlk:", "SigIgn:", "SigCgt:"].iter().any(|k| l.starts_with(k))).map(str::to_string).collect()
+    };
+    let before = pick(pid);
+    assert!(before.contains(&"SigPnd:\t0000000000000800".to_string()), "{before:?}");
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    dump(child, &imgs, &file);
+    let r = Restored::start(&imgs, &[]).unwrap();
+    assert_eq!(pick(pid), before);
+    drop(r);
+}
