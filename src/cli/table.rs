@@ -119,9 +119,9 @@ pub const OPTIONS: &[OptSpec] = &[
     o("empty-ns", None, Required, NotYet, "net", "create an empty namespace"),
     o("join-ns", Some('J'), Required, NotYet, "NS:PATH[,OPT]", "join an existing namespace"),
     // restore.
-    o("restore-detached", Some('d'), Bool, NotYet, "", "detach criu once restore is complete"),
+    o("restore-detached", Some('d'), Bool, Yes, "", "detach criu once restore is complete"),
     o("daemon", None, Bool, Yes, "", "run detached (restore, service, page-server)"),
-    o("restore-sibling", Some('S'), Bool, NotYet, "", "restore the root task as a sibling"),
+    o("restore-sibling", Some('S'), Bool, Yes, "", "restore the root task as a sibling"),
     o("root", Some('r'), Required, NotYet, "PATH", "root filesystem for restore"),
     o("inherit-fd", None, Required, NotYet, "fd[N]:RES", "use an inherited fd for a resource"),
     o("exec-cmd", None, Flag, NotYet, "", "exec the given command after restore"),

@@ -33,7 +33,9 @@ pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
     let tids = [pid];
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the kernel wants no exit signal of ours: the
+        // child reports to our parent as we do.
+        exit_signal: if flags & libc::CLONE_PARENT as u64 != 0 { 0 } else { libc::SIGCHLD as u64 },
         set_tid: tids.as_ptr() as u64,
         set_tid_size: 1,
         ..Default::default()
