@@ -60,10 +60,16 @@ impl Drop for Target {
 }
 
 /// (state letter, tracer pid).
+/// (state, tracer pid). A task caught on the CPU ('R') counts as running
+/// on, like one asleep ('S'): the tests care that it is not stopped or gone.
 fn state(pid: i32) -> Option<(char, i32)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("").to_string();
-    Some((field("State:").chars().next()?, field("TracerPid:").parse().ok()?))
+    let st = match field("State:").chars().next()? {
+        'R' => 'S',
+        c => c,
+    };
+    Some((st, field("TracerPid:").parse().ok()?))
 }
 
 fn kill_and_reap(pid: i32) {

@@ -69,7 +69,11 @@ fn comm(pid: i32) -> String {
 fn state(pid: i32) -> Option<(char, i32)> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("").to_string();
-    let st = field("State:").chars().next()?;
+    // Caught on the CPU ('R') counts as running on, like asleep ('S').
+    let st = match field("State:").chars().next()? {
+        'R' => 'S',
+        c => c,
+    };
     Some((st, field("TracerPid:").parse().ok()?))
 }
 

@@ -16,8 +16,8 @@ pub use kind::ImageKind;
 /// A problem with an image file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{path}: truncated {what} at offset {offset}")]
     Truncated { path: String, offset: u64, what: &'static str },
     #[error("{path}: bad magic {found:#x}{}", expected.map(|e| format!(" (expected {e:#x})")).unwrap_or_default())]
@@ -32,13 +32,13 @@ pub enum ImageError {
 
 impl ImageError {
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
-        ImageError::Io { path: path.into(), source }
+        ImageError::Io { path: path.into(), err: source }
     }
 
     /// The errno behind this error, for RPC's cr_errno.
     pub fn errno(&self) -> i32 {
         match self {
-            ImageError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+            ImageError::Io { err, .. } => err.raw_os_error().unwrap_or(libc::EIO),
             _ => libc::EINVAL,
         }
     }
