@@ -152,6 +152,12 @@ pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Re
     let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
     let (runs, mut st) = private_runs(&pagemap, vmas)?;
     write_pagemap(dir, pid as u64, pages_id, &runs)?;
+    if crate::kerndat::has_pagemap_scan_guard_pages() {
+        let guards = guard_runs(&pagemap, vmas)?;
+        if !guards.is_empty() {
+            pagemap_of(0, &guards).write_named(dir, &guards_name(pid as u64))?;
+        }
+    }
     let name = pages_file_name(pages_id);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&name)?);
     let bytes = copy_runs(&mem, &runs, &mut out)?;
@@ -159,6 +165,47 @@ pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Re
     st.pages_written = bytes / PAGE_SIZE;
     st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
     Ok(st)
+}
+
+/// Guard regions (MADV_GUARD_INSTALL) of task `pid`, recorded as a
+/// pagemap-format image of their own: CRIU keeps no such record, ignores
+/// this file, and its crit still decodes it (PAGEMAP magic, no data).
+pub fn guards_name(pid: u64) -> String {
+    format!("guards-{pid}.img")
+}
+
+/// The guard ranges of `vmas` (needs PAGEMAP_SCAN with PAGE_IS_GUARD).
+pub fn guard_runs(pagemap: &File, vmas: &[Vma]) -> Result<Vec<Run>> {
+    let mut out: Vec<Run> = Vec::new();
+    let mut buf = vec![PageRegion::default(); 512];
+    for v in vmas.iter().filter(|v| v.is(status::AREA_REGULAR) && !v.is(status::AREA_VVAR) && !v.is(status::AREA_VDSO)) {
+        let mut at = v.entry.start;
+        while at < v.entry.end {
+            let req = ScanRequest {
+                flags: 0,
+                start: at,
+                end: v.entry.end,
+                max_pages: 0,
+                category_inverted: 0,
+                category_mask: 0,
+                category_anyof_mask: category::GUARD,
+                return_mask: category::GUARD,
+            };
+            let (n, walk_end) = pagemap_scan(pagemap.as_fd(), &req, &mut buf)
+                .map_err(|e| anyhow::anyhow!("PAGEMAP_SCAN for guard regions at {at:#x}: {e}"))?;
+            for r in &buf[..n] {
+                match out.last_mut() {
+                    Some(l) if l.end == r.start => l.end = r.end,
+                    _ => out.push(Run { start: r.start, end: r.end, flags: 0 }),
+                }
+            }
+            if walk_end <= at {
+                bail!("PAGEMAP_SCAN made no progress at {at:#x}");
+            }
+            at = walk_end;
+        }
+    }
+    Ok(out)
 }
 
 /// The name of the pagemap of anonymous shared memory object `shmid`.

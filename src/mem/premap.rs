@@ -128,6 +128,7 @@ pub fn premap(
     let mut at = base;
     let mut shm_first: HashMap<u64, (u64, u64, u64)> = HashMap::new(); // shmid -> (addr, pgoff, len)
     let mut placed: Vec<(VmaEntry, u64)> = Vec::new();
+    let with_pages = vmas_with_pages(dir, pid, vmas)?;
     for v in vmas {
         let len = v.end - v.start;
         let prot = v.prot as i32;
@@ -149,7 +150,13 @@ pub fn premap(
         if !needs_premap(v) {
             continue;
         }
-        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        // The kernel's flags (VM_ACCOUNT, and the merging it decides) should
+        // come out as the task had them: a private area that is writable, or
+        // read-only but holding copied-on-write pages (RELRO, data made
+        // read-only), was writable once and is premapped writable; others
+        // (text, PROT_NONE reservations) keep their protections and get
+        // their pages through /proc/self/mem. The restorer sets final ones.
+        let rw = if premap_writable(v, &with_pages) { prot | libc::PROT_READ | libc::PROT_WRITE } else { prot };
         let grows = if v.flags & libc::MAP_GROWSDOWN as u32 != 0 { libc::MAP_GROWSDOWN } else { 0 };
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
         if v.status & status::ANON_SHARED != 0 {
@@ -175,7 +182,9 @@ pub fn premap(
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
-        placed.push((v.clone(), at));
+        let mut pv = v.clone();
+        pv.prot = rw as u32;
+        placed.push((pv, at));
         at += len + PAGE_SIZE;
     }
 
@@ -183,16 +192,82 @@ pub fn premap(
         vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect();
     fill_private(dir, pid, &placed, &vdso)?;
     fill_shmem(dir, &placed)?;
+    install_guards(dir, pid, &placed)?;
     plan.vdso = vdso_move(vmas, own)?;
     Ok(plan)
 }
 
-/// Where image address `addr` (run of `len`) lives in the premap.
-fn premap_addr(placed: &[(VmaEntry, u64)], addr: u64) -> Option<(u64, u64)> {
+/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
+/// markers travel with the area when the restorer moves it.
+fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Result<()> {
+    let name = super::pages::guards_name(pid);
+    if !dir.exists(&name) {
+        return Ok(());
+    }
+    let pm = Pagemap::read_named(dir, &name)?;
+    for e in &pm.entries {
+        let len = crate::images::pagemap::entry_nr_pages(e) * PAGE_SIZE;
+        let (at, room, _) = premap_addr(placed, e.vaddr)
+            .with_context(|| format!("{name}: guard region at {:#x} is outside the task's private memory", e.vaddr))?;
+        if room < len {
+            bail!("{name}: guard region at {:#x} crosses the end of its VMA", e.vaddr);
+        }
+        const MADV_GUARD_INSTALL: i32 = 102;
+        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
+    }
+    Ok(())
+}
+
+/// Starts of the image's VMAs that hold pages in the private pagemap.
+fn vmas_with_pages(dir: &ImageDir, pid: u64, vmas: &[VmaEntry]) -> Result<Vec<u64>> {
+    let pm = Pagemap::read(dir, pid)?;
+    let mut out = Vec::new();
+    for e in &pm.entries {
+        let end = e.vaddr + crate::images::pagemap::entry_nr_pages(e) * PAGE_SIZE;
+        for v in vmas.iter().filter(|v| v.start < end && e.vaddr < v.end) {
+            if !out.contains(&v.start) {
+                out.push(v.start);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn premap_writable(v: &VmaEntry, with_pages: &[u64]) -> bool {
+    let prot = v.prot as i32;
+    if v.status & status::ANON_SHARED != 0 || prot & libc::PROT_WRITE != 0 {
+        return true;
+    }
+    prot & libc::PROT_EXEC == 0 && with_pages.contains(&v.start)
+}
+
+/// Where image address `addr` lives in the premap: (address, bytes left in
+/// that area, whether the area is writable).
+fn premap_addr(placed: &[(VmaEntry, u64)], addr: u64) -> Option<(u64, u64, bool)> {
     placed
         .iter()
         .find(|(v, _)| v.start <= addr && addr < v.end && v.status & status::ANON_SHARED == 0)
-        .map(|(v, at)| (at + (addr - v.start), v.end - addr))
+        .map(|(v, at)| (at + (addr - v.start), v.end - addr, v.prot as i32 & libc::PROT_WRITE != 0))
+}
+
+/// Copy `len` bytes at `off` of `pages` to `dst` in our address space:
+/// straight into a writable area, through /proc/self/mem (a forced write,
+/// as a debugger's) into one that is not.
+fn copy_pages(pages: &File, off: u64, dst: u64, len: u64, writable: bool) -> Result<()> {
+    if writable {
+        return mm::pread_into(pages.as_fd(), dst, len, off).map_err(anyhow::Error::from);
+    }
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem").context("opening /proc/self/mem")?;
+    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        pages.read_exact_at(&mut buf[..n], off + done)?;
+        mem.write_all_at(&buf[..n], dst + done).with_context(|| format!("writing pages at {:#x}", dst + done))?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 fn fill_private(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)], vdso: &[(u64, u64)]) -> Result<()> {
@@ -213,14 +288,14 @@ fn fill_run(
     pages: &File,
     pages_name: &str,
     run: &PageRun,
-    locate: impl Fn(u64) -> Option<(u64, u64)>,
+    locate: impl Fn(u64) -> Option<(u64, u64, bool)>,
     skip: &[(u64, u64)],
 ) -> Result<()> {
     let Some(mut off) = run.pages_offset else { return Ok(()) };
     let mut addr = run.vaddr;
     let end = run.vaddr + run.len();
     while addr < end {
-        let Some((dst, room)) = locate(addr) else {
+        let Some((dst, room, writable)) = locate(addr) else {
             if skip.iter().any(|(s, e)| *s <= addr && addr < *e) {
                 // Not a premapped area (the vDSO): skip the page.
                 addr += PAGE_SIZE;
@@ -230,7 +305,7 @@ fn fill_run(
             bail!("{pages_name}: pages at {addr:#x} fall outside every VMA of the image");
         };
         let n = room.min(end - addr);
-        mm::pread_into(pages.as_fd(), dst, n, off).with_context(|| format!("reading {n} bytes of {pages_name} at {off}"))?;
+        copy_pages(pages, off, dst, n, writable).with_context(|| format!("reading {n} bytes of {pages_name} at {off}"))?;
         addr += n;
         off += n;
     }
@@ -257,7 +332,8 @@ fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
         let locate = |off: u64| {
             placed.iter().filter(|(w, _)| w.status & status::ANON_SHARED != 0 && w.shmid == shmid).find_map(|(w, at)| {
                 let len = w.end - w.start;
-                (w.pgoff <= off && off < w.pgoff + len).then(|| (at + (off - w.pgoff), w.pgoff + len - off))
+                (w.pgoff <= off && off < w.pgoff + len)
+                    .then(|| (at + (off - w.pgoff), w.pgoff + len - off, w.prot as i32 & libc::PROT_WRITE != 0))
             })
         };
         for run in pm.runs(&name, pages_len)? {

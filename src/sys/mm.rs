@@ -47,3 +47,11 @@ pub fn pread_into(fd: BorrowedFd<'_>, addr: u64, len: u64, off: u64) -> Result<(
     }
     Ok(())
 }
+
+/// madvise(addr, len, advice) on an area the restore mapped itself.
+pub fn madvise(addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
+    // SAFETY: advice on a range the caller mapped for the task it is
+    // becoming; no Rust object lives there.
+    let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, advice) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}

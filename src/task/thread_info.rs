@@ -27,9 +27,10 @@ mod xfeature {
     pub const PKRU: u32 = 9;
 }
 
-/// Where the kernel puts the enabled-features mask in the FXSAVE software
-/// reserved bytes of a ptrace xstate buffer.
-const SW_XFEATURES_OFFSET: usize = 464 + 8;
+/// Where the kernel puts the enabled-features mask (XCR0) in the FXSAVE
+/// software-reserved bytes of a ptrace NT_X86_XSTATE buffer (the first 8
+/// bytes; signal frames use that area differently).
+const SW_XFEATURES_OFFSET: usize = 464;
 
 /// General registers as the image stores them.
 pub fn gpregs(r: &crate::arch::Regs) -> UserX86RegsEntry {
@@ -268,11 +269,8 @@ pub fn fpu_from_image(f: &UserX86FpregsEntry) -> crate::arch::FpuState {
         comp64(xfeature::ZMM_HI256, &x.zmm_upper);
         comp64(xfeature::HI16_ZMM, &x.hi16_zmm);
     }
-    // Software bytes as the kernel fills them in a ptrace buffer.
-    put32(&mut b, 464, 0x4650_5853);
-    put32(&mut b, 468, size as u32 + 4);
+    // The enabled-features word, as the kernel fills it in a ptrace buffer.
     put64(&mut b, SW_XFEATURES_OFFSET, features);
-    put32(&mut b, 480, size as u32);
     put64(&mut b, 512, bv & features);
     crate::arch::FpuState(b)
 }
