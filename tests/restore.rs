@@ -67,6 +67,33 @@ fn kill_and_reap(pid: i32) {
     assert!(!alive(pid), "pid {pid} does not go away");
 }
 
+/// Make fixture pid `pid` free: a leftover restored task (running `exe`)
+/// is killed; anything else that happens to hold the pid (pids on a busy
+/// machine wrap around) is waited for, never killed.
+fn free_pid(pid: i32, exe: &str) {
+    let t0 = Instant::now();
+    while alive(pid) {
+        if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == Path::new(exe)) {
+            kill_and_reap(pid);
+            return;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "pid {pid} is held by another process");
+        reap_all();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Nothing of a failed restore holds `pid`: no restoring criu child, no
+/// half-restored task (another process may have taken the pid since).
+fn restore_gone(pid: i32, exe: &str) -> bool {
+    reap_all();
+    let Ok(p) = std::fs::read_link(format!("/proc/{pid}/exe")) else { return true };
+    p != Path::new(exe) && p != Path::new(env!("CARGO_BIN_EXE_criu")) && session_empty(pid)
+}
+
+const SLEEP_EXE: &str = "/usr/bin/sleep";
+const TIMER_EXE: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+
 /// No process is left in session `sid` (the restored task's).
 fn session_empty(sid: i32) -> bool {
     reap_all();
@@ -220,7 +247,7 @@ fn check_layout(pid: i32, mm: &MmEntry) {
 #[test]
 fn sleep_fixture_restores_in_place() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     let dir = fixture_copy("sleep");
     let r = Restored::start(dir.path(), &[]).unwrap();
     assert_eq!(r.pid, SLEEP_PID);
@@ -246,7 +273,7 @@ fn sleep_fixture_restores_in_place() {
 #[test]
 fn sleep_fixture_restores_detached() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     let dir = fixture_copy("sleep");
     let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -260,13 +287,13 @@ fn sleep_fixture_restores_detached() {
 }
 
 fn ticks() -> u64 {
-    std::fs::read_to_string(TIMER_FILE).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    count(Path::new(TIMER_FILE))
 }
 
 #[test]
 fn python_timer_fixture_keeps_ticking() {
     let _g = serial();
-    kill_and_reap(TIMER_PID);
+    free_pid(TIMER_PID, TIMER_EXE);
     let _ = std::fs::remove_file(TIMER_FILE);
     let dir = fixture_copy("python-timer");
     let r = Restored::start(dir.path(), &[]).unwrap();
@@ -292,7 +319,7 @@ fn python_timer_fixture_keeps_ticking() {
 #[test]
 fn taken_pid_is_refused() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     let dir = fixture_copy("sleep");
     let first = Restored::start(dir.path(), &[]).unwrap();
     let dir2 = fixture_copy("sleep");
@@ -304,7 +331,7 @@ fn taken_pid_is_refused() {
     assert_eq!(std::fs::read_link(format!("/proc/{SLEEP_PID}/exe")).unwrap(), PathBuf::from("/usr/bin/sleep"));
     assert_eq!(state(SLEEP_PID), Some('S'));
     drop(first);
-    assert!(!alive(SLEEP_PID));
+    assert!(restore_gone(SLEEP_PID, SLEEP_EXE));
     assert!(session_empty(SLEEP_PID));
 }
 
@@ -330,8 +357,16 @@ fn start_counter(file: &Path, last: u64, prelude: &str) -> Child {
     child
 }
 
+/// The number in `file` (0 if none); the writer truncates before writing,
+/// so an empty read is retried.
 fn count(file: &Path) -> u64 {
-    std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    for _ in 0..50 {
+        if let Some(n) = std::fs::read_to_string(file).ok().and_then(|s| s.trim().parse().ok()) {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    0
 }
 
 /// Dump the counter (killing it) into `dir`; the count at dump time.
@@ -413,7 +448,8 @@ fn own_dump_restores_creds() {
     // A failure while changing creds leaves nothing behind.
     let err = Restored::start(&imgs, &[("CRIU_RESTORER_FAULT", "29")]).err().expect("the injected fault fails the restore");
     assert!(err.contains("step 29"), "{err}");
-    assert!(!alive(pid) && session_empty(pid));
+    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    assert!(restore_gone(pid, python.to_str().unwrap()));
 
     let r = Restored::start(&imgs, &[]).unwrap();
     let after = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -427,7 +463,7 @@ fn own_dump_restores_creds() {
 #[test]
 fn corrupted_pages_fail_cleanly() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     // pages-1.img cut short.
     let dir = fixture_copy("sleep");
     let pages = dir.path().join("pages-1.img");
@@ -436,7 +472,7 @@ fn corrupted_pages_fail_cleanly() {
     let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("pages"), "{err}");
-    assert!(!alive(SLEEP_PID) && session_empty(SLEEP_PID));
+    assert!(restore_gone(SLEEP_PID, SLEEP_EXE) && session_empty(SLEEP_PID));
 
     // A pagemap entry reaching past the end of pages-1.img.
     let dir = fixture_copy("sleep");
@@ -449,13 +485,13 @@ fn corrupted_pages_fail_cleanly() {
     let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("pages"), "{err}");
-    assert!(!alive(SLEEP_PID) && session_empty(SLEEP_PID));
+    assert!(restore_gone(SLEEP_PID, SLEEP_EXE) && session_empty(SLEEP_PID));
 }
 
 #[test]
 fn restorer_failures_leave_nothing_running() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     // Before and after criu's memory is gone, while the task's state is
     // set, and in the cleaner after the jump.
     for step in [3u64, 5, 6, 7, 8, 11, 13, 17, 18, 33, 40] {
@@ -465,11 +501,10 @@ fn restorer_failures_leave_nothing_running() {
         let err = err.unwrap_or_else(|| panic!("fault at step {step} did not fail the restore"));
         assert!(err.contains(&format!("step {step} ")) && err.contains("ECANCELED"), "step {step}: {err}");
         let t0 = Instant::now();
-        while alive(SLEEP_PID) && t0.elapsed() < Duration::from_secs(5) {
-            reap_all();
+        while !restore_gone(SLEEP_PID, SLEEP_EXE) && t0.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(10));
         }
-        assert!(!alive(SLEEP_PID), "step {step}: pid still there");
+        assert!(restore_gone(SLEEP_PID, SLEEP_EXE), "step {step}: the task is still there");
         assert!(session_empty(SLEEP_PID), "step {step}: something left in the session");
     }
 }
@@ -477,7 +512,7 @@ fn restorer_failures_leave_nothing_running() {
 #[test]
 fn without_a_cleaner_the_task_still_runs() {
     let _g = serial();
-    kill_and_reap(SLEEP_PID);
+    free_pid(SLEEP_PID, SLEEP_EXE);
     let dir = fixture_copy("sleep");
     let r = Restored::start(dir.path(), &[("CRIU_RESTORER_FAULT", "41")]).unwrap();
     assert_eq!(state(SLEEP_PID), Some('S'));

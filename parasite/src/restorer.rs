@@ -99,6 +99,8 @@ const RSEQ_FLAG_UNREGISTER: usize = 1;
 const ARCH_SET_GS: usize = 0x1001;
 const ARCH_SET_FS: usize = 0x1002;
 const PR_SET_PDEATHSIG: usize = 1;
+const PR_GET_DUMPABLE: usize = 3;
+const PR_SET_DUMPABLE: usize = 4;
 const PR_SET_NAME: usize = 15;
 const PR_CAPBSET_DROP: usize = 24;
 const PR_SET_SECUREBITS: usize = 28;
@@ -235,6 +237,18 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     thread_state(&c);
     if a.flags & flag::CREDS != 0 {
         creds(&c);
+    }
+    match a.dumpable {
+        u64::MAX => {}
+        // SUID_DUMP_ROOT can't be set by prctl: keep it if the creds left
+        // it so, else fall back to not dumpable (as CRIU does).
+        2 if sys1(NR_PRCTL, PR_GET_DUMPABLE) == 2 => {}
+        2 => {
+            c.check(step::DUMPABLE, sys2(NR_PRCTL, PR_SET_DUMPABLE, 0));
+        }
+        d => {
+            c.check(step::DUMPABLE, sys2(NR_PRCTL, PR_SET_DUMPABLE, d as usize));
+        }
     }
     queue_pending(&c);
     c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize));

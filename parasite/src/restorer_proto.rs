@@ -98,6 +98,7 @@ pub mod step {
     pub const SIGQUEUE: u64 = 32;
     pub const PDEATHSIG: u64 = 33;
     pub const READY: u64 = 34;
+    pub const DUMPABLE: u64 = 35;
     /// Reported by the cleaner (not the blob): tracing the jump or
     /// unmapping the restorer region failed.
     pub const CLEANER: u64 = 40;
@@ -263,6 +264,10 @@ words! {
         pub gs_base: u64,
         pub personality: u64,
         pub creds: Creds,
+        /// PR_SET_DUMPABLE after the creds (changing ids resets it): 0, 1,
+        /// or 2 (SUID_DUMP_ROOT: kept if the kernel left it, else 0);
+        /// u64::MAX: leave it.
+        pub dumpable: u64,
         pub pending: Slice,
         pub pdeath_sig: u64,
         /// Service fds to close before the jump (u32 each, packed).

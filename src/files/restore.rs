@@ -46,6 +46,7 @@ pub struct Opened {
 pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: &HashMap<u32, (u32, Vec<u8>)>) -> Result<Opened> {
     let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
     let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
+    let mut used_ends: Vec<(u32, bool)> = Vec::new();
     for fi in fdinfo {
         if by_id.contains_key(&fi.id) {
             continue;
@@ -62,8 +63,18 @@ pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: 
                     pipes.insert(p.pipe_id, new_pipe(p.pipe_id, pipe_data.get(&p.pipe_id))?);
                 }
                 let (r, w) = &pipes[&p.pipe_id];
-                let end = if p.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY { r } else { w };
-                // Each pipe_entry is a description of its own: reopen the end.
+                let read_end = p.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY;
+                let end = if read_end { r } else { w };
+                let fl = OFlag::from_bits_truncate(p.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                // The first description of each end is the one pipe2 made
+                // (a reopen would add O_LARGEFILE); others are reopened.
+                if !used_ends.contains(&(p.pipe_id, read_end)) {
+                    used_ends.push((p.pipe_id, read_end));
+                    let fd = end.try_clone().context("dup of a pipe end")?;
+                    fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
+                    by_id.insert(fi.id, fd);
+                    continue;
+                }
                 let path = format!("/proc/self/fd/{}", end.as_raw_fd());
                 let reopened = OpenOptions::new()
                     .read(end.as_raw_fd() == r.as_raw_fd())
@@ -71,7 +82,6 @@ pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: 
                     .custom_flags(libc::O_NONBLOCK)
                     .open(&path)
                     .with_context(|| format!("reopening pipe {} for fd {}", p.pipe_id, fi.fd))?;
-                let fl = OFlag::from_bits_truncate(p.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
                 fcntl(reopened.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
                 reopened.into()
             }

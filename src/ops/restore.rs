@@ -126,9 +126,10 @@ fn read_report(r: OwnedFd) -> Report {
             if code == 0 {
                 Report::Ready
             } else {
+                let step = (code >> 32) as u64;
                 Report::Failed(format!(
-                    "the restorer failed at step {} with {}",
-                    code >> 32,
+                    "the restorer failed at step {step} ({}) with {}",
+                    crate::restorer::step_name(step),
                     nix::errno::Errno::from_raw(-(code as i32))
                 ))
             }
@@ -224,6 +225,10 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
     let thc = core.thread_core.as_ref().context("core image has no thread core")?;
     let ti = core.thread_info.as_ref().context("core image has no registers")?;
 
+    // The task's name (per thread; ours is "criu" until now).
+    let comm = thc.comm.as_deref().unwrap_or(tc.comm.as_str());
+    nix::sys::prctl::set_name(&std::ffi::CString::new(comm).context("comm with a NUL byte")?).context("PR_SET_NAME")?;
+
     // Memory: premapped and filled while criu's own mappings still exist.
     let own = crate::proc::maps::read(std::process::id() as i32)?;
     let mem = premap::premap(&imgs.mm, &imgs.regs_by_id(), dir, pid as u64, &own, &[])?;
@@ -313,6 +318,8 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         personality: tc.personality,
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        dumpable: imgs.mm.dumpable,
+        robust_list: (thc.futex_rla, thc.futex_rla_len),
         pending,
         regs: crate::task::thread_info::regs_from_image(&ti.gpregs),
         fpu: crate::task::thread_info::fpu_from_image(&ti.fpregs),

@@ -18,12 +18,12 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::arch::Regs;
 use crate::sys::ptrace;
-use crate::sys::restorer::{exit_now, fork, Forked};
+use crate::sys::restorer::{exit_now, fork, ptrace_syscall, wait_all, Forked};
 
 /// What the cleaner needs to know.
 pub struct Job {
@@ -91,6 +91,8 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
     // Out of the task's session and process group: signals to its group
     // must not reach us, and its pid must not stay in use as our sid/pgid.
     let _ = nix::unistd::setsid();
+    // We were forked from the task-to-be (which already has its name).
+    let _ = nix::sys::prctl::set_name(c"criu-cleaner");
     if ptrace::seize(job.task, libc::PTRACE_O_TRACESYSGOOD).is_err() {
         let _ = nix::unistd::write(sync, b"0");
         exit_now(0);
@@ -125,12 +127,8 @@ enum Phase {
     MunmapExit,
 }
 
-fn resume(task: Pid, phase: Phase, sig: Option<Signal>) -> Result<(), Errno> {
-    if phase == Phase::Running {
-        ptrace::cont(task, sig.map_or(0, |s| s as i32))
-    } else {
-        nix::sys::ptrace::syscall(task, sig)
-    }
+fn resume(task: Pid, phase: Phase, sig: i32) -> Result<(), Errno> {
+    if phase == Phase::Running { ptrace::cont(task, sig) } else { ptrace_syscall(task, sig) }
 }
 
 fn follow(job: &Job) -> Result<(), Stop> {
@@ -138,72 +136,79 @@ fn follow(job: &Job) -> Result<(), Stop> {
     let mut phase = Phase::Running;
     let mut saved = Regs::default();
     loop {
-        let st = match waitpid(task, Some(WaitPidFlag::__WALL)) {
+        let st = match wait_all(task) {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return Err(Stop::Gone),
             Err(e) => return Err(Stop::Failed(e)),
             Ok(st) => st,
         };
-        match st {
-            WaitStatus::Exited(..) | WaitStatus::Signaled(..) => return Err(Stop::Gone),
-            WaitStatus::Stopped(_, Signal::SIGTRAP) if phase == Phase::Running => {
-                if Regs::get(task)?.rip == job.sync_ip {
-                    // Our own int3: swallow it and follow the jump.
-                    phase = Phase::Sync;
-                    nix::sys::ptrace::syscall(task, None)?;
-                } else {
-                    resume(task, phase, Some(Signal::SIGTRAP))?;
-                }
+        if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+            return Err(Stop::Gone);
+        }
+        if !libc::WIFSTOPPED(st) {
+            continue;
+        }
+        let sig = libc::WSTOPSIG(st);
+        if (st >> 16) & 0xff != 0 {
+            // An event stop (group stop, interrupt): just go on.
+            resume(task, phase, 0)?;
+            continue;
+        }
+        if sig != libc::SIGTRAP | 0x80 {
+            // A signal on its way to the task.
+            if sig == libc::SIGTRAP && phase == Phase::Running && Regs::get(task)?.rip == job.sync_ip {
+                // Our own int3: swallow it and follow the jump.
+                phase = Phase::Sync;
+                ptrace_syscall(task, 0)?;
+            } else {
+                resume(task, phase, sig)?;
             }
-            WaitStatus::Stopped(_, sig) => resume(task, phase, Some(sig))?,
-            WaitStatus::PtraceSyscall(_) => {
-                let regs = Regs::get(task)?;
-                match phase {
-                    Phase::Running => resume(task, phase, None)?,
-                    Phase::Sync => {
-                        if regs.orig_rax != NR_RT_SIGRETURN {
-                            return Err(Stop::Failed(Errno::EPROTO));
-                        }
-                        phase = Phase::Sigreturn;
-                        nix::sys::ptrace::syscall(task, None)?;
-                    }
-                    Phase::Sigreturn => {
-                        // The task's registers are loaded; borrow the thread
-                        // for one munmap.
-                        saved = regs;
-                        let mut inj = regs;
-                        inj.rip = job.syscall_ip;
-                        inj.rax = NR_MUNMAP;
-                        inj.orig_rax = u64::MAX;
-                        inj.rdi = job.region.0;
-                        inj.rsi = job.region.1;
-                        inj.set(task)?;
-                        phase = Phase::MunmapEnter;
-                        nix::sys::ptrace::syscall(task, None)?;
-                    }
-                    Phase::MunmapEnter => {
-                        if regs.orig_rax != NR_MUNMAP {
-                            return Err(Stop::Failed(Errno::EPROTO));
-                        }
-                        phase = Phase::MunmapExit;
-                        nix::sys::ptrace::syscall(task, None)?;
-                    }
-                    Phase::MunmapExit => {
-                        let r = regs.rax as i64;
-                        if r != 0 {
-                            return Err(Stop::Failed(Errno::from_raw((-r) as i32)));
-                        }
-                        if job.fault {
-                            return Err(Stop::Failed(Errno::ECANCELED));
-                        }
-                        saved.set(task)?;
-                        ptrace::set_sigmask(task, job.sigmask)?;
-                        ptrace::detach(task, 0)?;
-                        return Ok(());
-                    }
+            continue;
+        }
+        let regs = Regs::get(task)?;
+        match phase {
+            Phase::Running => resume(task, phase, 0)?,
+            Phase::Sync => {
+                if regs.orig_rax != NR_RT_SIGRETURN {
+                    return Err(Stop::Failed(Errno::EPROTO));
                 }
+                phase = Phase::Sigreturn;
+                ptrace_syscall(task, 0)?;
             }
-            _ => resume(task, phase, None)?,
+            Phase::Sigreturn => {
+                // The task's registers are loaded; borrow the thread for
+                // one munmap.
+                saved = regs;
+                let mut inj = regs;
+                inj.rip = job.syscall_ip;
+                inj.rax = NR_MUNMAP;
+                inj.orig_rax = u64::MAX;
+                inj.rdi = job.region.0;
+                inj.rsi = job.region.1;
+                inj.set(task)?;
+                phase = Phase::MunmapEnter;
+                ptrace_syscall(task, 0)?;
+            }
+            Phase::MunmapEnter => {
+                if regs.orig_rax != NR_MUNMAP {
+                    return Err(Stop::Failed(Errno::EPROTO));
+                }
+                phase = Phase::MunmapExit;
+                ptrace_syscall(task, 0)?;
+            }
+            Phase::MunmapExit => {
+                let r = regs.rax as i64;
+                if r != 0 {
+                    return Err(Stop::Failed(Errno::from_raw((-r) as i32)));
+                }
+                if job.fault {
+                    return Err(Stop::Failed(Errno::ECANCELED));
+                }
+                saved.set(task)?;
+                ptrace::set_sigmask(task, job.sigmask)?;
+                ptrace::detach(task, 0)?;
+                return Ok(());
+            }
         }
     }
 }

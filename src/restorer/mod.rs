@@ -116,14 +116,14 @@ fn vdso_pieces(plan: &Plan, own: &[crate::proc::maps::MapEntry]) -> Result<(Vec<
     let lo = areas.iter().map(|m| m.start).min().unwrap_or(v.vdso_from.0);
     let hi = areas.iter().map(|m| m.end).max().unwrap_or(v.vdso_from.0 + v.vdso_from.1);
     let shift = |a: u64| v.vdso_to.wrapping_add(a).wrapping_sub(v.vdso_from.0);
-    if let (Some(to), Some((from, _))) = (v.vvar_to, v.vvar_from) {
-        if shift(from) != to {
-            bail!(
-                "the image's vvar sits {:#x} bytes from its vDSO, ours {:#x}: restoring on a different kernel is not supported yet",
-                v.vdso_to.wrapping_sub(to),
-                v.vdso_from.0 - from
-            );
-        }
+    if let (Some(to), Some((from, _))) = (v.vvar_to, v.vvar_from)
+        && shift(from) != to
+    {
+        bail!(
+            "the image's vvar sits {:#x} bytes from its vDSO, ours {:#x}: restoring on a different kernel is not supported yet",
+            v.vdso_to.wrapping_sub(to),
+            v.vdso_from.0 - from
+        );
     }
     let pieces = areas
         .iter()
@@ -451,32 +451,36 @@ fn build_args(
     a.gs_base = plan.regs.gs_base;
     a.personality = u64::from(plan.personality);
 
-    if let Some(c) = &plan.creds {
-        if creds_differ(c, current_creds().as_ref()) {
-            a.flags |= proto::flag::CREDS;
-            if c.no_new_privs.unwrap_or(0) != 0 {
-                a.flags |= proto::flag::NO_NEW_PRIVS;
-            }
-            a.creds = proto::Creds {
-                uid: c.uid.into(),
-                euid: c.euid.into(),
-                suid: c.suid.into(),
-                fsuid: c.fsuid.into(),
-                gid: c.gid.into(),
-                egid: c.egid.into(),
-                sgid: c.sgid.into(),
-                fsgid: c.fsgid.into(),
-                secbits: c.secbits.into(),
-                cap_inh: caps(&c.cap_inh),
-                cap_prm: caps(&c.cap_prm),
-                cap_eff: caps(&c.cap_eff),
-                cap_bnd: caps(&c.cap_bnd),
-                cap_amb: caps(&c.cap_amb),
-                cap_last_cap: cap_last_cap(),
-                groups: b.push_u32(&c.groups),
-            };
+    if let Some(c) = &plan.creds
+        && creds_differ(c, current_creds().as_ref())
+    {
+        a.flags |= proto::flag::CREDS;
+        if c.no_new_privs.unwrap_or(0) != 0 {
+            a.flags |= proto::flag::NO_NEW_PRIVS;
         }
+        a.creds = proto::Creds {
+            uid: c.uid.into(),
+            euid: c.euid.into(),
+            suid: c.suid.into(),
+            fsuid: c.fsuid.into(),
+            gid: c.gid.into(),
+            egid: c.egid.into(),
+            sgid: c.sgid.into(),
+            fsgid: c.fsgid.into(),
+            secbits: c.secbits.into(),
+            cap_inh: caps(&c.cap_inh),
+            cap_prm: caps(&c.cap_prm),
+            cap_eff: caps(&c.cap_eff),
+            cap_bnd: caps(&c.cap_bnd),
+            cap_amb: caps(&c.cap_amb),
+            cap_last_cap: cap_last_cap(),
+            groups: b.push_u32(&c.groups),
+        };
     }
+
+    // Not in the plan yet: the kernel's own value after the creds stands.
+    a.dumpable = plan.dumpable.map_or(u64::MAX, |d| d as u64);
+    a.robust_list = [plan.robust_list.0, u64::from(plan.robust_list.1)];
 
     let mut pending = Vec::with_capacity(plan.pending.len());
     for (shared, info) in &plan.pending {
@@ -525,6 +529,7 @@ pub fn step_name(step: u64) -> &'static str {
         SETGROUPS..=NO_NEW_PRIVS => "restoring credentials",
         SIGQUEUE => "queueing pending signals",
         PDEATHSIG => "PR_SET_PDEATHSIG",
+        DUMPABLE => "PR_SET_DUMPABLE",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
         _ => "unknown step",

@@ -42,6 +42,10 @@ pub struct Plan {
     pub personality: u32,
     pub creds: Option<CredsEntry>,
     pub pdeath_sig: u32,
+    /// PR_SET_DUMPABLE after the creds change (None: leave as is).
+    pub dumpable: Option<i32>,
+    /// set_robust_list(head, len).
+    pub robust_list: (u64, u32),
     /// Pending siginfos: (shared with the process, 128-byte siginfo).
     pub pending: Vec<(bool, Vec<u8>)>,
     /// Registers, FPU state and signal mask the task resumes with.

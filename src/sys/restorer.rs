@@ -101,3 +101,21 @@ pub fn securebits() -> Result<u32, Errno> {
     let r = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
     if r < 0 { Err(Errno::last()) } else { Ok(r as u32) }
 }
+
+/// waitpid(pid, &status, __WALL): the raw status (ptrace stops with
+/// real-time signals included, which typed wrappers may refuse to decode).
+pub fn wait_all(pid: Pid) -> Result<i32, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable int for the call's duration.
+    let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::__WALL) };
+    if r < 0 { Err(Errno::last()) } else { Ok(status) }
+}
+
+/// PTRACE_SYSCALL: resume a ptrace-stopped tracee until the next syscall
+/// entry or exit, delivering signal `sig` (0: none).
+pub fn ptrace_syscall(pid: Pid, sig: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_SYSCALL takes no pointers (addr unused, data is the
+    // signal number).
+    let r = unsafe { libc::ptrace(libc::PTRACE_SYSCALL, pid.as_raw(), std::ptr::null_mut::<libc::c_void>(), sig as usize as *mut libc::c_void) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
