@@ -344,8 +344,9 @@ fn selftest_sabotage(s: &SelfTest) -> Option<String> {
 }
 
 /// What `cargo test` runs: every program without criu, the self-tests that
-/// prove failures are caught, then -R and full dump/restore (skipped while
-/// criu refuses those commands), then the corrupt-pages self-test.
+/// prove failures are caught, then -R, full dump/restore once and three
+/// times in a row (skipped while criu refuses those commands), then the
+/// corrupt-pages self-test.
 pub fn default_plans(tests: &[TestDesc]) -> Vec<Plan> {
     let one = |name: &str| {
         tests
@@ -370,6 +371,10 @@ pub fn default_plans(tests: &[TestDesc]) -> Vec<Plan> {
     plans.push(p);
     plans.push(Plan::new(Mode::LeaveRunning, tests.to_vec()));
     plans.push(Plan::new(Mode::Cr, tests.to_vec()));
+    // The bar: every test also survives three cycles in a row.
+    let mut p = Plan::new(Mode::Cr, tests.to_vec());
+    p.iters = 3;
+    plans.push(p);
     let mut p = Plan::new(Mode::Cr, one("maps00"));
     p.selftest = SelfTest::CorruptPages;
     plans.push(p);
