@@ -1,7 +1,8 @@
-//! Dump (and, once restore lands, restore) speed: wall time and frozen time
-//! for a trivial process and for one with 1 GiB of touched anonymous
-//! memory, beside this run's reference figures for memcpy of 1 GiB and for
-//! writing 1 GiB to tmpfs. `cargo bench --bench dump` (release build).
+//! Dump and restore speed: wall time (and frozen time for dump) for a
+//! trivial process and for one with 1 GiB of touched anonymous memory,
+//! beside this run's reference figures: memcpy of 1 GiB, writing 1 GiB to
+//! tmpfs, reading 1 GiB from tmpfs into fresh memory.
+//! `cargo bench --bench dump` (release build).
 
 use std::io::Write;
 use std::path::Path;
@@ -23,8 +24,9 @@ fn spawn(script: &str) -> std::process::Child {
     criu::sys::fd::cloexec_from(3).unwrap();
     let ready = "/tmp/criu-bench-ready";
     let _ = std::fs::remove_file(ready);
-    let c = Command::new("python3")
-        .args(["-c", &format!("{script}\nopen('{ready}','w').close()\nimport time\ntime.sleep(100000)")])
+    // In a session of its own (setsid execs in place: we are no group leader).
+    let c = Command::new("setsid")
+        .args(["python3", "-c", &format!("{script}\nopen('{ready}','w').close()\nimport time\ntime.sleep(100000)")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
@@ -61,6 +63,29 @@ fn dump(pid: u32, runs: usize) -> (Duration, u64) {
     (best, frozen)
 }
 
+/// Dump (kill mode) then restore -d, `runs` times: best restore wall time.
+fn restore(script: &str, runs: usize) -> Duration {
+    let mut best = Duration::MAX;
+    for _ in 0..runs {
+        let mut c = spawn(script);
+        let pid = c.id();
+        let tmp = tempfile::tempdir_in("/dev/shm").unwrap();
+        let st = Command::new(criu()).args(["dump", "-t", &pid.to_string(), "-D"]).arg(tmp.path()).status().unwrap();
+        assert!(st.success());
+        let _ = c.wait();
+        let t = Instant::now();
+        let st = Command::new(criu()).args(["restore", "-d", "-D"]).arg(tmp.path()).status().unwrap();
+        let el = t.elapsed();
+        assert!(st.success());
+        best = best.min(el);
+        let p = nix::unistd::Pid::from_raw(pid as i32);
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+        // Reparented to us (subreaper): reap it.
+        let _ = nix::sys::wait::waitpid(p, None);
+    }
+    best
+}
+
 fn main() {
     // References.
     let src = vec![1u8; GIB];
@@ -91,8 +116,30 @@ fn main() {
     let _ = big.kill();
     let _ = big.wait();
 
+    // Reference for restore: reading 1 GiB from tmpfs into fresh memory.
+    let mut f = std::fs::File::create("/dev/shm/criu-bench-ref").unwrap();
+    let chunk = vec![7u8; 1 << 20];
+    for _ in 0..1024 {
+        f.write_all(&chunk).unwrap();
+    }
+    drop(f);
+    let t = Instant::now();
+    let mut fresh = vec![0u8; GIB];
+    let f = std::fs::File::open("/dev/shm/criu-bench-ref").unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut fresh, 0).unwrap();
+    let tmpfs_read = t.elapsed();
+    std::hint::black_box(&fresh);
+    drop(fresh);
+    let _ = std::fs::remove_file("/dev/shm/criu-bench-ref");
+
+    let r_trivial = restore("pass", 5);
+    let r_big = restore("import mmap\nm = mmap.mmap(-1, 1 << 30)\nfor i in range(0, 1 << 30, 1 << 20): m[i:i + (1 << 20)] = b'x' * (1 << 20)", 2);
+
     println!("reference: memcpy 1 GiB          {:>8.1} ms", memcpy.as_secs_f64() * 1e3);
+    println!("reference: read 1 GiB from tmpfs into fresh memory {:>8.1} ms", tmpfs_read.as_secs_f64() * 1e3);
     println!("reference: write 1 GiB to tmpfs  {:>8.1} ms", tmpfs.as_secs_f64() * 1e3);
     println!("dump trivial process: wall       {:>8.1} ms, frozen {:>8.1} ms", t_wall.as_secs_f64() * 1e3, t_frozen as f64 / 1e3);
     println!("dump 1 GiB anon process: wall    {:>8.1} ms, frozen {:>8.1} ms", b_wall.as_secs_f64() * 1e3, b_frozen as f64 / 1e3);
+    println!("restore trivial process: wall    {:>8.1} ms", r_trivial.as_secs_f64() * 1e3);
+    println!("restore 1 GiB anon process: wall {:>8.1} ms", r_big.as_secs_f64() * 1e3);
 }
