@@ -300,6 +300,14 @@ pub fn parse_cpu_cap(cur: u32, v: Option<&str>) -> Option<u32> {
     Some(caps)
 }
 
+/// `fd[N]:RESOURCE` of --inherit-fd.
+pub fn parse_inherit_fd(v: &str) -> Option<(i32, &str)> {
+    let rest = v.strip_prefix("fd[")?;
+    let (n, res) = rest.split_once("]:")?;
+    let n: i32 = n.parse().ok()?;
+    (n >= 0 && !res.is_empty()).then_some((n, res))
+}
+
 fn split_once_req<'a>(spec: &OptSpec, v: &'a str, sep: char) -> Result<(&'a str, &'a str), BadArg> {
     v.split_once(sep).ok_or_else(|| BadArg { opt: spec.long, value: v.to_string() })
 }
@@ -443,7 +451,11 @@ impl Opts {
             "restore-detached" | "daemon" => self.restore_detach = on,
             "restore-sibling" => self.restore_sibling = on,
             "root" => self.root = Some(req()?.into()),
-            "inherit-fd" => self.inherit_fds.push(req()?.to_string()),
+            "inherit-fd" => {
+                let v = req()?;
+                parse_inherit_fd(v).ok_or_else(|| BadArg { opt: spec.long, value: v.to_string() })?;
+                self.inherit_fds.push(v.to_string());
+            }
             "exec-cmd" => self.exec_cmd = true,
             "veth-pair" => {
                 let (i, o) = split_once_req(spec, req()?, '=')?;

@@ -123,7 +123,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("daemon", None, Bool, Yes, "", "run detached (restore, service, page-server)"),
     o("restore-sibling", Some('S'), Bool, Yes, "", "restore the root task as a sibling"),
     o("root", Some('r'), Required, NotYet, "PATH", "root filesystem for restore"),
-    o("inherit-fd", None, Required, NotYet, "fd[N]:RES", "use an inherited fd for a resource"),
+    o("inherit-fd", None, Required, Yes, "fd[N]:RES", "use an inherited fd for a resource"),
     o("exec-cmd", None, Flag, NotYet, "", "exec the given command after restore"),
     o("veth-pair", None, Required, NotYet, "IN=OUT", "outer name of a veth device"),
     o("lsm-profile", None, Required, NotYet, "TYPE:NAME", "LSM profile for restore"),

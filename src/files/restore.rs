@@ -41,9 +41,27 @@ pub struct Opened {
     by_id: HashMap<u32, OwnedFd>,
 }
 
+/// `--inherit-fd fd[N]:RES`: the fd of ours to use for a file instead of
+/// opening it. RES names a regular file by path (with or without the
+/// leading '/') or a pipe as `pipe:[INODE]` / `pipe[INODE]`.
+fn inherited(inherit: &[(i32, String)], keys: &[String]) -> Option<i32> {
+    inherit.iter().find(|(_, r)| keys.iter().any(|k| k == r)).map(|(n, _)| *n)
+}
+
+fn dup_inherited(n: i32, what: &str) -> Result<OwnedFd> {
+    let fd = fcntl(crate::sys::fd::borrow_inherited(n)?, FcntlArg::F_DUPFD_CLOEXEC(0))
+        .with_context(|| format!("--inherit-fd fd[{n}] for {what}"))?;
+    Ok(crate::sys::fd::owned(fd))
+}
+
 /// Open every file the fd table refers to. `pipe_data` maps pipe_id to the
-/// bytes the pipe held.
-pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: &HashMap<u32, (u32, Vec<u8>)>) -> Result<Opened> {
+/// bytes the pipe held; `inherit` is --inherit-fd.
+pub fn open(
+    fdinfo: &[FdinfoEntry],
+    files: &HashMap<u32, FileEntry>,
+    pipe_data: &HashMap<u32, (u32, Vec<u8>)>,
+    inherit: &[(i32, String)],
+) -> Result<Opened> {
     let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
     let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
     let mut used_ends: Vec<(u32, bool)> = Vec::new();
@@ -55,7 +73,20 @@ pub fn open(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, pipe_data: 
         let fd: OwnedFd = match FdTypes::try_from(fe.r#type).unwrap_or(FdTypes::Und) {
             FdTypes::Reg => {
                 let e = fe.reg.as_ref().with_context(|| format!("file {} has no reg entry", fe.id))?;
-                open_reg(e).with_context(|| format!("restoring fd {}", fi.fd))?.into()
+                let keys = [e.name.clone(), e.name.trim_start_matches('/').to_string()];
+                match inherited(inherit, &keys) {
+                    Some(n) => dup_inherited(n, &e.name)?,
+                    None => open_reg(e).with_context(|| format!("restoring fd {}", fi.fd))?.into(),
+                }
+            }
+            FdTypes::Pipe
+                if fe.pipe.as_ref().is_some_and(|p| {
+                    inherited(inherit, &[format!("pipe:[{}]", p.pipe_id), format!("pipe[{}]", p.pipe_id)]).is_some()
+                }) =>
+            {
+                let p = fe.pipe.as_ref().context("pipe entry")?;
+                let keys = [format!("pipe:[{}]", p.pipe_id), format!("pipe[{}]", p.pipe_id)];
+                dup_inherited(inherited(inherit, &keys).context("inherited pipe")?, &keys[0])?
             }
             FdTypes::Pipe => {
                 let p = fe.pipe.as_ref().with_context(|| format!("file {} has no pipe entry", fe.id))?;

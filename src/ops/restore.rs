@@ -98,10 +98,15 @@ impl TaskImages {
         self.files.iter().filter_map(|(id, f)| f.reg.clone().map(|r| (*id, r))).collect()
     }
 
-    /// Check every regular file the task uses still matches its record.
-    fn check_files(&self) -> Result<()> {
+    /// Check every regular file the task uses still matches its record
+    /// (but those replaced by --inherit-fd).
+    fn check_files(&self, inherit: &[String]) -> Result<()> {
+        let inherited: Vec<&str> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r)).collect();
         for (id, f) in &self.files {
             if let Some(r) = &f.reg {
+                if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
+                    continue;
+                }
                 let file = File::open(&r.name).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
                 crate::files::reg::validate(r, &file)?;
             }
@@ -149,7 +154,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let imgs = TaskImages::load(&dir)?;
     let pid = imgs.pid();
     info!("Restoring task {pid}");
-    imgs.check_files()?;
+    imgs.check_files(&opts.inherit_fds)?;
     if std::path::Path::new(&format!("/proc/{pid}")).exists() {
         bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
     }
@@ -261,7 +266,12 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
     }
 
     // Files.
-    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data)?;
+    let inherit: Vec<(i32, String)> = opts
+        .inherit_fds
+        .iter()
+        .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
+        .collect();
+    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &inherit)?;
     let mut pending: Vec<(bool, Vec<u8>)> = Vec::new();
     if let Some(q) = &tc.signals_s {
         pending.extend(q.signals.iter().map(|s| (true, s.siginfo.clone())));

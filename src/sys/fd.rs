@@ -57,3 +57,15 @@ pub fn close_all_but(keep: &[i32]) {
         }
     }
 }
+
+/// Borrow an fd number we inherited from our caller (--inherit-fd), after
+/// checking it is open.
+pub fn borrow_inherited(fd: i32) -> std::io::Result<std::os::fd::BorrowedFd<'static>> {
+    // SAFETY: F_GETFD only queries the fd number.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd is open (checked above) and was handed to us by our
+    // caller for the whole run; nothing in criu closes it while borrowed.
+    Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+}

@@ -1,0 +1,97 @@
+//! Helpers shared by integration tests: start a target program the way the
+//! fixtures' programs were started (own session, fds 0-2 on /dev/null, cwd
+//! /), run the criu binary, read a task's state, decode an image.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// A program under test; killed and reaped on drop.
+pub struct Target {
+    pub child: Child,
+}
+
+impl Target {
+    /// Start `program args` in a session of its own. `ready` is a file the
+    /// program creates once set up (None: just wait a little).
+    pub fn spawn(program: &str, args: &[&str], ready: Option<&Path>) -> Target {
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        // cargo's jobserver pipes must not leak into the programs we dump.
+        criu::sys::fd::cloexec_from(3).unwrap();
+        if let Some(r) = ready {
+            let _ = std::fs::remove_file(r);
+        }
+        // setsid(1) execs in place: the test process is no group leader.
+        let child = Command::new("setsid")
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .current_dir("/")
+            .spawn()
+            .unwrap();
+        match ready {
+            Some(r) => {
+                for _ in 0..500 {
+                    if r.exists() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                assert!(r.exists(), "{program} did not get ready");
+            }
+            None => std::thread::sleep(Duration::from_millis(150)),
+        }
+        Target { child }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The task's state letter; one caught on the CPU ('R') counts as asleep.
+pub fn state(pid: i32) -> Option<char> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s[s.rfind(')')? + 2..].chars().next().map(|c| if c == 'R' { 'S' } else { c })
+}
+
+/// Kill a task we restored (our child or reparented to us) and reap it.
+pub fn kill_and_reap(pid: i32) {
+    let p = nix::unistd::Pid::from_raw(pid);
+    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(p, None);
+}
+
+/// Run the criu binary.
+pub fn criu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env_remove("CRIU_FAULT").output().unwrap()
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// An image as crit JSON.
+pub fn crit(path: &Path) -> serde_json::Value {
+    let dir = criu::images::ImageDir::open(path.parent().unwrap()).unwrap();
+    let r = criu::images::ImageReader::open(&dir, path.file_name().unwrap().to_str().unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    criu::crit::decode_image(r, true).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The python interpreter of this machine kind.
+pub fn python() -> &'static str {
+    let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
+    if Path::new(py).exists() { py } else { "python3" }
+}

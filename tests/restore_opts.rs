@@ -1,0 +1,85 @@
+//! Restore options beyond the basic cycle: --inherit-fd (a file or a pipe
+//! handed in by the caller replaces the one in the images) and --pidfile.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[test]
+fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let ready = tmp.path().join("ready");
+    std::fs::write(&data, b"0123456789").unwrap();
+    // The task keeps `data` open as fd 3 at offset 4 and appends what it
+    // reads from it to `out` when it gets SIGUSR1.
+    let out = tmp.path().join("out");
+    let script = format!(
+        "import os,signal,time\n\
+         f=os.open('{}',os.O_RDONLY)\nassert f==3\nos.lseek(f,4,0)\n\
+         def h(*a):\n  open('{}','wb').write(os.read(3,100))\n\
+         signal.signal(signal.SIGUSR1,h)\n\
+         open('{}','w').close()\n\
+         while True: time.sleep(1)",
+        data.display(),
+        out.display(),
+        ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = t.child.wait();
+
+    // The file changed: a plain restore refuses it, naming it.
+    std::fs::write(&data, b"changed contents").unwrap();
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains(&format!("{} changed since dump", data.display())), "{}", text(&o.stderr));
+    assert!(state(pid).is_none());
+
+    // Handing in another file for it: the task reads from ours.
+    let other = tmp.path().join("other");
+    std::fs::write(&other, b"inherited!").unwrap();
+    let f = std::fs::File::open(&other).unwrap();
+    let n = f.as_raw_fd();
+    // Our fd must survive exec into criu: clear close-on-exec on it.
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+    let pidfile = tmp.path().join("pid");
+    let res = format!("fd[{n}]:{}", data.to_str().unwrap().trim_start_matches('/'));
+    let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(["restore", "-d", "-D", imgs.to_str().unwrap(), "--inherit-fd", &res, "--pidfile"])
+        .arg(&pidfile)
+        .output()
+        .unwrap();
+    drop(f);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), pid.to_string());
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap(), other);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    for _ in 0..100 {
+        if out.exists() && std::fs::metadata(&out).unwrap().len() > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Our description is used as it is: read from its own offset (0).
+    assert_eq!(std::fs::read(&out).unwrap(), b"inherited!");
+    kill_and_reap(pid);
+
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap(), "--inherit-fd", "fd3:x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("invalid argument for --inherit-fd: fd3:x"), "{}", text(&o.stderr));
+    assert!(Path::new(&imgs).exists());
+}
