@@ -33,6 +33,7 @@ fn sample(long: &str) -> &'static str {
         "ext-mount-map" => "/mnt:mnt",
         "cgroup-root" => "cpu:/newroot",
         "ext-unix-sk" => "1234",
+        "inherit-fd" => "fd[3]:some/file",
         _ => "/some/value",
     }
 }

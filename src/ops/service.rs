@@ -66,17 +66,23 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
     };
     let sk = listener(&path)?;
+    let write_pidfile = || -> Result<()> {
+        if let Some(pf) = &opts.pidfile {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(pf)
+                .with_context(|| format!("Can't write pidfile {}", pf.display()))?;
+            write!(f, "{}", std::process::id()).with_context(|| format!("Can't write pidfile {}", pf.display()))?;
+        }
+        Ok(())
+    };
     if opts.restore_detach {
-        nix::unistd::daemon(true, false).context("Can't run service server in the background")?;
-    }
-    if let Some(pf) = &opts.pidfile {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(pf)
-            .with_context(|| format!("Can't write pidfile {}", pf.display()))?;
-        write!(f, "{}", std::process::id()).with_context(|| format!("Can't write pidfile {}", pf.display()))?;
+        // The caller gets control back once the pidfile names the daemon.
+        crate::sys::daemon::daemonize(write_pidfile).context("Can't run service server in the background")?;
+    } else {
+        write_pidfile()?;
     }
     status_ready(opts)?;
     // Fds we inherited stay out of the workers (each gets its connection only).

@@ -15,3 +15,4 @@ pub mod mm;
 pub mod rlimit;
 pub mod alarm;
 pub mod restorer;
+pub mod daemon;
