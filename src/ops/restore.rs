@@ -117,18 +117,33 @@ impl TaskImages {
 
 /// What the parent hears from the child.
 enum Report {
+    /// Running.
     Ready,
+    /// Restored but held until criu's go-ahead.
+    Held,
     Failed(String),
 }
 
-fn read_report(r: OwnedFd) -> Report {
-    let mut buf = Vec::new();
-    let _ = File::from(r).read_to_end(&mut buf);
-    match buf.first() {
-        Some(b'E') => Report::Failed(String::from_utf8_lossy(&buf[1..]).into_owned()),
-        _ if buf.len() >= 8 => {
-            let code = i64::from_le_bytes(buf[..8].try_into().unwrap_or([0; 8]));
-            if code == 0 {
+/// Read the next report: an error text from the restoring process (`E...`
+/// then EOF), or a report word of the restorer or its cleaner.
+fn read_report(r: &mut File) -> Report {
+    let mut first = [0u8; 1];
+    if r.read_exact(&mut first).is_err() {
+        return Report::Failed("the restoring process died before the task was ready".into());
+    }
+    if first[0] == b'E' {
+        let mut rest = Vec::new();
+        let _ = r.read_to_end(&mut rest);
+        return Report::Failed(String::from_utf8_lossy(&rest).into_owned());
+    }
+    let mut buf = [0u8; 8];
+    buf[0] = first[0];
+    match r.read_exact(&mut buf[1..]) {
+        Ok(()) => {
+            let code = i64::from_le_bytes(buf);
+            if code == crate::restorer::plan::HELD as i64 {
+                Report::Held
+            } else if code == 0 {
                 Report::Ready
             } else {
                 let step = (code >> 32) as u64;
@@ -139,7 +154,7 @@ fn read_report(r: OwnedFd) -> Report {
                 ))
             }
         }
-        _ => Report::Failed("the restoring process died before the task was ready".into()),
+        Err(_) => Report::Failed("the restoring process died before the task was ready".into()),
     }
 }
 
@@ -164,30 +179,57 @@ pub fn run(opts: &Opts) -> Result<i32> {
     }
 
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
     let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
     match fork_with_pid(pid, flags) {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
         Err(e) => bail!("clone3 with pid {pid}: {e}"),
         Ok(Forked::Child) => {
             drop(ready_r);
+            drop(go_w);
             // Only errors come back here; report them to the parent.
-            let (err, ready) = child(&imgs, &dir, opts, ready_w);
+            let (err, ready) = child(&imgs, &dir, opts, ready_w, go_r);
             let _ = File::from(ready).write_all(format!("E{err:#}").as_bytes());
             std::process::exit(1);
         }
         Ok(Forked::Parent(child_pid)) => {
             drop(ready_w);
+            drop(go_r);
             crate::scripts::setup_namespaces(opts, &dir, pid)?;
-            match read_report(ready_r) {
-                Report::Ready => {}
-                Report::Failed(msg) => {
-                    let _ = nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGKILL);
-                    let _ = waitpid(child_pid, None);
-                    bail!("restore of task {pid} failed: {msg}");
+            let mut ready = File::from(ready_r);
+            let fail = |msg: String| -> anyhow::Error {
+                let _ = nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(child_pid, None);
+                anyhow::anyhow!("restore of task {pid} failed: {msg}")
+            };
+            match read_report(&mut ready) {
+                Report::Held => {
+                    // Everything is in place and the task has not run yet:
+                    // a failing script here undoes the restore. (The go pipe
+                    // closes first: the cleaner, which traces the task, must
+                    // let go of it before we can reap it.)
+                    for action in [crate::scripts::Action::PostRestore, crate::scripts::Action::PreResume] {
+                        if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
+                            drop(go_w);
+                            let _ = fail(String::new());
+                            return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
+                        }
+                    }
+                    let _ = File::from(go_w).write_all(b"g");
+                    match read_report(&mut ready) {
+                        Report::Ready => {}
+                        Report::Held => return Err(fail("the cleaner reported twice".into())),
+                        Report::Failed(msg) => return Err(fail(msg)),
+                    }
                 }
+                Report::Ready => {
+                    // No cleaner could hold the task: it runs already.
+                    drop(go_w);
+                    crate::scripts::run_or_kill(crate::scripts::Action::PostRestore, opts, &dir, pid)?;
+                    crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
+                }
+                Report::Failed(msg) => return Err(fail(msg)),
             }
-            crate::scripts::run_or_kill(crate::scripts::Action::PostRestore, opts, &dir, pid)?;
-            crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
             info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
             crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, &dir, pid);
             if let Some(pf) = &opts.pidfile {
@@ -207,9 +249,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
 
 /// The child: become the task. Returns only on error, with the fd to
 /// report it through.
-fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd) -> (anyhow::Error, OwnedFd) {
+fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd, go_r: OwnedFd) -> (anyhow::Error, OwnedFd) {
     let mut ready = Some(ready_w);
-    match prepare(imgs, dir, opts, &mut ready) {
+    match prepare(imgs, dir, opts, &mut ready, go_r) {
         Ok(plan) => crate::restorer::jump(plan),
         Err(e) => (e, ready.take().expect("the ready fd is kept until the plan is built")),
     }
@@ -217,7 +259,7 @@ fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd) -> (a
 
 /// Everything before the restorer: returns the plan, with the ready fd
 /// moved into it.
-fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<OwnedFd>) -> Result<Plan> {
+fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<OwnedFd>, go_r: OwnedFd) -> Result<Plan> {
     let pid = imgs.pid();
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
     if imgs.pstree.sid as i32 == pid {
@@ -293,6 +335,8 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
     let lifted = lift(ready_w.as_ref().context("ready fd")?)?;
     *ready_w = Some(lifted);
     let exe_fd = lift(&OwnedFd::from(exe_file))?;
+    let go_fd = lift(&go_r)?;
+    drop(go_r);
     let mut mem = mem;
     for m in &mut mem.file_maps {
         m.fd = lift(&m.fd)?;
@@ -335,6 +379,7 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         fpu: crate::task::thread_info::fpu_from_image(&ti.fpregs),
         sigmask: tc.blk_sigset,
         ready_fd: ready_w.take().context("ready fd")?,
+        go_fd: Some(go_fd),
     };
     info!("task {pid}: files, memory and state prepared; jumping to the restorer");
     let _ = opts;

@@ -39,6 +39,8 @@ pub struct Job {
     pub sigmask: u64,
     /// Tests: fail once the region is gone, as if the munmap had.
     pub fault: bool,
+    /// criu's go-ahead fd (see `Plan::go_fd`).
+    pub go: Option<i32>,
 }
 
 const NR_RT_SIGRETURN: u64 = 15;
@@ -87,7 +89,9 @@ impl From<Errno> for Stop {
 }
 
 fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
-    crate::sys::fd::close_all_but(&[ready.as_raw_fd(), sync.as_raw_fd()]);
+    let mut keep = vec![ready.as_raw_fd(), sync.as_raw_fd()];
+    keep.extend(job.go);
+    crate::sys::fd::close_all_but(&keep);
     // Out of the task's session and process group: signals to its group
     // must not reach us, and its pid must not stay in use as our sid/pgid.
     let _ = nix::unistd::setsid();
@@ -99,7 +103,7 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
     }
     let _ = nix::unistd::write(sync, b"1");
     crate::sys::fd::close_raw(sync.as_raw_fd());
-    match follow(job) {
+    match follow(job, ready) {
         Ok(()) => {
             let _ = nix::unistd::write(ready, &0u64.to_le_bytes());
             exit_now(0)
@@ -131,7 +135,22 @@ fn resume(task: Pid, phase: Phase, sig: i32) -> Result<(), Errno> {
     if phase == Phase::Running { ptrace::cont(task, sig) } else { ptrace_syscall(task, sig) }
 }
 
-fn follow(job: &Job) -> Result<(), Stop> {
+/// Report HELD and wait for criu's go-ahead (a `g` byte).
+fn hold(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
+    let Some(go) = job.go else { return Ok(()) };
+    nix::unistd::write(ready, &crate::restorer::plan::HELD.to_le_bytes())?;
+    let mut b = [0u8; 1];
+    // SAFETY-free: `go` is our inherited pipe end, kept open above.
+    let n = loop {
+        match nix::unistd::read(crate::sys::fd::borrow_inherited(go).map_err(|_| Errno::EBADF)?, &mut b) {
+            Err(Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    if n == 1 && b[0] == b'g' { Ok(()) } else { Err(Stop::Failed(Errno::ECANCELED)) }
+}
+
+fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
     let task = job.task;
     let mut phase = Phase::Running;
     let mut saved = Regs::default();
@@ -205,6 +224,7 @@ fn follow(job: &Job) -> Result<(), Stop> {
                     return Err(Stop::Failed(Errno::ECANCELED));
                 }
                 saved.set(task)?;
+                hold(job, ready)?;
                 ptrace::set_sigmask(task, job.sigmask)?;
                 ptrace::detach(task, 0)?;
                 return Ok(());

@@ -74,7 +74,8 @@ struct Launch {
 
 fn go(plan: Plan, l: Launch) -> ! {
     // The blob uses these fds by number and closes them itself.
-    let Plan { exe_fd, mem, ready_fd, .. } = plan;
+    let Plan { exe_fd, mem, ready_fd, go_fd, .. } = plan;
+    let _ = go_fd.map(std::os::fd::IntoRawFd::into_raw_fd);
     let _ = exe_fd.map(IntoRawFd::into_raw_fd);
     for m in mem.file_maps {
         let _ = m.fd.into_raw_fd();
@@ -199,6 +200,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         syscall_ip: lay.base + blob::SYSCALL,
         sigmask: plan.sigmask,
         fault: fault() == proto::step::CLEANER,
+        go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
     };
     let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
     let cleaner = match started {

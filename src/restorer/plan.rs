@@ -55,4 +55,11 @@ pub struct Plan {
     /// Where the restorer reports: it writes 0 just before it jumps into the
     /// task, or an error, and closes it.
     pub ready_fd: OwnedFd,
+    /// criu's go-ahead: the cleaner holds the restored task (everything in
+    /// place, not yet running) after reporting [`HELD`], until criu writes
+    /// `g` here (post-restore and pre-resume run meanwhile); EOF kills it.
+    pub go_fd: Option<OwnedFd>,
 }
+
+/// The report word meaning "restored, held until the go-ahead".
+pub const HELD: u64 = 1;
