@@ -9,7 +9,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use anyhow::{bail, Context, Result};
 
-use super::{pipe, reg, FileTable};
+use super::{pipe, reg, tty, FileTable};
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, PipeDataEntry};
 use crate::proc::fdinfo;
 
@@ -22,6 +22,7 @@ pub struct Fds {
     pub fdinfo: Vec<FdinfoEntry>,
     pub pipe_data: PipeData,
     pub has_pipes: bool,
+    pub ttys: tty::TtyInfos,
 }
 
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
@@ -38,14 +39,11 @@ fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
     }
 }
 
-/// Is this character device a terminal (tty, pty, console)?
-fn is_tty(rdev: u64) -> bool {
-    let major = libc::major(rdev);
-    matches!(major, 4 | 5 | 136..=143)
-}
+use super::tty::is_tty;
 
 /// Dump every fd of `pid` into `files`; `flags` in fdinfo are fd flags.
-pub fn dump(pid: i32, files: &mut FileTable) -> Result<Fds> {
+/// Terminals need `shell_job` (--shell-job).
+pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, shell_job: bool) -> Result<Fds> {
     let mut out = Fds::default();
     // One id per open file description: fds of this task that kcmp says are
     // the same description share it.
@@ -94,7 +92,8 @@ pub fn dump(pid: i32, files: &mut FileTable) -> Result<Fds> {
             }
             FdTypes::Pipe
         } else if ft.is_char_device() {
-            bail!("fd {fd} of task {pid} is a terminal ({link}): dumping ttys is not supported yet");
+            tty::dump(pid, fd, id, &link, file_flags, stat, shell_job, files, &mut out.ttys)?;
+            FdTypes::Tty
         } else {
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };

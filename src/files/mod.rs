@@ -6,6 +6,7 @@ pub mod elf;
 pub mod fds;
 pub mod pipe;
 pub mod restore;
+pub mod tty;
 pub mod reg;
 
 use std::collections::HashMap;

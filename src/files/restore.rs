@@ -61,6 +61,7 @@ pub fn open(
     files: &HashMap<u32, FileEntry>,
     pipe_data: &HashMap<u32, (u32, Vec<u8>)>,
     inherit: &[(i32, String)],
+    shell_job: bool,
 ) -> Result<Opened> {
     let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
     let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
@@ -115,6 +116,16 @@ pub fn open(
                     .with_context(|| format!("reopening pipe {} for fd {}", p.pipe_id, fi.fd))?;
                 fcntl(reopened.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
                 reopened.into()
+            }
+            FdTypes::Tty => {
+                if !shell_job {
+                    bail!("fd {} is the task's terminal: restore it with --shell-job", fi.fd);
+                }
+                let t = fe.tty.as_ref().with_context(|| format!("file {} has no tty entry", fe.id))?;
+                let term = super::tty::our_terminal()?;
+                let fl = OFlag::from_bits_truncate(t.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(term.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on the terminal")?;
+                term.into()
             }
             other => bail!("fd {}: files of type {other:?} can't be restored yet", fi.fd),
         };

@@ -176,7 +176,7 @@ fn collect(
     mm.thp_disabled = Some(report.thp_disabled);
 
     fault(Stage::Files)?;
-    let fds = fds::dump(pid, &mut files)?;
+    let fds = fds::dump(pid, &mut files, stat, opts.shell_job)?;
     let fs = FsEntry {
         cwd_id: files::dir_entry(&mut files, pid, "cwd")?,
         root_id: files::dir_entry(&mut files, pid, "root")?,
@@ -277,6 +277,13 @@ fn write_images(dir: &ImageDir, pid: i32, stat: &proc::stat::Stat, c: &Collected
         for (e, data) in &c.fds.pipe_data {
             w.write(e)?;
             w.payload(data)?;
+        }
+        w.finish()?;
+    }
+    if !c.fds.ttys.infos.is_empty() {
+        let mut w = ImageWriter::create(dir, "tty-info.img", crate::images::kind::by_name("TTY_INFO").context("TTY_INFO kind")?)?;
+        for e in &c.fds.ttys.infos {
+            w.write(e)?;
         }
         w.finish()?;
     }

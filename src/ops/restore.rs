@@ -102,7 +102,12 @@ impl TaskImages {
     /// (but those replaced by --inherit-fd).
     fn check_files(&self, inherit: &[String]) -> Result<()> {
         let inherited: Vec<&str> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r)).collect();
+        // A terminal's path record: the terminal comes from criu (--shell-job).
+        let tty_paths: Vec<u32> = self.files.values().filter_map(|f| f.tty.as_ref()?.regf_id).collect();
         for (id, f) in &self.files {
+            if tty_paths.contains(id) {
+                continue;
+            }
             if let Some(r) = &f.reg {
                 if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
                     continue;
@@ -313,7 +318,7 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         .iter()
         .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
         .collect();
-    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &inherit)?;
+    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &inherit, opts.shell_job)?;
     let mut pending: Vec<(bool, Vec<u8>)> = Vec::new();
     if let Some(q) = &tc.signals_s {
         pending.extend(q.signals.iter().map(|s| (true, s.siginfo.clone())));

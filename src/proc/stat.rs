@@ -11,6 +11,10 @@ pub struct Stat {
     pub ppid: i32,
     pub pgid: i32,
     pub sid: i32,
+    /// The controlling terminal's device number (0: none).
+    pub tty_nr: u32,
+    /// The foreground process group of the controlling terminal.
+    pub tpgid: i32,
     pub flags: u32,
     pub nice: i64,
     pub num_threads: i64,
@@ -50,6 +54,8 @@ pub fn parse(text: &str) -> Result<Stat> {
         ppid: s(4)? as i32,
         pgid: s(5)? as i32,
         sid: s(6)? as i32,
+        tty_nr: s(7)? as u32,
+        tpgid: s(8)? as i32,
         flags: n(9)? as u32,
         nice: s(19)?,
         num_threads: s(20)?,

@@ -16,3 +16,4 @@ pub mod rlimit;
 pub mod alarm;
 pub mod restorer;
 pub mod daemon;
+pub mod tty;
