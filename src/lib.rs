@@ -31,6 +31,7 @@ pub mod restorer;
 pub mod rpc;
 pub mod scripts;
 pub mod task;
+pub mod sockets;
 pub mod sys;
 
 /// The CRIU version we are compatible with (what `--version` reports).

@@ -9,7 +9,10 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use anyhow::{bail, Context, Result};
 
+use std::os::fd::AsFd;
+
 use super::{pipe, reg, tty, FileTable};
+use crate::sockets::unix;
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, PipeDataEntry};
 use crate::proc::fdinfo;
 
@@ -23,6 +26,10 @@ pub struct Fds {
     pub pipe_data: PipeData,
     pub has_pipes: bool,
     pub ttys: tty::TtyInfos,
+    /// Messages queued on unix sockets, for sk-queues.img.
+    pub sk_queues: Vec<(crate::images::pb::SkPacketEntry, Vec<u8>)>,
+    /// Unix sockets dumped: (ino, peer ino), to check pairs are complete.
+    pub unix: Vec<(u32, u32)>,
 }
 
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
@@ -49,6 +56,7 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
     // the same description share it.
     let mut seen: Vec<(i32, u64, u64, u32)> = Vec::new(); // (fd, dev, ino, id)
     let mut pipes_seen: HashMap<u64, ()> = HashMap::new();
+    let mut pidfd: Option<std::os::fd::OwnedFd> = None;
     for fd in crate::proc::fds(pid)? {
         let link_path = format!("/proc/{pid}/fd/{fd}");
         let link = std::fs::read_link(&link_path)
@@ -94,13 +102,55 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
         } else if ft.is_char_device() {
             tty::dump(pid, fd, id, &link, file_flags, stat, shell_job, files, &mut out.ttys)?;
             FdTypes::Tty
+        } else if ft.is_socket() {
+            let ours = their_fd(pid, fd, &mut pidfd)?;
+            let d = unix::diag(md.ino() as u32);
+            let d = match d {
+                Ok(d) if d.ino == md.ino() as u32 => d,
+                _ => bail!("fd {fd} of task {pid} is a socket ({link}) that is not a unix socket: not supported yet"),
+            };
+            let e = unix::entry(id, &d, file_flags, ours.as_fd()).with_context(|| format!("fd {fd} of task {pid}"))?;
+            out.unix.push((d.ino, d.peer));
+            let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
+            out.sk_queues.extend(unix::queue_entries(id, q));
+            files.push(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() });
+            FdTypes::Unixsk
+        } else if link == "anon_inode:[eventfd]" {
+            if info.get("eventfd-semaphore") == Some("1") {
+                bail!("fd {fd} of task {pid} is a semaphore eventfd: not supported yet (CRIU's image has no place for the flag)");
+            }
+            let count = info
+                .get("eventfd-count")
+                .and_then(|c| u64::from_str_radix(c.trim(), 16).ok())
+                .with_context(|| format!("fd {fd} of task {pid}: no eventfd-count in fdinfo"))?;
+            files.push(FileEntry {
+                r#type: FdTypes::Eventfd as i32,
+                id,
+                efd: Some(crate::images::pb::EventfdFileEntry { id, flags: file_flags, fown: Default::default(), counter: count }),
+                ..Default::default()
+            });
+            FdTypes::Eventfd
         } else {
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
         seen.push((fd, md.dev(), md.ino(), id));
         out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
     }
+    for (ino, peer) in &out.unix {
+        if !out.unix.iter().any(|(i, _)| i == peer) {
+            bail!("unix socket {ino} of task {pid} is connected to socket {peer} outside the task: not supported yet");
+        }
+    }
     Ok(out)
+}
+
+/// A copy of fd `fd` of `pid` (pidfd_getfd; the task is seized).
+fn their_fd(pid: i32, fd: i32, pidfd: &mut Option<std::os::fd::OwnedFd>) -> Result<std::os::fd::OwnedFd> {
+    if pidfd.is_none() {
+        *pidfd = Some(crate::sys::pidfd::open(nix::unistd::Pid::from_raw(pid)).with_context(|| format!("pidfd_open({pid})"))?);
+    }
+    let p = pidfd.as_ref().context("pidfd")?;
+    crate::sys::pidfd::getfd(p.as_fd(), fd).with_context(|| format!("pidfd_getfd of fd {fd} of {pid}"))
 }
 
 /// Whether fds `a` and `b` of `pid` are one open file description.

@@ -60,6 +60,7 @@ pub fn open(
     fdinfo: &[FdinfoEntry],
     files: &HashMap<u32, FileEntry>,
     pipe_data: &HashMap<u32, (u32, Vec<u8>)>,
+    sk_queues: &HashMap<u32, Vec<Vec<u8>>>,
     inherit: &[(i32, String)],
     shell_job: bool,
 ) -> Result<Opened> {
@@ -116,6 +117,27 @@ pub fn open(
                     .with_context(|| format!("reopening pipe {} for fd {}", p.pipe_id, fi.fd))?;
                 fcntl(reopened.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
                 reopened.into()
+            }
+            FdTypes::Unixsk => {
+                let a = fe.usk.as_ref().with_context(|| format!("file {} has no unix socket entry", fe.id))?;
+                let (peer_id, b) = files
+                    .values()
+                    .find_map(|f| f.usk.as_ref().filter(|u| u.ino == a.peer).map(|u| (f.id, u)))
+                    .with_context(|| format!("fd {}: the peer {} of unix socket {} is not in the image", fi.fd, a.peer, a.ino))?;
+                let none = Vec::new();
+                let qa = sk_queues.get(&fe.id).unwrap_or(&none);
+                let qb = sk_queues.get(&peer_id).unwrap_or(&none);
+                let (fa, fb) = crate::sockets::unix::restore_pair(a, b, qa, qb).with_context(|| format!("restoring fd {}", fi.fd))?;
+                // The peer's fd is ready for when its fdinfo comes.
+                by_id.insert(peer_id, fb);
+                fa
+            }
+            FdTypes::Eventfd => {
+                let e = fe.efd.as_ref().with_context(|| format!("file {} has no eventfd entry", fe.id))?;
+                let fd = crate::sys::fd::eventfd(e.counter).with_context(|| format!("eventfd for fd {}", fi.fd))?;
+                let fl = OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an eventfd")?;
+                fd
             }
             FdTypes::Tty => {
                 if !shell_job {

@@ -17,7 +17,7 @@
 pub mod files;
 pub mod mem;
 pub mod net;
-mod netlink;
+pub mod netlink;
 pub mod task;
 
 use std::fmt;

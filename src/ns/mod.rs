@@ -6,6 +6,9 @@ use anyhow::{Context, Result};
 
 use crate::images::pb::{TaskKobjIdsEntry, Timespec, TimensEntry};
 
+/// The id of the (only) network namespace in our images.
+pub const NET_NS_ID: u32 = NS_IDS.net;
+
 /// Namespace ids, in the order CRIU numbers them.
 const NS_IDS: NsIds = NsIds { pid: 1, net: 2, ipc: 3, uts: 4, time: 5, mnt: 6, user: 7, cgroup: 8 };
 

@@ -280,6 +280,14 @@ fn write_images(dir: &ImageDir, pid: i32, stat: &proc::stat::Stat, c: &Collected
         }
         w.finish()?;
     }
+    if !c.fds.unix.is_empty() {
+        let mut w = ImageWriter::create(dir, "sk-queues.img", crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?)?;
+        for (e, data) in &c.fds.sk_queues {
+            w.write(e)?;
+            w.payload(data)?;
+        }
+        w.finish()?;
+    }
     if !c.fds.ttys.infos.is_empty() {
         let mut w = ImageWriter::create(dir, "tty-info.img", crate::images::kind::by_name("TTY_INFO").context("TTY_INFO kind")?)?;
         for e in &c.fds.ttys.infos {

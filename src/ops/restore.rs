@@ -41,6 +41,8 @@ pub struct TaskImages {
     pub fdinfo: Vec<FdinfoEntry>,
     /// pipe_id -> (buffer size, data)
     pub pipe_data: HashMap<u32, (u32, Vec<u8>)>,
+    /// socket file id -> messages queued for it to read
+    pub sk_queues: HashMap<u32, Vec<Vec<u8>>>,
 }
 
 fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
@@ -83,7 +85,16 @@ impl TaskImages {
                 pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
             }
         }
-        Ok(TaskImages { pstree, core, ids, mm, fs, files, fdinfo, pipe_data })
+        let mut sk_queues: HashMap<u32, Vec<Vec<u8>>> = HashMap::new();
+        if dir.exists("sk-queues.img") {
+            let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
+            let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
+            while let Some(e) = r.next::<crate::images::pb::SkPacketEntry>()? {
+                let data = r.payload(u64::from(e.length))?;
+                sk_queues.entry(e.id_for).or_default().push(data);
+            }
+        }
+        Ok(TaskImages { pstree, core, ids, mm, fs, files, fdinfo, pipe_data, sk_queues })
     }
 
     pub fn pid(&self) -> i32 {
@@ -318,7 +329,7 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         .iter()
         .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
         .collect();
-    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &inherit, opts.shell_job)?;
+    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &imgs.sk_queues, &inherit, opts.shell_job)?;
     let mut pending: Vec<(bool, Vec<u8>)> = Vec::new();
     if let Some(q) = &tc.signals_s {
         pending.extend(q.signals.iter().map(|s| (true, s.siginfo.clone())));

@@ -69,3 +69,21 @@ pub fn borrow_inherited(fd: i32) -> std::io::Result<std::os::fd::BorrowedFd<'sta
     // caller for the whole run; nothing in criu closes it while borrowed.
     Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }
+
+/// eventfd(initval) with close-on-exec; a 64-bit count is set by writing
+/// what does not fit the initial value.
+pub fn eventfd(count: u64) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::io::Write;
+    let init = u32::try_from(count).unwrap_or(0);
+    // SAFETY: eventfd takes two integers and returns a new fd or -1.
+    let fd = unsafe { libc::eventfd(init, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = owned(fd);
+    if u64::from(init) != count {
+        let mut f = std::fs::File::from(fd.try_clone()?);
+        f.write_all(&count.to_ne_bytes())?;
+    }
+    Ok(fd)
+}

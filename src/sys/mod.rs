@@ -17,3 +17,4 @@ pub mod alarm;
 pub mod restorer;
 pub mod daemon;
 pub mod tty;
+pub mod sockopt;

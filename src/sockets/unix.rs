@@ -1,0 +1,179 @@
+//! Unix sockets: a pair connected to each other inside the task (socketpair,
+//! or the two ends of a connection both held) is dumped as two
+//! unix_sk_entry records naming each other as peers, with the bytes queued
+//! in each receive queue in sk-queues.img (read without consuming them,
+//! through MSG_PEEK on a copy of the fd); restored with socketpair() and
+//! the queued data sent again. Sockets bound to a name or connected
+//! outside the task are refused by name.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{self, sockopt, MsgFlags};
+
+use crate::images::pb::{FownEntry, SkOptsEntry, SkPacketEntry, UnixSkEntry};
+use crate::kerndat::netlink::{attrs, Netlink, NLM_F_REQUEST};
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const UDIAG_SHOW_NAME: u32 = 1;
+const UDIAG_SHOW_PEER: u32 = 4;
+const UDIAG_SHOW_RQLEN: u32 = 16;
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_RQLEN: u16 = 4;
+/// TCP_ESTABLISHED, as unix_diag reports a connected socket.
+pub const STATE_ESTABLISHED: u32 = 1;
+
+/// What unix_diag tells about one socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diag {
+    pub ino: u32,
+    pub ty: u32,
+    pub state: u32,
+    pub name: Vec<u8>,
+    pub peer: u32,
+    pub rqlen: u32,
+}
+
+/// Ask the kernel about unix socket `ino` (in our network namespace).
+pub fn diag(ino: u32) -> Result<Diag> {
+    let mut nl = Netlink::open(socket::SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
+    let mut req = Vec::with_capacity(24);
+    req.push(libc::AF_UNIX as u8);
+    req.push(0);
+    req.extend_from_slice(&0u16.to_ne_bytes());
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // all states
+    req.extend_from_slice(&ino.to_ne_bytes());
+    req.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN).to_ne_bytes());
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // no cookie
+    req.extend_from_slice(&u32::MAX.to_ne_bytes());
+    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, &req).with_context(|| format!("unix_diag for socket {ino}"))?;
+    let m = msgs.iter().find(|m| m.ty == SOCK_DIAG_BY_FAMILY).with_context(|| format!("no unix_diag answer for socket {ino}"))?;
+    let p = &m.payload;
+    if p.len() < 16 {
+        bail!("short unix_diag answer for socket {ino}");
+    }
+    let mut d = Diag { ino: u32::from_ne_bytes(p[4..8].try_into()?), ty: u32::from(p[1]), state: u32::from(p[2]), ..Default::default() };
+    for (ty, data) in attrs(&p[16..]) {
+        match ty {
+            UNIX_DIAG_NAME => d.name = data.to_vec(),
+            UNIX_DIAG_PEER if data.len() >= 4 => d.peer = u32::from_ne_bytes(data[..4].try_into()?),
+            UNIX_DIAG_RQLEN if data.len() >= 4 => d.rqlen = u32::from_ne_bytes(data[..4].try_into()?),
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+fn opts(fd: BorrowedFd<'_>) -> Result<SkOptsEntry> {
+    let snd = socket::getsockopt(&fd, sockopt::SndBuf).context("SO_SNDBUF")?;
+    let rcv = socket::getsockopt(&fd, sockopt::RcvBuf).context("SO_RCVBUF")?;
+    Ok(SkOptsEntry {
+        so_sndbuf: snd as u32,
+        so_rcvbuf: rcv as u32,
+        reuseaddr: Some(false),
+        so_priority: Some(0),
+        so_rcvlowat: Some(1),
+        so_passcred: Some(socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false)),
+        so_passsec: Some(false),
+        so_dontroute: Some(false),
+        so_no_check: Some(false),
+        so_reuseport: Some(false),
+        so_broadcast: Some(false),
+        so_keepalive: Some(false),
+        so_oobinline: Some(0),
+        so_buf_lock: Some(0),
+        ..Default::default()
+    })
+}
+
+/// The record of one socket of a pair, `fd` being our copy of it.
+pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<UnixSkEntry> {
+    if !d.name.is_empty() {
+        bail!("unix socket {} is bound to {:?}: named unix sockets are not supported yet", d.ino, String::from_utf8_lossy(&d.name));
+    }
+    if d.state != STATE_ESTABLISHED || d.peer == 0 {
+        bail!("unix socket {} is not connected (state {}): only socket pairs are supported yet", d.ino, d.state);
+    }
+    Ok(UnixSkEntry {
+        id,
+        ino: d.ino,
+        r#type: d.ty,
+        state: d.state,
+        flags: file_flags,
+        uflags: 0,
+        backlog: d.rqlen,
+        peer: d.peer,
+        fown: FownEntry::default(),
+        opts: opts(fd)?,
+        name: Vec::new(),
+        shutdown: None,
+        file_perms: None,
+        name_dir: None,
+        deleted: None,
+        ns_id: Some(crate::ns::NET_NS_ID),
+        mnt_id: None,
+    })
+}
+
+/// The messages queued for reading on socket `fd` (our copy), left in
+/// place: each peeked in turn through SO_PEEK_OFF.
+pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32) -> Result<Vec<Vec<u8>>> {
+    if rqlen == 0 {
+        return Ok(Vec::new());
+    }
+    let saved = crate::sys::sockopt::peek_off(fd).unwrap_or(-1);
+    crate::sys::sockopt::set_peek_off(fd, 0).context("SO_PEEK_OFF")?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; rqlen.max(65536) as usize];
+    let stream = ty == libc::SOCK_STREAM as u32;
+    loop {
+        let n = match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => n,
+            Err(nix::errno::Errno::EAGAIN) => break,
+            Err(e) => return Err(e).context("peeking a socket queue"),
+        };
+        if n == 0 && stream {
+            break;
+        }
+        out.push(buf[..n].to_vec());
+        if stream && out.iter().map(Vec::len).sum::<usize>() >= rqlen as usize {
+            break;
+        }
+    }
+    let _ = crate::sys::sockopt::set_peek_off(fd, saved);
+    Ok(out)
+}
+
+/// sk-queues.img records for the messages queued on socket `id`.
+pub fn queue_entries(id: u32, msgs: Vec<Vec<u8>>) -> Vec<(SkPacketEntry, Vec<u8>)> {
+    msgs.into_iter().map(|m| (SkPacketEntry { id_for: id, length: m.len() as u32, scm: Vec::new() }, m)).collect()
+}
+
+/// Recreate a pair: (fd for `a`, fd for `b`), each with its file flags and
+/// buffer sizes, and each one's queued messages sent by the other end.
+pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry, queued_a: &[Vec<u8>], queued_b: &[Vec<u8>]) -> Result<(OwnedFd, OwnedFd)> {
+    let ty = match a.r#type as i32 {
+        libc::SOCK_STREAM => socket::SockType::Stream,
+        libc::SOCK_DGRAM => socket::SockType::Datagram,
+        libc::SOCK_SEQPACKET => socket::SockType::SeqPacket,
+        t => bail!("unix socket {} has type {t}: not supported", a.ino),
+    };
+    let (fa, fb) = socket::socketpair(socket::AddressFamily::Unix, ty, None, socket::SockFlag::SOCK_CLOEXEC)
+        .with_context(|| format!("socketpair for sockets {} and {}", a.ino, b.ino))?;
+    for (fd, e) in [(&fa, a), (&fb, b)] {
+        // The kernel doubles what is set; the image holds the doubled value.
+        let _ = socket::setsockopt(fd, sockopt::SndBuf, &((e.opts.so_sndbuf / 2) as usize));
+        let _ = socket::setsockopt(fd, sockopt::RcvBuf, &((e.opts.so_rcvbuf / 2) as usize));
+    }
+    for (to_peer, msgs) in [(&fb, queued_a), (&fa, queued_b)] {
+        for m in msgs {
+            socket::send(to_peer.as_raw_fd(), m, MsgFlags::MSG_DONTWAIT).context("refilling a socket queue")?;
+        }
+    }
+    for (fd, e) in [(&fa, a), (&fb, b)] {
+        let fl = nix::fcntl::OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE);
+        nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)).context("F_SETFL on a socket")?;
+    }
+    Ok((fa, fb))
+}

@@ -1,0 +1,65 @@
+//! File kinds beyond regular files and pipes: unix socket pairs with queued
+//! data (stream and datagram) and eventfds, through a dump and a restore.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn socketpairs_and_eventfd_survive_dump_and_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let out = tmp.path().join("out");
+    // After SIGUSR1 the task reports what it finds: the queued stream and
+    // datagram data on each end, and the eventfd count.
+    let script = format!(
+        r#"import os,socket,signal,time
+a,b=socket.socketpair()
+c,d=socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+e=os.eventfd(5)
+os.eventfd_write(e, 37)
+a.send(b'sock-data'); b.send(b'back')
+c.send(b'one'); c.send(b'two')
+def h(*x):
+    r=[b.recv(100), a.recv(100), d.recv(100), d.recv(100), str(os.eventfd_read(e)).encode()]
+    a.send(b'more'); r.append(b.recv(100))
+    open('{out}','wb').write(b'|'.join(r))
+signal.signal(signal.SIGUSR1,h)
+open('{ready}','w').close()
+while True: time.sleep(1)
+"#,
+        out = out.display(),
+        ready = ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = t.child.wait();
+
+    let files = crit(&imgs.join("files.img"));
+    let kinds: Vec<&str> = files["entries"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "UNIXSK").count(), 4, "{kinds:?}");
+    let efd = files["entries"].as_array().unwrap().iter().find(|e| e["type"] == "EVENTFD").unwrap();
+    assert_eq!(efd["efd"]["counter"], 42);
+    let q = crit(&imgs.join("sk-queues.img"));
+    assert_eq!(q["entries"].as_array().unwrap().len(), 4, "{q}");
+    let deb = std::process::Command::new("/usr/bin/crit").args(["decode", "-i"]).arg(imgs.join("sk-queues.img")).output().unwrap();
+    assert!(deb.status.success(), "{}", text(&deb.stderr));
+
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    for _ in 0..200 {
+        if std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(std::fs::read(&out).unwrap_or_default(), b"sock-data|back|one|two|42|more");
+    kill_and_reap(pid);
+}
