@@ -63,3 +63,53 @@ while True: time.sleep(1)
     assert_eq!(std::fs::read(&out).unwrap_or_default(), b"sock-data|back|one|two|42|more");
     kill_and_reap(pid);
 }
+
+fn fdinfo(pid: i32, fd: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap()
+}
+
+fn field<'a>(info: &'a str, key: &str) -> &'a str {
+    info.lines().find_map(|l| l.strip_prefix(key)).map(str::trim).unwrap_or_else(|| panic!("{key} not in {info}"))
+}
+
+#[test]
+fn timerfd_and_signalfd_keep_their_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let script = format!(
+        r#"import ctypes,os,time
+libc=ctypes.CDLL(None, use_errno=True)
+class ts(ctypes.Structure): _fields_=[('s',ctypes.c_long),('n',ctypes.c_long)]
+class its(ctypes.Structure): _fields_=[('i',ts),('v',ts)]
+t=libc.timerfd_create(1, 0o4000)
+assert libc.timerfd_settime(t,0,ctypes.byref(its(ts(1,0),ts(30,0))),None)==0
+mask=ctypes.c_uint64(1<<11)
+s=libc.signalfd(-1, ctypes.byref(mask), 0)
+assert (t,s)==(3,4)
+open('{ready}','w').close()
+while True: time.sleep(1)
+"#,
+        ready = ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let before_t = fdinfo(pid, 3);
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = t.child.wait();
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let tf = fdinfo(pid, 3);
+    assert_eq!(field(&tf, "clockid:"), "1");
+    assert_eq!(field(&tf, "it_interval:"), "(1, 0)");
+    assert_eq!(field(&tf, "flags:"), field(&before_t, "flags:"), "O_NONBLOCK kept");
+    let secs: u64 = field(&tf, "it_value:").trim_start_matches('(').split(',').next().unwrap().parse().unwrap();
+    assert!((25..30).contains(&secs), "remaining time {secs}s of 30s");
+    let sf = fdinfo(pid, 4);
+    assert_eq!(field(&sf, "sigmask:"), "0000000000000800");
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap().to_str().unwrap(), "anon_inode:[timerfd]");
+    kill_and_reap(pid);
+}

@@ -115,6 +115,14 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
             out.sk_queues.extend(unix::queue_entries(id, q));
             files.push(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() });
             FdTypes::Unixsk
+        } else if link == "anon_inode:[signalfd]" {
+            let e = super::anonfd::signalfd_entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            files.push(FileEntry { r#type: FdTypes::Signalfd as i32, id, sgfd: Some(e), ..Default::default() });
+            FdTypes::Signalfd
+        } else if link == "anon_inode:[timerfd]" {
+            let e = super::anonfd::timerfd_entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            files.push(FileEntry { r#type: FdTypes::Timerfd as i32, id, tfd: Some(e), ..Default::default() });
+            FdTypes::Timerfd
         } else if link == "anon_inode:[eventfd]" {
             if info.get("eventfd-semaphore") == Some("1") {
                 bail!("fd {fd} of task {pid} is a semaphore eventfd: not supported yet (CRIU's image has no place for the flag)");

@@ -2,6 +2,7 @@
 //! and fs (cwd, root), and one module per file kind holding what its dump
 //! records and what its restore needs.
 
+pub mod anonfd;
 pub mod elf;
 pub mod fds;
 pub mod pipe;

@@ -139,6 +139,18 @@ pub fn open(
                 fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an eventfd")?;
                 fd
             }
+            FdTypes::Signalfd | FdTypes::Timerfd => {
+                let fd = match (&fe.sgfd, &fe.tfd) {
+                    (Some(e), _) => super::anonfd::restore_signalfd(e),
+                    (_, Some(e)) => super::anonfd::restore_timerfd(e),
+                    _ => bail!("file {} has no signalfd/timerfd entry", fe.id),
+                }
+                .with_context(|| format!("restoring fd {}", fi.fd))?;
+                let flags = fe.sgfd.as_ref().map(|e| e.flags).or(fe.tfd.as_ref().map(|e| e.flags)).unwrap_or(0);
+                let fl = OFlag::from_bits_truncate(flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL")?;
+                fd
+            }
             FdTypes::Tty => {
                 if !shell_job {
                     bail!("fd {} is the task's terminal: restore it with --shell-job", fi.fd);

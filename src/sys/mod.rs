@@ -18,3 +18,4 @@ pub mod restorer;
 pub mod daemon;
 pub mod tty;
 pub mod sockopt;
+pub mod anonfd;

@@ -1,0 +1,38 @@
+//! signalfd and timerfd creation and setting.
+
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+fn check(r: libc::c_int) -> std::io::Result<OwnedFd> {
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(super::fd::owned(r)) }
+}
+
+/// signalfd(-1, mask, SFD_CLOEXEC).
+pub fn signalfd(mask: u64) -> std::io::Result<OwnedFd> {
+    // The kernel reads the mask as a 64-bit sigset of size 8.
+    // SAFETY: the syscall reads 8 bytes from `mask`.
+    let r = unsafe { libc::syscall(libc::SYS_signalfd4, -1, &mask as *const u64, 8usize, libc::SFD_CLOEXEC) };
+    check(r as libc::c_int)
+}
+
+/// timerfd_create(clockid, TFD_CLOEXEC).
+pub fn timerfd(clockid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: takes two integers.
+    check(unsafe { libc::timerfd_create(clockid, libc::TFD_CLOEXEC) })
+}
+
+/// timerfd_settime(fd, 0, {interval, value}) with relative time.
+pub fn timerfd_settime(fd: BorrowedFd<'_>, value: (u64, u64), interval: (u64, u64)) -> std::io::Result<()> {
+    let ts = |(s, n): (u64, u64)| libc::timespec { tv_sec: s as libc::time_t, tv_nsec: n as libc::c_long };
+    let its = libc::itimerspec { it_interval: ts(interval), it_value: ts(value) };
+    // SAFETY: reads one itimerspec; the old-value pointer is null.
+    let r = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &its, std::ptr::null_mut()) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// TFD_IOC_SET_TICKS: put back expirations not read yet.
+pub fn timerfd_set_ticks(fd: BorrowedFd<'_>, ticks: u64) -> std::io::Result<()> {
+    const TFD_IOC_SET_TICKS: libc::c_ulong = 0x4008_5400; // _IOW('T', 0, u64)
+    // SAFETY: the ioctl reads one u64 from `ticks`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS, &ticks as *const u64) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
