@@ -113,3 +113,51 @@ while True: time.sleep(1)
     assert_eq!(std::fs::read_link(format!("/proc/{pid}/fd/3")).unwrap().to_str().unwrap(), "anon_inode:[timerfd]");
     kill_and_reap(pid);
 }
+
+#[test]
+fn epoll_keeps_its_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let out = tmp.path().join("out");
+    let script = format!(
+        r#"import os,select,socket,signal,time
+a,b=socket.socketpair()
+e=select.epoll()
+e.register(a.fileno(), select.EPOLLIN)
+e.register(b.fileno(), select.EPOLLIN)
+def h(*x):
+    b.send(b'x')
+    r=sorted(fd for fd,ev in e.poll(1))
+    open('{out}','w').write(repr((r, a.fileno(), b.fileno())))
+signal.signal(signal.SIGUSR1,h)
+open('{ready}','w').close()
+while True: time.sleep(1)
+"#,
+        out = out.display(),
+        ready = ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _ = t.child.wait();
+    let files = crit(&imgs.join("files.img"));
+    let ep = files["entries"].as_array().unwrap().iter().find(|e| e["type"] == "EVENTPOLL").unwrap();
+    assert_eq!(ep["epfd"]["tfd"].as_array().unwrap().len(), 2);
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    for _ in 0..200 {
+        if std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Only `a` has data to read: the epoll set still watches both, by fd.
+    let got = std::fs::read_to_string(&out).unwrap_or_default();
+    let want_fd = got.split(", ").nth(1).map(str::to_string).unwrap_or_default();
+    assert_eq!(got, format!("([{want_fd}], {want_fd}, {})", want_fd.parse::<i32>().unwrap_or(0) + 1), "{got}");
+    kill_and_reap(pid);
+}

@@ -4,6 +4,7 @@
 
 pub mod anonfd;
 pub mod elf;
+pub mod epoll;
 pub mod fds;
 pub mod pipe;
 pub mod restore;

@@ -139,6 +139,13 @@ pub fn open(
                 fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an eventfd")?;
                 fd
             }
+            FdTypes::Eventpoll => {
+                let e = fe.epfd.as_ref().with_context(|| format!("file {} has no eventpoll entry", fe.id))?;
+                let fd = super::epoll::create()?;
+                let fl = OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an epoll fd")?;
+                fd
+            }
             FdTypes::Signalfd | FdTypes::Timerfd => {
                 let fd = match (&fe.sgfd, &fe.tfd) {
                     (Some(e), _) => super::anonfd::restore_signalfd(e),
@@ -207,4 +214,18 @@ impl Opened {
         crate::sys::fd::close_all_but(&targets.iter().chain(keep).copied().collect::<Vec<_>>());
         Ok(())
     }
+}
+
+/// With every fd at its number: give each epoll instance its targets.
+pub fn epoll_targets(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>) -> Result<()> {
+    let mut done = Vec::new();
+    for fi in fdinfo {
+        if let Some(e) = files.get(&fi.id).and_then(|f| f.epfd.as_ref()) {
+            if !done.contains(&fi.id) {
+                done.push(fi.id);
+                super::epoll::add_targets(fi.fd as i32, e)?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -361,6 +361,7 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         keep.push(l);
     }
     opened.install(&imgs.fdinfo, &keep)?;
+    fd_restore::epoll_targets(&imgs.fdinfo, &imgs.files)?;
 
     let plan = Plan {
         pid,

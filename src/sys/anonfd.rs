@@ -36,3 +36,17 @@ pub fn timerfd_set_ticks(fd: BorrowedFd<'_>, ticks: u64) -> std::io::Result<()> 
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), TFD_IOC_SET_TICKS, &ticks as *const u64) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
+
+/// epoll_create1(EPOLL_CLOEXEC).
+pub fn epoll() -> std::io::Result<OwnedFd> {
+    // SAFETY: takes one integer.
+    check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+}
+
+/// epoll_ctl(EPOLL_CTL_ADD) of target fd number `fd` (a restored task's).
+pub fn epoll_add(epfd: i32, fd: i32, events: u32, data: u64) -> std::io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: data };
+    // SAFETY: reads one epoll_event from `ev`; the fd numbers are the task's.
+    let r = unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}

@@ -1,0 +1,70 @@
+//! epoll instances: the dump records each target (fd number, event mask,
+//! user data) from /proc/PID/fdinfo; the restore creates the instance and,
+//! once every fd of the task is at its number, adds the targets again.
+
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context, Result};
+
+use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry};
+use crate::proc::fdinfo::FdInfo;
+
+/// Parse the `tfd:` lines of an epoll fdinfo.
+pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<EventpollFileEntry> {
+    let mut tfds = Vec::new();
+    for (k, v) in info.extra.iter().filter(|(k, _)| k == "tfd") {
+        let _ = k;
+        // "<fd> events: <hex> data: <hex>  pos:<n> ino:<hex> sdev:<hex>"
+        let words: Vec<&str> = v.split_whitespace().collect();
+        let get = |key: &str| -> Option<&str> {
+            words.iter().position(|w| *w == key).and_then(|i| words.get(i + 1).copied()).or_else(|| {
+                words.iter().find_map(|w| w.strip_prefix(key))
+            })
+        };
+        let tfd: u32 = words.first().and_then(|w| w.parse().ok()).with_context(|| format!("bad epoll target line {v:?}"))?;
+        let hex = |key: &str| get(key).and_then(|x| u64::from_str_radix(x, 16).ok());
+        tfds.push(EventpollTfdEntry {
+            id,
+            tfd,
+            events: hex("events:").with_context(|| format!("no events in {v:?}"))? as u32,
+            data: hex("data:").with_context(|| format!("no data in {v:?}"))?,
+            dev: hex("sdev:").map(|d| d as u32),
+            inode: hex("ino:"),
+            pos: get("pos:").and_then(|p| p.parse().ok()),
+        });
+    }
+    Ok(EventpollFileEntry { id, flags, fown: Default::default(), tfd: tfds })
+}
+
+/// A new epoll instance (targets come later, see [`add_targets`]).
+pub fn create() -> Result<OwnedFd> {
+    crate::sys::anonfd::epoll().context("epoll_create1")
+}
+
+/// Add the recorded targets to the epoll fd `epfd` (a restored fd number),
+/// once all of the task's fds are in place.
+pub fn add_targets(epfd: i32, e: &EventpollFileEntry) -> Result<()> {
+    for t in &e.tfd {
+        if let Err(err) = crate::sys::anonfd::epoll_add(epfd, t.tfd as i32, t.events, t.data) {
+            bail!("epoll fd {epfd}: adding target fd {}: {err}", t.tfd);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_targets() {
+        let i = crate::proc::fdinfo::parse(
+            "pos:\t0\nflags:\t02000002\nmnt_id:\t17\nino:\t1038\n\
+             tfd:        4 events: 8000001c data:                4  pos:0 ino:6648d sdev:9\n\
+             tfd:        3 events:       19 data:                3  pos:0 ino:6648c sdev:9\n",
+        )
+        .unwrap();
+        let e = super::entry(7, 2, &i).unwrap();
+        assert_eq!(e.tfd.len(), 2);
+        assert_eq!((e.tfd[0].tfd, e.tfd[0].events, e.tfd[0].data), (4, 0x8000001c, 4));
+        assert_eq!((e.tfd[1].tfd, e.tfd[1].inode, e.tfd[1].dev), (3, Some(0x6648c), Some(9)));
+    }
+}
