@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::*;
 
@@ -35,11 +34,7 @@ while True: time.sleep(1)
     );
     let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
     let pid = t.pid();
-    let imgs = tmp.path().join("imgs");
-    std::fs::create_dir(&imgs).unwrap();
-    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let _ = t.child.wait();
+    let imgs = dump_killed(&mut t, tmp.path());
 
     let files = crit(&imgs.join("files.img"));
     let kinds: Vec<&str> = files["entries"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
@@ -51,15 +46,9 @@ while True: time.sleep(1)
     let deb = std::process::Command::new("/usr/bin/crit").args(["decode", "-i"]).arg(imgs.join("sk-queues.img")).output().unwrap();
     assert!(deb.status.success(), "{}", text(&deb.stderr));
 
-    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    restore_detached(&imgs);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    for _ in 0..200 {
-        if std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_nonempty(&out);
     assert_eq!(std::fs::read(&out).unwrap_or_default(), b"sock-data|back|one|two|42|more");
     kill_and_reap(pid);
 }
@@ -94,13 +83,8 @@ while True: time.sleep(1)
     let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
     let pid = t.pid();
     let before_t = fdinfo(pid, 3);
-    let imgs = tmp.path().join("imgs");
-    std::fs::create_dir(&imgs).unwrap();
-    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let _ = t.child.wait();
-    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    let imgs = dump_killed(&mut t, tmp.path());
+    restore_detached(&imgs);
 
     let tf = fdinfo(pid, 3);
     assert_eq!(field(&tf, "clockid:"), "1");
@@ -138,23 +122,13 @@ while True: time.sleep(1)
     );
     let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
     let pid = t.pid();
-    let imgs = tmp.path().join("imgs");
-    std::fs::create_dir(&imgs).unwrap();
-    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
-    let _ = t.child.wait();
+    let imgs = dump_killed(&mut t, tmp.path());
     let files = crit(&imgs.join("files.img"));
     let ep = files["entries"].as_array().unwrap().iter().find(|e| e["type"] == "EVENTPOLL").unwrap();
     assert_eq!(ep["epfd"]["tfd"].as_array().unwrap().len(), 2);
-    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    restore_detached(&imgs);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    for _ in 0..200 {
-        if std::fs::metadata(&out).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_nonempty(&out);
     // Only `a` has data to read: the epoll set still watches both, by fd.
     let got = std::fs::read_to_string(&out).unwrap_or_default();
     let want_fd = got.split(", ").nth(1).map(str::to_string).unwrap_or_default();

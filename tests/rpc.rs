@@ -5,6 +5,10 @@
 //! disconnect in the middle of a dump) and check the answers and that the
 //! dumped task survives; `criu service` serves connections on a socket.
 
+mod common;
+
+use common::{state_tracer as state, Target};
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -23,54 +27,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A `sleep` leading its own session, child of this (subreaper) test.
-struct Target(Child);
 
-impl Target {
-    fn spawn() -> Target {
-        let _ = nix::sys::prctl::set_child_subreaper(true);
-        criu::sys::fd::cloexec_from(3).unwrap();
-        let child = Command::new("/usr/bin/setsid")
-            .args(["/usr/bin/sleep", "100000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .current_dir("/")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().starts_with("sleep") {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Target(child)
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// (state letter, tracer pid).
-/// (state, tracer pid). A task caught on the CPU ('R') counts as running
-/// on, like one asleep ('S'): the tests care that it is not stopped or gone.
-fn state(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("").to_string();
-    let st = match field("State:").chars().next()? {
-        'R' => 'S',
-        c => c,
-    };
-    Some((st, field("TracerPid:").parse().ok()?))
-}
 
 fn kill_and_reap(pid: i32) {
     let p = nix::unistd::Pid::from_raw(pid);
@@ -171,7 +128,7 @@ fn rust_criu_dumps_and_restores_with_notifications_in_order() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let mut t = Target::spawn();
+    let mut t = Target::sleeper();
     let pid = t.pid();
     notes();
 
@@ -188,7 +145,7 @@ fn rust_criu_dumps_and_restores_with_notifications_in_order() {
     assert_eq!(notes(), ["pre-dump", "query-ext-files", "post-dump"], "{log}");
     assert!(tmp.path().join(format!("core-{pid}.img")).exists());
     // Dumped without leave_running: killed.
-    let st = t.0.wait().unwrap();
+    let st = t.child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(9));
 
     c.set_images_dir_fd(dir.as_raw_fd());
@@ -318,7 +275,7 @@ fn unsupported_option_fails_with_a_clear_message_and_no_dump() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let s = Swrk::start();
     let opts = CriuOpts { tcp_established: Some(true), ..dump_opts(t.pid(), &dir) };
     s.send(&req(CriuReqType::Dump, Some(opts)));
@@ -337,7 +294,7 @@ fn config_file_is_applied_over_the_request() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let conf = tmp.path().join("rpc.conf");
 
     std::fs::write(&conf, "tcp-established\n").unwrap();
@@ -385,7 +342,7 @@ fn a_refused_notification_fails_the_dump_and_the_task_runs_on() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let s = Swrk::start();
     let (seen, r) = notified_dump(&s, dump_opts(t.pid(), &dir), |a| Some(a != "post-dump"));
     assert_eq!(seen, ["pre-dump", "query-ext-files", "post-dump"]);
@@ -402,7 +359,7 @@ fn a_client_that_disconnects_mid_dump_leaves_the_task_running() {
     let _g = lock();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let s = Swrk::start();
     // The task is frozen and its images written when post-dump is sent; hang up then.
     let (seen, r) = notified_dump(&s, dump_opts(t.pid(), &dir), |a| (a != "post-dump").then_some(true));
@@ -509,14 +466,14 @@ fn rust_criu_restores_as_a_sibling_like_runc() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
-    let mut t = Target::spawn();
+    let mut t = Target::sleeper();
     let pid = t.pid();
     let mut c = rust_criu::Criu::new_with_criu_path(CRIU.into()).unwrap();
     c.set_pid(pid);
     c.set_images_dir_fd(dir.as_raw_fd());
     c.set_log_file("dump.log".into());
     c.dump().unwrap();
-    t.0.wait().unwrap();
+    t.child.wait().unwrap();
     notes();
 
     c.set_images_dir_fd(dir.as_raw_fd());

@@ -10,9 +10,13 @@
 //! "the restorer blob is not built yet" they check what runs before that
 //! point (pre-restore, and nothing left behind) and say they skipped the rest.
 
+mod common;
+
+use common::{state_tracer as state, Target};
+
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,62 +24,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const NOT_BUILT: &str = "the restorer blob is not built yet";
 
-/// A `sleep` that leads its own session (restorable without --shell-job),
-/// child of this test (a subreaper, so restored copies come back to us).
-struct Target(Child);
-
-impl Target {
-    fn spawn() -> Target {
-        let _ = nix::sys::prctl::set_child_subreaper(true);
-        criu::sys::fd::cloexec_from(3).unwrap();
-        let child = Command::new("/usr/bin/setsid")
-            .args(["/usr/bin/sleep", "100000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .current_dir("/")
-            .spawn()
-            .unwrap();
-        let t = Target(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !comm(t.pid()).starts_with("sleep") && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        t
-    }
-
-    fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
-
-    /// Reap it once a dump killed it (its pid must be free to restore).
-    fn reap(&mut self) {
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
-}
-
-/// (state letter, tracer pid) of a live process.
-fn state(pid: i32) -> Option<(char, i32)> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("").to_string();
-    // Caught on the CPU ('R') counts as running on, like asleep ('S').
-    let st = match field("State:").chars().next()? {
-        'R' => 'S',
-        c => c,
-    };
-    Some((st, field("TracerPid:").parse().ok()?))
-}
 
 /// Kill and reap a process restored under us.
 fn kill_restored(pid: i32) {
@@ -200,7 +148,7 @@ fn dump_runs_pre_dump_then_post_dump_with_criu_s_environment() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, real) = dirs();
     let s = script(tmp.path(), "a", None);
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let pid = t.pid();
     let r = criu(&["dump", "-t", &pid.to_string(), "-R", "--action-script", s.to_str().unwrap()], &imgs, "dump.log");
     assert_eq!(r.code, 0, "{}", r.log);
@@ -223,7 +171,7 @@ fn scripts_run_last_named_first_including_config_file_ones() {
     let (a, b, c) = (script(tmp.path(), "a", None), script(tmp.path(), "b", None), script(tmp.path(), "c", None));
     let conf = tmp.path().join("criu.conf");
     std::fs::write(&conf, format!("action-script {}\n", c.display())).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let pid = t.pid().to_string();
     let r = criu(
         &["dump", "-t", &pid, "-R", "--config", conf.to_str().unwrap(), "--action-script", a.to_str().unwrap(), "--action-script", b.to_str().unwrap()],
@@ -239,7 +187,7 @@ fn failing_pre_dump_script_aborts_before_touching_the_task() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, _) = dirs();
     let s = script(tmp.path(), "a", Some(("pre-dump", 7)));
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let pid = t.pid();
     let r = criu(&["dump", "-t", &pid.to_string(), "--action-script", s.to_str().unwrap()], &imgs, "dump.log");
     assert_eq!(r.code, 1, "{}", r.log);
@@ -257,7 +205,7 @@ fn failing_post_dump_script_leaves_the_task_running() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, _) = dirs();
     let s = script(tmp.path(), "a", Some(("post-dump", 5)));
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let pid = t.pid();
     // No -R: a successful dump would kill it.
     let r = criu(&["dump", "-t", &pid.to_string(), "--action-script", s.to_str().unwrap()], &imgs, "dump.log");
@@ -279,7 +227,7 @@ fn hanging_script_is_killed_at_the_timeout_and_fails_the_dump() {
     let pidf = tmp.path().join("sleeper");
     std::fs::write(&s, format!("#!/bin/sh\nsleep 1000 &\necho $! > {}\nwait\n", pidf.display())).unwrap();
     std::fs::set_permissions(&s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let t = Target::spawn();
+    let t = Target::sleeper();
     let pid = t.pid();
     let r = criu(&["dump", "-t", &pid.to_string(), "--timeout", "1", "--action-script", s.to_str().unwrap()], &imgs, "dump.log");
     assert_eq!(r.code, 1, "{}", r.log);
@@ -340,7 +288,7 @@ fn restore(imgs: &Path, tmp: &Path, script: &Path, pid: i32) -> Run {
 fn restore_runs_pre_restore_post_restore_pre_resume_post_resume() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, real) = dirs();
-    let mut t = Target::spawn();
+    let mut t = Target::sleeper();
     let pid = t.pid();
     dumped(&mut t, &imgs);
     let s = script(tmp.path(), "a", None);
@@ -368,7 +316,7 @@ fn restore_runs_pre_restore_post_restore_pre_resume_post_resume() {
 fn failing_restore_scripts_leave_nothing_running() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, _) = dirs();
-    let mut t = Target::spawn();
+    let mut t = Target::sleeper();
     let pid = t.pid();
     dumped(&mut t, &imgs);
     // Up to pre-resume the restored task is held, not yet running: a
@@ -397,7 +345,7 @@ fn failing_post_resume_script_is_reported_and_the_task_stays() {
     // The task runs by post-resume: CRIU 4.2 only logs a failing script there.
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (tmp, imgs, _) = dirs();
-    let mut t = Target::spawn();
+    let mut t = Target::sleeper();
     let pid = t.pid();
     dumped(&mut t, &imgs);
     let s = script(tmp.path(), "r", Some(("post-resume", 4)));

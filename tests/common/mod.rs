@@ -48,8 +48,24 @@ impl Target {
         Target { child }
     }
 
+    /// `/usr/bin/sleep 100000` leading its own session.
+    pub fn sleeper() -> Target {
+        let t = Target::spawn("/usr/bin/sleep", &["100000"], None);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !std::fs::read_to_string(format!("/proc/{}/comm", t.pid())).unwrap_or_default().starts_with("sleep") {
+            assert!(std::time::Instant::now() < deadline, "sleep did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        t
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
+    }
+
+    /// Reap it once a dump killed it (its pid must be free to restore).
+    pub fn reap(&mut self) {
+        let _ = self.child.wait();
     }
 }
 
@@ -64,6 +80,18 @@ impl Drop for Target {
 pub fn state(pid: i32) -> Option<char> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     s[s.rfind(')')? + 2..].chars().next().map(|c| if c == 'R' { 'S' } else { c })
+}
+
+/// (state letter, tracer pid); a task caught on the CPU ('R') counts as
+/// running on, like one asleep ('S').
+pub fn state_tracer(pid: i32) -> Option<(char, i32)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |k: &str| s.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).unwrap_or("").to_string();
+    let st = match field("State:").chars().next()? {
+        'R' => 'S',
+        c => c,
+    };
+    Some((st, field("TracerPid:").parse().ok()?))
 }
 
 /// Kill a task we restored (our child or reparented to us) and reap it.
@@ -94,4 +122,31 @@ pub fn crit(path: &Path) -> serde_json::Value {
 pub fn python() -> &'static str {
     let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
     if Path::new(py).exists() { py } else { "python3" }
+}
+
+/// `criu dump` the target (it is killed and reaped) into a new `imgs`
+/// directory under `tmp`; returns the directory.
+pub fn dump_killed(t: &mut Target, tmp: &Path) -> std::path::PathBuf {
+    let imgs = tmp.join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    t.reap();
+    imgs
+}
+
+/// `criu restore -d` from `imgs`, which must succeed.
+pub fn restore_detached(imgs: &Path) {
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "restore: {}", text(&o.stderr));
+}
+
+/// Wait up to 2 s for `path` to hold something.
+pub fn wait_nonempty(path: &Path) {
+    for _ in 0..200 {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
