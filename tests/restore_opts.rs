@@ -83,3 +83,28 @@ fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
     assert!(text(&o.stderr).contains("invalid argument for --inherit-fd: fd3:x"), "{}", text(&o.stderr));
     assert!(Path::new(&imgs).exists());
 }
+
+/// criu killed in the middle of a restore: what it was building dies with
+/// it (here at post-restore, the task restored but held, not yet running).
+#[test]
+fn criu_killed_mid_restore_leaves_nothing() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Target::sleeper();
+    let pid = t.pid();
+    let imgs = dump_killed(&mut t, tmp.path());
+    let script = tmp.path().join("kill-criu.sh");
+    std::fs::write(&script, "#!/bin/sh\n[ \"$CRTOOLS_SCRIPT_ACTION\" = post-restore ] && kill -9 $PPID\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap(), "--action-script", script.to_str().unwrap()]);
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(libc::SIGKILL), "criu was killed");
+    for _ in 0..200 {
+        if state(pid).is_none() {
+            break;
+        }
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(state(pid).is_none_or(|s| s == 'Z'), "task {pid} outlived the criu that was restoring it: {:?}", state(pid));
+    kill_and_reap(pid);
+}
