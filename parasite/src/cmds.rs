@@ -18,6 +18,9 @@ const SIGSTOP: usize = 19;
 const PR_GET_DUMPABLE: usize = 3;
 const PR_GET_CHILD_SUBREAPER: usize = 37;
 const PR_GET_THP_DISABLE: usize = 42;
+const PR_GET_PDEATHSIG: usize = 2;
+const PR_GET_SECUREBITS: usize = 27;
+const PR_GET_TID_ADDRESS: usize = 40;
 
 /// (reply length, descriptors to attach) or an errno.
 pub type CmdResult = Result<(usize, usize), i32>;
@@ -100,6 +103,13 @@ fn misc(r: &mut MiscReply) -> CmdResult {
     for (which, t) in r.itimers.iter_mut().enumerate() {
         check(syscall(arch::NR_GETITIMER, [which, t as *mut Itimer as usize, 0, 0, 0, 0]))?;
     }
+    let mut tid_address: u64 = 0;
+    check(syscall(arch::NR_PRCTL, [PR_GET_TID_ADDRESS, &mut tid_address as *mut u64 as usize, 0, 0, 0, 0]))?;
+    r.tid_address = tid_address;
+    r.securebits = check(syscall(arch::NR_PRCTL, [PR_GET_SECUREBITS, 0, 0, 0, 0, 0]))? as u32;
+    let mut pdeath: i32 = 0;
+    check(syscall(arch::NR_PRCTL, [PR_GET_PDEATHSIG, &mut pdeath as *mut i32 as usize, 0, 0, 0, 0]))?;
+    r.pdeath_sig = pdeath as u32;
     Ok((size_of::<MiscReply>(), 0))
 }
 

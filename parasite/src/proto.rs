@@ -169,6 +169,12 @@ pub struct MiscReply {
     pub sas: StackT,
     /// ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF.
     pub itimers: [Itimer; 3],
+    /// `prctl(PR_GET_TID_ADDRESS)`: the clear_child_tid address.
+    pub tid_address: u64,
+    /// `prctl(PR_GET_SECUREBITS)`.
+    pub securebits: u32,
+    /// `prctl(PR_GET_PDEATHSIG)`.
+    pub pdeath_sig: u32,
 }
 
 /// `struct iovec` for remote memory.
@@ -216,7 +222,7 @@ const _: () = assert!(core::mem::size_of::<BootArgs>() == 56);
 const _: () = assert!(core::mem::size_of::<Request>() == 8);
 const _: () = assert!(core::mem::size_of::<Reply>() == 16);
 const _: () = assert!(core::mem::size_of::<SigactsReply>() == 64 * 32);
-const _: () = assert!(core::mem::size_of::<MiscReply>() == 48 + 24 + 96);
+const _: () = assert!(core::mem::size_of::<MiscReply>() == 48 + 24 + 96 + 16);
 const _: () = assert!(core::mem::size_of::<PagesArgs>() == 8 + 16 * MAX_IOVS);
 const _: () = assert!(core::mem::size_of::<PagesArgs>() <= MAX_PAYLOAD);
 const _: () = assert!(core::mem::size_of::<DrainFdsArgs>() == 4 + 4 * MAX_FDS);

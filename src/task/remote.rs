@@ -51,6 +51,42 @@ pub fn pdeath_sig(r: &mut dyn Remote) -> Result<u32> {
     Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// sigaltstack(NULL, &old): the thread's alternate signal stack.
+pub fn sigaltstack(r: &mut dyn Remote) -> Result<ThreadSasEntry> {
+    let page = r.scratch()?;
+    ok("sigaltstack", r.syscall(libc::SYS_sigaltstack, [0, page, 0, 0, 0, 0])?)?;
+    // stack_t: ss_sp, ss_flags (int, padded), ss_size.
+    let w = u64s(&r.read(page, 24)?);
+    Ok(ThreadSasEntry { ss_sp: w[0], ss_size: w[2], ss_flags: w[1] as u32 })
+}
+
+/// Syscalls in one seized thread, with a scratch page of its process
+/// (mapped through another thread: the memory is shared).
+pub struct ThreadRemote<'a> {
+    pub seized: &'a mut crate::compel::Seized,
+    pub scratch: u64,
+}
+
+impl Remote for ThreadRemote<'_> {
+    fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        Ok(self.seized.syscall(nr, args)?)
+    }
+
+    fn scratch(&mut self) -> Result<u64> {
+        Ok(self.scratch)
+    }
+
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        use anyhow::Context;
+        use std::os::unix::fs::FileExt;
+        let pid = self.seized.pid();
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
+        let mut b = vec![0u8; len];
+        mem.read_exact_at(&mut b, addr).with_context(|| format!("reading {len} bytes at {addr:#x} of {pid}"))?;
+        Ok(b)
+    }
+}
+
 /// What the parasite reported about the task (DumpSigacts + DumpMisc), in
 /// image form.
 pub struct ParasiteReport {
@@ -61,6 +97,9 @@ pub struct ParasiteReport {
     pub child_subreaper: bool,
     pub dumpable: i32,
     pub thp_disabled: bool,
+    pub tid_address: u64,
+    pub securebits: u32,
+    pub pdeath_sig: u32,
 }
 
 /// Convert the parasite's replies.
@@ -99,5 +138,8 @@ pub fn from_parasite(
         child_subreaper: misc.child_subreaper != 0,
         dumpable: misc.dumpable,
         thp_disabled: misc.thp_disabled != 0,
+        tid_address: misc.tid_address,
+        securebits: misc.securebits,
+        pdeath_sig: misc.pdeath_sig,
     }
 }
