@@ -135,3 +135,50 @@ while True: time.sleep(1)
     assert_eq!(got, format!("([{want_fd}], {want_fd}, {})", want_fd.parse::<i32>().unwrap_or(0) + 1), "{got}");
     kill_and_reap(pid);
 }
+
+#[test]
+fn inotify_watches_keep_their_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let out = tmp.path().join("out");
+    let (d1, d2) = (tmp.path().join("d1"), tmp.path().join("d2"));
+    std::fs::create_dir(&d1).unwrap();
+    std::fs::create_dir(&d2).unwrap();
+    let script = format!(
+        r#"import ctypes,os,signal,struct,time
+libc=ctypes.CDLL(None)
+i=libc.inotify_init1(0)
+w1=libc.inotify_add_watch(i,b'{d1}',0x100)
+w2=libc.inotify_add_watch(i,b'{d2}',0x100)
+libc.inotify_rm_watch(i,w1)
+w3=libc.inotify_add_watch(i,b'{d1}',0x100)
+assert (w1,w2,w3)==(1,2,3)
+os.read(i,4096)
+def h(*x):
+    data=os.read(i,4096)
+    wd=struct.unpack('i',data[:4])[0]
+    open('{out}','w').write(str(wd))
+signal.signal(signal.SIGUSR1,h)
+open('{ready}','w').close()
+while True: time.sleep(1)
+"#,
+        d1 = d1.display(),
+        d2 = d2.display(),
+        out = out.display(),
+        ready = ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let imgs = dump_killed(&mut t, tmp.path());
+    let files = crit(&imgs.join("files.img"));
+    let ify = files["entries"].as_array().unwrap().iter().find(|e| e["type"] == "INOTIFY").unwrap();
+    let wds: Vec<u64> = ify["ify"]["wd"].as_array().unwrap().iter().map(|w| w["wd"].as_u64().unwrap()).collect();
+    assert_eq!(wds.len(), 2, "{ify}");
+    restore_detached(&imgs);
+    std::fs::write(d1.join("new"), b"").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    wait_nonempty(&out);
+    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "3", "the event came from watch 3 (d1, re-added)");
+    kill_and_reap(pid);
+}

@@ -115,6 +115,10 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
             out.sk_queues.extend(unix::queue_entries(id, q));
             files.push(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() });
             FdTypes::Unixsk
+        } else if link == "anon_inode:inotify" {
+            let e = super::inotify::entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            files.push(FileEntry { r#type: FdTypes::Inotify as i32, id, ify: Some(e), ..Default::default() });
+            FdTypes::Inotify
         } else if link == "anon_inode:[eventpoll]" {
             let e = super::epoll::entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Eventpoll as i32, id, epfd: Some(e), ..Default::default() });

@@ -5,6 +5,7 @@
 pub mod anonfd;
 pub mod elf;
 pub mod epoll;
+pub mod inotify;
 pub mod fds;
 pub mod pipe;
 pub mod restore;

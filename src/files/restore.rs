@@ -139,6 +139,13 @@ pub fn open(
                 fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an eventfd")?;
                 fd
             }
+            FdTypes::Inotify => {
+                let e = fe.ify.as_ref().with_context(|| format!("file {} has no inotify entry", fe.id))?;
+                let fd = super::inotify::restore(e).with_context(|| format!("restoring fd {}", fi.fd))?;
+                let fl = OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                fcntl(fd.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on an inotify fd")?;
+                fd
+            }
             FdTypes::Eventpoll => {
                 let e = fe.epfd.as_ref().with_context(|| format!("file {} has no eventpoll entry", fe.id))?;
                 let fd = super::epoll::create()?;

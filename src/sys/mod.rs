@@ -17,5 +17,7 @@ pub mod alarm;
 pub mod restorer;
 pub mod daemon;
 pub mod tty;
+pub mod wait;
 pub mod sockopt;
 pub mod anonfd;
+pub mod fhandle;

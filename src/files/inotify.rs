@@ -1,0 +1,111 @@
+//! inotify instances: each watch's descriptor number, event mask and the
+//! file handle of its inode, from /proc/PID/fdinfo; on restore the handle
+//! is opened again (same filesystem), the watch added to its path, and its
+//! number kept with INOTIFY_IOC_SETNEXTWD.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+
+use crate::images::pb::{FhEntry, InotifyFileEntry, InotifyWdEntry};
+use crate::proc::fdinfo::FdInfo;
+
+fn kv<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
+    words.iter().find_map(|w| w.strip_prefix(key))
+}
+
+/// Parse the `inotify wd:` lines of an inotify fdinfo.
+pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
+    let mut wds = Vec::new();
+    for (k, v) in &info.extra {
+        if k != "inotify wd" {
+            continue;
+        }
+        let line = format!("wd:{v}");
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let hex = |key: &str| kv(&words, key).and_then(|x| u64::from_str_radix(x, 16).ok());
+        let handle_hex = kv(&words, "f_handle:").with_context(|| format!("no f_handle in {line:?}"))?;
+        let bytes: Vec<u8> = (0..handle_hex.len() / 2)
+            .map(|i| u8::from_str_radix(&handle_hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("bad f_handle in {line:?}"))?;
+        let words64 = bytes.chunks(8).map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        });
+        wds.push(InotifyWdEntry {
+            id,
+            i_ino: hex("ino:").context("no ino")?,
+            mask: hex("mask:").context("no mask")? as u32,
+            ignored_mask: hex("ignored_mask:").unwrap_or(0) as u32,
+            s_dev: hex("sdev:").context("no sdev")? as u32,
+            wd: hex("wd:").context("no wd")? as u32,
+            f_handle: FhEntry {
+                bytes: kv(&words, "fhandle-bytes:").and_then(|x| u32::from_str_radix(x, 16).ok()).unwrap_or(bytes.len() as u32),
+                r#type: kv(&words, "fhandle-type:").and_then(|x| u32::from_str_radix(x, 16).ok()).context("no fhandle-type")?,
+                handle: words64.collect(),
+                path: None,
+                mnt_id: None,
+            },
+        });
+    }
+    Ok(InotifyFileEntry { id, flags, fown: Default::default(), wd: wds })
+}
+
+/// A mount point of the filesystem `s_dev` (kernel encoding), from our
+/// mountinfo.
+fn mount_of(s_dev: u32) -> Result<String> {
+    let (maj, min) = (s_dev >> 20, s_dev & 0xfffff);
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    mi.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f.get(2) == Some(&format!("{maj}:{min}").as_str())).then(|| f.get(4).map(|s| s.to_string())).flatten()
+        })
+        .with_context(|| format!("no mount of device {maj}:{min} for an inotify watch"))
+}
+
+/// The path of a watched inode, from its file handle.
+pub fn path_of(w: &InotifyWdEntry) -> Result<String> {
+    let mnt = mount_of(w.s_dev)?;
+    let mfd = std::fs::File::open(&mnt).with_context(|| format!("opening mount {mnt}"))?;
+    let bytes: Vec<u8> = w.f_handle.handle.iter().flat_map(|x| x.to_le_bytes()).take(w.f_handle.bytes as usize).collect();
+    let fd = crate::sys::fhandle::open_by_handle(mfd.as_fd(), w.f_handle.r#type as i32, &bytes)
+        .with_context(|| format!("the inode {} of inotify watch {} is gone", w.i_ino, w.wd))?;
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))?;
+    Ok(p.to_string_lossy().into_owned())
+}
+
+/// Recreate an inotify instance with its watches under their numbers.
+pub fn restore(e: &InotifyFileEntry) -> Result<OwnedFd> {
+    let fd = crate::sys::fhandle::inotify().context("inotify_init1")?;
+    let mut wds = e.wd.clone();
+    wds.sort_by_key(|w| w.wd);
+    for w in &wds {
+        let path = path_of(w)?;
+        crate::sys::kprobe::inotify_set_next_wd(fd.as_fd(), w.wd as i32).context("INOTIFY_IOC_SETNEXTWD")?;
+        let c = std::ffi::CString::new(path.clone())?;
+        let got = crate::sys::kprobe::inotify_add_watch(fd.as_fd(), &c, w.mask).with_context(|| format!("watching {path}"))?;
+        if got != w.wd as i32 {
+            bail!("inotify watch on {path} got number {got}, not {}", w.wd);
+        }
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_watches() {
+        let i = crate::proc::fdinfo::parse(
+            "pos:\t0\nflags:\t00\nmnt_id:\t17\nino:\t1038\n\
+             inotify wd:1 ino:3c4a7 sdev:fe00000 mask:2 ignored_mask:0 fhandle-bytes:8 fhandle-type:1 f_handle:a7c4030000000000\n",
+        )
+        .unwrap();
+        let e = super::entry(3, 0, &i).unwrap();
+        let w = &e.wd[0];
+        assert_eq!((w.wd, w.i_ino, w.s_dev, w.mask), (1, 0x3c4a7, 0xfe00000, 2));
+        assert_eq!((w.f_handle.bytes, w.f_handle.r#type, w.f_handle.handle[0]), (8, 1, 0x3c4a7));
+    }
+}
