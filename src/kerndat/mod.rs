@@ -17,7 +17,6 @@
 pub mod files;
 pub mod mem;
 pub mod net;
-pub mod netlink;
 pub mod task;
 
 use std::fmt;

@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 
-use super::netlink::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, Netlink, attr, attrs};
+use crate::sockets::netlink::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, Netlink, attr, attrs};
 use super::{Ctx, Probe, ProbeError};
 use crate::sys::kprobe as k;
 
@@ -411,6 +411,6 @@ mod tests {
 
     #[test]
     fn netlink_constants() {
-        assert_eq!(super::super::netlink::align(17), 20);
+        assert_eq!(crate::sockets::netlink::align(17), 20);
     }
 }

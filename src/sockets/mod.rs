@@ -1,4 +1,6 @@
-//! Sockets. Unix socket pairs for now (`unix`); the unix_diag queries
-//! (sock_diag over netlink) that tell a socket's peer, state and queue.
+//! Sockets. Unix socket pairs for now (`unix`), found out about through
+//! sock_diag over a small netlink client (`netlink`, shared with the
+//! network probes of `criu check`).
 
+pub mod netlink;
 pub mod unix;

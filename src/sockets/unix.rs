@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
 use crate::images::pb::{FownEntry, SkOptsEntry, SkPacketEntry, UnixSkEntry};
-use crate::kerndat::netlink::{attrs, Netlink, NLM_F_REQUEST};
+use super::netlink::{attrs, Netlink, NLM_F_REQUEST};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const UDIAG_SHOW_NAME: u32 = 1;

@@ -1,5 +1,5 @@
 //! A minimal netlink client (sock_diag and rtnetlink requests) built on
-//! plain byte buffers, for the network probes.
+//! plain byte buffers, for socket dumps and the network probes.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
