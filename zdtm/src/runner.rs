@@ -691,12 +691,27 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
             }
         }
         let info = rd(&format!("{p}/fdinfo/{fd}")).unwrap_or_default();
-        let info: Vec<&str> = info
+        // What a restore legitimately changes is left out: inode numbers of
+        // recreated objects, a timer's remaining time (the clock moved), and
+        // the order the kernel lists epoll targets in (its tree of file
+        // pointers); the targets themselves (fd, events, data) stay.
+        let mut targets: Vec<String> = info
+            .lines()
+            .filter(|l| l.starts_with("tfd:"))
+            .map(|l| l.split_whitespace().take_while(|w| !w.starts_with("pos:")).collect::<Vec<_>>().join(" "))
+            .collect();
+        targets.sort();
+        let mut info: Vec<String> = info
             .lines()
             .filter(|l| {
-                (!l.starts_with("ino:") || target.starts_with('/')) && !l.starts_with("eventfd-id:")
+                (!l.starts_with("ino:") || target.starts_with('/'))
+                    && !l.starts_with("eventfd-id:")
+                    && !l.starts_with("it_value:")
+                    && !l.starts_with("tfd:")
             })
+            .map(str::to_string)
             .collect();
+        info.extend(targets);
         s.insert(
             format!("fd {fd:4}"),
             format!("{target} | {}", info.join("; ")),
