@@ -25,6 +25,7 @@ while True:
     open('$counter', 'w').write(str(n))
     time.sleep(0.1)
 " </dev/null >/dev/null 2>&1 &
+disown
 sleep 1
 pid=$(cat "$work/pid")
 echo "== counting process $pid: counter at $(cat "$counter")"
