@@ -7,13 +7,20 @@
 //! stack and jumps to `restorer_entry`. From there on only raw system calls:
 //! criu's own memory is unmapped, the premapped areas are moved into place,
 //! shared file mappings and the vDSO follow, then the per-task state (mm
-//! fields, signal handlers, timers, TLS, rseq, personality, credentials,
-//! pending signals, parent-death signal); the service fds are closed, the
-//! ready report goes out, and `rt_sigreturn` loads the frame: the task runs.
+//! fields, signal handlers, timers); the other threads are created (clone3
+//! with their tids, each on its own stack here: `restorer_thread_main`),
+//! then the leader's own state (TLS, rseq, personality, credentials)
+//! while each thread restores its own (TLS, rseq, robust list, comm,
+//! credentials, private pending signals); once every thread reported done,
+//! the process-wide rest (dumpable, shared pending signals, parent-death
+//! signal); the service fds are closed, the ready report goes out, the
+//! threads get the go, and each thread's `rt_sigreturn` loads its own
+//! frame: the task runs.
 //!
-//! Any failure writes `(step << 32) | (-errno & 0xffffffff)` (the kernel's
-//! negative return in the low half) to the ready
-//! fd and exits the process (criu then reports which step failed).
+//! Any failure writes `(thread << 48) | (step << 32) | (-errno & 0xffffffff)`
+//! (the kernel's negative return in the low half; thread 0 is the leader,
+//! n the n-th record of `Args::threads`) to the ready fd and exits the
+//! process (criu then reports which step failed, and where).
 
 #![no_std]
 
@@ -22,6 +29,7 @@ pub mod restorer_proto;
 
 use core::arch::{asm, global_asm};
 use core::mem::size_of;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use restorer_proto::{self as proto, flag, step, Args};
 
@@ -56,11 +64,51 @@ global_asm!(
     "    syscall",
     "    ud2",
     ".size restorer_sigreturn, . - restorer_sigreturn",
+    "",
+    // restorer_clone3(clone_args, size, args, index): clone3; the parent
+    // gets the result back, the child (on the stack clone_args gave it)
+    // calls restorer_thread_main(args, index) and never returns. rcx is
+    // lost to `syscall`, so the index travels in r8 (kept by the kernel
+    // and copied into the child like every other register).
+    ".globl restorer_clone3",
+    ".type restorer_clone3,@function",
+    "restorer_clone3:",
+    "    mov r8, rcx",
+    "    mov eax, 435",
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 1f",
+    "    and rsp, -16",
+    "    xor ebp, ebp",
+    "    mov rdi, rdx",
+    "    mov rsi, r8",
+    "    call restorer_thread_main",
+    "    ud2",
+    "1:",
+    "    ret",
+    ".size restorer_clone3, . - restorer_clone3",
     ".text",
 );
 
 unsafe extern "C" {
     fn restorer_sigreturn(sp: u64, sync: u64) -> !;
+    fn restorer_clone3(cl: *const CloneArgs, size: usize, args: *const Args, index: u64) -> isize;
+}
+
+/// `struct clone_args` (clone3).
+#[repr(C)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
 }
 
 const NR_WRITE: usize = 1;
@@ -90,6 +138,19 @@ const NR_EXIT_GROUP: usize = 231;
 const NR_SET_ROBUST_LIST: usize = 273;
 const NR_RT_TGSIGQUEUEINFO: usize = 297;
 const NR_RSEQ: usize = 334;
+const NR_FUTEX: usize = 202;
+const NR_SETPRIORITY: usize = 141;
+const NR_SCHED_SETSCHEDULER: usize = 144;
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_THREAD: u64 = 0x1_0000;
+const CLONE_SYSVSEM: u64 = 0x4_0000;
+const FUTEX_WAIT_PRIVATE: usize = 128;
+const FUTEX_WAKE_PRIVATE: usize = 129;
+const PRIO_PROCESS: usize = 0;
 
 const MAP_FIXED: u64 = 0x10;
 const MREMAP_MAYMOVE: usize = 1;
@@ -171,10 +232,12 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     exit_group(2)
 }
 
-/// The argument area and where it lives.
+/// The argument area and where it lives, and who runs (0: the leader,
+/// n: the n-th thread record).
 struct Ctx {
     a: &'static Args,
     base: usize,
+    thread: u64,
 }
 
 impl Ctx {
@@ -190,14 +253,14 @@ impl Ctx {
 
     /// Report failure of `step` with kernel return `ret`, and die.
     fn fail(&self, step: u64, ret: isize) -> ! {
-        let code: u64 = (step << 32) | (ret as i64 as u64 & 0xffff_ffff);
+        let code: u64 = (self.thread << step::THREAD_SHIFT) | (step << 32) | (ret as i64 as u64 & 0xffff_ffff);
         sys3(NR_WRITE, self.a.ready_fd as usize, &code as *const u64 as usize, size_of::<u64>());
         exit_group(1)
     }
 
     /// `ret` must not be an error.
     fn check(&self, step: u64, ret: isize) -> isize {
-        if step == self.a.fault {
+        if (self.thread << step::THREAD_SHIFT | step) == self.a.fault {
             self.fail(step, -ECANCELED);
         }
         if ret < 0 {
@@ -205,6 +268,22 @@ impl Ctx {
         }
         ret
     }
+
+    /// Sync word `i` (0: threads done, 1: go), shared by every thread.
+    fn sync(&self, i: usize) -> &'static AtomicU32 {
+        // SAFETY: criu reserved two zeroed, 8-byte aligned words at
+        // `a.sync` inside the writable restorer region (no Rust reference
+        // covers them but these atomics), mapped until rt_sigreturn.
+        unsafe { &*((self.base + self.a.sync as usize + 8 * i) as *const AtomicU32) }
+    }
+}
+
+fn futex_wait(w: &AtomicU32, val: u32) {
+    sys4(NR_FUTEX, w.as_ptr() as usize, FUTEX_WAIT_PRIVATE, val as usize, 0);
+}
+
+fn futex_wake(w: &AtomicU32) {
+    sys3(NR_FUTEX, w.as_ptr() as usize, FUTEX_WAKE_PRIVATE, i32::MAX as usize);
 }
 
 /// Called by the entry stub on the restorer stack.
@@ -216,7 +295,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     // SAFETY: criu passes the address of the argument area it wrote; it is
     // mapped (in the restorer region) until the final rt_sigreturn.
     let a: &'static Args = unsafe { &*args };
-    let c = Ctx { a, base: args as usize };
+    let c = Ctx { a, base: args as usize, thread: 0 };
     if a.magic != proto::MAGIC {
         c.fail(step::MAGIC, -EINVAL);
     }
@@ -234,9 +313,30 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     memory(&c);
     mm_fields(&c);
     signals_and_timers(&c);
-    thread_state(&c);
+    if a.flags & flag::SCHED != 0 {
+        sched(a.sched);
+    }
+    // Per thread, inherited by those made next.
+    c.check(step::PERSONALITY, sys1(NR_PERSONALITY, a.personality as usize));
+    // Threads first: they inherit our credentials (which clone3 with a tid
+    // needs) and drop them themselves.
+    let threads = c.slice::<proto::Thread>(a.threads);
+    for (i, t) in threads.iter().enumerate() {
+        create_thread(&c, i, t);
+    }
+    own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base);
     if a.flags & flag::CREDS != 0 {
-        creds(&c);
+        creds(&c, &a.creds, a.flags);
+    }
+    // Every thread done (their credentials too, which reset the dumpable
+    // flag of the shared mm): the process-wide rest.
+    let done = c.sync(0);
+    loop {
+        let n = done.load(Ordering::SeqCst);
+        if n as usize >= threads.len() {
+            break;
+        }
+        futex_wait(done, n);
     }
     match a.dumpable {
         u64::MAX => {}
@@ -250,7 +350,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
             c.check(step::DUMPABLE, sys2(NR_PRCTL, PR_SET_DUMPABLE, d as usize));
         }
     }
-    queue_pending(&c);
+    queue_pending(&c, c.slice::<proto::Pending>(a.pending));
     c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize));
 
     for &fd in c.slice::<u32>(a.close_fds) {
@@ -266,6 +366,9 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     }
     // The cleaner reports instead (after it unmapped this region).
     sys1(NR_CLOSE, a.ready_fd as usize);
+    let go = c.sync(1);
+    go.store(1, Ordering::SeqCst);
+    futex_wake(go);
     let sp = c.base as u64 + a.frame + SIGRETURN_SP_OFFSET;
     // SAFETY: the frame was built by criu for this task; rt_sigreturn
     // replaces every register and never returns here.
@@ -395,21 +498,108 @@ fn signals_and_timers(c: &Ctx) {
     }
 }
 
-fn thread_state(c: &Ctx) {
-    let a = c.a;
-    c.check(step::TID_ADDRESS, sys1(NR_SET_TID_ADDRESS, a.clear_tid_addr as usize));
-    let [head, len] = a.robust_list;
+/// The calling thread's own state: clear_tid address, robust list, rseq,
+/// TLS bases.
+fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_base: u64, gs_base: u64) {
+    c.check(step::TID_ADDRESS, sys1(NR_SET_TID_ADDRESS, tid_addr as usize));
+    let [head, len] = robust_list;
     // Length 0: no record of the task's list; drop criu's (it points into
     // memory that is now the task's).
     let (head, len) = if len == 0 { (0, 24) } else { (head, len) };
     c.check(step::ROBUST_LIST, sys2(NR_SET_ROBUST_LIST, head as usize, len as usize));
-    if a.rseq[1] != 0 {
-        let [p, l, s] = a.rseq;
+    if rseq[1] != 0 {
+        let [p, l, s] = rseq;
         c.check(step::RSEQ, sys4(NR_RSEQ, p as usize, l as usize, 0, s as usize));
     }
-    c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, a.fs_base as usize));
-    c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, a.gs_base as usize));
-    c.check(step::PERSONALITY, sys1(NR_PERSONALITY, a.personality as usize));
+    c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, fs_base as usize));
+    c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, gs_base as usize));
+}
+
+/// `struct sched_param`.
+#[repr(C)]
+struct SchedParam {
+    prio: i32,
+}
+
+/// The calling thread's policy and nice (a thread starts with the
+/// leader's: both are set); errors are ignored (as CRIU's
+/// restore_sched_info does: a limit may refuse a real-time policy).
+fn sched(s: [u64; 3]) {
+    let [nice, policy, prio] = s;
+    let p = SchedParam { prio: prio as i32 };
+    sys3(NR_SCHED_SETSCHEDULER, 0, policy as usize, &p as *const SchedParam as usize);
+    sys3(NR_SETPRIORITY, PRIO_PROCESS, 0, nice as i64 as isize as usize);
+}
+
+/// Start thread record `i` (its tid must come out as asked).
+fn create_thread(c: &Ctx, i: usize, t: &proto::Thread) {
+    let tid = t.tid as i32;
+    let cl = CloneArgs {
+        flags: CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM,
+        pidfd: 0,
+        child_tid: 0,
+        parent_tid: 0,
+        exit_signal: 0,
+        stack: t.stack,
+        stack_size: t.stack_size,
+        tls: 0,
+        set_tid: &tid as *const i32 as u64,
+        set_tid_size: 1,
+        cgroup: 0,
+    };
+    let sub = Ctx { a: c.a, base: c.base, thread: i as u64 + 1 };
+    // SAFETY: the child runs restorer_thread_main on its own stack inside
+    // the restorer region and never returns into this frame; the parent
+    // gets clone3's result like any syscall's.
+    let r = unsafe { restorer_clone3(&cl, size_of::<CloneArgs>(), c.a as *const Args, i as u64) };
+    if r >= 0 && r != tid as isize {
+        sub.fail(step::THREAD_TID, -EINVAL);
+    }
+    sub.check(step::CLONE_THREAD, r);
+}
+
+/// A thread made by the leader (`create_thread`): its own state, then
+/// done, then wait for the go and load its own frame.
+///
+/// # Safety
+/// `args` is the argument area (as for `restorer_main`) and `index` a
+/// valid index of its thread records.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> ! {
+    // SAFETY: the leader passes its own argument area, mapped until the
+    // last rt_sigreturn.
+    let a: &'static Args = unsafe { &*args };
+    let c = Ctx { a, base: args as usize, thread: index + 1 };
+    let Some(t) = c.slice::<proto::Thread>(a.threads).get(index as usize) else { c.fail(step::THREAD_TID, -EINVAL) };
+    let all: u64 = !0;
+    c.check(step::BLOCK_SIGNALS, sys4(NR_RT_SIGPROCMASK, SIG_SETMASK, &all as *const u64 as usize, 0, 8));
+    let me = sys0(NR_GETTID);
+    if me != t.tid as isize {
+        c.fail(step::THREAD_TID, -EINVAL);
+    }
+    own_state(&c, t.clear_tid_addr, t.robust_list, t.rseq, t.fs_base, t.gs_base);
+    if t.comm[0] != 0 {
+        c.check(step::COMM, sys2(NR_PRCTL, PR_SET_NAME, t.comm.as_ptr() as usize));
+    }
+    if t.flags & flag::SCHED != 0 {
+        sched(t.sched);
+    }
+    if t.flags & flag::CREDS != 0 {
+        creds(&c, &t.creds, t.flags);
+    }
+    queue_pending(&c, c.slice::<proto::Pending>(t.pending));
+    c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, t.pdeath_sig as usize));
+    let done = c.sync(0);
+    done.fetch_add(1, Ordering::SeqCst);
+    futex_wake(done);
+    let go = c.sync(1);
+    while go.load(Ordering::SeqCst) == 0 {
+        futex_wait(go, 0);
+    }
+    let cleaner = a.flags & flag::CLEANER != 0;
+    // SAFETY: criu built this thread's frame; rt_sigreturn replaces every
+    // register and never returns here.
+    unsafe { restorer_sigreturn(t.frame + SIGRETURN_SP_OFFSET, cleaner as u64) }
 }
 
 #[repr(C)]
@@ -429,8 +619,7 @@ struct CapData {
 /// (SECURE_NO_SETUID_FIXUP); uids and gids (fs ones last); the task's
 /// securebits; the bounding set (needs CAP_SETPCAP, still held); the
 /// capability sets; ambient capabilities; no_new_privs.
-fn creds(c: &Ctx) {
-    let k = &c.a.creds;
+fn creds(c: &Ctx, k: &proto::Creds, flags: u64) {
     let groups = c.slice::<u32>(k.groups);
     c.check(step::SETGROUPS, sys2(NR_SETGROUPS, groups.len(), groups.as_ptr() as usize));
     c.check(step::SECUREBITS_FIXUP, sys2(NR_PRCTL, PR_SET_SECUREBITS, 1 << SECURE_NO_SETUID_FIXUP));
@@ -462,15 +651,14 @@ fn creds(c: &Ctx) {
             c.check(step::AMBIENT, sys5(NR_PRCTL, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0));
         }
     }
-    if c.a.flags & flag::NO_NEW_PRIVS != 0 {
+    if flags & flag::NO_NEW_PRIVS != 0 {
         c.check(step::NO_NEW_PRIVS, sys5(NR_PRCTL, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
     }
 }
 
 /// Pending signals go back on the queues; they stay pending (blocked here,
 /// and by the frame's mask where the task had them blocked).
-fn queue_pending(c: &Ctx) {
-    let pending = c.slice::<proto::Pending>(c.a.pending);
+fn queue_pending(c: &Ctx, pending: &[proto::Pending]) {
     if pending.is_empty() {
         return;
     }

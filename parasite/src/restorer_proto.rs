@@ -59,6 +59,9 @@ pub mod flag {
     pub const CREDS: u64 = 1 << 1;
     /// Set PR_SET_NO_NEW_PRIVS (with the creds).
     pub const NO_NEW_PRIVS: u64 = 1 << 2;
+    /// `sched` is to be applied (setpriority, and sched_setscheduler for a
+    /// policy other than SCHED_OTHER); errors are ignored, as CRIU does.
+    pub const SCHED: u64 = 1 << 3;
 }
 
 /// Failure steps the blob reports: `(step << 32) | (-errno & 0xffffffff)`
@@ -96,9 +99,15 @@ pub mod step {
     pub const AMBIENT: u64 = 30;
     pub const NO_NEW_PRIVS: u64 = 31;
     pub const SIGQUEUE: u64 = 32;
+    /// The blob's thread record index (threads are numbered from 1 in a
+    /// report: `(n << 48) | (step << 32) | -errno`; 0 is the leader).
+    pub const THREAD_SHIFT: u64 = 48;
     pub const PDEATHSIG: u64 = 33;
     pub const READY: u64 = 34;
     pub const DUMPABLE: u64 = 35;
+    /// A thread: creating it (clone3 with its tid), or it is not the tid asked for.
+    pub const CLONE_THREAD: u64 = 36;
+    pub const THREAD_TID: u64 = 37;
     /// Reported by the cleaner (not the blob): tracing the jump or
     /// unmapping the restorer region failed.
     pub const CLEANER: u64 = 40;
@@ -209,6 +218,40 @@ words! {
 }
 
 words! {
+    /// One more thread of the task. The leader creates it, once memory is in
+    /// place and before it drops its own credentials, with clone3
+    /// (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+    /// CLONE_SYSVSEM, `set_tid` = `tid`) on its own stack in the restorer
+    /// region; the thread restores its own state, reports done, waits for
+    /// the leader's go, and loads its own frame with `rt_sigreturn`.
+    pub struct Thread {
+        pub tid: u64,
+        /// `flag::CREDS`, `flag::NO_NEW_PRIVS`, `flag::SCHED`.
+        pub flags: u64,
+        /// Its stack: [stack, stack + stack_size), in the restorer region.
+        pub stack: u64,
+        pub stack_size: u64,
+        /// Absolute address of its rt_sigframe (64-byte aligned).
+        pub frame: u64,
+        pub clear_tid_addr: u64,
+        /// As `Args::robust_list`.
+        pub robust_list: [u64; 2],
+        /// As `Args::rseq`.
+        pub rseq: [u64; 3],
+        pub fs_base: u64,
+        pub gs_base: u64,
+        /// Its comm, NUL-padded (all zero: keep the leader's).
+        pub comm: [u64; 2],
+        /// nice (as i64), policy, rt priority (with `flag::SCHED`).
+        pub sched: [u64; 3],
+        pub pdeath_sig: u64,
+        pub creds: Creds,
+        /// Its private pending signals (`Pending`s).
+        pub pending: Slice,
+    }
+}
+
+words! {
     /// `struct prctl_mm_map` fields but the auxv pointer and exe fd.
     pub struct MmMap {
         pub start_code: u64,
@@ -263,6 +306,13 @@ words! {
         pub fs_base: u64,
         pub gs_base: u64,
         pub personality: u64,
+        /// The leader's nice (as i64), policy, rt priority (with `flag::SCHED`).
+        pub sched: [u64; 3],
+        /// The other threads (`Thread`s), created after the memory is in place.
+        pub threads: Slice,
+        /// Offset of two words the blob's threads synchronise on (futexes on
+        /// their low halves): threads done, and the leader's go.
+        pub sync: u64,
         pub creds: Creds,
         /// PR_SET_DUMPABLE after the creds (changing ids resets it): 0, 1,
         /// or 2 (SUID_DUMP_ROOT: kept if the kernel left it, else 0);

@@ -44,7 +44,11 @@
 //! - One thread per `Seized`. Seize every thread of the process before
 //!   running syscalls or the parasite in one of them (as CRIU does): the
 //!   syscall instruction is briefly written into text the other threads
-//!   share.
+//!   share. [`Seized::seize_process`] does that: it seizes the leader and
+//!   every thread, listing /proc/PID/task again after each round of stops
+//!   until no new thread shows up (only a running thread can make one),
+//!   skipping threads that exit on the way. The parasite runs in the
+//!   leader only; per-thread questions are remote syscalls in each thread.
 //! - ptrace requests must come from the seizing thread: the handles are `!Send`.
 //! - x86_64 only for now (`Blob::SUPPORTED`); no parasite in threads using a
 //!   CET shadow stack; the RWX mapping fails under `PR_SET_MDWE` or an

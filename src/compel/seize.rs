@@ -73,6 +73,41 @@ fn status(pid: Pid) -> Result<Status> {
     })
 }
 
+/// Let go of threads seized and interrupted but not (or not fully)
+/// stopped: PTRACE_DETACH needs a ptrace stop, so wait a little for the
+/// interrupt's (a signal caught meanwhile is handed back on detach).
+fn abandon(tids: &[Pid]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(250);
+    for &tid in tids {
+        if ptrace::detach(tid, 0).is_ok() {
+            continue;
+        }
+        loop {
+            match waitpid(tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(WaitStatus::Stopped(_, sig)) => {
+                    let _ = ptrace::detach(tid, sig as i32);
+                    break;
+                }
+                Ok(WaitStatus::PtraceEvent(..)) => {
+                    let _ = ptrace::detach(tid, 0);
+                    break;
+                }
+                _ => break, // gone, or still not stopped: our exit detaches it
+            }
+        }
+    }
+}
+
+/// The thread ids of process `pid` (/proc/PID/task).
+fn list_threads(pid: Pid) -> Result<Vec<Pid>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| Error::Gone { pid: pid.as_raw(), what: format!("/proc/{pid}/task: {e}") })?;
+    Ok(dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).map(Pid::from_raw).collect())
+}
+
 fn is_stop_signal(sig: Signal) -> bool {
     matches!(sig, Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)
 }
@@ -89,17 +124,7 @@ impl Seized {
     /// the cgroup freezer is thawed there, and takes the ptrace stop before
     /// running any user code.
     pub fn seize_with(pid: Pid, between: impl FnOnce() -> Result<()>) -> Result<Seized> {
-        ptrace::seize(pid, 0).map_err(|errno| match errno {
-            Errno::ESRCH => Error::Gone { pid: pid.as_raw(), what: "no such task".into() },
-            Errno::EPERM if status(pid).is_ok_and(|s| s.state == 'Z') => {
-                Error::Gone { pid: pid.as_raw(), what: "zombie".into() }
-            }
-            errno => Error::Sys { pid: pid.as_raw(), op: "PTRACE_SEIZE", errno },
-        })?;
-        if let Err(errno) = ptrace::interrupt(pid) {
-            let _ = ptrace::detach(pid, 0);
-            return Err(Error::Sys { pid: pid.as_raw(), op: "PTRACE_INTERRUPT", errno });
-        }
+        Self::attach(pid)?;
         if let Err(e) = between() {
             let _ = ptrace::detach(pid, 0);
             return Err(e);
@@ -111,6 +136,102 @@ impl Seized {
                 Err(e)
             }
         }
+    }
+
+    /// PTRACE_SEIZE + PTRACE_INTERRUPT (the stop is waited for by
+    /// [`Seized::stop`]); detached again if the interrupt fails.
+    fn attach(pid: Pid) -> Result<()> {
+        ptrace::seize(pid, 0).map_err(|errno| match errno {
+            Errno::ESRCH => Error::Gone { pid: pid.as_raw(), what: "no such task".into() },
+            // A zombie, or a thread exiting right now (gone by the time we look).
+            Errno::EPERM if status(pid).map_or(true, |s| matches!(s.state, 'Z' | 'X')) => {
+                Error::Gone { pid: pid.as_raw(), what: "zombie".into() }
+            }
+            errno => Error::Sys { pid: pid.as_raw(), op: "PTRACE_SEIZE", errno },
+        })?;
+        if let Err(errno) = ptrace::interrupt(pid) {
+            let _ = ptrace::detach(pid, 0);
+            return Err(Error::Sys { pid: pid.as_raw(), op: "PTRACE_INTERRUPT", errno });
+        }
+        Ok(())
+    }
+
+    /// Seize every thread of process `pid` (its leader first), as CRIU
+    /// does: /proc/PID/task is listed again after each round of stops
+    /// until a round finds no new thread, so none escapes (only a running
+    /// thread can make another). Threads that exit on the way are skipped;
+    /// the leader must stay. `between` runs once every thread listed so
+    /// far is seized and interrupted, before any stop is waited for (the
+    /// cgroup freezer is thawed there: no thread can clone while frozen).
+    /// On error every thread is released again.
+    pub fn seize_process(pid: Pid, between: impl FnOnce() -> Result<()>) -> Result<(Seized, Vec<Seized>)> {
+        const ROUNDS: usize = 64;
+        Self::attach(pid)?;
+        let mut pending: Vec<Pid> = Vec::new();
+        let attach_new = |known: &[Pid], pending: &mut Vec<Pid>| -> Result<()> {
+            for tid in list_threads(pid)? {
+                if tid == pid || known.contains(&tid) || pending.contains(&tid) {
+                    continue;
+                }
+                match Self::attach(tid) {
+                    Ok(()) => pending.push(tid),
+                    Err(Error::Gone { .. }) => {} // exited meanwhile
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        };
+        let detach_all = |pending: &[Pid]| abandon(pending);
+        let first = attach_new(&[], &mut pending).and_then(|()| between());
+        if let Err(e) = first {
+            detach_all(&pending);
+            let _ = ptrace::detach(pid, 0);
+            return Err(e);
+        }
+        let leader = match Self::stop(pid) {
+            Ok(s) => s,
+            Err(e) => {
+                detach_all(&pending);
+                let _ = ptrace::detach(pid, 0);
+                return Err(e);
+            }
+        };
+        let mut threads: Vec<Seized> = Vec::new();
+        for round in 0.. {
+            let mut failed = None;
+            for tid in pending.drain(..) {
+                if failed.is_some() {
+                    abandon(&[tid]);
+                    continue;
+                }
+                match Self::stop(tid) {
+                    Ok(s) => threads.push(s),
+                    Err(Error::Gone { .. }) => abandon(&[tid]),
+                    Err(e) => {
+                        abandon(&[tid]);
+                        failed = Some(e);
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e); // `leader` and `threads` are released on drop
+            }
+            let known: Vec<Pid> = threads.iter().map(Seized::pid).collect();
+            if let Err(e) = attach_new(&known, &mut pending) {
+                detach_all(&pending);
+                return Err(e);
+            }
+            if pending.is_empty() {
+                break;
+            }
+            if round == ROUNDS {
+                detach_all(&pending);
+                return Err(Error::Unexpected { pid: pid.as_raw(), what: format!("threads keep appearing after {ROUNDS} rounds of seizing") });
+            }
+        }
+        threads.sort_by_key(|t| t.pid.as_raw());
+        tracing::debug!(pid = pid.as_raw(), threads = threads.len(), "compel: seized every thread");
+        Ok((leader, threads))
     }
 
     fn stop(pid: Pid) -> Result<Seized> {

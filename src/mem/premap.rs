@@ -157,7 +157,10 @@ pub fn premap(
         // (text, PROT_NONE reservations) keep their protections and get
         // their pages through /proc/self/mem. The restorer sets final ones.
         let rw = if premap_writable(v, &with_pages) { prot | libc::PROT_READ | libc::PROT_WRITE } else { prot };
-        let grows = if v.flags & libc::MAP_GROWSDOWN as u32 != 0 { libc::MAP_GROWSDOWN } else { 0 };
+        // MAP_GROWSDOWN; MAP_NORESERVE (glibc's per-thread malloc arenas):
+        // no VM_ACCOUNT when the area is (or later becomes) writable, as the
+        // task had it.
+        let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE) as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
         if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {

@@ -1,8 +1,11 @@
 //! `criu dump`: CRIU's stages for one task — check what we can dump, freeze
-//! it, collect everything (from /proc and ptrace outside; from the task
-//! itself through remote syscalls), write the images, then kill the task,
-//! leave it running (-R) or stopped (-s). Any failure before the final
-//! stage releases the task exactly as it was.
+//! it (every thread: seized until /proc/PID/task stops growing), collect
+//! everything (from /proc and ptrace outside; from the task itself through
+//! the parasite, which runs in the leader, and through remote syscalls in
+//! each thread for what is per thread), write the images (one core-TID.img
+//! per thread), then kill the task, leave it running (-R) or stopped (-s).
+//! Any failure before the final stage releases every thread exactly as it
+//! was.
 //!
 //! Fault injection for tests: `CRIU_FAULT=N` fails stage N (see [`Stage`]).
 
@@ -16,7 +19,7 @@ use nix::unistd::Pid;
 use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
 use crate::images::pb::{
-    CoreEntry, DumpStatsEntry, FsEntry, SeccompEntry, SignalQueueEntry, StatsEntry, TaskCoreEntry, ThreadCoreEntry,
+    CoreEntry, DumpStatsEntry, FsEntry, SeccompEntry, StatsEntry, TaskCoreEntry,
 };
 use crate::images::{inventory, ImageDir, ImageWriter};
 use crate::mem::{self, pages, vma};
@@ -48,10 +51,6 @@ fn precheck(pid: i32) -> Result<proc::stat::Stat> {
     let stat = proc::stat::read(pid).with_context(|| format!("can't dump task {pid}: no such process"))?;
     if stat.state == 'Z' {
         bail!("task {pid} is a zombie");
-    }
-    let threads = proc::threads(pid)?;
-    if threads.len() > 1 {
-        bail!("task {pid} has {} threads: dumping multi-threaded tasks is not supported yet", threads.len());
     }
     let children = proc::read(pid, &format!("task/{pid}/children")).unwrap_or_default();
     if !children.trim().is_empty() {
@@ -128,7 +127,10 @@ impl Ctl {
 
 /// Everything the dump collected, ready to be written.
 struct Collected {
+    /// The leader's core (with `tc`).
     core: CoreEntry,
+    /// The other threads' (tid, core), by tid.
+    threads: Vec<(i32, CoreEntry)>,
     mm: crate::images::pb::MmEntry,
     fs: FsEntry,
     files: FileTable,
@@ -138,6 +140,7 @@ struct Collected {
 
 fn collect(
     seized: &mut Ctl,
+    threads: &mut [Seized],
     parasite: remote::ParasiteReport,
     pid: i32,
     stat: &proc::stat::Stat,
@@ -152,13 +155,28 @@ fn collect(
     let report = parasite;
     let sigactions = report.sigactions;
     let timers = report.itimers;
-    let sas = report.sigaltstack;
     let brk = report.brk;
-    let tid_addr = remote::tid_address(seized)?;
-    let secbits = remote::securebits(seized)?;
     let subreaper = report.child_subreaper;
-    let pdeath = remote::pdeath_sig(seized)?;
-    seized.drop_scratch()?;
+    // Per thread: the leader told the parasite; the others are asked with
+    // syscalls run in each of them.
+    let asked = task::thread::Asked {
+        tid_addr: report.tid_address,
+        sas: report.sigaltstack,
+        secbits: report.securebits,
+        pdeath: report.pdeath_sig,
+    };
+    let leader = task::thread::dump(pid, pid, seized.seized.state(), asked, true)?;
+    let mut others = Vec::with_capacity(threads.len());
+    if !threads.is_empty() {
+        let page = remote::Remote::scratch(seized)?;
+        for t in threads.iter_mut() {
+            let tid = t.pid().as_raw();
+            let asked = task::thread::ask(pid, tid, &mut remote::ThreadRemote { seized: t, scratch: page })?;
+            others.push(task::thread::dump(pid, tid, t.state(), asked, false)?);
+        }
+        seized.drop_scratch()?;
+    }
+    debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
 
     fault(Stage::Memory)?;
     let mut files = FileTable::new();
@@ -184,21 +202,7 @@ fn collect(
     };
 
     fault(Stage::Core)?;
-    let rseq = crate::sys::kprobe::ptrace_get_rseq_conf(nix::unistd::Pid::from_raw(pid))
-        .ok()
-        .filter(|(_, c)| c.rseq_abi_pointer != 0)
-        .map(|(_, c)| crate::images::pb::RseqEntry {
-            rseq_abi_pointer: c.rseq_abi_pointer,
-            rseq_abi_size: c.rseq_abi_size,
-            signature: c.signature,
-            rseq_cs_pointer: None,
-        });
-    let (futex_rla, futex_rla_len) = crate::sys::signals::robust_list(pid).with_context(|| format!("get_robust_list({pid})"))?;
-    let tls: Vec<_> = (12..=14).map(|e| crate::sys::x86::get_thread_area(pid, e)).collect::<Result<_, _>>()
-        .with_context(|| format!("PTRACE_GET_THREAD_AREA of {pid}"))?;
-    let st = seized.seized.state();
-    let ti = task::thread_info::thread_info(&st.regs, &st.fpu.0, tid_addr, &tls);
-    let creds = task::creds(&status, secbits);
+    let stopped = seized.seized.was_stopped() || threads.iter().any(Seized::was_stopped);
     let tc = TaskCoreEntry {
         task_state: 1,
         exit_code: 0,
@@ -217,37 +221,23 @@ fn collect(
         sigactions,
         child_subreaper: Some(subreaper),
         blk_sigset_extended: None,
-        stop_signo: seized.seized.was_stopped().then_some(libc::SIGSTOP as u32),
+        stop_signo: stopped.then_some(libc::SIGSTOP as u32),
         membarrier_registration_mask: None,
     };
-    let policy_rt = matches!(stat.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR);
-    let thread_core = ThreadCoreEntry {
-        futex_rla,
-        futex_rla_len: futex_rla_len as u32,
-        sched_nice: Some(stat.nice as i32),
-        sched_policy: Some(stat.policy),
-        sched_prio: policy_rt.then_some(0),
-        blk_sigset: None,
-        sas: Some(sas),
-        pdeath_sig: (pdeath != 0).then_some(pdeath),
-        signals_p: Some(task::pending(pid, false).unwrap_or(SignalQueueEntry::default())),
-        creds: Some(creds),
-        seccomp_mode: (status.seccomp == 1).then_some(crate::images::pb::SeccompMode::Strict as i32),
-        seccomp_filter: None,
-        comm: Some(stat.comm.clone()),
-        blk_sigset_extended: None,
-        rseq_entry: rseq,
-        cg_set: Some(1),
-    };
+    let mtype = crate::images::pb::core_entry::March::X8664 as i32;
     let core = CoreEntry {
-        mtype: crate::images::pb::core_entry::March::X8664 as i32,
-        thread_info: Some(ti),
+        mtype,
+        thread_info: Some(leader.info),
         tc: Some(tc),
         ids: None,
-        thread_core: Some(thread_core),
+        thread_core: Some(leader.core),
         ..Default::default()
     };
-    Ok(Collected { core, mm, fs, files, fds, mem: mem_stats })
+    let threads = others
+        .into_iter()
+        .map(|t| (t.tid, CoreEntry { mtype, thread_info: Some(t.info), thread_core: Some(t.core), ..Default::default() }))
+        .collect();
+    Ok(Collected { core, threads, mm, fs, files, fds, mem: mem_stats })
 }
 
 fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind, m: &M) -> Result<()> {
@@ -261,8 +251,12 @@ fn write_images(dir: &ImageDir, pid: i32, stat: &proc::stat::Stat, c: &Collected
     fault(Stage::Write)?;
     let ids = ns::task_ids();
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
-    write_one(dir, "pstree.img", kinds::pstree(), &task::pstree_entry(stat, &[pid]))?;
+    let tids: Vec<i32> = std::iter::once(pid).chain(c.threads.iter().map(|(t, _)| *t)).collect();
+    write_one(dir, "pstree.img", kinds::pstree(), &task::pstree_entry(stat, &tids))?;
     write_one(dir, &kinds::core().file_name(pid as u64), kinds::core(), &c.core)?;
+    for (tid, core) in &c.threads {
+        write_one(dir, &kinds::core().file_name(*tid as u64), kinds::core(), core)?;
+    }
     write_one(dir, &kinds::ids().file_name(pid as u64), kinds::ids(), &ids)?;
     write_one(dir, &kinds::mm().file_name(pid as u64), kinds::mm(), &c.mm)?;
     write_one(dir, &kinds::fs().file_name(pid as u64), kinds::fs(), &c.fs)?;
@@ -345,18 +339,18 @@ fn display_stats(d: &DumpStatsEntry) -> String {
 /// Stop the task under ptrace, within `--timeout`, through the cgroup
 /// freezer with `--freeze-cgroup` (frozen, seized, thawed: it takes the
 /// ptrace stop before running user code again).
-fn freeze(pid: i32, opts: &Opts) -> Result<Seized> {
+fn freeze(pid: i32, opts: &Opts) -> Result<(Seized, Vec<Seized>)> {
     let timeout = std::time::Duration::from_secs(u64::from(opts.timeout));
     crate::sys::alarm::arm(opts.timeout).context("arming --timeout")?;
     let seized = match &opts.freeze_cgroup {
-        None => Seized::seize(Pid::from_raw(pid)).map_err(anyhow::Error::from),
+        None => Seized::seize_process(Pid::from_raw(pid), || Ok(())).map_err(anyhow::Error::from),
         Some(path) => (|| {
             let fz = crate::cgroup::freezer::Freezer::new(path)?;
             if !fz.tasks()?.contains(&pid) {
                 bail!("task {pid} is not in the freezer cgroup {path}");
             }
             fz.freeze(timeout)?;
-            let r = Seized::seize_with(Pid::from_raw(pid), || {
+            let r = Seized::seize_process(Pid::from_raw(pid), || {
                 fz.thaw().map_err(|e| crate::compel::Error::Protocol { pid, what: format!("{e:#}") })
             });
             if r.is_err() {
@@ -374,6 +368,20 @@ fn freeze(pid: i32, opts: &Opts) -> Result<Seized> {
     }
 }
 
+/// Put every thread back as it was (a failed dump), logging what could not be.
+fn release_all(leader: Seized, threads: Vec<Seized>) {
+    let pid = leader.pid();
+    for t in threads {
+        let tid = t.pid();
+        if let Err(e) = t.release() {
+            tracing::error!("releasing thread {tid} of {pid} after a failed dump: {e:#}");
+        }
+    }
+    if let Err(e) = leader.release() {
+        tracing::error!("releasing task {pid} after a failed dump: {e:#}");
+    }
+}
+
 /// Run `criu dump`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let pid = opts.tree_id.context("dump needs -t PID")?;
@@ -385,8 +393,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
 
     let t_freeze = Instant::now();
     fault(Stage::Freeze)?;
-    let seized = freeze(pid, opts)?;
+    let (seized, mut threads) = freeze(pid, opts)?;
     let frozen_at = Instant::now();
+    if !threads.is_empty() {
+        info!("task {pid}: seized {} threads", threads.len() + 1);
+    }
     let freezing_us = frozen_at.duration_since(t_freeze).as_micros() as u64;
 
     let ctl = Ctl { seized, scratch: None };
@@ -400,11 +411,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            let _ = ctl.seized.release();
+            release_all(ctl.seized, threads);
             return Err(e.context(format!("dump of task {pid} failed; the task was left running")));
         }
     };
-    let result = collect(&mut ctl, report, pid, &stat, &dir, opts).and_then(|c| {
+    let result = collect(&mut ctl, &mut threads, report, pid, &stat, &dir, opts).and_then(|c| {
         write_images(&dir, pid, &stat, &c)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;
         Ok(c)
@@ -414,9 +425,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Err(e) => {
             // Leave the task exactly as it was.
             let _ = ctl.drop_scratch();
-            if let Err(e2) = ctl.seized.release() {
-                tracing::error!("releasing task {pid} after a failed dump: {e2:#}");
-            }
+            release_all(ctl.seized, threads);
             return Err(e.context(format!("dump of task {pid} failed; the task was left running")));
         }
     };
@@ -426,12 +435,23 @@ pub fn run(opts: &Opts) -> Result<i32> {
             // Killed while still frozen: it never runs again.
             nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
                 .with_context(|| format!("killing task {pid}"))?;
+            for t in threads {
+                let _ = t.release();
+            }
             let _ = seized.release();
         }
-        FinalState::Alive => seized.release().with_context(|| format!("resuming task {pid}"))?,
+        FinalState::Alive => {
+            for t in threads {
+                t.release().with_context(|| format!("resuming a thread of task {pid}"))?;
+            }
+            seized.release().with_context(|| format!("resuming task {pid}"))?
+        }
         FinalState::Stopped => {
             nix::sys::signal::kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP)
                 .with_context(|| format!("stopping task {pid}"))?;
+            for t in threads {
+                t.release().with_context(|| format!("leaving a thread of task {pid} stopped"))?;
+            }
             seized.release().with_context(|| format!("leaving task {pid} stopped"))?
         }
     }

@@ -1,8 +1,10 @@
 //! `criu restore`: CRIU's stages for one task — read and check the images
-//! (files unchanged, pid free), fork with the exact pid (clone3 set_tid),
-//! and in the child: session, memory premapped and filled, rlimits, fds,
-//! cwd/root/umask; then the restorer blob puts memory in place, restores
-//! the rest of the task state and jumps into the saved registers.
+//! (files unchanged, pid and thread ids free), fork with the exact pid
+//! (clone3 set_tid), and in the child: session, memory premapped and
+//! filled, rlimits, fds, cwd/root/umask; then the restorer blob puts memory
+//! in place, creates the other threads with their tids, restores the rest
+//! of the task's and each thread's state and jumps into the saved
+//! registers (every thread from its own frame).
 //!
 //! The child dies with criu until the very end (PR_SET_PDEATHSIG), and
 //! reports through a pipe: an error text from the Rust side, or the
@@ -34,6 +36,8 @@ use crate::sys::clone::{fork_with_pid, Forked};
 pub struct TaskImages {
     pub pstree: PstreeEntry,
     pub core: CoreEntry,
+    /// The other threads' cores, in pstree order.
+    pub threads: Vec<(i32, CoreEntry)>,
     pub ids: TaskKobjIdsEntry,
     pub mm: MmEntry,
     pub fs: FsEntry,
@@ -63,12 +67,20 @@ impl TaskImages {
             many => bail!("pstree.img holds {} tasks: restoring process trees is not supported yet", many.len()),
         };
         let pid = pstree.pid;
-        if pstree.threads.len() > 1 {
-            bail!("task {pid} has {} threads: restoring multi-threaded tasks is not supported yet", pstree.threads.len());
-        }
         let core: CoreEntry = one(dir, &kinds::core().file_name(u64::from(pid)), kinds::core())?;
         if core.mtype != crate::images::pb::core_entry::March::X8664 as i32 || core.thread_info.is_none() {
             bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
+        }
+        if !pstree.threads.is_empty() && pstree.threads.first() != Some(&pid) {
+            bail!("pstree.img: the threads of task {pid} do not start with its leader ({:?})", pstree.threads);
+        }
+        let mut threads = Vec::new();
+        for &tid in pstree.threads.iter().skip(1) {
+            let t: CoreEntry = one(dir, &kinds::core().file_name(u64::from(tid)), kinds::core())?;
+            if t.mtype != core.mtype || t.thread_info.is_none() || t.thread_core.is_none() {
+                bail!("core-{tid}.img (thread {tid} of task {pid}) has no x86_64 registers or thread core");
+            }
+            threads.push((tid as i32, t));
         }
         let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
         let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
@@ -94,7 +106,7 @@ impl TaskImages {
                 sk_queues.entry(e.id_for).or_default().push(data);
             }
         }
-        Ok(TaskImages { pstree, core, ids, mm, fs, files, fdinfo, pipe_data, sk_queues })
+        Ok(TaskImages { pstree, core, threads, ids, mm, fs, files, fdinfo, pipe_data, sk_queues })
     }
 
     pub fn pid(&self) -> i32 {
@@ -142,7 +154,9 @@ enum Report {
 
 /// Read the next report: an error text from the restoring process (`E...`
 /// then EOF), or a report word of the restorer or its cleaner.
-fn read_report(r: &mut File) -> Report {
+/// `tids`: the task's threads as pstree.img lists them (a failing thread
+/// is named by its place there).
+fn read_report(r: &mut File, tids: &[u32]) -> Report {
     let mut first = [0u8; 1];
     if r.read_exact(&mut first).is_err() {
         return Report::Failed("the restoring process died before the task was ready".into());
@@ -162,9 +176,16 @@ fn read_report(r: &mut File) -> Report {
             } else if code == 0 {
                 Report::Ready
             } else {
-                let step = (code >> 32) as u64;
+                let shift = crate::restorer::proto::step::THREAD_SHIFT;
+                let step = (code as u64 >> 32) & ((1 << (shift - 32)) - 1);
+                let thread = code as u64 >> shift;
+                let who = match tids.get(thread as usize) {
+                    _ if thread == 0 => String::new(),
+                    Some(tid) => format!(" in thread {tid}"),
+                    None => format!(" in thread #{thread}"),
+                };
                 Report::Failed(format!(
-                    "the restorer failed at step {step} ({}) with {}",
+                    "the restorer failed at step {step} ({}){who} with {}",
                     crate::restorer::step_name(step),
                     nix::errno::Errno::from_raw(-(code as i32))
                 ))
@@ -188,6 +209,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
     imgs.check_files(&opts.inherit_fds)?;
     if std::path::Path::new(&format!("/proc/{pid}")).exists() {
         bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
+    }
+    for (tid, _) in &imgs.threads {
+        if std::path::Path::new(&format!("/proc/{tid}")).exists() {
+            bail!("pid {tid} is taken: can't restore thread {tid} of task {pid} (a task with that id is running)");
+        }
+    }
+    if !imgs.threads.is_empty() {
+        info!("task {pid} has {} threads", imgs.threads.len() + 1);
     }
     let sid = imgs.pstree.sid as i32;
     if sid != pid && !opts.shell_job {
@@ -218,7 +247,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
                 let _ = waitpid(child_pid, None);
                 anyhow::anyhow!("restore of task {pid} failed: {msg}")
             };
-            match read_report(&mut ready) {
+            match read_report(&mut ready, &imgs.pstree.threads) {
                 Report::Held => {
                     // Everything is in place and the task has not run yet:
                     // a failing script here undoes the restore. (The go pipe
@@ -232,7 +261,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
                         }
                     }
                     let _ = File::from(go_w).write_all(b"g");
-                    match read_report(&mut ready) {
+                    match read_report(&mut ready, &imgs.pstree.threads) {
                         Report::Ready => {}
                         Report::Held => return Err(fail("the cleaner reported twice".into())),
                         Report::Failed(msg) => return Err(fail(msg)),
@@ -271,6 +300,33 @@ fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd, go_r:
         Ok(plan) => crate::restorer::jump(plan),
         Err(e) => (e, ready.take().expect("the ready fd is kept until the plan is built")),
     }
+}
+
+/// A thread's scheduling from its core (None when the image has none).
+fn sched_of(thc: &crate::images::pb::ThreadCoreEntry) -> Option<crate::restorer::plan::Sched> {
+    let (nice, policy) = (thc.sched_nice?, thc.sched_policy?);
+    Some(crate::restorer::plan::Sched { nice, policy, prio: thc.sched_prio.unwrap_or(0) })
+}
+
+/// What the restorer needs of a thread but the leader.
+fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::ThreadPlan> {
+    let ti = core.thread_info.as_ref().with_context(|| format!("core-{tid}.img has no registers"))?;
+    let thc = core.thread_core.as_ref().with_context(|| format!("core-{tid}.img has no thread core"))?;
+    Ok(crate::restorer::plan::ThreadPlan {
+        tid,
+        regs: crate::task::thread_info::regs_from_image(&ti.gpregs),
+        fpu: crate::task::thread_info::fpu_from_image(&ti.fpregs),
+        sigmask: thc.blk_sigset.unwrap_or(0),
+        sigaltstack: thc.sas,
+        clear_tid_addr: ti.clear_tid_addr,
+        rseq: thc.rseq_entry,
+        robust_list: (thc.futex_rla, thc.futex_rla_len),
+        comm: thc.comm.clone(),
+        creds: thc.creds.clone(),
+        pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        sched: sched_of(thc),
+        pending: thc.signals_p.as_ref().map(|q| q.signals.iter().map(|s| s.siginfo.clone()).collect()).unwrap_or_default(),
+    })
 }
 
 /// Everything before the restorer: returns the plan, with the ready fd
@@ -383,12 +439,14 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         exe_fd: Some(exe_fd),
         sigactions: tc.sigactions.clone(),
         itimers: tc.timers.clone(),
-        sigaltstack: thc.sas.clone(),
+        sigaltstack: thc.sas,
         clear_tid_addr: ti.clear_tid_addr,
-        rseq: thc.rseq_entry.clone(),
+        rseq: thc.rseq_entry,
         personality: tc.personality,
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        sched: sched_of(thc),
+        threads: imgs.threads.iter().map(|(tid, c)| thread_plan(*tid, c)).collect::<Result<_>>()?,
         dumpable: imgs.mm.dumpable,
         robust_list: (thc.futex_rla, thc.futex_rla_len),
         pending,

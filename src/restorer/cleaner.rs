@@ -3,16 +3,20 @@
 //! stack it is running on (CRIU has criu itself do this over ptrace).
 //!
 //! The restoring process forks it twice (so it is nobody's child but the
-//! reaper's), and it attaches with PTRACE_SEIZE before the blob starts.
-//! The blob stops on an `int3` just before its `rt_sigreturn`; the cleaner
-//! follows the jump with syscall stops, and at the exit of `rt_sigreturn`
-//! (the task's registers are loaded, all signals still blocked by the
-//! frame) it runs `munmap(region)` through the blob's own `syscall`
-//! instruction, puts the task's registers back, sets its signal mask
-//! (PTRACE_SETSIGMASK), detaches, and only then sends the ready report.
+//! reaper's), and it attaches with PTRACE_SEIZE (and PTRACE_O_TRACECLONE:
+//! the threads the blob creates are traced from their first instruction)
+//! before the blob starts. Each thread stops on an `int3` just before its
+//! `rt_sigreturn`; the cleaner follows the jump with syscall stops and
+//! holds each at the exit of its `rt_sigreturn` (its registers loaded, all
+//! signals still blocked by the frame: out of the region for good). Once
+//! every thread is out, it runs `munmap(region)` in the leader through the
+//! blob's own `syscall` instruction, puts the leader's registers back, sets
+//! each thread's signal mask (PTRACE_SETSIGMASK), detaches them all, and
+//! only then sends the ready report.
 //! If the task dies on the way (the blob reported its error), the cleaner
 //! just leaves; if the cleaner itself fails, it kills the task and reports.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use anyhow::{Context, Result};
@@ -23,7 +27,8 @@ use nix::unistd::Pid;
 
 use crate::arch::Regs;
 use crate::sys::ptrace;
-use crate::sys::restorer::{exit_now, fork, ptrace_syscall, wait_all, Forked};
+use crate::sys::restorer::{exit_now, fork, ptrace_syscall, Forked};
+use crate::sys::wait::wait_any;
 
 /// What the cleaner needs to know.
 pub struct Job {
@@ -35,8 +40,10 @@ pub struct Job {
     pub sync_ip: u64,
     /// A `syscall` instruction in the blob.
     pub syscall_ip: u64,
-    /// The task's signal mask, set once the region is gone.
+    /// The task's (its leader's) signal mask, set once the region is gone.
     pub sigmask: u64,
+    /// The other threads the blob creates, with their signal masks.
+    pub threads: Vec<(Pid, u64)>,
     /// Tests: fail once the region is gone, as if the munmap had.
     pub fault: bool,
     /// criu's go-ahead fd (see `Plan::go_fd`).
@@ -97,7 +104,7 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
     let _ = nix::unistd::setsid();
     // We were forked from the task-to-be (which already has its name).
     let _ = nix::sys::prctl::set_name(c"criu-cleaner");
-    if ptrace::seize(job.task, libc::PTRACE_O_TRACESYSGOOD).is_err() {
+    if ptrace::seize(job.task, libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACECLONE).is_err() {
         let _ = nix::unistd::write(sync, b"0");
         exit_now(0);
     }
@@ -118,7 +125,7 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     /// Until the blob's sync int3.
     Running,
@@ -126,7 +133,9 @@ enum Phase {
     Sync,
     /// Next: exit of rt_sigreturn.
     Sigreturn,
-    /// munmap injected; next: its entry, then its exit.
+    /// Out of the region, registers loaded: held stopped until all are.
+    Out,
+    /// (The leader) munmap injected; next: its entry, then its exit.
     MunmapEnter,
     MunmapExit,
 }
@@ -150,69 +159,91 @@ fn hold(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
     if n == 1 && b[0] == b'g' { Ok(()) } else { Err(Stop::Failed(Errno::ECANCELED)) }
 }
 
+/// Follow the leader and every thread the blob creates (auto-attached
+/// through PTRACE_O_TRACECLONE) to the exit of their rt_sigreturn; once
+/// all are out of the region, unmap it through the leader, hold, set each
+/// thread's signal mask and let them all go.
 fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
     let task = job.task;
-    let mut phase = Phase::Running;
+    let expected = 1 + job.threads.len();
+    let mut phases: HashMap<Pid, Phase> = HashMap::from([(task, Phase::Running)]);
+    let mut out = 0usize;
     let mut saved = Regs::default();
     loop {
-        let st = match wait_all(task) {
+        let (tid, st) = match wait_any() {
             Err(Errno::EINTR) => continue,
             Err(Errno::ECHILD) => return Err(Stop::Gone),
             Err(e) => return Err(Stop::Failed(e)),
-            Ok(st) => st,
+            Ok(x) => x,
         };
         if libc::WIFEXITED(st) || libc::WIFSIGNALED(st) {
+            // A thread (or all) died: the blob reported why.
             return Err(Stop::Gone);
         }
         if !libc::WIFSTOPPED(st) {
             continue;
         }
+        if tid != task && !job.threads.iter().any(|(t, _)| *t == tid) {
+            // Not a thread of the image: something is badly wrong.
+            return Err(Stop::Failed(Errno::EPROTO));
+        }
+        // A new thread's first stop is its PTRACE_EVENT_STOP.
+        let phase = *phases.entry(tid).or_insert(Phase::Running);
         let sig = libc::WSTOPSIG(st);
         if (st >> 16) & 0xff != 0 {
-            // An event stop (group stop, interrupt): just go on.
-            resume(task, phase, 0)?;
-            continue;
-        }
-        if sig != libc::SIGTRAP | 0x80 {
-            // A signal on its way to the task.
-            if sig == libc::SIGTRAP && phase == Phase::Running && Regs::get(task)?.rip == job.sync_ip {
-                // Our own int3: swallow it and follow the jump.
-                phase = Phase::Sync;
-                ptrace_syscall(task, 0)?;
-            } else {
-                resume(task, phase, sig)?;
+            // An event stop (clone, group stop, interrupt): just go on.
+            if phase != Phase::Out {
+                resume(tid, phase, 0)?;
             }
             continue;
         }
-        let regs = Regs::get(task)?;
+        if sig != libc::SIGTRAP | 0x80 {
+            // A signal on its way to the thread.
+            if sig == libc::SIGTRAP && phase == Phase::Running && Regs::get(tid)?.rip == job.sync_ip {
+                // Our own int3: swallow it and follow the jump.
+                phases.insert(tid, Phase::Sync);
+                ptrace_syscall(tid, 0)?;
+            } else if phase != Phase::Out {
+                resume(tid, phase, sig)?;
+            }
+            continue;
+        }
+        let regs = Regs::get(tid)?;
         match phase {
-            Phase::Running => resume(task, phase, 0)?,
+            Phase::Running => resume(tid, phase, 0)?,
             Phase::Sync => {
                 if regs.orig_rax != NR_RT_SIGRETURN {
                     return Err(Stop::Failed(Errno::EPROTO));
                 }
-                phase = Phase::Sigreturn;
-                ptrace_syscall(task, 0)?;
+                phases.insert(tid, Phase::Sigreturn);
+                ptrace_syscall(tid, 0)?;
             }
             Phase::Sigreturn => {
-                // The task's registers are loaded; borrow the thread for
-                // one munmap.
-                saved = regs;
-                let mut inj = regs;
-                inj.rip = job.syscall_ip;
-                inj.rax = NR_MUNMAP;
-                inj.orig_rax = u64::MAX;
-                inj.rdi = job.region.0;
-                inj.rsi = job.region.1;
-                inj.set(task)?;
-                phase = Phase::MunmapEnter;
-                ptrace_syscall(task, 0)?;
+                // Its registers are loaded: it is out; hold it there.
+                phases.insert(tid, Phase::Out);
+                if tid == task {
+                    saved = regs;
+                }
+                out += 1;
+                if out == expected {
+                    // Borrow the leader for one munmap.
+                    let mut inj = saved;
+                    inj.rip = job.syscall_ip;
+                    inj.rax = NR_MUNMAP;
+                    inj.orig_rax = u64::MAX;
+                    inj.rdi = job.region.0;
+                    inj.rsi = job.region.1;
+                    inj.set(task)?;
+                    phases.insert(task, Phase::MunmapEnter);
+                    ptrace_syscall(task, 0)?;
+                }
             }
+            Phase::Out => {}
             Phase::MunmapEnter => {
                 if regs.orig_rax != NR_MUNMAP {
                     return Err(Stop::Failed(Errno::EPROTO));
                 }
-                phase = Phase::MunmapExit;
+                phases.insert(task, Phase::MunmapExit);
                 ptrace_syscall(task, 0)?;
             }
             Phase::MunmapExit => {
@@ -225,7 +256,13 @@ fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
                 }
                 saved.set(task)?;
                 hold(job, ready)?;
+                for (t, mask) in &job.threads {
+                    ptrace::set_sigmask(*t, *mask)?;
+                }
                 ptrace::set_sigmask(task, job.sigmask)?;
+                for (t, _) in &job.threads {
+                    ptrace::detach(*t, 0)?;
+                }
                 ptrace::detach(task, 0)?;
                 return Ok(());
             }

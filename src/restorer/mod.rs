@@ -7,11 +7,14 @@
 //! the relocated blob (`parasite/src/restorer.rs`, built by
 //! `build/restorer.rs`), a parking spot for our vDSO, the argument area
 //! ([`args`], layout in `proto`: plain words, offsets instead of pointers)
-//! with the task's rt_sigframe after it, and a stack. It starts the
-//! [`cleaner`] (which unmaps that region once the task runs, and reports
-//! readiness), switches to the blob's stack and calls it
+//! with the leader's rt_sigframe after it, the leader's stack, then per
+//! other thread a stack and its own rt_sigframe (the blob creates those
+//! threads with their tids; each loads its own frame). It starts the
+//! [`cleaner`] (which unmaps that region once every thread has left it,
+//! and reports readiness), switches to the blob's stack and calls it
 //! (`sys::restorer::enter`); from then on the blob reports through the
-//! ready fd. Failure codes are `step << 32 | -errno` ([`step_name`]).
+//! ready fd. Failure codes are `thread << 48 | step << 32 | -errno`
+//! ([`step_name`]; thread 0 is the leader, n the n-th of `Plan::threads`).
 
 mod args;
 mod cleaner;
@@ -25,7 +28,7 @@ use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 
 use crate::arch::sigframe;
-use crate::images::pb::CredsEntry;
+use crate::images::pb::{CredsEntry, ThreadSasEntry};
 use crate::mem::premap::find_hole;
 use plan::Plan;
 
@@ -38,6 +41,8 @@ mod blob {
 
 const PAGE: u64 = 4096;
 const STACK: u64 = 64 * 1024;
+/// The stack of each other thread while it runs the blob.
+const THREAD_STACK: u64 = 32 * 1024;
 /// The top of the 47-bit user address space (everything below is unmapped
 /// but what the restorer keeps).
 const TASK_SIZE: u64 = (1 << 47) - PAGE;
@@ -85,14 +90,18 @@ fn go(plan: Plan, l: Launch) -> ! {
 }
 
 /// Where things go in the restorer region.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Layout {
     base: u64,
     len: u64,
     park: u64,
     args: u64,
-    /// Offset of the frame from `args`.
+    /// Offset of the leader's frame from `args`.
     frame: u64,
+    /// The top of the leader's stack.
+    stack_top: u64,
+    /// Per other thread: its stack's lowest address and its frame's address.
+    threads: Vec<(u64, u64)>,
 }
 
 /// One of our vDSO areas: where it is, where it waits, where it goes.
@@ -174,12 +183,34 @@ fn launch(plan: &Plan) -> Result<Launch> {
     // Size it (the argument area's size does not depend on the base).
     let blob_len = page_up(blob::MEMSZ);
     let frame_len = sigframe::size(&plan.fpu);
-    let dry = Layout { base: 0, len: 0, park: blob_len, args: blob_len + page_up(park_len), frame: 0 };
+    let dry = Layout {
+        base: 0,
+        len: 0,
+        park: blob_len,
+        args: blob_len + page_up(park_len),
+        frame: 0,
+        stack_top: 0,
+        threads: vec![(0, 0); plan.threads.len()],
+    };
     let args_len = build_args(plan, &dry, &pieces, &[], false, &[])?.len() as u64;
     let frame_off = args_len.div_ceil(64) * 64;
-    let len = dry.args + page_up(frame_off + frame_len) + STACK;
+    let stack_top = dry.args + page_up(frame_off + frame_len) + STACK;
+    let mut len = stack_top;
+    let mut threads = Vec::with_capacity(plan.threads.len());
+    for t in &plan.threads {
+        threads.push((len, len + THREAD_STACK));
+        len += THREAD_STACK + page_up(sigframe::size(&t.fpu));
+    }
     let base = find_hole(len, &avoid).context("no room in the address space for the restorer")?;
-    let lay = Layout { base, len, park: base + dry.park, args: base + dry.args, frame: frame_off };
+    let lay = Layout {
+        base,
+        len,
+        park: base + dry.park,
+        args: base + dry.args,
+        frame: frame_off,
+        stack_top: base + stack_top,
+        threads: threads.into_iter().map(|(s, f)| (base + s, base + f)).collect(),
+    };
 
     let rwx = libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC;
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
@@ -199,6 +230,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         sync_ip: lay.base + blob::SYNC + 1,
         syscall_ip: lay.base + blob::SYSCALL,
         sigmask: plan.sigmask,
+        threads: plan.threads.iter().map(|t| (nix::unistd::Pid::from_raw(t.tid), t.sigmask)).collect(),
         fault: fault() == proto::step::CLEANER,
         go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
     };
@@ -245,30 +277,39 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         bail!("the restorer's argument area outgrew its room ({} > {} bytes)", bytes.len(), lay.frame);
     }
 
+    // With a cleaner every signal stays blocked until it lets go (it sets
+    // each thread's mask then).
+    let frame_of = |regs: &crate::arch::Regs, fpu, mask: u64, sas: Option<&ThreadSasEntry>, at: u64| {
+        let mut frame = sigframe::build(&regs.rewound_for_sigreturn(), fpu, if cleaner { !0u64 } else { mask }, at);
+        if let Some(sas) = sas {
+            let o = sigframe::UC_STACK_OFFSET as usize;
+            frame[o..o + 8].copy_from_slice(&sas.ss_sp.to_le_bytes());
+            frame[o + 8..o + 12].copy_from_slice(&sas.ss_flags.to_le_bytes());
+            frame[o + 16..o + 24].copy_from_slice(&sas.ss_size.to_le_bytes());
+        }
+        frame
+    };
     let frame_addr = lay.args + lay.frame;
-    let mask = if cleaner { !0u64 } else { plan.sigmask };
-    let mut frame = sigframe::build(&plan.regs.rewound_for_sigreturn(), &plan.fpu, mask, frame_addr);
-    if let Some(sas) = &plan.sigaltstack {
-        let at = sigframe::UC_STACK_OFFSET as usize;
-        frame[at..at + 8].copy_from_slice(&sas.ss_sp.to_le_bytes());
-        frame[at + 8..at + 12].copy_from_slice(&sas.ss_flags.to_le_bytes());
-        frame[at + 16..at + 24].copy_from_slice(&sas.ss_size.to_le_bytes());
-    }
+    let frame = frame_of(&plan.regs, &plan.fpu, plan.sigmask, plan.sigaltstack.as_ref(), frame_addr);
 
     let w = |addr: u64, b: &[u8]| crate::sys::restorer::write_region(addr, b, region);
     w(lay.base, &relocated(lay.base));
     w(lay.args, &bytes);
     w(frame_addr, &frame);
+    for (t, &(_, at)) in plan.threads.iter().zip(&lay.threads) {
+        w(at, &frame_of(&t.regs, &t.fpu, t.sigmask, t.sigaltstack.as_ref(), at));
+    }
     info!(
-        "restorer at {:#x}+{:#x}: {} areas to move, {} file mappings, {} fds to close, cleaner {}",
+        "restorer at {:#x}+{:#x}: {} areas to move, {} file mappings, {} fds to close, {} more threads, cleaner {}",
         lay.base,
         lay.len,
         plan.mem.moves.len(),
         plan.mem.file_maps.len(),
         close.len(),
+        plan.threads.len(),
         if cleaner { "on" } else { "off" }
     );
-    Ok(Launch { entry: lay.base + blob::ENTRY, sp: lay.base + lay.len, args: lay.args })
+    Ok(Launch { entry: lay.base + blob::ENTRY, sp: lay.stack_top, args: lay.args })
 }
 
 /// The blob's memory image for `base`: relocated, .bss zeroed.
@@ -453,14 +494,110 @@ fn build_args(
     a.gs_base = plan.regs.gs_base;
     a.personality = u64::from(plan.personality);
 
-    if let Some(c) = &plan.creds
-        && creds_differ(c, current_creds().as_ref())
-    {
-        a.flags |= proto::flag::CREDS;
-        if c.no_new_privs.unwrap_or(0) != 0 {
-            a.flags |= proto::flag::NO_NEW_PRIVS;
+    let cur = current_creds();
+    if let Some((flags, creds)) = creds_args(&mut b, plan.creds.as_ref(), cur.as_ref()) {
+        a.flags |= flags;
+        a.creds = creds;
+    }
+    if let Some(s) = plan.sched {
+        a.flags |= proto::flag::SCHED;
+        a.sched = sched_words(s);
+    }
+
+    // The other threads: their tails (pending signals, groups) first.
+    let mut threads = Vec::with_capacity(plan.threads.len());
+    for (t, &(stack, frame)) in plan.threads.iter().zip(&lay.threads) {
+        let mut r = proto::Thread {
+            tid: t.tid as u64,
+            stack,
+            stack_size: THREAD_STACK,
+            frame,
+            clear_tid_addr: t.clear_tid_addr,
+            robust_list: [t.robust_list.0, u64::from(t.robust_list.1)],
+            fs_base: t.regs.fs_base,
+            gs_base: t.regs.gs_base,
+            pdeath_sig: u64::from(t.pdeath_sig),
+            ..Default::default()
+        };
+        if let Some(q) = &t.rseq {
+            r.rseq = [q.rseq_abi_pointer, u64::from(q.rseq_abi_size), u64::from(q.signature)];
         }
-        a.creds = proto::Creds {
+        if let Some(c) = &t.comm {
+            r.comm = comm_words(c);
+        }
+        if let Some(s) = t.sched {
+            r.flags |= proto::flag::SCHED;
+            r.sched = sched_words(s);
+        }
+        if let Some((flags, creds)) = creds_args(&mut b, t.creds.as_ref(), cur.as_ref()) {
+            r.flags |= flags;
+            r.creds = creds;
+        }
+        let pending = pending_words(t.pending.iter().map(|i| (false, i.as_slice())))?;
+        r.pending = b.push(&pending);
+        threads.push(r);
+    }
+    a.threads = b.push(&threads);
+    a.sync = b.push(&[0u64, 0u64]).off;
+
+    // Not in the plan yet: the kernel's own value after the creds stands.
+    a.dumpable = plan.dumpable.map_or(u64::MAX, |d| d as u64);
+    a.robust_list = [plan.robust_list.0, u64::from(plan.robust_list.1)];
+
+    let pending = pending_words(plan.pending.iter().map(|(s, i)| (*s, i.as_slice())))?;
+    a.pending = b.push(&pending);
+    a.pdeath_sig = u64::from(plan.pdeath_sig);
+    // Measuring: room for every fd we have.
+    let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
+    a.close_fds = b.push_u32(&close);
+    a.fault = fault();
+    a.frame = if lay.frame != 0 { lay.frame } else { b.size().div_ceil(64) * 64 };
+    Ok(b.finish(&a))
+}
+
+/// Pending signals as the blob queues them.
+fn pending_words<'a>(sigs: impl Iterator<Item = (bool, &'a [u8])>) -> Result<Vec<proto::Pending>> {
+    let mut pending = Vec::new();
+    for (shared, info) in sigs {
+        if info.len() != proto::SIGINFO_WORDS * 8 {
+            bail!("a pending signal's siginfo is {} bytes, not 128", info.len());
+        }
+        let mut p = proto::Pending { shared: u64::from(shared), ..Default::default() };
+        for (w, c) in p.info.iter_mut().zip(info.chunks_exact(8)) {
+            *w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+        }
+        pending.push(p);
+    }
+    Ok(pending)
+}
+
+/// A comm as the blob's NUL-padded words (at most 15 bytes kept).
+fn comm_words(comm: &str) -> [u64; 2] {
+    let mut b = [0u8; 16];
+    for (d, s) in b.iter_mut().zip(comm.as_bytes().iter().take(15)) {
+        *d = *s;
+    }
+    [u64::from_le_bytes(b[..8].try_into().unwrap_or_default()), u64::from_le_bytes(b[8..].try_into().unwrap_or_default())]
+}
+
+fn sched_words(s: plan::Sched) -> [u64; 3] {
+    [i64::from(s.nice) as u64, u64::from(s.policy), u64::from(s.prio)]
+}
+
+/// The blob's credentials record and flags for `creds`, or None when they
+/// are ours already (nothing to change).
+fn creds_args(b: &mut args::Builder, creds: Option<&CredsEntry>, cur: Option<&CredsEntry>) -> Option<(u64, proto::Creds)> {
+    let c = creds?;
+    if !creds_differ(c, cur) {
+        return None;
+    }
+    let mut flags = proto::flag::CREDS;
+    if c.no_new_privs.unwrap_or(0) != 0 {
+        flags |= proto::flag::NO_NEW_PRIVS;
+    }
+    Some((
+        flags,
+        proto::Creds {
             uid: c.uid.into(),
             euid: c.euid.into(),
             suid: c.suid.into(),
@@ -477,32 +614,8 @@ fn build_args(
             cap_amb: caps(&c.cap_amb),
             cap_last_cap: cap_last_cap(),
             groups: b.push_u32(&c.groups),
-        };
-    }
-
-    // Not in the plan yet: the kernel's own value after the creds stands.
-    a.dumpable = plan.dumpable.map_or(u64::MAX, |d| d as u64);
-    a.robust_list = [plan.robust_list.0, u64::from(plan.robust_list.1)];
-
-    let mut pending = Vec::with_capacity(plan.pending.len());
-    for (shared, info) in &plan.pending {
-        if info.len() != proto::SIGINFO_WORDS * 8 {
-            bail!("a pending signal's siginfo is {} bytes, not 128", info.len());
-        }
-        let mut p = proto::Pending { shared: u64::from(*shared), ..Default::default() };
-        for (w, c) in p.info.iter_mut().zip(info.chunks_exact(8)) {
-            *w = u64::from_le_bytes(c.try_into().unwrap_or_default());
-        }
-        pending.push(p);
-    }
-    a.pending = b.push(&pending);
-    a.pdeath_sig = u64::from(plan.pdeath_sig);
-    // Measuring: room for every fd we have.
-    let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
-    a.close_fds = b.push_u32(&close);
-    a.fault = fault();
-    a.frame = if lay.frame != 0 { lay.frame } else { b.size().div_ceil(64) * 64 };
-    Ok(b.finish(&a))
+        },
+    ))
 }
 
 /// What a restorer failure step means (`step` from the ready report).
@@ -532,6 +645,8 @@ pub fn step_name(step: u64) -> &'static str {
         SIGQUEUE => "queueing pending signals",
         PDEATHSIG => "PR_SET_PDEATHSIG",
         DUMPABLE => "PR_SET_DUMPABLE",
+        CLONE_THREAD => "creating a thread (clone3 with its tid)",
+        THREAD_TID => "a thread got another tid",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
         _ => "unknown step",
@@ -584,8 +699,30 @@ mod tests {
     }
 
     #[test]
+    fn comm_words_pad_and_cut() {
+        let w = comm_words("worker-1");
+        assert_eq!(&w[0].to_le_bytes(), b"worker-1");
+        assert_eq!(w[1], 0);
+        // At most 15 bytes: the 16th stays NUL.
+        let w = comm_words("0123456789abcdefgh");
+        assert_eq!(&w[1].to_le_bytes(), b"89abcde\0");
+    }
+
+    #[test]
+    fn thread_records_are_plain_words() {
+        let mut n = 0;
+        proto::Words::put(&proto::Thread::default(), &mut |_| n += 1);
+        assert_eq!(n * 8, std::mem::size_of::<proto::Thread>());
+        assert_eq!(sched_words(plan::Sched { nice: -5, policy: 3, prio: 0 }), [(-5i64) as u64, 3, 0]);
+        let p = pending_words([(false, &[7u8; 128][..])].into_iter()).unwrap();
+        assert_eq!((p[0].shared, p[0].info[0]), (0, 0x0707_0707_0707_0707));
+        assert!(pending_words([(true, &[0u8; 12][..])].into_iter()).is_err());
+    }
+
+    #[test]
     fn step_names() {
         assert_eq!(step_name(proto::step::MOVE), "moving premapped memory into place");
         assert_eq!(step_name(proto::step::CAPSET), "restoring credentials");
+        assert_eq!(step_name(proto::step::CLONE_THREAD), "creating a thread (clone3 with its tid)");
     }
 }

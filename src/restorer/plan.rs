@@ -25,6 +25,35 @@ pub struct MmMap {
     pub auxv: Vec<u64>,
 }
 
+/// A thread's scheduling: nice, policy and real-time priority.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sched {
+    pub nice: i32,
+    pub policy: u32,
+    pub prio: u32,
+}
+
+/// One thread but the leader: the restorer creates it with its tid, and
+/// it restores this state itself before its own rt_sigreturn.
+#[derive(Debug, Clone)]
+pub struct ThreadPlan {
+    pub tid: i32,
+    pub regs: Regs,
+    pub fpu: FpuState,
+    pub sigmask: u64,
+    pub sigaltstack: Option<ThreadSasEntry>,
+    pub clear_tid_addr: u64,
+    pub rseq: Option<RseqEntry>,
+    /// set_robust_list(head, len).
+    pub robust_list: (u64, u32),
+    pub comm: Option<String>,
+    pub creds: Option<CredsEntry>,
+    pub pdeath_sig: u32,
+    pub sched: Option<Sched>,
+    /// Its private pending siginfos (128 bytes each).
+    pub pending: Vec<Vec<u8>>,
+}
+
 /// The task's state the restorer sets before jumping into it.
 #[derive(Debug)]
 pub struct Plan {
@@ -42,6 +71,10 @@ pub struct Plan {
     pub personality: u32,
     pub creds: Option<CredsEntry>,
     pub pdeath_sig: u32,
+    /// The leader's scheduling (None: leave ours).
+    pub sched: Option<Sched>,
+    /// The other threads, in the order they are created.
+    pub threads: Vec<ThreadPlan>,
     /// PR_SET_DUMPABLE after the creds change (None: leave as is).
     pub dumpable: Option<i32>,
     /// set_robust_list(head, len).

@@ -3,6 +3,7 @@
 //! the task can report comes through [`remote`].
 
 pub mod remote;
+pub mod thread;
 pub mod thread_info;
 
 use anyhow::{Context, Result};
