@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+#[path = "build/blob.rs"]
+mod blob;
 #[path = "build/parasite.rs"]
 mod parasite;
 #[path = "build/restorer.rs"]
