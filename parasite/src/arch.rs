@@ -41,30 +41,7 @@ pub const NR_PRCTL: usize = 157;
 pub const NR_GETTID: usize = 186;
 pub const NR_VMSPLICE: usize = 278;
 
-/// A raw system call; returns the kernel's value (negative errno on failure).
-#[inline(always)]
-pub fn syscall(nr: usize, a: [usize; 6]) -> isize {
-    let ret: isize;
-    // SAFETY: the `syscall` instruction only clobbers rax (result), rcx and
-    // r11; callers pass pointers into parasite memory (stack, buffers) or
-    // into the task's own memory for calls that tolerate faults (EFAULT).
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a[0],
-            in("rsi") a[1],
-            in("rdx") a[2],
-            in("r10") a[3],
-            in("r8") a[4],
-            in("r9") a[5],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
+pub use crate::syscall::syscall;
 
 /// Load the prepared frame into the task: `rsp` = `sp`, then `rt_sigreturn`.
 /// The kernel restores registers, FPU state, signal mask and sigaltstack

@@ -18,6 +18,7 @@ mod arch;
 mod cmds;
 mod mem;
 pub mod proto;
+mod syscall;
 
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU64, Ordering};

@@ -25,6 +25,7 @@
 #![no_std]
 
 mod mem;
+mod syscall;
 pub mod restorer_proto;
 
 use core::arch::{asm, global_asm};
@@ -178,29 +179,7 @@ const SIGRETURN_SP_OFFSET: u64 = 8;
 const EINVAL: isize = 22;
 const ECANCELED: isize = 125;
 
-/// A raw system call; the kernel's return value (negative errno on failure).
-#[inline(always)]
-fn sys(nr: usize, a: [usize; 6]) -> isize {
-    let ret: isize;
-    // SAFETY: `syscall` clobbers only rax, rcx and r11; the calls made here
-    // pass integers or pointers into the restorer region (args, stack).
-    unsafe {
-        asm!(
-            "syscall",
-            inlateout("rax") nr as isize => ret,
-            in("rdi") a[0],
-            in("rsi") a[1],
-            in("rdx") a[2],
-            in("r10") a[3],
-            in("r8") a[4],
-            in("r9") a[5],
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
+use syscall::syscall as sys;
 
 fn sys0(nr: usize) -> isize {
     sys(nr, [0; 6])
