@@ -36,3 +36,22 @@ fn crit_refuses_a_corrupt_image_with_its_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("core-1.img") && err.contains("offset 8"), "{err}");
 }
+
+#[test]
+fn crit_encode_gives_back_the_same_bytes() {
+    let fx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for set in ["sleep", "python-timer", "bash-loop", "python-threads"] {
+        for e in std::fs::read_dir(fx.join(set.to_string() + ".crit")).unwrap() {
+            let json = e.unwrap().path();
+            let name = json.file_name().unwrap().to_str().unwrap().trim_end_matches(".json").to_string();
+            let out = tmp.path().join(&name);
+            let o = Command::new(env!("CARGO_BIN_EXE_crit")).args(["encode", "-i"]).arg(&json).arg("-o").arg(&out).output().unwrap();
+            assert!(o.status.success(), "{set}/{name}: {}", String::from_utf8_lossy(&o.stderr));
+            assert!(std::fs::read(&out).unwrap() == std::fs::read(fx.join(set).join(&name)).unwrap(), "{set}/{name}: encoded bytes differ from CRIU's image");
+            n += 1;
+        }
+    }
+    assert_eq!(n, 56);
+}

@@ -1,6 +1,7 @@
 //! `crit`: CRIU's image tool, for our images and CRIU's. `decode` prints
 //! an image as the same JSON CRIU's crit prints; `show` is `decode --pretty`;
-//! `info` prints the magic and entry count.
+//! `encode` turns such JSON back into the image; `info` prints the magic
+//! and entry count.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,7 +9,7 @@ use std::path::Path;
 use criu::images::{ImageDir, ImageReader};
 
 fn usage() -> ! {
-    eprintln!("usage: crit decode [-i FILE] [-o FILE] [--pretty] | crit show FILE | crit info FILE");
+    eprintln!("usage: crit decode [-i FILE] [-o FILE] [--pretty] | crit encode [-i JSON] [-o FILE] | crit show FILE | crit info FILE");
     std::process::exit(1);
 }
 
@@ -34,6 +35,18 @@ fn run(args: &[String]) -> Result<(), String> {
             s if !s.starts_with('-') && input.is_none() => input = Some(s.to_string()),
             _ => usage(),
         }
+    }
+    if cmd == "encode" {
+        let text = match &input {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{p}: {e}"))?,
+            None => std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?,
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("JSON: {e}"))?;
+        let bytes = criu::crit::encode_image(&json).map_err(|e| e.to_string())?;
+        return match output {
+            Some(o) => std::fs::write(&o, bytes).map_err(|e| format!("{o}: {e}")),
+            None => std::io::stdout().write_all(&bytes).map_err(|e| e.to_string()),
+        };
     }
     let input = input.unwrap_or_else(|| usage());
     let r = open(&input)?;

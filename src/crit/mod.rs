@@ -4,6 +4,7 @@
 //! addresses, base64 bytes) and each kind's raw payload as `"extra"`.
 //! Works on any image kind through protobuf reflection.
 
+pub mod encode;
 pub mod tables;
 mod text;
 
@@ -19,7 +20,8 @@ use crate::images::kind::Payload;
 use crate::images::pb::DESCRIPTOR_SET;
 use crate::images::ImageError;
 
-pub use text::{base64_decode, base64_lines, quopri};
+pub use encode::encode_image;
+pub use text::{base64_decode, base64_lines, quopri, quopri_decode};
 
 /// The `(criu)` options of one field.
 #[derive(Clone, Debug, Default)]

@@ -112,7 +112,16 @@ fn parse_int(s: &str) -> Option<u64> {
 
 /// The name of `value` in dictionary `dict` for field `field`.
 pub fn dict_name(dict: &str, field: &str, value: i64) -> Option<&'static str> {
-    let table: &[(i64, &str)] = match (dict, field) {
+    dict_table(dict, field)?.iter().find(|(v, _)| *v == value).map(|(_, n)| *n)
+}
+
+/// The value named `name` in dictionary `dict` for field `field`.
+pub fn dict_value(dict: &str, field: &str, name: &str) -> Option<i64> {
+    dict_table(dict, field)?.iter().find(|(_, n)| *n == name).map(|(v, _)| *v)
+}
+
+fn dict_table(dict: &str, field: &str) -> Option<&'static [(i64, &'static str)]> {
+    Some(match (dict, field) {
         ("gen", "task_state") => &[(1, "Alive"), (3, "Zombie"), (6, "Stopped")],
         ("sk", "family") => &[(1, "UNIX"), (2, "INET"), (10, "INET6"), (16, "NETLINK"), (17, "PACKET")],
         ("sk", "type") => &[(1, "STREAM"), (2, "DGRAM"), (3, "RAW"), (5, "SEQPACKET"), (10, "PACKET")],
@@ -130,8 +139,7 @@ pub fn dict_name(dict: &str, field: &str, value: i64) -> Option<&'static str> {
         ],
         ("sk", "proto") => &[(0, "IP"), (6, "TCP"), (17, "UDP"), (136, "UDPLITE")],
         _ => return None,
-    };
-    table.iter().find(|(v, _)| *v == value).map(|(_, n)| *n)
+    })
 }
 
 #[cfg(test)]

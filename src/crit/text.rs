@@ -81,6 +81,28 @@ pub fn quopri(data: &[u8]) -> String {
     out
 }
 
+/// Decode what [`quopri`] produces (`=XX` escapes, `=\n` soft breaks).
+pub fn quopri_decode(text: &str) -> Option<Vec<u8>> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            if b.get(i + 1) == Some(&b'\n') {
+                i += 2;
+                continue;
+            }
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,5 +128,8 @@ mod tests {
         assert_eq!(quopri(b"/tmp/sock"), "/tmp/sock");
         assert_eq!(quopri(b"\0abstract"), "=00abstract");
         assert_eq!(quopri(b"a=b "), "a=3Db=20");
+        for d in [&b"\0abstract"[..], b"a=b ", b"/tmp/x y"] {
+            assert_eq!(quopri_decode(&quopri(d)).unwrap(), d);
+        }
     }
 }
