@@ -201,6 +201,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
     if opts.display_stats {
         bail!("option --display-stats is not supported yet for restore");
     }
+    if opts.final_state == crate::opts::FinalState::Stopped {
+        bail!("option --leave-stopped is not supported yet for restore");
+    }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let imgs = TaskImages::load(&dir)?;
@@ -332,6 +335,10 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
 /// Everything before the restorer: returns the plan, with the ready fd
 /// moved into it.
 fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<OwnedFd>, go_r: OwnedFd) -> Result<Plan> {
+    if opts.log_file_per_pid {
+        // --log-pid: this restoring process logs to LOG.PID from here on.
+        crate::log::reopen_for_pid(imgs.pid()).context("--log-pid")?;
+    }
     let pid = imgs.pid();
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
     if imgs.pstree.sid as i32 == pid {
