@@ -21,3 +21,4 @@ pub mod wait;
 pub mod sockopt;
 pub mod anonfd;
 pub mod fhandle;
+pub mod timers;
