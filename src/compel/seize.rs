@@ -108,6 +108,23 @@ fn list_threads(pid: Pid) -> Result<Vec<Pid>> {
     Ok(dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).map(Pid::from_raw).collect())
 }
 
+/// Seize and interrupt every thread of `pid` listed now that is neither
+/// the leader nor in `known` or `pending` (added to `pending`); threads
+/// that exit meanwhile are skipped.
+fn attach_threads(pid: Pid, known: &[Pid], pending: &mut Vec<Pid>) -> Result<()> {
+    for tid in list_threads(pid)? {
+        if tid == pid || known.contains(&tid) || pending.contains(&tid) {
+            continue;
+        }
+        match Seized::attach(tid) {
+            Ok(()) => pending.push(tid),
+            Err(Error::Gone { .. }) => {} // exited meanwhile
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn is_stop_signal(sig: Signal) -> bool {
     matches!(sig, Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)
 }
@@ -165,34 +182,72 @@ impl Seized {
     /// cgroup freezer is thawed there: no thread can clone while frozen).
     /// On error every thread is released again.
     pub fn seize_process(pid: Pid, between: impl FnOnce() -> Result<()>) -> Result<(Seized, Vec<Seized>)> {
-        const ROUNDS: usize = 64;
-        Self::attach(pid)?;
-        let mut pending: Vec<Pid> = Vec::new();
-        let attach_new = |known: &[Pid], pending: &mut Vec<Pid>| -> Result<()> {
-            for tid in list_threads(pid)? {
-                if tid == pid || known.contains(&tid) || pending.contains(&tid) {
-                    continue;
+        let mut all = Self::seize_processes(&[pid], between)?;
+        all.pop().ok_or_else(|| Error::Unexpected { pid: pid.as_raw(), what: "no process seized".into() })
+    }
+
+    /// [`Seized::seize_process`] for several processes at once: every
+    /// thread of every process is seized and interrupted first, then
+    /// `between` runs (a frozen cgroup is thawed there), then each process
+    /// is stopped and its thread list re-read until stable. On error every
+    /// thread of every process is released again.
+    pub fn seize_processes(pids: &[Pid], between: impl FnOnce() -> Result<()>) -> Result<Vec<(Seized, Vec<Seized>)>> {
+        // (leader, threads attached but not yet stopped)
+        let mut attached: Vec<(Pid, Vec<Pid>)> = Vec::with_capacity(pids.len());
+        let undo = |attached: &[(Pid, Vec<Pid>)]| {
+            for (leader, pending) in attached {
+                abandon(pending);
+                abandon(&[*leader]);
+            }
+        };
+        for &pid in pids {
+            let r = Self::attach(pid).and_then(|()| {
+                let mut pending = Vec::new();
+                match attach_threads(pid, &[], &mut pending) {
+                    Ok(()) => Ok(pending),
+                    Err(e) => {
+                        abandon(&pending);
+                        abandon(&[pid]);
+                        Err(e)
+                    }
                 }
-                match Self::attach(tid) {
-                    Ok(()) => pending.push(tid),
-                    Err(Error::Gone { .. }) => {} // exited meanwhile
-                    Err(e) => return Err(e),
+            });
+            match r {
+                Ok(pending) => attached.push((pid, pending)),
+                Err(e) => {
+                    undo(&attached);
+                    return Err(e);
                 }
             }
-            Ok(())
-        };
-        let detach_all = |pending: &[Pid]| abandon(pending);
-        let first = attach_new(&[], &mut pending).and_then(|()| between());
-        if let Err(e) = first {
-            detach_all(&pending);
-            let _ = ptrace::detach(pid, 0);
+        }
+        if let Err(e) = between() {
+            undo(&attached);
             return Err(e);
         }
+        let mut done: Vec<(Seized, Vec<Seized>)> = Vec::with_capacity(pids.len());
+        let mut rest = attached.into_iter();
+        while let Some((pid, pending)) = rest.next() {
+            match Self::stop_process(pid, pending) {
+                Ok(s) => done.push(s),
+                Err(e) => {
+                    // `done` is released on drop; the others are let go.
+                    undo(&rest.collect::<Vec<_>>());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Stop process `pid` (seized and interrupted, with the threads in
+    /// `pending` too), then seize threads that appeared until none does.
+    fn stop_process(pid: Pid, mut pending: Vec<Pid>) -> Result<(Seized, Vec<Seized>)> {
+        const ROUNDS: usize = 64;
         let leader = match Self::stop(pid) {
             Ok(s) => s,
             Err(e) => {
-                detach_all(&pending);
-                let _ = ptrace::detach(pid, 0);
+                abandon(&pending);
+                abandon(&[pid]);
                 return Err(e);
             }
         };
@@ -217,15 +272,15 @@ impl Seized {
                 return Err(e); // `leader` and `threads` are released on drop
             }
             let known: Vec<Pid> = threads.iter().map(Seized::pid).collect();
-            if let Err(e) = attach_new(&known, &mut pending) {
-                detach_all(&pending);
+            if let Err(e) = attach_threads(pid, &known, &mut pending) {
+                abandon(&pending);
                 return Err(e);
             }
             if pending.is_empty() {
                 break;
             }
             if round == ROUNDS {
-                detach_all(&pending);
+                abandon(&pending);
                 return Err(Error::Unexpected { pid: pid.as_raw(), what: format!("threads keep appearing after {ROUNDS} rounds of seizing") });
             }
         }

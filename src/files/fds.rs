@@ -19,10 +19,12 @@ use crate::proc::fdinfo;
 /// Pipe data found while dumping fds, for pipes-data.img.
 pub type PipeData = Vec<(PipeDataEntry, Vec<u8>)>;
 
-/// The result of dumping a task's fds.
+/// What dumping the fds of a tree's tasks gathers, shared by all of them:
+/// an open file description found in several tasks (inherited over fork)
+/// is one files.img entry, its data (pipe contents, socket queues) dumped
+/// once.
 #[derive(Debug, Default)]
 pub struct Fds {
-    pub fdinfo: Vec<FdinfoEntry>,
     pub pipe_data: PipeData,
     pub has_pipes: bool,
     pub ttys: tty::TtyInfos,
@@ -30,6 +32,10 @@ pub struct Fds {
     pub sk_queues: Vec<(crate::images::pb::SkPacketEntry, Vec<u8>)>,
     /// Unix sockets dumped: (ino, peer ino), to check pairs are complete.
     pub unix: Vec<(u32, u32)>,
+    /// Descriptions recorded so far: (pid, fd, dev, ino, id).
+    seen: Vec<(i32, i32, u64, u64, u32)>,
+    /// Pipes whose data is dumped already, by inode.
+    pipes_seen: HashMap<u64, ()>,
 }
 
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
@@ -48,14 +54,13 @@ fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
 
 use super::tty::is_tty;
 
-/// Dump every fd of `pid` into `files`; `flags` in fdinfo are fd flags.
+/// Dump every fd of `pid` into `files` (and `out`, shared by the tree's
+/// tasks); returns the task's fdinfo entries, whose `flags` are fd flags.
 /// Terminals need `shell_job` (--shell-job).
-pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, shell_job: bool) -> Result<Fds> {
-    let mut out = Fds::default();
-    // One id per open file description: fds of this task that kcmp says are
-    // the same description share it.
-    let mut seen: Vec<(i32, u64, u64, u32)> = Vec::new(); // (fd, dev, ino, id)
-    let mut pipes_seen: HashMap<u64, ()> = HashMap::new();
+pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::stat::Stat, shell_job: bool) -> Result<Vec<FdinfoEntry>> {
+    let mut fdinfos: Vec<FdinfoEntry> = Vec::new();
+    // One id per open file description: fds (of this task or one dumped
+    // before) that kcmp says are the same description share it.
     let mut pidfd: Option<std::os::fd::OwnedFd> = None;
     for fd in crate::proc::fds(pid)? {
         let link_path = format!("/proc/{pid}/fd/{fd}");
@@ -69,11 +74,11 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
         let file_flags = info.flags & !(libc::O_CLOEXEC as u32);
         let ft = md.file_type();
 
-        if let Some(&(_, _, _, id)) = seen.iter().find(|(ofd, dev, ino, _)| {
-            *dev == md.dev() && *ino == md.ino() && same_description(pid, *ofd, fd)
+        if let Some(&(_, _, _, _, id)) = out.seen.iter().find(|(opid, ofd, dev, ino, _)| {
+            *dev == md.dev() && *ino == md.ino() && same_description(*opid, *ofd, pid, fd)
         }) {
             let ty = files.entries().iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(FdTypes::Reg as i32);
-            out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
+            fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
             continue;
         }
 
@@ -92,7 +97,7 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
                 ..Default::default()
             });
             out.has_pipes = true;
-            if pipes_seen.insert(md.ino(), ()).is_none() {
+            if out.pipes_seen.insert(md.ino(), ()).is_none() {
                 let (e, data) = pipe::peek_data(pid, fd)?;
                 if e.bytes > 0 {
                     out.pipe_data.push((e, data));
@@ -149,15 +154,21 @@ pub fn dump(pid: i32, files: &mut FileTable, stat: &crate::proc::stat::Stat, she
         } else {
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
-        seen.push((fd, md.dev(), md.ino(), id));
-        out.fdinfo.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
+        out.seen.push((pid, fd, md.dev(), md.ino(), id));
+        fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
     }
+    Ok(fdinfos)
+}
+
+/// Once every task's fds are dumped: each unix socket's peer must be one
+/// of them (`who` names the dumped tasks in the error).
+pub fn check_unix_pairs(out: &Fds, who: &str) -> Result<()> {
     for (ino, peer) in &out.unix {
         if !out.unix.iter().any(|(i, _)| i == peer) {
-            bail!("unix socket {ino} of task {pid} is connected to socket {peer} outside the task: not supported yet");
+            bail!("unix socket {ino} of {who} is connected to socket {peer} outside the dumped tasks: not supported yet");
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A copy of fd `fd` of `pid` (pidfd_getfd; the task is seized).
@@ -169,8 +180,9 @@ fn their_fd(pid: i32, fd: i32, pidfd: &mut Option<std::os::fd::OwnedFd>) -> Resu
     crate::sys::pidfd::getfd(p.as_fd(), fd).with_context(|| format!("pidfd_getfd of fd {fd} of {pid}"))
 }
 
-/// Whether fds `a` and `b` of `pid` are one open file description.
-fn same_description(pid: i32, a: i32, b: i32) -> bool {
-    let p = nix::unistd::Pid::from_raw(pid);
-    matches!(crate::sys::kprobe::kcmp(p, p, 0 /* KCMP_FILE */, a as u64, b as u64), Ok(0))
+/// Whether fd `a` of `pid_a` and fd `b` of `pid_b` are one open file
+/// description.
+fn same_description(pid_a: i32, a: i32, pid_b: i32, b: i32) -> bool {
+    let (pa, pb) = (nix::unistd::Pid::from_raw(pid_a), nix::unistd::Pid::from_raw(pid_b));
+    matches!(crate::sys::kprobe::kcmp(pa, pb, 0 /* KCMP_FILE */, a as u64, b as u64), Ok(0))
 }

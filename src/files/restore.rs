@@ -37,6 +37,10 @@ fn open_reg(e: &crate::images::pb::RegFileEntry) -> Result<File> {
 }
 
 /// Opened descriptions, by file id, ready to be put at their fd numbers.
+/// Opened once for a whole tree (before its tasks fork), so a description
+/// several tasks share is one description again; each task installs the
+/// ones its fd table names.
+#[derive(Default)]
 pub struct Opened {
     by_id: HashMap<u32, OwnedFd>,
 }
@@ -96,7 +100,23 @@ pub fn open(
                     pipes.insert(p.pipe_id, new_pipe(p.pipe_id, pipe_data.get(&p.pipe_id))?);
                 }
                 let (r, w) = &pipes[&p.pipe_id];
-                let read_end = p.flags as i32 & libc::O_ACCMODE == libc::O_RDONLY;
+                let acc = p.flags as i32 & libc::O_ACCMODE;
+                if acc == libc::O_RDWR {
+                    // Opened read-write through /proc (bash's `<> <(...)`):
+                    // the same, from the read end.
+                    let path = format!("/proc/self/fd/{}", r.as_raw_fd());
+                    let reopened = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_NONBLOCK)
+                        .open(&path)
+                        .with_context(|| format!("reopening pipe {} read-write for fd {}", p.pipe_id, fi.fd))?;
+                    let fl = OFlag::from_bits_truncate(p.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
+                    fcntl(reopened.as_fd(), FcntlArg::F_SETFL(fl)).context("F_SETFL on a pipe")?;
+                    by_id.insert(fi.id, reopened.into());
+                    continue;
+                }
+                let read_end = acc == libc::O_RDONLY;
                 let end = if read_end { r } else { w };
                 let fl = OFlag::from_bits_truncate(p.flags as i32 & !libc::O_ACCMODE & !OPEN_ONLY);
                 // The first description of each end is the one pipe2 made
@@ -196,7 +216,8 @@ fn new_pipe(pipe_id: u32, data: Option<&(u32, Vec<u8>)>) -> Result<(OwnedFd, Own
 
 impl Opened {
     /// Put each fd at its number with its flags, and close every other fd
-    /// but `keep` (the restore's service fds, which must not collide).
+    /// but `keep` (the restore's service fds, which must not collide), the
+    /// descriptions this fd table does not name included.
     pub fn install(self, fdinfo: &[FdinfoEntry], keep: &[RawFd]) -> Result<()> {
         let targets: Vec<RawFd> = fdinfo.iter().map(|f| f.fd as RawFd).collect();
         if let Some(c) = keep.iter().find(|k| targets.contains(k)) {
@@ -207,6 +228,9 @@ impl Opened {
         let top = targets.iter().chain(keep).copied().max().unwrap_or(2) + 1;
         let mut high: HashMap<u32, OwnedFd> = HashMap::new();
         for (id, fd) in self.by_id {
+            if !fdinfo.iter().any(|f| f.id == id) {
+                continue;
+            }
             let moved = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(top)).context("F_DUPFD_CLOEXEC")?;
             // SAFETY-free: F_DUPFD_CLOEXEC returned a new fd we now own.
             high.insert(id, crate::sys::fd::owned(moved));
@@ -223,15 +247,14 @@ impl Opened {
     }
 }
 
-/// With every fd at its number: give each epoll instance its targets.
-pub fn epoll_targets(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>) -> Result<()> {
+/// With every fd at its number: give each epoll instance its targets
+/// (but those in `skip`: an instance shared with a task that added them).
+pub fn epoll_targets(fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>, skip: &[u32]) -> Result<()> {
     let mut done = Vec::new();
     for fi in fdinfo {
-        if let Some(e) = files.get(&fi.id).and_then(|f| f.epfd.as_ref()) {
-            if !done.contains(&fi.id) {
-                done.push(fi.id);
-                super::epoll::add_targets(fi.fd as i32, e)?;
-            }
+        if let Some(e) = files.get(&fi.id).and_then(|f| f.epfd.as_ref()).filter(|_| !done.contains(&fi.id) && !skip.contains(&fi.id)) {
+            done.push(fi.id);
+            super::epoll::add_targets(fi.fd as i32, e)?;
         }
     }
     Ok(())

@@ -239,9 +239,9 @@ fn data_runs(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
 /// object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
 /// object, and its own pages-N.img. Pages are found with SEEK_DATA on the
 /// object (through /proc/PID/map_files) and copied without touching the task.
-/// Returns the next free pages id.
-pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32) -> Result<(u32, u64)> {
-    let mut done: Vec<u64> = Vec::new();
+/// Objects in `done` (dumped for another task of the tree) are skipped and
+/// the new ones added. Returns the next free pages id.
+pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32, done: &mut Vec<u64>) -> Result<(u32, u64)> {
     let mut written = 0u64;
     for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED)) {
         if done.contains(&v.entry.shmid) {

@@ -107,7 +107,66 @@ fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) ->
     Ok(f)
 }
 
-/// Lay out and fill the task's memory. `own` is our /proc/self/maps.
+/// Anonymous shared memory objects that several tasks of a tree map:
+/// made once, filled from their images, before the tasks fork (each
+/// inherits the fds and maps the same object), by shmid.
+#[derive(Debug, Default)]
+pub struct SharedShmem {
+    by_id: HashMap<u64, OwnedFd>,
+}
+
+impl SharedShmem {
+    /// Make each object (shmid, size in bytes) and fill it from
+    /// pagemap-shmem-SHMID.img.
+    pub fn create(dir: &ImageDir, objects: &[(u64, u64)]) -> Result<SharedShmem> {
+        let mut by_id = HashMap::new();
+        for &(shmid, size) in objects {
+            let size = size.div_ceil(PAGE_SIZE) * PAGE_SIZE;
+            let what = || format!("shared memory object {shmid} ({size} bytes)");
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            let at = mm::map(0, size, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS, None, 0).with_context(what)?;
+            // The object itself, as a file, for every task to map.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/self/map_files/{at:x}-{:x}", at + size))
+                .with_context(what);
+            let _ = mm::unmap(at, size);
+            let f = f?;
+            let name = super::pages::shmem_pagemap_name(shmid);
+            if dir.exists(&name) {
+                use std::os::unix::fs::FileExt;
+                let pm = Pagemap::read_named(dir, &name)?;
+                let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
+                let pages = dir.open_file(&pages_name)?;
+                let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut buf = vec![0u8; 1 << 20];
+                for run in pm.runs(&name, pages_len)? {
+                    let Some(off) = run.pages_offset else { continue };
+                    if run.vaddr + run.len() > size {
+                        bail!("{name}: pages at offset {:#x} lie beyond the object's {size} bytes", run.vaddr);
+                    }
+                    let mut done = 0;
+                    while done < run.len() {
+                        let n = (run.len() - done).min(buf.len() as u64) as usize;
+                        pages.read_exact_at(&mut buf[..n], off + done).with_context(|| format!("reading {pages_name}"))?;
+                        f.write_all_at(&buf[..n], run.vaddr + done).with_context(what)?;
+                        done += n as u64;
+                    }
+                }
+            }
+            by_id.insert(shmid, OwnedFd::from(f));
+        }
+        Ok(SharedShmem { by_id })
+    }
+
+    fn get(&self, shmid: u64) -> Option<&OwnedFd> {
+        self.by_id.get(&shmid)
+    }
+}
+
+/// Lay out and fill the task's memory. `own` is our /proc/self/maps;
+/// `shared` the anonymous shared memory made for the whole tree.
 pub fn premap(
     mm_e: &MmEntry,
     files: &HashMap<u32, RegFileEntry>,
@@ -115,6 +174,7 @@ pub fn premap(
     pid: u64,
     own: &[MapEntry],
     extra_avoid: &[(u64, u64)],
+    shared: &SharedShmem,
 ) -> Result<MemPlan> {
     let vmas = &mm_e.vmas;
     let total: u64 = vmas.iter().filter(|v| needs_premap(v)).map(|v| v.end - v.start + PAGE_SIZE).sum();
@@ -164,6 +224,11 @@ pub fn premap(
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
         if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
+                None if shared.get(v.shmid).is_some() => {
+                    // The tree's object, filled already.
+                    let fd = shared.get(v.shmid).context("shared memory object")?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(fd.as_fd()), v.pgoff).with_context(what)?;
+                }
                 None => {
                     mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED, None, 0)
                         .with_context(what)?;
@@ -194,7 +259,8 @@ pub fn premap(
     let vdso: Vec<(u64, u64)> =
         vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect();
     fill_private(dir, pid, &placed, &vdso)?;
-    fill_shmem(dir, &placed)?;
+    let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
+    fill_shmem(dir, &own_shm)?;
     install_guards(dir, pid, &placed)?;
     plan.vdso = vdso_move(vmas, own)?;
     Ok(plan)

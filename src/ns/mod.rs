@@ -46,6 +46,14 @@ pub fn task_ids() -> TaskKobjIdsEntry {
     ids(2)
 }
 
+/// The ids of the `n`-th live task of a dump (0: the root), in pstree
+/// order: each task has its own mm, fd table, fs and signal handlers, so
+/// each kind counts on from the root's (criu's own are 1), as CRIU's
+/// generators do. Its files_id names fdinfo-N.img.
+pub fn task_ids_nth(n: u32) -> TaskKobjIdsEntry {
+    ids(n + 2)
+}
+
 /// The root ids recorded in inventory.img (as CRIU 4.2 writes them).
 pub fn root_ids() -> TaskKobjIdsEntry {
     ids(1)

@@ -1,22 +1,40 @@
-//! `criu restore`: CRIU's stages for one task — read and check the images
-//! (files unchanged, pid and thread ids free), fork with the exact pid
-//! (clone3 set_tid), and in the child: session, memory premapped and
-//! filled, rlimits, fds, cwd/root/umask; then the restorer blob puts memory
-//! in place, creates the other threads with their tids, restores the rest
-//! of the task's and each thread's state and jumps into the saved
-//! registers (every thread from its own frame).
+//! `criu restore`: CRIU's stages for a process tree — read and check the
+//! images (files unchanged, every pid and thread id free, sessions and
+//! process groups recreatable), then recreate the tree: criu forks the root
+//! with its pid (clone3 set_tid), and every restoring task forks its own
+//! children with theirs, after making itself a session leader (setsid) or
+//! a process group leader if it was one, so children inherit what they
+//! must. The root opens every file of the tree first, so a description
+//! tasks shared is shared again: each task installs the ones its fd table
+//! names and closes the rest.
 //!
-//! The child dies with criu until the very end (PR_SET_PDEATHSIG), and
-//! reports through a pipe: an error text from the Rust side, or the
-//! restorer's status word; EOF without either means it died.
+//! Tasks and criu meet at stages, over one pair of pipes per task (the
+//! task reports on one, criu answers on the other):
+//! 1. forked — every task exists, leaders are in place (`F`);
+//! 2. criu's go (`P`): each task joins its process group, zombies report
+//!    (`Z`) and exit with their status (a signal raised at themselves for
+//!    a signal death) without being reaped: their parent waits for them
+//!    with WNOWAIT, SIGCHLD at its default so no signal is left over;
+//! 3. each live task premaps its memory, installs its fds, cwd/root/umask
+//!    and rlimits, and hands over to the restorer blob, which puts memory
+//!    in place, creates the threads and jumps into the saved registers;
+//!    its cleaner holds it, restored but not running (`HELD`);
+//! 4. once every task is held, post-restore and pre-resume run (once, with
+//!    the root's pid), then criu lets every task go (`g`).
+//!
+//! Every restoring task dies with its parent until its restorer sets the
+//! image's parent-death signal (PR_SET_PDEATHSIG, the root with criu's
+//! death); held tasks die with their cleaner when criu goes away. A failure
+//! anywhere kills the whole tree.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use tracing::info;
@@ -32,7 +50,13 @@ use crate::opts::Opts;
 use crate::restorer::plan::{MmMap, Plan};
 use crate::sys::clone::{fork_with_pid, Forked};
 
-/// The images of one task, read and checked before anything is created.
+/// core-PID.img's task_state of a zombie (CRIU's TASK_DEAD).
+const TASK_DEAD: u32 = 2;
+/// ... of a live task, and of one stopped at dump time.
+const TASK_ALIVE: u32 = 1;
+const TASK_STOPPED: u32 = 3;
+
+/// The images of one live task, read and checked before anything is created.
 pub struct TaskImages {
     pub pstree: PstreeEntry,
     pub core: CoreEntry,
@@ -41,12 +65,7 @@ pub struct TaskImages {
     pub ids: TaskKobjIdsEntry,
     pub mm: MmEntry,
     pub fs: FsEntry,
-    pub files: HashMap<u32, FileEntry>,
     pub fdinfo: Vec<FdinfoEntry>,
-    /// pipe_id -> (buffer size, data)
-    pub pipe_data: HashMap<u32, (u32, Vec<u8>)>,
-    /// socket file id -> messages queued for it to read
-    pub sk_queues: HashMap<u32, Vec<Vec<u8>>>,
 }
 
 fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
@@ -54,21 +73,9 @@ fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static c
 }
 
 impl TaskImages {
-    pub fn load(dir: &ImageDir) -> Result<TaskImages> {
-        let inv = inventory::read(dir)?;
-        if inv.img_version != crate::images::kind::CRTOOLS_IMAGES_V1_1 {
-            bail!("inventory.img: images version {} is not supported (want 2)", inv.img_version);
-        }
-        let mut r = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())?;
-        let items: Vec<PstreeEntry> = r.all()?;
-        let pstree = match items.as_slice() {
-            [one] => one.clone(),
-            [] => bail!("pstree.img is empty"),
-            many => bail!("pstree.img holds {} tasks: restoring process trees is not supported yet", many.len()),
-        };
+    fn load(dir: &ImageDir, pstree: &PstreeEntry, core: CoreEntry) -> Result<TaskImages> {
         let pid = pstree.pid;
-        let core: CoreEntry = one(dir, &kinds::core().file_name(u64::from(pid)), kinds::core())?;
-        if core.mtype != crate::images::pb::core_entry::March::X8664 as i32 || core.thread_info.is_none() {
+        if core.thread_info.is_none() {
             bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
         }
         if !pstree.threads.is_empty() && pstree.threads.first() != Some(&pid) {
@@ -85,10 +92,115 @@ impl TaskImages {
         let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
         let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
         let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
-        let files: HashMap<u32, FileEntry> =
-            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
         let fdinfo: Vec<FdinfoEntry> =
             ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
+        Ok(TaskImages { pstree: pstree.clone(), core, threads, ids, mm, fs, fdinfo })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pstree.pid as i32
+    }
+}
+
+/// What a task of the tree is.
+enum Body {
+    Alive(Box<TaskImages>),
+    /// A zombie: its core (task core only: name, exit code).
+    Zombie(Box<CoreEntry>),
+}
+
+/// One task of the tree to restore.
+struct Node {
+    pid: i32,
+    /// The session and process group it ends up in (with --shell-job,
+    /// the root's, if it led neither, become criu's).
+    sid: i32,
+    pgid: i32,
+    body: Body,
+    parent: Option<usize>,
+    children: Vec<usize>,
+}
+
+impl Node {
+    fn zombie(&self) -> bool {
+        matches!(self.body, Body::Zombie(_))
+    }
+
+    /// Leads its session: setsid right after its fork (its children inherit it).
+    fn setsid(&self) -> bool {
+        self.sid == self.pid
+    }
+
+    /// Leads its process group.
+    fn own_group(&self) -> bool {
+        self.pgid == self.pid
+    }
+
+    fn alive(&self) -> Option<&TaskImages> {
+        match &self.body {
+            Body::Alive(t) => Some(t),
+            Body::Zombie(_) => None,
+        }
+    }
+}
+
+/// The images of the whole tree, read and checked.
+pub struct Tree {
+    /// Parents before children, the root first (pstree.img's order).
+    nodes: Vec<Node>,
+    files: HashMap<u32, FileEntry>,
+    /// pipe_id -> (buffer size, data)
+    pipe_data: HashMap<u32, (u32, Vec<u8>)>,
+    /// socket file id -> messages queued for it to read
+    sk_queues: HashMap<u32, Vec<Vec<u8>>>,
+}
+
+impl Tree {
+    pub fn load(dir: &ImageDir) -> Result<Tree> {
+        let inv = inventory::read(dir)?;
+        if inv.img_version != crate::images::kind::CRTOOLS_IMAGES_V1_1 {
+            bail!("inventory.img: images version {} is not supported (want 2)", inv.img_version);
+        }
+        let items: Vec<PstreeEntry> = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())?.all()?;
+        if items.is_empty() {
+            bail!("pstree.img is empty");
+        }
+        let mut nodes: Vec<Node> = Vec::with_capacity(items.len());
+        for (i, e) in items.iter().enumerate() {
+            let pid = e.pid as i32;
+            if pid <= 0 || nodes.iter().any(|n| n.pid == pid) {
+                bail!("pstree.img: task {pid} is listed twice (or is not a pid)");
+            }
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(nodes.iter().position(|n| n.pid == e.ppid as i32).with_context(|| {
+                    format!("pstree.img: the parent {} of task {pid} is not listed before it", e.ppid)
+                })?)
+            };
+            let core: CoreEntry = one(dir, &kinds::core().file_name(u64::from(e.pid)), kinds::core())?;
+            if core.mtype != crate::images::pb::core_entry::March::X8664 as i32 {
+                bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
+            }
+            let state = core.tc.as_ref().map(|tc| tc.task_state).with_context(|| format!("core-{pid}.img has no task core"))?;
+            let body = match state {
+                TASK_DEAD if i == 0 => bail!("the root task {pid} is a zombie: nothing to restore"),
+                TASK_DEAD => {
+                    if let Some(p) = parent.filter(|&p| nodes[p].zombie()) {
+                        bail!("pstree.img: task {pid} is a child of zombie {}", nodes[p].pid);
+                    }
+                    Body::Zombie(Box::new(core))
+                }
+                TASK_ALIVE | TASK_STOPPED => Body::Alive(Box::new(TaskImages::load(dir, e, core)?)),
+                s => bail!("core-{pid}.img: task state {s} can't be restored (not alive, stopped or a zombie)"),
+            };
+            nodes.push(Node { pid, sid: e.sid as i32, pgid: e.pgid as i32, body, parent, children: Vec::new() });
+            if let Some(p) = parent {
+                nodes[p].children.push(i);
+            }
+        }
+        let files: HashMap<u32, FileEntry> =
+            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
         let mut pipe_data = HashMap::new();
         if dir.exists("pipes-data.img") {
             let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
@@ -106,11 +218,11 @@ impl TaskImages {
                 sk_queues.entry(e.id_for).or_default().push(data);
             }
         }
-        Ok(TaskImages { pstree, core, threads, ids, mm, fs, files, fdinfo, pipe_data, sk_queues })
+        Ok(Tree { nodes, files, pipe_data, sk_queues })
     }
 
-    pub fn pid(&self) -> i32 {
-        self.pstree.pid as i32
+    fn root(&self) -> &Node {
+        &self.nodes[0]
     }
 
     fn reg(&self, id: u32) -> Result<&RegFileEntry> {
@@ -121,7 +233,7 @@ impl TaskImages {
         self.files.iter().filter_map(|(id, f)| f.reg.clone().map(|r| (*id, r))).collect()
     }
 
-    /// Check every regular file the task uses still matches its record
+    /// Check every regular file the tree uses still matches its record
     /// (but those replaced by --inherit-fd).
     fn check_files(&self, inherit: &[String]) -> Result<()> {
         let inherited: Vec<&str> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r)).collect();
@@ -141,8 +253,112 @@ impl TaskImages {
         }
         Ok(())
     }
-}
 
+    /// Every pid and thread id of the tree must be free.
+    fn check_pids_free(&self) -> Result<()> {
+        for n in &self.nodes {
+            let pid = n.pid;
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
+            }
+            if let Some(t) = n.alive() {
+                for (tid, _) in &t.threads {
+                    if std::path::Path::new(&format!("/proc/{tid}")).exists() {
+                        bail!("pid {tid} is taken: can't restore thread {tid} of task {pid} (a task with that id is running)");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide how each task gets its session and process group, refusing
+    /// by name what needs CRIU's helper tasks. With --shell-job, a root
+    /// that led neither its session nor its group joins criu's, and so do
+    /// the tasks that shared them with it.
+    fn plan_ids(&mut self, shell_job: bool) -> Result<()> {
+        let our_sid = nix::unistd::getsid(None).context("getsid")?.as_raw();
+        let our_pgid = nix::unistd::getpgrp().as_raw();
+        let (rpid, rsid, rpgid) = (self.root().pid, self.root().sid, self.root().pgid);
+        if rsid != rpid {
+            if !shell_job {
+                bail!("task {rpid} is not a session leader (session {rsid}): restore it with --shell-job");
+            }
+            for n in &mut self.nodes {
+                if n.sid == rsid {
+                    n.sid = our_sid;
+                }
+            }
+        }
+        if shell_job && rpgid != rpid {
+            for n in &mut self.nodes {
+                if n.pgid == rpgid {
+                    n.pgid = our_pgid;
+                }
+            }
+        }
+        for n in &self.nodes {
+            let (pid, sid, pgid) = (n.pid, n.sid, n.pgid);
+            if n.setsid() && !n.own_group() {
+                bail!("task {pid} leads session {sid} but is in process group {pgid}: the images are inconsistent");
+            }
+            // Sessions come only from a fork (or setsid): a task's must be
+            // its parent's, or its own.
+            if !n.setsid() {
+                let inherited = n.parent.map_or(our_sid, |p| self.nodes[p].sid);
+                if sid != inherited {
+                    bail!(
+                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): restoring that needs a helper task, which is not supported yet"
+                    );
+                }
+            }
+            if !n.own_group() {
+                let leader = self.nodes.iter().any(|l| l.pid == pgid && l.own_group() && l.sid == sid);
+                let ours = pgid == our_pgid && sid == our_sid;
+                if !leader && !ours {
+                    bail!(
+                        "task {pid} is in process group {pgid}, whose leader is not in the tree: restoring that needs a helper task, which is not supported yet"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Anonymous shared memory objects mapped by more than one task, with
+    /// the size each needs: (shmid, bytes).
+    fn shared_shmem(&self) -> Vec<(u64, u64)> {
+        let mut users: HashMap<u64, (Vec<i32>, u64)> = HashMap::new();
+        for n in &self.nodes {
+            let Some(t) = n.alive() else { continue };
+            for v in t.mm.vmas.iter().filter(|v| v.status & crate::mem::vma::status::ANON_SHARED != 0) {
+                let u = users.entry(v.shmid).or_default();
+                if !u.0.contains(&n.pid) {
+                    u.0.push(n.pid);
+                }
+                u.1 = u.1.max(v.pgoff + (v.end - v.start));
+            }
+        }
+        let mut out: Vec<(u64, u64)> = users.into_iter().filter(|(_, (p, _))| p.len() > 1).map(|(id, (_, size))| (id, size)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The epoll instances task `idx` must not give targets to: those an
+    /// earlier task shares (it adds them).
+    fn epoll_done_before(&self, idx: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        for n in &self.nodes[..idx] {
+            let Some(t) = n.alive() else { continue };
+            for fi in &t.fdinfo {
+                if self.files.get(&fi.id).is_some_and(|f| f.epfd.is_some()) && !out.contains(&fi.id) {
+                    out.push(fi.id);
+                }
+            }
+        }
+        out
+    }
+}
 /// What the parent hears from the child.
 enum Report {
     /// Running.
@@ -195,6 +411,158 @@ fn read_report(r: &mut File, tids: &[u32]) -> Report {
     }
 }
 
+
+/// One task's pipes to criu: it reports on `ready`, criu answers on `go`.
+/// Raw fds: every restoring task inherits all of them and closes what is
+/// not its own (criu's ends at once, others' once its children are forked).
+#[derive(Clone, Copy, Debug)]
+struct Chan {
+    ready_r: RawFd,
+    ready_w: RawFd,
+    go_r: RawFd,
+    go_w: RawFd,
+}
+
+impl Chan {
+    fn new() -> Result<Chan> {
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+        let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+        Ok(Chan { ready_r: ready_r.into_raw_fd(), ready_w: ready_w.into_raw_fd(), go_r: go_r.into_raw_fd(), go_w: go_w.into_raw_fd() })
+    }
+}
+
+/// Stage reports of a restoring task (before its restorer's report words).
+mod msg {
+    /// Forked, leads what it must, its children forked.
+    pub const FORKED: u8 = b'F';
+    /// A zombie in its group, about to exit.
+    pub const ZOMBIE: u8 = b'Z';
+    /// An error text follows, up to EOF.
+    pub const ERROR: u8 = b'E';
+    /// criu: every task is forked; join your group and go on.
+    pub const PROCEED: u8 = b'P';
+    /// criu (to the cleaners): resume.
+    pub const GO: u8 = b'g';
+}
+
+/// Read a one-byte stage report `want` of task `pid`.
+fn expect_stage(r: &mut File, want: u8, pid: i32) -> std::result::Result<(), String> {
+    let mut b = [0u8; 1];
+    match r.read_exact(&mut b) {
+        Ok(()) if b[0] == want => Ok(()),
+        Ok(()) if b[0] == msg::ERROR => {
+            let mut rest = Vec::new();
+            let _ = r.read_to_end(&mut rest);
+            Err(format!("task {pid}: {}", String::from_utf8_lossy(&rest)))
+        }
+        Ok(()) => Err(format!("task {pid} reported {:?} where {:?} was due", b[0] as char, want as char)),
+        Err(_) => Err(format!("the restoring process of task {pid} died")),
+    }
+}
+
+/// criu's side of a restore in progress: the root (our child unless
+/// --restore-sibling), the tasks known to be ours (they reported), and the
+/// pipes. Dropping the go pipes makes every waiting task and cleaner give
+/// up.
+struct Running<'a> {
+    tree: &'a Tree,
+    root: Pid,
+    our_child: bool,
+    ready: Vec<File>,
+    go: Vec<Option<File>>,
+    known: Vec<i32>,
+}
+
+impl Running<'_> {
+    /// Kill the whole tree: the go pipes close first (a cleaner holding
+    /// its task lets go and kills it; tasks waiting for a stage leave),
+    /// then every task we know and the root get SIGKILL (those not yet
+    /// reported die with their parent: PR_SET_PDEATHSIG), and the root is
+    /// reaped.
+    fn kill_all(&mut self) {
+        self.go.iter_mut().for_each(|g| drop(g.take()));
+        let _ = kill(self.root, Signal::SIGKILL);
+        for &pid in &self.known {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if self.our_child {
+            let _ = waitpid(self.root, None);
+        }
+    }
+
+    fn fail(&mut self, msg: String) -> anyhow::Error {
+        self.kill_all();
+        anyhow::anyhow!("restore of task {} failed: {msg}", self.tree.root().pid)
+    }
+
+    fn send(&mut self, i: usize, b: u8) -> std::result::Result<(), String> {
+        let pid = self.tree.nodes[i].pid;
+        match self.go[i].as_mut() {
+            Some(g) => g.write_all(&[b]).map_err(|e| format!("telling task {pid} to go on: {e}")),
+            None => Err(format!("task {pid} can't be told to go on")),
+        }
+    }
+
+    /// Stages 1 and 2: every task forked, then groups joined and zombies
+    /// gone.
+    fn fork_stages(&mut self) -> std::result::Result<(), String> {
+        for i in 0..self.tree.nodes.len() {
+            let pid = self.tree.nodes[i].pid;
+            expect_stage(&mut self.ready[i], msg::FORKED, pid)?;
+            self.known.push(pid);
+        }
+        info!("{} task(s) forked with their pids", self.known.len());
+        for i in 0..self.tree.nodes.len() {
+            self.send(i, msg::PROCEED)?;
+        }
+        for i in 0..self.tree.nodes.len() {
+            if self.tree.nodes[i].zombie() {
+                let pid = self.tree.nodes[i].pid;
+                expect_stage(&mut self.ready[i], msg::ZOMBIE, pid)?;
+                self.go[i] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stage 3: each live task's report: held (restored, not running),
+    /// or running (no cleaner could hold it). Returns (held, running).
+    fn restored(&mut self) -> std::result::Result<(Vec<usize>, Vec<usize>), String> {
+        let (mut held, mut running) = (Vec::new(), Vec::new());
+        for i in 0..self.tree.nodes.len() {
+            let Some(t) = self.tree.nodes[i].alive() else { continue };
+            match read_report(&mut self.ready[i], &t.pstree.threads) {
+                Report::Held => held.push(i),
+                Report::Ready => running.push(i),
+                Report::Failed(m) => return Err(self.task_msg(i, m)),
+            }
+        }
+        Ok((held, running))
+    }
+
+    /// Stage 4: let the held tasks go, and see them running.
+    fn release(&mut self, held: &[usize]) -> std::result::Result<(), String> {
+        for &i in held {
+            self.send(i, msg::GO)?;
+        }
+        for &i in held {
+            let threads = &self.tree.nodes[i].alive().map(|t| t.pstree.threads.clone()).unwrap_or_default();
+            match read_report(&mut self.ready[i], threads) {
+                Report::Ready => {}
+                Report::Held => return Err(self.task_msg(i, "the cleaner reported twice".into())),
+                Report::Failed(m) => return Err(self.task_msg(i, m)),
+            }
+            self.go[i] = None;
+        }
+        Ok(())
+    }
+
+    /// A task's failure, named by its pid when the tree has more than one.
+    fn task_msg(&self, i: usize, m: String) -> String {
+        if self.tree.nodes.len() == 1 { m } else { format!("task {}: {m}", self.tree.nodes[i].pid) }
+    }
+}
+
 /// Run `criu restore`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let t0 = Instant::now();
@@ -206,105 +574,310 @@ pub fn run(opts: &Opts) -> Result<i32> {
     }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
-    let imgs = TaskImages::load(&dir)?;
-    let pid = imgs.pid();
-    info!("Restoring task {pid}");
-    imgs.check_files(&opts.inherit_fds)?;
-    if std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
+    let mut tree = Tree::load(&dir)?;
+    let pid = tree.root().pid;
+    if tree.nodes.len() == 1 {
+        info!("Restoring task {pid}");
+    } else {
+        let zombies = tree.nodes.iter().filter(|n| n.zombie()).count();
+        info!("Restoring the tree of task {pid}: {} task(s), {zombies} zombie(s)", tree.nodes.len());
     }
-    for (tid, _) in &imgs.threads {
-        if std::path::Path::new(&format!("/proc/{tid}")).exists() {
-            bail!("pid {tid} is taken: can't restore thread {tid} of task {pid} (a task with that id is running)");
+    tree.check_files(&opts.inherit_fds)?;
+    tree.check_pids_free()?;
+    for n in &tree.nodes {
+        if let Some(t) = n.alive().filter(|t| !t.threads.is_empty()) {
+            info!("task {} has {} threads", n.pid, t.threads.len() + 1);
         }
     }
-    if !imgs.threads.is_empty() {
-        info!("task {pid} has {} threads", imgs.threads.len() + 1);
-    }
-    let sid = imgs.pstree.sid as i32;
-    if sid != pid && !opts.shell_job {
-        bail!("task {pid} is not a session leader (session {sid}): restore it with --shell-job");
-    }
+    tree.plan_ids(opts.shell_job)?;
 
-    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
+    let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
     let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
-    match fork_with_pid(pid, flags) {
+    let forked = fork_with_pid(pid, flags);
+    if let Ok(Forked::Child) = forked {
+        let ctx = Ctx { tree: &tree, dir: &dir, opts, chans: &chans };
+        task_main(&ctx, 0, Inherited::default())
+    }
+    // The tasks' ends are theirs; ours are owned from here.
+    for c in &chans {
+        crate::sys::fd::close_raw(c.ready_w);
+        crate::sys::fd::close_raw(c.go_r);
+    }
+    let ready: Vec<File> = chans.iter().map(|c| File::from(crate::sys::fd::owned(c.ready_r))).collect();
+    let go: Vec<Option<File>> = chans.iter().map(|c| Some(File::from(crate::sys::fd::owned(c.go_w)))).collect();
+    let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
         Err(e) => bail!("clone3 with pid {pid}: {e}"),
-        Ok(Forked::Child) => {
-            drop(ready_r);
-            drop(go_w);
-            // Only errors come back here; report them to the parent.
-            let (err, ready) = child(&imgs, &dir, opts, ready_w, go_r);
-            let _ = File::from(ready).write_all(format!("E{err:#}").as_bytes());
-            std::process::exit(1);
-        }
-        Ok(Forked::Parent(child_pid)) => {
-            drop(ready_w);
-            drop(go_r);
-            crate::scripts::setup_namespaces(opts, &dir, pid)?;
-            let mut ready = File::from(ready_r);
-            let fail = |msg: String| -> anyhow::Error {
-                let _ = nix::sys::signal::kill(child_pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = waitpid(child_pid, None);
-                anyhow::anyhow!("restore of task {pid} failed: {msg}")
-            };
-            match read_report(&mut ready, &imgs.pstree.threads) {
-                Report::Held => {
-                    // Everything is in place and the task has not run yet:
-                    // a failing script here undoes the restore. (The go pipe
-                    // closes first: the cleaner, which traces the task, must
-                    // let go of it before we can reap it.)
-                    for action in [crate::scripts::Action::PostRestore, crate::scripts::Action::PreResume] {
-                        if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
-                            drop(go_w);
-                            let _ = fail(String::new());
-                            return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
-                        }
-                    }
-                    let _ = File::from(go_w).write_all(b"g");
-                    match read_report(&mut ready, &imgs.pstree.threads) {
-                        Report::Ready => {}
-                        Report::Held => return Err(fail("the cleaner reported twice".into())),
-                        Report::Failed(msg) => return Err(fail(msg)),
-                    }
-                }
-                Report::Ready => {
-                    // No cleaner could hold the task: it runs already.
-                    drop(go_w);
-                    crate::scripts::run_or_kill(crate::scripts::Action::PostRestore, opts, &dir, pid)?;
-                    crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
-                }
-                Report::Failed(msg) => return Err(fail(msg)),
-            }
-            info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
-            crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, &dir, pid);
-            if let Some(pf) = &opts.pidfile {
-                std::fs::write(pf, format!("{pid}")).with_context(|| format!("writing pidfile {}", pf.display()))?;
-            }
-            if opts.restore_detach || opts.restore_sibling {
-                return Ok(0);
-            }
-            match waitpid(child_pid, None).context("waiting for the restored task")? {
-                WaitStatus::Exited(_, code) => Ok(code),
-                WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
-                other => bail!("restored task {pid}: {other:?}"),
+        Ok(Forked::Parent(p)) => p,
+        Ok(Forked::Child) => unreachable!("the child became the task"),
+    };
+    let mut rs = Running { tree: &tree, root, our_child: !opts.restore_sibling, ready, go, known: Vec::new() };
+
+    if opts.restore_sibling {
+        for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
+            if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
+                rs.kill_all();
+                return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
             }
         }
     }
-}
-
-/// The child: become the task. Returns only on error, with the fd to
-/// report it through.
-fn child(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: OwnedFd, go_r: OwnedFd) -> (anyhow::Error, OwnedFd) {
-    let mut ready = Some(ready_w);
-    match prepare(imgs, dir, opts, &mut ready, go_r) {
-        Ok(plan) => crate::restorer::jump(plan),
-        Err(e) => (e, ready.take().expect("the ready fd is kept until the plan is built")),
+    if let Err(m) = rs.fork_stages() {
+        return Err(rs.fail(m));
+    }
+    let (held, running) = match rs.restored() {
+        Ok(v) => v,
+        Err(m) => return Err(rs.fail(m)),
+    };
+    let what = if tree.nodes.len() == 1 { format!("task {pid} was killed") } else { format!("the tree of task {pid} was killed") };
+    if running.is_empty() {
+        // Everything is in place and no task has run yet: a failing
+        // script here undoes the restore.
+        for action in [crate::scripts::Action::PostRestore, crate::scripts::Action::PreResume] {
+            if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
+                rs.kill_all();
+                return Err(e.context(format!("restore aborted at {action}; {what}")));
+            }
+        }
+        if let Err(m) = rs.release(&held) {
+            return Err(rs.fail(m));
+        }
+    } else {
+        // Some task could not be held: it runs already; so do the rest.
+        if let Err(m) = rs.release(&held) {
+            return Err(rs.fail(m));
+        }
+        if let Err(e) = crate::scripts::run(crate::scripts::Action::PostRestore, opts, Some(&dir), Some(pid)) {
+            rs.kill_all();
+            return Err(e.context(format!("restore aborted at post-restore; {what}")));
+        }
+        crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
+    }
+    drop(rs);
+    info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
+    crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, &dir, pid);
+    if let Some(pf) = &opts.pidfile {
+        std::fs::write(pf, format!("{pid}")).with_context(|| format!("writing pidfile {}", pf.display()))?;
+    }
+    if opts.restore_detach || opts.restore_sibling {
+        return Ok(0);
+    }
+    match waitpid(root, None).context("waiting for the restored task")? {
+        WaitStatus::Exited(_, code) => Ok(code),
+        WaitStatus::Signaled(_, sig, _) => Ok(128 + sig as i32),
+        other => bail!("restored task {pid}: {other:?}"),
     }
 }
 
+/// What the root makes for the whole tree before it forks: the files and
+/// the anonymous shared memory tasks share. Each task takes its copy.
+#[derive(Default)]
+struct Inherited {
+    opened: fd_restore::Opened,
+    shm: premap::SharedShmem,
+}
+
+/// What every restoring task reads (a copy of criu's memory, by fork).
+struct Ctx<'a> {
+    tree: &'a Tree,
+    dir: &'a ImageDir,
+    opts: &'a Opts,
+    chans: &'a [Chan],
+}
+
+/// Become task `idx` of the tree (we were just forked with its pid).
+/// Never returns: the restorer jumps into the task, a zombie exits, and an
+/// error is reported to criu before we exit.
+fn task_main(ctx: &Ctx, idx: usize, inherited: Inherited) -> ! {
+    let chan = ctx.chans[idx];
+    let mut ready = Some(crate::sys::fd::owned(chan.ready_w));
+    let go = crate::sys::fd::owned(chan.go_r);
+    let err = match task_body(ctx, idx, inherited, &mut ready, go) {
+        Ok(plan) => {
+            let (e, fd) = crate::restorer::jump(plan);
+            ready = Some(fd);
+            e
+        }
+        Err(e) => e,
+    };
+    if let Some(r) = ready {
+        let _ = File::from(r).write_all(format!("{}{err:#}", msg::ERROR as char).as_bytes());
+    }
+    crate::sys::restorer::exit_now(1)
+}
+
+/// Read criu's next word on `go`: `want`, or an error (EOF: criu gave up).
+fn wait_for(go: &OwnedFd, want: u8) -> Result<()> {
+    let mut b = [0u8; 1];
+    let n = loop {
+        match nix::unistd::read(go, &mut b) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.context("reading criu's go-ahead")?,
+        }
+    };
+    if n != 1 || b[0] != want {
+        bail!("criu gave up on the restore");
+    }
+    Ok(())
+}
+
+fn report(ready: &Option<OwnedFd>, b: u8) -> Result<()> {
+    let fd = ready.as_ref().context("ready fd")?;
+    let n = nix::unistd::write(fd, &[b]).context("reporting to criu")?;
+    if n != 1 {
+        bail!("reporting to criu: short write");
+    }
+    Ok(())
+}
+
+/// Everything a task does before its restorer (or, a zombie, its exit).
+fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+    let tree = ctx.tree;
+    let node = &tree.nodes[idx];
+    let pid = node.pid;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
+    if let Some(p) = node.parent {
+        // Our parent may have died before the line above: then we go too.
+        if nix::unistd::getppid().as_raw() != tree.nodes[p].pid {
+            bail!("the parent {} of task {pid} died", tree.nodes[p].pid);
+        }
+    } else {
+        // criu's ends of every task's pipes are criu's alone.
+        for c in ctx.chans {
+            crate::sys::fd::close_raw(c.ready_r);
+            crate::sys::fd::close_raw(c.go_w);
+        }
+    }
+    if ctx.opts.log_file_per_pid {
+        // --log-pid: this restoring process logs to LOG.PID from here on.
+        crate::log::reopen_for_pid(pid).context("--log-pid")?;
+    }
+    if node.setsid() {
+        nix::unistd::setsid().with_context(|| format!("setsid for task {pid}"))?;
+    } else if node.own_group() {
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).with_context(|| format!("setpgid for task {pid}"))?;
+    }
+    let imgs = match &node.body {
+        Body::Zombie(core) => {
+            drop(inh);
+            zombie(ctx, idx, core, ready, go)
+        }
+        Body::Alive(t) => t,
+    };
+    // Zombie children stay ours to reap (the restored code does), and
+    // their exit leaves no SIGCHLD behind (the image has what was pending).
+    crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
+    crate::sys::sigreset::unblock(Signal::SIGCHLD).context("unblocking SIGCHLD")?;
+    if idx == 0 {
+        // Every file of the tree, once: the children inherit them.
+        let inherit: Vec<(i32, String)> = ctx
+            .opts
+            .inherit_fds
+            .iter()
+            .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
+            .collect();
+        let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
+        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job)?;
+        let shared = tree.shared_shmem();
+        if !shared.is_empty() {
+            info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
+            inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
+        }
+    }
+    for &c in &node.children {
+        let cpid = tree.nodes[c].pid;
+        match fork_with_pid(cpid, 0) {
+            Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
+            Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
+            Ok(Forked::Child) => task_main(ctx, c, std::mem::take(&mut inh)),
+            Ok(Forked::Parent(_)) => {}
+        }
+    }
+    // Our children hold their own pipe ends now.
+    for (j, c) in ctx.chans.iter().enumerate() {
+        if j != idx {
+            crate::sys::fd::close_raw(c.ready_w);
+            crate::sys::fd::close_raw(c.go_r);
+        }
+    }
+    report(ready, msg::FORKED)?;
+    wait_for(&go, msg::PROCEED)?;
+    join_group(node)?;
+    // Our zombies must be dead before we go on (and stay unreaped).
+    for &c in &node.children {
+        if tree.nodes[c].zombie() {
+            let cpid = Pid::from_raw(tree.nodes[c].pid);
+            let flags = nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT;
+            loop {
+                match nix::sys::wait::waitid(nix::sys::wait::Id::Pid(cpid), flags) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r => {
+                        r.with_context(|| format!("waiting for zombie {cpid} to exit"))?;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    prepare(ctx, idx, imgs, inh, ready, go)
+}
+
+/// Join the process group the image names, once every leader exists.
+fn join_group(node: &Node) -> Result<()> {
+    if node.own_group() || nix::unistd::getpgrp().as_raw() == node.pgid {
+        return Ok(());
+    }
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(node.pgid))
+        .with_context(|| format!("task {} joining process group {}", node.pid, node.pgid))
+}
+
+/// Signals a zombie can have died of (their default action kills).
+fn fatal(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGCONT | libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU | libc::SIGURG | libc::SIGWINCH
+    ) && sig > 0
+        && sig <= 64
+}
+
+/// A zombie: in its session and group, named, then dead with its exit
+/// status (a signal death by the same signal), as CRIU's
+/// restore_one_zombie. Its parent does not reap it.
+fn zombie(ctx: &Ctx, idx: usize, core: &CoreEntry, ready: &mut Option<OwnedFd>, go: OwnedFd) -> ! {
+    use std::os::fd::AsRawFd;
+    let node = &ctx.tree.nodes[idx];
+    let r = (|| -> Result<()> {
+        let keep = [ready.as_ref().context("ready fd")?.as_raw_fd(), go.as_raw_fd()];
+        crate::sys::fd::close_all_but(&keep);
+        let tc = core.tc.as_ref().context("a zombie's core has no task core")?;
+        if let Ok(name) = std::ffi::CString::new(tc.comm.as_str()) {
+            let _ = nix::sys::prctl::set_name(&name);
+        }
+        report(ready, msg::FORKED)?;
+        wait_for(&go, msg::PROCEED)?;
+        join_group(node)?;
+        report(ready, msg::ZOMBIE)?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        if let Some(fd) = ready.take() {
+            let _ = File::from(fd).write_all(format!("{}{e:#}", msg::ERROR as char).as_bytes());
+        }
+        crate::sys::restorer::exit_now(1);
+    }
+    drop(ready.take());
+    drop(go);
+    let code = core.tc.as_ref().map_or(0, |tc| tc.exit_code as i32);
+    crate::sys::sigreset::all_default();
+    if code & 0x7f != 0 {
+        // No core file for a death replayed.
+        let _ = nix::sys::prctl::set_dumpable(false);
+        let sig = if fatal(code & 0x7f) { code & 0x7f } else { libc::SIGABRT };
+        crate::sys::sigreset::raise(sig);
+        // Still here (it could not kill us): just exit.
+        crate::sys::restorer::exit_now(0);
+    }
+    crate::sys::restorer::exit_now((code >> 8) & 0xff)
+}
 /// A thread's scheduling from its core (None when the image has none).
 fn sched_of(thc: &crate::images::pb::ThreadCoreEntry) -> Option<crate::restorer::plan::Sched> {
     let (nice, policy) = (thc.sched_nice?, thc.sched_policy?);
@@ -332,20 +905,12 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
     })
 }
 
-/// Everything before the restorer: returns the plan, with the ready fd
-/// moved into it.
-fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<OwnedFd>, go_r: OwnedFd) -> Result<Plan> {
-    if opts.log_file_per_pid {
-        // --log-pid: this restoring process logs to LOG.PID from here on.
-        crate::log::reopen_for_pid(imgs.pid()).context("--log-pid")?;
-    }
+
+/// Everything before the restorer of a live task: returns the plan, with
+/// the ready fd moved into it.
+fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &mut Option<OwnedFd>, go_r: OwnedFd) -> Result<Plan> {
+    let (tree, dir) = (ctx.tree, ctx.dir);
     let pid = imgs.pid();
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
-    if imgs.pstree.sid as i32 == pid {
-        nix::unistd::setsid().context("setsid")?;
-    } else if imgs.pstree.pgid as i32 == pid {
-        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).context("setpgid")?;
-    }
     let core = &imgs.core;
     let tc = core.tc.as_ref().context("core image has no task core")?;
     let thc = core.thread_core.as_ref().context("core image has no thread core")?;
@@ -357,7 +922,10 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
 
     // Memory: premapped and filled while criu's own mappings still exist.
     let own = crate::proc::maps::read(std::process::id() as i32)?;
-    let mem = premap::premap(&imgs.mm, &imgs.regs_by_id(), dir, pid as u64, &own, &[])?;
+    let Inherited { opened, shm } = inh;
+    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm)?;
+    // Mapped where needed: the objects' fds go (before the fd table is set).
+    drop(shm);
 
     // Limits: lowering always works; raising a hard limit needs
     // CAP_SYS_RESOURCE, which this machine may lack: say so, go on.
@@ -371,13 +939,13 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
     }
 
     // The executable for PR_SET_MM_MAP.
-    let exe = imgs.reg(imgs.mm.exe_file_id)?;
+    let exe = tree.reg(imgs.mm.exe_file_id)?;
     let exe_file = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
     crate::files::reg::validate(exe, &exe_file)?;
 
     // cwd, root, umask.
-    let cwd = imgs.reg(imgs.fs.cwd_id)?;
-    let root = imgs.reg(imgs.fs.root_id)?;
+    let cwd = tree.reg(imgs.fs.cwd_id)?;
+    let root = tree.reg(imgs.fs.root_id)?;
     if root.name != "/" {
         nix::unistd::chroot(root.name.as_str()).with_context(|| format!("chroot {}", root.name))?;
     }
@@ -386,13 +954,6 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(u));
     }
 
-    // Files.
-    let inherit: Vec<(i32, String)> = opts
-        .inherit_fds
-        .iter()
-        .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
-        .collect();
-    let opened = fd_restore::open(&imgs.fdinfo, &imgs.files, &imgs.pipe_data, &imgs.sk_queues, &inherit, opts.shell_job)?;
     let mut pending: Vec<(bool, Vec<u8>)> = Vec::new();
     if let Some(q) = &tc.signals_s {
         pending.extend(q.signals.iter().map(|s| (true, s.siginfo.clone())));
@@ -401,7 +962,8 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         pending.extend(q.signals.iter().map(|s| (false, s.siginfo.clone())));
     }
 
-    // Service fds go above the task's fds; then the task's fd table.
+    // Service fds go above the task's fds; then the task's fd table (the
+    // files opened for the tree, those it names).
     let top = imgs.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2).max(2) + 1;
     let base = top.max(100);
     let mut keep = Vec::new();
@@ -424,7 +986,7 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         keep.push(l);
     }
     opened.install(&imgs.fdinfo, &keep)?;
-    fd_restore::epoll_targets(&imgs.fdinfo, &imgs.files)?;
+    fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
 
     let plan = Plan {
         pid,
@@ -464,6 +1026,5 @@ fn prepare(imgs: &TaskImages, dir: &ImageDir, opts: &Opts, ready_w: &mut Option<
         go_fd: Some(go_fd),
     };
     info!("task {pid}: files, memory and state prepared; jumping to the restorer");
-    let _ = opts;
     Ok(plan)
 }

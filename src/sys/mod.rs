@@ -21,4 +21,5 @@ pub mod wait;
 pub mod sockopt;
 pub mod anonfd;
 pub mod fhandle;
+pub mod sigreset;
 pub mod timers;

@@ -6,22 +6,12 @@ pub mod posix_timers;
 pub mod remote;
 pub mod thread;
 pub mod thread_info;
+pub mod tree;
 
 use anyhow::{Context, Result};
 
-use crate::images::pb::{CredsEntry, PstreeEntry, RlimitEntry, SignalQueueEntry, SiginfoEntry, TaskRlimitsEntry};
-use crate::proc::{self, stat::Stat, status::Status};
-
-/// The pstree entry of a dump's root task.
-pub fn pstree_entry(stat: &Stat, threads: &[i32]) -> PstreeEntry {
-    PstreeEntry {
-        pid: stat.pid as u32,
-        ppid: 0,
-        pgid: stat.pgid as u32,
-        sid: stat.sid as u32,
-        threads: threads.iter().map(|t| *t as u32).collect(),
-    }
-}
+use crate::images::pb::{CredsEntry, RlimitEntry, SignalQueueEntry, SiginfoEntry, TaskRlimitsEntry};
+use crate::proc::{self, status::Status};
 
 fn cap_words(v: u64) -> Vec<u32> {
     vec![(v & 0xffff_ffff) as u32, (v >> 32) as u32]

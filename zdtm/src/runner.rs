@@ -801,6 +801,62 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
     Ok(s)
 }
 
+/// Every descendant of `pid` (children of each thread, recursively),
+/// parents before their children.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut out: Vec<i32> = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let mut tids: Vec<String> = fs::read_dir(format!("/proc/{p}/task"))
+            .map(|d| d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned())).collect())
+            .unwrap_or_default();
+        tids.sort();
+        for t in tids {
+            for c in rd(&format!("/proc/{p}/task/{t}/children")).unwrap_or_default().split_whitespace() {
+                let Ok(c) = c.parse::<i32>() else { continue };
+                if c != pid && !out.contains(&c) {
+                    out.push(c);
+                    todo.push(c);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What a zombie keeps that a restore must give back (CRIU's image of one
+/// holds no more): its name, parentage, group, session and exit status.
+fn zombie_snapshot(pid: i32) -> Snapshot {
+    let mut s = Snapshot::new();
+    s.insert("zombie".into(), "yes".into());
+    s.insert("comm".into(), rd(&format!("/proc/{pid}/comm")).unwrap_or_else(|e| e));
+    let stat = rd(&format!("/proc/{pid}/stat")).unwrap_or_default();
+    let f: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+    for (n, name) in [(4, "ppid"), (5, "pgrp"), (6, "session"), (52, "exit_code")] {
+        s.insert(format!("stat {name}"), f.get(n - 3).unwrap_or(&"?").to_string());
+    }
+    s
+}
+
+/// A snapshot of `pid` and of each of its descendants (their keys prefixed
+/// with `[task PID]`): a test's whole process tree.
+pub fn snapshot_tree(pid: i32) -> Result<Snapshot, String> {
+    let mut s = snapshot(pid)?;
+    for d in descendants(pid) {
+        if task_state(d) == 'Z' {
+            s.extend(zombie_snapshot(d).into_iter().map(|(k, v)| (format!("[task {d}] {k}"), v)));
+            continue;
+        }
+        match snapshot(d) {
+            Ok(sd) => s.extend(sd.into_iter().map(|(k, v)| (format!("[task {d}] {k}"), v))),
+            Err(e) => {
+                s.insert(format!("[task {d}]"), format!("unreadable: {e}"));
+            }
+        }
+    }
+    Ok(s)
+}
+
 /// Human-readable differences between two snapshots (empty: same).
 pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<String> {
     let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
@@ -866,10 +922,21 @@ fn check_running(pid: i32) -> Result<(), String> {
         }
     }
     match tracer(pid) {
-        Some(0) => Ok(()),
-        Some(t) => Err(format!("the task is still traced by {t}")),
-        None => Err("the task is gone".into()),
+        Some(0) => {}
+        Some(t) => return Err(format!("the task is still traced by {t}")),
+        None => return Err("the task is gone".into()),
     }
+    // Its descendants too: none stopped or traced (zombies stay zombies).
+    for d in descendants(pid) {
+        match task_state(d) {
+            'R' | 'S' | 'D' | 'Z' => {}
+            c => return Err(format!("its descendant {d} is in state {c:?}, not running or sleeping")),
+        }
+        if let Some(t) = tracer(d).filter(|t| *t != 0) {
+            return Err(format!("its descendant {d} is still traced by {t}"));
+        }
+    }
+    Ok(())
 }
 
 // ------------------------------------------------------------------ run --
@@ -1128,7 +1195,7 @@ impl Case<'_> {
     }
 
     fn compare(&mut self, before: &Snapshot, when: &str) -> Result<(), Res> {
-        let after = snapshot(self.pid)
+        let after = snapshot_tree(self.pid)
             .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
         let d = diff(before, &after);
         if d.is_empty() {
@@ -1165,7 +1232,8 @@ impl Case<'_> {
     /// Between "ready" and SIGTERM: what the plan says to do to the task.
     fn exercise(&mut self) -> Result<(), Res> {
         let before =
-            snapshot(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
+            snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
+        let tree = descendants(self.pid);
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 // SAFETY: plain syscall on our child.
@@ -1281,6 +1349,18 @@ impl Case<'_> {
                     ));
                 }
             }
+            // Its descendants too (killed by the dump, reaped by our reaper):
+            // their pids must be free for the restore.
+            let t0 = Instant::now();
+            while let Some(d) = tree.iter().find(|d| Path::new(&format!("/proc/{d}")).exists()) {
+                if t0.elapsed() > Duration::from_secs(10) {
+                    return Err(Res::Fail(
+                        Stage::Dump,
+                        format!("descendant {d} is still there 10s after dump {it} (state {:?})", task_state(*d)),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             if self.plan.selftest == SelfTest::CorruptPages {
                 let what = corrupt_pages(&self.p(&dir))
                     .map_err(|e| Res::Fail(Stage::Setup, format!("corrupt-pages: {e}")))?;
@@ -1368,7 +1448,11 @@ impl Case<'_> {
             return;
         }
         if exited(self.pid).is_none() && task_state(self.pid) != '?' {
-            // Still here (a failure path): the test's session/group, then the test.
+            // Still here (a failure path): its descendants (some may lead
+            // groups of their own), the test's session/group, then the test.
+            for d in descendants(self.pid) {
+                kill(d, libc::SIGKILL);
+            }
             kill(-self.pid, libc::SIGKILL);
             kill(self.pid, libc::SIGKILL);
             wait_exit(self.pid, Duration::from_secs(10));
