@@ -224,7 +224,7 @@ fn collect(
     }
     let report = parasite;
     let sigactions = report.sigactions;
-    let timers = report.itimers;
+    let mut timers = report.itimers;
     let brk = report.brk;
     let subreaper = report.child_subreaper;
     // Per thread: the leader told the parasite; the others are asked with
@@ -246,6 +246,10 @@ fn collect(
         }
         ctl.drop_scratch()?;
     }
+    // POSIX timers: their state asked of the task (before its scratch page
+    // goes, so the page is never part of the memory dump).
+    timers.posix = task::posix_timers::dump(pid, ctl)?;
+    ctl.drop_scratch()?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
 
     fault(Stage::Memory)?;

@@ -987,6 +987,12 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     }
     opened.install(&imgs.fdinfo, &keep)?;
     fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
+    // POSIX timers, with signals blocked from here on: an early expiry stays
+    // pending until the task's own mask and handlers are in place.
+    if let Some(t) = core.tc.as_ref().and_then(|tc| tc.timers.as_ref()).filter(|t| !t.posix.is_empty()) {
+        crate::sys::timers::block_all_signals().context("blocking signals")?;
+        crate::task::posix_timers::restore(&t.posix, pid)?;
+    }
 
     let plan = Plan {
         pid,
