@@ -108,3 +108,64 @@ fn criu_killed_mid_restore_leaves_nothing() {
     assert!(state(pid).is_none_or(|s| s == 'Z'), "task {pid} outlived the criu that was restoring it: {:?}", state(pid));
     kill_and_reap(pid);
 }
+
+/// `restore -s`: every thread of the restored task is stopped (group stop,
+/// untraced) and does nothing until SIGCONT, after which it runs on.
+#[test]
+fn leave_stopped_restores_a_stopped_task() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let out = tmp.path().join("out");
+    // A worker thread appends a byte every 10 ms; the main thread sleeps.
+    let script = format!(
+        "import threading,time\n\
+         def w():\n  f=open('{}','ab',buffering=0)\n  while True:\n    f.write(b'x'); time.sleep(0.01)\n\
+         threading.Thread(target=w,daemon=True).start()\n\
+         open('{}','w').close()\n\
+         while True: time.sleep(1)",
+        out.display(),
+        ready.display()
+    );
+    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    let imgs = dump_killed(&mut t, tmp.path());
+
+    let o = criu(&["restore", "-d", "-s", "-D", imgs.to_str().unwrap()]);
+    assert!(o.status.success(), "restore -s: {}", text(&o.stderr));
+    let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(tids.len(), 2, "threads of {pid}: {tids:?}");
+    let stopped = |tid: i32| {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+        s.lines().any(|l| l.starts_with("State:") && l.contains("T (stopped)"))
+            && s.lines().any(|l| l == "TracerPid:\t0")
+    };
+    for _ in 0..100 {
+        if tids.iter().all(|t| stopped(*t)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for t in &tids {
+        assert!(stopped(*t), "thread {t} of {pid} is not stopped and untraced");
+    }
+    let len = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let before = len();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(len(), before, "the stopped task wrote");
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT).unwrap();
+    let mut grew = false;
+    for _ in 0..200 {
+        if len() > before + 3 {
+            grew = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(grew, "the task did not run on after SIGCONT ({} bytes)", len());
+    kill_and_reap(pid);
+}

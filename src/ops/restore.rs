@@ -569,9 +569,6 @@ pub fn run(opts: &Opts) -> Result<i32> {
     if opts.display_stats {
         bail!("option --display-stats is not supported yet for restore");
     }
-    if opts.final_state == crate::opts::FinalState::Stopped {
-        bail!("option --leave-stopped is not supported yet for restore");
-    }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let mut tree = Tree::load(&dir)?;
@@ -1030,6 +1027,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
         sigmask: tc.blk_sigset,
         ready_fd: ready_w.take().context("ready fd")?,
         go_fd: Some(go_fd),
+        leave_stopped: ctx.opts.final_state == crate::opts::FinalState::Stopped,
     };
     info!("task {pid}: files, memory and state prepared; jumping to the restorer");
     Ok(plan)

@@ -48,6 +48,10 @@ pub struct Job {
     pub fault: bool,
     /// criu's go-ahead fd (see `Plan::go_fd`).
     pub go: Option<i32>,
+    /// The signal every thread is detached with: 0, or SIGSTOP for `-s`
+    /// (each thread stops before its first user instruction; one SIGCONT
+    /// resumes the group and drops the rest).
+    pub detach_sig: i32,
 }
 
 const NR_RT_SIGRETURN: u64 = 15;
@@ -261,9 +265,9 @@ fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
                 }
                 ptrace::set_sigmask(task, job.sigmask)?;
                 for (t, _) in &job.threads {
-                    ptrace::detach(*t, 0)?;
+                    ptrace::detach(*t, job.detach_sig)?;
                 }
-                ptrace::detach(task, 0)?;
+                ptrace::detach(task, job.detach_sig)?;
                 return Ok(());
             }
         }

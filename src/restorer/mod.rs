@@ -233,6 +233,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         threads: plan.threads.iter().map(|t| (nix::unistd::Pid::from_raw(t.tid), t.sigmask)).collect(),
         fault: fault() == proto::step::CLEANER,
         go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
+        detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
     };
     let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
     let cleaner = match started {
@@ -246,6 +247,9 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
             false
         }
     };
+    if !cleaner && plan.leave_stopped {
+        anyhow::bail!("task {}: -s needs the cleaner to let the task go stopped, and it could not start", plan.pid);
+    }
 
     // Service fds (all above the task's) go; the ready fd goes last.
     let ready = plan.ready_fd.as_raw_fd();

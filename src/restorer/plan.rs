@@ -92,6 +92,9 @@ pub struct Plan {
     /// place, not yet running) after reporting [`HELD`], until criu writes
     /// `g` here (post-restore and pre-resume run meanwhile); EOF kills it.
     pub go_fd: Option<OwnedFd>,
+    /// `-s`: every thread is let go with SIGSTOP, so the task is in a
+    /// group stop when restore ends (running again on SIGCONT).
+    pub leave_stopped: bool,
 }
 
 /// The report word meaning "restored, held until the go-ahead".
