@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+
+use common::{crit, FreezerGroup};
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Tests reap what they start; orphans of what they start are ours too.
@@ -69,13 +73,6 @@ fn criu(args: &[&str]) -> (i32, String) {
 fn criu_env(args: &[&str], env: (&str, &str)) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env(env.0, env.1).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn crit(path: &Path) -> Value {
-    let dir = criu::images::ImageDir::open(path.parent().unwrap()).unwrap();
-    let r = criu::images::ImageReader::open(&dir, path.file_name().unwrap().to_str().unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    criu::crit::decode_image(r, true).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn fixture(name: &str) -> Value {
@@ -268,40 +265,6 @@ fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
     }
 }
 
-/// A freezer cgroup of our own holding `pid`; removed on drop.
-struct FreezerGroup {
-    dir: std::path::PathBuf,
-}
-
-impl FreezerGroup {
-    fn new(pid: i32) -> FreezerGroup {
-        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/freezer/criu-rs-test-{}", std::process::id()));
-        let _ = std::fs::create_dir(&dir);
-        std::fs::write(dir.join("tasks"), pid.to_string()).unwrap();
-        FreezerGroup { dir }
-    }
-
-    fn state(&self) -> String {
-        std::fs::read_to_string(self.dir.join("freezer.state")).unwrap().trim().to_string()
-    }
-
-    fn set(&self, s: &str) {
-        std::fs::write(self.dir.join("freezer.state"), s).unwrap();
-    }
-}
-
-impl Drop for FreezerGroup {
-    fn drop(&mut self) {
-        self.set("THAWED");
-        if let Ok(t) = std::fs::read_to_string(self.dir.join("tasks")) {
-            for p in t.lines() {
-                let _ = std::fs::write("/sys/fs/cgroup/freezer/tasks", p);
-            }
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 #[test]
 fn freeze_cgroup_and_timeout() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -310,7 +273,7 @@ fn freeze_cgroup_and_timeout() {
     }
     let t = Target::spawn("/usr/bin/sleep", &["100000"]);
     let pid = t.pid();
-    let fz = FreezerGroup::new(pid);
+    let fz = FreezerGroup::new(pid, "test");
     let before = t.maps();
     let tmp = tempfile::tempdir().unwrap();
     let path = fz.dir.to_str().unwrap().to_string();

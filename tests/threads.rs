@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{crit, criu, kill_and_reap, state_tracer, text, Target};
+use common::{crit, criu, kill_and_reap, state_tracer, text, FreezerGroup, Target};
 
 /// A task we restored: killed and reaped when the test ends, passed or not.
 struct Restored(i32);
@@ -444,37 +444,6 @@ fn python_threads_fixture_restores() {
     assert_eq!(state_tracer(PY_PID).map(|s| s.1), Some(0));
 }
 
-/// A cgroup v1 freezer group of our own holding every thread of `pid`;
-/// thawed, emptied and removed on drop.
-struct FreezerGroup {
-    dir: PathBuf,
-}
-
-impl FreezerGroup {
-    fn new(pid: i32) -> FreezerGroup {
-        let dir = PathBuf::from(format!("/sys/fs/cgroup/freezer/criu-rs-threads-{}", std::process::id()));
-        let _ = std::fs::create_dir(&dir);
-        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
-        FreezerGroup { dir }
-    }
-
-    fn set(&self, s: &str) {
-        std::fs::write(self.dir.join("freezer.state"), s).unwrap();
-    }
-}
-
-impl Drop for FreezerGroup {
-    fn drop(&mut self) {
-        self.set("THAWED");
-        if let Ok(t) = std::fs::read_to_string(self.dir.join("tasks")) {
-            for p in t.lines() {
-                let _ = std::fs::write("/sys/fs/cgroup/freezer/tasks", p);
-            }
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 /// --freeze-cgroup: every thread is seized while the group is frozen (no
 /// thread can escape or appear), then thawed; a group frozen behind our
 /// back times out (--timeout) and every thread survives.
@@ -485,7 +454,7 @@ fn freezer_seizes_every_thread() {
     let tmp = tmpdir();
     let t = workers(tmp.path());
     let pid = t.pid();
-    let fz = FreezerGroup::new(pid);
+    let fz = FreezerGroup::new(pid, "threads");
     let before = threads_state(pid);
     let imgs = tmp.path().join("imgs");
     dump(pid, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap()]);

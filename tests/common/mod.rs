@@ -150,3 +150,39 @@ pub fn wait_nonempty(path: &Path) {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// A cgroup v1 freezer group of our own holding every thread of `pid`
+/// (named after the test binary's pid and `tag`); thawed, emptied and
+/// removed on drop.
+pub struct FreezerGroup {
+    pub dir: std::path::PathBuf,
+}
+
+impl FreezerGroup {
+    pub fn new(pid: i32, tag: &str) -> FreezerGroup {
+        let dir = std::path::PathBuf::from(format!("/sys/fs/cgroup/freezer/criu-rs-{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir(&dir);
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string()).unwrap();
+        FreezerGroup { dir }
+    }
+
+    pub fn state(&self) -> String {
+        std::fs::read_to_string(self.dir.join("freezer.state")).unwrap().trim().to_string()
+    }
+
+    pub fn set(&self, s: &str) {
+        std::fs::write(self.dir.join("freezer.state"), s).unwrap();
+    }
+}
+
+impl Drop for FreezerGroup {
+    fn drop(&mut self) {
+        self.set("THAWED");
+        if let Ok(t) = std::fs::read_to_string(self.dir.join("tasks")) {
+            for p in t.lines() {
+                let _ = std::fs::write("/sys/fs/cgroup/freezer/tasks", p);
+            }
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
