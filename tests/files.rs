@@ -3,7 +3,6 @@
 
 mod common;
 
-
 use common::*;
 
 #[test]
@@ -47,9 +46,7 @@ while True: time.sleep(1)
     assert!(deb.status.success(), "{}", text(&deb.stderr));
 
     restore_detached(&imgs);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    wait_nonempty(&out);
-    assert_eq!(std::fs::read(&out).unwrap_or_default(), b"sock-data|back|one|two|42|more");
+    assert_eq!(ask(pid, &out), "sock-data|back|one|two|42|more");
     kill_and_reap(pid);
 }
 
@@ -127,10 +124,8 @@ while True: time.sleep(1)
     let ep = files["entries"].as_array().unwrap().iter().find(|e| e["type"] == "EVENTPOLL").unwrap();
     assert_eq!(ep["epfd"]["tfd"].as_array().unwrap().len(), 2);
     restore_detached(&imgs);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    wait_nonempty(&out);
     // Only `a` has data to read: the epoll set still watches both, by fd.
-    let got = std::fs::read_to_string(&out).unwrap_or_default();
+    let got = ask(pid, &out);
     let want_fd = got.split(", ").nth(1).map(str::to_string).unwrap_or_default();
     assert_eq!(got, format!("([{want_fd}], {want_fd}, {})", want_fd.parse::<i32>().unwrap_or(0) + 1), "{got}");
     kill_and_reap(pid);
@@ -177,8 +172,6 @@ while True: time.sleep(1)
     restore_detached(&imgs);
     std::fs::write(d1.join("new"), b"").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(50));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
-    wait_nonempty(&out);
-    assert_eq!(std::fs::read_to_string(&out).unwrap_or_default(), "3", "the event came from watch 3 (d1, re-added)");
+    assert_eq!(ask(pid, &out), "3", "the event came from watch 3 (d1, re-added)");
     kill_and_reap(pid);
 }

@@ -141,6 +141,14 @@ pub fn restore_detached(imgs: &Path) {
     assert!(o.status.success(), "restore: {}", text(&o.stderr));
 }
 
+/// Send the task SIGUSR1 (its cue to report) and return what it wrote to
+/// `out` within 2 s (empty if nothing).
+pub fn ask(pid: i32, out: &Path) -> String {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    wait_nonempty(out);
+    String::from_utf8_lossy(&std::fs::read(out).unwrap_or_default()).into_owned()
+}
+
 /// Wait up to 2 s for `path` to hold something.
 pub fn wait_nonempty(path: &Path) {
     for _ in 0..200 {
