@@ -1,0 +1,66 @@
+//! posix_timers00: two timer_create timers, one CLOCK_MONOTONIC signalling
+//! SIGRTMIN every 10 ms, one CLOCK_REALTIME with no notification and 100 s
+//! left: both keep their ids, the first keeps firing, the second keeps its
+//! interval and a sane remaining time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use zdtm::Checks;
+
+static FIRED: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_tick(_: libc::c_int) {
+    FIRED.fetch_add(1, Ordering::SeqCst);
+}
+
+fn its(interval_ns: i64, value_ns: i64) -> libc::itimerspec {
+    let ts = |ns: i64| libc::timespec { tv_sec: ns / 1_000_000_000, tv_nsec: ns % 1_000_000_000 };
+    libc::itimerspec { it_interval: ts(interval_ns), it_value: ts(value_ns) }
+}
+
+fn create(clock: libc::clockid_t, notify: libc::c_int, signo: libc::c_int) -> libc::timer_t {
+    // SAFETY: a zeroed sigevent with the fields we need set; `id` is written by the call.
+    unsafe {
+        let mut ev: libc::sigevent = std::mem::zeroed();
+        ev.sigev_notify = notify;
+        ev.sigev_signo = signo;
+        let mut id: libc::timer_t = std::ptr::null_mut();
+        assert_eq!(libc::timer_create(clock, &mut ev, &mut id), 0, "timer_create");
+        id
+    }
+}
+
+fn main() {
+    zdtm::test_init();
+    // SAFETY: installing a handler that only bumps an atomic.
+    unsafe { libc::signal(libc::SIGRTMIN(), on_tick as extern "C" fn(libc::c_int) as libc::sighandler_t) };
+    let tick = create(libc::CLOCK_MONOTONIC, libc::SIGEV_SIGNAL, libc::SIGRTMIN());
+    let idle = create(libc::CLOCK_REALTIME, libc::SIGEV_NONE, 0);
+    // SAFETY: arming our own timers.
+    unsafe {
+        libc::timer_settime(tick, 0, &its(10_000_000, 10_000_000), std::ptr::null_mut());
+        libc::timer_settime(idle, 0, &its(5_000_000_000, 100_000_000_000), std::ptr::null_mut());
+    }
+    zdtm::test_daemon();
+    zdtm::test_waitsig();
+    if zdtm::sabotaged() {
+        // SAFETY: deleting our own timer.
+        unsafe { libc::timer_delete(idle) };
+    }
+    let mut c = Checks::new();
+    // SAFETY: querying our own timers; a missing id fails with EINVAL.
+    let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::timer_gettime(idle, &mut cur) };
+    c.eq("idle timer exists", r, 0);
+    c.eq("idle interval", (cur.it_interval.tv_sec, cur.it_interval.tv_nsec), (5, 0));
+    c.check(cur.it_value.tv_sec > 0 && cur.it_value.tv_sec < 100, || format!("idle remaining {} s", cur.it_value.tv_sec));
+    let r = unsafe { libc::timer_gettime(tick, &mut cur) };
+    c.eq("tick timer exists", r, 0);
+    c.eq("tick interval", (cur.it_interval.tv_sec, cur.it_interval.tv_nsec), (0, 10_000_000));
+    let before = FIRED.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    let n = FIRED.load(Ordering::SeqCst) - before;
+    c.check(n >= 5, || format!("tick fired {n} times in 300 ms"));
+    c.finish()
+}
