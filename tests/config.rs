@@ -88,7 +88,7 @@ fn optional_argument_as_second_word_and_negations() {
     assert_eq!(o.ghost_limit, 2 << 20);
     // A negation sets the default and is not refused as unsupported.
     assert!(o.unsupported.iter().all(|u| u != "--no-tcp-established"), "{:?}", o.unsupported);
-    assert_eq!(o.unsupported, ["--manage-cgroups", "--ghost-limit"]);
+    assert_eq!(o.unsupported, ["--manage-cgroups"]);
 }
 
 #[test]

@@ -98,7 +98,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("auto-dedup", None, Bool, NotYet, "", "deduplicate pages of previous dumps"),
     o("file-locks", Some('l'), Bool, NotYet, "", "dump/restore file locks"),
     o("link-remap", None, Bool, NotYet, "", "allow linking unlinked files back"),
-    o("ghost-limit", None, Required, NotYet, "SIZE", "max size of a deleted file carried in images"),
+    o("ghost-limit", None, Required, Yes, "SIZE", "max size of a deleted file carried in images"),
     o("ghost-fiemap", None, Bool, NotYet, "", "use fiemap to dump sparse ghost files"),
     o("shell-job", Some('j'), Bool, Yes, "", "allow dumping/restoring shell jobs"),
     o("cpu-cap", None, Optional, NotYet, "CAPS", "CPU capabilities to write/check (fpu,cpu,ins,all,none)"),

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use std::os::fd::AsFd;
 
-use super::{pipe, reg, tty, FileTable};
+use super::{pipe, tty, FileTable};
 use crate::sockets::unix;
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, PipeDataEntry};
 use crate::proc::fdinfo;
@@ -85,9 +85,7 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
         let id = files.alloc_id();
         let ty = if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
             let f = File::open(&link_path).with_context(|| format!("can't open fd {fd} ({link}) of task {pid}"))?;
-            let e = reg::entry(id, &link, &f, file_flags, info.pos)
-                .with_context(|| format!("fd {fd} of task {pid}"))?;
-            files.push_reg(e);
+            files.push_reg_file(id, &link, &f, file_flags, info.pos).with_context(|| format!("fd {fd} of task {pid}"))?;
             FdTypes::Reg
         } else if ft.is_fifo() && link.starts_with("pipe:") {
             files.push(FileEntry {

@@ -7,6 +7,7 @@ pub mod elf;
 pub mod epoll;
 pub mod inotify;
 pub mod fds;
+pub mod ghost;
 pub mod pipe;
 pub mod restore;
 pub mod tty;
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::images::kind::kinds;
 use crate::images::pb::{FdTypes, FileEntry, RegFileEntry};
-use crate::images::{ImageDir, ImageError, ImageWriter};
+use crate::images::{ImageDir, ImageWriter};
 
 /// The file descriptions of a dump, in files.img order.
 #[derive(Debug, Default)]
@@ -25,11 +26,21 @@ pub struct FileTable {
     next_id: u32,
     /// Mapped files already recorded, by (dev, inode).
     mapped: HashMap<(u64, u64), u32>,
+    /// Unlinked files carried in the images.
+    pub ghosts: ghost::Ghosts,
+    /// `--ghost-limit`.
+    pub ghost_limit: u64,
 }
 
 impl FileTable {
     pub fn new() -> Self {
-        FileTable { entries: Vec::new(), next_id: 1, mapped: HashMap::new() }
+        FileTable {
+            entries: Vec::new(),
+            next_id: 1,
+            mapped: HashMap::new(),
+            ghosts: Default::default(),
+            ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
+        }
     }
 
     /// A fresh file-description id.
@@ -53,6 +64,22 @@ impl FileTable {
         self.entries.push(FileEntry { r#type: FdTypes::Reg as i32, id: reg.id, reg: Some(reg), ..Default::default() });
     }
 
+    /// Record `file`, opened at `name` (as /proc shows it), as regular file
+    /// `id`; an unlinked one is carried as a ghost.
+    pub fn push_reg_file(&mut self, id: u32, name: &str, file: &std::fs::File, flags: u32, pos: u64) -> anyhow::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let ghost = match ghost::strip_deleted(name) {
+            Some(n) if file.metadata().is_ok_and(|m| m.nlink() == 0 && m.file_type().is_file()) => Some(n),
+            _ => None,
+        };
+        let e = reg::entry(id, ghost.unwrap_or(name), file, flags, pos)?;
+        if let Some(n) = ghost {
+            self.ghosts.record(id, n, file, self.ghost_limit)?;
+        }
+        self.push_reg(e);
+        Ok(())
+    }
+
     pub fn push(&mut self, e: FileEntry) {
         self.entries.push(e);
     }
@@ -61,13 +88,15 @@ impl FileTable {
         &self.entries
     }
 
-    /// Write files.img.
-    pub fn write(&self, dir: &ImageDir) -> Result<(), ImageError> {
+    /// Write files.img, and remap-fpath.img and the ghost-file images
+    /// when there are ghosts.
+    pub fn write(&self, dir: &ImageDir) -> anyhow::Result<()> {
         let mut w = ImageWriter::create(dir, "files.img", kinds::files())?;
         for e in &self.entries {
             w.write(e)?;
         }
-        w.finish().map(drop)
+        w.finish()?;
+        self.ghosts.write(dir)
     }
 }
 
@@ -79,6 +108,6 @@ pub fn dir_entry(files: &mut FileTable, pid: i32, what: &str) -> anyhow::Result<
     let name = std::fs::read_link(&link).with_context(|| format!("can't read {what} of task {pid}"))?;
     let f = std::fs::File::open(&link).with_context(|| format!("can't open {what} of task {pid}"))?;
     let id = files.alloc_id();
-    files.push_reg(reg::entry(id, &name.to_string_lossy(), &f, 0, 0).with_context(|| format!("{what} of task {pid}"))?);
+    files.push_reg_file(id, &name.to_string_lossy(), &f, 0, 0).with_context(|| format!("{what} of task {pid}"))?;
     Ok(id)
 }

@@ -193,6 +193,8 @@ pub mod kinds {
     kind!(pagemap, "PAGEMAP");
     kind!(fdinfo, "FDINFO");
     kind!(files, "FILES");
+    kind!(remap_fpath, "REMAP_FPATH");
+    kind!(ghost_file, "GHOST_FILE");
     kind!(fs, "FS");
     kind!(ids, "IDS");
     kind!(pipes_data, "PIPES_DATA");

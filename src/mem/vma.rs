@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use anyhow::{bail, Context, Result};
 
-use crate::files::{reg, FileTable};
+use crate::files::FileTable;
 use crate::images::pb::VmaEntry;
 use crate::proc::maps::MapEntry;
 
@@ -165,7 +165,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     None => {
                         let id = files.alloc_id();
                         let flags = if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 };
-                        files.push_reg(reg::entry(id, &m.name, &f, flags, 0).with_context(what)?);
+                        files.push_reg_file(id, &m.name, &f, flags, 0).with_context(what)?;
                         files.set_mapped(md.dev(), md.ino(), id);
                         id
                     }
@@ -211,7 +211,7 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
         return Ok(id);
     }
     let id = files.alloc_id();
-    files.push_reg(reg::entry(id, &name, &f, libc::O_RDONLY as u32, 0)?);
+    files.push_reg_file(id, &name, &f, libc::O_RDONLY as u32, 0)?;
     files.set_mapped(md.dev(), md.ino(), id);
     Ok(id)
 }

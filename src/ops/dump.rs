@@ -677,6 +677,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     }
 
     let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), next_pages_id: 1, shmem_done: Vec::new(), mem: Default::default() };
+    sh.files.ghost_limit = opts.ghost_limit;
     let result = (|| -> Result<Vec<Collected>> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;
         let mut collected = Vec::new();

@@ -692,7 +692,7 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
         }
         let info = rd(&format!("{p}/fdinfo/{fd}")).unwrap_or_default();
         // What a restore legitimately changes is left out: inode numbers of
-        // recreated objects, a timer's remaining time (the clock moved), and
+        // recreated objects (and unlinked files), a timer's remaining time (the clock moved), and
         // the order the kernel lists epoll targets in (its tree of file
         // pointers); the targets themselves (fd, events, data) stay.
         let mut targets: Vec<String> = info
@@ -704,7 +704,9 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
         let mut info: Vec<String> = info
             .lines()
             .filter(|l| {
-                (!l.starts_with("ino:") || target.starts_with('/'))
+                // A file by path keeps its inode, unless it was unlinked:
+                // a ghost comes back as a new one.
+                (!l.starts_with("ino:") || (target.starts_with('/') && !target.ends_with(" (deleted)")))
                     && !l.starts_with("eventfd-id:")
                     && !l.starts_with("it_value:")
                     && !l.starts_with("tfd:")

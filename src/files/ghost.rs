@@ -1,0 +1,286 @@
+//! Ghost files: regular files a task holds open (or maps) after they were
+//! unlinked. A dump carries their contents in ghost-file-N.img, tied to
+//! the file's reg entry by a GHOST record in remap-fpath.img (CRIU's
+//! layout: the entry, then the bytes raw, or as ghost_chunk_entry + bytes
+//! runs from 1 MiB up). A restore recreates each one (at its old path when
+//! that is free, else beside it), lets every task open it by that name,
+//! and unlinks it before the tree runs.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+
+use crate::images::kind::kinds;
+use crate::images::pb::{FileEntry, GhostChunkEntry, GhostFileEntry, RemapFilePathEntry, RemapType, Timeval};
+use crate::images::{ImageDir, ImageReader, ImageWriter};
+
+/// The size from which CRIU writes a ghost's contents as chunks.
+const CHUNKS_FROM: u64 = 1 << 20;
+
+/// What `/proc` appends to the link of an unlinked file.
+const DELETED: &str = " (deleted)";
+
+/// A ghost found by a dump: its record and contents.
+#[derive(Debug)]
+pub struct Ghost {
+    pub id: u32,
+    dev: u64,
+    ino: u64,
+    entry: GhostFileEntry,
+    data: Vec<u8>,
+}
+
+/// The ghosts of a dump and the remap records pointing at them.
+#[derive(Debug, Default)]
+pub struct Ghosts {
+    found: Vec<Ghost>,
+    remaps: Vec<RemapFilePathEntry>,
+    next_id: u32,
+}
+
+/// `name` without the " (deleted)" tag, when it has it.
+pub fn strip_deleted(name: &str) -> Option<&str> {
+    name.strip_suffix(DELETED)
+}
+
+fn tv(sec: i64, nsec: i64) -> Timeval {
+    Timeval { tv_sec: sec as u64, tv_usec: (nsec / 1000) as u64 }
+}
+
+impl Ghosts {
+    /// Record that file id `orig_id` is the unlinked `file` (named `name`,
+    /// tag stripped), carrying its contents if this inode is new. Refuses
+    /// what is not a regular file and anything over `limit` bytes.
+    pub fn record(&mut self, orig_id: u32, name: &str, file: &File, limit: u64) -> Result<()> {
+        let md = file.metadata().with_context(|| format!("can't stat unlinked {name}"))?;
+        if !md.file_type().is_file() {
+            bail!("unlinked {name} is not a regular file: such ghosts are not supported yet");
+        }
+        if md.size() > limit {
+            bail!("can't dump ghost file {name} of {} bytes: over --ghost-limit ({limit}); raise it", md.size());
+        }
+        let id = match self.found.iter().find(|g| g.dev == md.dev() && g.ino == md.ino()) {
+            Some(g) => g.id,
+            None => {
+                self.next_id += 1;
+                let id = self.next_id;
+                let mut data = vec![0u8; md.size() as usize];
+                file.read_exact_at(&mut data, 0).with_context(|| format!("can't read unlinked {name}"))?;
+                let chunked = md.size() >= CHUNKS_FROM;
+                let entry = GhostFileEntry {
+                    uid: md.uid(),
+                    gid: md.gid(),
+                    mode: md.mode(),
+                    dev: Some(md.dev() as u32),
+                    ino: Some(md.ino()),
+                    rdev: None,
+                    atim: Some(tv(md.atime(), md.atime_nsec())),
+                    mtim: Some(tv(md.mtime(), md.mtime_nsec())),
+                    chunks: chunked.then_some(true),
+                    size: chunked.then_some(md.size()),
+                    symlnk_target: None,
+                };
+                info!("Dumping ghost file {name} ({} bytes) as {id:#x}", md.size());
+                self.found.push(Ghost { id, dev: md.dev(), ino: md.ino(), entry, data });
+                id
+            }
+        };
+        self.remaps.push(RemapFilePathEntry { orig_id, remap_id: id, remap_type: Some(RemapType::Ghost as i32) });
+        Ok(())
+    }
+
+    /// Write remap-fpath.img and one ghost-file-N.img per ghost (nothing
+    /// when there are none, as CRIU).
+    pub fn write(&self, dir: &ImageDir) -> Result<()> {
+        if self.remaps.is_empty() {
+            return Ok(());
+        }
+        let mut w = ImageWriter::create(dir, "remap-fpath.img", kinds::remap_fpath())?;
+        for r in &self.remaps {
+            w.write(r)?;
+        }
+        w.finish()?;
+        for g in &self.found {
+            let kind = kinds::ghost_file();
+            let mut w = ImageWriter::create(dir, &kind.file_name(g.id.into()), kind)?;
+            w.write(&g.entry)?;
+            if g.entry.chunks == Some(true) {
+                for (off, run) in runs(&g.data) {
+                    w.write(&GhostChunkEntry { len: run.len() as u64, off })?;
+                    w.payload(run)?;
+                }
+            } else {
+                w.payload(&g.data)?;
+            }
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+/// The non-zero 4 KiB-aligned runs of `data` (holes are left out, as a
+/// SEEK_DATA walk of a sparse file would).
+fn runs(data: &[u8]) -> Vec<(u64, &[u8])> {
+    const BLK: usize = 4096;
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + BLK).min(data.len());
+        let zero = data[at..end].iter().all(|b| *b == 0);
+        match (zero, start) {
+            (false, None) => start = Some(at),
+            (true, Some(s)) => {
+                out.push((s as u64, &data[s..at]));
+                start = None;
+            }
+            _ => {}
+        }
+        at = end;
+    }
+    if let Some(s) = start {
+        out.push((s as u64, &data[s..]));
+    }
+    out
+}
+
+/// Ghosts recreated for a restore; unlinked on [`Recreated::unlink`] or drop.
+#[derive(Debug, Default)]
+pub struct Recreated {
+    paths: Vec<PathBuf>,
+}
+
+impl Recreated {
+    /// Recreate every ghost of remap-fpath.img and point the reg entries
+    /// that use it at the recreated file. Other remap kinds are refused.
+    pub fn create(dir: &ImageDir, files: &mut HashMap<u32, FileEntry>) -> Result<Recreated> {
+        let mut made = Recreated::default();
+        if !dir.exists("remap-fpath.img") {
+            return Ok(made);
+        }
+        let remaps: Vec<RemapFilePathEntry> = ImageReader::open(dir, "remap-fpath.img")?.all()?;
+        let mut by_id: HashMap<u32, String> = HashMap::new();
+        for r in remaps {
+            if r.remap_type != Some(RemapType::Ghost as i32) {
+                bail!("remap-fpath.img: remap of file {} has type {:?}: only ghost files are supported yet", r.orig_id, r.remap_type);
+            }
+            let reg = files
+                .get_mut(&r.orig_id)
+                .and_then(|f| f.reg.as_mut())
+                .with_context(|| format!("remap-fpath.img: file {} is not a regular file in files.img", r.orig_id))?;
+            let path = match by_id.get(&r.remap_id) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = made.recreate(dir, r.remap_id, &reg.name)?;
+                    by_id.insert(r.remap_id, p.clone());
+                    p
+                }
+            };
+            reg.name = path;
+        }
+        Ok(made)
+    }
+
+    fn recreate(&mut self, dir: &ImageDir, id: u32, name: &str) -> Result<String> {
+        let img = kinds::ghost_file().file_name(id.into());
+        let mut r = ImageReader::open(dir, &img)?;
+        let g: GhostFileEntry = r.expect()?;
+        if g.mode & libc::S_IFMT != libc::S_IFREG {
+            bail!("{img}: ghost {name} has mode {:o}: only regular files are supported yet", g.mode);
+        }
+        // The old name when it is free, so the task sees the same link.
+        let path = if std::fs::symlink_metadata(name).is_err() { name.to_string() } else { format!("{name}.cr.{id:x}.ghost") };
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("can't create ghost file {path}"))?;
+        self.paths.push(PathBuf::from(&path));
+        if g.chunks == Some(true) {
+            while let Some(c) = r.next::<GhostChunkEntry>()? {
+                let data = r.payload(c.len)?;
+                f.write_all_at(&data, c.off).with_context(|| format!("can't write ghost file {path}"))?;
+            }
+            f.set_len(g.size.unwrap_or(0)).with_context(|| format!("can't size ghost file {path}"))?;
+        } else {
+            f.write_all_at(&r.rest()?, 0).with_context(|| format!("can't write ghost file {path}"))?;
+        }
+        std::os::unix::fs::fchown(&f, Some(g.uid), Some(g.gid)).with_context(|| format!("can't chown ghost file {path}"))?;
+        f.set_permissions(std::fs::Permissions::from_mode(g.mode & 0o7777))
+            .with_context(|| format!("can't chmod ghost file {path}"))?;
+        let t = |v: Option<Timeval>| match v {
+            Some(v) => nix::sys::time::TimeSpec::new(v.tv_sec as i64, v.tv_usec as i64 * 1000),
+            None => nix::sys::time::TimeSpec::UTIME_OMIT,
+        };
+        nix::sys::stat::futimens(&f, &t(g.atim), &t(g.mtim)).with_context(|| format!("can't set times of ghost file {path}"))?;
+        info!("Recreated ghost file {path} from {img}");
+        Ok(path)
+    }
+
+    /// Unlink every recreated ghost (the tasks hold them open by now).
+    pub fn unlink(&mut self) {
+        for p in self.paths.drain(..) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                warn!("can't unlink ghost file {}: {e}", p.display());
+            }
+        }
+    }
+}
+
+impl Drop for Recreated {
+    fn drop(&mut self) {
+        self.unlink();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_skip_zero_blocks() {
+        let mut d = vec![0u8; 4096 * 4 + 10];
+        d[5] = 1;
+        d[4096 * 3 + 1] = 2;
+        let r = runs(&d);
+        assert_eq!(r.iter().map(|(o, b)| (*o, b.len())).collect::<Vec<_>>(), vec![(0, 4096), (4096 * 3, 4096)]);
+        assert!(runs(&[0u8; 8192]).is_empty());
+    }
+
+    #[test]
+    fn ghosts_round_trip_through_images() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("gone");
+        let big: Vec<u8> = (0..(CHUNKS_FROM as usize + 8192)).map(|i| if i < 4096 * 2 { 0 } else { (i % 251) as u8 }).collect();
+        for (i, content) in [b"small ghost".to_vec(), big].into_iter().enumerate() {
+            std::fs::write(&src, &content).unwrap();
+            let f = File::open(&src).unwrap();
+            std::fs::remove_file(&src).unwrap();
+            let mut gs = Ghosts::default();
+            gs.record(7, src.to_str().unwrap(), &f, 4 << 20).unwrap();
+            gs.record(8, src.to_str().unwrap(), &f, 4 << 20).unwrap();
+            assert_eq!(gs.found.len(), 1, "one inode, one ghost");
+            let imgs = tmp.path().join(format!("imgs{i}"));
+            std::fs::create_dir(&imgs).unwrap();
+            let dir = ImageDir::open(&imgs).unwrap();
+            gs.write(&dir).unwrap();
+            let mut files: HashMap<u32, FileEntry> = HashMap::new();
+            for id in [7, 8] {
+                let reg = crate::images::pb::RegFileEntry { id, name: src.to_str().unwrap().into(), ..Default::default() };
+                files.insert(id, FileEntry { id, reg: Some(reg), ..Default::default() });
+            }
+            let mut made = Recreated::create(&dir, &mut files).unwrap();
+            assert_eq!(files[&7].reg.as_ref().unwrap().name, src.to_str().unwrap());
+            assert_eq!(std::fs::read(&src).unwrap(), content);
+            made.unlink();
+            assert!(!src.exists());
+            let o = gs.record(9, "x", &f, 3);
+            assert!(o.unwrap_err().to_string().contains("--ghost-limit"));
+        }
+    }
+}
