@@ -32,11 +32,13 @@ import os, sys, time, signal
 d = sys.argv[1]
 r, w = os.pipe()
 def count(name):
+    # One fd kept open, fixed-width in-place writes: no file the task
+    # holds open ever changes name or size, whenever the dump comes.
+    fd = os.open(f"{d}/count-{name}", os.O_WRONLY | os.O_CREAT, 0o644)
     n = 0
     while True:
         n += 1
-        with open(f"{d}/count-{name}.tmp", "w") as f: f.write(str(n))
-        os.rename(f"{d}/count-{name}.tmp", f"{d}/count-{name}")
+        os.pwrite(fd, b"%010d" % n, 0)
         time.sleep(0.02)
 z1 = os.fork()
 if z1 == 0:
@@ -70,7 +72,8 @@ while not all(os.path.exists(f"{d}/count-{n}") for n in ["grandchild", "leader",
     time.sleep(0.01)
 while open(f"/proc/{z2}/stat").read().split(")")[1].split()[0] != "Z":
     time.sleep(0.01)
-with open(f"{d}/ready", "w") as f: f.write(f"{z1} {z2} {g1} {p1}")
+with open(f"{d}/ready.tmp", "w") as f: f.write(f"{z1} {z2} {g1} {p1}")
+os.rename(f"{d}/ready.tmp", f"{d}/ready")
 count("root")
 "#;
 

@@ -26,8 +26,10 @@ fn main() {
     zdtm::test_daemon();
     zdtm::test_waitsig();
     if zdtm::sabotaged() {
+        // One byte changed (whatever it held).
+        let b = [!data[5]];
         // SAFETY: plain syscall on our fd.
-        unsafe { libc::pwrite(fd, b"X".as_ptr().cast(), 1, 5) };
+        unsafe { libc::pwrite(fd, b.as_ptr().cast(), 1, 5) };
     }
 
     let mut c = Checks::new();
