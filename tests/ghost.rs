@@ -1,7 +1,8 @@
 //! Ghost files: a task holding open (and mapping) files it unlinked is
 //! dumped with their contents (remap-fpath.img + ghost-file-N.img, in
 //! CRIU's format) and restored with the same contents, offsets and link
-//! names, unlinked again; --ghost-limit bounds what is carried.
+//! names, unlinked again (O_TMPFILE files too); --ghost-limit bounds
+//! what is carried.
 
 mod common;
 
@@ -9,17 +10,20 @@ use common::*;
 
 fn script(dir: &std::path::Path, ready: &std::path::Path, out: &std::path::Path) -> String {
     format!(
-        r#"import os,mmap,signal,time
+        r#"import os,mmap,signal,time,tempfile
+t=tempfile.TemporaryFile(dir='{dir}')
+t.write(b'anonymous tmp'); t.flush()
 p='{dir}/held'; m='{dir}/mapped'
 open(p,'w').write('hello ghost')
 open(m,'wb').write(b'M'*5000+b'tail')
 fd=os.open(p,os.O_RDWR)
-assert fd==3
+assert fd==4
 os.lseek(fd,6,0)
 mf=open(m,'rb'); mm=mmap.mmap(mf.fileno(),0,prot=mmap.PROT_READ); mf.close()
 os.unlink(p); os.unlink(m)
 def h(*x):
-    r=[os.read(3,100).decode(), os.readlink('/proc/self/fd/3'), str(os.fstat(3).st_nlink), mm[4998:5004].decode(), str(os.path.exists(p))]
+    t.seek(0)
+    r=[os.read(4,100).decode(), os.readlink('/proc/self/fd/4'), str(os.fstat(4).st_nlink), mm[4998:5004].decode(), str(os.path.exists(p)), t.read().decode()]
     open('{out}','w').write('|'.join(r))
 signal.signal(signal.SIGUSR1,h)
 open('{ready}','w').close()
@@ -42,19 +46,19 @@ fn unlinked_files_come_back_with_contents_offsets_and_names() {
 
     let remaps = crit(&imgs.join("remap-fpath.img"));
     let entries = remaps["entries"].as_array().unwrap();
-    // The mapping, fd 3, and the fd python's mmap keeps of the mapped
-    // file: three users, two inodes, two ghosts.
-    assert_eq!(entries.len(), 3, "{remaps}");
+    // The O_TMPFILE file, the mapping, fd 4, and the fd python's mmap
+    // keeps of the mapped file: four users, three inodes, three ghosts.
+    assert_eq!(entries.len(), 4, "{remaps}");
     assert!(entries.iter().all(|e| e["remap_type"] == "GHOST"), "{remaps}");
     let mut ids: Vec<u64> = entries.iter().map(|e| e["remap_id"].as_u64().unwrap()).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids, [1, 2], "{remaps}");
-    assert!(!imgs.join("ghost-file-3.img").exists());
+    assert_eq!(ids, [1, 2, 3], "{remaps}");
+    assert!(!imgs.join("ghost-file-4.img").exists());
     let ghost = crit(&imgs.join("ghost-file-1.img"));
     assert_eq!(ghost["magic"], "GHOST_FILE");
     if std::path::Path::new("/usr/bin/crit").exists() {
-        for img in ["remap-fpath.img", "ghost-file-1.img", "ghost-file-2.img"] {
+        for img in ["remap-fpath.img", "ghost-file-1.img", "ghost-file-2.img", "ghost-file-3.img"] {
             let deb = std::process::Command::new("/usr/bin/crit").args(["decode", "-i"]).arg(imgs.join(img)).output().unwrap();
             assert!(deb.status.success(), "CRIU's crit on {img}: {}", text(&deb.stderr));
         }
@@ -63,7 +67,7 @@ fn unlinked_files_come_back_with_contents_offsets_and_names() {
     restore_detached(&imgs);
     let held = tmp.path().join("held");
     assert!(!held.exists(), "the recreated ghost is unlinked again");
-    let want = format!("ghost|{} (deleted)|0|MMtail|False", held.display());
+    let want = format!("ghost|{} (deleted)|0|MMtail|False|anonymous tmp", held.display());
     assert_eq!(ask(pid, &out), want);
     kill_and_reap(pid);
 }

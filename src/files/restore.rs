@@ -20,7 +20,12 @@ use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry};
 const OPEN_ONLY: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC;
 
 fn open_reg(e: &crate::images::pb::RegFileEntry) -> Result<File> {
-    let flags = e.flags as i32 & !OPEN_ONLY;
+    let mut flags = e.flags as i32 & !OPEN_ONLY;
+    // An O_TMPFILE file (a ghost by now) is reopened by name: its
+    // O_TMPFILE bits (which include O_DIRECTORY) go.
+    if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        flags &= !libc::O_TMPFILE;
+    }
     let acc = flags & libc::O_ACCMODE;
     let f = OpenOptions::new()
         .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
