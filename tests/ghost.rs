@@ -86,3 +86,18 @@ fn ghosts_over_the_limit_are_refused_by_name() {
     assert!(err.contains(&format!("ghost file {}/mapped of 5004 bytes", tmp.path().display())) && err.contains("--ghost-limit"), "{err}");
     assert_eq!(state(t.pid()), Some('S'), "the task runs on");
 }
+
+#[test]
+fn memfds_are_refused_by_name_not_taken_for_ghosts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let script = format!("import os,time\nfd=os.memfd_create('zz')\nopen('{}','w').close()\nwhile True: time.sleep(1)", ready.display());
+    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", imgs.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(err.contains("/memfd:zz (deleted) is a memfd: memfd files are not supported yet"), "{err}");
+    assert_eq!(state(t.pid()), Some('S'), "the task runs on");
+}

@@ -68,6 +68,9 @@ impl FileTable {
     /// `id`; an unlinked one is carried as a ghost.
     pub fn push_reg_file(&mut self, id: u32, name: &str, file: &std::fs::File, flags: u32, pos: u64) -> anyhow::Result<()> {
         use std::os::unix::fs::MetadataExt;
+        if name.starts_with("/memfd:") && name.ends_with(" (deleted)") {
+            anyhow::bail!("{name} is a memfd: memfd files are not supported yet");
+        }
         let ghost = match ghost::strip_deleted(name) {
             Some(n) if file.metadata().is_ok_and(|m| m.nlink() == 0 && m.file_type().is_file()) => Some(n),
             _ => None,
