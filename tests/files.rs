@@ -175,3 +175,28 @@ while True: time.sleep(1)
     assert_eq!(ask(pid, &out), "3", "the event came from watch 3 (d1, re-added)");
     kill_and_reap(pid);
 }
+
+/// A task holding a file lock is refused by name (a lock dropped silently
+/// would be lost on restore), and runs on.
+#[test]
+fn file_locks_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let lockf = tmp.path().join("lockf");
+    for how in ["flock", "lockf"] {
+        let script = format!(
+            "import fcntl,time\nf=open('{}','w')\nfcntl.{how}(f, fcntl.LOCK_EX)\nopen('{}','w').close()\nwhile True: time.sleep(1)",
+            lockf.display(),
+            ready.display()
+        );
+        let _ = std::fs::remove_file(&ready);
+        let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+        let imgs = tmp.path().join(format!("imgs-{how}"));
+        std::fs::create_dir(&imgs).unwrap();
+        let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", imgs.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1), "{how}");
+        let err = text(&o.stderr);
+        assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())) && err.contains("--file-locks"), "{how}: {err}");
+        assert_eq!(state(t.pid()), Some('S'), "{how}: the task runs on");
+    }
+}

@@ -70,6 +70,11 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             .into_owned();
         let md = std::fs::metadata(&link_path).with_context(|| format!("can't stat fd {fd} ({link}) of task {pid}"))?;
         let info = fdinfo::read(pid, fd)?;
+        if let Some(lock) = info.get("lock") {
+            // A lock dropped silently would be lost on restore: refuse, as
+            // CRIU does without --file-locks.
+            bail!("fd {fd} ({link}) of task {pid} holds a file lock ({}): dumping file locks (--file-locks) is not supported yet", lock.trim());
+        }
         let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
         let file_flags = info.flags & !(libc::O_CLOEXEC as u32);
         let ft = md.file_type();
