@@ -191,12 +191,7 @@ fn file_locks_are_refused_by_name() {
         );
         let _ = std::fs::remove_file(&ready);
         let t = Target::spawn(python(), &["-c", &script], Some(&ready));
-        let imgs = tmp.path().join(format!("imgs-{how}"));
-        std::fs::create_dir(&imgs).unwrap();
-        let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", imgs.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(1), "{how}");
-        let err = text(&o.stderr);
+        let err = dump_refused(t.pid(), &tmp.path().join(format!("imgs-{how}")), &[]);
         assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())) && err.contains("--file-locks"), "{how}: {err}");
-        assert_eq!(state(t.pid()), Some('S'), "{how}: the task runs on");
     }
 }

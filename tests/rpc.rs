@@ -450,11 +450,20 @@ fn service_daemonizes() {
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(0));
+    // The daemon is killed however the test ends, not only when it passes.
+    struct Daemon<'a>(&'a std::path::Path);
+    impl Drop for Daemon<'_> {
+        fn drop(&mut self) {
+            if let Some(pid) = std::fs::read_to_string(self.0).ok().and_then(|s| s.trim().parse().ok()) {
+                kill_and_reap(pid);
+            }
+        }
+    }
+    let _daemon = Daemon(&pidfile);
     let c = connect(&sock);
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    assert!(std::fs::read_to_string(&pidfile).unwrap().trim().parse::<i32>().is_ok());
     c.send(&req(CriuReqType::Version, None));
     assert!(c.recv().unwrap().success);
-    kill_and_reap(pid);
 }
 
 #[test]

@@ -135,6 +135,21 @@ pub fn dump_killed(t: &mut Target, tmp: &Path) -> std::path::PathBuf {
     imgs
 }
 
+/// `criu dump` of `pid` into a new `dir` with `extra` options, which
+/// must be refused (exit 1) with the task left running; returns stderr.
+pub fn dump_refused(pid: i32, dir: &Path, extra: &[&str]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut args = vec!["dump", "-t"];
+    let p = pid.to_string();
+    args.extend([p.as_str(), "-D", dir.to_str().unwrap()]);
+    args.extend(extra);
+    let o = criu(&args);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "dump {extra:?}: {err}");
+    assert_eq!(state(pid), Some('S'), "the task runs on after a refused dump: {err}");
+    err
+}
+
 /// `criu restore -d` from `imgs`, which must succeed.
 pub fn restore_detached(imgs: &Path) {
     let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap()]);
