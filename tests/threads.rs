@@ -193,7 +193,11 @@ fn dump_writes_a_core_per_thread() {
         }
         assert_eq!(tc["blk_sigset"].as_u64(), Some(mask), "thread {tid}: {tc}");
         assert_eq!(tc["comm"], format!("worker-{i}"));
-        assert_eq!(tc["sas"]["ss_size"].as_u64(), Some(if i == 0 { 65536 } else { 8192 }), "{tc}");
+        let sas: u64 = std::fs::read_to_string(tmp.path().join(format!("sas-{i}"))).unwrap().trim().parse().unwrap();
+        if i == 0 {
+            assert_eq!(sas, 65536, "worker 0 set its own 64 KiB sigaltstack");
+        }
+        assert_eq!(tc["sas"]["ss_size"].as_u64(), Some(sas), "{tc}");
         assert!(tc["rseq_entry"]["rseq_abi_pointer"].as_u64().unwrap_or(0) != 0, "thread {tid} rseq: {tc}");
         assert_eq!(tc["futex_rla_len"].as_u64(), Some(24));
         assert!(core["thread_info"]["clear_tid_addr"].as_str().is_some_and(|a| a != "0x0"), "{core}");

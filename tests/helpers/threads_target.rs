@@ -6,7 +6,7 @@
 //!   worker 0 has a sigaltstack, worker 3 credentials of its own (its
 //!   supplementary groups are [4242] and CAP_SYS_NICE is out of its
 //!   effective set: raw syscalls change only the calling thread), writes
-//!   its tid to DIR/tid-i, then
+//!   the size of its sigaltstack to DIR/sas-i and its tid to DIR/tid-i, then
 //!   forever: bumps a counter in thread-local storage and writes it to
 //!   DIR/count-i, and sleeps 20 ms through a raw nanosleep with a marker
 //!   of its own in xmm15 (and in r12-r15), checking after the syscall that
@@ -105,6 +105,11 @@ fn worker(dir: PathBuf, i: u32) -> ! {
         data[0] &= !(1 << CAP_SYS_NICE);
         assert_eq!(sys(NR_CAPSET, hdr.as_ptr() as u64, data.as_ptr() as u64, 0, 0), 0);
     }
+    // The sigaltstack as the kernel has it (Rust's runtime gives every
+    // thread one sized from the CPU's xsave area, so it differs by machine).
+    let mut old = [0u64; 3];
+    sys(NR_SIGALTSTACK, 0, old.as_mut_ptr() as u64, 0, 0);
+    std::fs::write(dir.join(format!("sas-{i}")), old[2].to_string()).unwrap();
     let tid = sys(NR_GETTID, 0, 0, 0, 0);
     std::fs::write(dir.join(format!("tid-{i}")), tid.to_string()).unwrap();
     let marker = 0x5eed_0000_0000_0000 | (u64::from(i) << 32) | tid as u64;
