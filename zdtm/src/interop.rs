@@ -153,7 +153,7 @@ pub fn as_root_reason(plan: &Plan) -> Option<String> {
     let d = plan.dump_criu.as_ref().filter(|d| !d.ours)?;
     (!have_cap_sys_resource()).then(|| {
         format!(
-            "{} reads rlimits with prlimit(), which needs CAP_SYS_RESOURCE (we lack it) for a task of another uid",
+            "{} dumps; CRIU reads rlimits with prlimit(), which needs CAP_SYS_RESOURCE (we lack it) on another uid's task",
             d.name
         )
     })
