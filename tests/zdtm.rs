@@ -123,6 +123,9 @@ fn zdtm() {
     for s in &cli.skipped {
         runner::say(s);
     }
+    if cli.plans.is_empty() && !cli.skipped.is_empty() {
+        return; // ZDTM_ARGS=--interop without CRIU 4.2: said why above
+    }
     let sum = runner::run(&cfg, &cli.plans);
     assert_clean("zdtm", &sum);
 }
