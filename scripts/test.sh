@@ -13,5 +13,13 @@ fi
 # CRIU's own crit (Debian package criu) is an independent check of the images we write.
 command -v crit >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq criu >/dev/null; }
 
+# The reference CRIU 4.2 (the zdtm interop matrix in tests/zdtm.rs runs it): its runtime libraries.
+criu42=../shared/tools/criu-4.2
+if [ -f "$criu42/install-deps.sh" ]; then
+    bash "$criu42/install-deps.sh"
+else
+    echo "note: no $criu42/install-deps.sh: the zdtm interop runs will skip (no CRIU 4.2)" >&2
+fi
+
 cargo build --all-targets
 cargo test --no-fail-fast -- --test-threads="$(nproc)"

@@ -14,6 +14,12 @@
 //! ZDTM_ARGS="-t maps00 --pre-dump -v" (see `zdtm::runner::USAGE`, or run
 //! target/debug/zdtm_run --help). ZDTM_NO_BUILD=1 skips building the test
 //! programs (`cargo build -p zdtm`), which this test otherwise does first.
+//!
+//! The `interop_*` tests run the interop matrix with the reference CRIU 4.2
+//! (../shared/tools/criu-4.2/criu beside the checkout, or $ZDTM_CRIU42), one
+//! direction each: ours dumps + CRIU 4.2 restores, CRIU 4.2 dumps + ours
+//! restores, CRIU 4.2 alone. They take the tests (-t/-x/-a), -j, --keep-img
+//! and -v from ZDTM_ARGS, and skip with the reason when the binary is absent.
 
 #[path = "../zdtm/src/runner.rs"]
 mod runner;
@@ -25,7 +31,10 @@ use std::time::Duration;
 /// Build the zdtm crate's binaries next to our criu binary (same target
 /// dir and profile). Cargo does not hold its build lock while tests run.
 fn build_zdtm(bindir: &Path) {
-    if std::env::var_os("ZDTM_NO_BUILD").is_some() {
+    // Once for all the tests of this file (they run in parallel threads).
+    static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if *built || std::env::var_os("ZDTM_NO_BUILD").is_some() {
         return;
     }
     let cargo =
@@ -59,24 +68,30 @@ fn build_zdtm(bindir: &Path) {
         st.map(runner::describe_status)
             .unwrap_or_else(|| "timed out".into())
     );
+    *built = true;
 }
 
-#[test]
-fn zdtm() {
+/// Our criu, the runner's config and the command line (ZDTM_ARGS).
+fn setup() -> (runner::Criu, runner::Config, runner::Cli) {
     let criu = PathBuf::from(env!("CARGO_BIN_EXE_criu"));
     let bindir = criu.parent().expect("criu's directory").to_path_buf();
     build_zdtm(&bindir);
-
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bins = runner::Criu {
+        ours: criu.clone(),
+        reference: runner::interop::default_reference(repo),
+    };
     let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
     let args: Vec<String> = std::env::var("ZDTM_ARGS")
         .unwrap_or_default()
         .split_whitespace()
         .map(String::from)
         .collect();
-    let cli = runner::parse_cli(&args, &all, None).unwrap_or_else(|e| panic!("ZDTM_ARGS: {e}"));
+    let cli =
+        runner::parse_cli(&args, &all, None, &bins).unwrap_or_else(|e| panic!("ZDTM_ARGS: {e}"));
     let target = bindir.parent().unwrap_or(&bindir);
     let cfg = runner::Config {
-        criu: cli.criu.clone().unwrap_or(criu),
+        criu,
         bindir: bindir.clone(),
         workroot: runner::new_workroot(&target.join("zdtm")),
         jobs: cli.jobs.unwrap_or_else(runner::default_jobs),
@@ -85,15 +100,70 @@ fn zdtm() {
         verbose: cli.verbose,
         as_user: true,
     };
-    let sum = runner::run(&cfg, &cli.plans);
+    (bins, cfg, cli)
+}
+
+fn assert_clean(what: &str, sum: &runner::Summary) {
     assert_eq!(
         sum.failed,
         0,
-        "zdtm: {} failed: {}",
+        "{what}: {} failed: {}",
         sum.failed,
         sum.failures.join(", ")
     );
-    assert!(sum.passed > 0, "zdtm ran nothing");
+    assert!(
+        sum.passed + sum.refused + sum.known > 0,
+        "{what} ran nothing"
+    );
+}
+
+#[test]
+fn zdtm() {
+    let (_, cfg, cli) = setup();
+    for s in &cli.skipped {
+        runner::say(s);
+    }
+    if cli.plans.is_empty() && !cli.skipped.is_empty() {
+        return; // ZDTM_ARGS=--interop without CRIU 4.2: said why above
+    }
+    let sum = runner::run(&cfg, &cli.plans);
+    assert_clean("zdtm", &sum);
+}
+
+/// One direction of the interop matrix with the reference CRIU 4.2;
+/// skipped, with the reason printed, when that binary is absent.
+fn interop(dir: runner::interop::Direction) {
+    let (bins, cfg, cli) = setup();
+    let reference = match runner::interop::reference(&bins.reference) {
+        Ok(r) => r,
+        Err(why) => {
+            runner::say(&format!("interop {dir:?}: skipped: {why}"));
+            return;
+        }
+    };
+    let ours = runner::interop::CriuBin::probe(&bins.ours).expect("our criu");
+    assert!(ours.ours, "{} does not say it is ours", bins.ours.display());
+    let plan = runner::interop::plan(dir, &cli.tests, &ours, &reference);
+    let sum = runner::run(&cfg, &[plan]);
+    assert_clean(&format!("interop {dir:?}"), &sum);
+}
+
+/// (a) Our images, restored by CRIU 4.2.
+#[test]
+fn interop_ours_dump_criu42_restore() {
+    interop(runner::interop::Direction::OursToRef);
+}
+
+/// (b) CRIU 4.2's images, restored by ours.
+#[test]
+fn interop_criu42_dump_ours_restore() {
+    interop(runner::interop::Direction::RefToOurs);
+}
+
+/// (c) CRIU 4.2 alone: proves the tests (and their /proc compare) against the spec.
+#[test]
+fn interop_criu42_alone() {
+    interop(runner::interop::Direction::RefAlone);
 }
 
 /// The comparison itself: equal snapshots give no diff; a changed map,
@@ -144,6 +214,9 @@ fn snapshot_diff_reports_changes() {
 fn tests_desc_parses_and_matches_the_binaries() {
     let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
     assert!(all.iter().any(|t| t.crfail), "a crfail test");
+    for t in all.iter().filter(|t| t.criu42_fail.is_some()) {
+        assert!(!t.crfail, "{}: crfail and criu42-fail", t.name);
+    }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("zdtm/src/bin");
     for t in &all {
         assert!(
@@ -155,6 +228,13 @@ fn tests_desc_parses_and_matches_the_binaries() {
     }
     assert!(runner::parse_desc("x bogus").is_err());
     assert!(runner::parse_desc("x\nx").is_err());
+    assert!(runner::parse_desc("x criu42-fail:").is_err(), "a reason is required");
+    assert!(runner::parse_desc("x criu42-fail(both): why").is_err(), "an unknown side");
+    let d = runner::parse_desc("x suid criu42-fail: CRIU can't: a reason  # note\ny criu42-fail(restore): r").unwrap();
+    assert!(d[0].suid);
+    let side = |i: usize| d[i].criu42_fail.as_ref().map(|(s, w)| (*s, w.as_str()));
+    assert_eq!(side(0), Some((runner::interop::Side::Any, "CRIU can't: a reason")));
+    assert_eq!(side(1), Some((runner::interop::Side::Restore, "r")));
 }
 
 /// The corrupt-pages self-test's tool: it flips a byte of the first page
@@ -177,4 +257,43 @@ fn corrupt_pages_flips_the_marked_page() {
     let changed: Vec<usize> = (0..pages.len()).filter(|&i| pages[i] != after[i]).collect();
     assert_eq!(changed, vec![4096 + 100]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// How interop results count: a failure of a test flagged criu42-fail is
+/// that limitation only where CRIU 4.2 does the limited step; a pass with
+/// CRIU 4.2 alone makes the flag stale; dump refusals count in the mixed
+/// directions only.
+#[test]
+fn interop_results_follow_tests_desc() {
+    use runner::interop::{self, CriuBin, Direction};
+    use runner::{Res, Stage};
+    let ours = CriuBin {
+        path: "/nonexistent/ours".into(),
+        name: "ours".into(),
+        ours: true,
+    };
+    let reference = CriuBin {
+        path: "/nonexistent/criu".into(),
+        name: "criu42".into(),
+        ours: false,
+    };
+    let tests = runner::parse_desc("plain\nlim criu42-fail(restore): why").unwrap();
+    let [a, b, c] = [Direction::OursToRef, Direction::RefToOurs, Direction::RefAlone]
+        .map(|d| interop::plan(d, &tests, &ours, &reference));
+    assert_eq!(
+        [a.label(), b.label(), c.label()],
+        ["cr-ours-criu42", "cr-criu42-ours", "cr-criu42"]
+    );
+    assert!(interop::refusals_counted(&a) && interop::refusals_counted(&b));
+    assert!(!interop::refusals_counted(&c));
+    let fail = || Res::Fail(Stage::Restore, "x".into());
+    let pass = || Res::Pass(None);
+    assert!(matches!(interop::judge(&a, &tests[0], fail()), Res::Fail(..)));
+    assert!(matches!(interop::judge(&a, &tests[1], fail()), Res::Known(_)));
+    assert!(matches!(interop::judge(&c, &tests[1], fail()), Res::Known(_)));
+    // (b): CRIU 4.2 only dumps; a restore limitation does not excuse ours.
+    assert!(matches!(interop::judge(&b, &tests[1], fail()), Res::Fail(..)));
+    assert!(matches!(interop::judge(&a, &tests[1], pass()), Res::Pass(_)));
+    assert!(matches!(interop::judge(&c, &tests[1], pass()), Res::Fail(..)), "stale flag");
+    assert!(matches!(interop::judge(&c, &tests[0], pass()), Res::Pass(_)));
 }

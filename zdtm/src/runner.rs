@@ -35,6 +35,10 @@ const PATH_ENV: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// What maps00 writes at the start of each page of its private mapping.
 pub const PAGE_MARKER: &[u8] = b"ZDTM-MAPS00-PAGE";
 
+#[path = "interop.rs"]
+pub mod interop;
+use interop::CriuBin;
+
 // ---------------------------------------------------------------- tests --
 
 #[derive(Clone, Debug, PartialEq)]
@@ -44,12 +48,29 @@ pub struct TestDesc {
     pub noauto: bool,
     pub crfail: bool,
     pub excl: bool,
+    /// `criu42-fail[(dump|restore)]: REASON`: the real CRIU 4.2 cannot
+    /// checkpoint/restore this test (a CRIU limitation, named); the interop
+    /// runs where CRIU 4.2 does that step report its failures as that.
+    pub criu42_fail: Option<(interop::Side, String)>,
 }
 
 pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
+        // `criu42-fail[(SIDE)]: REASON` takes the rest of the line.
+        let (line, criu42_fail) = match line.find("criu42-fail") {
+            Some(at) => {
+                let (head, why) = line[at..].split_once(':').unwrap_or((&line[at..], ""));
+                let side = interop::parse_side(head)
+                    .ok_or_else(|| format!("tests.desc:{}: {head}? (criu42-fail, criu42-fail(dump), criu42-fail(restore))", n + 1))?;
+                if why.trim().is_empty() {
+                    return Err(format!("tests.desc:{}: {head}: needs a reason", n + 1));
+                }
+                (&line[..at], Some((side, why.trim().to_string())))
+            }
+            None => (line, None),
+        };
         let mut words = line.split_whitespace();
         let Some(name) = words.next() else { continue };
         let mut d = TestDesc {
@@ -58,6 +79,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             noauto: false,
             crfail: false,
             excl: false,
+            criu42_fail,
         };
         for f in words {
             match f {
@@ -112,6 +134,11 @@ pub struct Plan {
     pub tests: Vec<TestDesc>,
     pub ready_timeout: Duration,
     pub stop_timeout: Duration,
+    /// Who dumps and who restores (None: the config's criu, ours).
+    pub dump_criu: Option<CriuBin>,
+    pub restore_criu: Option<CriuBin>,
+    /// Why this plan runs every test as root, if it does.
+    pub as_root: Option<String>,
 }
 
 impl Plan {
@@ -126,7 +153,18 @@ impl Plan {
             tests,
             ready_timeout: Duration::from_secs(20),
             stop_timeout: Duration::from_secs(20),
+            dump_criu: None,
+            restore_criu: None,
+            as_root: None,
         }
+    }
+
+    /// The plan pairs criu binaries of which one is not ours: dump
+    /// refusals and `criu42-fail` limitations are reported, not failed.
+    pub fn interop(&self) -> bool {
+        [&self.dump_criu, &self.restore_criu]
+            .into_iter()
+            .any(|c| c.as_ref().is_some_and(|c| !c.ours))
     }
 
     pub fn label(&self) -> String {
@@ -152,6 +190,22 @@ impl Plan {
             SelfTest::Sabotage(m) => l = format!("selftest-sabotage-{m}"),
             SelfTest::StateDiff => l = "selftest-state-diff".into(),
             SelfTest::CorruptPages => l.push_str("-selftest-corrupt-pages"),
+        }
+        match (&self.dump_criu, &self.restore_criu) {
+            (Some(d), Some(r)) if d.name == r.name => {
+                let _ = write!(l, "-{}", d.name);
+            }
+            (d, r) => {
+                let name = |c: &Option<CriuBin>| c.as_ref().map(|c| c.name.clone());
+                if d.is_some() || r.is_some() {
+                    let _ = write!(
+                        l,
+                        "-{}-{}",
+                        name(d).unwrap_or_else(|| "default".into()),
+                        name(r).unwrap_or_else(|| "default".into())
+                    );
+                }
+            }
         }
         l
     }
@@ -198,7 +252,14 @@ zdtm runner options (also ZDTM_ARGS for `cargo test --test zdtm`):
   -j, --jobs N          tests run at once (default: 2 x CPUs)
       --keep-img W      always|failed|never: keep work dirs (images, logs) (default failed)
       --timeout S       ready and stop timeouts in seconds (default 20)
-      --criu PATH       the criu binary
+      --criu PATH       the criu binary for dump and restore (default: ours, beside the runner)
+      --dump-criu PATH  the criu binary that dumps (and pre-dumps)
+      --restore-criu PATH
+                        the criu binary that restores
+      --interop         the interop matrix with the reference CRIU 4.2 instead of other modes:
+                        ours dumps + it restores, it dumps + ours restores, it alone
+      --criu42 PATH     the reference CRIU 4.2 binary (default: $ZDTM_CRIU42, else
+                        ../shared/tools/criu-4.2/criu beside the checkout)
   -v, --verbose         print whole logs of failures";
 
 /// What the command line asked for.
@@ -206,8 +267,18 @@ pub struct Cli {
     pub plans: Vec<Plan>,
     pub jobs: Option<usize>,
     pub keep: Keep,
-    pub criu: Option<PathBuf>,
     pub verbose: bool,
+    /// The tests picked (-t, -x, -a), for plans built elsewhere.
+    pub tests: Vec<TestDesc>,
+    /// Why plans that were asked for can't run (printed, counted skipped).
+    pub skipped: Vec<String>,
+}
+
+/// Where the runner finds its criu binaries: ours (the default for every
+/// plan) and the reference CRIU 4.2 (for `--interop`).
+pub struct Criu {
+    pub ours: PathBuf,
+    pub reference: PathBuf,
 }
 
 /// Parse runner arguments. With no mode option, `default_mode` decides:
@@ -216,6 +287,7 @@ pub fn parse_cli(
     args: &[String],
     all: &[TestDesc],
     default_mode: Option<Mode>,
+    bins: &Criu,
 ) -> Result<Cli, String> {
     let mut names: Vec<String> = Vec::new();
     let mut excluded: Vec<String> = Vec::new();
@@ -223,6 +295,8 @@ pub fn parse_cli(
         (false, None, 1, None, false, "h".to_string());
     let (mut selftest, mut full, mut jobs, mut keep, mut timeout, mut criu, mut verbose) =
         (SelfTest::None, false, None, Keep::Failed, None, None, false);
+    let (mut dump_criu, mut restore_criu, mut interop, mut reference) =
+        (None, None, false, bins.reference.clone());
     let mut i = 0;
     let val = |i: &mut usize, a: &str| -> Result<String, String> {
         *i += 1;
@@ -261,6 +335,10 @@ pub fn parse_cli(
             }
             "--timeout" => timeout = Some(Duration::from_secs(num(val(&mut i, a)?, a)?)),
             "--criu" => criu = Some(PathBuf::from(val(&mut i, a)?)),
+            "--dump-criu" => dump_criu = Some(PathBuf::from(val(&mut i, a)?)),
+            "--restore-criu" => restore_criu = Some(PathBuf::from(val(&mut i, a)?)),
+            "--interop" => interop = true,
+            "--criu42" => reference = PathBuf::from(val(&mut i, a)?),
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ if a.starts_with('-') => return Err(format!("unknown option {a}\n{USAGE}")),
@@ -293,9 +371,15 @@ pub fn parse_cli(
         .cloned()
         .collect();
     let mut plans = Vec::new();
+    let mut skipped = Vec::new();
     let explicit =
         mode.is_some() || selftest != SelfTest::None || fault.is_some() || pre || iters > 1;
-    if full || (!explicit && default_mode.is_none()) {
+    if interop {
+        match interop::reference(&reference) {
+            Ok(r) => plans = interop::matrix(&tests, &interop::CriuBin::probe(&bins.ours)?, &r),
+            Err(why) => skipped.push(format!("interop matrix skipped: {why}")),
+        }
+    } else if full || (!explicit && default_mode.is_none()) {
         plans = default_plans(&tests);
     } else {
         let mode = mode.or(default_mode).unwrap_or(Mode::Cr);
@@ -309,7 +393,7 @@ pub fn parse_cli(
         } else {
             mode
         };
-        let mut p = Plan::new(mode, tests);
+        let mut p = Plan::new(mode, tests.clone());
         p.iters = iters;
         p.fault = fault;
         p.pre_dump = pre;
@@ -319,6 +403,19 @@ pub fn parse_cli(
             p.tests.retain(|t| t.name == "maps00");
         }
         plans.push(p);
+    }
+    let (dump_criu, restore_criu) = (dump_criu.or(criu.clone()), restore_criu.or(criu));
+    if interop && (dump_criu.is_some() || restore_criu.is_some()) {
+        return Err("--interop picks its own criu binaries (--criu42 names the reference)".into());
+    }
+    if dump_criu.is_some() || restore_criu.is_some() {
+        let probe = |p: Option<PathBuf>| interop::CriuBin::probe(p.as_deref().unwrap_or(&bins.ours));
+        let (d, r) = (probe(dump_criu)?, probe(restore_criu)?);
+        for p in &mut plans {
+            p.dump_criu = Some(d.clone());
+            p.restore_criu = Some(r.clone());
+            p.as_root = interop::as_root_reason(p);
+        }
     }
     for p in &mut plans {
         p.flavor = flavor.clone();
@@ -331,8 +428,9 @@ pub fn parse_cli(
         plans,
         jobs,
         keep,
-        criu,
         verbose,
+        tests,
+        skipped,
     })
 }
 
@@ -550,8 +648,20 @@ const STAT_FIELDS: &[(usize, &str)] = &[
 ];
 
 /// VmFlags that change by themselves or by the act of dumping (soft-dirty,
-/// userfaultfd tracking).
-const VOLATILE_VMFLAGS: &[&str] = &["sd", "um", "uw", "ui"];
+/// userfaultfd tracking), and "ac" (VM_ACCOUNT, commit-charge accounting,
+/// invisible to the program): CRIU 4.2 maps private file mappings writable
+/// before it fills them, so after its restore the kernel accounts them.
+const VOLATILE_VMFLAGS: &[&str] = &["sd", "um", "uw", "ui", "ac"];
+
+/// CRIU 4.2 restores shared anonymous memory from a memfd: /proc/PID/maps
+/// then says "/memfd:/dev/zero (deleted)" (its own dump, which on this
+/// kernel records such memory as a memfd named "/dev/zero") or "/memfd:
+/// (deleted)" (an image's anonymous shared VMA) where the kernel said
+/// "/dev/zero (deleted)". All the same memory to the program.
+const SHMEM_PATHS: &[(&str, &str)] = &[
+    ("/memfd:/dev/zero (deleted)", "/dev/zero (deleted)"),
+    ("/memfd: (deleted)", "/dev/zero (deleted)"),
+];
 
 fn rd(path: &str) -> Result<String, String> {
     fs::read(path)
@@ -608,7 +718,10 @@ fn maps_state(pid: i32) -> Result<String, String> {
         if perms.len() != 4 {
             continue;
         }
-        let path = it.next().unwrap_or("").trim_start().to_string();
+        let mut path = it.next().unwrap_or("").trim_start().to_string();
+        if let Some((_, same)) = SHMEM_PATHS.iter().find(|(alias, _)| path == *alias) {
+            path = same.to_string();
+        }
         let shmem = path.starts_with("/dev/zero")
             || path.starts_with("/SYSV")
             || path.starts_with("/memfd:");
@@ -747,8 +860,12 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
             .join(" "),
     );
     if let Ok(dir) = fs::read_dir(format!("{p}/ns")) {
+        // Not the time namespace: CRIU 4.2 restores a tree into a new one
+        // (offsets that keep CLOCK_MONOTONIC/BOOTTIME going from where the
+        // dump saw them); the tests check their clocks themselves.
         let mut ns: Vec<String> = dir
             .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+            .filter(|n| n != "time" && n != "time_for_children")
             .collect();
         ns.sort();
         for n in ns {
@@ -960,6 +1077,11 @@ pub enum Res {
     Pass(Option<String>),
     Skip(String),
     Fail(Stage, String),
+    /// Interop: the dumper refused the dump (its reason); the task ran on
+    /// and passed. Neither a pass nor a failure.
+    Refused(String),
+    /// Interop: failed as tests.desc's `criu42-fail` says CRIU 4.2 does.
+    Known(String),
 }
 
 struct Case<'a> {
@@ -970,6 +1092,8 @@ struct Case<'a> {
     details: Vec<String>,
     /// Shown with a PASS (why an expected failure was fine).
     note: Option<String>,
+    /// Interop: the dumper's reason for refusing the dump.
+    refused: Option<String>,
     pid: i32,
 }
 
@@ -1007,6 +1131,8 @@ impl CriuRun {
             .filter(|l| l.contains("Error"))
             .collect();
         errs.dedup();
+        // CRIU 4.2 without CAP_SYS_RESOURCE always says this; it is harmless.
+        errs.retain(|l| !l.contains("Can't setup RLIMIT_NOFILE for self"));
         if errs.is_empty() {
             errs = self.text.lines().rev().take(3).collect();
         }
@@ -1057,7 +1183,7 @@ impl Case<'_> {
             .mode(0o666)
             .open(self.p("test.log"))
             .map_err(|e| setup(format!("test.log: {e}")))?;
-        let as_user = !self.test.suid && self.cfg.as_user;
+        let as_user = !self.test.suid && self.cfg.as_user && self.plan.as_root.is_none();
         if as_user {
             chown(&self.wd, TEST_UID);
             chown(&self.p("test.log"), TEST_UID);
@@ -1157,7 +1283,13 @@ impl Case<'_> {
                 .unwrap_or("."),
         );
         let out_path = dir.join(format!("{action}.stdout"));
-        let mut cmd = Command::new(&self.cfg.criu);
+        let bin = if action == "restore" {
+            &self.plan.restore_criu
+        } else {
+            &self.plan.dump_criu
+        };
+        let bin = bin.as_ref().map(|b| b.path.clone()).unwrap_or_else(|| self.cfg.criu.clone());
+        let mut cmd = Command::new(&bin);
         cmd.args(args)
             .env_clear()
             .env("PATH", PATH_ENV)
@@ -1173,8 +1305,7 @@ impl Case<'_> {
                 let st = run_cmd(&mut cmd, self.cfg.criu_timeout);
                 text = fs::read_to_string(&out_path).unwrap_or_default();
                 st.unwrap_or_else(|e| {
-                    self.details
-                        .push(format!("can't run {}: {e}", self.cfg.criu.display()));
+                    self.details.push(format!("can't run {}: {e}", bin.display()));
                     Some(0x7f00)
                 })
             }
@@ -1189,7 +1320,8 @@ impl Case<'_> {
             log: dir.join(log),
         };
         self.details.push(format!(
-            "criu {action}: {} (log {})",
+            "criu {action} ({}): {} (log {})",
+            bin.display(),
             run.status_text(),
             run.log.display()
         ));
@@ -1322,6 +1454,14 @@ impl Case<'_> {
                 check_running(self.pid)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the failed dump: {e}")))?;
                 return self.compare(&before, "after the failed dump");
+            }
+            if !r.ok() && interop::refusals_counted(self.plan) {
+                // One side refused: the tree must run on, then its verdict.
+                let who = self.plan.dump_criu.as_ref().map(|c| c.name.as_str()).unwrap_or("criu");
+                self.refused = Some(format!("{who} refused the dump: {}", r.errors()));
+                check_running(self.pid)
+                    .map_err(|e| Res::Fail(Stage::Dump, format!("after the refused dump: {e}")))?;
+                return self.compare(&before, "after the refused dump");
             }
             if !r.ok() {
                 return Err(Res::Fail(
@@ -1475,6 +1615,7 @@ impl Case<'_> {
         };
         self.cleanup();
         match res {
+            Res::Pass(_) if self.refused.is_some() => Res::Refused(self.refused.take().unwrap_or_default()),
             Res::Pass(None) => Res::Pass(self.note.take()),
             r => r,
         }
@@ -1510,11 +1651,29 @@ pub fn corrupt_pages(dir: &Path) -> Result<String, String> {
     ))
 }
 
+#[derive(Default)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Interop: dumps one side refused (with its reason).
+    pub refused: usize,
+    /// Interop: failures tests.desc names as CRIU 4.2 limitations.
+    pub known: usize,
     pub failures: Vec<String>,
+}
+
+impl Summary {
+    /// "N passed, N failed[, N refused, N CRIU 4.2 limitations], N skipped"
+    /// (the interop counts when `interop` or when there are any).
+    pub fn counts(&self, interop: bool) -> String {
+        let mut s = format!("{} passed, {} failed", self.passed, self.failed);
+        if interop || self.refused > 0 || self.known > 0 {
+            let _ = write!(s, ", {} refused, {} CRIU 4.2 limitations", self.refused, self.known);
+        }
+        let _ = write!(s, ", {} skipped", self.skipped);
+        s
+    }
 }
 
 /// Print a line straight to stdout (not through the test harness's capture).
@@ -1563,12 +1722,17 @@ fn invert(plan: &Plan, res: Res) -> Res {
                 plan.label()
             ),
         ),
-        r @ Res::Skip(_) => r,
+        r @ (Res::Skip(_) | Res::Refused(_) | Res::Known(_)) => r,
     }
 }
 
-fn run_one(cfg: &Config, plan: &Plan, test: &TestDesc, out: &Mutex<Summary>) {
+fn run_one(cfg: &Config, plan: &Plan, test: &TestDesc, out: &Mutex<Summary>, skip: Option<&str>) {
     let label = plan.label();
+    if let Some(why) = skip {
+        out.lock().unwrap().skipped += 1;
+        say(&format!("[{label}] {}: SKIP ({why})", test.name));
+        return;
+    }
     let wd = cfg.workroot.join(&label).join(&test.name);
     let t0 = Instant::now();
     let mut case = Case {
@@ -1578,9 +1742,10 @@ fn run_one(cfg: &Config, plan: &Plan, test: &TestDesc, out: &Mutex<Summary>) {
         wd: wd.clone(),
         details: Vec::new(),
         note: None,
+        refused: None,
         pid: 0,
     };
-    let res = invert(plan, case.run());
+    let res = interop::judge(plan, test, invert(plan, case.run()));
     let secs = t0.elapsed().as_secs_f64();
     let mut text = String::new();
     let mut sum = out.lock().unwrap();
@@ -1597,6 +1762,16 @@ fn run_one(cfg: &Config, plan: &Plan, test: &TestDesc, out: &Mutex<Summary>) {
             sum.skipped += 1;
             let _ = write!(text, "[{label}] {}: SKIP ({why})", test.name);
             cfg.keep == Keep::Always
+        }
+        Res::Refused(why) => {
+            sum.refused += 1;
+            let _ = write!(text, "[{label}] {}: REFUSED ({why}) ({secs:.1}s)", test.name);
+            cfg.keep == Keep::Always
+        }
+        Res::Known(why) => {
+            sum.known += 1;
+            let _ = write!(text, "[{label}] {}: CRIU42-LIMIT ({why}) ({secs:.1}s)", test.name);
+            cfg.keep != Keep::Never
         }
         Res::Fail(stage, why) => {
             sum.failed += 1;
@@ -1681,12 +1856,7 @@ pub fn run(cfg: &Config, plans: &[Plan]) -> Summary {
         cfg.as_user = false;
     }
     let cfg = &cfg;
-    let out = Mutex::new(Summary {
-        passed: 0,
-        failed: 0,
-        skipped: 0,
-        failures: Vec::new(),
-    });
+    let out = Mutex::new(Summary::default());
     for plan in plans {
         let missing: Vec<&str> = plan
             .tests
@@ -1706,9 +1876,23 @@ pub fn run(cfg: &Config, plans: &[Plan]) -> Summary {
             plan.label(),
             plan.tests.len()
         ));
+        for (what, c) in [("dump", &plan.dump_criu), ("restore", &plan.restore_criu)] {
+            if let Some(c) = c {
+                say(&format!("   {what}: {} ({})", c.name, c.path.display()));
+            }
+        }
+        if let Some(why) = &plan.as_root {
+            say(&format!("   every test runs as root: {why}"));
+        }
+        let skip = interop::plan_skip_reason(plan);
+        let skip = skip.as_deref();
+        let at_start = {
+            let s = out.lock().unwrap();
+            [s.passed, s.failed, s.refused, s.known, s.skipped]
+        };
         let (excl, par): (Vec<&TestDesc>, Vec<&TestDesc>) = plan.tests.iter().partition(|t| t.excl);
         for t in excl {
-            run_one(cfg, plan, t, &out);
+            run_one(cfg, plan, t, &out, skip);
         }
         let queue = Mutex::new(par.into_iter().collect::<VecDeque<_>>());
         std::thread::scope(|s| {
@@ -1718,12 +1902,22 @@ pub fn run(cfg: &Config, plans: &[Plan]) -> Summary {
                         let Some(t) = queue.lock().unwrap().pop_front() else {
                             break;
                         };
-                        run_one(cfg, plan, t, &out);
+                        run_one(cfg, plan, t, &out, skip);
                     }
                 });
             }
         });
         let _ = fs::remove_dir(cfg.workroot.join(plan.label()));
+        let s = out.lock().unwrap();
+        let d = Summary {
+            passed: s.passed - at_start[0],
+            failed: s.failed - at_start[1],
+            refused: s.refused - at_start[2],
+            known: s.known - at_start[3],
+            skipped: s.skipped - at_start[4],
+            failures: Vec::new(),
+        };
+        say(&format!("== {}: {}", plan.label(), d.counts(plan.interop())));
     }
     let _ = fs::remove_dir(&cfg.workroot);
     let sum = out.into_inner().unwrap();
@@ -1734,10 +1928,7 @@ pub fn run(cfg: &Config, plans: &[Plan]) -> Summary {
             cfg.workroot.display()
         ));
     }
-    say(&format!(
-        "{} passed, {} failed, {} skipped",
-        sum.passed, sum.failed, sum.skipped
-    ));
+    say(&sum.counts(false));
     sum
 }
 
@@ -1776,7 +1967,10 @@ pub fn new_workroot(base: &Path) -> PathBuf {
             }
         }
     }
-    base.join(format!("run-{secs}-{}", std::process::id()))
+    // Several runs of one process (cargo's test threads) each get their own.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    base.join(format!("run-{secs}-{}-{n}", std::process::id()))
 }
 
 /// Default parallelism: the tests mostly sleep, so twice the CPUs.

@@ -172,7 +172,7 @@ fn seen() -> Seen {
 /// Thread `i`'s blocked signals, sorted (SIGWINCH comes from the main thread).
 fn mask_of(i: usize) -> Vec<i32> {
     let mut m = vec![libc::SIGWINCH, libc::SIGTERM, libc::SIGRTMIN() + i as i32];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         m.push(libc::SIGUSR2);
     }
     if i == 2 {

@@ -1,13 +1,15 @@
 //! zdtm_run: the zdtm runner from the command line (the same code as
 //! `cargo test --test zdtm`). Without a mode option it dumps and restores
-//! each test (like CRIU's `zdtm.py run`); `--selftest` runs cargo test's plan.
+//! each test (like CRIU's `zdtm.py run`); `--selftest` runs cargo test's plan,
+//! `--interop` the matrix with the reference CRIU 4.2.
 //!
-//!   target/debug/zdtm_run [--criu PATH] [OPTIONS] [TEST...]   (--help)
+//!   target/debug/zdtm_run [--criu PATH | --dump-criu PATH --restore-criu PATH]
+//!                         [--interop [--criu42 PATH]] [OPTIONS] [TEST...]   (--help)
 
 #[path = "../runner.rs"]
 mod runner;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,22 +17,34 @@ fn main() {
         eprintln!("{e}");
         std::process::exit(2)
     });
-    let cli = match runner::parse_cli(&args, &all, Some(runner::Mode::Cr)) {
+    let bindir: PathBuf = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from))
+        .unwrap_or_else(|| ".".into());
+    // The checkout this runner was built from (zdtm/ is one of its crates).
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bins = runner::Criu {
+        ours: bindir.join("criu"),
+        reference: runner::interop::default_reference(&repo),
+    };
+    let cli = match runner::parse_cli(&args, &all, Some(runner::Mode::Cr), &bins) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2)
         }
     };
-    let bindir: PathBuf = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(PathBuf::from))
-        .unwrap_or_else(|| ".".into());
-    let criu = cli.criu.clone().unwrap_or_else(|| bindir.join("criu"));
-    if !criu.is_file() {
+    for s in &cli.skipped {
+        runner::say(s);
+    }
+    let uses_default = cli
+        .plans
+        .iter()
+        .any(|p| p.mode != runner::Mode::NoCr && (p.dump_criu.is_none() || p.restore_criu.is_none()));
+    if uses_default && !bins.ours.is_file() {
         eprintln!(
             "no criu binary at {} (build it, or pass --criu PATH)",
-            criu.display()
+            bins.ours.display()
         );
         std::process::exit(2);
     }
@@ -39,7 +53,7 @@ fn main() {
         .map(|t| t.join("zdtm"))
         .unwrap_or_else(|| PathBuf::from("zdtm-work"));
     let cfg = runner::Config {
-        criu,
+        criu: bins.ours.clone(),
         bindir,
         workroot: runner::new_workroot(&base),
         jobs: cli.jobs.unwrap_or_else(runner::default_jobs),
