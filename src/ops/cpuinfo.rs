@@ -151,11 +151,36 @@ pub fn needed_xfeatures(f: &UserX86FpregsEntry) -> u64 {
     carried.iter().filter(|c| !c.1).fold(x.xstate_bv | 0b11, |m, c| m | 1 << c.0)
 }
 
+/// A component the image carries for a feature this CPU has must be
+/// exactly this CPU's size (the sizes are architectural: anything else is
+/// a damaged image, which CRIU refuses too).
+pub fn check_component_sizes(f: &UserX86FpregsEntry, xcr0: u64) -> Result<(), String> {
+    let Some(x) = &f.xsave else { return Ok(()) };
+    let carried = [
+        (2, "ymm", x.ymmh_space.len() * 4),
+        (3, "bndregs", x.bndreg_state.len() * 8),
+        (4, "bndcsr", x.bndcsr_state.len() * 8),
+        (5, "opmask", x.opmask_reg.len() * 8),
+        (6, "zmm_hi256", x.zmm_upper.len() * 8),
+        (7, "hi16_zmm", x.hi16_zmm.len() * 8),
+        (9, "pkru", x.pkru.len() * 4),
+    ];
+    for (bit, name, bytes) in carried {
+        let want = cpu::xfeature_size(bit) as usize;
+        if bytes != 0 && xcr0 & (1 << bit) != 0 && bytes != want {
+            return Err(format!("xsave component {name} holds {bytes} bytes where this CPU's takes {want}: damaged image"));
+        }
+    }
+    Ok(())
+}
+
 /// The first task thread whose saved FPU state uses XSAVE features a CPU
-/// with `xcr0` lacks: (core image name, task pid, missing mask). Cores
+/// with `xcr0` lacks: (core image name, task pid, missing mask). Images
 /// that can't be read are left to the restore proper to report.
 fn first_lacking(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, u32, u64)>> {
-    let tree: Vec<PstreeEntry> = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())?.all()?;
+    let Ok(tree) = ImageReader::open_kind(dir, "pstree.img", kinds::pstree()).and_then(|mut r| r.all::<PstreeEntry>()) else {
+        return Ok(None);
+    };
     for e in &tree {
         let tids = if e.threads.is_empty() { vec![e.pid] } else { e.threads.clone() };
         for tid in tids {
@@ -164,6 +189,7 @@ fn first_lacking(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, u32, u64)>
                 continue;
             };
             let Some(ti) = &core.thread_info else { continue };
+            check_component_sizes(&ti.fpregs, xcr0).map_err(|m| anyhow::anyhow!("{name} (task {}): {m}", e.pid))?;
             let missing = cpu::missing_xfeatures(needed_xfeatures(&ti.fpregs), xcr0);
             if missing != 0 {
                 return Ok(Some((name, e.pid, missing)));
@@ -181,7 +207,7 @@ pub fn check_restore(opts: &Opts, dir: &ImageDir) -> Result<()> {
         check_image(dir, &rt, opts.cpu_cap)?;
     }
     let xcr0 = cpu::xcr0();
-    let mut lacking = first_lacking(dir, xcr0).unwrap_or(None);
+    let mut lacking = first_lacking(dir, xcr0)?;
     if lacking.is_none() && dir.exists(IMG) {
         // The dumping CPU's features, when it recorded them: its tasks
         // may have picked instructions by them.

@@ -363,6 +363,11 @@ pub fn missing_xfeatures(needed: u64, xcr0: u64) -> u64 {
     needed & !(xcr0 | 0b11)
 }
 
+/// Bytes XSAVE component `bit` takes on this CPU (CPUID leaf 0xD).
+pub fn xfeature_size(bit: u32) -> u32 {
+    core::arch::x86_64::__cpuid_count(0xd, bit).eax
+}
+
 /// This CPU's XCR0, or x87|SSE only when the OS has not enabled XSAVE.
 pub fn xcr0() -> u64 {
     crate::sys::x86::xcr0().unwrap_or(0b11)
