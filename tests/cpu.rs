@@ -337,3 +337,49 @@ fn restore_refuses_a_damaged_xsave_component() {
     assert!(err.contains(&format!("core-{pid}.img (task {pid}): xsave component ymm holds 260 bytes where this CPU's takes 256")), "{err}");
     assert!(state(pid).is_none());
 }
+
+/// CPUINFO_DUMP then CPUINFO_CHECK over `criu swrk`, as a CRIU RPC client
+/// would send them; then a check of an image claiming AMX state fails.
+#[test]
+fn rpc_cpuinfo_dump_and_check() {
+    use criu::rpc::pb::{CriuOpts, CriuReq, CriuReqType, CriuResp};
+    use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    use prost::Message;
+    use std::os::fd::{AsFd, AsRawFd};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::File::open(tmp.path()).unwrap();
+    nix::fcntl::fcntl(dir.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+    let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
+    nix::fcntl::fcntl(theirs.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_criu"))
+        .args(["--no-default-config", "swrk", &theirs.as_raw_fd().to_string()])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(theirs);
+    let ask = |ty: CriuReqType| -> CriuResp {
+        let opts = CriuOpts { images_dir_fd: dir.as_raw_fd(), log_file: Some("cpu.log".into()), ..Default::default() };
+        let r = CriuReq { r#type: ty as i32, opts: Some(opts), keep_open: Some(true), ..Default::default() };
+        send(ours.as_raw_fd(), &r.encode_to_vec(), MsgFlags::empty()).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let n = recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+        CriuResp::decode(&buf[..n]).unwrap()
+    };
+    let r = ask(CriuReqType::CpuinfoDump);
+    assert!(r.success, "{:?}", r.cr_errmsg);
+    assert_eq!(r.r#type, CriuReqType::CpuinfoDump as i32);
+    assert!(tmp.path().join("cpuinfo.img").exists());
+    let r = ask(CriuReqType::CpuinfoCheck);
+    assert!(r.success, "{:?}", r.cr_errmsg);
+    let mut e = read_cpuinfo(tmp.path());
+    let mask = e.x86_entry[0].xfeatures_mask.unwrap();
+    e.x86_entry[0].xfeatures_mask = Some(mask | 0x6_0000);
+    write_cpuinfo(tmp.path(), &e);
+    let r = ask(CriuReqType::CpuinfoCheck);
+    assert!(!r.success);
+    assert!(r.cr_errmsg.as_deref().unwrap_or("").contains("cpu: CPU xfeatures has unsupported bits (0x60000)"), "{:?}", r.cr_errmsg);
+    drop(ours);
+    let _ = child.kill();
+    let _ = child.wait();
+}
