@@ -134,10 +134,9 @@ pub fn check_image(dir: &ImageDir, rt: &CpuInfo, caps: u32) -> Result<()> {
     cpu::validate(&img, rt, caps).map_err(anyhow::Error::msg)
 }
 
-/// The XSAVE features a saved FPU state uses: the live components
-/// (xstate_bv) and every component it carries, which the task's code
-/// chose its instructions for.
-pub fn needed_xfeatures(f: &UserX86FpregsEntry) -> u64 {
+/// The XSAVE components a saved FPU state carries data for (x87 and SSE
+/// always, in the legacy area).
+pub fn carried_xfeatures(f: &UserX86FpregsEntry) -> u64 {
     let Some(x) = &f.xsave else { return 0b11 };
     let carried = [
         (2, x.ymmh_space.is_empty()),
@@ -148,7 +147,23 @@ pub fn needed_xfeatures(f: &UserX86FpregsEntry) -> u64 {
         (7, x.hi16_zmm.is_empty()),
         (9, x.pkru.is_empty()),
     ];
-    carried.iter().filter(|c| !c.1).fold(x.xstate_bv | 0b11, |m, c| m | 1 << c.0)
+    carried.iter().filter(|c| !c.1).fold(0b11, |m, c| m | 1 << c.0)
+}
+
+/// What stops a saved FPU state from coming back exactly on a CPU with
+/// `xcr0`: features it uses (live in xstate_bv, or carried: the task's
+/// code picked its instructions by them) that the CPU lacks; else live
+/// state the image holds no data for (AMX tiles: CRIU's format has none).
+pub fn fpu_problem(f: &UserX86FpregsEntry, xcr0: u64) -> Option<String> {
+    let live = f.xsave.as_ref().map_or(0, |x| x.xstate_bv);
+    let carried = carried_xfeatures(f);
+    let missing = cpu::missing_xfeatures(live | carried, xcr0);
+    if missing != 0 {
+        let names = cpu::xfeature_names(missing);
+        return Some(format!("image needs xsave features {names} that this CPU lacks (XCR0 {xcr0:#x})"));
+    }
+    let lost = live & xcr0 & !carried;
+    (lost != 0).then(|| format!("image marks xsave state {} live but holds no data for it", cpu::xfeature_names(lost)))
 }
 
 /// A component the image carries for a feature this CPU has must be
@@ -174,10 +189,10 @@ pub fn check_component_sizes(f: &UserX86FpregsEntry, xcr0: u64) -> Result<(), St
     Ok(())
 }
 
-/// The first task thread whose saved FPU state uses XSAVE features a CPU
-/// with `xcr0` lacks: (core image name, task pid, missing mask). Images
-/// that can't be read are left to the restore proper to report.
-fn first_lacking(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, u32, u64)>> {
+/// The first task thread whose saved FPU state this CPU can't take as it
+/// is: (core image and task, what is wrong). Images that can't be read
+/// are left to the restore proper to report.
+fn first_problem(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, String)>> {
     let Ok(tree) = ImageReader::open_kind(dir, "pstree.img", kinds::pstree()).and_then(|mut r| r.all::<PstreeEntry>()) else {
         return Ok(None);
     };
@@ -189,10 +204,10 @@ fn first_lacking(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, u32, u64)>
                 continue;
             };
             let Some(ti) = &core.thread_info else { continue };
-            check_component_sizes(&ti.fpregs, xcr0).map_err(|m| anyhow::anyhow!("{name} (task {}): {m}", e.pid))?;
-            let missing = cpu::missing_xfeatures(needed_xfeatures(&ti.fpregs), xcr0);
-            if missing != 0 {
-                return Ok(Some((name, e.pid, missing)));
+            let who = format!("{name} (task {})", e.pid);
+            check_component_sizes(&ti.fpregs, xcr0).map_err(|m| anyhow::anyhow!("{who}: {m}"))?;
+            if let Some(p) = fpu_problem(&ti.fpregs, xcr0) {
+                return Ok(Some((who, p)));
             }
         }
     }
@@ -207,8 +222,8 @@ pub fn check_restore(opts: &Opts, dir: &ImageDir) -> Result<()> {
         check_image(dir, &rt, opts.cpu_cap)?;
     }
     let xcr0 = cpu::xcr0();
-    let mut lacking = first_lacking(dir, xcr0)?;
-    if lacking.is_none() && dir.exists(IMG) {
+    let mut problem = first_problem(dir, xcr0)?;
+    if problem.is_none() && dir.exists(IMG) {
         // The dumping CPU's features, when it recorded them: its tasks
         // may have picked instructions by them.
         if let Ok(mask) = ImageReader::open_kind(dir, IMG, kind())
@@ -217,19 +232,58 @@ pub fn check_restore(opts: &Opts, dir: &ImageDir) -> Result<()> {
         {
             let missing = cpu::missing_xfeatures(mask, xcr0);
             if missing != 0 {
-                lacking = Some((IMG.to_string(), 0, missing));
+                let names = cpu::xfeature_names(missing);
+                problem = Some((IMG.to_string(), format!("image needs xsave features {names} that this CPU lacks (XCR0 {xcr0:#x})")));
             }
         }
     }
-    let Some((img, pid, missing)) = lacking else { return Ok(()) };
-    let whose = if pid == 0 { img.clone() } else { format!("{img} (task {pid})") };
-    let names = cpu::xfeature_names(missing);
+    let Some((who, what)) = problem else { return Ok(()) };
     if opts.cpu_cap & cpu_cap::FPU == 0 {
-        warn!("{whose}: image needs xsave features {names} that this CPU lacks (XCR0 {xcr0:#x}); restoring without them as --cpu-cap asks");
+        warn!("{who}: {what}; restoring what this CPU can hold, as --cpu-cap asks");
         return Ok(());
     }
-    Err(anyhow::anyhow!(
-        "{whose}: image needs xsave features {names} that this CPU lacks (XCR0 {xcr0:#x}); nothing was restored (--cpu-cap=none restores without that state)"
-    ))
-    .context("restore refused: CPU incompatible with the images")
+    Err(anyhow::anyhow!("{who}: {what}; nothing was restored (--cpu-cap=none restores without that state)"))
+        .context("restore refused: CPU incompatible with the images")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::pb::UserX86XsaveEntry;
+
+    fn fpregs(xstate_bv: u64, opmask: bool, pkru: bool) -> UserX86FpregsEntry {
+        let x = UserX86XsaveEntry {
+            xstate_bv,
+            ymmh_space: vec![0; 64],
+            opmask_reg: if opmask { vec![0; 8] } else { Vec::new() },
+            zmm_upper: if opmask { vec![0; 64] } else { Vec::new() },
+            hi16_zmm: if opmask { vec![0; 128] } else { Vec::new() },
+            pkru: if pkru { vec![0x5555_5554, 0] } else { Vec::new() },
+            ..Default::default()
+        };
+        UserX86FpregsEntry { xsave: Some(x), ..Default::default() }
+    }
+
+    #[test]
+    fn avx512_image_on_an_avx_cpu_is_refused_by_name() {
+        let p = fpu_problem(&fpregs(0xa3, true, false), 0x7).unwrap();
+        assert_eq!(p, "image needs xsave features avx512 (opmask, zmm_hi256, hi16_zmm) that this CPU lacks (XCR0 0x7)");
+        // Carried but in the init state still counts: the code chose AVX-512.
+        assert!(fpu_problem(&fpregs(0x7, true, false), 0x7).unwrap().contains("avx512 (opmask, zmm_hi256, hi16_zmm)"));
+        assert!(fpu_problem(&fpregs(0x3, false, true), 0xe7).unwrap().contains("pku (pkru)"));
+    }
+
+    #[test]
+    fn subsets_restore() {
+        assert_eq!(fpu_problem(&fpregs(0xa3, true, false), 0xe7), None);
+        assert_eq!(fpu_problem(&fpregs(0x7, false, false), 0x2e7), None);
+        assert_eq!(fpu_problem(&UserX86FpregsEntry::default(), 0x3), None);
+    }
+
+    #[test]
+    fn live_state_without_data_is_named() {
+        // AMX tiles live on an AMX CPU: the image has nowhere to hold them.
+        let p = fpu_problem(&fpregs(0x6_0003, false, false), 0x6_02e7).unwrap();
+        assert_eq!(p, "image marks xsave state amx (xtile_cfg, xtile_data) live but holds no data for it");
+    }
 }
