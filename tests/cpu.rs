@@ -383,3 +383,31 @@ fn rpc_cpuinfo_dump_and_check() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `--cpu-cap` on both sides on the same machine: cpuinfo.img is written,
+/// checked, and the task comes back.
+#[test]
+fn cpu_cap_dump_and_restore_round_trip() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Target::sleeper();
+    let pid = t.pid();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", s(&imgs), "--cpu-cap=all"]);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    t.reap();
+    assert!(imgs.join("cpuinfo.img").exists());
+    let o = criu(&["restore", "-d", "-D", s(&imgs), "--cpu-cap"]);
+    assert!(o.status.success(), "restore --cpu-cap: {}", text(&o.stderr));
+    assert_eq!(state(pid), Some('S'));
+    kill_and_reap(pid);
+    // A plain dump writes none (CRIU's default).
+    let mut t = Target::sleeper();
+    let plain = tmp.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", s(&plain)]);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    t.reap();
+    assert!(!plain.join("cpuinfo.img").exists());
+}
