@@ -402,6 +402,25 @@ fn cpu_cap_dump_and_restore_round_trip() {
     assert!(o.status.success(), "restore --cpu-cap: {}", text(&o.stderr));
     assert_eq!(state(pid), Some('S'));
     kill_and_reap(pid);
+
+    // Made on a CPU with a bigger XSAVE area (same features): CRIU's fpu
+    // check refuses the size; without --cpu-cap the task comes back, its
+    // state placed in this CPU's area.
+    let mut e = read_cpuinfo(&imgs);
+    let x = &mut e.x86_entry[0];
+    let (size, max) = (x.xsave_size.unwrap(), x.xsave_size_max.unwrap());
+    x.xsave_size = Some(size + 256);
+    x.xsave_size_max = Some(max + 256);
+    write_cpuinfo(&imgs, &e);
+    let o = criu(&["restore", "-d", "-D", s(&imgs), "--cpu-cap=fpu"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains(&format!("cpu: CPU xsave size mismatch ({}/{size})", size + 256)), "{}", text(&o.stderr));
+    assert!(state(pid).is_none());
+    let o = criu(&["restore", "-d", "-D", s(&imgs)]);
+    assert!(o.status.success(), "restore: {}", text(&o.stderr));
+    assert_eq!(state(pid), Some('S'));
+    kill_and_reap(pid);
+
     // A plain dump writes none (CRIU's default).
     let mut t = Target::sleeper();
     let plain = tmp.path().join("plain");
