@@ -34,7 +34,8 @@ pub mod cpu_cap {
     pub const FPU: u32 = 1;
     pub const CPU: u32 = 2;
     pub const INS: u32 = 4;
-    pub const IMAGE: u32 = 1 << 31;
+    /// Write cpuinfo.img on dump, check it on restore.
+    pub const IMAGE: u32 = 1 << 3;
     pub const ALL: u32 = FPU | CPU | INS;
     pub const DEFAULT: u32 = FPU | INS;
 }

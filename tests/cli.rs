@@ -71,7 +71,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         (&["restore", "-D", d, "-S"], "Error: --restore-sibling only makes sense with --restore-detached"),
         (&["dump", "-t", "1", "-D", d, "--ms"], "Error: --ms is deprecated"),
         (&["restore", "-D", d, "--manage-cgroups=bogus"], "Error: invalid argument for --manage-cgroups: bogus"),
-        (&["cpuinfo", "-D", d], "Error: cpuinfo needs a sub-command"),
+        (&["cpuinfo", "-D", d], "Error: cpuinfo requires an action: dump or check"),
         (&["check", "extra-word"], "Error: unexpected argument 'extra-word'"),
         (&["show", "-D", d], "Error: the \"show\" action is deprecated by the CRIT utility"),
         (&["check", "--config", "/nonexistent.conf"], "Error: can't read config file /nonexistent.conf"),
@@ -94,25 +94,25 @@ fn log_file_goes_to_work_dir_then_images_dir() {
     let work = tmp.path().join("work");
     std::fs::create_dir(&imgs).unwrap();
     std::fs::create_dir(&work).unwrap();
-    // `cpuinfo dump` is not implemented yet: its error goes to the log file
-    // and to stderr, in CRIU's format.
-    let out = criu(tmp.path(), &["cpuinfo", "dump", "-D", imgs.to_str().unwrap(), "-o", "x.log", "-v4"]);
+    // `cpuinfo check` without a cpuinfo.img fails: its error goes to the
+    // log file and to stderr, in CRIU's format.
+    let out = criu(tmp.path(), &["cpuinfo", "check", "-D", imgs.to_str().unwrap(), "-o", "x.log", "-v4"]);
     assert_eq!(out.status.code(), Some(1));
     let log = std::fs::read_to_string(imgs.join("x.log")).unwrap();
     let err_line = log.lines().find(|l| l.contains("Error (")).unwrap();
     assert!(err_line.starts_with('('), "timestamped at -v4: {err_line}");
     assert!(err_line.contains("Error (src/ops/mod.rs:"), "{err_line}");
-    assert!(err_line.ends_with("command 'cpuinfo' is not supported yet"), "{err_line}");
-    assert!(text(&out.stderr).contains("command 'cpuinfo' is not supported yet"));
+    assert!(err_line.ends_with("cpu: No cpuinfo image"), "{err_line}");
+    assert!(text(&out.stderr).contains("cpu: No cpuinfo image"));
 
-    let out = criu(tmp.path(), &["cpuinfo", "dump", "-D", imgs.to_str().unwrap(), "-W", work.to_str().unwrap(), "-o", "y.log"]);
+    let out = criu(tmp.path(), &["cpuinfo", "check", "-D", imgs.to_str().unwrap(), "-W", work.to_str().unwrap(), "-o", "y.log"]);
     assert_eq!(out.status.code(), Some(1));
     let log = std::fs::read_to_string(work.join("y.log")).unwrap();
     assert!(log.starts_with("Error (src/ops/mod.rs:"), "no timestamp at the default level: {log}");
     assert!(!imgs.join("y.log").exists());
 
     // -v0: nothing logged.
-    let out = criu(tmp.path(), &["cpuinfo", "dump", "-D", imgs.to_str().unwrap(), "-o", "z.log", "-v0"]);
+    let out = criu(tmp.path(), &["cpuinfo", "check", "-D", imgs.to_str().unwrap(), "-o", "z.log", "-v0"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(std::fs::read_to_string(imgs.join("z.log")).unwrap(), "");
 }

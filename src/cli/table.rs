@@ -101,7 +101,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("ghost-limit", None, Required, Yes, "SIZE", "max size of a deleted file carried in images"),
     o("ghost-fiemap", None, Bool, NotYet, "", "use fiemap to dump sparse ghost files"),
     o("shell-job", Some('j'), Bool, Yes, "", "allow dumping/restoring shell jobs"),
-    o("cpu-cap", None, Optional, NotYet, "CAPS", "CPU capabilities to write/check (fpu,cpu,ins,all,none)"),
+    o("cpu-cap", None, Optional, Yes, "CAPS", "CPU capabilities to write/check (fpu,cpu,ins,all,none)"),
     o("lazy-pages", None, Flag, NotYet, "", "post-copy memory migration"),
     o("ext-unix-sk", Some('x'), Optional, NotYet, "INODE", "allow external unix sockets"),
     o("ext-mount-map", Some('M'), Required, NotYet, "KEY:VAL", "external mount mapping"),

@@ -625,6 +625,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let pid = opts.tree_id.context("dump needs -t PID")?;
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     info!("Dumping processes (pid: {pid})");
+    crate::ops::cpuinfo::dump_if_asked(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
     fault(Stage::Collect)?;
     precheck(pid)?;

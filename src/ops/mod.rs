@@ -3,6 +3,7 @@
 //! in its own file and reads like CRIU's stages.
 
 pub mod check;
+pub mod cpuinfo;
 pub mod dump;
 pub mod restore;
 pub mod service;
@@ -55,8 +56,8 @@ pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<S
         "swrk" if args.len() != 1 => return Err("swrk needs exactly one argument: the socket fd".into()),
         "cpuinfo" => match args.first().map(String::as_str) {
             Some("dump" | "check") => {}
-            Some(sub) => return Err(format!("unknown cpuinfo command '{sub}' (dump or check)")),
-            None => return Err("cpuinfo needs a sub-command: dump or check".into()),
+            Some(sub) => return Err(format!("unknown cpuinfo sub-command: {sub}")),
+            None => return Err("cpuinfo requires an action: dump or check".into()),
         },
         _ => {}
     }
@@ -111,6 +112,7 @@ pub fn main(args: Vec<String>) -> i32 {
         "restore" => restore::run(&opts),
         "swrk" => swrk::run(&opts, &parsed.args),
         "service" => service::run(&opts),
+        "cpuinfo" => cpuinfo::run(&opts, &parsed.args),
         other => Err(anyhow::anyhow!("command '{other}' is not supported yet")),
     };
     match result {

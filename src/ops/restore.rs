@@ -570,6 +570,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         bail!("option --display-stats is not supported yet for restore");
     }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let mut tree = Tree::load(&dir)?;
     let pid = tree.root().pid;

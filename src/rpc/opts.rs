@@ -22,6 +22,8 @@ pub enum Mode {
     Dump,
     Restore,
     Check,
+    /// CPUINFO_DUMP / CPUINFO_CHECK.
+    Cpuinfo,
 }
 
 /// Who sent the request.
