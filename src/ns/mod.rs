@@ -1,13 +1,20 @@
 //! Namespaces and kernel-object ids: the ids-PID.img record, the root ids
-//! of inventory.img, and the time namespace's clocks (timens-0.img).
-//! Tasks in namespaces of their own are refused until namespace dump lands.
+//! of inventory.img; `timens` the time namespace (timens-ID.img, and the
+//! one a restore makes). Tasks in namespaces of their own of other kinds
+//! are refused until namespace dump lands.
 
-use anyhow::{Context, Result};
+pub mod timens;
 
-use crate::images::pb::{TaskKobjIdsEntry, Timespec, TimensEntry};
+use crate::images::pb::TaskKobjIdsEntry;
 
 /// The id of the (only) network namespace in our images.
 pub const NET_NS_ID: u32 = NS_IDS.net;
+
+/// The time_ns_id of a tree in criu's own time namespace.
+pub const CRIU_TIME_NS_ID: u32 = NS_IDS.time;
+/// ... and of a tree in one of its own: CRIU numbers the root's namespace
+/// after criu's eight.
+pub const OWN_TIME_NS_ID: u32 = NS_IDS.cgroup + 1;
 
 /// Namespace ids, in the order CRIU numbers them.
 const NS_IDS: NsIds = NsIds { pid: 1, net: 2, ipc: 3, uts: 4, time: 5, mnt: 6, user: 7, cgroup: 8 };
@@ -57,15 +64,4 @@ pub fn task_ids_nth(n: u32) -> TaskKobjIdsEntry {
 /// The root ids recorded in inventory.img (as CRIU 4.2 writes them).
 pub fn root_ids() -> TaskKobjIdsEntry {
     ids(1)
-}
-
-fn clock(id: libc::clockid_t) -> Result<Timespec> {
-    let t = nix::time::clock_gettime(nix::time::ClockId::from_raw(id)).context("clock_gettime")?;
-    Ok(Timespec { tv_sec: t.tv_sec() as u64, tv_nsec: t.tv_nsec() as u64 })
-}
-
-/// The time namespace's clocks now (timens-0.img): a restore in a new time
-/// namespace sets offsets so these clocks continue.
-pub fn timens_entry() -> Result<TimensEntry> {
-    Ok(TimensEntry { monotonic: clock(libc::CLOCK_MONOTONIC)?, boottime: clock(libc::CLOCK_BOOTTIME)? })
 }

@@ -400,7 +400,6 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
         w.finish()?;
     }
     write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())?;
-    write_one(dir, &kinds::timens().file_name(0), kinds::timens(), &ns::timens_entry()?)?;
     Ok(())
 }
 
@@ -651,6 +650,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         release_all(tasks);
         e.context(what.clone())
     };
+    let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
+    let timens = match ns::timens::DumpTimens::of_tree(&live) {
+        Ok(t) => t,
+        Err(e) => return Err(failed(tasks, e)),
+    };
 
     // What only each task can tell, through the parasite.
     let mut reports = Vec::with_capacity(tasks.len());
@@ -686,12 +690,15 @@ pub fn run(opts: &Opts) -> Result<i32> {
         for t in tasks.iter_mut() {
             let Some(ctl) = t.ctl.as_mut() else { continue };
             let report = reports.iter().position(|(p, _)| *p == t.pid).map(|i| reports.swap_remove(i).1).context("parasite report")?;
-            collected.push(collect(ctl, &mut t.threads, report, t.pid, nth, &t.stat, &dir, opts, &mut sh)?);
+            let mut c = collect(ctl, &mut t.threads, report, t.pid, nth, &t.stat, &dir, opts, &mut sh)?;
+            c.ids.time_ns_id = Some(timens.ns_id());
+            collected.push(c);
             nth += 1;
         }
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::check_unix_pairs(&sh.fds, &who)?;
         write_images(&dir, &tasks, &collected, &sh)?;
+        timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;
         Ok(collected)
     })();

@@ -225,6 +225,11 @@ impl Tree {
         &self.nodes[0]
     }
 
+    /// Each live task's pid and ids, the root first.
+    fn live_ids(&self) -> Vec<(i32, &TaskKobjIdsEntry)> {
+        self.nodes.iter().filter_map(|n| n.alive().map(|t| (n.pid, &t.ids))).collect()
+    }
+
     fn reg(&self, id: u32) -> Result<&RegFileEntry> {
         self.files.get(&id).and_then(|f| f.reg.as_ref()).with_context(|| format!("file id {id} is not a regular file in files.img"))
     }
@@ -594,11 +599,15 @@ pub fn run(opts: &Opts) -> Result<i32> {
 
     let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
     let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
+    // The root is born in the tree's time namespace; criu leaves it at once.
+    let timens = crate::ns::timens::enter(&dir, opts.unprivileged, &tree.live_ids())?;
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {
         let ctx = Ctx { tree: &tree, dir: &dir, opts, chans: &chans };
         task_main(&ctx, 0, Inherited::default())
     }
+    let own_timens = timens.as_ref().is_some_and(|t| t.own());
+    let left = timens.map(crate::ns::timens::Entered::leave).transpose();
     // The tasks' ends are theirs; ours are owned from here.
     for c in &chans {
         crate::sys::fd::close_raw(c.ready_w);
@@ -613,8 +622,13 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(Forked::Child) => unreachable!("the child became the task"),
     };
     let mut rs = Running { tree: &tree, root, our_child: !opts.restore_sibling, ready, go, known: Vec::new() };
+    if let Err(e) = left {
+        rs.kill_all();
+        return Err(e.context(format!("task {pid} was killed")));
+    }
 
-    if opts.restore_sibling {
+    // CRIU runs these for a root with namespaces of its own (or a sibling).
+    if opts.restore_sibling || own_timens {
         for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
             if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
                 rs.kill_all();
