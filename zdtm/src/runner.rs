@@ -37,6 +37,8 @@ pub const PAGE_MARKER: &[u8] = b"ZDTM-MAPS00-PAGE";
 
 #[path = "interop.rs"]
 pub mod interop;
+#[path = "timens.rs"]
+pub mod timens;
 use interop::CriuBin;
 
 // ---------------------------------------------------------------- tests --
@@ -860,12 +862,9 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
             .join(" "),
     );
     if let Ok(dir) = fs::read_dir(format!("{p}/ns")) {
-        // Not the time namespace: CRIU 4.2 restores a tree into a new one
-        // (offsets that keep CLOCK_MONOTONIC/BOOTTIME going from where the
-        // dump saw them); the tests check their clocks themselves.
+        // The time namespace too: a restore makes a new one (see timens.rs).
         let mut ns: Vec<String> = dir
             .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
-            .filter(|n| n != "time" && n != "time_for_children")
             .collect();
         ns.sort();
         for n in ns {
@@ -1331,7 +1330,21 @@ impl Case<'_> {
     fn compare(&mut self, before: &Snapshot, when: &str) -> Result<(), Res> {
         let after = snapshot_tree(self.pid)
             .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
-        let d = diff(before, &after);
+        self.report(diff(before, &after), when)
+    }
+
+    /// After a restore: the same, but the tree is in a new time namespace
+    /// whose clocks go on from the dump (`win`: None, no time namespaces).
+    fn compare_restored(&mut self, before: &Snapshot, when: &str, win: Option<&timens::Window>) -> Result<(), Res> {
+        let Some(win) = win else { return self.compare(before, when) };
+        let after = snapshot_tree(self.pid)
+            .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
+        let mut d = diff(&timens::without(before), &timens::without(&after));
+        d.extend(win.check(self.pid, &after));
+        self.report(d, when)
+    }
+
+    fn report(&mut self, d: Vec<String>, when: &str) -> Result<(), Res> {
         if d.is_empty() {
             return Ok(());
         }
@@ -1434,7 +1447,11 @@ impl Case<'_> {
             if self.plan.mode == Mode::LeaveRunning {
                 dump_args.push("-R".into());
             }
+            let mut win = timens::Window::before_dump(self.pid);
             let r = self.criu("dump", &dump_args, "dump.log");
+            if let Some(w) = win.as_mut() {
+                w.dumped();
+            }
             if let Some(u) = r.unsupported() {
                 return Err(Res::Skip(format!("criu: {u}")));
             }
@@ -1511,7 +1528,13 @@ impl Case<'_> {
             let args: Vec<String> = ["restore", "-d", "-D", &dir, "-o", "restore.log", "-v4"]
                 .map(String::from)
                 .to_vec();
+            if let Some(w) = win.as_mut() {
+                w.restoring();
+            }
             let r = self.criu("restore", &args, "restore.log");
+            if let Some(w) = win.as_mut() {
+                w.restored();
+            }
             if let Some(u) = r.unsupported() {
                 return Err(Res::Skip(format!("criu: {u}")));
             }
@@ -1539,7 +1562,7 @@ impl Case<'_> {
                     ));
                 }
             }
-            self.compare(&before, &format!("after restore {it}"))?;
+            self.compare_restored(&before, &format!("after restore {it}"), win.as_ref())?;
         }
         Ok(())
     }
