@@ -298,6 +298,36 @@ while True: time.sleep(1)
 }
 
 #[test]
+fn a_thread_with_a_time_namespace_for_its_children_is_refused() {
+    if no_timens() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let script = format!(
+        r#"import ctypes,threading,time
+libc=ctypes.CDLL(None, use_errno=True)
+def f():
+    assert libc.unshare(0x80)==0, ctypes.get_errno()
+    open('{ready}','w').write(str(libc.syscall(186)))
+    while True: time.sleep(1)
+threading.Thread(target=f, daemon=True).start()
+while True: time.sleep(1)
+"#,
+        ready = ready.display()
+    );
+    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let pid = t.pid();
+    wait_nonempty(&ready);
+    let tid = std::fs::read_to_string(&ready).unwrap();
+    let err = dump_refused(pid, &tmp.path().join("imgs"), &[]);
+    let culprit = format!("thread {tid} of task {pid} made a time namespace for its children");
+    assert!(err.contains(&culprit), "want {culprit:?} in: {err}");
+    assert_eq!(state_tracer(pid), Some(('S', 0)), "task {pid} runs on, untraced: {err}");
+    drop(t);
+}
+
+#[test]
 fn tasks_in_different_time_namespaces_are_refused_and_run_on() {
     if no_timens() {
         return;

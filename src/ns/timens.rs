@@ -119,18 +119,23 @@ impl DumpTimens {
         let Some(ours) = links("self")? else { return Ok(DumpTimens { root, own: false }) };
         let Some((root_ns, _)) = links(&root.to_string())? else { return Ok(DumpTimens { root, own: false }) };
         for &pid in pids {
-            let (ns, children) = links(&pid.to_string())?.context("the kernel lost its time namespaces")?;
-            if ns != root_ns {
-                bail!(
-                    "task {pid} is in time namespace {ns}, not in the root {root}'s ({root_ns}): \
-                     nested time namespaces can't be dumped (CRIU 4.2 refuses them too)"
-                );
-            }
-            if children != ns {
-                bail!(
-                    "task {pid} made a time namespace for its children ({children}) other than its own ({ns}): \
-                     nested time namespaces can't be dumped (CRIU 4.2 refuses them too)"
-                );
+            // Each thread has its own (a thread's unshare makes one for
+            // the children it forks).
+            for tid in crate::proc::threads(pid)? {
+                let who = if tid == pid { format!("task {pid}") } else { format!("thread {tid} of task {pid}") };
+                let (ns, children) = links(&format!("{pid}/task/{tid}"))?.context("the kernel lost its time namespaces")?;
+                if ns != root_ns {
+                    bail!(
+                        "{who} is in time namespace {ns}, not in the root {root}'s ({root_ns}): \
+                         nested time namespaces can't be dumped (CRIU 4.2 refuses them too)"
+                    );
+                }
+                if children != ns {
+                    bail!(
+                        "{who} made a time namespace for its children ({children}) other than its own ({ns}): \
+                         nested time namespaces can't be dumped (CRIU 4.2 refuses them too)"
+                    );
+                }
             }
         }
         let own = root_ns != ours.0;
@@ -238,13 +243,11 @@ fn image_id(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Option<
         }
     }
     let inv = inventory::read(dir)?;
-    let theirs = root_ids.time_ns_id;
     let criu = inv.root_ids.as_ref().and_then(|r| r.time_ns_id);
-    if inv.root_ids.is_some() && theirs != criu {
-        let id = theirs.with_context(|| format!("ids-{root}.img has no time_ns_id"))?;
-        return Ok(Some(id));
+    match (root_ids.time_ns_id, criu) {
+        (Some(theirs), Some(criu)) if theirs != criu => Ok(Some(theirs)),
+        _ => Ok(has_timens().then_some(0)),
     }
-    Ok(has_timens().then_some(0))
 }
 
 /// Before criu forks the root: make the time namespace the tree is

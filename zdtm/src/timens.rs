@@ -1,9 +1,10 @@
 //! The time namespace across a dump and restore, as CRIU 4.2 leaves it
 //! (and so must ours): the restored tree is in a new time namespace (not
 //! the host's), every task of it in that one and its children's the
-//! same, and its CLOCK_MONOTONIC/BOOTTIME go on from the dump: the namespace's offsets moved by minus the time
-//! between the dump's clock reading and the restore's, which the runner
-//! brackets with its own clock around the two criu runs.
+//! same, and its CLOCK_MONOTONIC/BOOTTIME go on from the dump: the
+//! namespace's offsets moved by minus the time between the dump's clock
+//! reading and the restore's, which the runner brackets with its own
+//! clock around the two criu runs.
 //!
 //! Snapshots hold the `ns time` / `ns time_for_children` links, so any
 //! other compare (a pause, `dump -R`, a refused dump) wants them unchanged.
