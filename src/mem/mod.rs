@@ -1,8 +1,10 @@
 //! Task memory: VMAs (`vma`), the page dump (`pages`), and the mm_entry
 //! that ties them to the task's mm boundaries.
 
+pub mod memfd;
 pub mod pages;
 pub mod premap;
+pub mod shmem;
 pub mod vma;
 
 use crate::images::pb::MmEntry;

@@ -95,8 +95,12 @@ fn needs_premap(v: &VmaEntry) -> bool {
         && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0
 }
 
-fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) -> Result<File> {
+fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &VmaEntry, write: bool) -> Result<File> {
     let id = u32::try_from(v.shmid).context("bad file id")?;
+    if v.status & status::AREA_MEMFD != 0 {
+        let acc = v.fdflags.map_or(if write { libc::O_RDWR } else { libc::O_RDONLY }, |f| f as i32);
+        return shared.memfds.open(id, acc).with_context(|| format!("VMA {:#x}-{:#x}", v.start, v.end));
+    }
     let e = files.get(&id).with_context(|| format!("VMA {:#x}-{:#x}: file id {id} is not in files.img", v.start, v.end))?;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -109,10 +113,12 @@ fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) ->
 
 /// Anonymous shared memory objects that several tasks of a tree map:
 /// made once, filled from their images, before the tasks fork (each
-/// inherits the fds and maps the same object), by shmid.
+/// inherits the fds and maps the same object), by shmid; and the memfd
+/// objects the tree's VMAs map.
 #[derive(Debug, Default)]
 pub struct SharedShmem {
     by_id: HashMap<u64, OwnedFd>,
+    pub memfds: super::memfd::Memfds,
 }
 
 impl SharedShmem {
@@ -133,31 +139,10 @@ impl SharedShmem {
                 .with_context(what);
             let _ = mm::unmap(at, size);
             let f = f?;
-            let name = super::pages::shmem_pagemap_name(shmid);
-            if dir.exists(&name) {
-                use std::os::unix::fs::FileExt;
-                let pm = Pagemap::read_named(dir, &name)?;
-                let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
-                let pages = dir.open_file(&pages_name)?;
-                let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
-                let mut buf = vec![0u8; 1 << 20];
-                for run in pm.runs(&name, pages_len)? {
-                    let Some(off) = run.pages_offset else { continue };
-                    if run.vaddr + run.len() > size {
-                        bail!("{name}: pages at offset {:#x} lie beyond the object's {size} bytes", run.vaddr);
-                    }
-                    let mut done = 0;
-                    while done < run.len() {
-                        let n = (run.len() - done).min(buf.len() as u64) as usize;
-                        pages.read_exact_at(&mut buf[..n], off + done).with_context(|| format!("reading {pages_name}"))?;
-                        f.write_all_at(&buf[..n], run.vaddr + done).with_context(what)?;
-                        done += n as u64;
-                    }
-                }
-            }
+            super::shmem::fill(dir, shmid, &f, size, &what())?;
             by_id.insert(shmid, OwnedFd::from(f));
         }
-        Ok(SharedShmem { by_id })
+        Ok(SharedShmem { by_id, memfds: Default::default() })
     }
 
     fn get(&self, shmid: u64) -> Option<&OwnedFd> {
@@ -195,7 +180,7 @@ pub fn premap(
         let madv = v.madv.unwrap_or(0);
         if v.status & status::FILE_SHARED != 0 {
             let write = v.prot as i32 & libc::PROT_WRITE != 0;
-            let f = open_mapped(files, v, write)?;
+            let f = open_mapped(files, shared, v, write)?;
             plan.file_maps.push(FileMap {
                 to: v.start,
                 len,
@@ -243,7 +228,7 @@ pub fn premap(
                 }
             }
         } else if v.status & status::FILE_PRIVATE != 0 {
-            let f = open_mapped(files, v, false)?;
+            let f = open_mapped(files, shared, v, false)?;
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
         } else {
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)

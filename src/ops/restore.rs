@@ -783,6 +783,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
             inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
         }
+        let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
+        inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
     }
     for &c in &node.children {
         let cpid = tree.nodes[c].pid;

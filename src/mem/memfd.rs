@@ -1,0 +1,135 @@
+//! memfd objects: the MEMFD file descriptions of files.img and the
+//! memfd.img inodes they name. CRIU 4.2 records shared memory this way
+//! (MAP_SHARED|MAP_ANONYMOUS memory too, as a memfd named "/dev/zero" on
+//! kernels where such memory lives on the shmem device).
+//!
+//! Restore makes each inode the tree's VMAs name once, before the tasks
+//! fork (they inherit it): memfd_create with the recorded name (sealing
+//! allowed only when seals other than F_SEAL_SEAL were recorded), its size,
+//! its contents from pagemap-shmem-SHMID.img, owner and mode, then its
+//! seals. Each task opens the file ids its VMAs name from that object.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+
+use super::vma::status;
+use crate::images::kind::kinds;
+use crate::images::pb::{FileEntry, MemfdInodeEntry, VmaEntry};
+use crate::images::{ImageDir, ImageReader};
+
+/// The memfd objects of a restore, by files.img id.
+#[derive(Debug, Default)]
+pub struct Memfds {
+    /// files.img id -> memfd.img inode id.
+    files: HashMap<u32, u64>,
+    /// inode id -> the object (as memfd_create returned it) and its name.
+    inodes: HashMap<u64, (OwnedFd, String)>,
+}
+
+/// The memfd inodes of memfd.img (none when the image is absent).
+pub fn read_inodes(dir: &ImageDir) -> Result<Vec<MemfdInodeEntry>> {
+    if !dir.exists("memfd.img") {
+        return Ok(Vec::new());
+    }
+    Ok(ImageReader::open_kind(dir, "memfd.img", kinds::memfd_inode())?.all::<MemfdInodeEntry>()?)
+}
+
+fn is_memfd_vma(v: &VmaEntry) -> bool {
+    v.status & status::AREA_MEMFD != 0 && v.status & (status::FILE_SHARED | status::FILE_PRIVATE) != 0
+}
+
+fn writable_shared(v: &VmaEntry) -> bool {
+    v.status & status::FILE_SHARED != 0 && v.prot as i32 & libc::PROT_WRITE != 0
+}
+
+impl Memfds {
+    /// Make every memfd inode that `vmas` (all VMAs of the tree) map.
+    pub fn create<'a>(dir: &ImageDir, files: &HashMap<u32, FileEntry>, vmas: impl Iterator<Item = &'a VmaEntry>) -> Result<Memfds> {
+        let mut used: Vec<(u32, bool)> = Vec::new();
+        for v in vmas.filter(|v| is_memfd_vma(v)) {
+            let id = u32::try_from(v.shmid).with_context(|| format!("VMA {:#x}-{:#x}: bad memfd file id {}", v.start, v.end, v.shmid))?;
+            match used.iter_mut().find(|(i, _)| *i == id) {
+                Some(u) => u.1 |= writable_shared(v),
+                None => used.push((id, writable_shared(v))),
+            }
+        }
+        let mut out = Memfds::default();
+        if used.is_empty() {
+            return Ok(out);
+        }
+        let inodes = read_inodes(dir)?;
+        // inode id -> whether any VMA maps it shared and writable.
+        let mut want: Vec<(u64, bool)> = Vec::new();
+        for (id, wr) in used {
+            let fe = files.get(&id).with_context(|| format!("memfd file id {id} is not in files.img"))?;
+            let mfe = fe.memfd.as_ref().with_context(|| format!("file id {id} of files.img is not a memfd"))?;
+            let ino = u64::from(mfe.inode_id);
+            out.files.insert(id, ino);
+            match want.iter_mut().find(|(i, _)| *i == ino) {
+                Some(w) => w.1 |= wr,
+                None => want.push((ino, wr)),
+            }
+        }
+        for (ino, wr) in want {
+            let e = inodes.iter().find(|e| e.inode_id == ino).with_context(|| format!("memfd inode {ino} is not in memfd.img"))?;
+            out.inodes.insert(ino, (make(dir, e, wr)?, e.name.clone()));
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+
+    /// Open memfd file `id` with access mode `flags` (O_RDONLY, O_WRONLY or
+    /// O_RDWR) as the task's own file description of the object.
+    pub fn open(&self, id: u32, flags: i32) -> Result<File> {
+        let ino = self.files.get(&id).with_context(|| format!("file id {id} is not a memfd of the images"))?;
+        let (fd, name) = self.inodes.get(ino).with_context(|| format!("memfd inode {ino} was not made"))?;
+        let acc = flags & libc::O_ACCMODE;
+        std::fs::OpenOptions::new()
+            .read(acc != libc::O_WRONLY)
+            .write(acc != libc::O_RDONLY)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .with_context(|| format!("reopening memfd:{name} (file id {id})"))
+    }
+}
+
+/// Make one memfd inode as recorded.
+fn make(dir: &ImageDir, e: &MemfdInodeEntry, writable: bool) -> Result<OwnedFd> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let what = format!("memfd inode {} (memfd:{})", e.inode_id, e.name);
+    if e.hugetlb_flag.is_some_and(|f| f != 0) {
+        bail!("{what}: hugetlb memfds are not supported yet");
+    }
+    // The kernel seals a memfd made without MFD_ALLOW_SEALING with exactly
+    // F_SEAL_SEAL; other seals need it, and are added once filled.
+    let sealing = e.seals != libc::F_SEAL_SEAL as u32;
+    if sealing && e.seals & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 && writable {
+        bail!("{what}: seals {:#x} forbid writing, yet a VMA maps it shared and writable: not supported yet", e.seals);
+    }
+    let mut flags = MFdFlags::MFD_CLOEXEC;
+    if sealing {
+        flags |= MFdFlags::MFD_ALLOW_SEALING;
+    }
+    let name = CString::new(e.name.as_str()).with_context(|| format!("{what}: a NUL byte in the name"))?;
+    let fd = memfd_create(name.as_c_str(), flags).with_context(|| format!("memfd_create for {what}"))?;
+    nix::unistd::ftruncate(&fd, e.size as i64).with_context(|| format!("{what}: ftruncate to {} bytes", e.size))?;
+    let f = File::from(fd);
+    super::shmem::fill(dir, u64::from(e.shmid), &f, e.size, &what)?;
+    nix::unistd::fchown(f.as_fd(), Some(e.uid.into()), Some(e.gid.into()))
+        .with_context(|| format!("{what}: fchown to {}:{}", e.uid, e.gid))?;
+    if let Some(mode) = e.mode {
+        nix::sys::stat::fchmod(f.as_fd(), nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777))
+            .with_context(|| format!("{what}: fchmod {:o}", mode & 0o7777))?;
+    }
+    if sealing {
+        let seals = nix::fcntl::SealFlag::from_bits_retain(e.seals as i32);
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).with_context(|| format!("{what}: adding seals {:#x}", e.seals))?;
+    }
+    Ok(OwnedFd::from(f))
+}
