@@ -246,14 +246,26 @@ pub fn premap(
     fill_private(dir, pid, &placed, &vdso)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_guards(dir, pid, &placed)?;
+    install_guards(dir, pid, vmas, &placed)?;
     plan.vdso = vdso_move(vmas, own)?;
     Ok(plan)
 }
 
-/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
+/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump (as
+/// CRIU 4.2's VMA_AREA_GUARD entries, or in our guards-PID.img); the
 /// markers travel with the area when the restorer moves it.
-fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Result<()> {
+fn install_guards(dir: &ImageDir, pid: u64, vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+    const MADV_GUARD_INSTALL: i32 = 102;
+    // CRIU 4.2's form: VMA_AREA_GUARD entries.
+    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let len = v.end - v.start;
+        let (at, room, _) = premap_addr(placed, v.start)
+            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
+        if room < len {
+            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
+        }
+        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
+    }
     let name = super::pages::guards_name(pid);
     if !dir.exists(&name) {
         return Ok(());
@@ -266,7 +278,6 @@ fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Resul
         if room < len {
             bail!("{name}: guard region at {:#x} crosses the end of its VMA", e.vaddr);
         }
-        const MADV_GUARD_INSTALL: i32 = 102;
         mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
     }
     Ok(())

@@ -28,6 +28,9 @@ pub mod status {
     pub const AREA_VVAR: u32 = 1 << 12;
     pub const AREA_AIORING: u32 = 1 << 13;
     pub const AREA_MEMFD: u32 = 1 << 14;
+    /// A guard region (MADV_GUARD_INSTALL) inside another VMA, recorded
+    /// by CRIU 4.2 as an extra entry after the task's VMAs.
+    pub const AREA_GUARD: u32 = 1 << 16;
     pub const AREA_UPROBES: u32 = 1 << 17;
     pub const UNSUPP: u32 = 1 << 31;
 }
