@@ -3,6 +3,12 @@
 //! (MAP_SHARED|MAP_ANONYMOUS memory too, as a memfd named "/dev/zero" on
 //! kernels where such memory lives on the shmem device).
 //!
+//! Dump records a memfd a task maps (a `/memfd:NAME (deleted)` VMA) once
+//! per inode: a MEMFD file (the VMA's shmid) naming a memfd.img inode with
+//! its name, owner, mode, size, seals and shmid (the inode number; its
+//! contents go to pagemap-shmem-SHMID.img with the other shared memory).
+//! memfd file descriptors are still refused (src/files).
+//!
 //! Restore makes each inode the tree's VMAs name once, before the tasks
 //! fork (they inherit it): memfd_create with the recorded name (sealing
 //! allowed only when seals other than F_SEAL_SEAL were recorded), its size,
@@ -18,8 +24,85 @@ use anyhow::{bail, Context, Result};
 
 use super::vma::status;
 use crate::images::kind::kinds;
-use crate::images::pb::{FileEntry, MemfdInodeEntry, VmaEntry};
-use crate::images::{ImageDir, ImageReader};
+use crate::files::FileTable;
+use crate::images::pb::{FdTypes, FileEntry, FownEntry, MemfdFileEntry, MemfdInodeEntry, VmaEntry};
+use crate::images::{ImageDir, ImageReader, ImageWriter};
+use crate::proc::maps::MapEntry;
+
+/// The prefix /proc shows before a memfd's name.
+const PREFIX: &str = "/memfd:";
+
+/// Whether /proc names this mapping a memfd.
+pub fn is_memfd_map(m: &MapEntry) -> bool {
+    m.name.starts_with(PREFIX)
+}
+
+/// A memfd's name as memfd_create was given it, from what /proc shows.
+fn memfd_name(shown: &str) -> &str {
+    let n = shown.strip_prefix(PREFIX).unwrap_or(shown);
+    n.strip_suffix(" (deleted)").unwrap_or(n)
+}
+
+/// The access mode a mapping's file was opened with, from the mode of
+/// its /proc/PID/map_files link (the kernel shows the file's r/w there).
+fn link_access(path: &str) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(path).with_context(|| format!("can't lstat {path}"))?.permissions().mode();
+    Ok(match (mode & 0o400 != 0, mode & 0o200 != 0) {
+        (true, true) => libc::O_RDWR as u32,
+        (false, true) => libc::O_WRONLY as u32,
+        _ => libc::O_RDONLY as u32,
+    })
+}
+
+/// Record the memfd that task `pid` maps at `m` (its inode once per dump)
+/// and return its files.img id and the VMA's fdflags.
+pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+    let what = || format!("memfd {} mapped at {:#x}-{:#x} by task {pid}", m.name, m.start, m.end);
+    let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
+    let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
+    let fdflags = link_access(&path).with_context(what)?;
+    if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
+        return Ok((id, fdflags));
+    }
+    let seals = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GET_SEALS).with_context(|| format!("{}: F_GET_SEALS", what()))?;
+    let inode_id = files.memfd_inodes.len() as u64 + 1;
+    files.memfd_inodes.push(MemfdInodeEntry {
+        name: memfd_name(&m.name).to_string(),
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.len(),
+        shmid: md.ino() as u32,
+        seals: seals as u32,
+        inode_id,
+        hugetlb_flag: None,
+        mode: Some(md.mode()),
+    });
+    let id = files.alloc_id();
+    files.push(FileEntry {
+        r#type: FdTypes::Memfd as i32,
+        id,
+        memfd: Some(MemfdFileEntry { id, flags: 0, pos: 0, fown: FownEntry::default(), inode_id: inode_id as u32 }),
+        ..Default::default()
+    });
+    files.set_mapped(md.dev(), md.ino(), id);
+    Ok((id, fdflags))
+}
+
+/// Write memfd.img (nothing when no memfd was recorded).
+pub fn write_inodes(dir: &ImageDir, inodes: &[MemfdInodeEntry]) -> Result<()> {
+    if inodes.is_empty() {
+        return Ok(());
+    }
+    let mut w = ImageWriter::create(dir, "memfd.img", kinds::memfd_inode())?;
+    for e in inodes {
+        w.write(e)?;
+    }
+    w.finish()?;
+    Ok(())
+}
 
 /// The memfd objects of a restore, by files.img id.
 #[derive(Debug, Default)]

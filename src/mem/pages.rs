@@ -123,6 +123,18 @@ pub fn copy_runs(mem: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> 
     Ok(total)
 }
 
+/// Copy `runs` (page-aligned offsets) of a shared memory object to `out`,
+/// through a mapping of it: whole pages, so the last page of an object
+/// whose size is no multiple of the page comes whole, as the task sees it.
+fn copy_object_runs(f: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> {
+    let Some(len) = runs.iter().map(|r| r.end).max() else { return Ok(0) };
+    let base = crate::sys::mm::map(0, len, libc::PROT_READ, libc::MAP_SHARED, Some(f.as_fd()), 0).context("mapping the object")?;
+    let shifted: Vec<Run> = runs.iter().map(|r| Run { start: base + r.start, end: base + r.end, flags: r.flags }).collect();
+    let r = File::open("/proc/self/mem").context("opening /proc/self/mem").and_then(|mem| copy_runs(&mem, &shifted, out));
+    let _ = crate::sys::mm::unmap(base, len);
+    r
+}
+
 /// The pagemap of `runs` stored in pages-`pages_id`.img.
 fn pagemap_of(pages_id: u32, runs: &[Run]) -> Pagemap {
     Pagemap {
@@ -235,32 +247,38 @@ fn data_runs(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// Dump each anonymous shared memory object mapped by `pid` (once per
-/// object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
+/// Dump each anonymous shared memory object and memfd inode mapped by
+/// `pid` (once per object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
 /// object, and its own pages-N.img. Pages are found with SEEK_DATA on the
 /// object (through /proc/PID/map_files) and copied without touching the task.
 /// Objects in `done` (dumped for another task of the tree) are skipped and
 /// the new ones added. Returns the next free pages id.
 pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32, done: &mut Vec<u64>) -> Result<(u32, u64)> {
     let mut written = 0u64;
-    for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED)) {
-        if done.contains(&v.entry.shmid) {
+    for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED) || v.is(status::AREA_MEMFD)) {
+        // A memfd's contents are its inode's (whole file, whatever maps
+        // it), under the inode number; anonymous shared memory's shmid is
+        // that number already.
+        let memfd = v.is(status::AREA_MEMFD);
+        let shmid = if memfd { u64::from(v.map.inode as u32) } else { v.entry.shmid };
+        if done.contains(&shmid) {
             continue;
         }
-        done.push(v.entry.shmid);
+        done.push(shmid);
         let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.entry.start, v.entry.end);
         let f = File::open(&path).with_context(|| format!("can't open shared memory {path}"))?;
-        let len = f.metadata()?.len().max(v.entry.pgoff + (v.entry.end - v.entry.start));
+        let size = f.metadata()?.len();
+        let len = if memfd { size } else { size.max(v.entry.pgoff + (v.entry.end - v.entry.start)) };
         let runs: Vec<Run> = data_runs(&f, len)
-            .with_context(|| format!("finding pages of shared memory {}", v.entry.shmid))?
+            .with_context(|| format!("finding pages of shared memory {shmid}"))?
             .into_iter()
             .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
             .collect();
         let pm = pagemap_of(pages_id, &runs);
-        pm.write_named(dir, &shmem_pagemap_name(v.entry.shmid))?;
+        pm.write_named(dir, &shmem_pagemap_name(shmid))?;
         let pname = pages_file_name(pages_id);
         let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
-        written += copy_runs(&f, &runs, &mut out)?;
+        written += copy_object_runs(&f, &runs, &mut out).with_context(|| format!("dumping shared memory {shmid}"))?;
         out.flush().with_context(|| format!("writing {pname}"))?;
         pages_id += 1;
     }

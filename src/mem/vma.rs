@@ -155,7 +155,15 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.shmid = m.inode;
                 e.pgoff = m.offset;
             }
-            n if n.starts_with("/memfd:") => bail!("{}: memfd mappings are not supported yet", what()),
+            _ if super::memfd::is_memfd_map(m) => {
+                let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
+                e.shmid = u64::from(id);
+                e.pgoff = m.offset;
+                e.fdflags = Some(fdflags);
+                let (flag, st) = if m.shared { (libc::MAP_SHARED, status::FILE_SHARED) } else { (libc::MAP_PRIVATE, status::FILE_PRIVATE) };
+                e.flags |= flag as u32;
+                e.status = status::AREA_REGULAR | st | status::AREA_MEMFD;
+            }
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
