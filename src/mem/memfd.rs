@@ -216,3 +216,100 @@ fn make(dir: &ImageDir, e: &MemfdInodeEntry, writable: bool) -> Result<OwnedFd> 
     }
     Ok(OwnedFd::from(f))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::mm;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    const PAGE: u64 = 4096;
+
+    fn seals_of(f: &File) -> i32 {
+        nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_GET_SEALS).unwrap()
+    }
+
+    /// A memfd mapped shared in this process, dumped (record_mapping and
+    /// dump_shmem on ourselves) and made again from the images: same
+    /// name, size, mode, seals and bytes, including the tail past the
+    /// size in its last page.
+    #[test]
+    fn a_mapped_memfd_round_trips_through_the_images() {
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        let Ok(fd) = memfd_create(c"round trip", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC) else {
+            eprintln!("skipped: memfd_create(MFD_ALLOW_SEALING) is not available");
+            return;
+        };
+        let size = 2 * PAGE + 100;
+        let f = File::from(fd);
+        f.set_len(size).unwrap();
+        f.write_all_at(b"first", 0).unwrap();
+        f.write_all_at(b"end", size - 3).unwrap();
+        nix::sys::stat::fchmod(f.as_fd(), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
+        let at = mm::map(0, 3 * PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, Some(f.as_fd()), 0).unwrap();
+        // Bytes past the size in the last page: only a mapping sees them.
+        let mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem").unwrap();
+        mem.write_all_at(b"beyond", at + size + 10).unwrap();
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::F_SEAL_GROW)).unwrap();
+
+        let pid = std::process::id() as i32;
+        let maps = crate::proc::maps::read(pid).unwrap();
+        let m: Vec<MapEntry> = maps.into_iter().filter(|m| m.start == at).collect();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].name, "/memfd:round trip (deleted)");
+        let mut files = FileTable::new();
+        let vmas = crate::mem::vma::collect(pid, &m, &mut files, false).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ImageDir::open(tmp.path()).unwrap();
+        crate::mem::pages::dump_shmem(pid, &vmas, &dir, 1, &mut Vec::new()).unwrap();
+        files.write(&dir).unwrap();
+        let _ = mm::unmap(at, 3 * PAGE);
+
+        let v = &vmas[0].entry;
+        assert_eq!(v.status, status::AREA_REGULAR | status::FILE_SHARED | status::AREA_MEMFD);
+        assert_eq!(v.fdflags, Some(libc::O_RDWR as u32));
+        let entries: HashMap<u32, FileEntry> = files.entries().iter().map(|e| (e.id, e.clone())).collect();
+        let made = Memfds::create(&dir, &entries, vmas.iter().map(|v| &v.entry)).unwrap();
+        let g = made.open(v.shmid as u32, libc::O_RDWR).unwrap();
+        let md = g.metadata().unwrap();
+        assert_eq!(md.len(), size);
+        assert_eq!(md.mode() & 0o7777, 0o640);
+        assert_eq!(seals_of(&g), seals_of(&f));
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", g.as_raw_fd())).unwrap();
+        assert_eq!(link.to_string_lossy(), "/memfd:round trip (deleted)");
+        let mut got = vec![0u8; size as usize];
+        g.read_exact_at(&mut got, 0).unwrap();
+        let mut want = vec![0u8; size as usize];
+        f.read_exact_at(&mut want, 0).unwrap();
+        assert!(got == want, "contents differ");
+        let at = mm::map(0, 3 * PAGE, libc::PROT_READ, libc::MAP_SHARED, Some(g.as_fd()), 0).unwrap();
+        let mut tail = [0u8; 6];
+        mem.read_exact_at(&mut tail, at + size + 10).unwrap();
+        let _ = mm::unmap(at, 3 * PAGE);
+        assert_eq!(&tail, b"beyond");
+    }
+
+    fn inode(seals: u32) -> MemfdInodeEntry {
+        MemfdInodeEntry { name: "x".into(), uid: 0, gid: 0, size: PAGE, shmid: 1, seals, inode_id: 1, hugetlb_flag: None, mode: None }
+    }
+
+    #[test]
+    fn write_seals_with_a_writable_shared_mapping_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ImageDir::open(tmp.path()).unwrap();
+        let e = make(&dir, &inode(libc::F_SEAL_FUTURE_WRITE as u32), true).unwrap_err();
+        assert!(format!("{e:#}").contains("memfd inode 1 (memfd:x)"), "{e:#}");
+        // Without a writable mapping they are applied as recorded.
+        let f = File::from(make(&dir, &inode((libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL) as u32), false).unwrap());
+        assert_eq!(seals_of(&f), libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL);
+        // F_SEAL_SEAL alone: made without MFD_ALLOW_SEALING, as the kernel seals it.
+        let f = File::from(make(&dir, &inode(libc::F_SEAL_SEAL as u32), true).unwrap());
+        assert_eq!(seals_of(&f), libc::F_SEAL_SEAL);
+        // No seal at all: sealing stays allowed.
+        let f = File::from(make(&dir, &inode(0), true).unwrap());
+        assert_eq!(seals_of(&f), 0);
+        let mut h = inode(0);
+        h.hugetlb_flag = Some(4);
+        assert!(format!("{:#}", make(&dir, &h, false).unwrap_err()).contains("hugetlb"));
+    }
+}
