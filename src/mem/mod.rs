@@ -1,5 +1,7 @@
-//! Task memory: VMAs (`vma`), the page dump (`pages`), and the mm_entry
-//! that ties them to the task's mm boundaries.
+//! Task memory: VMAs (`vma`), the page dump (`pages`), memfd objects
+//! (`memfd`), shared memory contents at restore (`shmem`), the restore's
+//! premap (`premap`), and the mm_entry that ties them to the task's mm
+//! boundaries.
 
 pub mod memfd;
 pub mod pages;
