@@ -212,6 +212,12 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
     Ok(out)
 }
 
+/// A guard region's record, as CRIU 4.2 writes it: an entry of its own
+/// after the task's VMAs, with only its range and VMA_AREA_GUARD.
+pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
+    VmaEntry { start, end, pgoff: 0, shmid: 0, prot: 0, flags: 0, status: status::AREA_GUARD, fd: -1, madv: None, fdflags: None }
+}
+
 /// The id of the task's executable in `files` (recorded like a mapped file).
 pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     let link = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("can't read exe link of {pid}"))?;
