@@ -2,7 +2,7 @@
 //! private with copied-on-write pages; sealed or not; a size that is no
 //! multiple of the page) is dumped in CRIU 4.2's memfd form (MEMFD files,
 //! memfd.img, pagemap-shmem-INODE.img) and restored with the same names,
-//! contents, sizes, modes and seals, twice in a row (the restored task
+//! contents, sizes, modes, seals and VmFlags, twice in a row (the restored task
 //! dumps again).
 
 mod common;
@@ -50,6 +50,14 @@ def info(addr):
             st=os.fstat(fd); seals=fcntl.fcntl(fd,fcntl.F_GET_SEALS); os.close(fd)
             return '%s %s %d %o %d' % (f[1],' '.join(f[5:]),st.st_size,st.st_mode&0o7777,seals)
     return 'missing'
+def vmflags(addr):
+    on=False
+    for l in open('/proc/self/smaps'):
+        if not l[0].isupper() and '-' in l.split()[0]:
+            on=int(l.split('-')[0],16)==addr
+        elif on and l.startswith('VmFlags:'):
+            return ' '.join(sorted(l.split()[1:]))
+    return 'missing'
 def h(*x):
     try: os.unlink('{out}.child')
     except FileNotFoundError: pass
@@ -59,7 +67,8 @@ def h(*x):
         time.sleep(0.01)
     r=[info(ma),info(mb),info(mb2),
        ctypes.string_at(ma,5).decode(),ctypes.string_at(ma+ps,5).decode(),ctypes.string_at(ma+2*ps,5).decode(),ctypes.string_at(ma+3*ps+95,5).decode(),
-       ctypes.string_at(mb,4).decode(),ctypes.string_at(mb+ps,1).decode(),ctypes.string_at(mb2,1).decode()]
+       ctypes.string_at(mb,4).decode(),ctypes.string_at(mb+ps,1).decode(),ctypes.string_at(mb2,1).decode(),
+       vmflags(ma),vmflags(mb),vmflags(mb2)]
     ctypes.memmove(ma+ps,b'-----',5)
     open('{out}','w').write('|'.join(r))
 signal.signal(signal.SIGUSR1,h)
@@ -90,12 +99,14 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     let n = 4096 * 3 + 100;
     let (sa, sb) = (libc::F_SEAL_GROW | libc::F_SEAL_SHRINK, libc::F_SEAL_SEAL);
     let f: Vec<&str> = before.split('|').collect();
-    assert_eq!(f.len(), 10, "the program's own view before any dump: {before}");
+    assert_eq!(f.len(), 13, "the program's own view before any dump: {before}");
     // The mode of "shm" is the kernel's default (vm.memfd_noexec decides).
     assert!(f[0].starts_with(&format!("rw-s /memfd:shm (deleted) {n} ")) && f[0].ends_with(&format!(" {sa}")), "{before}");
     assert_eq!(f[1], format!("rw-p /memfd:/dev/zero (deleted) 8192 640 {sb}"), "{before}");
     assert_eq!(f[2], format!("r--s /memfd:/dev/zero (deleted) 8192 640 {sb}"), "{before}");
-    assert_eq!(f[3..], ["hello", "child", "world", "tail!", "cowB", "B", "B"], "{before}");
+    assert_eq!(f[3..10], ["hello", "child", "world", "tail!", "cowB", "B", "B"], "{before}");
+    // VmFlags: the read-only shared mapping of a read-write file may become writable.
+    assert!(f[12].split(' ').any(|x| x == "mw"), "{before}");
     std::fs::remove_file(&out).unwrap();
 
     let child: i32 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap().trim().parse().unwrap();
