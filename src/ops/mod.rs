@@ -80,17 +80,32 @@ pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<S
 
 /// The whole program: argv (without argv[0]) in, exit code out.
 pub fn main(args: Vec<String>) -> i32 {
+    main_as("criu", args)
+}
+
+/// [`main`], with argv[0] as invoked (getopt's messages start with it).
+pub fn main_as(prog: &str, args: Vec<String>) -> i32 {
     crate::log::start_clock();
-    // CRIU looks for help before anything else, so a broken config file
-    // can't hide it.
-    if args.iter().take_while(|a| *a != "--").any(|a| a == "-h" || a == "--help") {
+    // CRIU looks for help before anything else, in every word, so a broken
+    // config file can't hide it.
+    if args.iter().any(|a| a == "-h" || a == "--help") {
         print!("{}", cli::usage());
         return 0;
     }
     let (opts, parsed) = match config::load(&args, &ConfigPaths::from_env()) {
         Ok(v) => v,
+        Err(config::ConfigError::Getopt(e)) => {
+            // glibc's message on stderr, CRIU's short usage on stdout.
+            eprintln!("{prog}: {e}");
+            print!("{}", cli::short_usage());
+            return EXIT_FAILURE;
+        }
         Err(e) => return fail(e),
     };
+    if opts.show_help {
+        print!("{}", cli::usage());
+        return 0;
+    }
     for fd in &opts.close_fds {
         crate::sys::fd::close_raw(*fd);
     }
