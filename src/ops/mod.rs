@@ -44,7 +44,9 @@ pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<S
         "exec" => return Err("the \"exec\" action is deprecated; use compel".into()),
         _ => {}
     }
-    if let Some(spelling) = opts.unsupported.first() {
+    // `check` only probes the kernel: dump and restore options mean nothing
+    // to it (CRIU's check ignores them too).
+    if let Some(spelling) = opts.unsupported.first().filter(|_| cmd != "check") {
         return Err(format!("option {spelling} is not supported yet"));
     }
     opts.check().map_err(|e| e.to_string())?;
