@@ -297,6 +297,25 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_option_with_its_class() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md"));
+        for s in OPTIONS {
+            let name = if s.kind == ArgKind::Bool { format!("--[no-]{}`", s.long) } else { format!("--{}`", s.long) };
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with("| `") && l.split('|').nth(1).is_some_and(|c| c.trim().ends_with(&name)))
+                .unwrap_or_else(|| panic!("docs/compatibility.md has no row for --{}", s.long));
+            let class = match s.support {
+                Support::Yes => "implemented",
+                Support::Permits => "permits objects",
+                Support::NoEffect => "no effect here",
+                Support::NotYet => "not yet",
+            };
+            assert_eq!(row.split('|').nth(2).map(str::trim), Some(class), "--{}: {row}", s.long);
+        }
+    }
+
+    #[test]
     fn criu_short_options_are_all_present() {
         // getopt string of CRIU 4.2: "dSsRt:hD:o:v::x::Vr:jJ:lW:L:M:"
         for (c, kind) in [
