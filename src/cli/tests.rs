@@ -314,6 +314,17 @@ fn getopt_cases() {
     }
 }
 
+#[test]
+fn posixly_correct_stops_at_the_first_non_option() {
+    let words: Vec<String> = ["-j", "dump", "-t", "5"].iter().map(|s| s.to_string()).collect();
+    let g = getopt::getopt(&words, true);
+    assert_eq!(g.items.len(), 1);
+    assert_eq!(g.operands, ["dump", "-t", "5"]);
+    let g = getopt::getopt(&words, false);
+    assert_eq!(g.items.len(), 2);
+    assert_eq!(g.operands, ["dump"]);
+}
+
 fn opts_of(words: &[&str]) -> Result<Opts, String> {
     let p = parse(words.iter().map(|s| s.to_string())).map_err(|e| e.0)?;
     let mut o = Opts::default();

@@ -30,15 +30,26 @@ pub fn version_text() -> String {
     )
 }
 
+/// The command-word mistakes CRIU answers with its short usage: no
+/// command, an unknown one, words after a command that takes none.
+pub fn usage_error(opts: &Opts, command: Option<&str>, args: &[String]) -> Option<String> {
+    let Some(cmd) = command else { return Some("command is required".into()) };
+    if !COMMANDS.contains(&cmd) {
+        return Some(format!("unknown command: {cmd}"));
+    }
+    if !matches!(cmd, "cpuinfo" | "swrk") && !opts.exec_cmd && !args.is_empty() {
+        return Some(format!("excessive parameter{} for command {cmd}", if args.len() > 1 { "s" } else { "" }));
+    }
+    None
+}
+
 /// Validate the parsed command line against the command, before anything
 /// is written. Returns the command name.
 pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<String, String> {
-    let Some(cmd) = command else {
-        return Err("no command given; use one of: dump, pre-dump, restore, check, page-server, service, swrk, lazy-pages, dedup, cpuinfo".into());
-    };
-    if !COMMANDS.contains(&cmd) {
-        return Err(format!("unknown command '{cmd}'"));
+    if let Some(e) = usage_error(opts, command, args) {
+        return Err(e);
     }
+    let cmd = command.unwrap_or_default();
     match cmd {
         "show" => return Err("the \"show\" action is deprecated by the CRIT utility; use crit".into()),
         "exec" => return Err("the \"exec\" action is deprecated; use compel".into()),
@@ -61,11 +72,6 @@ pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<S
             None => return Err("cpuinfo needs a sub-command: dump or check".into()),
         },
         _ => {}
-    }
-    if !matches!(cmd, "cpuinfo" | "swrk") && !opts.exec_cmd {
-        if let Some(extra) = args.first() {
-            return Err(format!("unexpected argument '{extra}'"));
-        }
     }
     if let Some(dir) = &opts.imgs_dir {
         if !matches!(cmd, "check" | "swrk" | "service") && !dir.is_dir() {
@@ -114,6 +120,11 @@ pub fn main_as(prog: &str, args: Vec<String>) -> i32 {
     if opts.show_version {
         print!("{}", version_text());
         return 0;
+    }
+    if let Some(e) = usage_error(&opts, parsed.command.as_deref(), &parsed.args) {
+        eprintln!("Error: {e}");
+        print!("{}", cli::short_usage());
+        return EXIT_FAILURE;
     }
     let cmd = match validate(&opts, parsed.command.as_deref(), &parsed.args) {
         Ok(c) => c,
