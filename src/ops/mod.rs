@@ -73,15 +73,11 @@ pub fn validate(opts: &Opts, command: Option<&str>, args: &[String]) -> Result<S
         },
         _ => {}
     }
-    if let Some(dir) = &opts.imgs_dir {
-        if !matches!(cmd, "check" | "swrk" | "service") && !dir.is_dir() {
-            return Err(format!("images directory {} does not exist or is not a directory", dir.display()));
-        }
+    if let Some(dir) = opts.imgs_dir.as_ref().filter(|d| !matches!(cmd, "check" | "swrk" | "service") && !d.is_dir()) {
+        return Err(format!("images directory {} does not exist or is not a directory", dir.display()));
     }
-    if let Some(dir) = &opts.work_dir {
-        if !dir.is_dir() {
-            return Err(format!("work directory {} does not exist or is not a directory", dir.display()));
-        }
+    if let Some(dir) = opts.work_dir.as_ref().filter(|d| !d.is_dir()) {
+        return Err(format!("work directory {} does not exist or is not a directory", dir.display()));
     }
     Ok(cmd.to_string())
 }
