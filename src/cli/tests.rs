@@ -286,6 +286,14 @@ const CASES: &[Case] = &[
     // --no-daemon has --no-restore-detached's flag and value: not listed.
     (&["--no-d"], &[], &[], Some("option '--no-d' is ambiguous; possibilities: '--no-daemon' '--no-deprecated' '--no-display-stats' '--no-default-config'")),
     (&["--no-re"], &[], &[], Some("option '--no-re' is ambiguous; possibilities: '--no-restore-detached' '--no-restore-sibling'")),
+    // The whole --no- family as the 4.2 binary lists it: no --no-daemon.
+    (&["--no-"], &[], &[], Some("option '--no-' is ambiguous; possibilities: '--no-restore-detached' '--no-restore-sibling' \
+        '--no-tcp-established' '--no-log-pid' '--no-evasive-devices' '--no-link-remap' '--no-shell-job' '--no-file-locks' \
+        '--no-page-server' '--no-track-mem' '--no-auto-dedup' '--no-force-irmap' '--no-extra' '--no-experimental' \
+        '--no-skip-in-flight' '--no-deprecated' '--no-display-stats' '--no-weak-sysctls' '--no-tcp-close' '--no-stream' \
+        '--no-default-config' '--no-tls' '--no-skip-file-rwx-check' '--no-mntns-compat-mode' '--no-unprivileged' \
+        '--no-ghost-fiemap' '--no-allow-uprobes'")),
+    (&["--r"], &[], &[], Some("option '--r' is ambiguous; possibilities: '--restore-detached' '--restore-sibling' '--root'")),
     // Unknown and misused options.
     (&["--bogus=1"], &[], &[], Some("unrecognized option '--bogus=1'")),
     (&["--x"], &[], &[], Some("unrecognized option '--x'")),
