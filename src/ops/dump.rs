@@ -652,6 +652,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
         e.context(what.clone())
     };
 
+    if opts.cgroups_checked() {
+        for t in tasks.iter().filter(|t| !t.zombie()) {
+            if let Err(e) = crate::cgroup::membership::check_same_as_criu(t.pid) {
+                return Err(failed(tasks, e));
+            }
+        }
+    }
+
     // What only each task can tell, through the parasite.
     let mut reports = Vec::with_capacity(tasks.len());
     if let Err(e) = fault(Stage::Remote) {
