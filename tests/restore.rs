@@ -10,6 +10,8 @@
 //! is a child subreaper: restored tasks and the restorer's cleaner end up
 //! as its children and are reaped here.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -105,15 +107,6 @@ fn session_empty(sid: i32) -> bool {
     })
 }
 
-fn fixture_copy(name: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2").join(name);
-    let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
-    tmp
-}
 
 fn log(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_default()
@@ -248,7 +241,7 @@ fn check_layout(pid: i32, mm: &MmEntry) {
 fn sleep_fixture_restores_in_place() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let r = Restored::start(dir.path(), &[]).unwrap();
     assert_eq!(r.pid, SLEEP_PID);
     assert_eq!(state(SLEEP_PID), Some('S'));
@@ -274,7 +267,7 @@ fn sleep_fixture_restores_in_place() {
 fn sleep_fixture_restores_detached() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}\n{}", log(dir.path(), "restore.log"));
@@ -295,7 +288,7 @@ fn python_timer_fixture_keeps_ticking() {
     let _g = serial();
     free_pid(TIMER_PID, TIMER_EXE);
     let _ = std::fs::remove_file(TIMER_FILE);
-    let dir = fixture_copy("python-timer");
+    let Some(dir) = common::fixture_copy("python-timer") else { return };
     let r = Restored::start(dir.path(), &[]).unwrap();
     assert_eq!(r.pid, TIMER_PID);
     std::thread::sleep(Duration::from_millis(500));
@@ -320,9 +313,9 @@ fn python_timer_fixture_keeps_ticking() {
 fn taken_pid_is_refused() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let first = Restored::start(dir.path(), &[]).unwrap();
-    let dir2 = fixture_copy("sleep");
+    let Some(dir2) = common::fixture_copy("sleep") else { return };
     let out = criu().args(["restore", "-D"]).arg(dir2.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -465,7 +458,7 @@ fn corrupted_pages_fail_cleanly() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
     // pages-1.img cut short.
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let pages = dir.path().join("pages-1.img");
     let len = std::fs::metadata(&pages).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&pages).unwrap().set_len(len / 2).unwrap();
@@ -475,7 +468,7 @@ fn corrupted_pages_fail_cleanly() {
     assert!(restore_gone(SLEEP_PID, SLEEP_EXE) && session_empty(SLEEP_PID));
 
     // A pagemap entry reaching past the end of pages-1.img.
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let d = ImageDir::open(dir.path()).unwrap();
     let mut pm = criu::images::pagemap::Pagemap::read(&d, SLEEP_PID as u64).unwrap();
     let last = pm.entries.last_mut().unwrap();
@@ -495,7 +488,7 @@ fn restorer_failures_leave_nothing_running() {
     // Before and after criu's memory is gone, while the task's state is
     // set, and in the cleaner after the jump.
     for step in [3u64, 5, 6, 7, 8, 11, 13, 17, 18, 33, 40] {
-        let dir = fixture_copy("sleep");
+        let Some(dir) = common::fixture_copy("sleep") else { return };
         let fault = step.to_string();
         let err = Restored::start(dir.path(), &[("CRIU_RESTORER_FAULT", &fault)]).err();
         let err = err.unwrap_or_else(|| panic!("fault at step {step} did not fail the restore"));
@@ -513,7 +506,7 @@ fn restorer_failures_leave_nothing_running() {
 fn without_a_cleaner_the_task_still_runs() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
-    let dir = fixture_copy("sleep");
+    let Some(dir) = common::fixture_copy("sleep") else { return };
     let r = Restored::start(dir.path(), &[("CRIU_RESTORER_FAULT", "41")]).unwrap();
     assert_eq!(state(SLEEP_PID), Some('S'));
     let log = log(dir.path(), "restore.log");

@@ -408,12 +408,7 @@ const PY_PID: i32 = 30201;
 fn python_threads_fixture_restores() {
     let _g = serial();
     let _ = nix::sys::prctl::set_child_subreaper(true);
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2/python-threads");
-    let tmp = tmpdir();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
+    let Some(tmp) = common::fixture_copy("python-threads") else { return };
     for t in PY_PID..PY_PID + 4 {
         assert!(!Path::new(&format!("/proc/{t}")).exists(), "fixture tid {t} is taken");
     }

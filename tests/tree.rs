@@ -473,15 +473,6 @@ const BASH_PID: i32 = 30101;
 const BASH_ZOMBIE: i32 = 30122;
 const BASH_FILE: &str = "/tmp/criu-fixture-bash-loop";
 
-fn fixture_copy(name: &str) -> tempfile::TempDir {
-    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2").join(name);
-    let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(&src).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
-    tmp
-}
 
 fn bash_count() -> u64 {
     std::fs::read_to_string(BASH_FILE).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
@@ -494,7 +485,7 @@ fn bash_loop_fixture_keeps_counting() {
     for p in [BASH_PID, BASH_ZOMBIE] {
         assert!(!Path::new(&format!("/proc/{p}")).exists(), "fixture pid {p} is taken");
     }
-    let dir = fixture_copy("bash-loop");
+    let Some(dir) = common::fixture_copy("bash-loop") else { return };
     let _ = std::fs::remove_file(BASH_FILE);
     let o = restore(dir.path(), &[], &[]);
     let _r = Restored(vec![BASH_PID, BASH_ZOMBIE]);

@@ -626,6 +626,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let pid = opts.tree_id.context("dump needs -t PID")?;
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     info!("Dumping processes (pid: {pid})");
+    crate::ops::cpuinfo::dump_if_asked(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
     fault(Stage::Collect)?;
     precheck(pid)?;
@@ -651,6 +652,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
         release_all(tasks);
         e.context(what.clone())
     };
+
+    if opts.cgroups_checked() {
+        for t in tasks.iter().filter(|t| !t.zombie()) {
+            if let Err(e) = crate::cgroup::membership::check_same_as_criu(t.pid) {
+                return Err(failed(tasks, e));
+            }
+        }
+    }
 
     // What only each task can tell, through the parasite.
     let mut reports = Vec::with_capacity(tasks.len());

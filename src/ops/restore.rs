@@ -569,7 +569,13 @@ pub fn run(opts: &Opts) -> Result<i32> {
     if opts.display_stats {
         bail!("option --display-stats is not supported yet for restore");
     }
+    // Restored tasks land in criu's cgroups (no cgroup images yet): a
+    // cgroup root elsewhere would be silently ignored.
+    for (ctl, path) in &opts.new_cgroup_roots {
+        crate::cgroup::membership::check_root_is_criu_own(ctl.as_deref(), path)?;
+    }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
+    crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let mut tree = Tree::load(&dir)?;
     let pid = tree.root().pid;

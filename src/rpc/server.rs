@@ -84,7 +84,7 @@ fn handle(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq, ty: Option<CriuR
         WaitPid => wait_pid(req),
         PreDump | SinglePreDump => Err(unsupported("pre-dump")),
         PageServer | PageServerChld => Err(unsupported("the page server")),
-        CpuinfoDump | CpuinfoCheck => Err(unsupported("cpuinfo")),
+        CpuinfoDump | CpuinfoCheck => cpuinfo(base, peer, req, ty),
         Notify => Err(ReqError::Bad("unexpected NOTIFY request: no notification is pending".into()).into()),
         Empty => Err(ReqError::Bad("EMPTY is not a request".into()).into()),
     };
@@ -170,6 +170,16 @@ fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let code = crate::ops::check::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "criu check found problems (see the log)");
     Ok(ok(CriuReqType::Check))
+}
+
+/// CPUINFO_DUMP / CPUINFO_CHECK: `criu cpuinfo dump|check` with the
+/// request's options.
+fn cpuinfo(base: &Opts, peer: Peer, req: &CriuReq, ty: CriuReqType) -> Result<CriuResp> {
+    let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Cpuinfo)?;
+    let sub = if ty == CriuReqType::CpuinfoDump { "dump" } else { "check" };
+    let code = crate::ops::cpuinfo::run(&setup.opts, &[sub.to_string()])?;
+    anyhow::ensure!(code == 0, "cpuinfo {sub} failed (see the log)");
+    Ok(ok(ty))
 }
 
 fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {

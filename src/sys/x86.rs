@@ -1,5 +1,5 @@
 //! x86_64 bits read from outside a traced task: its GDT TLS entries
-//! (PTRACE_GET_THREAD_AREA).
+//! (PTRACE_GET_THREAD_AREA); and this CPU's enabled XSAVE features (XCR0).
 
 #![cfg(target_arch = "x86_64")]
 
@@ -29,4 +29,19 @@ pub fn get_thread_area(pid: i32, entry: u32) -> Result<UserDesc, Errno> {
         return Err(Errno::last());
     }
     Ok(d)
+}
+
+/// XCR0, the XSAVE features the kernel enabled on this CPU; None when the
+/// OS has not enabled XSAVE (CPUID.1:ECX.OSXSAVE clear).
+pub fn xcr0() -> Option<u64> {
+    if core::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+        return None;
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: OSXSAVE is set, so XGETBV is allowed at CPL 3; reading XCR0
+    // (ecx = 0) only writes eax and edx, touches no memory and no flags.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags));
+    }
+    Some(u64::from(hi) << 32 | u64::from(lo))
 }

@@ -86,6 +86,9 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         .collect::<Result<_, _>>()
         .with_context(|| what("PTRACE_GET_THREAD_AREA"))?;
     let info = super::thread_info::thread_info(&state.regs, &state.fpu.0, tid_addr, &tls);
+    if let Some(p) = crate::ops::cpuinfo::fpu_problem(&info.fpregs, crate::arch::cpu::xcr0()) {
+        bail!("thread {tid} of {pid}: {p} (CRIU's image format has no place for it): dumping it is not supported");
+    }
     let signals = super::pending(tid, false).with_context(|| what("private pending signals"))?;
 
     let rt = matches!(policy as i32, libc::SCHED_FIFO | libc::SCHED_RR);

@@ -209,3 +209,50 @@ impl Drop for FreezerGroup {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+/// A copy of CRIU 4.2's fixture `name` in a temp dir, or None, with the
+/// reason printed, when this CPU lacks XSAVE features the fixture's saved
+/// registers use: a restore must refuse such an image (the program's libc
+/// chose its string functions for those features), so the test cannot run.
+pub fn fixture_copy(name: &str) -> Option<tempfile::TempDir> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/criu-4.2");
+    let xcr0 = xcr0();
+    for e in std::fs::read_dir(root.join(format!("{name}.crit"))).unwrap() {
+        let p = e.unwrap().path();
+        if !p.file_name().unwrap().to_string_lossy().starts_with("core-") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let bv = v["entries"][0]["thread_info"]["fpregs"]["xsave"]["xstate_bv"].as_u64().unwrap_or(0);
+        if bv & !xcr0 != 0 {
+            eprintln!(
+                "skipping: fixture {name} ({}) holds XSAVE state {:#x} this CPU lacks (XCR0 {xcr0:#x})",
+                p.display(),
+                bv & !xcr0
+            );
+            return None;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(root.join(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
+    }
+    Some(tmp)
+}
+
+/// The XSAVE features the OS enabled on this CPU (x87 and SSE without XSAVE).
+fn xcr0() -> u64 {
+    #[target_feature(enable = "xsave")]
+    fn xgetbv0() -> u64 {
+        // SAFETY: XGETBV with ECX=0 is defined once the OS enabled XSAVE,
+        // which the caller checked.
+        unsafe { std::arch::x86_64::_xgetbv(0) }
+    }
+    if std::arch::is_x86_feature_detected!("xsave") {
+        // SAFETY: the xsave feature was detected just above.
+        unsafe { xgetbv0() }
+    } else {
+        3
+    }
+}

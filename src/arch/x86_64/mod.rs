@@ -1,6 +1,8 @@
 //! x86_64: registers (`regs`), XSAVE state (`fpu`), the signal frame
-//! (`sigframe`) and the injected syscall instruction.
+//! (`sigframe`), this CPU's description and compatibility checks (`cpu`)
+//! and the injected syscall instruction.
 
+pub mod cpu;
 mod fpu;
 mod regs;
 pub mod sigframe;
