@@ -246,26 +246,15 @@ pub fn premap(
     fill_private(dir, pid, &placed, &vdso)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_guards(dir, pid, vmas, &placed)?;
+    install_vma_guards(vmas, &placed)?;
+    install_guards(dir, pid, &placed)?;
     plan.vdso = vdso_move(vmas, own)?;
     Ok(plan)
 }
 
-/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump (as
-/// CRIU 4.2's VMA_AREA_GUARD entries, or in our guards-PID.img); the
+/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
 /// markers travel with the area when the restorer moves it.
-fn install_guards(dir: &ImageDir, pid: u64, vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
-    const MADV_GUARD_INSTALL: i32 = 102;
-    // CRIU 4.2's form: VMA_AREA_GUARD entries.
-    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
-        let len = v.end - v.start;
-        let (at, room, _) = premap_addr(placed, v.start)
-            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
-        if room < len {
-            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
-        }
-        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
-    }
+fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Result<()> {
     let name = super::pages::guards_name(pid);
     if !dir.exists(&name) {
         return Ok(());
@@ -278,7 +267,25 @@ fn install_guards(dir: &ImageDir, pid: u64, vmas: &[VmaEntry], placed: &[(VmaEnt
         if room < len {
             bail!("{name}: guard region at {:#x} crosses the end of its VMA", e.vaddr);
         }
+        const MADV_GUARD_INSTALL: i32 = 102;
         mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
+    }
+    Ok(())
+}
+
+/// The same for guard regions recorded as CRIU 4.2 does (our dumps too):
+/// VMA_AREA_GUARD entries after the task's VMAs (`install_guards` reads
+/// the guards-PID.img of our earlier dumps).
+fn install_vma_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+    const MADV_GUARD_INSTALL: i32 = 102;
+    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let len = v.end - v.start;
+        let (at, room, _) = premap_addr(placed, v.start)
+            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
+        if room < len {
+            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
+        }
+        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
     }
     Ok(())
 }
