@@ -110,6 +110,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     std::fs::remove_file(&out).unwrap();
 
     let child: i32 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap().trim().parse().unwrap();
+    let _cleanup = KillOnDrop([pid, child]);
     let imgs = dump_killed(&mut t, tmp.path());
     wait_gone(&[child]);
     let inodes = crit(&imgs.join("memfd.img"));
@@ -145,7 +146,22 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     wait_gone(&[pid, child]);
     restore_detached(&again);
     assert_eq!(ask(pid, &out), before, "after the second restore");
-    kill_tree(pid);
+}
+
+/// Kills the restored tree at the end of the test, passed or not (only
+/// while each pid is still our program's: pids are reused).
+struct KillOnDrop([i32; 2]);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &p in &self.0 {
+            let ours = std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("memfd_create('shm'"));
+            if ours {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _ = std::panic::catch_unwind(|| wait_gone(&self.0));
+    }
 }
 
 /// Reap what we (a subreaper) are left until none of `pids` exists.
@@ -163,12 +179,4 @@ fn wait_gone(pids: &[i32]) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     panic!("{pids:?} still exist");
-}
-
-fn kill_tree(pid: i32) {
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for c in children.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
-        kill_and_reap(c);
-    }
-    kill_and_reap(pid);
 }
