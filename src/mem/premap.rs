@@ -261,7 +261,7 @@ pub fn premap(
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
-        let mut pv = v.clone();
+        let mut pv = *v;
         pv.prot = rw as u32;
         placed.push((pv, at));
         at += len + PAGE_SIZE;
@@ -493,14 +493,10 @@ fn vdso_remap(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
             vdso.len()
         );
     }
-    if let (Some(t), Some((_, len))) = (vvar_t, vvar) {
-        if t.end - t.start != len {
-            bail!(
-                "the image's vvar area is {} bytes, this kernel's {}, yet it was found the same",
-                t.end - t.start,
-                len
-            );
-        }
+    if let (Some(t), Some((_, len))) = (vvar_t, vvar)
+        && t.end - t.start != len
+    {
+        bail!("the image's vvar area is {} bytes, this kernel's {}, yet it was found the same", t.end - t.start, len);
     }
     Ok(Some(VdsoMove {
         vvar_from: vvar,

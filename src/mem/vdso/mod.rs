@@ -45,9 +45,12 @@ impl Runtime {
     }
 }
 
-/// Our [vdso] (start, len) and the [vvar]..[vvar_vclock] area before or
-/// after it, from our mappings.
-pub fn block(own: &[MapEntry]) -> Option<((u64, u64), Option<(u64, u64)>)> {
+/// (start, len) of an area.
+pub type Area = (u64, u64);
+
+/// Our [vdso] and the [vvar]..[vvar_vclock] area before or after it, from
+/// our mappings.
+pub fn block(own: &[MapEntry]) -> Option<(Area, Option<Area>)> {
     let vdso = own.iter().find(|m| m.name == "[vdso]")?;
     let vvars = || own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]");
     let vvar = vvars().map(|m| m.start).min().zip(vvars().map(|m| m.end).max()).map(|(s, e)| (s, e - s));
