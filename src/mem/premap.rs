@@ -295,9 +295,11 @@ pub fn premap(
 /// or PROT_NONE: a thread stopped in the middle of a vDSO function resumes
 /// in the image's code, which reads its data from there; all-zero data
 /// says "no usable clocksource" (VDSO_CLOCKMODE_NONE), so that one call
-/// falls back to the real system call, where an unmapped or PROT_NONE
-/// page would kill the task with SIGSEGV. Every later call enters through
-/// a patched entry and runs our vDSO against our vvar.
+/// falls back to the real system call (time(), which reads a field
+/// without that check, may return 0 that once), where an unmapped or
+/// PROT_NONE page would kill the task with SIGSEGV. Every later call
+/// enters through a patched entry and runs our vDSO against our vvar.
+/// (`Tree::plan_vdso` logs each thread stopped in there.)
 fn vdso_proxy(own: &[MapEntry], avoid: &[(u64, u64)], placed: &[(VmaEntry, u64)], patches: &[Patch]) -> Result<VdsoMove> {
     let ((vs, vl), vvar) = vdso::block(own).context("we have no [vdso]")?;
     let lo = vvar.map_or(vs, |(s, _)| s.min(vs));

@@ -284,10 +284,23 @@ impl Tree {
             let pid = t.pid() as u64;
             let img = vdso::image_vdso(&t.mm, dir, pid)?;
             t.vdso = vdso::decide(img.as_ref(), rt.as_ref(), pid)?;
-            match &t.vdso {
-                vdso::VdsoPlan::Proxy(p) => info!("task {pid}: its vDSO differs from this kernel's: restored as a proxy ({} entries)", p.len()),
-                vdso::VdsoPlan::Remap => info!("task {pid}: its vDSO is this kernel's"),
-                vdso::VdsoPlan::None => {}
+            match (&t.vdso, &img) {
+                (vdso::VdsoPlan::Proxy(p), Some(img)) => {
+                    info!("task {pid}: its vDSO differs from this kernel's: restored as a proxy ({} entries)", p.len());
+                    let cores = std::iter::once((pid as i32, &t.core)).chain(t.threads.iter().map(|(tid, c)| (*tid, c)));
+                    for (tid, core) in cores {
+                        let ip = core.thread_info.as_ref().map_or(0, |ti| ti.gpregs.ip);
+                        if img.vdso.0 <= ip && ip < img.vdso.1 && !p.iter().any(|x| img.vdso.0 + x.offset == ip) {
+                            tracing::warn!(
+                                "thread {tid} of task {pid} was stopped inside its vDSO (+{:#x}): that one call ends in the image's code \
+                                 against zeroed vvar data (clock_gettime/gettimeofday fall back to the system call, time() may give 0)",
+                                ip - img.vdso.0
+                            );
+                        }
+                    }
+                }
+                (vdso::VdsoPlan::Remap, _) => info!("task {pid}: its vDSO is this kernel's"),
+                _ => {}
             }
         }
         Ok(())
