@@ -483,29 +483,17 @@ fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
 /// (`vdso::decide` found them the same).
 fn vdso_remap(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
     let Some(vdso_t) = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0) else { return Ok(None) };
-    let vvar_t = vmas.iter().find(|v| v.status & status::AREA_VVAR != 0);
-    let vdso = own.iter().find(|m| m.name == "[vdso]").context("we have no [vdso]")?;
-    let vvar_start = own.iter().find(|m| m.name == "[vvar]").map(|m| m.start);
-    let vvar_end = own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]").map(|m| m.end).max();
-    let vvar = vvar_start.zip(vvar_end).map(|(s, e)| (s, e - s));
-    if vdso.len() != vdso_t.end - vdso_t.start {
-        bail!(
-            "the image's vDSO is {} bytes, this kernel's {}, yet it was found the same",
-            vdso_t.end - vdso_t.start,
-            vdso.len()
-        );
+    let vvar_t = vdso::vvar_of(vmas);
+    let ((vs, vl), vvar) = vdso::block(own).context("we have no [vdso]")?;
+    if vl != vdso_t.end - vdso_t.start {
+        bail!("the image's vDSO is {} bytes, this kernel's {vl}, yet it was found the same", vdso_t.end - vdso_t.start);
     }
-    if let (Some(t), Some((_, len))) = (vvar_t, vvar)
-        && t.end - t.start != len
+    if let (Some((s, e)), Some((_, len))) = (vvar_t, vvar)
+        && e - s != len
     {
-        bail!("the image's vvar area is {} bytes, this kernel's {}, yet it was found the same", t.end - t.start, len);
+        bail!("the image's vvar area is {} bytes, this kernel's {len}, yet it was found the same", e - s);
     }
-    Ok(Some(VdsoMove {
-        vvar_from: vvar,
-        vdso_from: (vdso.start, vdso.len()),
-        vvar_to: vvar_t.map(|t| t.start),
-        vdso_to: vdso_t.start,
-    }))
+    Ok(Some(VdsoMove { vvar_from: vvar, vdso_from: (vs, vl), vvar_to: vvar_t.map(|(s, _)| s), vdso_to: vdso_t.start }))
 }
 
 #[cfg(test)]

@@ -69,7 +69,8 @@ pub struct ImageVdso {
     pub missing: Vec<u64>,
 }
 
-fn vvar_of(vmas: &[VmaEntry]) -> Option<(u64, u64)> {
+/// The image's vvar VMAs joined: (start, end).
+pub fn vvar_of(vmas: &[VmaEntry]) -> Option<(u64, u64)> {
     let v = || vmas.iter().filter(|v| v.status & status::AREA_VVAR != 0);
     v().map(|v| v.start).min().zip(v().map(|v| v.end).max())
 }
