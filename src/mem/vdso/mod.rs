@@ -2,12 +2,15 @@
 //! pages image, its vvar area) against ours (the running kernel's [vvar] +
 //! [vvar_vclock] + [vdso] block), and what the restore does about it.
 //!
-//! When the image's vDSO is ours byte for byte and its vvar sits where
+//! When the image's vDSO is ours byte for byte (every page it holds; the
+//! dump stores the vDSO whole, CRIU's and ours) and its vvar sits where
 //! ours would, our block is moved where the image had it ("remap"). Else
 //! the image's vDSO is restored as ordinary memory at its address, every
 //! exported function of it patched to jump to the same-named function of
-//! ours, and our block goes, as one piece, to a free hole ("proxy"). A
-//! function ours lacks is refused before any task exists.
+//! ours, and our block goes, as one piece, to a free hole ("proxy"). The
+//! decision is made by criu before any task exists (a function ours lacks
+//! is refused there, by name); `premap` writes the jumps into the
+//! premapped copy, so the restorer blob only moves areas, as always.
 
 pub mod elf;
 
