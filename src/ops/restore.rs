@@ -282,7 +282,7 @@ impl Tree {
         for n in &mut self.nodes {
             let Body::Alive(t) = &mut n.body else { continue };
             let pid = t.pid() as u64;
-            let img = vdso::image_vdso(&t.mm, dir, pid)?;
+            let img = vdso::image_vdso(&t.mm, dir, pid).with_context(|| format!("task {pid}"))?;
             t.vdso = vdso::decide(img.as_ref(), rt.as_ref(), pid)?;
             match (&t.vdso, &img) {
                 (vdso::VdsoPlan::Proxy(p), Some(img)) => {

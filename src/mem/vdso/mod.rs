@@ -88,10 +88,11 @@ pub fn image_vdso(mm: &MmEntry, dir: &ImageDir, pid: u64) -> Result<Option<Image
     let pm = Pagemap::read(dir, pid)?;
     let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
     let pages = dir.open_file(&pages_name)?;
-    let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
     let mut bytes = vec![0u8; (end - start) as usize];
     let mut have = vec![false; ((end - start) / PAGE_SIZE) as usize];
-    for run in pm.runs(&format!("pagemap-{pid}.img"), pages_len)? {
+    // Only the vDSO's pages are read here (a pages file cut short past
+    // them is the task's restore to report, when it fills its memory).
+    for run in pm.runs(&format!("pagemap-{pid}.img"), u64::MAX)? {
         let Some(off) = run.pages_offset else { continue };
         let (s, e) = (run.vaddr.max(start), (run.vaddr + run.len()).min(end));
         if s >= e {
