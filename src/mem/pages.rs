@@ -4,8 +4,9 @@
 //! boundaries, as CRIU does.
 //!
 //! Private anonymous pages are flagged PE_LAZY | PE_PRESENT; COW-ed pages of
-//! private file mappings and the vDSO are PE_PRESENT. Zero-page mappings
-//! and pages still backed by the file are not stored.
+//! private file mappings and the vDSO (every page of it, present or not)
+//! are PE_PRESENT. Zero-page mappings and pages still backed by the file
+//! are not stored.
 
 use std::fs::File;
 use std::io::Write;
@@ -93,9 +94,15 @@ pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)
         st.pages_scanned += (v.entry.end - v.entry.start) / PAGE_SIZE;
         let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
         let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
-        for (s, e) in scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
-            .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
-        {
+        // The vDSO whole, present or not (as CRIU): a restore on another
+        // kernel compares it with its own and may restore it as a proxy.
+        let present = if v.is(status::AREA_VDSO) {
+            vec![(v.entry.start, v.entry.end)]
+        } else {
+            scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
+                .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
+        };
+        for (s, e) in present {
             match runs.last_mut() {
                 Some(r) if r.end == s && r.flags == fl => r.end = e,
                 _ => runs.push(Run { start: s, end: e, flags: fl }),
