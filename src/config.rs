@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{self, table::ArgKind, Item, Parsed};
+use crate::cli::{self, table::ArgKind, CliError, Item, Parsed};
 use crate::opts::Opts;
 
 /// Where config files are looked for; [`ConfigPaths::from_env`] gives CRIU's.
@@ -32,8 +32,17 @@ impl ConfigPaths {
 
 /// A config or command-line problem, one line.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// getopt refused a word (CRIU then prints its short usage).
+    #[error("{0}")]
+    Getopt(CliError),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Other(msg.into())
+}
 
 /// Split one config line into words, CRIU's way.
 pub fn split_line(line: &str) -> Result<Vec<String>, String> {
@@ -86,10 +95,10 @@ pub fn parse_config_text(name: &str, text: &str) -> Result<Vec<Item>, ConfigErro
     let mut items = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let at = format!("config file {name}:{}", n + 1);
-        let words = split_line(line).map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        let words = split_line(line).map_err(|e| other(format!("{at}: {e}")))?;
         let Some((first, rest)) = words.split_first() else { continue };
         if first.starts_with('-') {
-            return Err(ConfigError(format!("{at}: write options without dashes: '{first}'")));
+            return Err(other(format!("{at}: write options without dashes: '{first}'")));
         }
         let opt = format!("--{first}");
         // An optional argument can't be a separate word for getopt; in a
@@ -105,9 +114,9 @@ pub fn parse_config_text(name: &str, text: &str) -> Result<Vec<Item>, ConfigErro
             let o = argv.pop().unwrap_or_default();
             argv.push(format!("{o}={v}"));
         }
-        let parsed = cli::parse(&argv).map_err(|e| ConfigError(format!("{at}: {e}")))?;
+        let parsed = cli::parse(argv).map_err(|e| ConfigError::Getopt(CliError(format!("{at}: {e}"))))?;
         if let Some(w) = parsed.command.iter().chain(parsed.args.iter()).next() {
-            return Err(ConfigError(format!("{at}: unexpected word '{w}'")));
+            return Err(other(format!("{at}: unexpected word '{w}'")));
         }
         items.extend(parsed.items);
     }
@@ -118,7 +127,7 @@ fn read_config(path: &Path, must_exist: bool) -> Result<Vec<Item>, ConfigError> 
     match std::fs::read_to_string(path) {
         Ok(text) => parse_config_text(&path.display().to_string(), &text),
         Err(e) if !must_exist && e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(ConfigError(format!("can't read config file {}: {e}", path.display()))),
+        Err(e) => Err(other(format!("can't read config file {}: {e}", path.display()))),
     }
 }
 
@@ -128,17 +137,20 @@ struct PreParse {
     config: Option<PathBuf>,
 }
 
+/// CRIU looks at every word, before getopt and whatever the word is (an
+/// option's argument, a word after `--`): exactly `--no-default-config`,
+/// exactly `--config` (the next word names the file), or any word holding
+/// `--config=`. Abbreviations are not seen here (getopt then ignores them).
 fn pre_parse(args: &[String]) -> PreParse {
     let mut p = PreParse { no_default_config: false, config: None };
-    let mut it = args.iter().take_while(|a| a.as_str() != "--");
-    while let Some(a) = it.next() {
+    for (i, a) in args.iter().enumerate() {
         if a == "--no-default-config" {
             p.no_default_config = true;
         } else if a == "--config" {
-            p.config = it.next().map(PathBuf::from);
+            p.config = args.get(i + 1).map(PathBuf::from);
             p.no_default_config = true;
-        } else if let Some(f) = a.strip_prefix("--config=") {
-            p.config = Some(PathBuf::from(f));
+        } else if let Some(at) = a.find("--config=") {
+            p.config = Some(PathBuf::from(&a[at + "--config=".len()..]));
             p.no_default_config = true;
         }
     }
@@ -147,11 +159,11 @@ fn pre_parse(args: &[String]) -> PreParse {
 
 /// Read every source and fill one `Opts`. `args` is argv without argv[0].
 /// Returns the options and the command-line parse (command and its words).
+/// Sources are applied in CRIU's order, each option as getopt finds it: an
+/// error stops there, and so do `-V` and `-h` (the caller prints).
 pub fn load(args: &[String], paths: &ConfigPaths) -> Result<(Opts, Parsed), ConfigError> {
     let pre = pre_parse(args);
-    // Parse the command line first so a bad option is reported even when a
-    // config file is bad too, but apply it last.
-    let cmdline = cli::parse(args).map_err(|e| ConfigError(e.0))?;
+    let (cmdline, cmdline_error) = cli::parse_partial(args.iter().cloned());
 
     let mut sources: Vec<Vec<Item>> = Vec::new();
     if !pre.no_default_config {
@@ -170,7 +182,13 @@ pub fn load(args: &[String], paths: &ConfigPaths) -> Result<(Opts, Parsed), Conf
 
     let mut opts = Opts::default();
     for item in sources.iter().flatten() {
-        opts.apply(item).map_err(|e| ConfigError(e.to_string()))?;
+        opts.apply(item).map_err(|e| other(e.to_string()))?;
+        if opts.show_version || opts.show_help {
+            return Ok((opts, cmdline));
+        }
+    }
+    if let Some(e) = cmdline_error {
+        return Err(ConfigError::Getopt(e));
     }
     Ok((opts, cmdline))
 }

@@ -1,6 +1,7 @@
 //! The `criu` binary: parse, dispatch, exit code. Everything else lives in the library.
 
 fn main() {
-    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
-    std::process::exit(criu::ops::main(args));
+    let mut argv = std::env::args_os().map(|a| a.to_string_lossy().into_owned());
+    let prog = argv.next().unwrap_or_else(|| "criu".into());
+    std::process::exit(criu::ops::main_as(&prog, argv.collect()));
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::cli::table::{OptSpec, Support};
+use crate::cli::table::Support;
 use crate::cli::Item;
 
 /// What happens to the dumped tree after a successful dump.
@@ -74,6 +74,9 @@ pub struct Opts {
     pub external: Vec<String>,
     pub freeze_cgroup: Option<String>,
     pub manage_cgroups: CgMode,
+    /// `--manage-cgroups` was given (CRIU's default mode is soft as well,
+    /// but only an explicit request turns on our cgroup check).
+    pub manage_cgroups_given: bool,
     pub cgroup_props: Option<String>,
     pub cgroup_props_file: Option<String>,
     pub cgroup_dump_controllers: Vec<String>,
@@ -165,6 +168,7 @@ impl Default for Opts {
             external: Vec::new(),
             freeze_cgroup: None,
             manage_cgroups: CgMode::Soft,
+            manage_cgroups_given: false,
             cgroup_props: None,
             cgroup_props_file: None,
             cgroup_dump_controllers: Vec::new(),
@@ -227,12 +231,19 @@ impl Default for Opts {
     }
 }
 
-/// A bad option value; the message names the option and the value.
+/// A bad option value; the message names the option as it was spelled
+/// (`-t` or `--tree`) and the value, in CRIU's words.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid argument for --{opt}: {value}")]
+#[error("invalid argument for {opt}: {value}")]
 pub struct BadArg {
-    pub opt: &'static str,
+    pub opt: String,
     pub value: String,
+}
+
+impl BadArg {
+    fn of(item: &Item, value: &str) -> BadArg {
+        BadArg { opt: item.spelling(), value: value.to_string() }
+    }
 }
 
 /// A problem applying an option.
@@ -244,21 +255,84 @@ pub enum OptError {
     Other(String),
 }
 
-fn parse_num<T: std::str::FromStr>(spec: &OptSpec, v: &str) -> Result<T, BadArg> {
-    v.trim().parse().map_err(|_| BadArg { opt: spec.long, value: v.to_string() })
+/// C's `strtol(s, NULL, 10)`: leading white space, an optional sign, then
+/// the longest run of digits; 0 without digits, saturated at the `long`
+/// range. The flag says whether any digit was read (what `sscanf("%d")`
+/// needs).
+pub fn strtol(s: &str) -> (i64, bool) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let neg = match b.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let start = i;
+    let mut v: i64 = 0;
+    let mut saturated = false;
+    while i < b.len() && b[i].is_ascii_digit() {
+        let d = i64::from(b[i] - b'0');
+        match v.checked_mul(10).and_then(|x| if neg { x.checked_sub(d) } else { x.checked_add(d) }) {
+            Some(x) if !saturated => v = x,
+            _ => {
+                saturated = true;
+                v = if neg { i64::MIN } else { i64::MAX };
+            }
+        }
+        i += 1;
+    }
+    (v, i > start)
 }
 
-/// `--ghost-limit` sizes: a number with an optional K, M or G suffix.
-pub fn parse_size(v: &str) -> Option<u64> {
-    let v = v.trim();
-    let (num, mult) = match v.chars().last()? {
-        'K' | 'k' => (&v[..v.len() - 1], 1u64 << 10),
-        'M' | 'm' => (&v[..v.len() - 1], 1 << 20),
-        'G' | 'g' => (&v[..v.len() - 1], 1 << 30),
-        _ => (v, 1),
-    };
-    num.parse::<u64>().ok()?.checked_mul(mult)
+/// C's `atoi` (glibc: `(int) strtol(s, NULL, 10)`): `5x` is 5, `abc` is 0.
+/// CRIU reads most numeric options this way.
+pub fn atoi(s: &str) -> i32 {
+    strtol(s).0 as i32
 }
+
+/// `--ghost-limit` sizes as CRIU reads them: `atol` of the value, times
+/// 1 KiB, 1 MiB or 1 GiB when a `K`, `M` or `G` appears anywhere in it
+/// (checked in that order; lower case is no unit).
+pub fn parse_size(v: &str) -> u64 {
+    let n = strtol(v).0;
+    let shift = if v.contains('K') {
+        10
+    } else if v.contains('M') {
+        20
+    } else if v.contains('G') {
+        30
+    } else {
+        0
+    };
+    n.wrapping_shl(shift) as u64
+}
+
+/// The inode list of `--ext-unix-sk=INO[,INO...]`: each a non-zero number.
+fn parse_unix_ids(v: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for part in v.split(',').filter(|p| !p.is_empty()) {
+        let digits = part.trim_start();
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.bytes().all(|b| b == b'0') {
+            return None;
+        }
+        out.push(digits.to_string());
+    }
+    Some(out)
+}
+
+/// `--external` types that only name resources of namespaces (which a dump
+/// refuses and our images never hold); other types would change how an fd
+/// is carried, which we do not do yet.
+const EXTERNAL_NS_TYPES: &[&str] = &["mnt[", "dev[", "net[", "pid[", "veth[", "macvlan["];
 
 /// `--cpu-cap` list: `fpu`, `cpu`, `ins`, `all`, `none`, `^` inverts the next
 /// item, `,` separates.
@@ -309,27 +383,27 @@ pub fn parse_inherit_fd(v: &str) -> Option<(i32, &str)> {
     (n >= 0 && !res.is_empty()).then_some((n, res))
 }
 
-fn split_once_req<'a>(spec: &OptSpec, v: &'a str, sep: char) -> Result<(&'a str, &'a str), BadArg> {
-    v.split_once(sep).ok_or_else(|| BadArg { opt: spec.long, value: v.to_string() })
+fn split_once_req<'a>(item: &Item, v: &'a str, sep: char) -> Result<(&'a str, &'a str), BadArg> {
+    v.split_once(sep).ok_or_else(|| BadArg::of(item, v))
 }
 
 impl Opts {
-    /// Apply one option occurrence, exactly as CRIU's parser would.
+    /// Apply one option occurrence, exactly as CRIU's parser would: numbers
+    /// through `atoi` where CRIU uses it, CRIU's checks and messages.
     pub fn apply(&mut self, item: &Item) -> Result<(), OptError> {
         let spec = item.spec;
         let on = !item.negated;
         let val = item.value.as_deref();
-        let req = || val.ok_or_else(|| BadArg { opt: spec.long, value: String::new() });
-        if on && spec.support == Support::NotYet && !self.unsupported.contains(&item.spelling()) {
-            self.unsupported.push(item.spelling());
+        let req = || val.ok_or_else(|| BadArg::of(item, ""));
+        let bad = |v: &str| OptError::from(BadArg::of(item, v));
+        if on && spec.support == Support::NotYet {
+            self.refuse(item.spelling());
         }
         match spec.long {
             "verbosity" => match val {
                 None => self.log_level += 1,
-                Some(v) if !v.is_empty() && v.bytes().all(|b| b == b'v') => {
-                    self.log_level += v.len() as i32 + 1
-                }
-                Some(v) => self.log_level = parse_num(spec, v)?,
+                Some(v) if v.starts_with('v') => self.log_level += v.len() as i32 + 1,
+                Some(v) => self.log_level = atoi(v),
             },
             "config" | "no-default-config" => {} // handled when sources are read
             "pidfile" => self.pidfile = Some(req()?.into()),
@@ -339,18 +413,19 @@ impl Opts {
             "images-dir" => self.imgs_dir = Some(req()?.into()),
             "prev-images-dir" => self.img_parent = Some(req()?.into()),
             "work-dir" => self.work_dir = Some(req()?.into()),
-            "close" => self.close_fds.push(parse_num(spec, req()?)?),
+            "close" => self.close_fds.push(atoi(req()?)),
             "libdir" => self.libdir = Some(req()?.into()),
             "action-script" => self.scripts.push(req()?.to_string()),
             "version" => self.show_version = true,
             "help" => self.show_help = true,
             "deprecated" => self.deprecated_ok = on,
-            "timeout" => self.timeout = parse_num(spec, req()?)?,
+            "timeout" => self.timeout = atoi(req()?) as u32,
             "stream" => self.stream = on,
             "tree" => {
-                let pid: i32 = parse_num(spec, req()?)?;
+                let v = req()?;
+                let pid = atoi(v);
                 if pid <= 0 {
-                    return Err(BadArg { opt: spec.long, value: req()?.to_string() }.into());
+                    return Err(bad(v));
                 }
                 self.tree_id = Some(pid);
             }
@@ -359,10 +434,16 @@ impl Opts {
             "track-mem" => self.track_mem = on,
             "pre-dump-mode" => match req()? {
                 "read" => self.pre_dump_read = true,
-                "splice" => self.pre_dump_read = false,
-                v => return Err(BadArg { opt: spec.long, value: v.into() }.into()),
+                "splice" => {}
+                _ => return Err(OptError::Other("Unable to parse value of --pre-dump-mode".into())),
             },
-            "external" => self.external.push(req()?.to_string()),
+            "external" => {
+                let v = req()?;
+                if !EXTERNAL_NS_TYPES.iter().any(|t| v.starts_with(t)) {
+                    self.refuse(format!("{} {v}", item.spelling()));
+                }
+                self.external.push(v.to_string());
+            }
             "freeze-cgroup" => self.freeze_cgroup = Some(req()?.to_string()),
             "manage-cgroups" => {
                 self.manage_cgroups = match val {
@@ -373,8 +454,9 @@ impl Opts {
                     Some("full") => CgMode::Full,
                     Some("strict") => CgMode::Strict,
                     Some("ignore") => CgMode::Ignore,
-                    Some(v) => return Err(BadArg { opt: spec.long, value: v.into() }.into()),
-                }
+                    Some(v) => return Err(OptError::Other(format!("Unknown cgroups mode `{v}' selected"))),
+                };
+                self.manage_cgroups_given = true;
             }
             "cgroup-props" => self.cgroup_props = Some(req()?.to_string()),
             "cgroup-props-file" => self.cgroup_props_file = Some(req()?.to_string()),
@@ -397,29 +479,29 @@ impl Opts {
             "auto-dedup" => self.auto_dedup = on,
             "file-locks" => self.handle_file_locks = on,
             "link-remap" => self.link_remap_ok = on,
-            "ghost-limit" => {
-                let v = req()?;
-                self.ghost_limit = parse_size(v).ok_or_else(|| BadArg { opt: spec.long, value: v.into() })?;
-            }
+            "ghost-limit" => self.ghost_limit = parse_size(req()?),
             "ghost-fiemap" => self.ghost_fiemap = on,
             "shell-job" => self.shell_job = on,
             "cpu-cap" => {
                 self.cpu_cap = parse_cpu_cap(self.cpu_cap, val)
-                    .ok_or_else(|| BadArg { opt: spec.long, value: val.unwrap_or("").into() })?
+                    .ok_or_else(|| OptError::Other(format!("Unknown FPU mode `{}' selected", val.unwrap_or(""))))?
             }
             "lazy-pages" => self.lazy_pages = true,
             "ext-unix-sk" => {
-                self.ext_unix_sk = true;
                 if let Some(v) = val {
-                    self.ext_unix_sk_ids.extend(v.split(',').map(str::to_string));
+                    let ids = parse_unix_ids(v).ok_or_else(|| {
+                        OptError::Other(format!("Failed to parse unix socket inode from optarg: {v}"))
+                    })?;
+                    self.ext_unix_sk_ids.extend(ids);
                 }
+                self.ext_unix_sk = true;
             }
             "ext-mount-map" => {
                 let v = req()?;
                 if v == "auto" {
                     self.autodetect_ext_mounts = true;
                 } else {
-                    let (k, m) = split_once_req(spec, v, ':')?;
+                    let (k, m) = split_once_req(item, v, ':')?;
                     self.ext_mount_map.push((k.into(), m.into()));
                 }
             }
@@ -430,12 +512,12 @@ impl Opts {
             "irmap-scan-path" => self.irmap_scan_paths.push(req()?.to_string()),
             "file-validation" => match req()? {
                 v @ ("filesize" | "buildid") => self.file_validation = Some(v.to_string()),
-                v => return Err(BadArg { opt: spec.long, value: v.into() }.into()),
+                v => return Err(OptError::Other(format!("Unknown file validation method `{v}' selected"))),
             },
             "skip-file-rwx-check" => self.skip_file_rwx_check = on,
             "network-lock" => match req()? {
                 v @ ("iptables" | "nftables" | "skip") => self.network_lock = Some(v.to_string()),
-                v => return Err(BadArg { opt: spec.long, value: v.into() }.into()),
+                v => return Err(OptError::Other(format!("Invalid value for --network-lock: {v}"))),
             },
             "allow-uprobes" => self.allow_uprobes = on,
             "unprivileged" => self.unprivileged = on,
@@ -446,7 +528,7 @@ impl Opts {
             },
             "join-ns" => {
                 let v = req()?;
-                split_once_req(spec, v, ':')?;
+                split_once_req(item, v, ':')?;
                 self.join_ns.push(v.to_string());
             }
             "restore-detached" | "daemon" => self.restore_detach = on,
@@ -454,12 +536,12 @@ impl Opts {
             "root" => self.root = Some(req()?.into()),
             "inherit-fd" => {
                 let v = req()?;
-                parse_inherit_fd(v).ok_or_else(|| BadArg { opt: spec.long, value: v.to_string() })?;
+                parse_inherit_fd(v).ok_or_else(|| OptError::Other(format!("Invalid inherit fd argument: {v}")))?;
                 self.inherit_fds.push(v.to_string());
             }
             "exec-cmd" => self.exec_cmd = true,
             "veth-pair" => {
-                let (i, o) = split_once_req(spec, req()?, '=')?;
+                let (i, o) = split_once_req(item, req()?, '=')?;
                 self.veth_pairs.push((i.into(), o.into()));
             }
             "lsm-profile" => self.lsm_profile = Some(req()?.to_string()),
@@ -479,15 +561,19 @@ impl Opts {
             }
             "address" => self.addr = Some(req()?.to_string()),
             "port" => {
+                // CRIU keeps the port in 16 bits: 65536 reads as 0, refused.
                 let v = req()?;
-                let p: u16 = parse_num(spec, v)?;
+                let p = atoi(v) as u16;
                 if p == 0 {
-                    return Err(BadArg { opt: spec.long, value: v.into() }.into());
+                    return Err(bad(v));
                 }
                 self.port = Some(p);
             }
-            "ps-socket" => self.ps_socket = Some(parse_num(spec, req()?)?),
-            "status-fd" => self.status_fd = Some(parse_num(spec, req()?)?),
+            "ps-socket" => self.ps_socket = Some(atoi(req()?)),
+            "status-fd" => match strtol(req()?) {
+                (fd, true) => self.status_fd = Some(fd as i32),
+                _ => return Err(OptError::Other("Unable to parse a value of --status-fd".into())),
+            },
             "tls-cacert" => self.tls_cacert = Some(req()?.to_string()),
             "tls-cacrl" => self.tls_cacrl = Some(req()?.to_string()),
             "tls-cert" => self.tls_cert = Some(req()?.to_string()),
@@ -499,6 +585,24 @@ impl Opts {
         Ok(())
     }
 
+    /// Note an option we would silently fail to honour, as spelled.
+    fn refuse(&mut self, spelling: String) {
+        if !self.unsupported.contains(&spelling) {
+            self.unsupported.push(spelling);
+        }
+    }
+
+    /// Whether the caller asked for cgroups to be carried (explicit
+    /// `--manage-cgroups` other than `ignore`, or cgroup properties): with
+    /// no cgroup images yet, a dump then refuses a task whose cgroups are
+    /// not criu's own.
+    pub fn cgroups_checked(&self) -> bool {
+        (self.manage_cgroups_given && self.manage_cgroups != CgMode::Ignore)
+            || self.cgroup_props.is_some()
+            || self.cgroup_props_file.is_some()
+            || !self.cgroup_dump_controllers.is_empty()
+    }
+
     /// Checks CRIU makes once all sources are applied.
     pub fn check(&self) -> Result<(), OptError> {
         if self.restore_sibling && !self.restore_detach {
@@ -507,9 +611,14 @@ impl Opts {
         Ok(())
     }
 
-    /// The log level clamped to CRIU's range 0..=4.
+    /// The log level clamped to CRIU's range 0..=4. CRIU keeps the level
+    /// unsigned, so a negative one (`-v-1`) logs everything.
     pub fn effective_log_level(&self) -> i32 {
-        self.log_level.clamp(0, 4)
+        if self.log_level < 0 {
+            4
+        } else {
+            self.log_level.min(4)
+        }
     }
 }
 
@@ -518,13 +627,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("10"), Some(10));
-        assert_eq!(parse_size("4K"), Some(4096));
-        assert_eq!(parse_size("100M"), Some(100 << 20));
-        assert_eq!(parse_size("2G"), Some(2 << 30));
-        assert_eq!(parse_size("x"), None);
-        assert_eq!(parse_size(""), None);
+    fn sizes_as_criu_reads_them() {
+        for (v, want) in [
+            ("10", 10u64),
+            ("4K", 4096),
+            ("100M", 100 << 20),
+            ("2G", 2 << 30),
+            (" 3K", 3 << 10),
+            ("1k", 1), // lower case is no unit
+            ("K1", 0), // atol of "K1"
+            ("5KM", 5 << 10),
+            ("x", 0),
+            ("", 0),
+        ] {
+            assert_eq!(parse_size(v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn atoi_as_c() {
+        for (v, want) in [
+            ("5", 5),
+            ("5x", 5),
+            ("  -7", -7),
+            ("+3", 3),
+            ("\t\n12", 12),
+            ("abc", 0),
+            ("", 0),
+            ("erbosity=0", 0),
+            ("- 1", 0),
+            ("99999999999", 1215752191), // strtol, then truncated to int
+            ("99999999999999999999", -1), // saturated at LONG_MAX, truncated
+        ] {
+            assert_eq!(atoi(v), want, "{v:?}");
+        }
+        assert_eq!(strtol("x"), (0, false));
+        assert_eq!(strtol(" 0"), (0, true));
     }
 
     #[test]

@@ -220,20 +220,47 @@ fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
         .collect()
 }
 
+/// Whether the image's vDSO (from its pages) is ours byte for byte, with
+/// its vvar the size and distance ours has.
+fn vdso_is_ours(dir: &Path, pid: i32) -> bool {
+    use criu::mem::vdso;
+    let d = ImageDir::open(dir).unwrap();
+    let img = vdso::image_vdso(&mm_image(dir, pid), &d, pid as u64).unwrap().expect("the image has a vDSO");
+    let Some(rt) = vdso::Runtime::current().unwrap() else { return false };
+    let vvar = |v: Option<(u64, u64)>, at: u64| v.map(|(s, l)| (l, at - s));
+    img.missing.is_empty()
+        && img.bytes == rt.bytes
+        && vvar(img.vvar.map(|(s, e)| (s, e - s)), img.vdso.0) == vvar(rt.vvar, rt.vdso.0)
+}
+
 /// The task's memory is exactly the image's VMAs: nothing of the restorer
-/// or the premap is left, and vvar/vdso sit at the image's addresses.
-fn check_layout(pid: i32, mm: &MmEntry) {
+/// or the premap is left. vvar/vdso sit at the image's addresses when the
+/// image's vDSO is this kernel's; else (a proxy) the image's vDSO range is
+/// ordinary r-x memory and our [vvar]/[vdso] lie clear of every VMA of the
+/// image.
+fn check_layout(pid: i32, dir: &Path) {
+    let mm = &mm_image(dir, pid);
     let m = maps(pid);
-    let live = runs(m.iter().filter(|x| x.0 != VSYSCALL).map(|x| (x.0, x.1, x.2.clone())).collect());
+    let proxy = !vdso_is_ours(dir, pid);
+    let special = |x: &(u64, u64, String, String)| matches!(x.3.as_str(), "[vvar]" | "[vvar_vclock]" | "[vdso]");
+    let live = runs(m.iter().filter(|x| x.0 != VSYSCALL && !(proxy && special(x))).map(|x| (x.0, x.1, x.2.clone())).collect());
     assert_eq!(live, image_runs(mm), "maps of {pid} differ from the image:\n{m:#x?}");
     const VDSO: u32 = 1 << 3;
     const VVAR: u32 = 1 << 12;
     let img = |bit: u32| mm.vmas.iter().find(|v| v.status & bit != 0).map(|v| (v.start, v.end));
     let at = |name: &str| m.iter().find(|x| x.3 == name).map(|x| x.0);
-    let (vdso_s, _) = img(VDSO).expect("image has a vdso");
-    assert_eq!(at("[vdso]"), Some(vdso_s), "vdso not at the image's address");
-    if let Some((vvar_s, _)) = img(VVAR) {
-        assert_eq!(at("[vvar]"), Some(vvar_s), "vvar not at the image's address");
+    let (vdso_s, vdso_e) = img(VDSO).expect("image has a vdso");
+    if !proxy {
+        assert_eq!(at("[vdso]"), Some(vdso_s), "vdso not at the image's address");
+        if let Some((vvar_s, _)) = img(VVAR) {
+            assert_eq!(at("[vvar]"), Some(vvar_s), "vvar not at the image's address");
+        }
+        return;
+    }
+    assert!(at("[vdso]").is_some_and(|a| a != vdso_s), "no [vdso] of ours away from the image's:\n{m:#x?}");
+    assert!(m.iter().any(|x| x.0 <= vdso_s && vdso_e <= x.1 && x.2 == "r-xp" && x.3.is_empty()), "the image's vDSO is no plain mapping:\n{m:#x?}");
+    for k in m.iter().filter(|x| special(x)) {
+        assert!(mm.vmas.iter().all(|v| k.1 <= v.start || v.end <= k.0), "{k:x?} overlaps a VMA of the image");
     }
 }
 
@@ -251,7 +278,7 @@ fn sleep_fixture_restores_in_place() {
         assert_eq!(std::fs::read_link(format!("/proc/{SLEEP_PID}/fd/{fd}")).unwrap(), PathBuf::from("/dev/null"));
     }
     assert_eq!(std::fs::read_dir(format!("/proc/{SLEEP_PID}/fd")).unwrap().count(), 3, "service fds left open");
-    check_layout(SLEEP_PID, &mm_image(dir.path(), SLEEP_PID));
+    check_layout(SLEEP_PID, dir.path());
     let status = std::fs::read_to_string(format!("/proc/{SLEEP_PID}/status")).unwrap();
     assert!(status.contains("SigBlk:\t0000000000000000"), "{status}");
     // Still asleep a moment later (the interrupted sleep resumed).
@@ -274,7 +301,7 @@ fn sleep_fixture_restores_detached() {
     // criu is gone; the task is ours now (subreaper) and complete.
     assert_eq!(state(SLEEP_PID), Some('S'));
     assert_eq!(std::fs::read(format!("/proc/{SLEEP_PID}/cmdline")).unwrap(), b"/usr/bin/sleep\x00100000\x00");
-    check_layout(SLEEP_PID, &mm_image(dir.path(), SLEEP_PID));
+    check_layout(SLEEP_PID, dir.path());
     kill_and_reap(SLEEP_PID);
     assert!(session_empty(SLEEP_PID));
 }
@@ -297,7 +324,7 @@ fn python_timer_fixture_keeps_ticking() {
     let b = ticks();
     // 0.2 s period: about 5 ticks a second.
     assert!(a > 0 && b >= a + 3, "ticks {a} then {b}");
-    check_layout(TIMER_PID, &mm_image(dir.path(), TIMER_PID));
+    check_layout(TIMER_PID, dir.path());
     // The pipe is back (fds 3 and 4) and still holds its data... as far as
     // python is concerned; SIGALRM is caught, SIGPIPE/SIGXFSZ ignored.
     let fd3 = std::fs::read_link(format!("/proc/{TIMER_PID}/fd/3")).unwrap();
@@ -392,7 +419,7 @@ fn own_dump_restores_and_counts_on() {
     std::thread::sleep(Duration::from_millis(300));
     let c = count(&file);
     assert!(c > at_dump + 3, "counter {c} after restore, {at_dump} at dump");
-    check_layout(pid, &mm_image(&imgs, pid));
+    check_layout(pid, &imgs);
     kill_and_reap(pid);
     assert!(session_empty(pid));
 }
@@ -512,11 +539,14 @@ fn without_a_cleaner_the_task_still_runs() {
     let log = log(dir.path(), "restore.log");
     assert!(log.contains("cleaner off") && log.contains("stays mapped"), "{log}");
     // The image's VMAs plus the restorer region (less the vDSO's parking
-    // spot), nothing else.
+    // spot), nothing else (but our vDSO block, away from the image's VMAs
+    // when it proxies for the image's).
     let mm = mm_image(dir.path(), SLEEP_PID);
     let image = image_runs(&mm);
     let m = maps(SLEEP_PID);
-    let extra: Vec<_> = m.iter().filter(|x| x.0 != VSYSCALL && !image.iter().any(|i| i.0 <= x.0 && x.1 <= i.1)).collect();
+    let ours = |x: &(u64, u64, String, String)| matches!(x.3.as_str(), "[vvar]" | "[vvar_vclock]" | "[vdso]");
+    let extra: Vec<_> =
+        m.iter().filter(|x| x.0 != VSYSCALL && !ours(x) && !image.iter().any(|i| i.0 <= x.0 && x.1 <= i.1)).collect();
     assert!(!extra.is_empty() && extra.iter().all(|x| x.2 == "rwxp"), "{extra:#x?}");
     let span = extra.last().unwrap().1 - extra[0].0;
     assert!(span < 1 << 20, "{extra:#x?}");

@@ -80,7 +80,7 @@ fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
 
     let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap(), "--inherit-fd", "fd3:x"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("invalid argument for --inherit-fd: fd3:x"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("Invalid inherit fd argument: fd3:x"), "{}", text(&o.stderr));
     assert!(Path::new(&imgs).exists());
 }
 

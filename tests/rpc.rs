@@ -277,12 +277,12 @@ fn unsupported_option_fails_with_a_clear_message_and_no_dump() {
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let t = Target::sleeper();
     let s = Swrk::start();
-    let opts = CriuOpts { tcp_established: Some(true), ..dump_opts(t.pid(), &dir) };
+    let opts = CriuOpts { track_mem: Some(true), ..dump_opts(t.pid(), &dir) };
     s.send(&req(CriuReqType::Dump, Some(opts)));
     let r = s.recv().unwrap();
     assert!(!r.success);
     assert_eq!(r.r#type, CriuReqType::Dump as i32);
-    assert_eq!(errmsg(&r), "RPC option(s) not supported yet: tcp_established (--tcp-established)");
+    assert_eq!(errmsg(&r), "RPC option(s) not supported yet: track_mem (--track-mem)");
     assert_eq!(r.cr_errno, Some(libc::EBADRQC));
     assert_eq!(s.exit_code(), 1);
     assert_eq!(state(t.pid()), Some(('S', 0)));
@@ -297,12 +297,12 @@ fn config_file_is_applied_over_the_request() {
     let t = Target::sleeper();
     let conf = tmp.path().join("rpc.conf");
 
-    std::fs::write(&conf, "tcp-established\n").unwrap();
+    std::fs::write(&conf, "tcp-established\nlsm-profile apparmor:x\n").unwrap();
     let s = Swrk::start();
     s.send(&req(CriuReqType::Dump, Some(CriuOpts { config_file: Some(conf.to_str().unwrap().into()), ..dump_opts(t.pid(), &dir) })));
     let r = s.recv().unwrap();
     assert!(!r.success);
-    assert!(errmsg(&r).contains(&format!("--tcp-established (config file {})", conf.display())), "{}", errmsg(&r));
+    assert_eq!(errmsg(&r), format!("RPC option(s) not supported yet: --lsm-profile (config file {})", conf.display()));
     drop(s);
 
     std::fs::remove_file(tmp.path().join("dump.log")).unwrap();
@@ -502,4 +502,77 @@ fn rust_criu_restores_as_a_sibling_like_runc() {
     assert_eq!(ppid, std::process::id());
     assert!(matches!(state(pid), Some(('S', 0))), "{:?}", state(pid));
     kill_and_reap(pid);
+}
+
+/// What runc sends with every request: a config_file that usually does not
+/// exist (CRIU goes on without it), orphan_pts_master, manage_cgroups,
+/// tcp_established, ext_unix_sk, file_locks, link_remap, evasive_devices,
+/// an external net namespace, empty_ns = CLONE_NEWNET, ext_mnt, root.
+fn runc_opts(base: CriuOpts, missing_conf: &Path) -> CriuOpts {
+    use criu::rpc::pb::ExtMountMap;
+    CriuOpts {
+        config_file: Some(missing_conf.to_str().unwrap().into()),
+        orphan_pts_master: Some(true),
+        manage_cgroups: Some(true),
+        manage_cgroups_mode: Some(3),
+        tcp_established: Some(true),
+        ext_unix_sk: Some(true),
+        file_locks: Some(true),
+        link_remap: Some(true),
+        evasive_devices: Some(true),
+        shell_job: Some(false),
+        external: vec!["net[4026531992]:extRootNetNS".into()],
+        empty_ns: Some(libc::CLONE_NEWNET as u32),
+        ext_mnt: vec![ExtMountMap { key: "/etc/hostname".into(), val: "/etc/hostname".into() }],
+        root: Some("/".into()),
+        ..base
+    }
+}
+
+#[test]
+fn runc_requests_with_a_missing_config_file_dump_restore_and_check() {
+    let _g = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::File::open(tmp.path()).unwrap();
+    let missing = tmp.path().join("etc-criu/runc.conf");
+    let mut t = Target::sleeper();
+    let pid = t.pid();
+
+    let s = Swrk::start();
+    s.send(&req(CriuReqType::Dump, Some(runc_opts(dump_opts(pid, &dir), &missing))));
+    let r = s.recv().unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("dump.log")).unwrap_or_default();
+    assert!(r.success, "{}\n{log}", errmsg(&r));
+    drop(s);
+    t.reap();
+    assert!(tmp.path().join(format!("core-{pid}.img")).exists());
+
+    let s = Swrk::start();
+    let opts = CriuOpts { images_dir_fd: dir.as_raw_fd(), log_level: Some(4), log_file: Some("restore.log".into()), ..Default::default() };
+    s.send(&req(CriuReqType::Restore, Some(runc_opts(opts, &missing))));
+    let r = s.recv().unwrap();
+    let log = std::fs::read_to_string(tmp.path().join("restore.log")).unwrap_or_default();
+    if !r.success && errmsg(&r).contains(NOT_BUILT) {
+        eprintln!("SKIPPED the restore half: {NOT_BUILT}");
+    } else {
+        assert!(r.success, "{}\n{log}", errmsg(&r));
+        assert_eq!(r.restore.unwrap().pid, pid);
+        assert!(matches!(state(pid), Some(('S', _))), "{:?}", state(pid));
+        kill_and_reap(pid);
+    }
+    drop(s);
+
+    // CHECK with a log file reads config_file too.
+    let s = Swrk::start();
+    let opts = CriuOpts { images_dir_fd: dir.as_raw_fd(), log_file: Some("check.log".into()), config_file: Some(missing.to_str().unwrap().into()), ..Default::default() };
+    s.send(&req(CriuReqType::Check, Some(opts)));
+    let r = s.recv().unwrap();
+    assert!(r.success, "{}", errmsg(&r));
+
+    // An existing but unreadable one (a directory) is skipped the same way.
+    let s = Swrk::start();
+    let opts = CriuOpts { images_dir_fd: dir.as_raw_fd(), log_file: Some("check2.log".into()), config_file: Some(tmp.path().to_str().unwrap().into()), ..Default::default() };
+    s.send(&req(CriuReqType::Check, Some(opts)));
+    let r = s.recv().unwrap();
+    assert!(r.success, "{}", errmsg(&r));
 }

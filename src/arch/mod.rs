@@ -15,6 +15,8 @@
 //!   relative to the injection address.
 //! - [`sigframe`]: the `rt_sigframe` the parasite loads with `rt_sigreturn`
 //!   if its controller disappears (`build`, `SIGRETURN_SP_OFFSET`, `size`).
+//! - [`vdso_jump`] and [`VDSO_JUMP_LEN`]: the jump a vDSO proxy writes
+//!   over each exported function of an image's vDSO.
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;

@@ -1,4 +1,6 @@
-//! cgroups. For now the v1 freezer `--freeze-cgroup` uses to stop a tree
-//! before seizing it (cgroup dump/restore, `--manage-cgroups`, comes later).
+//! cgroups. The v1 freezer `--freeze-cgroup` uses to stop a tree before
+//! seizing it, and tasks' cgroup membership against criu's own (no cgroup
+//! images yet: `--manage-cgroups` refuses a tree elsewhere).
 
 pub mod freezer;
+pub mod membership;

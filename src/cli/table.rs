@@ -20,11 +20,20 @@ pub enum ArgKind {
     Optional,
 }
 
-/// Whether setting the option changes behaviour we implement.
+/// What accepting the option means here. Only `NotYet` refuses: an option
+/// is refused where accepting it would silently fail to deliver what it
+/// asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Support {
     /// Implemented.
     Yes,
+    /// It permits a kind of object; a dump that meets one we cannot carry
+    /// still refuses, naming the object.
+    Permits,
+    /// It only matters for something we refuse anyway (namespaces, mounts,
+    /// TCP, the page server, cgroup images) or it only tunes how CRIU does
+    /// something ours does exactly either way.
+    NoEffect,
     /// Parsed, but using it fails the command with "not supported yet".
     NotYet,
 }
@@ -38,6 +47,15 @@ pub struct OptSpec {
     pub support: Support,
     pub value_name: &'static str,
     pub help: &'static str,
+    /// Why the row has its [`Support`] class, where that is not obvious.
+    pub why: &'static str,
+}
+
+impl OptSpec {
+    /// The row with the reason for its class.
+    const fn why(self, why: &'static str) -> OptSpec {
+        OptSpec { why, ..self }
+    }
 }
 
 const fn o(
@@ -48,13 +66,14 @@ const fn o(
     value_name: &'static str,
     help: &'static str,
 ) -> OptSpec {
-    OptSpec { long, short, kind, support, value_name, help }
+    OptSpec { long, short, kind, support, value_name, help, why: "" }
 }
 
 use ArgKind::{Bool, Flag, Optional, Required};
-use Support::{NotYet, Yes};
+use Support::{NoEffect, NotYet, Permits, Yes};
 
-/// Every option of CRIU 4.2 (criu/config.c and Documentation/criu.txt).
+/// Every option of CRIU 4.2 (criu/config.c and Documentation/criu.txt),
+/// with what accepting it means here. `why` explains each non-obvious class.
 pub const OPTIONS: &[OptSpec] = &[
     // Common options.
     o("verbosity", Some('v'), Optional, Yes, "LEVEL", "raise verbosity (-v, -vv, ...) or set it (-vN, --verbosity=N; 0..4)"),
@@ -65,70 +84,113 @@ pub const OPTIONS: &[OptSpec] = &[
     o("log-pid", None, Bool, Yes, "", "write a separate log file per process (FILE.PID)"),
     o("display-stats", None, Bool, Yes, "", "print dump/restore statistics at the end"),
     o("images-dir", Some('D'), Required, Yes, "DIR", "directory of the image files"),
-    o("prev-images-dir", None, Required, NotYet, "DIR", "parent images directory for incremental dumps"),
+    o("prev-images-dir", None, Required, NotYet, "DIR", "parent images directory for incremental dumps")
+        .why("parent images (incremental dumps) are neither written nor read yet"),
     o("work-dir", Some('W'), Required, Yes, "DIR", "directory for logs, pidfiles and stats (default: -D)"),
     o("close", None, Required, Yes, "FD", "close FD before doing anything else"),
-    o("libdir", Some('L'), Required, NotYet, "DIR", "plugins directory"),
+    o("libdir", Some('L'), Required, NotYet, "DIR", "plugins directory")
+        .why("we load no plugins: what a plugin would carry (GPU state, ...) would be lost"),
     o("action-script", None, Required, Yes, "FILE", "run FILE at the action-script stages"),
     o("version", Some('V'), Flag, Yes, "", "print the version and exit"),
     o("help", Some('h'), Flag, Yes, "", "print help and exit"),
     o("deprecated", None, Bool, Yes, "", "allow deprecated functionality"),
     o("timeout", None, Required, Yes, "SECONDS", "bound the time spent collecting/restoring tasks"),
-    o("stream", None, Bool, NotYet, "", "stream images through criu-image-streamer"),
+    o("stream", None, Bool, NotYet, "", "stream images through criu-image-streamer")
+        .why("images would not go through the streamer"),
     // dump / pre-dump.
     o("tree", Some('t'), Required, Yes, "PID", "checkpoint the process tree rooted at PID"),
     o("leave-running", Some('R'), Flag, Yes, "", "leave tasks running after dump"),
     o("leave-stopped", Some('s'), Flag, Yes, "", "leave tasks stopped after dump/restore"),
-    o("track-mem", None, Bool, NotYet, "", "turn on the memory changes tracker"),
-    o("pre-dump-mode", None, Required, NotYet, "splice|read", "pre-dump memory transfer mode"),
-    o("external", None, Required, NotYet, "TYPE[ID]:VALUE", "dump/restore an external resource"),
+    o("track-mem", None, Bool, NotYet, "", "turn on the memory changes tracker")
+        .why("the next (incremental) dump could not rely on it"),
+    o("pre-dump-mode", None, Required, NoEffect, "splice|read", "pre-dump memory transfer mode")
+        .why("only pre-dump reads it (refused); dump and restore ignore it, as CRIU's do"),
+    o("external", None, Required, Permits, "TYPE[ID]:VALUE", "dump/restore an external resource")
+        .why("net/mnt/dev/veth/macvlan name namespace resources (refused anyway); file/tty/unix are refused"),
     o("freeze-cgroup", None, Required, Yes, "PATH", "use the cgroup freezer at PATH to collect tasks"),
-    o("manage-cgroups", None, Optional, NotYet, "MODE", "dump/restore cgroups (none|props|soft|full|strict|ignore)"),
-    o("cgroup-props", None, Required, NotYet, "SPEC", "cgroup controllers/properties to save"),
-    o("cgroup-props-file", None, Required, NotYet, "FILE", "like --cgroup-props, read from FILE"),
-    o("cgroup-dump-controller", None, Required, NotYet, "NAME", "dump only controller NAME"),
-    o("cgroup-yard", None, Required, NotYet, "PATH", "use a prepared cgroup yard"),
-    o("cgroup-root", None, Required, NotYet, "[CTL:]/ROOT", "change the cgroup root of a controller"),
-    o("tcp-established", None, Bool, NotYet, "", "checkpoint/restore established TCP connections"),
-    o("skip-in-flight", None, Bool, NotYet, "", "skip in-flight TCP connections"),
-    o("tcp-close", None, Bool, NotYet, "", "restore connected TCP sockets closed"),
-    o("evasive-devices", None, Bool, NotYet, "", "use any path to a device file"),
-    o("page-server", None, Bool, NotYet, "", "send pages to a page server"),
-    o("force-irmap", None, Bool, NotYet, "", "force resolving inotify/fsnotify watch names"),
-    o("auto-dedup", None, Bool, NotYet, "", "deduplicate pages of previous dumps"),
-    o("file-locks", Some('l'), Bool, NotYet, "", "dump/restore file locks"),
-    o("link-remap", None, Bool, NotYet, "", "allow linking unlinked files back"),
+    o("manage-cgroups", None, Optional, Permits, "MODE", "dump/restore cgroups (none|props|soft|full|strict|ignore)")
+        .why("no cgroup images yet: a dump refuses a task in cgroups other than criu's own (ignore: no check)"),
+    o("cgroup-props", None, Required, Permits, "SPEC", "cgroup controllers/properties to save")
+        .why("shapes cgroup images; turns on the same check as --manage-cgroups"),
+    o("cgroup-props-file", None, Required, Permits, "FILE", "like --cgroup-props, read from FILE")
+        .why("shapes cgroup images; turns on the same check as --manage-cgroups"),
+    o("cgroup-dump-controller", None, Required, Permits, "NAME", "dump only controller NAME")
+        .why("shapes cgroup images; turns on the same check as --manage-cgroups"),
+    o("cgroup-yard", None, Required, NoEffect, "PATH", "use a prepared cgroup yard")
+        .why("where CRIU mounts hierarchies to restore cgroup images; ours restore none"),
+    o("cgroup-root", None, Required, Permits, "[CTL:]/ROOT", "change the cgroup root of a controller")
+        .why("restore: accepted when it names criu's own cgroup (runc moves criu there), else refused"),
+    o("tcp-established", None, Bool, Permits, "", "checkpoint/restore established TCP connections")
+        .why("inet sockets are refused by name"),
+    o("skip-in-flight", None, Bool, Permits, "", "skip in-flight TCP connections")
+        .why("inet sockets are refused by name"),
+    o("tcp-close", None, Bool, NoEffect, "", "restore connected TCP sockets closed")
+        .why("no image of ours holds a TCP socket"),
+    o("evasive-devices", None, Bool, Permits, "", "use any path to a device file")
+        .why("devices are reopened by their recorded path; a missing one fails the restore by name"),
+    o("page-server", None, Bool, NotYet, "", "send pages to a page server")
+        .why("pages would be written locally instead"),
+    o("force-irmap", None, Bool, NoEffect, "", "force resolving inotify/fsnotify watch names")
+        .why("how CRIU names watched inodes; ours restore the same watches or fail"),
+    o("auto-dedup", None, Bool, NotYet, "", "deduplicate pages of previous dumps")
+        .why("image space would not be freed"),
+    o("file-locks", Some('l'), Bool, Permits, "", "dump/restore file locks")
+        .why("a task holding a file lock is refused by name"),
+    o("link-remap", None, Bool, Permits, "", "allow linking unlinked files back")
+        .why("an unlinked file that still has another link is refused by name"),
     o("ghost-limit", None, Required, Yes, "SIZE", "max size of a deleted file carried in images"),
-    o("ghost-fiemap", None, Bool, NotYet, "", "use fiemap to dump sparse ghost files"),
+    o("ghost-fiemap", None, Bool, NoEffect, "", "use fiemap to dump sparse ghost files")
+        .why("how CRIU reads ghost contents; ours copies them whole"),
     o("shell-job", Some('j'), Bool, Yes, "", "allow dumping/restoring shell jobs"),
     o("cpu-cap", None, Optional, Yes, "CAPS", "CPU capabilities to write/check (fpu,cpu,ins,all,none)"),
-    o("lazy-pages", None, Flag, NotYet, "", "post-copy memory migration"),
-    o("ext-unix-sk", Some('x'), Optional, NotYet, "INODE", "allow external unix sockets"),
-    o("ext-mount-map", Some('M'), Required, NotYet, "KEY:VAL", "external mount mapping"),
-    o("enable-external-sharing", None, Flag, NotYet, "", "allow external shared mounts"),
-    o("enable-external-masters", None, Flag, NotYet, "", "allow external slave mounts"),
-    o("skip-mnt", None, Required, NotYet, "PATH", "ignore the mount at PATH"),
-    o("enable-fs", None, Required, NotYet, "FS", "dump/restore mounts of FS (comma list, or all)"),
-    o("irmap-scan-path", None, Required, NotYet, "PATH", "where to look for inotify watch names"),
-    o("file-validation", None, Required, NotYet, "filesize|buildid", "how to validate files on restore"),
-    o("skip-file-rwx-check", None, Bool, NotYet, "", "skip checking file permissions on restore"),
-    o("network-lock", None, Required, NotYet, "iptables|nftables|skip", "network locking method"),
+    o("lazy-pages", None, Flag, NotYet, "", "post-copy memory migration")
+        .why("memory would be restored eagerly, not served lazily"),
+    o("ext-unix-sk", Some('x'), Optional, Permits, "INODE", "allow external unix sockets")
+        .why("a unix socket whose peer is outside the tree is refused by name"),
+    o("ext-mount-map", Some('M'), Required, NoEffect, "KEY:VAL", "external mount mapping")
+        .why("mount namespaces are refused"),
+    o("enable-external-sharing", None, Flag, NoEffect, "", "allow external shared mounts")
+        .why("mount namespaces are refused"),
+    o("enable-external-masters", None, Flag, NoEffect, "", "allow external slave mounts")
+        .why("mount namespaces are refused"),
+    o("skip-mnt", None, Required, NoEffect, "PATH", "ignore the mount at PATH")
+        .why("mount namespaces are refused"),
+    o("enable-fs", None, Required, NoEffect, "FS", "dump/restore mounts of FS (comma list, or all)")
+        .why("mount namespaces are refused"),
+    o("irmap-scan-path", None, Required, NoEffect, "PATH", "where to look for inotify watch names")
+        .why("see --force-irmap"),
+    o("file-validation", None, Required, NoEffect, "filesize|buildid", "how to validate files on restore")
+        .why("restore always checks type, size and build-id; a mismatch is refused by name"),
+    o("skip-file-rwx-check", None, Bool, NoEffect, "", "skip checking file permissions on restore")
+        .why("restore makes no rwx check beyond opening the file"),
+    o("network-lock", None, Required, NoEffect, "iptables|nftables|skip", "network locking method")
+        .why("only locks a dumped net namespace or TCP sockets, both refused"),
     o("allow-uprobes", None, Bool, Yes, "", "allow dumping tasks with uprobes VMAs"),
-    o("unprivileged", None, Bool, NotYet, "", "run without CAP_SYS_ADMIN where possible"),
-    o("weak-sysctls", None, Bool, NotYet, "", "skip sysctls that are missing on restore"),
-    o("empty-ns", None, Required, NotYet, "net", "create an empty namespace"),
-    o("join-ns", Some('J'), Required, NotYet, "NS:PATH[,OPT]", "join an existing namespace"),
+    o("unprivileged", None, Bool, NoEffect, "", "run without CAP_SYS_ADMIN where possible")
+        .why("ours carries the same state either way, or fails on a missing privilege"),
+    o("weak-sysctls", None, Bool, NoEffect, "", "skip sysctls that are missing on restore")
+        .why("sysctls belong to namespaces, refused"),
+    o("empty-ns", None, Required, NoEffect, "net", "create an empty namespace")
+        .why("only for a dumped net namespace, refused"),
+    o("join-ns", Some('J'), Required, NotYet, "NS:PATH[,OPT]", "join an existing namespace")
+        .why("the tree would run in criu's namespaces instead"),
     // restore.
     o("restore-detached", Some('d'), Bool, Yes, "", "detach criu once restore is complete"),
     o("daemon", None, Bool, Yes, "", "run detached (restore, service, page-server)"),
     o("restore-sibling", Some('S'), Bool, Yes, "", "restore the root task as a sibling"),
-    o("root", Some('r'), Required, NotYet, "PATH", "root filesystem for restore"),
+    o("root", Some('r'), Required, NoEffect, "PATH", "root filesystem for restore")
+        .why("only roots a restored mount namespace; a dump refuses mount namespaces"),
     o("inherit-fd", None, Required, Yes, "fd[N]:RES", "use an inherited fd for a resource"),
-    o("exec-cmd", None, Flag, NotYet, "", "exec the given command after restore"),
-    o("veth-pair", None, Required, NotYet, "IN=OUT", "outer name of a veth device"),
-    o("lsm-profile", None, Required, NotYet, "TYPE:NAME", "LSM profile for restore"),
-    o("lsm-mount-context", None, Required, NotYet, "CTX", "SELinux mount context for restore"),
-    o("mntns-compat-mode", None, Bool, NotYet, "", "restore mount namespaces the pre-4.0 way"),
+    o("exec-cmd", None, Flag, NotYet, "", "exec the given command after restore")
+        .why("the command would not run"),
+    o("veth-pair", None, Required, NoEffect, "IN=OUT", "outer name of a veth device")
+        .why("net namespaces are refused"),
+    o("lsm-profile", None, Required, NotYet, "TYPE:NAME", "LSM profile for restore")
+        .why("we cannot apply an LSM profile: the tree would run unconfined"),
+    o("lsm-mount-context", None, Required, NoEffect, "CTX", "SELinux mount context for restore")
+        .why("only for mounts of a restored mount namespace"),
+    o("mntns-compat-mode", None, Bool, NoEffect, "", "restore mount namespaces the pre-4.0 way")
+        .why("mount namespaces are refused"),
     // check.
     o("feature", None, Required, Yes, "NAME", "check one kernel feature ('list' lists them)"),
     o("extra", None, Bool, Yes, "", "also check category 2 features"),
@@ -137,15 +199,41 @@ pub const OPTIONS: &[OptSpec] = &[
     o("ms", None, Flag, Yes, "", "deprecated; use check options"),
     // page-server / lazy-pages / service.
     o("address", None, Required, Yes, "ADDR", "page server address"),
-    o("port", None, Required, NotYet, "PORT", "page server port"),
-    o("ps-socket", None, Required, NotYet, "FD", "use FD as the page server socket"),
+    o("port", None, Required, NoEffect, "PORT", "page server port")
+        .why("only for --page-server and the page-server/lazy-pages commands, refused"),
+    o("ps-socket", None, Required, NoEffect, "FD", "use FD as the page server socket")
+        .why("only for --page-server and the page-server/lazy-pages commands, refused"),
     o("status-fd", None, Required, Yes, "FD", "write \\0 to FD when ready"),
-    o("tls-cacert", None, Required, NotYet, "FILE", "TLS CA certificate"),
-    o("tls-cacrl", None, Required, NotYet, "FILE", "TLS certificate revocation list"),
-    o("tls-cert", None, Required, NotYet, "FILE", "TLS certificate"),
-    o("tls-key", None, Required, NotYet, "FILE", "TLS private key"),
-    o("tls", None, Bool, NotYet, "", "secure remote connections with TLS"),
-    o("tls-no-cn-verify", None, Flag, NotYet, "", "do not verify the TLS common name"),
+    o("tls-cacert", None, Required, NoEffect, "FILE", "TLS CA certificate").why("only secures page-server connections"),
+    o("tls-cacrl", None, Required, NoEffect, "FILE", "TLS certificate revocation list").why("only secures page-server connections"),
+    o("tls-cert", None, Required, NoEffect, "FILE", "TLS certificate").why("only secures page-server connections"),
+    o("tls-key", None, Required, NoEffect, "FILE", "TLS private key").why("only secures page-server connections"),
+    o("tls", None, Bool, NoEffect, "", "secure remote connections with TLS").why("only secures page-server connections"),
+    o("tls-no-cn-verify", None, Flag, NoEffect, "", "do not verify the TLS common name").why("only secures page-server connections"),
+];
+
+/// CRIU 4.2's getopt string of short options.
+pub const SHORT_OPTS: &str = "dSsRt:hD:o:v::x::Vr:jJ:lW:L:M:";
+
+/// The long options in the order of CRIU 4.2's `long_opts` table (a Bool
+/// row stands for `--X` then `--no-X`). getopt_long scans this order: it
+/// decides which option an abbreviation means and how an ambiguity is
+/// listed. Read off the real binary's ambiguity messages.
+pub const GETOPT_ORDER: &[&str] = &[
+    "tree", "leave-stopped", "leave-running", "restore-detached", "restore-sibling", "daemon",
+    "images-dir", "work-dir", "log-file", "join-ns", "root", "ext-unix-sk", "help",
+    "tcp-established", "close", "log-pid", "version", "evasive-devices", "pidfile", "veth-pair",
+    "action-script", "link-remap", "shell-job", "file-locks", "page-server", "address", "port",
+    "prev-images-dir", "ms", "track-mem", "auto-dedup", "libdir", "cpu-cap", "force-irmap",
+    "ext-mount-map", "exec-cmd", "manage-cgroups", "cgroup-root", "inherit-fd", "feature",
+    "skip-mnt", "enable-fs", "enable-external-sharing", "enable-external-masters", "freeze-cgroup",
+    "ghost-limit", "irmap-scan-path", "lsm-profile", "timeout", "external", "empty-ns",
+    "lazy-pages", "extra", "experimental", "all", "cgroup-props", "cgroup-props-file",
+    "cgroup-dump-controller", "skip-in-flight", "deprecated", "display-stats", "weak-sysctls",
+    "status-fd", "tcp-close", "verbosity", "ps-socket", "stream", "config", "no-default-config",
+    "tls-cacert", "tls-cacrl", "tls-cert", "tls-key", "tls", "tls-no-cn-verify", "cgroup-yard",
+    "pre-dump-mode", "file-validation", "skip-file-rwx-check", "lsm-mount-context",
+    "network-lock", "mntns-compat-mode", "unprivileged", "ghost-fiemap", "allow-uprobes",
 ];
 
 /// The commands CRIU 4.2 knows.
@@ -187,6 +275,43 @@ mod tests {
             if let Some(c) = s.short {
                 assert!(shorts.insert(c), "duplicate -{c}");
             }
+        }
+    }
+
+    #[test]
+    fn getopt_order_lists_every_option_once() {
+        let mut order: Vec<&str> = GETOPT_ORDER.to_vec();
+        order.sort();
+        let mut rows: Vec<&str> = OPTIONS.iter().map(|s| s.long).collect();
+        rows.sort();
+        assert_eq!(order, rows);
+    }
+
+    #[test]
+    fn every_class_but_implemented_says_why() {
+        for s in OPTIONS {
+            if matches!(s.support, Support::Permits | Support::NoEffect) {
+                assert!(!s.why.is_empty(), "--{} needs a reason for its class", s.long);
+            }
+        }
+    }
+
+    #[test]
+    fn docs_list_every_option_with_its_class() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/compatibility.md"));
+        for s in OPTIONS {
+            let name = if s.kind == ArgKind::Bool { format!("--[no-]{}`", s.long) } else { format!("--{}`", s.long) };
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with("| `") && l.split('|').nth(1).is_some_and(|c| c.trim().ends_with(&name)))
+                .unwrap_or_else(|| panic!("docs/compatibility.md has no row for --{}", s.long));
+            let class = match s.support {
+                Support::Yes => "implemented",
+                Support::Permits => "permits objects",
+                Support::NoEffect => "no effect here",
+                Support::NotYet => "not yet",
+            };
+            assert_eq!(row.split('|').nth(2).map(str::trim), Some(class), "--{}: {row}", s.long);
         }
     }
 

@@ -30,6 +30,8 @@ pub struct FileTable {
     pub ghosts: ghost::Ghosts,
     /// `--ghost-limit`.
     pub ghost_limit: u64,
+    /// The memfd inodes the MEMFD entries name (memfd.img).
+    pub memfd_inodes: Vec<crate::images::pb::MemfdInodeEntry>,
 }
 
 impl FileTable {
@@ -40,6 +42,7 @@ impl FileTable {
             mapped: HashMap::new(),
             ghosts: Default::default(),
             ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
+            memfd_inodes: Vec::new(),
         }
     }
 
@@ -91,14 +94,15 @@ impl FileTable {
         &self.entries
     }
 
-    /// Write files.img, and remap-fpath.img and the ghost-file images
-    /// when there are ghosts.
+    /// Write files.img, memfd.img when memfds were recorded, and
+    /// remap-fpath.img and the ghost-file images when there are ghosts.
     pub fn write(&self, dir: &ImageDir) -> anyhow::Result<()> {
         let mut w = ImageWriter::create(dir, "files.img", kinds::files())?;
         for e in &self.entries {
             w.write(e)?;
         }
         w.finish()?;
+        crate::mem::memfd::write_inodes(dir, &self.memfd_inodes)?;
         self.ghosts.write(dir)
     }
 }

@@ -193,6 +193,7 @@ pub mod kinds {
     kind!(pagemap, "PAGEMAP");
     kind!(fdinfo, "FDINFO");
     kind!(files, "FILES");
+    kind!(memfd_inode, "MEMFD_INODE");
     kind!(remap_fpath, "REMAP_FPATH");
     kind!(ghost_file, "GHOST_FILE");
     kind!(fs, "FS");

@@ -1,8 +1,13 @@
-//! Task memory: VMAs (`vma`), the page dump (`pages`), and the mm_entry
-//! that ties them to the task's mm boundaries.
+//! Task memory: VMAs (`vma`), the page dump (`pages`), memfd objects
+//! (`memfd`), shared memory contents at restore (`shmem`), the restore's
+//! premap (`premap`) and vDSO decision (`vdso`), and the mm_entry that ties them to the task's mm
+//! boundaries.
 
+pub mod memfd;
 pub mod pages;
 pub mod premap;
+pub mod shmem;
+pub mod vdso;
 pub mod vma;
 
 use crate::images::pb::MmEntry;

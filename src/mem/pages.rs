@@ -4,8 +4,9 @@
 //! boundaries, as CRIU does.
 //!
 //! Private anonymous pages are flagged PE_LAZY | PE_PRESENT; COW-ed pages of
-//! private file mappings and the vDSO are PE_PRESENT. Zero-page mappings
-//! and pages still backed by the file are not stored.
+//! private file mappings and the vDSO (every page of it, present or not)
+//! are PE_PRESENT. Zero-page mappings and pages still backed by the file
+//! are not stored.
 
 use std::fs::File;
 use std::io::Write;
@@ -93,9 +94,15 @@ pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)
         st.pages_scanned += (v.entry.end - v.entry.start) / PAGE_SIZE;
         let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
         let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
-        for (s, e) in scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
-            .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
-        {
+        // The vDSO whole, present or not (as CRIU): a restore on another
+        // kernel compares it with its own and may restore it as a proxy.
+        let present = if v.is(status::AREA_VDSO) {
+            vec![(v.entry.start, v.entry.end)]
+        } else {
+            scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
+                .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
+        };
+        for (s, e) in present {
             match runs.last_mut() {
                 Some(r) if r.end == s && r.flags == fl => r.end = e,
                 _ => runs.push(Run { start: s, end: e, flags: fl }),
@@ -123,6 +130,18 @@ pub fn copy_runs(mem: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> 
     Ok(total)
 }
 
+/// Copy `runs` (page-aligned offsets) of a shared memory object to `out`,
+/// through a mapping of it: whole pages, so the last page of an object
+/// whose size is no multiple of the page comes whole, as the task sees it.
+fn copy_object_runs(f: &File, runs: &[Run], out: &mut impl Write) -> Result<u64> {
+    let Some(len) = runs.iter().map(|r| r.end).max() else { return Ok(0) };
+    let base = crate::sys::mm::map(0, len, libc::PROT_READ, libc::MAP_SHARED, Some(f.as_fd()), 0).context("mapping the object")?;
+    let shifted: Vec<Run> = runs.iter().map(|r| Run { start: base + r.start, end: base + r.end, flags: r.flags }).collect();
+    let r = File::open("/proc/self/mem").context("opening /proc/self/mem").and_then(|mem| copy_runs(&mem, &shifted, out));
+    let _ = crate::sys::mm::unmap(base, len);
+    r
+}
+
 /// The pagemap of `runs` stored in pages-`pages_id`.img.
 fn pagemap_of(pages_id: u32, runs: &[Run]) -> Pagemap {
     Pagemap {
@@ -147,29 +166,26 @@ pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Re
 }
 
 /// Dump the private memory of `pid`: pagemap-`pid`.img and pages-`pages_id`.img.
-pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<MemStats> {
+/// Returns the stats and the task's guard regions (for the mm image).
+pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<(MemStats, Vec<Run>)> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).with_context(|| format!("can't open pagemap of {pid}"))?;
     let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
     let (runs, mut st) = private_runs(&pagemap, vmas)?;
     write_pagemap(dir, pid as u64, pages_id, &runs)?;
-    if crate::kerndat::has_pagemap_scan_guard_pages() {
-        let guards = guard_runs(&pagemap, vmas)?;
-        if !guards.is_empty() {
-            pagemap_of(0, &guards).write_named(dir, &guards_name(pid as u64))?;
-        }
-    }
+    let guards = if crate::kerndat::has_pagemap_scan_guard_pages() { guard_runs(&pagemap, vmas)? } else { Vec::new() };
     let name = pages_file_name(pages_id);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&name)?);
     let bytes = copy_runs(&mem, &runs, &mut out)?;
     out.flush().with_context(|| format!("writing {name}"))?;
     st.pages_written = bytes / PAGE_SIZE;
     st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
-    Ok(st)
+    Ok((st, guards))
 }
 
-/// Guard regions (MADV_GUARD_INSTALL) of task `pid`, recorded as a
-/// pagemap-format image of their own: CRIU keeps no such record, ignores
-/// this file, and its crit still decodes it (PAGEMAP magic, no data).
+/// Guard regions (MADV_GUARD_INSTALL) of task `pid` as our earlier dumps
+/// recorded them (a pagemap-format image of their own); restore still
+/// reads it. Dumps now record them as CRIU 4.2 does: VMA_AREA_GUARD
+/// entries after the task's VMAs in mm-PID.img.
 pub fn guards_name(pid: u64) -> String {
     format!("guards-{pid}.img")
 }
@@ -235,32 +251,38 @@ fn data_runs(f: &File, len: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// Dump each anonymous shared memory object mapped by `pid` (once per
-/// object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
+/// Dump each anonymous shared memory object and memfd inode mapped by
+/// `pid` (once per object): pagemap-shmem-SHMID.img, whose vaddrs are offsets in the
 /// object, and its own pages-N.img. Pages are found with SEEK_DATA on the
 /// object (through /proc/PID/map_files) and copied without touching the task.
 /// Objects in `done` (dumped for another task of the tree) are skipped and
 /// the new ones added. Returns the next free pages id.
 pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32, done: &mut Vec<u64>) -> Result<(u32, u64)> {
     let mut written = 0u64;
-    for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED)) {
-        if done.contains(&v.entry.shmid) {
+    for v in vmas.iter().filter(|v| v.is(status::ANON_SHARED) || v.is(status::AREA_MEMFD)) {
+        // A memfd's contents are its inode's (whole file, whatever maps
+        // it), under the inode number; anonymous shared memory's shmid is
+        // that number already.
+        let memfd = v.is(status::AREA_MEMFD);
+        let shmid = if memfd { u64::from(v.map.inode as u32) } else { v.entry.shmid };
+        if done.contains(&shmid) {
             continue;
         }
-        done.push(v.entry.shmid);
+        done.push(shmid);
         let path = format!("/proc/{pid}/map_files/{:x}-{:x}", v.entry.start, v.entry.end);
         let f = File::open(&path).with_context(|| format!("can't open shared memory {path}"))?;
-        let len = f.metadata()?.len().max(v.entry.pgoff + (v.entry.end - v.entry.start));
+        let size = f.metadata()?.len();
+        let len = if memfd { size } else { size.max(v.entry.pgoff + (v.entry.end - v.entry.start)) };
         let runs: Vec<Run> = data_runs(&f, len)
-            .with_context(|| format!("finding pages of shared memory {}", v.entry.shmid))?
+            .with_context(|| format!("finding pages of shared memory {shmid}"))?
             .into_iter()
             .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
             .collect();
         let pm = pagemap_of(pages_id, &runs);
-        pm.write_named(dir, &shmem_pagemap_name(v.entry.shmid))?;
+        pm.write_named(dir, &shmem_pagemap_name(shmid))?;
         let pname = pages_file_name(pages_id);
         let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
-        written += copy_runs(&f, &runs, &mut out)?;
+        written += copy_object_runs(&f, &runs, &mut out).with_context(|| format!("dumping shared memory {shmid}"))?;
         out.flush().with_context(|| format!("writing {pname}"))?;
         pages_id += 1;
     }

@@ -2,7 +2,10 @@
 //! private and anonymous-shared VMA of the image out in one free region of
 //! the restoring process ("premap"), fill it from pages-N.img with one
 //! pread per run, and describe how the restorer moves each area into place
-//! (mremap), which shared file mappings it maps, and where the vDSO goes.
+//! (mremap), which shared file mappings it maps, and where the vDSO goes
+//! (`super::vdso` decides: our block moved to the image's addresses, or the
+//! image's vDSO premapped here as a patched proxy and our block placed in a
+//! hole of its own).
 //!
 //! The premap region is chosen to overlap neither the image's VMAs nor the
 //! restoring process's own mappings, so moving one area never clobbers
@@ -14,6 +17,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
+use super::vdso::{self, Patch, VdsoPlan};
 use super::vma::status;
 use crate::files::reg;
 use crate::images::pagemap::{Pagemap, PageRun, PAGE_SIZE};
@@ -50,7 +54,8 @@ pub struct FileMap {
     pub madv: u64,
 }
 
-/// Moving the running kernel's vDSO areas to where the image had them.
+/// Moving the running kernel's vDSO areas: to where the image had them,
+/// or (proxy) to a hole no VMA of the image overlaps.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VdsoMove {
     /// Our [vvar] (+ [vvar_vclock]) area and [vdso], as (start, len).
@@ -89,14 +94,20 @@ pub fn find_hole(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
     (top >= LOW + len + PAGE_SIZE).then(|| top - len - PAGE_SIZE)
 }
 
-fn needs_premap(v: &VmaEntry) -> bool {
+/// Whether `v` is premapped here. The image's vDSO and vvar are, only
+/// when they are restored as memory (`proxy`).
+fn needs_premap(v: &VmaEntry, proxy: bool) -> bool {
     v.status & status::AREA_REGULAR != 0
-        && v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0
+        && (proxy || v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0)
         && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0
 }
 
-fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) -> Result<File> {
+fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &VmaEntry, write: bool) -> Result<File> {
     let id = u32::try_from(v.shmid).context("bad file id")?;
+    if v.status & status::AREA_MEMFD != 0 {
+        let acc = v.fdflags.map_or(if write { libc::O_RDWR } else { libc::O_RDONLY }, |f| f as i32);
+        return shared.memfds.open(id, acc).with_context(|| format!("VMA {:#x}-{:#x}", v.start, v.end));
+    }
     let e = files.get(&id).with_context(|| format!("VMA {:#x}-{:#x}: file id {id} is not in files.img", v.start, v.end))?;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -109,10 +120,12 @@ fn open_mapped(files: &HashMap<u32, RegFileEntry>, v: &VmaEntry, write: bool) ->
 
 /// Anonymous shared memory objects that several tasks of a tree map:
 /// made once, filled from their images, before the tasks fork (each
-/// inherits the fds and maps the same object), by shmid.
+/// inherits the fds and maps the same object), by shmid; and the memfd
+/// objects the tree's VMAs map.
 #[derive(Debug, Default)]
 pub struct SharedShmem {
     by_id: HashMap<u64, OwnedFd>,
+    pub memfds: super::memfd::Memfds,
 }
 
 impl SharedShmem {
@@ -133,31 +146,10 @@ impl SharedShmem {
                 .with_context(what);
             let _ = mm::unmap(at, size);
             let f = f?;
-            let name = super::pages::shmem_pagemap_name(shmid);
-            if dir.exists(&name) {
-                use std::os::unix::fs::FileExt;
-                let pm = Pagemap::read_named(dir, &name)?;
-                let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
-                let pages = dir.open_file(&pages_name)?;
-                let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
-                let mut buf = vec![0u8; 1 << 20];
-                for run in pm.runs(&name, pages_len)? {
-                    let Some(off) = run.pages_offset else { continue };
-                    if run.vaddr + run.len() > size {
-                        bail!("{name}: pages at offset {:#x} lie beyond the object's {size} bytes", run.vaddr);
-                    }
-                    let mut done = 0;
-                    while done < run.len() {
-                        let n = (run.len() - done).min(buf.len() as u64) as usize;
-                        pages.read_exact_at(&mut buf[..n], off + done).with_context(|| format!("reading {pages_name}"))?;
-                        f.write_all_at(&buf[..n], run.vaddr + done).with_context(what)?;
-                        done += n as u64;
-                    }
-                }
-            }
+            super::shmem::fill(dir, shmid, &f, size, &what())?;
             by_id.insert(shmid, OwnedFd::from(f));
         }
-        Ok(SharedShmem { by_id })
+        Ok(SharedShmem { by_id, memfds: Default::default() })
     }
 
     fn get(&self, shmid: u64) -> Option<&OwnedFd> {
@@ -166,7 +158,9 @@ impl SharedShmem {
 }
 
 /// Lay out and fill the task's memory. `own` is our /proc/self/maps;
-/// `shared` the anonymous shared memory made for the whole tree.
+/// `shared` the anonymous shared memory made for the whole tree; `vdso`
+/// what `vdso::decide` made of the image's vDSO.
+#[allow(clippy::too_many_arguments)]
 pub fn premap(
     mm_e: &MmEntry,
     files: &HashMap<u32, RegFileEntry>,
@@ -175,9 +169,11 @@ pub fn premap(
     own: &[MapEntry],
     extra_avoid: &[(u64, u64)],
     shared: &SharedShmem,
+    vdso: &VdsoPlan,
 ) -> Result<MemPlan> {
     let vmas = &mm_e.vmas;
-    let total: u64 = vmas.iter().filter(|v| needs_premap(v)).map(|v| v.end - v.start + PAGE_SIZE).sum();
+    let proxy = matches!(vdso, VdsoPlan::Proxy(_));
+    let total: u64 = vmas.iter().filter(|v| needs_premap(v, proxy)).map(|v| v.end - v.start + PAGE_SIZE).sum();
     let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     avoid.extend(own.iter().map(|m| (m.start, m.end)));
     avoid.extend_from_slice(extra_avoid);
@@ -195,7 +191,7 @@ pub fn premap(
         let madv = v.madv.unwrap_or(0);
         if v.status & status::FILE_SHARED != 0 {
             let write = v.prot as i32 & libc::PROT_WRITE != 0;
-            let f = open_mapped(files, v, write)?;
+            let f = open_mapped(files, shared, v, write)?;
             plan.file_maps.push(FileMap {
                 to: v.start,
                 len,
@@ -207,7 +203,7 @@ pub fn premap(
             });
             continue;
         }
-        if !needs_premap(v) {
+        if !needs_premap(v, proxy) {
             continue;
         }
         // The kernel's flags (VM_ACCOUNT, and the merging it decides) should
@@ -243,27 +239,77 @@ pub fn premap(
                 }
             }
         } else if v.status & status::FILE_PRIVATE != 0 {
-            let f = open_mapped(files, v, false)?;
+            let f = open_mapped(files, shared, v, false)?;
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
         } else {
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
-        let mut pv = v.clone();
+        let mut pv = *v;
         pv.prot = rw as u32;
         placed.push((pv, at));
         at += len + PAGE_SIZE;
     }
 
-    let vdso: Vec<(u64, u64)> =
-        vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect();
-    fill_private(dir, pid, &placed, &vdso)?;
+    // Pages never copied: the vvar's (the dumping kernel's data, if an
+    // image holds any) and, when ours replaces it, the image's vDSO.
+    let skip_bits = if proxy { status::AREA_VVAR } else { status::AREA_VVAR | status::AREA_VDSO };
+    let skip: Vec<(u64, u64)> = vmas.iter().filter(|v| v.status & skip_bits != 0).map(|v| (v.start, v.end)).collect();
+    let fillable: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| v.status & status::AREA_VVAR == 0).cloned().collect();
+    fill_private(dir, pid, &fillable, &skip)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
+    install_vma_guards(vmas, &placed)?;
     install_guards(dir, pid, &placed)?;
-    plan.vdso = vdso_move(vmas, own)?;
+    avoid.push((base, base + total.max(PAGE_SIZE)));
+    plan.vdso = match vdso {
+        VdsoPlan::None => None,
+        VdsoPlan::Remap => vdso_remap(vmas, own)?,
+        VdsoPlan::Proxy(patches) => Some(vdso_proxy(own, &avoid, &placed, patches)?),
+    };
     Ok(plan)
+}
+
+/// The proxy: our block goes to a hole overlapping neither the image's
+/// VMAs, our mappings nor the premap (the restorer's region is laid out
+/// later around it); the image's vDSO, premapped and filled like any
+/// private memory, gets a jump at each exported function into ours there.
+///
+/// The image's vvar area is premapped too, but as zero-filled read-only
+/// memory, never with the dumping kernel's data. Zeroes rather than a hole
+/// or PROT_NONE: a thread stopped in the middle of a vDSO function resumes
+/// in the image's code, which reads its data from there; all-zero data
+/// says "no usable clocksource" (VDSO_CLOCKMODE_NONE), so that one call
+/// falls back to the real system call (time(), which reads a field
+/// without that check, may return 0 that once), where an unmapped or
+/// PROT_NONE page would kill the task with SIGSEGV. Every later call
+/// enters through a patched entry and runs our vDSO against our vvar.
+/// (`Tree::plan_vdso` logs each thread stopped in there.)
+fn vdso_proxy(own: &[MapEntry], avoid: &[(u64, u64)], placed: &[(VmaEntry, u64)], patches: &[Patch]) -> Result<VdsoMove> {
+    let ((vs, vl), vvar) = vdso::block(own).context("we have no [vdso]")?;
+    let lo = vvar.map_or(vs, |(s, _)| s.min(vs));
+    let hi = vvar.map_or(vs + vl, |(s, l)| (s + l).max(vs + vl));
+    let at = find_hole(hi - lo, avoid).context("no room in the address space for this kernel's vDSO")?;
+    let mv = VdsoMove { vvar_from: vvar, vdso_from: (vs, vl), vvar_to: vvar.map(|(s, _)| at + (s - lo)), vdso_to: at + (vs - lo) };
+    let (img, premapped) = placed
+        .iter()
+        .find(|(v, _)| v.status & status::AREA_VDSO != 0)
+        .context("the image's vDSO was not premapped")?;
+    let len = img.end - img.start;
+    for (off, bytes) in vdso::jumps(patches, mv.vdso_to) {
+        if off + bytes.len() as u64 > len {
+            bail!("a vDSO jump at {:#x} crosses the end of the image's vDSO", img.start + off);
+        }
+        write_forced(premapped + off, &bytes).with_context(|| format!("patching the image's vDSO at {:#x}", img.start + off))?;
+    }
+    tracing::info!(
+        "vDSO proxy: the image's vDSO at {:#x} ({} entries patched) calls this kernel's, placed at {:#x}",
+        img.start,
+        patches.len(),
+        mv.vdso_to
+    );
+    Ok(mv)
 }
 
 /// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
@@ -283,6 +329,23 @@ fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Resul
         }
         const MADV_GUARD_INSTALL: i32 = 102;
         mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
+    }
+    Ok(())
+}
+
+/// The same for guard regions recorded as CRIU 4.2 does (our dumps too):
+/// VMA_AREA_GUARD entries after the task's VMAs (`install_guards` reads
+/// the guards-PID.img of our earlier dumps).
+fn install_vma_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+    const MADV_GUARD_INSTALL: i32 = 102;
+    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let len = v.end - v.start;
+        let (at, room, _) = premap_addr(placed, v.start)
+            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
+        if room < len {
+            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
+        }
+        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
     }
     Ok(())
 }
@@ -327,16 +390,23 @@ fn copy_pages(pages: &File, off: u64, dst: u64, len: u64, writable: bool) -> Res
         return mm::pread_into(pages.as_fd(), dst, len, off).map_err(anyhow::Error::from);
     }
     use std::os::unix::fs::FileExt;
-    let mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem").context("opening /proc/self/mem")?;
     let mut buf = vec![0u8; len.min(1 << 20) as usize];
     let mut done = 0;
     while done < len {
         let n = (len - done).min(buf.len() as u64) as usize;
         pages.read_exact_at(&mut buf[..n], off + done)?;
-        mem.write_all_at(&buf[..n], dst + done).with_context(|| format!("writing pages at {:#x}", dst + done))?;
+        write_forced(dst + done, &buf[..n])?;
         done += n as u64;
     }
     Ok(())
+}
+
+/// Write `b` at `dst` in our address space through /proc/self/mem (a
+/// forced write, as a debugger's: the area need not be writable).
+fn write_forced(dst: u64, b: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem").context("opening /proc/self/mem")?;
+    mem.write_all_at(b, dst).with_context(|| format!("writing pages at {dst:#x}"))
 }
 
 fn fill_private(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)], vdso: &[(u64, u64)]) -> Result<()> {
@@ -412,35 +482,21 @@ fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
     Ok(())
 }
 
-fn vdso_move(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
+/// The remap: our block where the image had its vDSO and vvar
+/// (`vdso::decide` found them the same).
+fn vdso_remap(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
     let Some(vdso_t) = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0) else { return Ok(None) };
-    let vvar_t = vmas.iter().find(|v| v.status & status::AREA_VVAR != 0);
-    let vdso = own.iter().find(|m| m.name == "[vdso]").context("we have no [vdso]")?;
-    let vvar_start = own.iter().find(|m| m.name == "[vvar]").map(|m| m.start);
-    let vvar_end = own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]").map(|m| m.end).max();
-    let vvar = vvar_start.zip(vvar_end).map(|(s, e)| (s, e - s));
-    if vdso.len() != vdso_t.end - vdso_t.start {
-        bail!(
-            "the image's vDSO is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
-            vdso_t.end - vdso_t.start,
-            vdso.len()
-        );
+    let vvar_t = vdso::vvar_of(vmas);
+    let ((vs, vl), vvar) = vdso::block(own).context("we have no [vdso]")?;
+    if vl != vdso_t.end - vdso_t.start {
+        bail!("the image's vDSO is {} bytes, this kernel's {vl}, yet it was found the same", vdso_t.end - vdso_t.start);
     }
-    if let (Some(t), Some((_, len))) = (vvar_t, vvar) {
-        if t.end - t.start != len {
-            bail!(
-                "the image's vvar area is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
-                t.end - t.start,
-                len
-            );
-        }
+    if let (Some((s, e)), Some((_, len))) = (vvar_t, vvar)
+        && e - s != len
+    {
+        bail!("the image's vvar area is {} bytes, this kernel's {len}, yet it was found the same", e - s);
     }
-    Ok(Some(VdsoMove {
-        vvar_from: vvar,
-        vdso_from: (vdso.start, vdso.len()),
-        vvar_to: vvar_t.map(|t| t.start),
-        vdso_to: vdso_t.start,
-    }))
+    Ok(Some(VdsoMove { vvar_from: vvar, vdso_from: (vs, vl), vvar_to: vvar_t.map(|(s, _)| s), vdso_to: vdso_t.start }))
 }
 
 #[cfg(test)]

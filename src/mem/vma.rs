@@ -28,6 +28,9 @@ pub mod status {
     pub const AREA_VVAR: u32 = 1 << 12;
     pub const AREA_AIORING: u32 = 1 << 13;
     pub const AREA_MEMFD: u32 = 1 << 14;
+    /// A guard region (MADV_GUARD_INSTALL) inside another VMA, recorded
+    /// by CRIU 4.2 as an extra entry after the task's VMAs.
+    pub const AREA_GUARD: u32 = 1 << 16;
     pub const AREA_UPROBES: u32 = 1 << 17;
     pub const UNSUPP: u32 = 1 << 31;
 }
@@ -152,7 +155,15 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.shmid = m.inode;
                 e.pgoff = m.offset;
             }
-            n if n.starts_with("/memfd:") => bail!("{}: memfd mappings are not supported yet", what()),
+            _ if super::memfd::is_memfd_map(m) => {
+                let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
+                e.shmid = u64::from(id);
+                e.pgoff = m.offset;
+                e.fdflags = Some(fdflags);
+                let (flag, st) = if m.shared { (libc::MAP_SHARED, status::FILE_SHARED) } else { (libc::MAP_PRIVATE, status::FILE_PRIVATE) };
+                e.flags |= flag as u32;
+                e.status = status::AREA_REGULAR | st | status::AREA_MEMFD;
+            }
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
@@ -199,6 +210,12 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         out.push(Vma { entry: e, map: m.clone() });
     }
     Ok(out)
+}
+
+/// A guard region's record, as CRIU 4.2 writes it: an entry of its own
+/// after the task's VMAs, with only its range and VMA_AREA_GUARD.
+pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
+    VmaEntry { start, end, pgoff: 0, shmid: 0, prot: 0, flags: 0, status: status::AREA_GUARD, fd: -1, madv: None, fdflags: None }
 }
 
 /// The id of the task's executable in `files` (recorded like a mapped file).

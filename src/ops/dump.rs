@@ -258,7 +258,7 @@ fn collect(
     let vmas = vma::collect(pid, &maps, &mut sh.files, opts.allow_uprobes)?;
     let t_mem = Instant::now();
     let pages_id = sh.next_pages_id;
-    let mut mem_stats = pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
+    let (mut mem_stats, guards) = pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
     let (next, shpages) = pages::dump_shmem(pid, &vmas, dir, pages_id + 1, &mut sh.shmem_done)
         .with_context(|| format!("dumping shared memory of {pid}"))?;
     sh.next_pages_id = next;
@@ -272,6 +272,7 @@ fn collect(
     sh.mem.memdump_us += mem_stats.memdump_us;
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
     mm.thp_disabled = Some(report.thp_disabled);
+    mm.vmas.extend(guards.iter().map(|g| vma::guard_entry(g.start, g.end)));
 
     fault(Stage::Files)?;
     let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
@@ -655,6 +656,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
     };
+
+    if opts.cgroups_checked() {
+        for t in tasks.iter().filter(|t| !t.zombie()) {
+            if let Err(e) = crate::cgroup::membership::check_same_as_criu(t.pid) {
+                return Err(failed(tasks, e));
+            }
+        }
+    }
 
     // What only each task can tell, through the parasite.
     let mut reports = Vec::with_capacity(tasks.len());

@@ -66,6 +66,8 @@ pub struct TaskImages {
     pub mm: MmEntry,
     pub fs: FsEntry,
     pub fdinfo: Vec<FdinfoEntry>,
+    /// How it gets its vDSO (decided before any task exists).
+    pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
 fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
@@ -94,7 +96,7 @@ impl TaskImages {
         let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
         let fdinfo: Vec<FdinfoEntry> =
             ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
-        Ok(TaskImages { pstree: pstree.clone(), core, threads, ids, mm, fs, fdinfo })
+        Ok(TaskImages { pstree: pstree.clone(), core, threads, ids, mm, fs, fdinfo, vdso: Default::default() })
     }
 
     pub fn pid(&self) -> i32 {
@@ -272,6 +274,38 @@ impl Tree {
                         bail!("pid {tid} is taken: can't restore thread {tid} of task {pid} (a task with that id is running)");
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compare each task's vDSO with ours: remap ours, or proxy to it
+    /// (refusing here, by symbol, an image's vDSO ours can't stand in for).
+    fn plan_vdso(&mut self, dir: &ImageDir) -> Result<()> {
+        use crate::mem::vdso;
+        let rt = vdso::Runtime::current()?;
+        for n in &mut self.nodes {
+            let Body::Alive(t) = &mut n.body else { continue };
+            let pid = t.pid() as u64;
+            let img = vdso::image_vdso(&t.mm, dir, pid).with_context(|| format!("task {pid}"))?;
+            t.vdso = vdso::decide(img.as_ref(), rt.as_ref(), pid)?;
+            match (&t.vdso, &img) {
+                (vdso::VdsoPlan::Proxy(p), Some(img)) => {
+                    info!("task {pid}: its vDSO differs from this kernel's: restored as a proxy ({} entries)", p.len());
+                    let cores = std::iter::once((pid as i32, &t.core)).chain(t.threads.iter().map(|(tid, c)| (*tid, c)));
+                    for (tid, core) in cores {
+                        let ip = core.thread_info.as_ref().map_or(0, |ti| ti.gpregs.ip);
+                        if img.vdso.0 <= ip && ip < img.vdso.1 && !p.iter().any(|x| img.vdso.0 + x.offset == ip) {
+                            tracing::warn!(
+                                "thread {tid} of task {pid} was stopped inside its vDSO (+{:#x}): that one call ends in the image's code \
+                                 against zeroed vvar data (clock_gettime/gettimeofday fall back to the system call, time() may give 0)",
+                                ip - img.vdso.0
+                            );
+                        }
+                    }
+                }
+                (vdso::VdsoPlan::Remap, _) => info!("task {pid}: its vDSO is this kernel's"),
+                _ => {}
             }
         }
         Ok(())
@@ -574,6 +608,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     if opts.display_stats {
         bail!("option --display-stats is not supported yet for restore");
     }
+    // Restored tasks land in criu's cgroups (no cgroup images yet): a
+    // cgroup root elsewhere would be silently ignored.
+    for (ctl, path) in &opts.new_cgroup_roots {
+        crate::cgroup::membership::check_root_is_criu_own(ctl.as_deref(), path)?;
+    }
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
@@ -590,6 +629,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let mut ghosts = crate::files::ghost::Recreated::create(&dir, &mut tree.files)?;
     tree.check_files(&opts.inherit_fds)?;
     tree.check_pids_free()?;
+    tree.plan_vdso(&dir)?;
     for n in &tree.nodes {
         if let Some(t) = n.alive().filter(|t| !t.threads.is_empty()) {
             info!("task {} has {} threads", n.pid, t.threads.len() + 1);
@@ -798,6 +838,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
             inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
         }
+        let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
+        inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
     }
     for &c in &node.children {
         let cpid = tree.nodes[c].pid;
@@ -939,7 +981,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     // Memory: premapped and filled while criu's own mappings still exist.
     let own = crate::proc::maps::read(std::process::id() as i32)?;
     let Inherited { opened, shm } = inh;
-    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm)?;
+    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm, &imgs.vdso)?;
     // Mapped where needed: the objects' fds go (before the fd table is set).
     drop(shm);
 

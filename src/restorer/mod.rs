@@ -115,7 +115,8 @@ struct VdsoPiece {
 }
 
 /// Our [vvar]/[vvar_vclock]/[vdso] areas and their targets (the image's
-/// layout must be ours: the vDSO finds its data at a fixed distance).
+/// addresses, or the proxy's hole), moved as one block: the vDSO finds its
+/// data at a fixed distance.
 fn vdso_pieces(plan: &Plan, own: &[crate::proc::maps::MapEntry]) -> Result<(Vec<VdsoPiece>, u64)> {
     let Some(v) = &plan.mem.vdso else { return Ok((Vec::new(), 0)) };
     let areas: Vec<_> =
@@ -130,7 +131,7 @@ fn vdso_pieces(plan: &Plan, own: &[crate::proc::maps::MapEntry]) -> Result<(Vec<
         && shift(from) != to
     {
         bail!(
-            "the image's vvar sits {:#x} bytes from its vDSO, ours {:#x}: restoring on a different kernel is not supported yet",
+            "our vvar would go {:#x} bytes from our vDSO, not {:#x} as now: the vDSO moves are inconsistent",
             v.vdso_to.wrapping_sub(to),
             v.vdso_from.0 - from
         );

@@ -9,7 +9,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
-use crate::cli::table::{self, ArgKind, Support};
+use crate::cli::table::{self, ArgKind};
 use crate::cli::Item;
 use crate::opts::Opts;
 
@@ -57,10 +57,13 @@ impl Builder {
     /// Apply `--long[=value]` (or `--no-long`) on behalf of RPC field `field`.
     fn apply(&mut self, field: &str, long: &str, negated: bool, value: Option<String>) -> Result<(), ReqError> {
         let spec = table::find(long).ok_or_else(|| bad(format!("internal: no option --{long} for RPC field {field}")))?;
-        let item = Item { spec, negated, value };
+        let item = Item::long(spec, negated, value);
+        let before = self.opts.unsupported.len();
         self.opts.apply(&item).map_err(|e| bad(format!("RPC option {field}: {e}")))?;
-        if spec.support == Support::NotYet && !negated {
-            self.unsupported.push(format!("{field} ({})", item.spelling()));
+        // What apply refused (the option, or one value of it: --external).
+        let refused: Vec<String> = self.opts.unsupported.drain(before..).collect();
+        for r in refused {
+            self.unsupported.push(format!("{field} ({r})"));
         }
         Ok(())
     }
@@ -246,7 +249,9 @@ fn apply_fields(b: &mut Builder, r: &CriuOpts, peer: Peer, mode: Mode) -> Result
             b.apply("empty_ns", "empty-ns", false, Some("net".into()))?;
         }
     }
-    b.refuse("orphan_pts_master", r.orphan_pts_master == Some(true));
+    // orphan_pts_master (runc, on every request): a pty slave whose master
+    // is outside the tree is refused by name at dump (without shell_job),
+    // so no image of ours needs a new master on restore.
     b.refuse("pidfd_store_sk", r.pidfd_store_sk.is_some());
     b.flag("display_stats", "display-stats", r.display_stats)?;
     b.each("irmap_scan_paths", "irmap-scan-path", &r.irmap_scan_paths, |p| p.clone())?;
@@ -263,14 +268,29 @@ struct ConfigOverrides {
 }
 
 fn apply_config_file(b: &mut Builder, path: &str) -> Result<ConfigOverrides, ReqError> {
-    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("can't read RPC config_file {path}: {e}")))?;
+    // CRIU fopen()s the file and reads it as options when it opens; when it
+    // does not (missing, unreadable), the request goes on without it. runc
+    // and Podman name /etc/criu/runc.conf in every request, usually absent.
+    let text = match std::fs::read(path) {
+        Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+        Err(e) => {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                tracing::debug!("RPC config_file {path} does not exist; going on without it");
+            } else {
+                tracing::warn!("can't read RPC config_file {path} ({e}); going on without it, as CRIU");
+            }
+            String::new()
+        }
+    };
     let items = crate::config::parse_config_text(path, &text).map_err(|e| bad(e.to_string()))?;
     let (out, work) = (b.opts.output.take(), b.opts.work_dir.take());
     b.opts.imgs_dir = None;
     for item in &items {
+        let before = b.opts.unsupported.len();
         b.opts.apply(item).map_err(|e| bad(format!("config file {path}: {e}")))?;
-        if item.spec.support == Support::NotYet && !item.negated {
-            b.unsupported.push(format!("{} (config file {path})", item.spelling()));
+        let refused: Vec<String> = b.opts.unsupported.drain(before..).collect();
+        for r in refused {
+            b.unsupported.push(format!("{r} (config file {path})"));
         }
     }
     let o = ConfigOverrides { imgs_dir: b.opts.imgs_dir.is_some(), work_dir: b.opts.work_dir.is_some(), output: b.opts.output.is_some() };

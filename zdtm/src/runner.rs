@@ -336,11 +336,11 @@ pub fn parse_cli(
                 }
             }
             "--timeout" => timeout = Some(Duration::from_secs(num(val(&mut i, a)?, a)?)),
-            "--criu" => criu = Some(PathBuf::from(val(&mut i, a)?)),
-            "--dump-criu" => dump_criu = Some(PathBuf::from(val(&mut i, a)?)),
-            "--restore-criu" => restore_criu = Some(PathBuf::from(val(&mut i, a)?)),
+            "--criu" => criu = Some(absolute(val(&mut i, a)?)?),
+            "--dump-criu" => dump_criu = Some(absolute(val(&mut i, a)?)?),
+            "--restore-criu" => restore_criu = Some(absolute(val(&mut i, a)?)?),
             "--interop" => interop = true,
-            "--criu42" => reference = PathBuf::from(val(&mut i, a)?),
+            "--criu42" => reference = absolute(val(&mut i, a)?)?,
             "-v" | "--verbose" => verbose = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             _ if a.starts_with('-') => return Err(format!("unknown option {a}\n{USAGE}")),
@@ -2001,4 +2001,10 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() * 2)
         .unwrap_or(4)
+}
+
+/// A criu binary named on the command line, made absolute: tests run criu
+/// from their own work directories.
+fn absolute(p: String) -> Result<PathBuf, String> {
+    std::path::absolute(&p).map_err(|e| format!("{p}: {e}"))
 }

@@ -1,14 +1,16 @@
 //! x86_64: registers (`regs`), XSAVE state (`fpu`), the signal frame
-//! (`sigframe`), this CPU's description and compatibility checks (`cpu`)
-//! and the injected syscall instruction.
+//! (`sigframe`), this CPU's description and compatibility checks (`cpu`),
+//! the injected syscall instruction and the vDSO proxy's jump (`vdso`).
 
 pub mod cpu;
 mod fpu;
 mod regs;
 pub mod sigframe;
+mod vdso;
 
 pub use fpu::FpuState;
 pub use regs::Regs;
+pub use vdso::{vdso_jump, VDSO_JUMP_LEN};
 
 /// `syscall; int3`: written at the injection address for a remote syscall.
 pub const SYSCALL_INSN: [u8; 3] = [0x0f, 0x05, 0xcc];

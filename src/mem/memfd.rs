@@ -1,0 +1,315 @@
+//! memfd objects: the MEMFD file descriptions of files.img and the
+//! memfd.img inodes they name. CRIU 4.2 records shared memory this way
+//! (MAP_SHARED|MAP_ANONYMOUS memory too, as a memfd named "/dev/zero" on
+//! kernels where such memory lives on the shmem device).
+//!
+//! Dump records a memfd a task maps (a `/memfd:NAME (deleted)` VMA) once
+//! per inode: a MEMFD file (the VMA's shmid) naming a memfd.img inode with
+//! its name, owner, mode, size, seals and shmid (the inode number; its
+//! contents go to pagemap-shmem-SHMID.img with the other shared memory).
+//! memfd file descriptors are still refused (src/files).
+//!
+//! Restore makes each inode the tree's VMAs name once, before the tasks
+//! fork (they inherit it): memfd_create with the recorded name (sealing
+//! allowed only when seals other than F_SEAL_SEAL were recorded), its size,
+//! its contents from pagemap-shmem-SHMID.img, owner and mode, then its
+//! seals. Each task opens the file ids its VMAs name from that object.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+
+use super::vma::status;
+use crate::images::kind::kinds;
+use crate::files::FileTable;
+use crate::images::pb::{FdTypes, FileEntry, FownEntry, MemfdFileEntry, MemfdInodeEntry, VmaEntry};
+use crate::images::{ImageDir, ImageReader, ImageWriter};
+use crate::proc::maps::MapEntry;
+
+/// The prefix /proc shows before a memfd's name.
+const PREFIX: &str = "/memfd:";
+
+/// Whether /proc names this mapping a memfd.
+pub fn is_memfd_map(m: &MapEntry) -> bool {
+    m.name.starts_with(PREFIX)
+}
+
+/// A memfd's name as memfd_create was given it, from what /proc shows.
+fn memfd_name(shown: &str) -> &str {
+    let n = shown.strip_prefix(PREFIX).unwrap_or(shown);
+    n.strip_suffix(" (deleted)").unwrap_or(n)
+}
+
+/// The access mode a mapping's file was opened with, from the mode of
+/// its /proc/PID/map_files link (the kernel shows the file's r/w there).
+fn link_access(path: &str) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(path).with_context(|| format!("can't lstat {path}"))?.permissions().mode();
+    Ok(match (mode & 0o400 != 0, mode & 0o200 != 0) {
+        (true, true) => libc::O_RDWR as u32,
+        (false, true) => libc::O_WRONLY as u32,
+        _ => libc::O_RDONLY as u32,
+    })
+}
+
+/// Record the memfd that task `pid` maps at `m` (its inode once per dump)
+/// and return its files.img id and the VMA's fdflags.
+pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+    let what = || format!("memfd {} mapped at {:#x}-{:#x} by task {pid}", m.name, m.start, m.end);
+    let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
+    let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
+    let fdflags = link_access(&path).with_context(what)?;
+    if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
+        return Ok((id, fdflags));
+    }
+    let seals = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GET_SEALS).with_context(|| format!("{}: F_GET_SEALS", what()))?;
+    let inode_id = files.memfd_inodes.len() as u64 + 1;
+    files.memfd_inodes.push(MemfdInodeEntry {
+        name: memfd_name(&m.name).to_string(),
+        uid: md.uid(),
+        gid: md.gid(),
+        size: md.len(),
+        shmid: md.ino() as u32,
+        seals: seals as u32,
+        inode_id,
+        hugetlb_flag: None,
+        mode: Some(md.mode()),
+    });
+    let id = files.alloc_id();
+    files.push(FileEntry {
+        r#type: FdTypes::Memfd as i32,
+        id,
+        memfd: Some(MemfdFileEntry { id, flags: 0, pos: 0, fown: FownEntry::default(), inode_id: inode_id as u32 }),
+        ..Default::default()
+    });
+    files.set_mapped(md.dev(), md.ino(), id);
+    Ok((id, fdflags))
+}
+
+/// Write memfd.img (nothing when no memfd was recorded).
+pub fn write_inodes(dir: &ImageDir, inodes: &[MemfdInodeEntry]) -> Result<()> {
+    if inodes.is_empty() {
+        return Ok(());
+    }
+    let mut w = ImageWriter::create(dir, "memfd.img", kinds::memfd_inode())?;
+    for e in inodes {
+        w.write(e)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// The memfd objects of a restore, by files.img id.
+#[derive(Debug, Default)]
+pub struct Memfds {
+    /// files.img id -> memfd.img inode id.
+    files: HashMap<u32, u64>,
+    /// inode id -> the object (as memfd_create returned it) and its name.
+    inodes: HashMap<u64, (OwnedFd, String)>,
+}
+
+/// The memfd inodes of memfd.img (none when the image is absent).
+pub fn read_inodes(dir: &ImageDir) -> Result<Vec<MemfdInodeEntry>> {
+    if !dir.exists("memfd.img") {
+        return Ok(Vec::new());
+    }
+    Ok(ImageReader::open_kind(dir, "memfd.img", kinds::memfd_inode())?.all::<MemfdInodeEntry>()?)
+}
+
+fn is_memfd_vma(v: &VmaEntry) -> bool {
+    v.status & status::AREA_MEMFD != 0 && v.status & (status::FILE_SHARED | status::FILE_PRIVATE) != 0
+}
+
+fn writable_shared(v: &VmaEntry) -> bool {
+    v.status & status::FILE_SHARED != 0 && v.prot as i32 & libc::PROT_WRITE != 0
+}
+
+impl Memfds {
+    /// Make every memfd inode that `vmas` (all VMAs of the tree) map.
+    pub fn create<'a>(dir: &ImageDir, files: &HashMap<u32, FileEntry>, vmas: impl Iterator<Item = &'a VmaEntry>) -> Result<Memfds> {
+        let mut used: Vec<(u32, bool)> = Vec::new();
+        for v in vmas.filter(|v| is_memfd_vma(v)) {
+            let id = u32::try_from(v.shmid).with_context(|| format!("VMA {:#x}-{:#x}: bad memfd file id {}", v.start, v.end, v.shmid))?;
+            match used.iter_mut().find(|(i, _)| *i == id) {
+                Some(u) => u.1 |= writable_shared(v),
+                None => used.push((id, writable_shared(v))),
+            }
+        }
+        let mut out = Memfds::default();
+        if used.is_empty() {
+            return Ok(out);
+        }
+        let inodes = read_inodes(dir)?;
+        // inode id -> whether any VMA maps it shared and writable.
+        let mut want: Vec<(u64, bool)> = Vec::new();
+        for (id, wr) in used {
+            let fe = files.get(&id).with_context(|| format!("memfd file id {id} is not in files.img"))?;
+            let mfe = fe.memfd.as_ref().with_context(|| format!("file id {id} of files.img is not a memfd"))?;
+            let ino = u64::from(mfe.inode_id);
+            out.files.insert(id, ino);
+            match want.iter_mut().find(|(i, _)| *i == ino) {
+                Some(w) => w.1 |= wr,
+                None => want.push((ino, wr)),
+            }
+        }
+        for (ino, wr) in want {
+            let e = inodes.iter().find(|e| e.inode_id == ino).with_context(|| format!("memfd inode {ino} is not in memfd.img"))?;
+            out.inodes.insert(ino, (make(dir, e, wr)?, e.name.clone()));
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+
+    /// Open memfd file `id` with access mode `flags` (O_RDONLY, O_WRONLY or
+    /// O_RDWR) as the task's own file description of the object.
+    pub fn open(&self, id: u32, flags: i32) -> Result<File> {
+        let ino = self.files.get(&id).with_context(|| format!("file id {id} is not a memfd of the images"))?;
+        let (fd, name) = self.inodes.get(ino).with_context(|| format!("memfd inode {ino} was not made"))?;
+        let acc = flags & libc::O_ACCMODE;
+        std::fs::OpenOptions::new()
+            .read(acc != libc::O_WRONLY)
+            .write(acc != libc::O_RDONLY)
+            .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+            .with_context(|| format!("reopening memfd:{name} (file id {id})"))
+    }
+}
+
+/// Make one memfd inode as recorded.
+fn make(dir: &ImageDir, e: &MemfdInodeEntry, writable: bool) -> Result<OwnedFd> {
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let what = format!("memfd inode {} (memfd:{})", e.inode_id, e.name);
+    if e.hugetlb_flag.is_some_and(|f| f != 0) {
+        bail!("{what}: hugetlb memfds are not supported yet");
+    }
+    // The kernel seals a memfd made without MFD_ALLOW_SEALING with exactly
+    // F_SEAL_SEAL; other seals need it, and are added once filled.
+    let sealing = e.seals != libc::F_SEAL_SEAL as u32;
+    if sealing && e.seals & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 && writable {
+        bail!("{what}: seals {:#x} forbid writing, yet a VMA maps it shared and writable: not supported yet", e.seals);
+    }
+    let mut flags = MFdFlags::MFD_CLOEXEC;
+    if sealing {
+        flags |= MFdFlags::MFD_ALLOW_SEALING;
+    }
+    let name = CString::new(e.name.as_str()).with_context(|| format!("{what}: a NUL byte in the name"))?;
+    let fd = memfd_create(name.as_c_str(), flags).with_context(|| format!("memfd_create for {what}"))?;
+    nix::unistd::ftruncate(&fd, e.size as i64).with_context(|| format!("{what}: ftruncate to {} bytes", e.size))?;
+    let f = File::from(fd);
+    super::shmem::fill(dir, u64::from(e.shmid), &f, e.size, &what)?;
+    nix::unistd::fchown(f.as_fd(), Some(e.uid.into()), Some(e.gid.into()))
+        .with_context(|| format!("{what}: fchown to {}:{}", e.uid, e.gid))?;
+    if let Some(mode) = e.mode {
+        nix::sys::stat::fchmod(f.as_fd(), nix::sys::stat::Mode::from_bits_truncate(mode & 0o7777))
+            .with_context(|| format!("{what}: fchmod {:o}", mode & 0o7777))?;
+    }
+    if sealing {
+        let seals = nix::fcntl::SealFlag::from_bits_retain(e.seals as i32);
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).with_context(|| format!("{what}: adding seals {:#x}", e.seals))?;
+    }
+    Ok(OwnedFd::from(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::mm;
+    use std::os::unix::fs::{FileExt, MetadataExt};
+
+    const PAGE: u64 = 4096;
+
+    fn seals_of(f: &File) -> i32 {
+        nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_GET_SEALS).unwrap()
+    }
+
+    /// A memfd mapped shared in this process, dumped (record_mapping and
+    /// dump_shmem on ourselves) and made again from the images: same
+    /// name, size, mode, seals and bytes, including the tail past the
+    /// size in its last page.
+    #[test]
+    fn a_mapped_memfd_round_trips_through_the_images() {
+        use nix::sys::memfd::{memfd_create, MFdFlags};
+        let Ok(fd) = memfd_create(c"round trip", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC) else {
+            eprintln!("skipped: memfd_create(MFD_ALLOW_SEALING) is not available");
+            return;
+        };
+        let size = 2 * PAGE + 100;
+        let f = File::from(fd);
+        f.set_len(size).unwrap();
+        f.write_all_at(b"first", 0).unwrap();
+        f.write_all_at(b"end", size - 3).unwrap();
+        nix::sys::stat::fchmod(f.as_fd(), nix::sys::stat::Mode::from_bits_truncate(0o640)).unwrap();
+        let at = mm::map(0, 3 * PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, Some(f.as_fd()), 0).unwrap();
+        // Bytes past the size in the last page: only a mapping sees them.
+        let mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem").unwrap();
+        mem.write_all_at(b"beyond", at + size + 10).unwrap();
+        nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::F_SEAL_GROW)).unwrap();
+
+        let pid = std::process::id() as i32;
+        let maps = crate::proc::maps::read(pid).unwrap();
+        let m: Vec<MapEntry> = maps.into_iter().filter(|m| m.start == at).collect();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].name, "/memfd:round trip (deleted)");
+        let mut files = FileTable::new();
+        let vmas = crate::mem::vma::collect(pid, &m, &mut files, false).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ImageDir::open(tmp.path()).unwrap();
+        crate::mem::pages::dump_shmem(pid, &vmas, &dir, 1, &mut Vec::new()).unwrap();
+        files.write(&dir).unwrap();
+        let _ = mm::unmap(at, 3 * PAGE);
+
+        let v = &vmas[0].entry;
+        assert_eq!(v.status, status::AREA_REGULAR | status::FILE_SHARED | status::AREA_MEMFD);
+        assert_eq!(v.fdflags, Some(libc::O_RDWR as u32));
+        let entries: HashMap<u32, FileEntry> = files.entries().iter().map(|e| (e.id, e.clone())).collect();
+        let made = Memfds::create(&dir, &entries, vmas.iter().map(|v| &v.entry)).unwrap();
+        let g = made.open(v.shmid as u32, libc::O_RDWR).unwrap();
+        let md = g.metadata().unwrap();
+        assert_eq!(md.len(), size);
+        assert_eq!(md.mode() & 0o7777, 0o640);
+        assert_eq!(seals_of(&g), seals_of(&f));
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", g.as_raw_fd())).unwrap();
+        assert_eq!(link.to_string_lossy(), "/memfd:round trip (deleted)");
+        let mut got = vec![0u8; size as usize];
+        g.read_exact_at(&mut got, 0).unwrap();
+        let mut want = vec![0u8; size as usize];
+        f.read_exact_at(&mut want, 0).unwrap();
+        assert!(got == want, "contents differ");
+        let at = mm::map(0, 3 * PAGE, libc::PROT_READ, libc::MAP_SHARED, Some(g.as_fd()), 0).unwrap();
+        let mut tail = [0u8; 6];
+        mem.read_exact_at(&mut tail, at + size + 10).unwrap();
+        let _ = mm::unmap(at, 3 * PAGE);
+        assert_eq!(&tail, b"beyond");
+    }
+
+    fn inode(seals: u32) -> MemfdInodeEntry {
+        MemfdInodeEntry { name: "x".into(), uid: 0, gid: 0, size: PAGE, shmid: 1, seals, inode_id: 1, hugetlb_flag: None, mode: None }
+    }
+
+    #[test]
+    fn write_seals_with_a_writable_shared_mapping_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ImageDir::open(tmp.path()).unwrap();
+        let e = make(&dir, &inode(libc::F_SEAL_FUTURE_WRITE as u32), true).unwrap_err();
+        assert!(format!("{e:#}").contains("memfd inode 1 (memfd:x)"), "{e:#}");
+        // Without a writable mapping they are applied as recorded.
+        let f = File::from(make(&dir, &inode((libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL) as u32), false).unwrap());
+        assert_eq!(seals_of(&f), libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL);
+        // F_SEAL_SEAL alone: made without MFD_ALLOW_SEALING, as the kernel seals it.
+        let f = File::from(make(&dir, &inode(libc::F_SEAL_SEAL as u32), true).unwrap());
+        assert_eq!(seals_of(&f), libc::F_SEAL_SEAL);
+        // No seal at all: sealing stays allowed.
+        let f = File::from(make(&dir, &inode(0), true).unwrap());
+        assert_eq!(seals_of(&f), 0);
+        let mut h = inode(0);
+        h.hugetlb_flag = Some(4);
+        assert!(format!("{:#}", make(&dir, &h, false).unwrap_err()).contains("hugetlb"));
+    }
+}

@@ -1,0 +1,140 @@
+//! What LXC, runc and test harnesses pass on every dump and restore is
+//! accepted, and the objects those options permit are still refused by
+//! name when we cannot carry them (file locks, inet sockets, unlinked files
+//! with other links, a task in other cgroups under --manage-cgroups).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+/// LXC's checkpoint options (but --freeze-cgroup, tested below).
+const LXC_DUMP: &[&str] = &[
+    "--tcp-established", "--file-locks", "--link-remap", "--manage-cgroups=full", "--ext-mount-map", "auto",
+    "--enable-external-sharing", "--enable-external-masters", "--enable-fs", "hugetlbfs", "--enable-fs", "tracefs",
+    "--skip-in-flight", "--force-irmap", "--pre-dump-mode", "splice", "-v4",
+];
+
+#[test]
+fn lxc_options_dump_and_restore_a_plain_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Target::sleeper();
+    let pid = t.pid();
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let p = pid.to_string();
+    let mut args = vec!["dump", "-t", &p, "-D", imgs.to_str().unwrap(), "-o", "dump.log"];
+    args.extend_from_slice(LXC_DUMP);
+    let o = criu(&args);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    t.reap();
+    let o = criu(&[
+        "restore", "-D", imgs.to_str().unwrap(), "-o", "restore.log", "--restore-detached", "--root", "/",
+        "--tcp-established", "--file-locks", "--link-remap", "--manage-cgroups=full", "--evasive-devices",
+        "--external", "veth[eth0]:vethX@br0", "--ext-mount-map", "auto",
+    ]);
+    assert!(o.status.success(), "restore: {}", text(&o.stderr));
+    assert_eq!(state(pid), Some('S'), "restored sleep runs");
+    kill_and_reap(pid);
+}
+
+#[test]
+fn file_locks_are_refused_by_name_with_file_locks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let lockf = tmp.path().join("lockf");
+    let script = format!(
+        "import fcntl,time\nf=open('{}','w')\nfcntl.flock(f, fcntl.LOCK_EX)\nopen('{}','w').close()\nwhile True: time.sleep(1)",
+        lockf.display(),
+        ready.display()
+    );
+    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let err = dump_refused(t.pid(), &tmp.path().join("imgs"), LXC_DUMP);
+    assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())), "{err}");
+}
+
+#[test]
+fn inet_sockets_are_refused_by_name_with_tcp_established() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let script = format!(
+        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nopen('{}','w').close()\nwhile True: time.sleep(1)",
+        ready.display()
+    );
+    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &["--tcp-established", "--skip-in-flight"]);
+    assert!(err.contains(&format!("of task {} is a socket", t.pid())) && err.contains("not a unix socket"), "{err}");
+}
+
+#[test]
+fn an_unlinked_file_with_another_link_is_refused_by_name_with_link_remap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ready = tmp.path().join("ready");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let script = format!(
+        "import os,time\nf=open('{a}','w')\nf.write('x')\nf.flush()\nos.link('{a}','{b}')\nos.unlink('{a}')\nopen('{r}','w').close()\nwhile True: time.sleep(1)",
+        a = a.display(),
+        b = b.display(),
+        r = ready.display()
+    );
+    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    // With or without --link-remap: a copy would come back as another inode.
+    for extra in [&["--link-remap"][..], &[]] {
+        let err = dump_refused(t.pid(), &tmp.path().join("imgs"), extra);
+        assert!(err.contains(&format!("of task {}: file {} (deleted) is unlinked", t.pid(), a.display())), "{extra:?}: {err}");
+    }
+}
+
+#[test]
+fn manage_cgroups_refuses_a_task_in_other_cgroups_by_name() {
+    if !Path::new("/sys/fs/cgroup/freezer/tasks").exists() {
+        eprintln!("SKIPPED: no cgroup v1 freezer hierarchy to put the task elsewhere");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = Target::sleeper();
+    let group = FreezerGroup::new(t.pid(), "mgcg");
+    let rel = format!("/{}", group.dir.file_name().unwrap().to_str().unwrap());
+    for extra in [&["--manage-cgroups=full"][..], &["--manage-cgroups"], &["--cgroup-props", "x"]] {
+        let err = dump_refused(t.pid(), &tmp.path().join("imgs"), extra);
+        assert!(err.contains(&format!("task {} is in cgroup freezer:{rel}", t.pid())) && err.contains("--manage-cgroups"), "{extra:?}: {err}");
+    }
+    // LXC freezes through the container's freezer and asks for cgroups.
+    let mut args = vec!["--freeze-cgroup", group.dir.to_str().unwrap()];
+    args.extend_from_slice(LXC_DUMP);
+    let err = dump_refused(t.pid(), &tmp.path().join("imgs2"), &args);
+    assert!(err.contains(&format!("is in cgroup freezer:{rel}")), "{err}");
+    assert_eq!(group.state(), "THAWED", "the freezer is thawed again");
+    // ignore: the caller does not want cgroups back; the dump goes on.
+    let imgs = tmp.path().join("imgs3");
+    std::fs::create_dir(&imgs).unwrap();
+    let o = criu(&["dump", "-t", &t.pid().to_string(), "-D", imgs.to_str().unwrap(), "--manage-cgroups=ignore", "-R"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn a_cgroup_root_elsewhere_is_refused_on_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut t = Target::sleeper();
+    let pid = t.pid();
+    let imgs = dump_killed(&mut t, tmp.path());
+    let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap(), "--cgroup-root", "/surely/not/criu/s"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("--cgroup-root /surely/not/criu/s"), "{}", text(&o.stderr));
+    assert_eq!(state(pid), None, "nothing restored");
+    // runc moves criu into the container's cgroups, then names them.
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mut args = vec!["restore".to_string(), "-d".into(), "-D".into(), imgs.to_str().unwrap().into()];
+    for l in own.lines() {
+        let mut p = l.splitn(3, ':');
+        let (_, ctl, path) = (p.next().unwrap(), p.next().unwrap(), p.next().unwrap());
+        args.push("--cgroup-root".into());
+        args.push(format!("{}:{path}", ctl.split(',').next().unwrap()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = criu(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(state(pid), Some('S'));
+    kill_and_reap(pid);
+}
