@@ -43,7 +43,6 @@ pub struct Run {
 pub struct MemStats {
     pub pages_scanned: u64,
     pub pages_written: u64,
-    pub pages_lazy: u64,
     pub shpages_written: u64,
     /// Time spent finding and copying pages, microseconds.
     pub memdump_us: u64,
@@ -163,7 +162,6 @@ pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Re
     let bytes = copy_runs(&mem, &runs, &mut out)?;
     out.flush().with_context(|| format!("writing {name}"))?;
     st.pages_written = bytes / PAGE_SIZE;
-    st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
     Ok(st)
 }
 

@@ -267,7 +267,6 @@ fn collect(
     debug!("memory of {pid}: {} pages, {shpages} shared, in {:?}", mem_stats.pages_written, t_mem.elapsed());
     sh.mem.pages_scanned += mem_stats.pages_scanned;
     sh.mem.pages_written += mem_stats.pages_written;
-    sh.mem.pages_lazy += mem_stats.pages_lazy;
     sh.mem.shpages_written += mem_stats.shpages_written;
     sh.mem.memdump_us += mem_stats.memdump_us;
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
@@ -292,7 +291,7 @@ fn collect(
         comm: stat.comm.clone(),
         timers: Some(timers),
         rlimits: Some(task::rlimits(pid)?),
-        cg_set: Some(1),
+        cg_set: None,
         signals_s: Some(task::pending(pid, true)?),
         old_seccomp_mode: None,
         old_seccomp_filter: None,
@@ -414,7 +413,8 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, c: &pages::MemS
             pages_skipped_parent: 0,
             pages_written: c.pages_written,
             irmap_resolve: Some(0),
-            pages_lazy: c.pages_lazy,
+            // Pages left for a lazy-pages daemon (none: every page is written).
+            pages_lazy: 0,
             page_pipes: Some(0),
             page_pipe_bufs: Some(0),
             shpages_scanned: Some(c.shpages_written),
