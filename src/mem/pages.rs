@@ -146,30 +146,20 @@ pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Re
 }
 
 /// Dump the private memory of `pid`: pagemap-`pid`.img and pages-`pages_id`.img.
-pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<MemStats> {
+/// Returns the counters and the task's guard regions (MADV_GUARD_INSTALL),
+/// which the mm image records as VMA_AREA_GUARD entries.
+pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<(MemStats, Vec<Run>)> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).with_context(|| format!("can't open pagemap of {pid}"))?;
     let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
     let (runs, mut st) = private_runs(&pagemap, vmas)?;
     write_pagemap(dir, pid as u64, pages_id, &runs)?;
-    if crate::kerndat::has_pagemap_scan_guard_pages() {
-        let guards = guard_runs(&pagemap, vmas)?;
-        if !guards.is_empty() {
-            pagemap_of(0, &guards).write_named(dir, &guards_name(pid as u64))?;
-        }
-    }
+    let guards = if crate::kerndat::has_pagemap_scan_guard_pages() { guard_runs(&pagemap, vmas)? } else { Vec::new() };
     let name = pages_file_name(pages_id);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&name)?);
     let bytes = copy_runs(&mem, &runs, &mut out)?;
     out.flush().with_context(|| format!("writing {name}"))?;
     st.pages_written = bytes / PAGE_SIZE;
-    Ok(st)
-}
-
-/// Guard regions (MADV_GUARD_INSTALL) of task `pid`, recorded as a
-/// pagemap-format image of their own: CRIU keeps no such record, ignores
-/// this file, and its crit still decodes it (PAGEMAP magic, no data).
-pub fn guards_name(pid: u64) -> String {
-    format!("guards-{pid}.img")
+    Ok((st, guards))
 }
 
 /// The guard ranges of `vmas` (needs PAGEMAP_SCAN with PAGE_IS_GUARD).

@@ -261,28 +261,25 @@ pub fn premap(
     fill_private(dir, pid, &placed, &vdso)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_guards(dir, pid, &placed)?;
+    install_guards(vmas, &placed)?;
     plan.vdso = vdso_move(vmas, own)?;
     Ok(plan)
 }
 
-/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
-/// markers travel with the area when the restorer moves it.
-fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Result<()> {
-    let name = super::pages::guards_name(pid);
-    if !dir.exists(&name) {
-        return Ok(());
-    }
-    let pm = Pagemap::read_named(dir, &name)?;
-    for e in &pm.entries {
-        let len = crate::images::pagemap::entry_nr_pages(e) * PAGE_SIZE;
-        let (at, room, _) = premap_addr(placed, e.vaddr)
-            .with_context(|| format!("{name}: guard region at {:#x} is outside the task's private memory", e.vaddr))?;
+/// Put back the guard regions (MADV_GUARD_INSTALL) the mm image lists as
+/// VMA_AREA_GUARD entries (ours and CRIU's alike); the markers travel with
+/// the area when the restorer moves it.
+fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+    for g in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let len = g.end.checked_sub(g.start).filter(|l| *l > 0 && l % PAGE_SIZE == 0);
+        let len = len.with_context(|| format!("mm image: bad guard region {:#x}-{:#x}", g.start, g.end))?;
+        let (at, room, _) = premap_addr(placed, g.start)
+            .with_context(|| format!("mm image: guard region at {:#x} is outside the task's private memory", g.start))?;
         if room < len {
-            bail!("{name}: guard region at {:#x} crosses the end of its VMA", e.vaddr);
+            bail!("mm image: guard region {:#x}-{:#x} crosses the end of its VMA", g.start, g.end);
         }
         const MADV_GUARD_INSTALL: i32 = 102;
-        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
+        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", g.start))?;
     }
     Ok(())
 }

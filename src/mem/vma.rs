@@ -28,6 +28,9 @@ pub mod status {
     pub const AREA_VVAR: u32 = 1 << 12;
     pub const AREA_AIORING: u32 = 1 << 13;
     pub const AREA_MEMFD: u32 = 1 << 14;
+    /// Not a mapping: a guard region (MADV_GUARD_INSTALL) inside one, listed
+    /// after every VMA of the mm image.
+    pub const AREA_GUARD: u32 = 1 << 16;
     pub const AREA_UPROBES: u32 = 1 << 17;
     pub const UNSUPP: u32 = 1 << 31;
 }
@@ -214,4 +217,10 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     files.push_reg_file(id, &name, &f, libc::O_RDONLY as u32, 0)?;
     files.set_mapped(md.dev(), md.ino(), id);
     Ok(id)
+}
+
+/// The mm image entry of a guard region `[start, end)`: only the range and
+/// the GUARD status, as CRIU 4.2 records one.
+pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
+    VmaEntry { start, end, status: status::AREA_GUARD, fd: -1, ..Default::default() }
 }

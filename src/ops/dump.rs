@@ -258,7 +258,8 @@ fn collect(
     let vmas = vma::collect(pid, &maps, &mut sh.files, opts.allow_uprobes)?;
     let t_mem = Instant::now();
     let pages_id = sh.next_pages_id;
-    let mut mem_stats = pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
+    let (mut mem_stats, guards) =
+        pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
     let (next, shpages) = pages::dump_shmem(pid, &vmas, dir, pages_id + 1, &mut sh.shmem_done)
         .with_context(|| format!("dumping shared memory of {pid}"))?;
     sh.next_pages_id = next;
@@ -269,7 +270,7 @@ fn collect(
     sh.mem.pages_written += mem_stats.pages_written;
     sh.mem.shpages_written += mem_stats.shpages_written;
     sh.mem.memdump_us += mem_stats.memdump_us;
-    let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
+    let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
     mm.thp_disabled = Some(report.thp_disabled);
 
     fault(Stage::Files)?;
