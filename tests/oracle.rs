@@ -4,8 +4,8 @@
 //! with queued data and an eventfd) are dumped by us and restored by CRIU 4.2
 //! (`restore -d`), and dumped by CRIU 4.2 and restored by us. Each restored
 //! program must visibly carry on: the sleep stays asleep, counters keep
-//! rising, and the python programs report their pipe, socket and eventfd
-//! contents themselves. Skipped (with the reason printed) when the CRIU 4.2
+//! rising, the python programs report their pipe, socket and eventfd
+//! contents themselves, and the same signals have handlers. Skipped (with the reason printed) when the CRIU 4.2
 //! binary is not at `../shared/tools/criu-4.2/criu`.
 
 mod common;
@@ -56,7 +56,8 @@ enum Program {
 const PROGRAMS: [Program; 4] = [Program::Sleep, Program::BashLoop, Program::PyTimer, Program::PyThreads];
 
 /// Python: an ITIMER_REAL every 0.2 s whose handler counts into `count`; a
-/// pipe holding `pipe-data`. On SIGUSR1 it reports what the pipe holds
+/// pipe holding `pipe-data`; a SIGTRAP handler (which a trap taken with
+/// SIGTRAP blocked would reset). On SIGUSR1 it reports what the pipe holds
 /// (put back after) and its tick count.
 const PY_TIMER: &str = r#"import os, signal, sys
 d = sys.argv[1]
@@ -74,6 +75,7 @@ def report(*a):
     put('out', data.decode() + '|' + str(n))
 signal.signal(signal.SIGALRM, tick)
 signal.signal(signal.SIGUSR1, report)
+signal.signal(signal.SIGTRAP, lambda *a: None)
 signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
 put('ready', '')
 while True: signal.pause()
@@ -183,6 +185,12 @@ fn reported(pid: i32, dir: &Path, ok: impl Fn(&str) -> bool) -> Result<(), Strin
     if ok(&got) { Ok(()) } else { Err(format!("it reported {got:?}")) }
 }
 
+/// The signals `pid` has handlers for (SigCgt of /proc/PID/status).
+fn caught(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("SigCgt:")).map(|v| v.trim().to_string())
+}
+
 /// The members of process group `pgid`.
 fn group(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();
@@ -232,6 +240,7 @@ fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), St
     let mut t = p.spawn(tmp.path());
     let pid = t.pid();
     let tree = group(pid);
+    let handlers = caught(pid);
 
     let o = dumper.run(oracle, &["dump", "-t", &pid.to_string(), "-D", i, "-v4", "-o", "dump.log"]);
     t.reap();
@@ -248,7 +257,13 @@ fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), St
     if !o.status.success() {
         return Err(format!("restore by {} failed: {}\n{}", restorer.name(), text(&o.stderr), log_tail(&imgs, "restore.log")));
     }
-    p.carries_on(pid, tmp.path()).map_err(|e| format!("{e}\n{}", log_tail(&imgs, "restore.log")))
+    p.carries_on(pid, tmp.path()).map_err(|e| format!("{e}\n{}", log_tail(&imgs, "restore.log")))?;
+    // Every signal handler is back (a dump or restore that traps with
+    // SIGTRAP blocked would reset the task's SIGTRAP handler).
+    match caught(pid) {
+        h if h == handlers => Ok(()),
+        h => Err(format!("signal handlers (SigCgt) {h:?}, {handlers:?} before the dump")),
+    }
 }
 
 /// Every program, dumped by `dumper` and restored by `restorer`.

@@ -16,8 +16,11 @@ use crate::sys::ptrace;
 const PTRACE_EVENT_STOP: i32 = 128;
 /// si_code of an `int3` trap.
 const SI_KERNEL: i32 = 0x80;
-/// Every signal blocked (the kernel keeps SIGKILL and SIGSTOP deliverable).
-const BLOCK_ALL: u64 = !0;
+/// Every signal blocked but SIGTRAP (the kernel keeps SIGKILL and SIGSTOP
+/// deliverable). Our `int3` raises a forced SIGTRAP, and a forced signal
+/// that is blocked has its handler reset to SIG_DFL: the task would lose
+/// its own SIGTRAP handler (CRIU's compel leaves SIGTRAP open for this).
+const BLOCK_ALL: u64 = !(1 << (libc::SIGTRAP - 1));
 
 /// A thread's state as seized: what release puts back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -398,7 +401,7 @@ impl Seized {
         Ok(r as u64)
     }
 
-    /// Start the task at `regs` with every signal blocked and wait for the
+    /// Start the task at `regs` with signals blocked ([`BLOCK_ALL`]) and wait for the
     /// `int3` that leaves the ip at `trap_ip`.
     fn run(&mut self, regs: &Regs, trap_ip: u64) -> Result<Regs> {
         self.start(regs)?;
