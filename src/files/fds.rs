@@ -110,10 +110,9 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             });
             out.has_pipes = true;
             if out.pipes_seen.insert(md.ino(), ()).is_none() {
-                let (e, data) = pipe::peek_data(pid, fd)?;
-                if e.bytes > 0 {
-                    out.pipe_data.push((e, data));
-                }
+                // One record per pipe, empty or not (as CRIU): it also
+                // carries the pipe's size.
+                out.pipe_data.push(pipe::peek_data(pid, fd)?);
             }
             FdTypes::Pipe
         } else if ft.is_char_device() {
