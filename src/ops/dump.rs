@@ -270,6 +270,7 @@ fn collect(
     sh.mem.pages_written += mem_stats.pages_written;
     sh.mem.shpages_written += mem_stats.shpages_written;
     sh.mem.memdump_us += mem_stats.memdump_us;
+    sh.mem.memwrite_us += mem_stats.memwrite_us;
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
     mm.thp_disabled = Some(report.thp_disabled);
 
@@ -409,7 +410,7 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, c: &pages::MemS
             freezing_time: freezing_us as u32,
             frozen_time: frozen_us as u32,
             memdump_time: c.memdump_us as u32,
-            memwrite_time: 0,
+            memwrite_time: c.memwrite_us as u32,
             pages_scanned: c.pages_scanned,
             pages_skipped_parent: 0,
             pages_written: c.pages_written,
