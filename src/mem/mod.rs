@@ -41,7 +41,7 @@ pub fn mm_entry(
         mm_saved_auxv: auxv.into_iter().take(AUXV_WORDS).collect(),
         vmas: vmas
             .iter()
-            .map(|v| v.entry.clone())
+            .map(|v| v.entry)
             .chain(guards.iter().map(|g| vma::guard_entry(g.start, g.end)))
             .collect(),
         dumpable: Some(dumpable),

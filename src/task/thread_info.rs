@@ -47,10 +47,8 @@ const ARCH_SHSTK_SHSTK: u64 = 1;
 /// Refuse, by name, registers we would not put back: a thread that ran on
 /// a CET shadow stack (its `cet` entry says so).
 pub fn check_restorable(ti: &ThreadInfoX86, tid: u32) -> Result<()> {
-    if let Some(c) = ti.fpregs.xsave.as_ref().and_then(|x| x.cet.as_ref()) {
-        if c.cet & ARCH_SHSTK_SHSTK != 0 {
-            bail!("core-{tid}.img: thread {tid} uses a CET shadow stack (ssp {:#x}); restoring shadow stacks is not supported", c.ssp);
-        }
+    if let Some(c) = ti.fpregs.xsave.as_ref().and_then(|x| x.cet.as_ref()).filter(|c| c.cet & ARCH_SHSTK_SHSTK != 0) {
+        bail!("core-{tid}.img: thread {tid} uses a CET shadow stack (ssp {:#x}); restoring shadow stacks is not supported", c.ssp);
     }
     Ok(())
 }
