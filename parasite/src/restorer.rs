@@ -348,6 +348,9 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     let go = c.sync(1);
     go.store(1, Ordering::SeqCst);
     futex_wake(go);
+    if cleaner {
+        open_sigtrap(&c);
+    }
     let sp = c.base as u64 + a.frame + SIGRETURN_SP_OFFSET;
     // SAFETY: the frame was built by criu for this task; rt_sigreturn
     // replaces every register and never returns here.
@@ -576,9 +579,22 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
         futex_wait(go, 0);
     }
     let cleaner = a.flags & flag::CLEANER != 0;
+    if cleaner {
+        open_sigtrap(&c);
+    }
     // SAFETY: criu built this thread's frame; rt_sigreturn replaces every
     // register and never returns here.
     unsafe { restorer_sigreturn(t.frame + SIGRETURN_SP_OFFSET, cleaner as u64) }
+}
+
+/// Unblock SIGTRAP just before the `int3` the cleaner stops us on: a
+/// forced SIGTRAP that finds itself blocked resets the task's (restored)
+/// SIGTRAP handler to SIG_DFL. The cleaner swallows that trap, and the
+/// frame's mask blocks everything again at rt_sigreturn.
+fn open_sigtrap(c: &Ctx) {
+    const SIGTRAP: u32 = 5;
+    let mask: u64 = !(1u64 << (SIGTRAP - 1));
+    c.check(step::BLOCK_SIGNALS, sys4(NR_RT_SIGPROCMASK, SIG_SETMASK, &mask as *const u64 as usize, 0, 8));
 }
 
 #[repr(C)]

@@ -16,8 +16,9 @@
 //! - **Seize**: `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, then save the general
 //!   registers, the XSAVE area and the signal mask. A task found in a group
 //!   stop (or with a SIGSTOP queued) is stopped again on release.
-//! - **Remote syscall**: `syscall; int3` is poked over the word at the
-//!   task's instruction pointer, registers set (`orig_rax = -1`, so a
+//! - **Remote syscall**: `syscall; int3` is poked over the first word of
+//!   the task's first executable mapping (where CRIU's compel puts it, so
+//!   both leave the same text page private), registers set (`orig_rax = -1`, so a
 //!   syscall the task was stopped in is not restarted under us), the task
 //!   runs with every signal blocked until the trap, then the text word and
 //!   registers are put back. Restoring the untouched saved registers at the

@@ -16,8 +16,11 @@ use crate::sys::ptrace;
 const PTRACE_EVENT_STOP: i32 = 128;
 /// si_code of an `int3` trap.
 const SI_KERNEL: i32 = 0x80;
-/// Every signal blocked (the kernel keeps SIGKILL and SIGSTOP deliverable).
-const BLOCK_ALL: u64 = !0;
+/// Every signal blocked but SIGTRAP (the kernel keeps SIGKILL and SIGSTOP
+/// deliverable). Our `int3` raises a forced SIGTRAP, and a forced signal
+/// that is blocked has its handler reset to SIG_DFL: the task would lose
+/// its own SIGTRAP handler (CRIU's compel leaves SIGTRAP open for this).
+const BLOCK_ALL: u64 = !(1 << (libc::SIGTRAP - 1));
 
 /// A thread's state as seized: what release puts back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +44,10 @@ pub struct Seized {
     /// Something we ran may have changed the FPU state.
     pub(super) fpu_dirty: bool,
     saved: ThreadState,
+    /// Where remote syscalls are injected: the start of the task's first
+    /// executable mapping, as CRIU's compel picks it (so the same text page,
+    /// which the poke makes private, is touched by either tool).
+    syscall_ip: u64,
     released: bool,
     /// ptrace requests must come from the seizing thread.
     _not_send: PhantomData<*const ()>,
@@ -70,6 +77,20 @@ fn status(pid: Pid) -> Result<Status> {
         sigstops: pending("SigPnd:") as u32 + pending("ShdPnd:") as u32,
         seccomp: field("Seccomp:").is_some_and(|v| v != "0"),
         shadow_stack: field("x86_Thread_features:").is_some_and(|v| v.split_whitespace().any(|f| f == "shstk")),
+    })
+}
+
+/// The start of the first executable mapping in /proc/PID/maps (at
+/// seize, before any parasite mapping exists), or None.
+fn first_executable_area(pid: Pid) -> Option<u64> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let perms = rest.split_whitespace().next()?;
+        if perms.as_bytes().get(2) != Some(&b'x') {
+            return None;
+        }
+        u64::from_str_radix(range.split_once('-')?.0, 16).ok()
     })
 }
 
@@ -319,6 +340,7 @@ impl Seized {
             sigmask: ptrace::get_sigmask(pid).ctx(pid, "PTRACE_GETSIGMASK")?,
         };
         tracing::debug!(pid = pid.as_raw(), stopped = stops > 0, ip = saved.regs.ip(), "compel: seized");
+        let syscall_ip = first_executable_area(pid).unwrap_or(saved.regs.ip());
         Ok(Seized {
             pid,
             tgid: Pid::from_raw(st.tgid),
@@ -327,6 +349,7 @@ impl Seized {
             stop_pending: false,
             fpu_dirty: false,
             saved,
+            syscall_ip,
             released: false,
             _not_send: PhantomData,
         })
@@ -355,7 +378,7 @@ impl Seized {
     /// (negative errno on failure). The task's state is put back after.
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
         let pid = self.pid;
-        let ip = self.saved.regs.ip();
+        let ip = self.syscall_ip;
         let orig = ptrace::peek(pid, ip).ctx(pid, "peek at the injection address")?;
         ptrace::poke(pid, ip, arch::patch_syscall(orig)).ctx(pid, "poke the syscall instruction")?;
         let mut regs = self.saved.regs;
@@ -378,7 +401,7 @@ impl Seized {
         Ok(r as u64)
     }
 
-    /// Start the task at `regs` with every signal blocked and wait for the
+    /// Start the task at `regs` with signals blocked ([`BLOCK_ALL`]) and wait for the
     /// `int3` that leaves the ip at `trap_ip`.
     fn run(&mut self, regs: &Regs, trap_ip: u64) -> Result<Regs> {
         self.start(regs)?;

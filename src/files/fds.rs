@@ -32,6 +32,9 @@ pub struct Fds {
     pub sk_queues: Vec<(crate::images::pb::SkPacketEntry, Vec<u8>)>,
     /// Unix sockets dumped: (ino, peer ino), to check pairs are complete.
     pub unix: Vec<(u32, u32)>,
+    /// files.img records of unix sockets whose peer is not dumped yet, by
+    /// peer ino: as in CRIU, a socket's record follows its peer's.
+    unix_waiting: Vec<(u32, FileEntry)>,
     /// Descriptions recorded so far: (pid, fd, dev, ino, id).
     seen: Vec<(i32, i32, u64, u64, u32)>,
     /// Pipes whose data is dumped already, by inode.
@@ -82,7 +85,13 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
         if let Some(&(_, _, _, _, id)) = out.seen.iter().find(|(opid, ofd, dev, ino, _)| {
             *dev == md.dev() && *ino == md.ino() && same_description(*opid, *ofd, pid, fd)
         }) {
-            let ty = files.entries().iter().find(|e| e.id == id).map(|e| e.r#type).unwrap_or(FdTypes::Reg as i32);
+            let ty = files
+                .entries()
+                .iter()
+                .chain(out.unix_waiting.iter().map(|(_, e)| e))
+                .find(|e| e.id == id)
+                .map(|e| e.r#type)
+                .unwrap_or(FdTypes::Reg as i32);
             fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
             continue;
         }
@@ -101,10 +110,9 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             });
             out.has_pipes = true;
             if out.pipes_seen.insert(md.ino(), ()).is_none() {
-                let (e, data) = pipe::peek_data(pid, fd)?;
-                if e.bytes > 0 {
-                    out.pipe_data.push((e, data));
-                }
+                // One record per pipe, empty or not (as CRIU): it also
+                // carries the pipe's size.
+                out.pipe_data.push(pipe::peek_data(pid, fd)?);
             }
             FdTypes::Pipe
         } else if ft.is_char_device() {
@@ -118,10 +126,20 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
                 _ => bail!("fd {fd} of task {pid} is a socket ({link}) that is not a unix socket: not supported yet"),
             };
             let e = unix::entry(id, &d, file_flags, ours.as_fd()).with_context(|| format!("fd {fd} of task {pid}"))?;
-            out.unix.push((d.ino, d.peer));
             let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
             out.sk_queues.extend(unix::queue_entries(id, q));
-            files.push(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() });
+            let rec = FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() };
+            if out.unix.iter().any(|(i, _)| *i == d.peer) {
+                files.push(rec);
+            } else {
+                out.unix_waiting.push((d.peer, rec));
+            }
+            out.unix.push((d.ino, d.peer));
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut out.unix_waiting).into_iter().partition(|(p, _)| *p == d.ino);
+            out.unix_waiting = waiting;
+            for (_, r) in ready {
+                files.push(r);
+            }
             FdTypes::Unixsk
         } else if link == "anon_inode:inotify" {
             let e = super::inotify::entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;

@@ -21,19 +21,36 @@ pub fn is_tty(rdev: u64) -> bool {
     matches!(libc::major(rdev), 4 | 5 | 136..=143)
 }
 
-fn termios(f: &File) -> Option<TermiosEntry> {
-    let t = nix::sys::termios::tcgetattr(f.as_fd()).ok()?;
-    let raw: libc::termios = t.into();
-    Some(TermiosEntry {
-        c_iflag: raw.c_iflag,
-        c_oflag: raw.c_oflag,
-        c_cflag: raw.c_cflag,
-        c_lflag: raw.c_lflag,
-        c_line: u32::from(raw.c_line),
-        c_ispeed: raw.c_ispeed,
-        c_ospeed: raw.c_ospeed,
-        c_cc: raw.c_cc.iter().map(|c| u32::from(*c)).collect(),
-    })
+/// How many `c_cc` words a termios record holds (CRIU's TERMIOS_NCC).
+const TERMIOS_NCC: usize = 19;
+/// How many control-character bytes CRIU packs into them (glibc's NCCS).
+const CC_BYTES: usize = 32;
+
+/// A termios record as CRIU 4.2 writes one: the kernel's settings (no
+/// speeds: TCGETS has none), and the control characters packed four to a
+/// word, little-endian, in the first 8 of the 19 words (CRIU copies glibc's
+/// 32-byte `c_cc` array over the words; it leaves the other 11 words
+/// unset, we write 0).
+fn termios_entry(t: &crate::sys::tty::KernelTermios) -> TermiosEntry {
+    let mut bytes = [0u8; CC_BYTES];
+    bytes[..t.c_cc.len()].copy_from_slice(&t.c_cc);
+    let mut c_cc: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+    c_cc.resize(TERMIOS_NCC, 0);
+    TermiosEntry {
+        c_iflag: t.c_iflag,
+        c_oflag: t.c_oflag,
+        c_cflag: t.c_cflag,
+        c_lflag: t.c_lflag,
+        c_line: u32::from(t.c_line),
+        c_ispeed: 0,
+        c_ospeed: 0,
+        c_cc,
+    }
+}
+
+/// CRIU's tty_info id of a pty: its index, doubled, plus one for a master.
+fn info_id(index: u32, master: bool) -> u32 {
+    (index << 1) + u32::from(master)
 }
 
 /// Terminal records of a dump (tty-info.img entries).
@@ -62,14 +79,14 @@ pub fn dump(
     let f = File::open(&path).with_context(|| format!("can't open the terminal of fd {fd} of {pid}"))?;
     let md = f.metadata()?;
     let rdev = md.rdev();
-    let index = link.strip_prefix("/dev/pts/").and_then(|n| n.parse().ok());
+    let index = link.strip_prefix("/dev/pts/").and_then(|n| n.parse::<u32>().ok());
     let Some(index) = index else {
         bail!("fd {fd} of task {pid} is a terminal other than a pty ({link}): not supported yet");
     };
     let info_id = match infos.infos.iter().find(|i| u64::from(i.rdev) == rdev) {
         Some(i) => i.id,
         None => {
-            let id = files.alloc_id();
+            let id = info_id(index, false);
             let ctty = u64::from(stat.tty_nr) == rdev;
             let ws = crate::sys::tty::get_winsize(f.as_fd()).ok();
             infos.infos.push(TtyInfoEntry {
@@ -81,8 +98,8 @@ pub fn dump(
                 sid: if ctty { stat.sid as u32 } else { 0 },
                 pgrp: if ctty { stat.tpgid.max(0) as u32 } else { 0 },
                 rdev: rdev as u32,
-                termios: termios(&f),
-                termios_locked: None,
+                termios: crate::sys::tty::termios(f.as_fd()).ok().map(|t| termios_entry(&t)),
+                termios_locked: crate::sys::tty::locked_termios(f.as_fd()).ok().map(|t| termios_entry(&t)),
                 winsize: ws.map(|w| WinsizeEntry {
                     ws_row: u32::from(w.row),
                     ws_col: u32::from(w.col),
@@ -121,4 +138,20 @@ pub fn our_terminal() -> Result<File> {
         bail!("the task used a terminal: run criu restore --shell-job on a terminal (its stdin is not one)");
     }
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn termios_as_criu_packs_it() {
+        let mut t = crate::sys::tty::KernelTermios { c_iflag: 1280, c_oflag: 5, c_cflag: 191, c_lflag: 35387, ..Default::default() };
+        t.c_cc[..12].copy_from_slice(&[3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0]);
+        t.c_cc[12..17].copy_from_slice(&[18, 15, 23, 22, 0]);
+        let e = super::termios_entry(&t);
+        // The words CRIU 4.2 wrote for the same terminal (/dev/pts/0 of a fresh openpty).
+        assert_eq!(&e.c_cc[..8], &[360651779, 65540, 1708817, 370609938, 0, 0, 0, 0]);
+        assert_eq!(e.c_cc.len(), 19);
+        assert_eq!((e.c_ispeed, e.c_ospeed), (0, 0));
+        assert_eq!((super::info_id(0, false), super::info_id(3, true)), (0, 7));
+    }
 }

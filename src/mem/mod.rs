@@ -13,9 +13,23 @@ pub mod vma;
 use crate::images::pb::MmEntry;
 use crate::proc::stat::Stat;
 
+/// How many auxv words an mm image holds at most: CRIU 4.2 reads
+/// /proc/PID/auxv into a buffer of this many words (its AT_VECTOR_SIZE),
+/// keeps what fits, and its restore refuses an image holding more.
+pub const AUXV_WORDS: usize = 44;
+
 /// The mm_entry of a task: its boundaries from /proc/PID/stat, its current
-/// brk (asked of the task), auxv, exe file id and VMAs.
-pub fn mm_entry(stat: &Stat, brk: u64, auxv: Vec<u64>, exe_file_id: u32, vmas: &[vma::Vma], dumpable: i32) -> MmEntry {
+/// brk (asked of the task), auxv (cut to [`AUXV_WORDS`] as CRIU does), exe file id and VMAs.
+/// Guard regions (`guards`) follow the VMAs as VMA_AREA_GUARD entries.
+pub fn mm_entry(
+    stat: &Stat,
+    brk: u64,
+    auxv: Vec<u64>,
+    exe_file_id: u32,
+    vmas: &[vma::Vma],
+    guards: &[pages::Run],
+    dumpable: i32,
+) -> MmEntry {
     MmEntry {
         mm_start_code: stat.start_code,
         mm_end_code: stat.end_code,
@@ -29,8 +43,12 @@ pub fn mm_entry(stat: &Stat, brk: u64, auxv: Vec<u64>, exe_file_id: u32, vmas: &
         mm_env_start: stat.env_start,
         mm_env_end: stat.env_end,
         exe_file_id,
-        mm_saved_auxv: auxv,
-        vmas: vmas.iter().map(|v| v.entry.clone()).collect(),
+        mm_saved_auxv: auxv.into_iter().take(AUXV_WORDS).collect(),
+        vmas: vmas
+            .iter()
+            .map(|v| v.entry)
+            .chain(guards.iter().map(|g| vma::guard_entry(g.start, g.end)))
+            .collect(),
         dumpable: Some(dumpable),
         aios: Vec::new(),
         thp_disabled: Some(false),

@@ -44,10 +44,11 @@ pub struct Run {
 pub struct MemStats {
     pub pages_scanned: u64,
     pub pages_written: u64,
-    pub pages_lazy: u64,
     pub shpages_written: u64,
     /// Time spent finding and copying pages, microseconds.
     pub memdump_us: u64,
+    /// Of which writing the pages out, microseconds.
+    pub memwrite_us: u64,
 }
 
 /// Find the runs of pages in `[start, end)` of `pagemap` (an open
@@ -86,23 +87,38 @@ pub fn scan(pagemap: &File, start: u64, end: u64, skip_file: bool) -> Result<Vec
     Ok(out)
 }
 
+/// CRIU's "pages scanned" for a VMA `[start, end)` holding the page runs
+/// `found` (sorted, not adjacent): its walk counts every page it stores
+/// and one step for each stretch it skips.
+fn scanned_count(start: u64, end: u64, found: &[(u64, u64)]) -> u64 {
+    let pages: u64 = found.iter().map(|(s, e)| (e - s) / PAGE_SIZE).sum();
+    let mut at = start;
+    let mut gaps = 0;
+    for (s, e) in found {
+        gaps += u64::from(*s > at);
+        at = *e;
+    }
+    gaps += u64::from(at < end);
+    pages + gaps
+}
+
 /// The runs of private pages to store for `vmas`, merged across VMAs.
 pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)> {
     let mut runs: Vec<Run> = Vec::new();
     let mut st = MemStats::default();
     for v in vmas.iter().filter(|v| v.dumps_private_pages()) {
-        st.pages_scanned += (v.entry.end - v.entry.start) / PAGE_SIZE;
         let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
         let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
         // The vDSO whole, present or not (as CRIU): a restore on another
         // kernel compares it with its own and may restore it as a proxy.
-        let present = if v.is(status::AREA_VDSO) {
+        let found = if v.is(status::AREA_VDSO) {
             vec![(v.entry.start, v.entry.end)]
         } else {
             scan(pagemap, v.entry.start, v.entry.end, v.is(status::FILE_PRIVATE))
                 .with_context(|| format!("scanning VMA {:#x}-{:#x}", v.entry.start, v.entry.end))?
         };
-        for (s, e) in present {
+        st.pages_scanned += scanned_count(v.entry.start, v.entry.end, &found);
+        for (s, e) in found {
             match runs.last_mut() {
                 Some(r) if r.end == s && r.flags == fl => r.end = e,
                 _ => runs.push(Run { start: s, end: e, flags: fl }),
@@ -166,7 +182,8 @@ pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Re
 }
 
 /// Dump the private memory of `pid`: pagemap-`pid`.img and pages-`pages_id`.img.
-/// Returns the stats and the task's guard regions (for the mm image).
+/// Returns the counters and the task's guard regions (MADV_GUARD_INSTALL),
+/// which the mm image records as VMA_AREA_GUARD entries.
 pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<(MemStats, Vec<Run>)> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).with_context(|| format!("can't open pagemap of {pid}"))?;
     let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
@@ -175,19 +192,12 @@ pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Re
     let guards = if crate::kerndat::has_pagemap_scan_guard_pages() { guard_runs(&pagemap, vmas)? } else { Vec::new() };
     let name = pages_file_name(pages_id);
     let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&name)?);
+    let t_write = std::time::Instant::now();
     let bytes = copy_runs(&mem, &runs, &mut out)?;
     out.flush().with_context(|| format!("writing {name}"))?;
+    st.memwrite_us = t_write.elapsed().as_micros() as u64;
     st.pages_written = bytes / PAGE_SIZE;
-    st.pages_lazy = runs.iter().filter(|r| r.flags & flags::PE_LAZY != 0).map(|r| (r.end - r.start) / PAGE_SIZE).sum();
     Ok((st, guards))
-}
-
-/// Guard regions (MADV_GUARD_INSTALL) of task `pid` as our earlier dumps
-/// recorded them (a pagemap-format image of their own); restore still
-/// reads it. Dumps now record them as CRIU 4.2 does: VMA_AREA_GUARD
-/// entries after the task's VMAs in mm-PID.img.
-pub fn guards_name(pid: u64) -> String {
-    format!("guards-{pid}.img")
 }
 
 /// The guard ranges of `vmas` (needs PAGEMAP_SCAN with PAGE_IS_GUARD).
@@ -287,4 +297,15 @@ pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32, don
         pages_id += 1;
     }
     Ok((pages_id, written / PAGE_SIZE))
+}
+
+#[cfg(test)]
+mod scanned {
+    #[test]
+    fn pages_and_skipped_stretches() {
+        let p = super::PAGE_SIZE;
+        assert_eq!(super::scanned_count(0, 10 * p, &[]), 1);
+        assert_eq!(super::scanned_count(0, 10 * p, &[(0, 10 * p)]), 10);
+        assert_eq!(super::scanned_count(0, 10 * p, &[(2 * p, 3 * p), (5 * p, 7 * p)]), 3 + 3);
+    }
 }

@@ -260,8 +260,7 @@ pub fn premap(
     fill_private(dir, pid, &fillable, &skip)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_vma_guards(vmas, &placed)?;
-    install_guards(dir, pid, &placed)?;
+    install_guards(vmas, &placed)?;
     avoid.push((base, base + total.max(PAGE_SIZE)));
     plan.vdso = match vdso {
         VdsoPlan::None => None,
@@ -312,31 +311,10 @@ fn vdso_proxy(own: &[MapEntry], avoid: &[(u64, u64)], placed: &[(VmaEntry, u64)]
     Ok(mv)
 }
 
-/// Put back the guard regions (MADV_GUARD_INSTALL) recorded at dump; the
-/// markers travel with the area when the restorer moves it.
-fn install_guards(dir: &ImageDir, pid: u64, placed: &[(VmaEntry, u64)]) -> Result<()> {
-    let name = super::pages::guards_name(pid);
-    if !dir.exists(&name) {
-        return Ok(());
-    }
-    let pm = Pagemap::read_named(dir, &name)?;
-    for e in &pm.entries {
-        let len = crate::images::pagemap::entry_nr_pages(e) * PAGE_SIZE;
-        let (at, room, _) = premap_addr(placed, e.vaddr)
-            .with_context(|| format!("{name}: guard region at {:#x} is outside the task's private memory", e.vaddr))?;
-        if room < len {
-            bail!("{name}: guard region at {:#x} crosses the end of its VMA", e.vaddr);
-        }
-        const MADV_GUARD_INSTALL: i32 = 102;
-        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", e.vaddr))?;
-    }
-    Ok(())
-}
-
-/// The same for guard regions recorded as CRIU 4.2 does (our dumps too):
-/// VMA_AREA_GUARD entries after the task's VMAs (`install_guards` reads
-/// the guards-PID.img of our earlier dumps).
-fn install_vma_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+/// Put back the guard regions (MADV_GUARD_INSTALL), recorded as CRIU 4.2
+/// records them: VMA_AREA_GUARD entries after the task's VMAs. The markers
+/// travel with the area when the restorer moves it.
+fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
     const MADV_GUARD_INSTALL: i32 = 102;
     for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
         let len = v.end - v.start;

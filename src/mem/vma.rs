@@ -28,8 +28,8 @@ pub mod status {
     pub const AREA_VVAR: u32 = 1 << 12;
     pub const AREA_AIORING: u32 = 1 << 13;
     pub const AREA_MEMFD: u32 = 1 << 14;
-    /// A guard region (MADV_GUARD_INSTALL) inside another VMA, recorded
-    /// by CRIU 4.2 as an extra entry after the task's VMAs.
+    /// Not a mapping: a guard region (MADV_GUARD_INSTALL) inside one, listed
+    /// after every VMA of the mm image.
     pub const AREA_GUARD: u32 = 1 << 16;
     pub const AREA_UPROBES: u32 = 1 << 17;
     pub const UNSUPP: u32 = 1 << 31;
@@ -212,12 +212,6 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
     Ok(out)
 }
 
-/// A guard region's record, as CRIU 4.2 writes it: an entry of its own
-/// after the task's VMAs, with only its range and VMA_AREA_GUARD.
-pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
-    VmaEntry { start, end, pgoff: 0, shmid: 0, prot: 0, flags: 0, status: status::AREA_GUARD, fd: -1, madv: None, fdflags: None }
-}
-
 /// The id of the task's executable in `files` (recorded like a mapped file).
 pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     let link = std::fs::read_link(format!("/proc/{pid}/exe")).with_context(|| format!("can't read exe link of {pid}"))?;
@@ -231,4 +225,10 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     files.push_reg_file(id, &name, &f, libc::O_RDONLY as u32, 0)?;
     files.set_mapped(md.dev(), md.ino(), id);
     Ok(id)
+}
+
+/// The mm image entry of a guard region `[start, end)`: only the range and
+/// the GUARD status, as CRIU 4.2 records one.
+pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
+    VmaEntry { start, end, status: status::AREA_GUARD, fd: -1, ..Default::default() }
 }

@@ -258,7 +258,8 @@ fn collect(
     let vmas = vma::collect(pid, &maps, &mut sh.files, opts.allow_uprobes)?;
     let t_mem = Instant::now();
     let pages_id = sh.next_pages_id;
-    let (mut mem_stats, guards) = pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
+    let (mut mem_stats, guards) =
+        pages::dump_private(pid, &vmas, dir, pages_id).with_context(|| format!("dumping memory of {pid}"))?;
     let (next, shpages) = pages::dump_shmem(pid, &vmas, dir, pages_id + 1, &mut sh.shmem_done)
         .with_context(|| format!("dumping shared memory of {pid}"))?;
     sh.next_pages_id = next;
@@ -267,12 +268,11 @@ fn collect(
     debug!("memory of {pid}: {} pages, {shpages} shared, in {:?}", mem_stats.pages_written, t_mem.elapsed());
     sh.mem.pages_scanned += mem_stats.pages_scanned;
     sh.mem.pages_written += mem_stats.pages_written;
-    sh.mem.pages_lazy += mem_stats.pages_lazy;
     sh.mem.shpages_written += mem_stats.shpages_written;
     sh.mem.memdump_us += mem_stats.memdump_us;
-    let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, report.dumpable);
+    sh.mem.memwrite_us += mem_stats.memwrite_us;
+    let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
     mm.thp_disabled = Some(report.thp_disabled);
-    mm.vmas.extend(guards.iter().map(|g| vma::guard_entry(g.start, g.end)));
 
     fault(Stage::Files)?;
     let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
@@ -293,7 +293,7 @@ fn collect(
         comm: stat.comm.clone(),
         timers: Some(timers),
         rlimits: Some(task::rlimits(pid)?),
-        cg_set: Some(1),
+        cg_set: None,
         signals_s: Some(task::pending(pid, true)?),
         old_seccomp_mode: None,
         old_seccomp_filter: None,
@@ -409,12 +409,13 @@ fn write_stats(dir: &ImageDir, freezing_us: u64, frozen_us: u64, c: &pages::MemS
             freezing_time: freezing_us as u32,
             frozen_time: frozen_us as u32,
             memdump_time: c.memdump_us as u32,
-            memwrite_time: 0,
+            memwrite_time: c.memwrite_us as u32,
             pages_scanned: c.pages_scanned,
             pages_skipped_parent: 0,
             pages_written: c.pages_written,
             irmap_resolve: Some(0),
-            pages_lazy: c.pages_lazy,
+            // Pages left for a lazy-pages daemon (none: every page is written).
+            pages_lazy: 0,
             page_pipes: Some(0),
             page_pipe_bufs: Some(0),
             shpages_scanned: Some(c.shpages_written),

@@ -77,8 +77,9 @@ fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static c
 impl TaskImages {
     fn load(dir: &ImageDir, pstree: &PstreeEntry, core: CoreEntry) -> Result<TaskImages> {
         let pid = pstree.pid;
-        if core.thread_info.is_none() {
-            bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
+        match &core.thread_info {
+            None => bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here"),
+            Some(ti) => crate::task::thread_info::check_restorable(ti, pid)?,
         }
         if !pstree.threads.is_empty() && pstree.threads.first() != Some(&pid) {
             bail!("pstree.img: the threads of task {pid} do not start with its leader ({:?})", pstree.threads);
@@ -88,6 +89,9 @@ impl TaskImages {
             let t: CoreEntry = one(dir, &kinds::core().file_name(u64::from(tid)), kinds::core())?;
             if t.mtype != core.mtype || t.thread_info.is_none() || t.thread_core.is_none() {
                 bail!("core-{tid}.img (thread {tid} of task {pid}) has no x86_64 registers or thread core");
+            }
+            if let Some(ti) = &t.thread_info {
+                crate::task::thread_info::check_restorable(ti, tid)?;
             }
             threads.push((tid as i32, t));
         }

@@ -33,6 +33,9 @@ pub struct Diag {
     pub name: Vec<u8>,
     pub peer: u32,
     pub rqlen: u32,
+    /// Bytes of the socket's send buffer in use (its unsent or unread
+    /// messages), which CRIU records as `backlog`.
+    pub wqlen: u32,
 }
 
 /// Ask the kernel about unix socket `ino` (in our network namespace).
@@ -58,7 +61,10 @@ pub fn diag(ino: u32) -> Result<Diag> {
         match ty {
             UNIX_DIAG_NAME => d.name = data.to_vec(),
             UNIX_DIAG_PEER if data.len() >= 4 => d.peer = u32::from_ne_bytes(data[..4].try_into()?),
-            UNIX_DIAG_RQLEN if data.len() >= 4 => d.rqlen = u32::from_ne_bytes(data[..4].try_into()?),
+            UNIX_DIAG_RQLEN if data.len() >= 8 => {
+                d.rqlen = u32::from_ne_bytes(data[..4].try_into()?);
+                d.wqlen = u32::from_ne_bytes(data[4..8].try_into()?);
+            }
             _ => {}
         }
     }
@@ -102,7 +108,7 @@ pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<U
         state: d.state,
         flags: file_flags,
         uflags: 0,
-        backlog: d.rqlen,
+        backlog: d.wqlen,
         peer: d.peer,
         fown: FownEntry::default(),
         opts: opts(fd)?,

@@ -69,6 +69,15 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         bail!("thread {tid} of {pid} has seccomp filters: dumping them is not supported yet");
     }
 
+    let status_text = proc::read(pid, &format!("task/{tid}/status"))?;
+    let shstk = status_text
+        .lines()
+        .find_map(|l| l.strip_prefix("x86_Thread_features:"))
+        .is_some_and(|v| v.split_whitespace().any(|f| f == "shstk"));
+    if shstk {
+        bail!("thread {tid} of {pid} uses a CET shadow stack: dumping shadow stacks is not supported");
+    }
+
     let Asked { tid_addr, sas, secbits, pdeath } = asked;
 
     let rseq = crate::sys::kprobe::ptrace_get_rseq_conf(nix::unistd::Pid::from_raw(tid))
@@ -85,7 +94,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         .map(|e| crate::sys::x86::get_thread_area(tid, e))
         .collect::<Result<_, _>>()
         .with_context(|| what("PTRACE_GET_THREAD_AREA"))?;
-    let info = super::thread_info::thread_info(&state.regs, &state.fpu.0, tid_addr, &tls);
+    let info = super::thread_info::thread_info(&state.regs.as_dumped(), &state.fpu.0, tid_addr, &tls);
     if let Some(p) = crate::ops::cpuinfo::fpu_problem(&info.fpregs, crate::arch::cpu::xcr0()) {
         bail!("thread {tid} of {pid}: {p} (CRIU's image format has no place for it): dumping it is not supported");
     }

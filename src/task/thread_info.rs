@@ -4,8 +4,10 @@
 
 #![cfg(target_arch = "x86_64")]
 
+use anyhow::{bail, Result};
+
 use crate::images::pb::{
-    ThreadInfoX86, UserDescT, UserX86FpregsEntry, UserX86RegsEntry, UserX86RegsMode, UserX86XsaveEntry,
+    ThreadInfoX86, UserDescT, UserX86CetEntry, UserX86FpregsEntry, UserX86RegsEntry, UserX86RegsMode, UserX86XsaveEntry,
 };
 use crate::sys::x86::UserDesc;
 
@@ -31,6 +33,25 @@ mod xfeature {
 /// software-reserved bytes of a ptrace NT_X86_XSTATE buffer (the first 8
 /// bytes; signal frames use that area differently).
 const SW_XFEATURES_OFFSET: usize = 464;
+
+/// The CPU can do CET shadow stacks (CPUID.(EAX=7,ECX=0):ECX[7]). CRIU 4.2
+/// then records a `cet` entry for every thread: the shadow-stack features
+/// enabled in it and its shadow-stack pointer (0 and 0 without one).
+fn cpu_has_shstk() -> bool {
+    core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 7) != 0
+}
+
+/// `ARCH_SHSTK_SHSTK`: the shadow-stack-enabled bit of a `cet` entry.
+const ARCH_SHSTK_SHSTK: u64 = 1;
+
+/// Refuse, by name, registers we would not put back: a thread that ran on
+/// a CET shadow stack (its `cet` entry says so).
+pub fn check_restorable(ti: &ThreadInfoX86, tid: u32) -> Result<()> {
+    if let Some(c) = ti.fpregs.xsave.as_ref().and_then(|x| x.cet.as_ref()).filter(|c| c.cet & ARCH_SHSTK_SHSTK != 0) {
+        bail!("core-{tid}.img: thread {tid} uses a CET shadow stack (ssp {:#x}); restoring shadow stacks is not supported", c.ssp);
+    }
+    Ok(())
+}
 
 /// General registers as the image stores them.
 pub fn gpregs(r: &crate::arch::Regs) -> UserX86RegsEntry {
@@ -109,6 +130,11 @@ pub fn fpregs(xs: &[u8]) -> UserX86FpregsEntry {
         }
         if has(xfeature::PKRU) {
             x.pkru = words32(xs, comp(xfeature::PKRU).0 as usize, 2);
+        }
+        // Threads on a shadow stack are not dumped (no parasite runs there),
+        // so what is recorded is "no shadow stack".
+        if cpu_has_shstk() {
+            x.cet = Some(UserX86CetEntry { cet: 0, ssp: 0 });
         }
     }
     UserX86FpregsEntry {
@@ -288,7 +314,12 @@ mod roundtrip {
             crate::images::ImageReader::open(&dir, "core-30151.img").unwrap().expect().unwrap();
         let ti = core.thread_info.unwrap();
         let fpu = super::fpu_from_image(&ti.fpregs);
-        let back = super::fpregs(&fpu.0);
+        let mut back = super::fpregs(&fpu.0);
+        // The cet entry depends on this CPU (written, zeroed, where it has
+        // shadow stacks, as CRIU does); the fixture's CPU had none.
+        if let Some(x) = back.xsave.as_mut().filter(|_| ti.fpregs.xsave.as_ref().is_some_and(|x| x.cet.is_none())) {
+            assert_eq!(x.cet.take().map(|c| (c.cet, c.ssp)).unwrap_or_default(), (0, 0));
+        }
         assert_eq!(back, ti.fpregs);
         let regs = super::regs_from_image(&ti.gpregs);
         assert_eq!(super::gpregs(&regs), ti.gpregs);

@@ -109,14 +109,16 @@ impl Regs {
         self.eflags &= !(EFLAGS_TF | EFLAGS_DF);
     }
 
-    /// These registers as `rt_sigreturn` must load them so the task carries
-    /// on as the kernel would after the stop. rt_sigreturn disables the
-    /// kernel's syscall restart, so an interrupted restartable syscall is
-    /// rewound here to re-execute its `syscall` instruction. A syscall that
-    /// needs the restart block (`-ERESTART_RESTARTBLOCK`, e.g. nanosleep)
-    /// cannot be resumed that way (rt_sigreturn resets the block) and
-    /// returns `-EINTR` instead.
-    pub fn rewound_for_sigreturn(&self) -> Regs {
+    /// These registers as a dump image holds them (CRIU's convention): a
+    /// task stopped inside a syscall that the kernel would restart
+    /// (`-ERESTARTSYS`, `-ERESTARTNOINTR`, `-ERESTARTNOHAND` in `rax`) is
+    /// rewound to re-execute its `syscall` instruction (`rip` back over it,
+    /// `rax` = the syscall number); one that needs the kernel's restart
+    /// block (`-ERESTART_RESTARTBLOCK`, e.g. nanosleep, clock_nanosleep)
+    /// returns `-EINTR` instead, since a restored task has no restart block.
+    /// `orig_rax` is kept as it was. An image never holds an `-ERESTART*`
+    /// value in `rax` then, and applying this twice changes nothing.
+    pub fn as_dumped(&self) -> Regs {
         let mut r = *self;
         if self.syscall_nr() >= 0 {
             match self.retval() {
@@ -128,6 +130,16 @@ impl Regs {
                 _ => {}
             }
         }
+        r
+    }
+
+    /// These registers as `rt_sigreturn` must load them so the task carries
+    /// on as the kernel would after the stop: [`Regs::as_dumped`] (rt_sigreturn
+    /// disables the kernel's own syscall restart and resets the restart
+    /// block), with `orig_rax` = -1. Registers from any image, ours or
+    /// CRIU's, and registers read from a live task all go through here.
+    pub fn rewound_for_sigreturn(&self) -> Regs {
+        let mut r = self.as_dumped();
         r.orig_rax = u64::MAX;
         r
     }
@@ -147,5 +159,27 @@ mod tests {
         assert_eq!((w.rax as i64, w.rip), (-4, 0x1002));
         let r = Regs { orig_rax: u64::MAX, rax: 7, rip: 0x1002, ..Default::default() };
         assert_eq!(r.rewound_for_sigreturn().rax, 7);
+    }
+
+    #[test]
+    fn dumped_registers_follow_criu() {
+        // futex wait interrupted: re-executed, orig_rax kept.
+        let r = Regs { orig_rax: 202, rax: (-512i64) as u64, rip: 0x2002, ..Default::default() };
+        let d = r.as_dumped();
+        assert_eq!((d.rax, d.rip, d.orig_rax), (202, 0x2000, 202));
+        // clock_nanosleep: -EINTR, ip unchanged.
+        let r = Regs { orig_rax: 230, rax: (-516i64) as u64, rip: 0x2002, ..Default::default() };
+        let d = r.as_dumped();
+        assert_eq!((d.rax as i64, d.rip, d.orig_rax), (-4, 0x2002, 230));
+        // Idempotent, and a restore of the dumped image equals a restore of the live registers.
+        assert_eq!(d.as_dumped(), d);
+        for live in [
+            Regs { orig_rax: 202, rax: (-512i64) as u64, rip: 0x2002, ..Default::default() },
+            Regs { orig_rax: 34, rax: (-514i64) as u64, rip: 0x2002, ..Default::default() },
+            Regs { orig_rax: 230, rax: (-516i64) as u64, rip: 0x2002, ..Default::default() },
+            Regs { orig_rax: 0, rax: 5, rip: 0x2002, ..Default::default() },
+        ] {
+            assert_eq!(live.as_dumped().rewound_for_sigreturn(), live.rewound_for_sigreturn());
+        }
     }
 }
