@@ -1,7 +1,8 @@
-//! inotify instances: each watch's descriptor number, event mask and the
-//! file handle of its inode, from /proc/PID/fdinfo; on restore the handle
-//! is opened again (same filesystem), the watch added to its path, and its
-//! number kept with INOTIFY_IOC_SETNEXTWD.
+//! inotify instances: each watch's descriptor number, event mask, the
+//! file handle of its inode (padded to CRIU's 16 words) and its path, from
+//! /proc/PID/fdinfo; on restore the handle is opened again (same filesystem;
+//! else the recorded path, if it is still that inode), the watch added to
+//! its path, and its number kept with INOTIFY_IOC_SETNEXTWD.
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -13,6 +14,9 @@ use crate::proc::fdinfo::FdInfo;
 fn kv<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
     words.iter().find_map(|w| w.strip_prefix(key))
 }
+
+/// How many words of handle CRIU's images carry at least.
+const HANDLE_WORDS: usize = 16;
 
 /// Parse the `inotify wd:` lines of an inotify fdinfo.
 pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
@@ -34,7 +38,7 @@ pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
             w[..c.len()].copy_from_slice(c);
             u64::from_le_bytes(w)
         });
-        wds.push(InotifyWdEntry {
+        let mut wd = InotifyWdEntry {
             id,
             i_ino: hex("ino:").context("no ino")?,
             mask: hex("mask:").context("no mask")? as u32,
@@ -44,11 +48,16 @@ pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
             f_handle: FhEntry {
                 bytes: kv(&words, "fhandle-bytes:").and_then(|x| u32::from_str_radix(x, 16).ok()).unwrap_or(bytes.len() as u32),
                 r#type: kv(&words, "fhandle-type:").and_then(|x| u32::from_str_radix(x, 16).ok()).context("no fhandle-type")?,
-                handle: words64.collect(),
+                // CRIU writes at least 16 words (its FH_ENTRY_SIZES).
+                handle: words64.chain(std::iter::repeat(0)).take(HANDLE_WORDS.max(bytes.len().div_ceil(8))).collect(),
                 path: None,
                 mnt_id: None,
             },
-        });
+        };
+        // The path too, as CRIU records it (its restore opens the watch by
+        // path); an inode no longer reachable by name keeps only its handle.
+        wd.f_handle.path = path_of(&wd).ok().filter(|p| !p.ends_with(" (deleted)"));
+        wds.push(wd);
     }
     Ok(InotifyFileEntry { id, flags, fown: Default::default(), wd: wds })
 }
@@ -83,7 +92,19 @@ pub fn restore(e: &InotifyFileEntry) -> Result<OwnedFd> {
     let mut wds = e.wd.clone();
     wds.sort_by_key(|w| w.wd);
     for w in &wds {
-        let path = path_of(w)?;
+        let path = match (path_of(w), &w.f_handle.path) {
+            (Ok(p), _) => p,
+            // Not openable by handle here (another filesystem instance):
+            // the recorded path, if it still names the same inode.
+            (Err(e), Some(p)) => {
+                let ino = std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).ok();
+                if ino != Some(w.i_ino) {
+                    return Err(e.context(format!("and {p} is not inode {} any more", w.i_ino)));
+                }
+                p.clone()
+            }
+            (Err(e), None) => return Err(e),
+        };
         crate::sys::kprobe::inotify_set_next_wd(fd.as_fd(), w.wd as i32).context("INOTIFY_IOC_SETNEXTWD")?;
         let c = std::ffi::CString::new(path.clone())?;
         let got = crate::sys::kprobe::inotify_add_watch(fd.as_fd(), &c, w.mask).with_context(|| format!("watching {path}"))?;
@@ -107,5 +128,6 @@ mod tests {
         let w = &e.wd[0];
         assert_eq!((w.wd, w.i_ino, w.s_dev, w.mask), (1, 0x3c4a7, 0xfe00000, 2));
         assert_eq!((w.f_handle.bytes, w.f_handle.r#type, w.f_handle.handle[0]), (8, 1, 0x3c4a7));
+        assert_eq!(w.f_handle.handle.len(), 16, "padded to CRIU's 16 words");
     }
 }
