@@ -1,8 +1,10 @@
-//! Task memory: VMAs (`vma`), the page dump (`pages`), and the mm_entry
+//! Task memory: VMAs (`vma`), the page dump (`pages`), the restore side
+//! (`premap`, `vdso` for a vDSO that differs from the image's), and the mm_entry
 //! that ties them to the task's mm boundaries.
 
 pub mod pages;
 pub mod premap;
+pub mod vdso;
 pub mod vma;
 
 use crate::images::pb::MmEntry;

@@ -177,7 +177,11 @@ pub fn premap(
     shared: &SharedShmem,
 ) -> Result<MemPlan> {
     let vmas = &mm_e.vmas;
-    let total: u64 = vmas.iter().filter(|v| needs_premap(v)).map(|v| v.end - v.start + PAGE_SIZE).sum();
+    // A vDSO other than ours (another kernel build): the image's comes
+    // back as a plain area, its functions jumping to ours (moved aside).
+    let proxy = proxy_vdso(dir, pid, vmas, own)?;
+    let premapped = |v: &VmaEntry| needs_premap(v) || (proxy.is_some() && v.status & status::AREA_VDSO != 0);
+    let total: u64 = vmas.iter().filter(|v| premapped(v)).map(|v| v.end - v.start + PAGE_SIZE).sum();
     let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     avoid.extend(own.iter().map(|m| (m.start, m.end)));
     avoid.extend_from_slice(extra_avoid);
@@ -207,7 +211,7 @@ pub fn premap(
             });
             continue;
         }
-        if !needs_premap(v) {
+        if !premapped(v) {
             continue;
         }
         // The kernel's flags (VM_ACCOUNT, and the merging it decides) should
@@ -256,14 +260,110 @@ pub fn premap(
         at += len + PAGE_SIZE;
     }
 
-    let vdso: Vec<(u64, u64)> =
-        vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect();
+    let vdso: Vec<(u64, u64)> = if proxy.is_some() {
+        Vec::new()
+    } else {
+        vmas.iter().filter(|v| v.status & status::AREA_VDSO != 0).map(|v| (v.start, v.end)).collect()
+    };
     fill_private(dir, pid, &placed, &vdso)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
     install_guards(vmas, &placed)?;
-    plan.vdso = vdso_move(vmas, own)?;
+    plan.vdso = match proxy {
+        Some(old) => Some(proxy_move(&old, vmas, own, &placed, plan.region, extra_avoid)?),
+        None => vdso_move(vmas, own)?,
+    };
     Ok(plan)
+}
+
+/// Our [vvar]/[vvar_vclock]/[vdso] areas: (vvar range, vdso range, lowest
+/// start, highest end).
+type OwnVdso = (Option<(u64, u64)>, (u64, u64), u64, u64);
+
+fn own_vdso(own: &[MapEntry]) -> Result<OwnVdso> {
+    let vdso = own.iter().find(|m| m.name == "[vdso]").context("we have no [vdso]")?;
+    let vvar_start = own.iter().find(|m| m.name == "[vvar]").map(|m| m.start);
+    let vvar_end = own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]").map(|m| m.end).max();
+    let vvar = vvar_start.zip(vvar_end).map(|(s, e)| (s, e - s));
+    let lo = vvar.map_or(vdso.start, |(s, _)| s.min(vdso.start));
+    let hi = vvar.map_or(vdso.end, |(s, l)| (s + l).max(vdso.end));
+    Ok((vvar, (vdso.start, vdso.len()), lo, hi))
+}
+
+/// Bytes `[start, start + len)` of our own address space.
+fn read_own(start: u64, len: u64) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len as usize];
+    File::open("/proc/self/mem")
+        .and_then(|m| m.read_exact_at(&mut b, start))
+        .with_context(|| format!("reading our memory at {start:#x}"))?;
+    Ok(b)
+}
+
+/// The image's vDSO bytes when they differ from this kernel's vDSO (None:
+/// the same vDSO, or the image holds no vDSO pages).
+fn proxy_vdso(dir: &ImageDir, pid: u64, vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<Vec<u8>>> {
+    let Some(v) = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0) else { return Ok(None) };
+    let Some(old) = image_bytes(dir, pid, v.start, v.end - v.start)? else { return Ok(None) };
+    let (_, (start, len), _, _) = own_vdso(own)?;
+    Ok((read_own(start, len)? != old).then_some(old))
+}
+
+/// Bytes `[start, start + len)` of the task's private memory as the image
+/// holds them, or None if some page is not in the image.
+fn image_bytes(dir: &ImageDir, pid: u64, start: u64, len: u64) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let pm = Pagemap::read(dir, pid)?;
+    let pages_name = crate::images::pagemap::pages_file_name(pm.head.pages_id);
+    let pages = dir.open_file(&pages_name)?;
+    let pages_len = pages.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut out = vec![0u8; len as usize];
+    let mut got = 0;
+    for run in pm.runs(&format!("pagemap-{pid}.img"), pages_len)? {
+        let Some(off) = run.pages_offset else { continue };
+        let (s, e) = (run.vaddr.max(start), (run.vaddr + run.len()).min(start + len));
+        if s >= e {
+            continue;
+        }
+        let dst = &mut out[(s - start) as usize..(e - start) as usize];
+        pages.read_exact_at(dst, off + (s - run.vaddr)).with_context(|| format!("reading {pages_name}"))?;
+        got += e - s;
+    }
+    Ok((got == len).then_some(out))
+}
+
+/// The vDSO proxy: patch the premapped copy of the image's vDSO (`old`)
+/// with jumps into ours, and move ours (with its vvar) to a free place.
+fn proxy_move(
+    old: &[u8],
+    vmas: &[VmaEntry],
+    own: &[MapEntry],
+    placed: &[(VmaEntry, u64)],
+    region: (u64, u64),
+    extra_avoid: &[(u64, u64)],
+) -> Result<VdsoMove> {
+    use std::os::unix::fs::FileExt;
+    let (vvar, (vdso_start, vdso_len), lo, hi) = own_vdso(own)?;
+    let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
+    avoid.extend(own.iter().map(|m| (m.start, m.end)));
+    avoid.push((region.0, region.0 + region.1));
+    avoid.extend_from_slice(extra_avoid);
+    let at = find_hole(hi - lo, &avoid).context("no room in the address space for this kernel's vDSO")?;
+    let to = at + (vdso_start - lo);
+    let jumps = super::vdso::proxy_jumps(old, &read_own(vdso_start, vdso_len)?, to)?;
+    let v = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0).context("the image has no vDSO")?;
+    let (copy, _, _) = premap_addr(placed, v.start).context("the image's vDSO was not premapped")?;
+    let mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem").context("opening /proc/self/mem")?;
+    for (off, j) in &jumps {
+        mem.write_all_at(j, copy + off).with_context(|| format!("patching the image's vDSO at {:#x}", v.start + off))?;
+    }
+    tracing::info!("vDSO differs from the image's: {} functions of it jump to ours at {to:#x}", jumps.len());
+    Ok(VdsoMove {
+        vvar_from: vvar,
+        vdso_from: (vdso_start, vdso_len),
+        vvar_to: vvar.map(|(s, _)| to - (vdso_start - s)),
+        vdso_to: to,
+    })
 }
 
 /// Put back the guard regions (MADV_GUARD_INSTALL) the mm image lists as

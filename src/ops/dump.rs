@@ -66,8 +66,11 @@ fn precheck(pid: i32) -> Result<proc::stat::Stat> {
     Ok(stat)
 }
 
+/// Namespaces other than criu's are refused, but for a time namespace (a
+/// tree restored by us or CRIU lives in one): its clocks are what
+/// timens-0.img records, so every task must share the root's.
 fn check_namespaces(pid: i32) -> Result<()> {
-    let foreign = task::foreign_namespaces(pid)?;
+    let foreign: Vec<&str> = task::foreign_namespaces(pid)?.into_iter().filter(|n| *n != "time").collect();
     if !foreign.is_empty() {
         bail!("task {pid} is in its own {} namespace(s): dumping namespaces is not supported yet", foreign.join(", "));
     }
@@ -77,6 +80,10 @@ fn check_namespaces(pid: i32) -> Result<()> {
 /// What a child must pass before it is seized.
 fn check_child(pid: i32, parent: i32) -> Result<()> {
     check_namespaces(pid)?;
+    let time_ns = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/time")).with_context(|| format!("time namespace of {p}"));
+    if time_ns(pid)? != time_ns(parent)? {
+        bail!("task {pid} is in another time namespace than its parent {parent}: dumping namespaces is not supported yet");
+    }
     tree::check_not_shared(parent, pid)
 }
 
@@ -401,7 +408,8 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
         w.finish()?;
     }
     write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())?;
-    write_one(dir, &kinds::timens().file_name(0), kinds::timens(), &ns::timens_entry()?)?;
+    let root = tasks.first().map_or(0, |t| t.pid);
+    write_one(dir, &kinds::timens().file_name(0), kinds::timens(), &ns::timens_entry(root)?)?;
     Ok(())
 }
 

@@ -596,6 +596,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     tree.plan_ids(opts.shell_job)?;
 
     let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
+    crate::ns::enter_timens(&dir)?;
     let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {

@@ -1,5 +1,5 @@
 //! clone3 with set_tid: create the child that becomes a restored task, with
-//! the exact pid it had.
+//! the exact pid it had; unshare of the time namespace for the tasks to come.
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
@@ -50,4 +50,12 @@ pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
         0 => Ok(Forked::Child),
         r => Ok(Forked::Parent(Pid::from_raw(r as i32))),
     }
+}
+
+/// `unshare(CLONE_NEWTIME)`: the children forked from now on live in a new
+/// time namespace (its offsets are writable until the first one enters).
+pub fn unshare_time_ns() -> std::io::Result<()> {
+    // SAFETY: unshare takes a flags word and touches no memory of ours.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWTIME) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
