@@ -9,13 +9,14 @@ const PT_NOTE: u32 = 4;
 const NT_GNU_BUILD_ID: u32 = 3;
 const MAX_NOTES: u64 = 64 << 10;
 
-fn u16_at(b: &[u8], o: usize) -> Option<u16> {
+/// Little-endian integers at byte `o` of `b` (None past its end).
+pub(crate) fn u16_at(b: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
 }
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
+pub(crate) fn u32_at(b: &[u8], o: usize) -> Option<u32> {
     Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
 }
-fn u64_at(b: &[u8], o: usize) -> Option<u64> {
+pub(crate) fn u64_at(b: &[u8], o: usize) -> Option<u64> {
     Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
 }
 

@@ -254,7 +254,7 @@ pub fn premap(
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
-        let mut pv = v.clone();
+        let mut pv = *v;
         pv.prot = rw as u32;
         placed.push((pv, at));
         at += len + PAGE_SIZE;
@@ -512,29 +512,26 @@ fn fill_shmem(dir: &ImageDir, placed: &[(VmaEntry, u64)]) -> Result<()> {
 fn vdso_move(vmas: &[VmaEntry], own: &[MapEntry]) -> Result<Option<VdsoMove>> {
     let Some(vdso_t) = vmas.iter().find(|v| v.status & status::AREA_VDSO != 0) else { return Ok(None) };
     let vvar_t = vmas.iter().find(|v| v.status & status::AREA_VVAR != 0);
-    let vdso = own.iter().find(|m| m.name == "[vdso]").context("we have no [vdso]")?;
-    let vvar_start = own.iter().find(|m| m.name == "[vvar]").map(|m| m.start);
-    let vvar_end = own.iter().filter(|m| m.name == "[vvar]" || m.name == "[vvar_vclock]").map(|m| m.end).max();
-    let vvar = vvar_start.zip(vvar_end).map(|(s, e)| (s, e - s));
-    if vdso.len() != vdso_t.end - vdso_t.start {
+    let (vvar, (vdso_start, vdso_len), _, _) = own_vdso(own)?;
+    if vdso_len != vdso_t.end - vdso_t.start {
         bail!(
             "the image's vDSO is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
             vdso_t.end - vdso_t.start,
-            vdso.len()
+            vdso_len
         );
     }
-    if let (Some(t), Some((_, len))) = (vvar_t, vvar) {
-        if t.end - t.start != len {
-            bail!(
-                "the image's vvar area is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
-                t.end - t.start,
-                len
-            );
-        }
+    if let (Some(t), Some((_, len))) = (vvar_t, vvar)
+        && t.end - t.start != len
+    {
+        bail!(
+            "the image's vvar area is {} bytes, this kernel's {}: restoring on a different kernel is not supported yet",
+            t.end - t.start,
+            len
+        );
     }
     Ok(Some(VdsoMove {
         vvar_from: vvar,
-        vdso_from: (vdso.start, vdso.len()),
+        vdso_from: (vdso_start, vdso_len),
         vvar_to: vvar_t.map(|t| t.start),
         vdso_to: vdso_t.start,
     }))

@@ -9,21 +9,13 @@
 
 use anyhow::{bail, Context, Result};
 
+use crate::files::elf::{u16_at, u32_at, u64_at};
+
 const SHT_DYNSYM: u32 = 11;
 const STT_FUNC: u8 = 2;
 const PT_LOAD: u32 = 1;
 /// `movabs rax, imm64; jmp rax`.
 pub const JUMP_LEN: usize = 12;
-
-fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
-}
-fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
 
 /// A function a vDSO exports: its name, offset from the vDSO's start, size.
 #[derive(Clone, Debug, PartialEq, Eq)]
