@@ -11,6 +11,7 @@
 //! as its children and are reaped here.
 
 mod common;
+use common::state;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -158,11 +159,6 @@ impl Drop for Restored {
         }
         kill_and_reap(self.pid);
     }
-}
-
-fn state(pid: i32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next()
 }
 
 fn mm_image(dir: &Path, pid: i32) -> MmEntry {

@@ -396,6 +396,12 @@ fn restore_failing_in_a_thread_names_it_and_leaves_nothing() {
         .unwrap();
     let _r = Restored(pid);
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // Without the cleaner nothing holds the threads until their masks are
+    // back: criu may return while a thread is still in its sigreturn.
+    let t0 = Instant::now();
+    while threads_state(pid) != before && t0.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(threads_state(pid), before);
     all_counting(tmp.path());
 }
