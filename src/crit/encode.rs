@@ -46,11 +46,10 @@ fn int_of(o: &FieldOpts, f: &FieldDescriptor, j: &Json, path: &str) -> Result<i1
             if let Some(t) = o.flags.as_deref().and_then(tables::flag_table) {
                 return tables::parse_flags(s, t).map(i128::from).ok_or_else(|| err(path, format!("bad flags {s:?}")));
             }
-            if let Some(d) = &o.dict {
-                if let Some(v) = tables::dict_value(d, f.name(), s) {
+            if let Some(d) = &o.dict
+                && let Some(v) = tables::dict_value(d, f.name(), s) {
                     return Ok(i128::from(v));
                 }
-            }
             s.parse().map_err(|_| err(path, format!("not a number: {s:?}")))
         }
         _ => Err(err(path, "expected a number")),

@@ -146,11 +146,10 @@ fn int_json(o: &FieldOpts, name: &str, v: i128, pretty: bool, hex: bool) -> Json
                 None => format!("{v:#x}"),
             });
         }
-        if let Some(d) = &o.dict {
-            if let Some(n) = tables::dict_name(d, name, v as i64) {
+        if let Some(d) = &o.dict
+            && let Some(n) = tables::dict_name(d, name, v as i64) {
                 return Json::String(n.to_string());
             }
-        }
     }
     if v < 0 { Json::from(v as i64) } else { Json::from(v as u64) }
 }

@@ -29,7 +29,7 @@ pub fn base64_lines(data: &[u8]) -> String {
 /// Decode what [`base64_lines`] produces (newlines ignored).
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let vals: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if vals.len() % 4 != 0 {
+    if !vals.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(vals.len() / 4 * 3);

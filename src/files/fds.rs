@@ -44,8 +44,8 @@ pub struct Fds {
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
     if ft.is_socket() {
         format!("socket ({link})")
-    } else if link.starts_with("anon_inode:") {
-        format!("anon inode ({})", &link["anon_inode:".len()..])
+    } else if let Some(name) = link.strip_prefix("anon_inode:") {
+        format!("anon inode ({name})")
     } else if ft.is_block_device() {
         format!("block device ({link})")
     } else if ft.is_fifo() {
@@ -116,7 +116,8 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             }
             FdTypes::Pipe
         } else if ft.is_char_device() {
-            tty::dump(pid, fd, id, &link, file_flags, stat, shell_job, files, &mut out.ttys)?;
+            let t = tty::TtyFd { pid, fd, id, link: &link, flags: file_flags };
+            tty::dump(&t, stat, shell_job, files, &mut out.ttys)?;
             FdTypes::Tty
         } else if ft.is_socket() {
             let ours = their_fd(pid, fd, &mut pidfd)?;

@@ -202,7 +202,7 @@ impl Recreated {
             .with_context(|| format!("can't create ghost file {path}"))?;
         self.paths.push(PathBuf::from(&path));
         if g.chunks == Some(true) {
-            while let Some(c) = r.next::<GhostChunkEntry>()? {
+            while let Some(c) = r.next_entry::<GhostChunkEntry>()? {
                 let data = r.payload(c.len)?;
                 f.write_all_at(&data, c.off).with_context(|| format!("can't write ghost file {path}"))?;
             }

@@ -42,16 +42,14 @@ pub fn entry(id: u32, name: &str, file: &File, flags: u32, pos: u64) -> Result<R
 /// validation). The error names the file and what changed.
 pub fn validate(e: &RegFileEntry, file: &File) -> Result<()> {
     let md = file.metadata().with_context(|| format!("can't stat {}", e.name))?;
-    if let Some(mode) = e.mode {
-        if mode & libc::S_IFMT != md.mode() & libc::S_IFMT {
+    if let Some(mode) = e.mode
+        && mode & libc::S_IFMT != md.mode() & libc::S_IFMT {
             bail!("{} changed type since dump (mode {:o}, now {:o})", e.name, mode, md.mode());
         }
-    }
-    if let Some(size) = e.size {
-        if size != md.size() {
+    if let Some(size) = e.size
+        && size != md.size() {
             bail!("{} changed since dump: size {} bytes, now {}", e.name, size, md.size());
         }
-    }
     if !e.build_id.is_empty() {
         match elf::build_id(file) {
             Some(id) if id == e.build_id => {}
@@ -77,7 +75,7 @@ mod tests {
         .unwrap();
         let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
         let mut checked = 0;
-        while let Some(fe) = r.next::<crate::images::pb::FileEntry>().unwrap() {
+        while let Some(fe) = r.next_entry::<crate::images::pb::FileEntry>().unwrap() {
             let Some(reg) = fe.reg else { continue };
             let f = File::open(&reg.name).unwrap();
             validate(&reg, &f).unwrap_or_else(|e| panic!("{e:#}"));
@@ -106,7 +104,7 @@ mod tests {
         )))
         .unwrap();
         let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
-        let fx = r.next::<crate::images::pb::FileEntry>().unwrap().unwrap().reg.unwrap();
+        let fx = r.next_entry::<crate::images::pb::FileEntry>().unwrap().unwrap().reg.unwrap();
         assert_eq!(fx.name, "/usr/bin/sleep");
         assert_eq!((e.size, e.mode, &e.build_id), (fx.size, fx.mode, &fx.build_id));
     }

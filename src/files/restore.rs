@@ -101,8 +101,8 @@ pub fn open(
             }
             FdTypes::Pipe => {
                 let p = fe.pipe.as_ref().with_context(|| format!("file {} has no pipe entry", fe.id))?;
-                if !pipes.contains_key(&p.pipe_id) {
-                    pipes.insert(p.pipe_id, new_pipe(p.pipe_id, pipe_data.get(&p.pipe_id))?);
+                if let std::collections::hash_map::Entry::Vacant(e) = pipes.entry(p.pipe_id) {
+                    e.insert(new_pipe(p.pipe_id, pipe_data.get(&p.pipe_id))?);
                 }
                 let (r, w) = &pipes[&p.pipe_id];
                 let acc = p.flags as i32 & libc::O_ACCMODE;

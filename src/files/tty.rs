@@ -59,19 +59,20 @@ pub struct TtyInfos {
     pub infos: Vec<TtyInfoEntry>,
 }
 
-/// Record fd `fd` of `pid`, a terminal, under file id `id`. Needs
-/// --shell-job: the terminal belongs to whoever started the task.
-pub fn dump(
-    pid: i32,
-    fd: i32,
-    id: u32,
-    link: &str,
-    flags: u32,
-    stat: &Stat,
-    shell_job: bool,
-    files: &mut FileTable,
-    infos: &mut TtyInfos,
-) -> Result<()> {
+/// A terminal fd being dumped: fd `fd` of `pid`, its /proc link and open
+/// flags, under file id `id`.
+pub struct TtyFd<'a> {
+    pub pid: i32,
+    pub fd: i32,
+    pub id: u32,
+    pub link: &'a str,
+    pub flags: u32,
+}
+
+/// Record a terminal fd. Needs --shell-job: the terminal belongs to
+/// whoever started the task.
+pub fn dump(t: &TtyFd, stat: &Stat, shell_job: bool, files: &mut FileTable, infos: &mut TtyInfos) -> Result<()> {
+    let TtyFd { pid, fd, id, link, flags } = *t;
     if !shell_job {
         bail!("fd {fd} of task {pid} is a terminal ({link}): dump it with --shell-job");
     }

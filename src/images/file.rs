@@ -105,7 +105,7 @@ impl<R: Read> ImageReader<R> {
     }
 
     /// The next entry decoded as `M`, or None at a clean end of file.
-    pub fn next<M: Message + Default>(&mut self) -> Result<Option<M>, ImageError> {
+    pub fn next_entry<M: Message + Default>(&mut self) -> Result<Option<M>, ImageError> {
         let at = self.offset;
         match self.next_raw()? {
             None => Ok(None),
@@ -118,13 +118,13 @@ impl<R: Read> ImageReader<R> {
     /// The next entry, which must exist.
     pub fn expect<M: Message + Default>(&mut self) -> Result<M, ImageError> {
         let at = self.offset;
-        self.next()?.ok_or_else(|| ImageError::Truncated { path: self.name.clone(), offset: at, what: "entry" })
+        self.next_entry()?.ok_or_else(|| ImageError::Truncated { path: self.name.clone(), offset: at, what: "entry" })
     }
 
     /// Every remaining entry.
     pub fn all<M: Message + Default>(&mut self) -> Result<Vec<M>, ImageError> {
         let mut v = Vec::new();
-        while let Some(m) = self.next()? {
+        while let Some(m) = self.next_entry()? {
             v.push(m);
         }
         Ok(v)

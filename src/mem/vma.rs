@@ -130,12 +130,11 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             "[vvar]" | "[vvar_vclock]" => {
                 // CRIU records this kernel's [vvar] + [vvar_vclock] as one area.
-                if m.name == "[vvar_vclock]" {
-                    if let Some(prev) = out.last_mut().filter(|p| p.is(status::AREA_VVAR) && p.entry.end == m.start) {
+                if m.name == "[vvar_vclock]"
+                    && let Some(prev) = out.last_mut().filter(|p| p.is(status::AREA_VVAR) && p.entry.end == m.start) {
                         prev.entry.end = m.end;
                         continue;
                     }
-                }
                 e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
                 e.status = status::AREA_REGULAR | status::ANON_PRIVATE | status::AREA_VVAR;
             }

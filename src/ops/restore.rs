@@ -210,7 +210,7 @@ impl Tree {
         let mut pipe_data = HashMap::new();
         if dir.exists("pipes-data.img") {
             let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
-            while let Some(e) = r.next::<PipeDataEntry>()? {
+            while let Some(e) = r.next_entry::<PipeDataEntry>()? {
                 let data = r.payload(u64::from(e.bytes))?;
                 pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
             }
@@ -219,7 +219,7 @@ impl Tree {
         if dir.exists("sk-queues.img") {
             let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
             let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
-            while let Some(e) = r.next::<crate::images::pb::SkPacketEntry>()? {
+            while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
                 let data = r.payload(u64::from(e.length))?;
                 sk_queues.entry(e.id_for).or_default().push(data);
             }

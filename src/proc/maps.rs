@@ -82,11 +82,10 @@ pub fn parse(text: &str) -> Result<Vec<MapEntry>> {
     for line in text.lines() {
         if is_head(line) {
             out.push(parse_head(line).with_context(|| format!("bad maps line {line:?}"))?);
-        } else if let Some(flags) = line.strip_prefix("VmFlags:") {
-            if let Some(last) = out.last_mut() {
+        } else if let Some(flags) = line.strip_prefix("VmFlags:")
+            && let Some(last) = out.last_mut() {
                 last.vm_flags = flags.split_whitespace().map(str::to_string).collect();
             }
-        }
     }
     Ok(out)
 }
