@@ -6,6 +6,8 @@
 
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -30,22 +32,7 @@ fn init() {
 /// The target program, compiled once per test run.
 fn target_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/compel_target.rs");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compel_target");
-        let rustc = std::env::var_os("RUSTC")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("CARGO").map(|c| PathBuf::from(c).with_file_name("rustc")).filter(|p| p.exists()))
-            .unwrap_or_else(|| "rustc".into());
-        let st = Command::new(rustc)
-            .args(["--edition=2024", "-O", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("run rustc for the compel target");
-        assert!(st.success(), "compiling {}", src.display());
-        out
-    })
+    BIN.get_or_init(|| common::compile_helper("compel_target"))
 }
 
 /// A running target; killed and reaped on drop.

@@ -38,17 +38,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// The target program, compiled once per test run.
 fn target_bin() -> &'static PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/threads_target.rs");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("threads_target");
-        let rustc = std::env::var_os("RUSTC")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("CARGO").map(|c| PathBuf::from(c).with_file_name("rustc")).filter(|p| p.exists()))
-            .unwrap_or_else(|| "rustc".into());
-        let st = Command::new(rustc).args(["--edition=2024", "-O", "-o"]).arg(&out).arg(&src).status().expect("run rustc");
-        assert!(st.success(), "compiling {}", src.display());
-        out
-    })
+    BIN.get_or_init(|| common::compile_helper("threads_target"))
 }
 
 const WORKERS: usize = 4;

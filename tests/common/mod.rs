@@ -256,3 +256,18 @@ fn xcr0() -> u64 {
         3
     }
 }
+
+/// `tests/helpers/NAME.rs` compiled with the toolchain's rustc (-O) into
+/// the test target dir; the path of the program.
+pub fn compile_helper(name: &str) -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/helpers/{name}.rs"));
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let rustc = std::env::var_os("RUSTC")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("CARGO").map(|c| PathBuf::from(c).with_file_name("rustc")).filter(|p| p.exists()))
+        .unwrap_or_else(|| "rustc".into());
+    let st = Command::new(rustc).args(["--edition=2024", "-O", "-o"]).arg(&out).arg(&src).status().expect("run rustc");
+    assert!(st.success(), "compiling {}", src.display());
+    out
+}
