@@ -479,3 +479,32 @@ pub fn cpath(p: &Path) -> CString {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes()).unwrap_or_else(|_| fail("path has a NUL byte"))
 }
+
+/// eventfd00/eventfd01: an O_NONBLOCK eventfd holding 5 + `add`, set up,
+/// checkpointed, then read back whole (the sabotage adds one).
+pub fn eventfd_count_test(add: u64) -> ! {
+    test_init();
+    // SAFETY: plain syscalls on our own fd.
+    let fd = unsafe { libc::eventfd(5, libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        fail("eventfd");
+    }
+    // SAFETY: writing one u64.
+    unsafe { libc::write(fd, (&add as *const u64).cast(), 8) };
+    test_daemon();
+    test_waitsig();
+    if sabotaged() {
+        let one: u64 = 1;
+        // SAFETY: writing one u64.
+        unsafe { libc::write(fd, (&one as *const u64).cast(), 8) };
+    }
+    let mut c = Checks::new();
+    let mut v: u64 = 0;
+    // SAFETY: reading one u64; fcntl query.
+    unsafe {
+        c.eq("read", libc::read(fd, (&mut v as *mut u64).cast(), 8), 8);
+        c.eq("flags", libc::fcntl(fd, libc::F_GETFL) & libc::O_NONBLOCK, libc::O_NONBLOCK);
+    }
+    c.eq("count", v, 5 + add);
+    c.finish()
+}
