@@ -23,14 +23,16 @@
 //! test may create). Environment: `ZDTM_UID`/`ZDTM_GID` (drop to that user,
 //! as zdtm does for tests without the `suid` flag) and `ZDTM_SABOTAGE` (the
 //! runner's self-tests: `check` makes the program corrupt the state it is
-//! about to verify, `crash`/`hang`/`noready`/`noverdict` break the protocol).
+//! about to verify, `crash`/`hang`/`noready`/`noverdict` break the protocol),
+//! `ZDTM_STATE_DIFF` (the `--state-diff` self-test: SIGUSR2 marks a page of
+//! ours MADV_DONTDUMP, a VmFlag change the runner's compare must notice).
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 /// The parsed standard arguments.
 #[derive(Debug)]
@@ -201,7 +203,40 @@ pub fn test_init() -> &'static Opts {
         on_sigterm as *const () as usize,
         libc::SA_RESTART,
     );
+    if std::env::var_os("ZDTM_STATE_DIFF").is_some() {
+        state_diff_setup();
+    }
     opts
+}
+
+/// A page the runner's `--state-diff` self-test has us mark MADV_DONTDUMP.
+static STATE_DIFF_PAGE: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_state_diff(_: libc::c_int) {
+    let p = STATE_DIFF_PAGE.load(Ordering::SeqCst);
+    // SAFETY: madvise on our own page; async-signal-safe.
+    unsafe { libc::madvise(p as *mut libc::c_void, 4096, libc::MADV_DONTDUMP) };
+}
+
+/// ZDTM_STATE_DIFF (the runner's `--state-diff` self-test): on SIGUSR2,
+/// change a VmFlag of a page of ours (the runner can't from outside).
+fn state_diff_setup() {
+    // SAFETY: a fresh anonymous mapping.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        fail("state-diff: mmap");
+    }
+    STATE_DIFF_PAGE.store(p as usize, Ordering::SeqCst);
+    install_handler(libc::SIGUSR2, on_state_diff as *const () as usize, libc::SA_RESTART);
 }
 
 /// Install a plain handler with the given flags and an empty mask.

@@ -1,0 +1,120 @@
+//! COW sharing between the tasks of a tree: for each pair of processes,
+//! the anonymous pages both map at the same address with the same frame
+//! (what fork left shared and neither wrote since), read from
+//! /proc/PID/pagemap. A restore must give the same sharing back: memory a
+//! tree shared must not come back as private copies. Frame numbers need
+//! root; without it the key says so (the same before and after).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::snapshot::{Snapshot, rd};
+
+const PAGE: u64 = 4096;
+const PRESENT: u64 = 1 << 63;
+/// File page or shared anonymous (shmem): not COW-shared memory.
+const FILE_OR_SHARED: u64 = 1 << 61;
+/// Mapped by this task only: can't be shared with another.
+const EXCLUSIVE: u64 = 1 << 56;
+const PFN_MASK: u64 = (1 << 55) - 1;
+/// /proc/kpageflags bits of frames that are shared without fork's COW:
+/// the (huge) zero page, which a restore leaves unmapped, and KSM pages.
+const KPF_KSM: u64 = 1 << 21;
+const KPF_ZERO_PAGE: u64 = 1 << 24;
+
+/// The frames of `pid`'s private anonymous pages that are not exclusive
+/// to it: address -> PFN.
+fn anon_frames(pid: i32) -> Result<HashMap<u64, u64>, String> {
+    let maps = rd(&format!("/proc/{pid}/maps"))?;
+    let pm = File::open(format!("/proc/{pid}/pagemap")).map_err(|e| format!("/proc/{pid}/pagemap: {e}"))?;
+    let mut out = HashMap::new();
+    for line in maps.lines() {
+        if line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = line.split_whitespace().next().and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let mut addr = start;
+        while addr < end {
+            let n = ((end - addr) / PAGE).min(1 << 14) as usize;
+            let mut buf = vec![0u8; n * 8];
+            let got = pm.read_at(&mut buf, addr / PAGE * 8).unwrap_or(0) / 8;
+            for (i, e) in buf.chunks_exact(8).take(got).enumerate() {
+                let e = u64::from_le_bytes(e.try_into().unwrap_or_default());
+                if e & PRESENT != 0 && e & (FILE_OR_SHARED | EXCLUSIVE) == 0 && e & PFN_MASK != 0 {
+                    out.insert(addr + i as u64 * PAGE, e & PFN_MASK);
+                }
+            }
+            if got < n {
+                break;
+            }
+            addr += n as u64 * PAGE;
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the frame is one whose sharing a fork did not make.
+fn not_cow(kpf: &File, pfn: u64) -> bool {
+    let mut b = [0u8; 8];
+    kpf.read_exact_at(&mut b, pfn * 8)
+        .map(|_| u64::from_le_bytes(b) & (KPF_KSM | KPF_ZERO_PAGE) != 0)
+        .unwrap_or(false)
+}
+
+/// `cow A~B` keys: the address ranges (and page counts) where processes A
+/// and B map the same anonymous frame.
+pub fn sharing_state(pids: &[i32], s: &mut Snapshot) {
+    if pids.len() < 2 {
+        return;
+    }
+    // SAFETY: plain syscall.
+    if unsafe { libc::geteuid() } != 0 {
+        s.insert("cow".into(), "not compared: frame numbers need root".into());
+        return;
+    }
+    let kpf = File::open("/proc/kpageflags");
+    let mut frames: BTreeMap<i32, HashMap<u64, u64>> = BTreeMap::new();
+    for &p in pids {
+        match anon_frames(p) {
+            Ok(f) => {
+                frames.insert(p, f);
+            }
+            Err(e) => {
+                s.insert(format!("cow {p}"), e);
+            }
+        }
+    }
+    let list: Vec<(&i32, &HashMap<u64, u64>)> = frames.iter().collect();
+    for (i, (a, fa)) in list.iter().enumerate() {
+        for (b, fb) in &list[i + 1..] {
+            let mut shared: Vec<u64> = fa
+                .iter()
+                .filter(|(addr, pfn)| fb.get(addr) == Some(pfn))
+                .filter(|(_, pfn)| !kpf.as_ref().is_ok_and(|k| not_cow(k, **pfn)))
+                .map(|(addr, _)| *addr)
+                .collect();
+            if shared.is_empty() {
+                continue;
+            }
+            shared.sort_unstable();
+            let mut ranges: Vec<(u64, u64)> = Vec::new();
+            for addr in shared {
+                match ranges.last_mut() {
+                    Some(r) if r.1 == addr => r.1 += PAGE,
+                    _ => ranges.push((addr, addr + PAGE)),
+                }
+            }
+            let text: Vec<String> = ranges
+                .iter()
+                .map(|(x, y)| format!("{x:x}-{y:x} ({} pages)", (y - x) / PAGE))
+                .collect();
+            s.insert(format!("cow {a}~{b}"), text.join("\n") + "\n");
+        }
+    }
+}
