@@ -5,16 +5,25 @@
 //! the runner prints this table at the start of each run and each
 //! difference a gap covers when it is seen. Never a silent skip: a gap
 //! covers only its test, its key and its words, and only where the criu
-//! it names took part.
+//! it names did the step that loses the state.
 
-/// Whose criu loses the state: the gap applies where that one dumped or
-/// restored.
+/// Whose criu loses the state.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Who {
     /// Our criu (criu-rs).
     Ours,
     /// The reference CRIU 4.2 (a limitation of the spec itself).
     Criu42,
+}
+
+/// Which step loses the state: the gap applies where its criu did that step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    Dump,
+    Restore,
+    /// Either step (e.g. a field the dump doesn't record and the restore
+    /// doesn't set).
+    Either,
 }
 
 pub struct Gap {
@@ -25,10 +34,32 @@ pub struct Gap {
     /// A substring the difference's text must hold ("" = any).
     pub what: &'static str,
     pub who: Who,
+    pub step: Step,
     pub issue: &'static str,
 }
 
-pub const KNOWN_GAPS: &[Gap] = &[];
+pub const KNOWN_GAPS: &[Gap] = &[
+    Gap {
+        test: "pstree00",
+        key: "cow ",
+        what: "sharing lost",
+        who: Who::Ours,
+        step: Step::Restore,
+        issue: "issue 10 (COW sharing, not yet fixed): our restore gives each task of a tree private copies of \
+                the anonymous pages fork left shared (a parent's and its children's), so the tree's memory use \
+                multiplies and the pages are no longer one frame",
+    },
+    Gap {
+        test: "pstree00",
+        key: "cow ",
+        what: "sharing lost",
+        who: Who::Criu42,
+        step: Step::Restore,
+        issue: "CRIU 4.2 limitation: its restore keeps a child's page COW-shared only with the same page of its \
+                parent (criu/mem.c, restore_priv_vma_content), so pages two siblings (or a child and its nephew) \
+                still shared after the parent wrote its own copy come back as private copies",
+    },
+];
 
 /// The table, one line a gap, for the start of a run.
 pub fn banner() -> Vec<String> {
@@ -36,8 +67,9 @@ pub fn banner() -> Vec<String> {
         .iter()
         .map(|g| {
             format!(
-                "known gap ({:?}): {} `{}`{}: {}",
+                "known gap ({:?} {:?}): {} `{}`{}: {}",
                 g.who,
+                g.step,
                 g.test,
                 g.key,
                 if g.what.is_empty() { String::new() } else { format!(" ({})", g.what) },
@@ -48,9 +80,9 @@ pub fn banner() -> Vec<String> {
 }
 
 /// Split a diff (snapshot::diff's lines) into what fails and what a known
-/// gap of `test` covers (each with its gap's issue), given whether our
-/// criu and CRIU 4.2 took part.
-pub fn split(test: &str, ours: bool, criu42: bool, d: Vec<String>) -> (Vec<String>, Vec<String>) {
+/// gap of `test` covers (each with its gap's issue), given who dumped and
+/// who restored (None: no restore).
+pub fn split(test: &str, dumper: Who, restorer: Option<Who>, d: Vec<String>) -> (Vec<String>, Vec<String>) {
     let mut groups: Vec<Vec<String>> = Vec::new();
     for l in d {
         match groups.last_mut() {
@@ -67,14 +99,21 @@ pub fn split(test: &str, ours: bool, criu42: bool, d: Vec<String>) -> (Vec<Strin
             gap.test == test
                 && key.contains(gap.key)
                 && text.contains(gap.what)
-                && match gap.who {
-                    Who::Ours => ours,
-                    Who::Criu42 => criu42,
+                && match gap.step {
+                    Step::Dump => dumper == gap.who,
+                    Step::Restore => restorer == Some(gap.who),
+                    Step::Either => dumper == gap.who || restorer == Some(gap.who),
                 }
         });
         match gap {
             Some(gap) => {
-                known.push(format!("{} [known gap: {}]", g.join(" "), gap.issue));
+                let mut what = g.join(" ");
+                if what.len() > 240 {
+                    let cut = (0..=240).rev().find(|&i| what.is_char_boundary(i)).unwrap_or(0);
+                    what.truncate(cut);
+                    what.push_str(" [...]");
+                }
+                known.push(format!("{what} [known gap: {}]", gap.issue));
             }
             None => fail.extend(g),
         }

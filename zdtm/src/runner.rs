@@ -943,10 +943,12 @@ impl Case<'_> {
         let d = if self.plan.mode == Mode::NoCr || self.plan.selftest != SelfTest::None {
             d
         } else {
-            let sides = [&self.plan.dump_criu, &self.plan.restore_criu];
-            let ours = sides.iter().any(|c| c.as_ref().is_none_or(|c| c.ours));
-            let criu42 = sides.iter().any(|c| c.as_ref().is_some_and(|c| !c.ours));
-            let (fail, known) = known_gaps::split(&self.test.name, ours, criu42, d);
+            let who = |c: &Option<interop::CriuBin>| match c {
+                Some(c) if !c.ours => known_gaps::Who::Criu42,
+                _ => known_gaps::Who::Ours,
+            };
+            let restorer = (self.plan.mode == Mode::Cr).then(|| who(&self.plan.restore_criu));
+            let (fail, known) = known_gaps::split(&self.test.name, who(&self.plan.dump_criu), restorer, d);
             self.warnings.extend(known.into_iter().map(|k| format!("{when}: {k}")));
             fail
         };

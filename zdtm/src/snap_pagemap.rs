@@ -5,7 +5,7 @@
 //! tree shared must not come back as private copies. Frame numbers need
 //! root; without it the key says so (the same before and after).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -67,6 +67,41 @@ fn not_cow(kpf: &File, pfn: u64) -> bool {
         .unwrap_or(false)
 }
 
+/// The pages a `cow A~B` value's ranges cover.
+fn pages(v: &str) -> BTreeSet<u64> {
+    let mut out = BTreeSet::new();
+    for l in v.lines() {
+        let Some((a, b)) = l.split_whitespace().next().and_then(|r| r.split_once('-')) else { continue };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else { continue };
+        out.extend((a..b).step_by(PAGE as usize));
+    }
+    out
+}
+
+fn ranges(pages: impl IntoIterator<Item = u64>) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for addr in pages {
+        match ranges.last_mut() {
+            Some(r) if r.1 == addr => r.1 += PAGE,
+            _ => ranges.push((addr, addr + PAGE)),
+        }
+    }
+    ranges
+        .iter()
+        .map(|(x, y)| format!("{x:x}-{y:x} ({} pages)\n", (y - x) / PAGE))
+        .collect()
+}
+
+/// The sharing a `cow A~B` value had before that it lacks after (None:
+/// none lost). Sharing gained is no loss: CRIU 4.2's restore keeps a
+/// child's page shared with its parent's whenever their contents are the
+/// same, which the program can't tell from COW.
+pub fn lost(before: Option<&String>, after: Option<&String>) -> Option<String> {
+    let (b, a) = (pages(before.map_or("", |s| s)), pages(after.map_or("", |s| s)));
+    let lost: Vec<u64> = b.difference(&a).copied().collect();
+    (!lost.is_empty()).then(|| ranges(lost))
+}
+
 /// `cow A~B` keys: the address ranges (and page counts) where processes A
 /// and B map the same anonymous frame.
 pub fn sharing_state(pids: &[i32], s: &mut Snapshot) {
@@ -103,18 +138,7 @@ pub fn sharing_state(pids: &[i32], s: &mut Snapshot) {
                 continue;
             }
             shared.sort_unstable();
-            let mut ranges: Vec<(u64, u64)> = Vec::new();
-            for addr in shared {
-                match ranges.last_mut() {
-                    Some(r) if r.1 == addr => r.1 += PAGE,
-                    _ => ranges.push((addr, addr + PAGE)),
-                }
-            }
-            let text: Vec<String> = ranges
-                .iter()
-                .map(|(x, y)| format!("{x:x}-{y:x} ({} pages)", (y - x) / PAGE))
-                .collect();
-            s.insert(format!("cow {a}~{b}"), text.join("\n") + "\n");
+            s.insert(format!("cow {a}~{b}"), ranges(shared));
         }
     }
 }

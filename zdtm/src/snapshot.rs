@@ -350,10 +350,19 @@ pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<String> {
         if a == b {
             continue;
         }
+        if k.starts_with("cow ") && k.contains('~') {
+            if let Some(l) = super::snap_pagemap::lost(a, b) {
+                out.push(format!("{k}: sharing lost:"));
+                out.extend(l.lines().map(|l| format!("  - {l}")));
+            }
+            continue;
+        }
         match (a, b) {
-            (Some(a), Some(b)) if a.contains('\n') || b.contains('\n') => {
-                let (al, bl): (BTreeSet<&str>, BTreeSet<&str>) =
-                    (a.lines().collect(), b.lines().collect());
+            (a, b) if a.is_some_and(|a| a.contains('\n')) || b.is_some_and(|b| b.contains('\n')) => {
+                let lines = |v: Option<&String>| -> BTreeSet<String> {
+                    v.map(|v| v.lines().map(String::from).collect()).unwrap_or_default()
+                };
+                let (al, bl) = (lines(a), lines(b));
                 out.push(format!("{k} changed:"));
                 out.extend(al.difference(&bl).map(|l| format!("  - {l}")));
                 out.extend(bl.difference(&al).map(|l| format!("  + {l}")));
