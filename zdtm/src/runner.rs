@@ -924,7 +924,15 @@ impl Case<'_> {
     fn compare(&mut self, before: &Snapshot, when: &str) -> Result<(), Res> {
         let after = snapshot_tree(self.pid)
             .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
+        self.keep_snapshot(&after, when);
         self.report(diff(before, &after), when)
+    }
+
+    /// Write a snapshot into the work dir (`proc-WHEN.txt`), for a look at
+    /// a kept failure.
+    fn keep_snapshot(&self, s: &Snapshot, when: &str) {
+        let text: String = s.iter().map(|(k, v)| format!("{k}: {}\n", v.trim_end().replace('\n', "\n    "))).collect();
+        let _ = fs::write(self.p(&format!("proc-{}.txt", when.replace(' ', "-"))), text);
     }
 
     /// After a restore: the same, but the tree is in a new time namespace
@@ -933,6 +941,7 @@ impl Case<'_> {
         let Some(win) = win else { return self.compare(before, when) };
         let after = snapshot_tree(self.pid)
             .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
+        self.keep_snapshot(&after, when);
         let mut d = diff(&timens::without(before), &timens::without(&after));
         d.extend(win.check(self.pid, &after));
         self.report(d, when)
@@ -1028,6 +1037,7 @@ impl Case<'_> {
     fn exercise(&mut self) -> Result<(), Res> {
         let before =
             snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
+        self.keep_snapshot(&before, "before");
         let tree = descendants(self.pid);
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
