@@ -171,14 +171,20 @@ fn interop_criu42_alone() {
 #[test]
 fn snapshot_diff_reports_changes() {
     let me = std::process::id() as i32;
-    let a = runner::snapshot(me).expect("snapshot of ourselves");
+    let a = runner::snapshot::snapshot(me).expect("snapshot of ourselves");
+    let thread_sched = format!("thread {me} sched");
     for key in [
         "maps",
         "cwd",
         "limits",
         "status SigBlk",
+        "status NoNewPrivs",
+        "status Cpus_allowed",
         "stat session",
         "environ",
+        "state",
+        "timerslack_ns",
+        thread_sched.as_str(),
     ] {
         assert!(
             a.contains_key(key),
@@ -208,6 +214,61 @@ fn snapshot_diff_reports_changes() {
         "{d}"
     );
     assert!(d.contains(&format!("{fd}:")) && d.contains("(gone)"), "{d}");
+    // Every VMA has its VmFlags; every status line but the listed
+    // exceptions is there.
+    assert!(a.keys().any(|k| k.starts_with("vmflags ")), "no vmflags keys");
+    for (k, _) in runner::snapshot::STATUS_EXCEPTIONS {
+        assert!(!a.contains_key(&format!("status {k}")), "status {k} is an exception");
+    }
+    // Root reads fds through pidfd_getfd: each fd has its owner.
+    if nix::unistd::geteuid().is_root() {
+        assert!(a.contains_key(&format!("{fd} owner")), "{fd} owner");
+    }
+}
+
+/// A lost VmFlag is named; COW sharing counts pages lost, not gained.
+#[test]
+fn snapshot_diff_names_vmflags_and_lost_sharing() {
+    let mut a = runner::Snapshot::new();
+    a.insert("vmflags 1000-2000".into(), "lo mr mw rd wr".into());
+    a.insert("cow 1~2".into(), "1000-3000 (2 pages)\n".into());
+    let mut b = a.clone();
+    b.insert("vmflags 1000-2000".into(), "dd mr mw rd wr".into());
+    let d = runner::diff(&a, &b).join("\n");
+    assert!(d.contains("vmflags 1000-2000: lost lo, gained dd"), "{d}");
+    // More sharing after: no difference.
+    b.insert("cow 1~2".into(), "1000-3000 (2 pages)\n8000-9000 (1 pages)\n".into());
+    assert!(!runner::diff(&a, &b).join("\n").contains("cow"));
+    // One page fewer (ranges merged differently do not matter).
+    b.insert("cow 1~2".into(), "1000-2000 (1 pages)\n".into());
+    let d = runner::diff(&a, &b).join("\n");
+    assert!(d.contains("cow 1~2: sharing lost:") && d.contains("  - 2000-3000 (1 pages)"), "{d}");
+    b.remove("cow 1~2");
+    assert!(runner::diff(&a, &b).join("\n").contains("  - 1000-3000 (2 pages)"));
+}
+
+/// A known gap covers only its test, its key and the step of its criu.
+#[test]
+fn known_gaps_cover_only_what_they_name() {
+    use runner::known_gaps::{KNOWN_GAPS, Step, Who, split};
+    for g in KNOWN_GAPS {
+        assert!(runner::parse_desc(runner::DESC).unwrap().iter().any(|t| t.name == g.test), "{}: no such test", g.test);
+        assert!(!g.issue.is_empty() && !g.key.is_empty());
+    }
+    let Some(g) = KNOWN_GAPS.iter().find(|g| g.step == Step::Restore && g.who == Who::Ours) else {
+        return;
+    };
+    let line = |k: &str| vec![format!("{k}: {} x", g.what), "  - detail".to_string(), "status Seccomp: 0 -> 2".into()];
+    let key = format!("{}9~10", g.key);
+    let (fail, known) = split(g.test, Who::Ours, Some(Who::Ours), line(&key));
+    assert_eq!(fail, vec!["status Seccomp: 0 -> 2".to_string()]);
+    assert_eq!(known.len(), 1, "{known:?}");
+    assert!(known[0].contains(g.issue));
+    // Another test, or no restore: not covered.
+    for (test, restorer) in [("no-such-test", Some(Who::Ours)), (g.test, None)] {
+        let (fail, known) = split(test, Who::Ours, restorer, line(&key));
+        assert!(known.is_empty() && fail.len() == 3, "{test} {restorer:?}: {fail:?} {known:?}");
+    }
 }
 
 #[test]

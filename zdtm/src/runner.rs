@@ -1372,7 +1372,8 @@ fn state_diff_missed(why: &str) -> Vec<&'static str> {
     let keys: Vec<&str> = why.rsplit_once("differs: ").map(|(_, k)| k.split(", ").collect()).unwrap_or_default();
     let has = |f: &dyn Fn(&str) -> bool| keys.iter().any(|k| f(k));
     let mut missed = Vec::new();
-    let wanted: [(&'static str, &dyn Fn(&str) -> bool); 6] = [
+    type Wanted<'a> = (&'static str, &'a dyn Fn(&str) -> bool);
+    let wanted: [Wanted; 6] = [
         ("nice", &|k| k == "stat nice"),
         ("oom_score_adj", &|k| k.starts_with("oom_score_adj")),
         ("a VmFlag", &|k| k.starts_with("vmflags ")),
