@@ -262,7 +262,7 @@ zdtm runner options (also ZDTM_ARGS for `cargo test --test zdtm`):
       --flavor F        h (host); ns and uns are not built yet (skipped)
       --sabotage M      self-test: ZDTM_SABOTAGE=M (check|crash|hang|noready|noverdict), each test must FAIL
       --state-diff      self-test: the runner changes the task's nice, oom_score_adj, a VmFlag, an fd's flags,
-                        a pipe's size and its stopped state; the compare must notice each
+                        a pipe's size, its stopped state and (in a tree) COW sharing; the compare must notice each
       --corrupt-pages   self-test: flip a byte of maps00's memory in pages-*.img before restore; maps00 must FAIL
       --selftest        the default plan of `cargo test`: nocr, self-tests, norst, cr, corrupt-pages
   -j, --jobs N          tests run at once (default: 2 x CPUs)
@@ -480,7 +480,7 @@ pub fn default_plans(tests: &[TestDesc]) -> Vec<Plan> {
         p.stop_timeout = Duration::from_secs(3);
         plans.push(p);
     }
-    let mut p = Plan::new(Mode::NoCr, one("pipe00"));
+    let mut p = Plan::new(Mode::NoCr, [one("pipe00"), one("pstree00")].concat());
     p.selftest = SelfTest::StateDiff;
     plans.push(p);
     plans.push(Plan::new(Mode::LeaveRunning, tests.to_vec()));
@@ -997,6 +997,7 @@ impl Case<'_> {
     /// VmFlag (the test library madvises MADV_DONTDUMP on SIGUSR2 under
     /// ZDTM_STATE_DIFF), an fd's flags and a pipe's size (through a copy of
     /// the fd), and the stopped state (SIGSTOP; SIGCONT after the compare).
+    /// (And, in a tree, the COW sharing: `snap_pagemap::break_sharing`.)
     fn meddle(&mut self) {
         let pid = self.pid;
         // SAFETY: plain syscall on our child.
@@ -1042,6 +1043,7 @@ impl Case<'_> {
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 self.meddle();
+                self.details.extend(snap_pagemap::break_sharing(&before));
             }
             std::thread::sleep(Duration::from_millis(20));
             let r = self.compare(&before, "after a pause");
@@ -1390,7 +1392,7 @@ fn state_diff_missed(why: &str) -> Vec<&'static str> {
 }
 
 /// A self-test case passes when the test failed at the expected stage.
-fn invert(plan: &Plan, res: Res) -> Res {
+fn invert(plan: &Plan, test: &TestDesc, res: Res) -> Res {
     let want = match &plan.selftest {
         SelfTest::None => return res,
         SelfTest::Sabotage(m) if m == "hang" => Stage::Stop,
@@ -1407,7 +1409,11 @@ fn invert(plan: &Plan, res: Res) -> Res {
         }
         Res::Fail(stage, why) if stage == want => {
             if plan.selftest == SelfTest::StateDiff {
-                let missed = state_diff_missed(&why);
+                let mut missed = state_diff_missed(&why);
+                // A tree: the COW sharing the runner broke, too.
+                if test.name == "pstree00" && !why.contains("cow ") {
+                    missed.push("lost COW sharing");
+                }
                 if !missed.is_empty() {
                     return Res::Fail(
                         stage,
@@ -1452,7 +1458,7 @@ fn run_one(cfg: &Config, plan: &Plan, test: &TestDesc, out: &Mutex<Summary>, ski
         warnings: Vec::new(),
         pid: 0,
     };
-    let res = interop::judge(plan, test, invert(plan, case.run()));
+    let res = interop::judge(plan, test, invert(plan, test, case.run()));
     let secs = t0.elapsed().as_secs_f64();
     let mut text = String::new();
     let mut sum = out.lock().unwrap();

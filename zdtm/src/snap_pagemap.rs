@@ -142,3 +142,29 @@ pub fn sharing_state(pids: &[i32], s: &mut Snapshot) {
         }
     }
 }
+
+/// Self-test (`--state-diff`): break the COW sharing of one page the
+/// snapshot `before` shows two processes sharing, by writing its own first
+/// byte back into the second one through /proc/PID/mem (a forced write
+/// copies the page; its contents stay the same). Returns what it did.
+pub fn break_sharing(before: &Snapshot) -> Vec<String> {
+    let Some((k, v)) = before.iter().find(|(k, _)| k.starts_with("cow ") && k.contains('~')) else {
+        return Vec::new();
+    };
+    let (Some(pid), Some(addr)) = (
+        k.rsplit_once('~').map(|(_, b)| b.to_string()),
+        pages(v).into_iter().next(),
+    ) else {
+        return Vec::new();
+    };
+    let path = format!("/proc/{pid}/mem");
+    let res = std::fs::OpenOptions::new().read(true).write(true).open(&path).and_then(|f| {
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, addr)?;
+        f.write_all_at(&b, addr)
+    });
+    match res {
+        Ok(()) => vec![format!("{path}: page {addr:#x} copied (its byte written back)")],
+        Err(e) => vec![format!("{path} at {addr:#x}: {e}")],
+    }
+}
