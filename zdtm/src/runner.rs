@@ -2,6 +2,10 @@
 //! our `criu`, compares what /proc shows of it before and after, then
 //! sends SIGTERM and collects the program's own verdict.
 //!
+//! The /proc snapshot and its compare live in `snapshot.rs` (with
+//! `snap_maps.rs`, `snap_fds.rs`, `snap_pagemap.rs`); the differences
+//! excused as known, named gaps in `known_gaps.rs`.
+//!
 //! Shared by `tests/zdtm.rs` (the cargo integration test, which includes
 //! this file with `#[path]`) and `src/bin/zdtm_run.rs` (a command-line
 //! runner). Only std and libc, so both crates can build it.

@@ -9,7 +9,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::snapshot::{Snapshot, link, rd};
 
-/// fdinfo lines left out, each for a reason (a prefix of the line).
+/// fdinfo lines left out, each for a reason (a prefix of the line). The
+/// rest is compared, `mnt_id:` included: with the host's mounts (the only
+/// flavor built) a recreated file lands on the mount it came from (pipefs,
+/// sockfs, anon_inode, the file's own); a mount-namespace flavor would
+/// have to map mount ids first.
 pub const VOLATILE_FDINFO: &[(&str, &str)] = &[
     ("eventfd-id:", "the id of the eventfd object, a kernel counter: a recreated eventfd gets a new one"),
     ("it_value:", "a timerfd's remaining time: the clock moved on while it was dumped"),
