@@ -127,7 +127,7 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
                 _ => bail!("fd {fd} of task {pid} is a socket ({link}) that is not a unix socket: not supported yet"),
             };
             let e = unix::entry(id, &d, file_flags, ours.as_fd()).with_context(|| format!("fd {fd} of task {pid}"))?;
-            let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
+            let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen, d.shutdown).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
             out.sk_queues.extend(unix::queue_entries(id, q));
             let rec = FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() };
             if out.unix.iter().any(|(i, _)| *i == d.peer) {

@@ -3,8 +3,10 @@
 //! unix_sk_entry records naming each other as peers, with the bytes queued
 //! in each receive queue in sk-queues.img (read without consuming them,
 //! through MSG_PEEK on a copy of the fd); restored with socketpair() and
-//! the queued data sent again. Sockets bound to a name or connected
-//! outside the task are refused by name.
+//! the queued data sent again, then each end shut down as it was
+//! (shutdown(2) after the refill). Sockets bound to a name or connected
+//! outside the task are refused by name, and so are queued messages whose
+//! control data (passed fds, sender credentials) can't be carried.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
@@ -21,6 +23,7 @@ const UDIAG_SHOW_RQLEN: u32 = 16;
 const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
 /// TCP_ESTABLISHED, as unix_diag reports a connected socket.
 pub const STATE_ESTABLISHED: u32 = 1;
 
@@ -36,6 +39,10 @@ pub struct Diag {
     /// Bytes of the socket's send buffer in use (its unsent or unread
     /// messages), which CRIU records as `backlog`.
     pub wqlen: u32,
+    /// The kernel's sk_shutdown bits (1 receive, 2 send), as
+    /// unix_sk_entry.shutdown encodes them (SK_SHUTDOWN: 1 READ, 2 WRITE,
+    /// 3 BOTH).
+    pub shutdown: u32,
 }
 
 /// Ask the kernel about unix socket `ino` (in our network namespace).
@@ -65,6 +72,7 @@ pub fn diag(ino: u32) -> Result<Diag> {
                 d.rqlen = u32::from_ne_bytes(data[..4].try_into()?);
                 d.wqlen = u32::from_ne_bytes(data[4..8].try_into()?);
             }
+            UNIX_DIAG_SHUTDOWN if !data.is_empty() => d.shutdown = u32::from(data[0] & 3),
             _ => {}
         }
     }
@@ -113,7 +121,7 @@ pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<U
         fown: FownEntry::default(),
         opts: opts(fd)?,
         name: Vec::new(),
-        shutdown: None,
+        shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
         file_perms: None,
         name_dir: None,
         deleted: None,
@@ -123,31 +131,73 @@ pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<U
 }
 
 /// The messages queued for reading on socket `fd` (our copy), left in
-/// place: each peeked in turn through SO_PEEK_OFF.
-pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32) -> Result<Vec<Vec<u8>>> {
+/// place: each peeked in turn through SO_PEEK_OFF. A message carrying fds
+/// (SCM_RIGHTS) or, on a socket with SO_PASSCRED, its sender's credentials
+/// is refused: resending it would drop the fds or give another sender.
+/// `shutdown` are the socket's sk_shutdown bits (a shut receive side reads
+/// as end of file once the queue is empty).
+pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<Vec<u8>>> {
     if rqlen == 0 {
         return Ok(Vec::new());
     }
     let saved = crate::sys::sockopt::peek_off(fd).unwrap_or(-1);
     crate::sys::sockopt::set_peek_off(fd, 0).context("SO_PEEK_OFF")?;
-    let mut out = Vec::new();
+    let r = peek_all(fd, ty, rqlen, shutdown);
+    let _ = crate::sys::sockopt::set_peek_off(fd, saved);
+    r
+}
+
+fn peek_all(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<Vec<u8>>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
     let mut buf = vec![0u8; rqlen.max(65536) as usize];
     let stream = ty == libc::SOCK_STREAM as u32;
+    let passcred = socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false);
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253], libc::ucred);
     loop {
-        let n = match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => n,
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        let (n, rights, creds) = match socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
+            Ok(m) => {
+                let (mut rights, mut creds) = (0usize, false);
+                for c in m.cmsgs().context("reading control messages")? {
+                    match c {
+                        socket::ControlMessageOwned::ScmRights(fds) => {
+                            rights += fds.len();
+                            // The peek gave us copies: ours to close.
+                            drop(fds.into_iter().map(crate::sys::fd::owned).collect::<Vec<_>>());
+                        }
+                        socket::ControlMessageOwned::ScmCredentials(_) => creds = true,
+                        _ => {}
+                    }
+                }
+                (m.bytes, rights, creds)
+            }
             Err(nix::errno::Errno::EAGAIN) => break,
             Err(e) => return Err(e).context("peeking a socket queue"),
         };
-        if n == 0 && stream {
+        let total: usize = out.iter().map(Vec::len).sum();
+        if rights > 0 {
+            bail!(
+                "message {} queued on the socket (byte {total}) carries {rights} file descriptor(s) (SCM_RIGHTS): fds in flight are not supported yet",
+                out.len() + 1
+            );
+        }
+        if creds && passcred {
+            bail!(
+                "the socket has SO_PASSCRED and {} byte(s) queued: the senders' credentials (SCM_CREDENTIALS) can't be carried",
+                rqlen
+            );
+        }
+        // End of file: a stream's 0, or a shut seqpacket socket's once
+        // its queue is read through.
+        if n == 0 && (stream || (shutdown & 1 != 0 && total >= rqlen as usize)) {
             break;
         }
         out.push(buf[..n].to_vec());
-        if stream && out.iter().map(Vec::len).sum::<usize>() >= rqlen as usize {
+        if stream && total + n >= rqlen as usize {
             break;
         }
     }
-    let _ = crate::sys::sockopt::set_peek_off(fd, saved);
     Ok(out)
 }
 
@@ -180,6 +230,17 @@ pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry, queued_a: &[Vec<u8>], queu
     for (fd, e) in [(&fa, a), (&fb, b)] {
         let fl = nix::fcntl::OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE);
         nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)).context("F_SETFL on a socket")?;
+    }
+    // Shut down after the refill (a shut sending side refuses it); each
+    // end's own bits, shutdown(2) setting the peer's matching ones too.
+    for (fd, e) in [(&fa, a), (&fb, b)] {
+        let how = match e.shutdown.unwrap_or(0) & 3 {
+            0 => continue,
+            1 => socket::Shutdown::Read,
+            2 => socket::Shutdown::Write,
+            _ => socket::Shutdown::Both,
+        };
+        socket::shutdown(fd.as_raw_fd(), how).with_context(|| format!("shutdown of unix socket {}", e.ino))?;
     }
     Ok((fa, fb))
 }
