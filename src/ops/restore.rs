@@ -158,7 +158,7 @@ pub struct Tree {
     /// pipe_id -> (buffer size, data)
     pipe_data: HashMap<u32, (u32, Vec<u8>)>,
     /// socket file id -> messages queued for it to read
-    sk_queues: HashMap<u32, Vec<Vec<u8>>>,
+    sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>>,
 }
 
 impl Tree {
@@ -215,13 +215,13 @@ impl Tree {
                 pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
             }
         }
-        let mut sk_queues: HashMap<u32, Vec<Vec<u8>>> = HashMap::new();
+        let mut sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>> = HashMap::new();
         if dir.exists("sk-queues.img") {
             let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
             let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
             while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
                 let data = r.payload(u64::from(e.length))?;
-                sk_queues.entry(e.id_for).or_default().push(data);
+                sk_queues.entry(e.id_for).or_default().push(crate::sockets::unix::Queued::from_entry(&e, data)?);
             }
         }
         Ok(Tree { nodes, files, pipe_data, sk_queues })
