@@ -1008,10 +1008,14 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     // cwd, root, umask.
     let cwd = tree.reg(imgs.fs.cwd_id)?;
     let root = tree.reg(imgs.fs.root_id)?;
-    if root.name != "/" {
-        nix::unistd::chroot(root.name.as_str()).with_context(|| format!("chroot {}", root.name))?;
-    }
+    // Both names are as criu sees them (from the host's root): the cwd
+    // now, the root just before the jump to the restorer (chroot keeps the
+    // cwd; we still need the host's /proc until then).
     nix::unistd::chdir(cwd.name.as_str()).with_context(|| format!("chdir {}", cwd.name))?;
+    let chroot = (root.name != "/").then(|| root.name.clone());
+    if let Some(r) = &chroot {
+        std::fs::read_dir(r).with_context(|| format!("root {r} of task {pid}"))?;
+    }
     if let Some(u) = imgs.fs.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(u));
     }
@@ -1058,6 +1062,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
 
     let plan = Plan {
         pid,
+        chroot,
         mem,
         mm: MmMap {
             start_code: imgs.mm.mm_start_code,
