@@ -137,7 +137,15 @@ fn one(
         }
 
         let id = files.alloc_id();
-        let ty = if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
+        let o_path = file_flags & libc::O_PATH as u32 != 0;
+        let ty = if o_path && (ft.is_file() || ft.is_dir() || ft.is_symlink() || ft.is_char_device() || ft.is_block_device()) {
+            // An O_PATH fd (a symlink's itself with O_NOFOLLOW): recorded
+            // from a copy of it (reopening it through /proc would follow
+            // the link or need read access).
+            let f = File::from(their_fd(pid, fd, pidfd)?);
+            files.push_reg_file(id, &link, &f, file_flags, info.pos).with_context(|| format!("fd {fd} of task {pid}"))?;
+            FdTypes::Reg
+        } else if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
             let f = File::open(&link_path).with_context(|| format!("can't open fd {fd} ({link}) of task {pid}"))?;
             files.push_reg_file(id, &link, &f, file_flags, info.pos).with_context(|| format!("fd {fd} of task {pid}"))?;
             FdTypes::Reg

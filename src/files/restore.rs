@@ -36,7 +36,8 @@ fn open_reg(e: &crate::images::pb::RegFileEntry) -> Result<File> {
         .with_context(|| format!("can't open {}", e.name))?;
     reg::validate(e, &f)?;
     let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
-    if is_file || e.pos != 0 {
+    // An O_PATH fd has no position (and refuses lseek).
+    if flags & libc::O_PATH == 0 && (is_file || e.pos != 0) {
         (&f).seek(SeekFrom::Start(e.pos)).with_context(|| format!("can't seek {} to {}", e.name, e.pos))?;
     }
     Ok(f)

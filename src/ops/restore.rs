@@ -258,7 +258,7 @@ impl Tree {
                 if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
                     continue;
                 }
-                let file = File::open(&r.name).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
+                let file = crate::files::reg::open_for_check(r).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
                 crate::files::reg::validate(r, &file)?;
             }
         }
