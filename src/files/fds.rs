@@ -201,7 +201,7 @@ fn one(
             files.push(FileEntry { r#type: FdTypes::Inotify as i32, id, ify: Some(e), ..Default::default() });
             FdTypes::Inotify
         } else if link == "anon_inode:[eventpoll]" {
-            let e = super::epoll::entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            let e = super::epoll::dump(pid, fd, id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Eventpoll as i32, id, epfd: Some(e), ..Default::default() });
             FdTypes::Eventpoll
         } else if link == "anon_inode:[signalfd]" {
