@@ -74,6 +74,7 @@ pub fn open(
     sk_queues: &HashMap<u32, Vec<Queued>>,
     inherit: &[(i32, String)],
     shell_job: bool,
+    tree_pids: &[i32],
 ) -> Result<Opened> {
     let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
     let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
@@ -93,6 +94,11 @@ pub fn open(
         }
         let fe = files.get(&fi.id).with_context(|| format!("fd {}: file id {} is not in files.img", fi.fd, fi.id))?;
         let fd: OwnedFd = match FdTypes::try_from(fe.r#type).unwrap_or(FdTypes::Und) {
+            FdTypes::Reg if fe.reg.as_ref().and_then(|e| super::proc_pid_of(&e.name)).is_some_and(|p| tree_pids.contains(&p)) => {
+                // Under /proc/PID of a task of the tree: opened by its task
+                // once every task exists (Opened::open_deferred).
+                continue;
+            }
             FdTypes::Reg => {
                 let e = fe.reg.as_ref().with_context(|| format!("file {} has no reg entry", fe.id))?;
                 let keys = [e.name.clone(), e.name.trim_start_matches('/').to_string()];
@@ -244,6 +250,22 @@ fn new_pipe(pipe_id: u32, data: Option<&(u32, Vec<u8>)>) -> Result<(OwnedFd, Own
 }
 
 impl Opened {
+    /// Open the files of this task's fd table under /proc/PID of a task of
+    /// the tree, left out by [`open`]: every task exists by now.
+    pub fn open_deferred(&mut self, fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>) -> Result<()> {
+        for fi in fdinfo {
+            if self.by_id.contains_key(&fi.id) {
+                continue;
+            }
+            let Some(e) = files.get(&fi.id).and_then(|f| f.reg.as_ref()).filter(|e| super::proc_pid_of(&e.name).is_some()) else {
+                continue;
+            };
+            let f = open_reg(e).with_context(|| format!("restoring fd {}", fi.fd))?;
+            self.by_id.insert(fi.id, f.into());
+        }
+        Ok(())
+    }
+
     /// Put each fd at its number with its flags, and close every other fd
     /// but `keep` (the restore's service fds, which must not collide), the
     /// descriptions this fd table does not name included.

@@ -258,6 +258,11 @@ impl Tree {
                 if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
                     continue;
                 }
+                // A file under /proc/PID of a task of the tree exists once
+                // that task does: checked when its task opens it.
+                if crate::files::proc_pid_of(&r.name).is_some_and(|p| self.nodes.iter().any(|n| n.pid == p)) {
+                    continue;
+                }
                 let file = crate::files::reg::open_for_check(r).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
                 crate::files::reg::validate(r, &file)?;
             }
@@ -836,7 +841,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
             .collect();
         let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
-        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job)?;
+        let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
+        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job, &pids)?;
         let shared = tree.shared_shmem();
         if !shared.is_empty() {
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
@@ -984,7 +990,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
 
     // Memory: premapped and filled while criu's own mappings still exist.
     let own = crate::proc::maps::read(std::process::id() as i32)?;
-    let Inherited { opened, shm } = inh;
+    let Inherited { mut opened, shm } = inh;
     let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm, &imgs.vdso)?;
     // Mapped where needed: the objects' fds go (before the fd table is set).
     drop(shm);
@@ -1051,6 +1057,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     if let Some(l) = crate::log::lift_fd(base)? {
         keep.push(l);
     }
+    opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
     fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
     // POSIX timers, with signals blocked from here on: an early expiry stays

@@ -819,9 +819,11 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
         let mut info: Vec<String> = info
             .lines()
             .filter(|l| {
-                // A file by path keeps its inode, unless it was unlinked:
-                // a ghost comes back as a new one.
-                (!l.starts_with("ino:") || (target.starts_with('/') && !target.ends_with(" (deleted)")))
+                // A file by path keeps its inode, unless it was unlinked
+                // (a ghost comes back as a new one) or is under /proc
+                // (a restored process has new procfs inodes).
+                (!l.starts_with("ino:")
+                    || (target.starts_with('/') && !target.ends_with(" (deleted)") && !target.starts_with("/proc/")))
                     && !l.starts_with("eventfd-id:")
                     && !l.starts_with("it_value:")
                     && !l.starts_with("tfd:")
