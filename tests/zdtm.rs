@@ -275,8 +275,12 @@ fn known_gaps_cover_only_what_they_name() {
 fn tests_desc_parses_and_matches_the_binaries() {
     let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
     assert!(all.iter().any(|t| t.crfail), "a crfail test");
-    for t in all.iter().filter(|t| t.criu42_fail.is_some()) {
-        assert!(!t.crfail, "{}: crfail and criu42-fail", t.name);
+    // A crfail test can be a CRIU 4.2 limitation only in its dump (CRIU
+    // 4.2 dumps what we refuse, approximately: epoll01).
+    for t in all.iter().filter(|t| t.crfail) {
+        if let Some((side, _)) = &t.criu42_fail {
+            assert_eq!(*side, runner::interop::Side::Dump, "{}: crfail with a criu42-fail that is not (dump)", t.name);
+        }
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("zdtm/src/bin");
     for t in &all {

@@ -9,8 +9,32 @@ use anyhow::{bail, Context, Result};
 use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry};
 use crate::proc::fdinfo::FdInfo;
 
+/// The record of epoll fd `epfd` of task `pid`. A watch is keyed by the
+/// file and the fd number it was added under, and a restore adds it again
+/// by that number: when that number was closed or now holds another file
+/// (kcmp KCMP_EPOLL_TFD tells), the epoll fd is refused.
+pub fn dump(pid: i32, epfd: i32, id: u32, flags: u32, info: &FdInfo) -> Result<EventpollFileEntry> {
+    let e = parse(id, flags, info)?;
+    for (i, t) in e.tfd.iter().enumerate() {
+        // Watches of one fd number (other files dup'ed under it over time)
+        // are told apart by their order.
+        let toff = e.tfd[..i].iter().filter(|o| o.tfd == t.tfd).count() as u32;
+        let p = nix::unistd::Pid::from_raw(pid);
+        match crate::sys::kprobe::kcmp_epoll_tfd(p, t.tfd as i32, epfd, t.tfd as i32, toff) {
+            Ok(0) => {}
+            Ok(_) | Err(nix::errno::Errno::EBADF) => bail!(
+                "epoll fd {epfd} of task {pid} watches a file added as fd {} that is no longer at fd {} (closed or replaced since): such watches are not supported",
+                t.tfd,
+                t.tfd
+            ),
+            Err(err) => bail!("epoll fd {epfd} of task {pid}: can't compare its target fd {} (kcmp KCMP_EPOLL_TFD): {err}", t.tfd),
+        }
+    }
+    Ok(e)
+}
+
 /// Parse the `tfd:` lines of an epoll fdinfo.
-pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<EventpollFileEntry> {
+fn parse(id: u32, flags: u32, info: &FdInfo) -> Result<EventpollFileEntry> {
     let mut tfds = Vec::new();
     for (k, v) in info.extra.iter().filter(|(k, _)| k == "tfd") {
         let _ = k;
@@ -62,7 +86,7 @@ mod tests {
              tfd:        3 events:       19 data:                3  pos:0 ino:6648c sdev:9\n",
         )
         .unwrap();
-        let e = super::entry(7, 2, &i).unwrap();
+        let e = super::parse(7, 2, &i).unwrap();
         assert_eq!(e.tfd.len(), 2);
         assert_eq!((e.tfd[0].tfd, e.tfd[0].events, e.tfd[0].data), (4, 0x8000001c, 4));
         assert_eq!((e.tfd[1].tfd, e.tfd[1].inode, e.tfd[1].dev), (3, Some(0x6648c), Some(9)));

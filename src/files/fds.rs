@@ -37,6 +37,8 @@ pub struct Fds {
     unix_waiting: Vec<(u32, FileEntry)>,
     /// Descriptions recorded so far: (pid, fd, dev, ino, id).
     seen: Vec<(i32, i32, u64, u64, u32)>,
+    /// Files found in flight in socket queues, held open for the dump.
+    held: Vec<std::os::fd::OwnedFd>,
     /// Pipes whose data is dumped already, by inode.
     pipes_seen: HashMap<u64, ()>,
 }
@@ -62,10 +64,49 @@ use super::tty::is_tty;
 /// Terminals need `shell_job` (--shell-job).
 pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::stat::Stat, shell_job: bool) -> Result<Vec<FdinfoEntry>> {
     let mut fdinfos: Vec<FdinfoEntry> = Vec::new();
-    // One id per open file description: fds (of this task or one dumped
-    // before) that kcmp says are the same description share it.
     let mut pidfd: Option<std::os::fd::OwnedFd> = None;
     for fd in crate::proc::fds(pid)? {
+        let (id, ty, flags) = one(pid, fd, out, files, stat, shell_job, &mut pidfd)?;
+        fdinfos.push(FdinfoEntry { id, flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
+    }
+    Ok(fdinfos)
+}
+
+/// Record a file found in flight (SCM_RIGHTS of a queued message), `fd`
+/// being the copy the peek gave us: as any fd, but held open until the
+/// dump ends (so descriptions found later compare equal to it). Regular
+/// files, directories, devices and pipes are carried; other kinds are
+/// refused.
+fn in_flight(fd: std::os::fd::OwnedFd, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::stat::Stat) -> Result<u32> {
+    use std::os::fd::AsRawFd;
+    let raw = fd.as_raw_fd();
+    let me = std::process::id() as i32;
+    let link = std::fs::read_link(format!("/proc/self/fd/{raw}")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+    let md = std::fs::metadata(format!("/proc/self/fd/{raw}")).with_context(|| format!("can't stat a file in flight ({link})"))?;
+    let ft = md.file_type();
+    let carried = ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) || (ft.is_fifo() && link.starts_with("pipe:"));
+    if !carried {
+        bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", kind_name(&ft, &link));
+    }
+    out.held.push(fd);
+    let mut pidfd = None;
+    let (id, _, _) = one(me, raw, out, files, stat, false, &mut pidfd)?;
+    Ok(id)
+}
+
+/// Dump fd `fd` of `pid`: its description's id (new, or the one it shares
+/// with an fd dumped before), its fd type and its fd flags.
+#[allow(clippy::too_many_arguments)]
+fn one(
+    pid: i32,
+    fd: i32,
+    out: &mut Fds,
+    files: &mut FileTable,
+    stat: &crate::proc::stat::Stat,
+    shell_job: bool,
+    pidfd: &mut Option<std::os::fd::OwnedFd>,
+) -> Result<(u32, i32, u32)> {
+    {
         let link_path = format!("/proc/{pid}/fd/{fd}");
         let link = std::fs::read_link(&link_path)
             .with_context(|| format!("can't read fd {fd} of task {pid}"))?
@@ -92,12 +133,19 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
                 .find(|e| e.id == id)
                 .map(|e| e.r#type)
                 .unwrap_or(FdTypes::Reg as i32);
-            fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
-            continue;
+            return Ok((id, ty, fd_flags));
         }
 
         let id = files.alloc_id();
-        let ty = if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
+        let o_path = file_flags & libc::O_PATH as u32 != 0;
+        let ty = if o_path && (ft.is_file() || ft.is_dir() || ft.is_symlink() || ft.is_char_device() || ft.is_block_device()) {
+            // An O_PATH fd (a symlink's itself with O_NOFOLLOW): recorded
+            // from a copy of it (reopening it through /proc would follow
+            // the link or need read access).
+            let f = File::from(their_fd(pid, fd, pidfd)?);
+            files.push_reg_file(id, &link, &f, file_flags, info.pos).with_context(|| format!("fd {fd} of task {pid}"))?;
+            FdTypes::Reg
+        } else if ft.is_file() || ft.is_dir() || (ft.is_char_device() && !is_tty(md.rdev())) {
             let f = File::open(&link_path).with_context(|| format!("can't open fd {fd} ({link}) of task {pid}"))?;
             files.push_reg_file(id, &link, &f, file_flags, info.pos).with_context(|| format!("fd {fd} of task {pid}"))?;
             FdTypes::Reg
@@ -120,15 +168,21 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             tty::dump(&t, stat, shell_job, files, &mut out.ttys)?;
             FdTypes::Tty
         } else if ft.is_socket() {
-            let ours = their_fd(pid, fd, &mut pidfd)?;
+            let ours = their_fd(pid, fd, pidfd)?;
             let d = unix::diag(md.ino() as u32);
             let d = match d {
                 Ok(d) if d.ino == md.ino() as u32 => d,
                 _ => bail!("fd {fd} of task {pid} is a socket ({link}) that is not a unix socket: not supported yet"),
             };
             let e = unix::entry(id, &d, file_flags, ours.as_fd()).with_context(|| format!("fd {fd} of task {pid}"))?;
-            let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
-            out.sk_queues.extend(unix::queue_entries(id, q));
+            let q = unix::peek_queue(ours.as_fd(), d.ty, d.rqlen, d.shutdown).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
+            for (data, fds) in q {
+                let mut rights = Vec::new();
+                for f in fds {
+                    rights.push(in_flight(f, out, files, stat).with_context(|| format!("queue of fd {fd} of task {pid}"))?);
+                }
+                out.sk_queues.push(unix::queue_entry(id, data, rights));
+            }
             let rec = FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() };
             if out.unix.iter().any(|(i, _)| *i == d.peer) {
                 files.push(rec);
@@ -147,7 +201,7 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             files.push(FileEntry { r#type: FdTypes::Inotify as i32, id, ify: Some(e), ..Default::default() });
             FdTypes::Inotify
         } else if link == "anon_inode:[eventpoll]" {
-            let e = super::epoll::entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            let e = super::epoll::dump(pid, fd, id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Eventpoll as i32, id, epfd: Some(e), ..Default::default() });
             FdTypes::Eventpoll
         } else if link == "anon_inode:[signalfd]" {
@@ -177,9 +231,8 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
         out.seen.push((pid, fd, md.dev(), md.ino(), id));
-        fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
+        Ok((id, ty as i32, fd_flags))
     }
-    Ok(fdinfos)
 }
 
 /// Once every task's fds are dumped: each unix socket's peer must be one

@@ -1,8 +1,10 @@
 //! Ghost files: regular files a task holds open (or maps) after they were
 //! unlinked. A dump carries their contents in ghost-file-N.img, tied to
 //! the file's reg entry by a GHOST record in remap-fpath.img (CRIU's
-//! layout: the entry, then the bytes raw, or as ghost_chunk_entry + bytes
-//! runs from 1 MiB up). A restore recreates each one (at its old path when
+//! layout: the entry, then the bytes raw, or from 1 MiB up as
+//! ghost_chunk_entry + bytes for each data extent SEEK_DATA/SEEK_HOLE
+//! find, so holes stay holes; --ghost-limit counts the blocks in use, as
+//! CRIU's does). A restore recreates each one (at its old path when
 //! that is free, else beside it), lets every task open it by that name,
 //! and unlinks it before the tree runs.
 
@@ -31,7 +33,9 @@ pub struct Ghost {
     dev: u64,
     ino: u64,
     entry: GhostFileEntry,
-    data: Vec<u8>,
+    /// The contents: (offset, bytes) per data extent when chunked, else
+    /// one part at 0 with the whole file.
+    parts: Vec<(u64, Vec<u8>)>,
 }
 
 /// The ghosts of a dump and the remap records pointing at them.
@@ -60,17 +64,22 @@ impl Ghosts {
         if !md.file_type().is_file() {
             bail!("unlinked {name} is not a regular file: such ghosts are not supported yet");
         }
-        if md.size() > limit {
-            bail!("can't dump ghost file {name} of {} bytes: over --ghost-limit ({limit}); raise it", md.size());
+        let used = md.blocks() * 512;
+        if used > limit {
+            bail!("can't dump ghost file {name} of {} bytes in use ({} bytes long): over --ghost-limit ({limit}); raise it", used, md.size());
         }
         let id = match self.found.iter().find(|g| g.dev == md.dev() && g.ino == md.ino()) {
             Some(g) => g.id,
             None => {
                 self.next_id += 1;
                 let id = self.next_id;
-                let mut data = vec![0u8; md.size() as usize];
-                file.read_exact_at(&mut data, 0).with_context(|| format!("can't read unlinked {name}"))?;
                 let chunked = md.size() >= CHUNKS_FROM;
+                let mut parts = Vec::new();
+                for (off, len) in if chunked { data_extents(file, md.size()).with_context(|| format!("unlinked {name}"))? } else { vec![(0, md.size())] } {
+                    let mut data = vec![0u8; len as usize];
+                    file.read_exact_at(&mut data, off).with_context(|| format!("can't read unlinked {name}"))?;
+                    parts.push((off, data));
+                }
                 let entry = GhostFileEntry {
                     uid: md.uid(),
                     gid: md.gid(),
@@ -85,7 +94,7 @@ impl Ghosts {
                     symlnk_target: None,
                 };
                 info!("Dumping ghost file {name} ({} bytes) as {id:#x}", md.size());
-                self.found.push(Ghost { id, dev: md.dev(), ino: md.ino(), entry, data });
+                self.found.push(Ghost { id, dev: md.dev(), ino: md.ino(), entry, parts });
                 id
             }
         };
@@ -108,13 +117,11 @@ impl Ghosts {
             let kind = kinds::ghost_file();
             let mut w = ImageWriter::create(dir, &kind.file_name(g.id.into()), kind)?;
             w.write(&g.entry)?;
-            if g.entry.chunks == Some(true) {
-                for (off, run) in runs(&g.data) {
-                    w.write(&GhostChunkEntry { len: run.len() as u64, off })?;
-                    w.payload(run)?;
+            for (off, data) in &g.parts {
+                if g.entry.chunks == Some(true) {
+                    w.write(&GhostChunkEntry { len: data.len() as u64, off: *off })?;
                 }
-            } else {
-                w.payload(&g.data)?;
+                w.payload(data)?;
             }
             w.finish()?;
         }
@@ -122,30 +129,26 @@ impl Ghosts {
     }
 }
 
-/// The non-zero 4 KiB-aligned runs of `data` (holes are left out, as a
-/// SEEK_DATA walk of a sparse file would).
-fn runs(data: &[u8]) -> Vec<(u64, &[u8])> {
-    const BLK: usize = 4096;
+/// The data extents of `file` (`size` bytes long) as (offset, length),
+/// by SEEK_DATA/SEEK_HOLE: what lies between them are holes.
+fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
+    use nix::unistd::{lseek, Whence};
     let mut out = Vec::new();
-    let mut start = None;
-    let mut at = 0;
-    while at < data.len() {
-        let end = (at + BLK).min(data.len());
-        let zero = data[at..end].iter().all(|b| *b == 0);
-        match (zero, start) {
-            (false, None) => start = Some(at),
-            (true, Some(s)) => {
-                out.push((s as u64, &data[s..at]));
-                start = None;
-            }
-            _ => {}
+    let mut at: i64 = 0;
+    while (at as u64) < size {
+        let d = match lseek(file, at, Whence::SeekData) {
+            Ok(d) => d,
+            Err(nix::errno::Errno::ENXIO) => break,
+            Err(e) => return Err(e).context("SEEK_DATA"),
+        };
+        let h = lseek(file, d, Whence::SeekHole).context("SEEK_HOLE")?;
+        let h = h.min(size as i64);
+        if h > d {
+            out.push((d as u64, (h - d) as u64));
         }
-        at = end;
+        at = h;
     }
-    if let Some(s) = start {
-        out.push((s as u64, &data[s..]));
-    }
-    out
+    Ok(out)
 }
 
 /// Ghosts recreated for a restore; unlinked on [`Recreated::unlink`] or drop.
@@ -243,13 +246,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_skip_zero_blocks() {
-        let mut d = vec![0u8; 4096 * 4 + 10];
-        d[5] = 1;
-        d[4096 * 3 + 1] = 2;
-        let r = runs(&d);
-        assert_eq!(r.iter().map(|(o, b)| (*o, b.len())).collect::<Vec<_>>(), vec![(0, 4096), (4096 * 3, 4096)]);
-        assert!(runs(&[0u8; 8192]).is_empty());
+    fn extents_follow_holes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(tmp.path().join("s")).unwrap();
+        f.set_len(8 << 20).unwrap();
+        f.write_all_at(&[1u8; 4096], 2 << 20).unwrap();
+        f.write_all_at(&[2u8; 10], (8 << 20) - 10).unwrap();
+        let e = data_extents(&f, 8 << 20).unwrap();
+        if e.len() == 1 && e[0] == (0, 8 << 20) {
+            eprintln!("skipped: {} keeps no holes", tmp.path().display());
+            return;
+        }
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].0 <= 2 << 20 && e[0].0 + e[0].1 >= (2 << 20) + 4096, "{e:?}");
+        assert_eq!(e[1].0 + e[1].1, 8 << 20, "{e:?}");
     }
 
     #[test]

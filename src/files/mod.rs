@@ -107,6 +107,36 @@ impl FileTable {
     }
 }
 
+/// The pid of a path under a task's /proc directory (`/proc/PID/...`).
+pub fn proc_pid_of(path: &str) -> Option<i32> {
+    let rest = path.strip_prefix("/proc/")?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// Once the tree's fds are dumped (`fdinfos`: each task's pid and fd
+/// table): a file under /proc/PID must name a task of the tree (its pid
+/// comes back; another process's would not), and be held by one task only
+/// (the restore opens it in that task, once every task exists).
+pub fn check_proc_paths(files: &FileTable, fdinfos: &[(i32, &[crate::images::pb::FdinfoEntry])]) -> anyhow::Result<()> {
+    for e in &files.entries {
+        let Some(r) = e.reg.as_ref() else { continue };
+        let Some(p) = proc_pid_of(&r.name) else { continue };
+        let users: Vec<(i32, u32)> =
+            fdinfos.iter().flat_map(|(pid, fds)| fds.iter().filter(|f| f.id == e.id).map(move |f| (*pid, f.fd))).collect();
+        let Some(&(pid, fd)) = users.first() else {
+            // Not an fd (a cwd, root or mapping under /proc): refused as an fd would be.
+            anyhow::bail!("{} (file {}) is under /proc/{p} but is not an fd: not supported", r.name, e.id);
+        };
+        if !fdinfos.iter().any(|(t, _)| *t == p) {
+            anyhow::bail!("fd {fd} of task {pid} is open on {}, of process {p} outside the dumped tree: its /proc entry would name another process after a restore", r.name);
+        }
+        if users.iter().any(|(t, _)| *t != pid) {
+            anyhow::bail!("fd {fd} of task {pid} is open on {}, shared with another task: /proc files shared between tasks are not supported", r.name);
+        }
+    }
+    Ok(())
+}
+
 /// Record the task's cwd or root (`what` is "cwd" or "root") as a
 /// directory file and return its id.
 pub fn dir_entry(files: &mut FileTable, pid: i32, what: &str) -> anyhow::Result<u32> {
@@ -117,4 +147,28 @@ pub fn dir_entry(files: &mut FileTable, pid: i32, what: &str) -> anyhow::Result<
     let id = files.alloc_id();
     files.push_reg_file(id, &name.to_string_lossy(), &f, 0, 0).with_context(|| format!("{what} of task {pid}"))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::pb::FdinfoEntry;
+
+    #[test]
+    fn proc_paths_must_name_a_task_of_the_tree() {
+        assert_eq!(proc_pid_of("/proc/42/status"), Some(42));
+        assert_eq!(proc_pid_of("/proc/42"), Some(42));
+        assert_eq!(proc_pid_of("/proc/meminfo"), None);
+        assert_eq!(proc_pid_of("/procx/1/status"), None);
+        let mut t = FileTable::new();
+        for (id, name) in [(1, "/proc/42/status"), (2, "/proc/meminfo")] {
+            t.push_reg(RegFileEntry { id, name: name.into(), ..Default::default() });
+        }
+        let fds = [FdinfoEntry { id: 1, fd: 3, ..Default::default() }, FdinfoEntry { id: 2, fd: 4, ..Default::default() }];
+        check_proc_paths(&t, &[(42, &fds[..]), (43, &[][..])]).unwrap();
+        let e = check_proc_paths(&t, &[(7, &fds[..])]).unwrap_err().to_string();
+        assert!(e.contains("fd 3 of task 7") && e.contains("outside the dumped tree"), "{e}");
+        let e = check_proc_paths(&t, &[(42, &fds[..]), (43, &fds[..1])]).unwrap_err().to_string();
+        assert!(e.contains("shared with another task"), "{e}");
+    }
 }

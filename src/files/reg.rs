@@ -37,6 +37,17 @@ pub fn entry(id: u32, name: &str, file: &File, flags: u32, pos: u64) -> Result<R
     })
 }
 
+/// Open the file of `e` to check it against its record: as an O_PATH fd
+/// was (not following a symlink it was opened on), else for reading.
+pub fn open_for_check(e: &RegFileEntry) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = e.flags as i32;
+    if flags & libc::O_PATH != 0 {
+        return std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | (flags & libc::O_NOFOLLOW)).open(&e.name);
+    }
+    File::open(&e.name)
+}
+
 /// What a restore checks of a regular file against its record: still a file
 /// of the same type, same size, same ELF build-id (CRIU's default
 /// validation). The error names the file and what changed.

@@ -15,6 +15,7 @@ use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 
 use super::reg;
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry};
+use crate::sockets::unix::Queued;
 
 /// Flags that only mean something at open time and must not be replayed.
 const OPEN_ONLY: i32 = libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC | libc::O_NOCTTY | libc::O_CLOEXEC;
@@ -35,7 +36,8 @@ fn open_reg(e: &crate::images::pb::RegFileEntry) -> Result<File> {
         .with_context(|| format!("can't open {}", e.name))?;
     reg::validate(e, &f)?;
     let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
-    if is_file || e.pos != 0 {
+    // An O_PATH fd has no position (and refuses lseek).
+    if flags & libc::O_PATH == 0 && (is_file || e.pos != 0) {
         (&f).seek(SeekFrom::Start(e.pos)).with_context(|| format!("can't seek {} to {}", e.name, e.pos))?;
     }
     Ok(f)
@@ -69,19 +71,34 @@ pub fn open(
     fdinfo: &[FdinfoEntry],
     files: &HashMap<u32, FileEntry>,
     pipe_data: &HashMap<u32, (u32, Vec<u8>)>,
-    sk_queues: &HashMap<u32, Vec<Vec<u8>>>,
+    sk_queues: &HashMap<u32, Vec<Queued>>,
     inherit: &[(i32, String)],
     shell_job: bool,
+    tree_pids: &[i32],
 ) -> Result<Opened> {
     let mut by_id: HashMap<u32, OwnedFd> = HashMap::new();
     let mut pipes: HashMap<u32, (OwnedFd, OwnedFd)> = HashMap::new();
     let mut used_ends: Vec<(u32, bool)> = Vec::new();
-    for fi in fdinfo {
+    // Unix pairs made, by (file id, peer's file id): their queues are
+    // refilled once every file is open, the files in flight included.
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    // The files to open: the fd table's, then those in flight in queues
+    // (fi.fd is then u32::MAX, named as "a file in flight").
+    let mut todo: Vec<FdinfoEntry> = fdinfo.to_vec();
+    let mut next = 0;
+    while next < todo.len() {
+        let fi = todo[next].clone();
+        next += 1;
         if by_id.contains_key(&fi.id) {
             continue;
         }
         let fe = files.get(&fi.id).with_context(|| format!("fd {}: file id {} is not in files.img", fi.fd, fi.id))?;
         let fd: OwnedFd = match FdTypes::try_from(fe.r#type).unwrap_or(FdTypes::Und) {
+            FdTypes::Reg if fe.reg.as_ref().and_then(|e| super::proc_pid_of(&e.name)).is_some_and(|p| tree_pids.contains(&p)) => {
+                // Under /proc/PID of a task of the tree: opened by its task
+                // once every task exists (Opened::open_deferred).
+                continue;
+            }
             FdTypes::Reg => {
                 let e = fe.reg.as_ref().with_context(|| format!("file {} has no reg entry", fe.id))?;
                 let keys = [e.name.clone(), e.name.trim_start_matches('/').to_string()];
@@ -149,12 +166,13 @@ pub fn open(
                     .values()
                     .find_map(|f| f.usk.as_ref().filter(|u| u.ino == a.peer).map(|u| (f.id, u)))
                     .with_context(|| format!("fd {}: the peer {} of unix socket {} is not in the image", fi.fd, a.peer, a.ino))?;
-                let none = Vec::new();
-                let qa = sk_queues.get(&fe.id).unwrap_or(&none);
-                let qb = sk_queues.get(&peer_id).unwrap_or(&none);
-                let (fa, fb) = crate::sockets::unix::restore_pair(a, b, qa, qb).with_context(|| format!("restoring fd {}", fi.fd))?;
+                let (fa, fb) = crate::sockets::unix::restore_pair(a, b).with_context(|| format!("restoring fd {}", fi.fd))?;
                 // The peer's fd is ready for when its fdinfo comes.
                 by_id.insert(peer_id, fb);
+                pairs.push((fe.id, peer_id));
+                for q in [fe.id, peer_id].iter().filter_map(|i| sk_queues.get(i)).flatten() {
+                    todo.extend(q.rights.iter().map(|&id| FdinfoEntry { id, fd: u32::MAX, ..Default::default() }));
+                }
                 fa
             }
             FdTypes::Eventfd => {
@@ -204,6 +222,18 @@ pub fn open(
         };
         by_id.insert(fi.id, fd);
     }
+    let none = Vec::new();
+    for (a, b) in pairs {
+        let (ea, eb) = match (files.get(&a).and_then(|f| f.usk.as_ref()), files.get(&b).and_then(|f| f.usk.as_ref())) {
+            (Some(x), Some(y)) => (x, y),
+            _ => bail!("unix sockets {a} and {b} lost their entries"),
+        };
+        let fd_of = |id: u32| by_id.get(&id).map(|f| f.as_raw_fd()).with_context(|| format!("file {id} in flight was not opened"));
+        crate::sockets::unix::refill_and_shut(
+            [(by_id[&a].as_fd(), ea, sk_queues.get(&a).unwrap_or(&none)), (by_id[&b].as_fd(), eb, sk_queues.get(&b).unwrap_or(&none))],
+            &fd_of,
+        )?;
+    }
     Ok(Opened { by_id })
 }
 
@@ -220,6 +250,22 @@ fn new_pipe(pipe_id: u32, data: Option<&(u32, Vec<u8>)>) -> Result<(OwnedFd, Own
 }
 
 impl Opened {
+    /// Open the files of this task's fd table under /proc/PID of a task of
+    /// the tree, left out by [`open`]: every task exists by now.
+    pub fn open_deferred(&mut self, fdinfo: &[FdinfoEntry], files: &HashMap<u32, FileEntry>) -> Result<()> {
+        for fi in fdinfo {
+            if self.by_id.contains_key(&fi.id) {
+                continue;
+            }
+            let Some(e) = files.get(&fi.id).and_then(|f| f.reg.as_ref()).filter(|e| super::proc_pid_of(&e.name).is_some()) else {
+                continue;
+            };
+            let f = open_reg(e).with_context(|| format!("restoring fd {}", fi.fd))?;
+            self.by_id.insert(fi.id, f.into());
+        }
+        Ok(())
+    }
+
     /// Put each fd at its number with its flags, and close every other fd
     /// but `keep` (the restore's service fds, which must not collide), the
     /// descriptions this fd table does not name included.

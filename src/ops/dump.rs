@@ -707,6 +707,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::check_unix_pairs(&sh.fds, &who)?;
+        let mut tables: Vec<(i32, &[FdinfoEntry])> = collected.iter().map(|c| (c.pid, c.fdinfo.as_slice())).collect();
+        tables.extend(tasks.iter().filter(|t| t.ctl.is_none()).map(|t| (t.pid, &[][..])));
+        files::check_proc_paths(&sh.files, &tables)?;
         write_images(&dir, &tasks, &collected, &sh)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;

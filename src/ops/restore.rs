@@ -158,7 +158,7 @@ pub struct Tree {
     /// pipe_id -> (buffer size, data)
     pipe_data: HashMap<u32, (u32, Vec<u8>)>,
     /// socket file id -> messages queued for it to read
-    sk_queues: HashMap<u32, Vec<Vec<u8>>>,
+    sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>>,
 }
 
 impl Tree {
@@ -215,13 +215,13 @@ impl Tree {
                 pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
             }
         }
-        let mut sk_queues: HashMap<u32, Vec<Vec<u8>>> = HashMap::new();
+        let mut sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>> = HashMap::new();
         if dir.exists("sk-queues.img") {
             let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
             let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
             while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
                 let data = r.payload(u64::from(e.length))?;
-                sk_queues.entry(e.id_for).or_default().push(data);
+                sk_queues.entry(e.id_for).or_default().push(crate::sockets::unix::Queued::from_entry(&e, data)?);
             }
         }
         Ok(Tree { nodes, files, pipe_data, sk_queues })
@@ -258,7 +258,12 @@ impl Tree {
                 if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
                     continue;
                 }
-                let file = File::open(&r.name).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
+                // A file under /proc/PID of a task of the tree exists once
+                // that task does: checked when its task opens it.
+                if crate::files::proc_pid_of(&r.name).is_some_and(|p| self.nodes.iter().any(|n| n.pid == p)) {
+                    continue;
+                }
+                let file = crate::files::reg::open_for_check(r).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
                 crate::files::reg::validate(r, &file)?;
             }
         }
@@ -836,7 +841,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
             .collect();
         let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
-        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job)?;
+        let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
+        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job, &pids)?;
         let shared = tree.shared_shmem();
         if !shared.is_empty() {
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
@@ -984,7 +990,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
 
     // Memory: premapped and filled while criu's own mappings still exist.
     let own = crate::proc::maps::read(std::process::id() as i32)?;
-    let Inherited { opened, shm } = inh;
+    let Inherited { mut opened, shm } = inh;
     let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm, &imgs.vdso)?;
     // Mapped where needed: the objects' fds go (before the fd table is set).
     drop(shm);
@@ -1008,10 +1014,14 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     // cwd, root, umask.
     let cwd = tree.reg(imgs.fs.cwd_id)?;
     let root = tree.reg(imgs.fs.root_id)?;
-    if root.name != "/" {
-        nix::unistd::chroot(root.name.as_str()).with_context(|| format!("chroot {}", root.name))?;
-    }
+    // Both names are as criu sees them (from the host's root): the cwd
+    // now, the root just before the jump to the restorer (chroot keeps the
+    // cwd; we still need the host's /proc until then).
     nix::unistd::chdir(cwd.name.as_str()).with_context(|| format!("chdir {}", cwd.name))?;
+    let chroot = (root.name != "/").then(|| root.name.clone());
+    if let Some(r) = &chroot {
+        std::fs::read_dir(r).with_context(|| format!("root {r} of task {pid}"))?;
+    }
     if let Some(u) = imgs.fs.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(u));
     }
@@ -1047,6 +1057,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     if let Some(l) = crate::log::lift_fd(base)? {
         keep.push(l);
     }
+    opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
     fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
     // POSIX timers, with signals blocked from here on: an early expiry stays
@@ -1058,6 +1069,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
 
     let plan = Plan {
         pid,
+        chroot,
         mem,
         mm: MmMap {
             start_code: imgs.mm.mm_start_code,

@@ -64,10 +64,16 @@ fn page_up(n: u64) -> u64 {
 /// start, with the fd to report through (the restorer itself reports
 /// through `plan.ready_fd`).
 pub fn jump(plan: Plan) -> (anyhow::Error, OwnedFd) {
-    match launch(&plan) {
-        Ok(l) => go(plan, l),
-        Err(e) => (e, plan.ready_fd),
+    let l = match launch(&plan) {
+        Ok(l) => l,
+        Err(e) => return (e, plan.ready_fd),
+    };
+    if let Some(root) = &plan.chroot
+        && let Err(e) = nix::unistd::chroot(root.as_str())
+    {
+        return (anyhow::Error::from(e).context(format!("task {}: chroot {root}", plan.pid)), plan.ready_fd);
     }
+    go(plan, l)
 }
 
 /// A laid-out restorer, ready to enter.

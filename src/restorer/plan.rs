@@ -58,6 +58,9 @@ pub struct ThreadPlan {
 #[derive(Debug)]
 pub struct Plan {
     pub pid: i32,
+    /// The root to chroot into (criu's view of its path) just before the
+    /// jump: our own restore work needs the host's /proc until then.
+    pub chroot: Option<String>,
     pub mem: MemPlan,
     pub mm: MmMap,
     /// The executable, for PR_SET_MM_MAP's exe_fd.

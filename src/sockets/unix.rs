@@ -3,15 +3,17 @@
 //! unix_sk_entry records naming each other as peers, with the bytes queued
 //! in each receive queue in sk-queues.img (read without consuming them,
 //! through MSG_PEEK on a copy of the fd); restored with socketpair() and
-//! the queued data sent again. Sockets bound to a name or connected
-//! outside the task are refused by name.
+//! the queued data sent again, then each end shut down as it was
+//! (shutdown(2) after the refill). Sockets bound to a name or connected
+//! outside the task are refused by name, and so are queued messages whose
+//! control data (passed fds, sender credentials) can't be carried.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::{self, sockopt, MsgFlags};
 
-use crate::images::pb::{FownEntry, SkOptsEntry, SkPacketEntry, UnixSkEntry};
+use crate::images::pb::{FownEntry, ScmEntry, SkOptsEntry, SkPacketEntry, UnixSkEntry};
 use super::netlink::{attrs, Netlink, NLM_F_REQUEST};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -21,6 +23,7 @@ const UDIAG_SHOW_RQLEN: u32 = 16;
 const UNIX_DIAG_NAME: u16 = 0;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_RQLEN: u16 = 4;
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
 /// TCP_ESTABLISHED, as unix_diag reports a connected socket.
 pub const STATE_ESTABLISHED: u32 = 1;
 
@@ -36,6 +39,10 @@ pub struct Diag {
     /// Bytes of the socket's send buffer in use (its unsent or unread
     /// messages), which CRIU records as `backlog`.
     pub wqlen: u32,
+    /// The kernel's sk_shutdown bits (1 receive, 2 send), as
+    /// unix_sk_entry.shutdown encodes them (SK_SHUTDOWN: 1 READ, 2 WRITE,
+    /// 3 BOTH).
+    pub shutdown: u32,
 }
 
 /// Ask the kernel about unix socket `ino` (in our network namespace).
@@ -65,6 +72,7 @@ pub fn diag(ino: u32) -> Result<Diag> {
                 d.rqlen = u32::from_ne_bytes(data[..4].try_into()?);
                 d.wqlen = u32::from_ne_bytes(data[4..8].try_into()?);
             }
+            UNIX_DIAG_SHUTDOWN if !data.is_empty() => d.shutdown = u32::from(data[0] & 3),
             _ => {}
         }
     }
@@ -113,7 +121,7 @@ pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<U
         fown: FownEntry::default(),
         opts: opts(fd)?,
         name: Vec::new(),
-        shutdown: None,
+        shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
         file_perms: None,
         name_dir: None,
         deleted: None,
@@ -123,42 +131,100 @@ pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<U
 }
 
 /// The messages queued for reading on socket `fd` (our copy), left in
-/// place: each peeked in turn through SO_PEEK_OFF.
-pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32) -> Result<Vec<Vec<u8>>> {
+/// place: each peeked in turn through SO_PEEK_OFF. A message carrying fds
+/// (SCM_RIGHTS) or, on a socket with SO_PASSCRED, its sender's credentials
+/// is refused: resending it would drop the fds or give another sender.
+/// `shutdown` are the socket's sk_shutdown bits (a shut receive side reads
+/// as end of file once the queue is empty).
+pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<(Vec<u8>, Vec<OwnedFd>)>> {
     if rqlen == 0 {
         return Ok(Vec::new());
     }
     let saved = crate::sys::sockopt::peek_off(fd).unwrap_or(-1);
     crate::sys::sockopt::set_peek_off(fd, 0).context("SO_PEEK_OFF")?;
-    let mut out = Vec::new();
+    let r = peek_all(fd, ty, rqlen, shutdown);
+    let _ = crate::sys::sockopt::set_peek_off(fd, saved);
+    r
+}
+
+fn peek_all(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<(Vec<u8>, Vec<OwnedFd>)>> {
+    let mut out: Vec<(Vec<u8>, Vec<OwnedFd>)> = Vec::new();
     let mut buf = vec![0u8; rqlen.max(65536) as usize];
     let stream = ty == libc::SOCK_STREAM as u32;
+    let passcred = socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false);
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253], libc::ucred);
     loop {
-        let n = match socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT) {
-            Ok(n) => n,
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        let (n, rights, creds) = match socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
+            Ok(m) => {
+                let (mut rights, mut creds) = (Vec::new(), false);
+                for c in m.cmsgs().context("reading control messages")? {
+                    match c {
+                        // The peek gave us copies of the fds: ours.
+                        socket::ControlMessageOwned::ScmRights(fds) => rights.extend(fds.into_iter().map(crate::sys::fd::owned)),
+                        socket::ControlMessageOwned::ScmCredentials(_) => creds = true,
+                        _ => {}
+                    }
+                }
+                (m.bytes, rights, creds)
+            }
             Err(nix::errno::Errno::EAGAIN) => break,
             Err(e) => return Err(e).context("peeking a socket queue"),
         };
-        if n == 0 && stream {
+        let total: usize = out.iter().map(|(d, _)| d.len()).sum();
+        if creds && passcred {
+            bail!(
+                "the socket has SO_PASSCRED and {} byte(s) queued: the senders' credentials (SCM_CREDENTIALS) can't be carried",
+                rqlen
+            );
+        }
+        // End of file: a stream's 0, or a shut seqpacket socket's once
+        // its queue is read through.
+        if n == 0 && (stream || (shutdown & 1 != 0 && total >= rqlen as usize)) {
             break;
         }
-        out.push(buf[..n].to_vec());
-        if stream && out.iter().map(Vec::len).sum::<usize>() >= rqlen as usize {
+        out.push((buf[..n].to_vec(), rights));
+        if stream && total + n >= rqlen as usize {
             break;
         }
     }
-    let _ = crate::sys::sockopt::set_peek_off(fd, saved);
     Ok(out)
 }
 
-/// sk-queues.img records for the messages queued on socket `id`.
-pub fn queue_entries(id: u32, msgs: Vec<Vec<u8>>) -> Vec<(SkPacketEntry, Vec<u8>)> {
-    msgs.into_iter().map(|m| (SkPacketEntry { id_for: id, length: m.len() as u32, scm: Vec::new() }, m)).collect()
+/// The sk-queues.img record of one message queued on socket `id`, with
+/// the file ids of the fds it carries (SCM_RIGHTS).
+pub fn queue_entry(id: u32, data: Vec<u8>, rights: Vec<u32>) -> (SkPacketEntry, Vec<u8>) {
+    let scm = if rights.is_empty() { Vec::new() } else { vec![ScmEntry { r#type: libc::SCM_RIGHTS as u32, rights }] };
+    (SkPacketEntry { id_for: id, length: data.len() as u32, scm }, data)
+}
+
+/// A message to queue again: its bytes and the file ids of the fds it
+/// carries.
+#[derive(Clone, Debug, Default)]
+pub struct Queued {
+    pub data: Vec<u8>,
+    pub rights: Vec<u32>,
+}
+
+impl Queued {
+    /// From an sk-queues.img record and its bytes; control messages other
+    /// than SCM_RIGHTS are refused, naming the socket.
+    pub fn from_entry(e: &SkPacketEntry, data: Vec<u8>) -> Result<Queued> {
+        let mut rights = Vec::new();
+        for s in &e.scm {
+            if s.r#type != libc::SCM_RIGHTS as u32 {
+                bail!("sk-queues.img: a message for socket {} carries control message type {}: only SCM_RIGHTS is supported", e.id_for, s.r#type);
+            }
+            rights.extend_from_slice(&s.rights);
+        }
+        Ok(Queued { data, rights })
+    }
 }
 
 /// Recreate a pair: (fd for `a`, fd for `b`), each with its file flags and
-/// buffer sizes, and each one's queued messages sent by the other end.
-pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry, queued_a: &[Vec<u8>], queued_b: &[Vec<u8>]) -> Result<(OwnedFd, OwnedFd)> {
+/// buffer sizes; [`refill_and_shut`] queues their messages after.
+pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry) -> Result<(OwnedFd, OwnedFd)> {
     let ty = match a.r#type as i32 {
         libc::SOCK_STREAM => socket::SockType::Stream,
         libc::SOCK_DGRAM => socket::SockType::Datagram,
@@ -171,15 +237,35 @@ pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry, queued_a: &[Vec<u8>], queu
         // The kernel doubles what is set; the image holds the doubled value.
         let _ = socket::setsockopt(fd, sockopt::SndBuf, &((e.opts.so_sndbuf / 2) as usize));
         let _ = socket::setsockopt(fd, sockopt::RcvBuf, &((e.opts.so_rcvbuf / 2) as usize));
-    }
-    for (to_peer, msgs) in [(&fb, queued_a), (&fa, queued_b)] {
-        for m in msgs {
-            socket::send(to_peer.as_raw_fd(), m, MsgFlags::MSG_DONTWAIT).context("refilling a socket queue")?;
-        }
-    }
-    for (fd, e) in [(&fa, a), (&fb, b)] {
         let fl = nix::fcntl::OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE);
         nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)).context("F_SETFL on a socket")?;
     }
     Ok((fa, fb))
+}
+
+/// Queue each end's messages again (sent by the other end, with the fds
+/// they carry: `fd_of` gives our fd for a file id), then shut each end
+/// down as it was (a shut sending side would refuse the refill).
+pub fn refill_and_shut(ends: [(BorrowedFd<'_>, &UnixSkEntry, &[Queued]); 2], fd_of: &dyn Fn(u32) -> Result<i32>) -> Result<()> {
+    for (i, (_, e, msgs)) in ends.iter().enumerate() {
+        let sender = ends[1 - i].0;
+        for m in msgs.iter() {
+            let fds = m.rights.iter().map(|&id| fd_of(id)).collect::<Result<Vec<i32>>>()?;
+            let iov = [std::io::IoSlice::new(&m.data)];
+            let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+            let cmsgs: &[socket::ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+            socket::sendmsg::<()>(sender.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_DONTWAIT, None)
+                .with_context(|| format!("refilling the queue of unix socket {}", e.ino))?;
+        }
+    }
+    for (fd, e, _) in ends {
+        let how = match e.shutdown.unwrap_or(0) & 3 {
+            0 => continue,
+            1 => socket::Shutdown::Read,
+            2 => socket::Shutdown::Write,
+            _ => socket::Shutdown::Both,
+        };
+        socket::shutdown(fd.as_raw_fd(), how).with_context(|| format!("shutdown of unix socket {}", e.ino))?;
+    }
+    Ok(())
 }

@@ -97,9 +97,11 @@ fn fdinfo(info: &str, target: &str) -> String {
     let mut out: Vec<String> = info
         .lines()
         .filter(|l| {
-            // A file by path keeps its inode, unless it was unlinked: a
-            // ghost comes back as a new one; other objects are recreated.
-            (!l.starts_with("ino:") || (target.starts_with('/') && !target.ends_with(" (deleted)")))
+            // A file by path keeps its inode, unless it was unlinked (a
+            // ghost comes back as a new one) or is under /proc (a restored
+            // process has new procfs inodes); other objects are recreated.
+            (!l.starts_with("ino:")
+                || (target.starts_with('/') && !target.ends_with(" (deleted)") && !target.starts_with("/proc/")))
                 && !VOLATILE_FDINFO.iter().any(|(pre, _)| l.starts_with(pre))
         })
         .map(str::to_string)
