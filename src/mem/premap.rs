@@ -109,8 +109,16 @@ fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &Vma
         return shared.memfds.open(id, acc).with_context(|| format!("VMA {:#x}-{:#x}", v.start, v.end));
     }
     let e = files.get(&id).with_context(|| format!("VMA {:#x}-{:#x}: file id {id} is not in files.img", v.start, v.end))?;
+    // The mode the task had the file open with (vma_entry.fdflags), so that
+    // mprotect may later widen the mapping as far as it could before.
+    let (read, write) = match v.fdflags.map(|f| f as i32 & libc::O_ACCMODE) {
+        Some(libc::O_RDWR) => (true, true),
+        Some(libc::O_WRONLY) => (false, true),
+        Some(_) => (true, write),
+        None => (true, write),
+    };
     let f = std::fs::OpenOptions::new()
-        .read(true)
+        .read(read)
         .write(write)
         .open(&e.name)
         .with_context(|| format!("can't open {} for the mapping at {:#x}", e.name, v.start))?;
@@ -196,7 +204,7 @@ pub fn premap(
                 to: v.start,
                 len,
                 prot,
-                flags: libc::MAP_SHARED,
+                flags: libc::MAP_SHARED | (v.flags & libc::MAP_LOCKED as u32) as i32,
                 pgoff: v.pgoff,
                 fd: OwnedFd::from(f),
                 madv,
@@ -216,17 +224,21 @@ pub fn premap(
         // MAP_GROWSDOWN; MAP_NORESERVE (glibc's per-thread malloc arenas):
         // no VM_ACCOUNT when the area is (or later becomes) writable, as the
         // task had it.
-        let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE) as u32) as i32;
+        // MAP_LOCKED: locked (and populated) here already; mremap keeps it.
+        let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE | libc::MAP_LOCKED) as u32) as i32;
+        // MAP_DROPPABLE is a mapping type of its own, in MAP_PRIVATE's place.
+        let private = if v.flags & super::vma::MAP_DROPPABLE != 0 { super::vma::MAP_DROPPABLE as i32 } else { libc::MAP_PRIVATE };
+        let locked = (v.flags & libc::MAP_LOCKED as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
         if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
                 None if shared.get(v.shmid).is_some() => {
                     // The tree's object, filled already.
                     let fd = shared.get(v.shmid).context("shared memory object")?;
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(fd.as_fd()), v.pgoff).with_context(what)?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED | locked, Some(fd.as_fd()), v.pgoff).with_context(what)?;
                 }
                 None => {
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED, None, 0)
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED | locked, None, 0)
                         .with_context(what)?;
                     shm_first.insert(v.shmid, (at, v.pgoff, len));
                 }
@@ -235,14 +247,14 @@ pub fn premap(
                     let f = File::open(format!("/proc/self/map_files/{first:x}-{:x}", first + flen))
                         .with_context(what)?;
                     let off = v.pgoff.checked_sub(pgoff).context("shared memory mapped below its first mapping")?;
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(f.as_fd()), off).with_context(what)?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED | locked, Some(f.as_fd()), off).with_context(what)?;
                 }
             }
         } else if v.status & status::FILE_PRIVATE != 0 {
             let f = open_mapped(files, shared, v, false)?;
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
         } else {
-            mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
+            mm::map(at, len, rw, private | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });

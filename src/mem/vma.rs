@@ -35,6 +35,10 @@ pub mod status {
     pub const UNSUPP: u32 = 1 << 31;
 }
 
+/// mmap type MAP_DROPPABLE (Linux 6.11): CRIU 4.2 records a droppable
+/// area with this in place of MAP_PRIVATE (VmFlag `dp`).
+pub const MAP_DROPPABLE: u32 = 0x08;
+
 /// VmFlags that become madvise bits (1 << MADV_*).
 const MADV_FLAGS: &[(&str, u32)] = &[
     ("sr", libc::MADV_SEQUENTIAL as u32),
@@ -112,6 +116,14 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         if m.has_flag("nr") {
             e.flags |= libc::MAP_NORESERVE as u32;
         }
+        if m.has_flag("lo") {
+            if m.has_flag("lf") {
+                // The image has only MAP_LOCKED: it would come back locked
+                // with every page populated.
+                bail!("{}: memory locked on fault (mlock2 MLOCK_ONFAULT) is not supported", what());
+            }
+            e.flags |= libc::MAP_LOCKED as u32;
+        }
         if m.has_flag("ht") {
             bail!("{}: hugetlb mappings are not supported yet", what());
         }
@@ -165,6 +177,12 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                if !m.shared && is_anon_shmem(m) {
+                    // Shared anonymous memory mapped privately (through
+                    // /proc/PID/map_files): no image record says that.
+                    bail!("{}: a private mapping of shared anonymous memory is not supported", what());
+                }
+                let fdflags = map_file_mode(&path).with_context(what)?;
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
                 if std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
@@ -174,15 +192,14 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     Some(id) => id,
                     None => {
                         let id = files.alloc_id();
-                        let flags = if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 };
-                        files.push_reg_file(id, &m.name, &f, flags, 0).with_context(what)?;
+                        files.push_reg_file(id, &m.name, &f, fdflags, 0).with_context(what)?;
                         files.set_mapped(md.dev(), md.ino(), id);
                         id
                     }
                 };
                 e.shmid = u64::from(id);
                 e.pgoff = m.offset;
-                e.fdflags = Some(if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 });
+                e.fdflags = Some(fdflags);
                 if m.shared {
                     e.flags |= libc::MAP_SHARED as u32;
                     e.status = status::AREA_REGULAR | status::FILE_SHARED;
@@ -198,7 +215,10 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     e.status = status::AREA_REGULAR | status::ANON_SHARED;
                     e.shmid = m.inode;
                 } else {
-                    e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                    // Droppable memory (private, wiped on fork, its pages
+                    // freeable by the kernel) is a mapping type of its own.
+                    let kind = if m.has_flag("dp") { MAP_DROPPABLE } else { libc::MAP_PRIVATE as u32 };
+                    e.flags |= kind | libc::MAP_ANONYMOUS as u32;
                     e.status = status::AREA_REGULAR | status::ANON_PRIVATE;
                 }
                 if m.name == "[heap]" {
@@ -209,6 +229,24 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         out.push(Vma { entry: e, map: m.clone() });
     }
     Ok(out)
+}
+
+/// Shared anonymous memory seen under its /dev/zero or SysV name.
+fn is_anon_shmem(m: &MapEntry) -> bool {
+    m.name.starts_with("/dev/zero") || m.name.starts_with("/SYSV") || m.name.starts_with("[anon_shmem")
+}
+
+/// The access mode the mapped file was opened with, as its map_files link
+/// shows it (the link's owner bits are the file's read/write mode): the
+/// mode the restore reopens it with, so that mprotect can later give the
+/// mapping what the original file allowed.
+fn map_file_mode(link: &str) -> Result<u32> {
+    let md = std::fs::symlink_metadata(link).with_context(|| format!("can't stat {link}"))?;
+    Ok(match md.mode() & 0o600 {
+        0o600 => libc::O_RDWR as u32,
+        0o200 => libc::O_WRONLY as u32,
+        _ => libc::O_RDONLY as u32,
+    })
 }
 
 /// The id of the task's executable in `files` (recorded like a mapped file).
