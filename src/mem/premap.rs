@@ -52,6 +52,8 @@ pub struct FileMap {
     pub pgoff: u64,
     pub fd: OwnedFd,
     pub madv: u64,
+    /// Guard regions (MADV_GUARD_INSTALL) inside it, as (start, len).
+    pub guards: Vec<(u64, u64)>,
 }
 
 /// Moving the running kernel's vDSO areas: to where the image had them,
@@ -208,6 +210,7 @@ pub fn premap(
                 pgoff: v.pgoff,
                 fd: OwnedFd::from(f),
                 madv,
+                guards: Vec::new(),
             });
             continue;
         }
@@ -272,7 +275,7 @@ pub fn premap(
     fill_private(dir, pid, &fillable, &skip)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_guards(vmas, &placed)?;
+    install_guards(vmas, &placed, &mut plan.file_maps)?;
     avoid.push((base, base + total.max(PAGE_SIZE)));
     plan.vdso = match vdso {
         VdsoPlan::None => None,
@@ -324,18 +327,33 @@ fn vdso_proxy(own: &[MapEntry], avoid: &[(u64, u64)], placed: &[(VmaEntry, u64)]
 }
 
 /// Put back the guard regions (MADV_GUARD_INSTALL), recorded as CRIU 4.2
-/// records them: VMA_AREA_GUARD entries after the task's VMAs. The markers
-/// travel with the area when the restorer moves it.
-fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+/// records them: VMA_AREA_GUARD entries after the task's VMAs, a run of
+/// guard pages as one entry even where it spans the border of two VMAs.
+/// Each piece is installed in its own VMA: in the premap (the markers
+/// travel with the area when the restorer moves it), or, for a shared
+/// file mapping, by the restorer once it has mapped it.
+fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)], file_maps: &mut [FileMap]) -> Result<()> {
     const MADV_GUARD_INSTALL: i32 = 102;
-    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
-        let len = v.end - v.start;
-        let (at, room, _) = premap_addr(placed, v.start)
-            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
-        if room < len {
-            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
+    for g in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let what = || format!("guard region {:#x}-{:#x}", g.start, g.end);
+        let mut covered = 0;
+        for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD == 0 && v.start < g.end && g.start < v.end) {
+            let (s, e) = (g.start.max(v.start), g.end.min(v.end));
+            covered += e - s;
+            if let Some(f) = file_maps.iter_mut().find(|f| f.to == v.start && v.status & status::FILE_SHARED != 0) {
+                f.guards.push((s, e - s));
+                continue;
+            }
+            let (_, at) = placed
+                .iter()
+                .find(|(p, _)| p.start == v.start)
+                .with_context(|| format!("{}: VMA {:#x}-{:#x} is not restored as memory", what(), v.start, v.end))?;
+            mm::madvise(at + (s - v.start), e - s, MADV_GUARD_INSTALL)
+                .with_context(|| format!("{}: installing it at {s:#x}", what()))?;
         }
-        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
+        if covered != g.end - g.start {
+            bail!("{}: part of it lies outside every VMA of the image", what());
+        }
     }
     Ok(())
 }

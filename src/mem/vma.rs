@@ -182,7 +182,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     // /proc/PID/map_files): no image record says that.
                     bail!("{}: a private mapping of shared anonymous memory is not supported", what());
                 }
-                let fdflags = map_file_mode(&path).with_context(what)?;
+                let fdflags = super::memfd::link_access(&path).with_context(what)?;
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
                 if std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
@@ -234,19 +234,6 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
 /// Shared anonymous memory seen under its /dev/zero or SysV name.
 fn is_anon_shmem(m: &MapEntry) -> bool {
     m.name.starts_with("/dev/zero") || m.name.starts_with("/SYSV") || m.name.starts_with("[anon_shmem")
-}
-
-/// The access mode the mapped file was opened with, as its map_files link
-/// shows it (the link's owner bits are the file's read/write mode): the
-/// mode the restore reopens it with, so that mprotect can later give the
-/// mapping what the original file allowed.
-fn map_file_mode(link: &str) -> Result<u32> {
-    let md = std::fs::symlink_metadata(link).with_context(|| format!("can't stat {link}"))?;
-    Ok(match md.mode() & 0o600 {
-        0o600 => libc::O_RDWR as u32,
-        0o200 => libc::O_WRONLY as u32,
-        _ => libc::O_RDONLY as u32,
-    })
 }
 
 /// The id of the task's executable in `files` (recorded like a mapped file).
