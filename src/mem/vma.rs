@@ -92,6 +92,11 @@ fn madv(m: &MapEntry) -> u64 {
 /// `allow_uprobes` is `--allow-uprobes`.
 pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes: bool) -> Result<Vec<Vma>> {
     let mut out: Vec<Vma> = Vec::with_capacity(maps.len());
+    // Shared anonymous memory that is also mapped privately (through
+    // /proc/PID/map_files): recorded, every mapping of it, as CRIU 4.2
+    // records it, a memfd named "/dev/zero", so that the restore maps
+    // the private view from the same object as the shared ones.
+    let private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
     for m in maps {
         let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
         let mut e = VmaEntry {
@@ -157,7 +162,8 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 continue;
             }
             n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
-            n if m.shared && (n.starts_with("/dev/zero") || n.starts_with("/SYSV") || n.starts_with("[anon_shmem")) => {
+            _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
+                let n = m.name.as_str();
                 if n.starts_with("/SYSV") {
                     bail!("{}: SysV shared memory is not supported yet", what());
                 }
@@ -166,7 +172,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.shmid = m.inode;
                 e.pgoff = m.offset;
             }
-            _ if super::memfd::is_memfd_map(m) => {
+            _ if super::memfd::is_memfd_map(m) || (is_anon_shmem(m) && private_shm.contains(&m.inode)) => {
                 let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
                 e.shmid = u64::from(id);
                 e.pgoff = m.offset;
@@ -177,11 +183,6 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
-                if !m.shared && is_anon_shmem(m) {
-                    // Shared anonymous memory mapped privately (through
-                    // /proc/PID/map_files): no image record says that.
-                    bail!("{}: a private mapping of shared anonymous memory is not supported", what());
-                }
                 let fdflags = super::memfd::link_access(&path).with_context(what)?;
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;

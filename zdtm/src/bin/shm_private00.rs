@@ -1,8 +1,8 @@
-//! shm_private00: crfail — shared anonymous memory also mapped privately
-//! (MAP_PRIVATE through /proc/self/map_files). No image record carries a
-//! private mapping of shared anonymous memory, so the dump must refuse,
-//! naming the VMA, and the task run on: the shared area and the private
-//! copy-on-write view keep their data and stay apart.
+//! shm_private00: shared anonymous memory also mapped privately (MAP_PRIVATE
+//! through /proc/self/map_files; needs root). After the restore the shared
+//! area and the private view keep their data (the view's copied-on-write
+//! page its own), a private write stays private, and a write to the shared
+//! area still shows in the view's untouched pages (one object behind both).
 
 use std::os::fd::AsRawFd;
 
@@ -36,5 +36,7 @@ fn main() {
     ck.check(bytes(private, len) == view.as_slice(), || "private view: contents differ".into());
     bytes(private, len)[2 * 4096] ^= 0x11;
     ck.eq("a private write stays private", bytes(shared, len)[2 * 4096], want[2 * 4096]);
+    bytes(shared, len)[3 * 4096 + 5] ^= 0x22;
+    ck.eq("a shared write shows in the view's untouched page", bytes(private, len)[3 * 4096 + 5], want[3 * 4096 + 5] ^ 0x22);
     ck.finish()
 }
