@@ -5,9 +5,9 @@
 //! locked and then unlocked must come back unlocked. After the restore
 //! each locked area shows `lo` in its VmFlags, /proc/self/status counts
 //! them in VmLck, the data is there, and munlock/mlock still work.
-//! `setuid`: locked as root, then the task becomes ZDTM_UID's user (whose
-//! RLIMIT_MEMLOCK may be smaller than what is locked), as CRIU's
-//! mlock_setuid.
+//! `setuid`: locked as root, then RLIMIT_MEMLOCK is set to one page (far
+//! below what is locked) and the task becomes another user, as CRIU's
+//! mlock_setuid: the restore must lock the areas again all the same.
 
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
@@ -78,12 +78,20 @@ pub fn run(setuid: bool) -> ! {
         fail(&format!("VmLck is {lck} kB before the dump"));
     }
     if setuid {
-        let uid: libc::uid_t = std::env::var("ZDTM_SETUID").ok().and_then(|v| v.parse().ok()).unwrap_or(18943);
+        // zdtm's test user.
+        let uid: libc::uid_t = 18943;
         // The work dir becomes the user's, as the runner makes it for tests
         // that run as that user (pid file and verdict go there).
         let wd = crate::opts().pidfile.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
         for p in [wd.clone(), wd.join("test.log")] {
             let _ = std::os::unix::fs::chown(&p, Some(uid), Some(uid));
+        }
+        // A limit below what is locked: only a privileged restore can lock
+        // it all again.
+        let lim = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+        // SAFETY: setrlimit with a valid struct.
+        if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+            fail(&format!("setrlimit(RLIMIT_MEMLOCK): {}", last_err()));
         }
         // SAFETY: plain syscalls changing our own credentials.
         if unsafe { libc::setresgid(uid, uid, uid) } != 0 || unsafe { libc::setresuid(uid, uid, uid) } != 0 {
