@@ -17,7 +17,10 @@ pub fn map(what: &str, len: usize, prot: libc::c_int, flags: libc::c_int, fd: li
     p.cast()
 }
 
-/// The bytes of one of our readable mappings.
+/// The bytes of one of our readable mappings. The test programs pass only
+/// addresses their own `map` returned (their whole process is the test), so
+/// the pointer is not the caller's to vouch for at each use.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn bytes<'a>(p: *mut u8, len: usize) -> &'a mut [u8] {
     // SAFETY: callers pass a readable (and, to write, writable) mapping of ours.
     unsafe { std::slice::from_raw_parts_mut(p, len) }

@@ -17,6 +17,9 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 const MADV_GUARD_REMOVE: libc::c_int = 103;
 const NP: usize = 8;
 
+/// (name, mapping, guard pages, what a removed guard reads) before filling.
+type Planned = (&'static str, *mut u8, Vec<usize>, Option<Vec<u8>>);
+
 struct Area {
     name: &'static str,
     p: *mut u8,
@@ -48,7 +51,7 @@ fn main() {
         zdtm::fail(&format!("MADV_RANDOM: {e}"));
     }
 
-    let plan: Vec<(&'static str, *mut u8, Vec<usize>, Option<Vec<u8>>)> = vec![
+    let plan: Vec<Planned> = vec![
         ("anon first+last", map("anon1", len, rw, anon, -1, 0), vec![0, NP - 1], None),
         ("anon run", map("anon2", len, rw, anon, -1, 0), vec![2, 3, 4, 6], None),
         ("file private", map("file private", len, rw, libc::MAP_PRIVATE, f.as_raw_fd(), 0), vec![1, NP - 1], Some(file_data.clone())),
