@@ -257,3 +257,40 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
 pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
     VmaEntry { start, end, status: status::AREA_GUARD, fd: -1, ..Default::default() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anon(flags: &[&str]) -> MapEntry {
+        MapEntry {
+            start: 0x7000_0000_0000,
+            end: 0x7000_0000_4000,
+            read: true,
+            write: true,
+            vm_flags: flags.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn one(m: MapEntry) -> Result<VmaEntry> {
+        let mut files = FileTable::new();
+        Ok(collect(1, &[m], &mut files, false)?.remove(0).entry)
+    }
+
+    #[test]
+    fn droppable_is_its_own_mapping_type() {
+        let e = one(anon(&["rd", "wr", "nr", "wf", "dd", "dp"])).unwrap();
+        assert_eq!(e.flags, MAP_DROPPABLE | (libc::MAP_ANONYMOUS | libc::MAP_NORESERVE) as u32);
+        assert_eq!(e.status, status::AREA_REGULAR | status::ANON_PRIVATE);
+        assert_eq!(e.madv, Some((1 << libc::MADV_WIPEONFORK) | (1 << libc::MADV_DONTDUMP)));
+    }
+
+    #[test]
+    fn locked_and_locked_on_fault() {
+        let e = one(anon(&["rd", "wr", "lo"])).unwrap();
+        assert_eq!(e.flags, (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_LOCKED) as u32);
+        let err = one(anon(&["rd", "wr", "lo", "lf"])).unwrap_err().to_string();
+        assert!(err.contains("locked on fault") && err.contains("0x700000000000"), "{err}");
+    }
+}
