@@ -214,8 +214,10 @@ fn snapshot_diff_reports_changes() {
 fn tests_desc_parses_and_matches_the_binaries() {
     let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
     assert!(all.iter().any(|t| t.crfail), "a crfail test");
-    for t in all.iter().filter(|t| t.criu42_fail.is_some()) {
-        assert!(!t.crfail, "{}: crfail and criu42-fail", t.name);
+    // A crfail test may say only that CRIU 4.2 dumps what we refuse.
+    for t in all.iter().filter(|t| t.crfail) {
+        let side = t.criu42_fail.as_ref().map(|(s, _)| *s);
+        assert!(side.is_none() || side == Some(runner::interop::Side::Dump), "{}: crfail and criu42-fail({side:?})", t.name);
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("zdtm/src/bin");
     for t in &all {
