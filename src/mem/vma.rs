@@ -96,7 +96,9 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
     // /proc/PID/map_files): recorded, every mapping of it, as CRIU 4.2
     // records it, a memfd named "/dev/zero", so that the restore maps
     // the private view from the same object as the shared ones.
-    let private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
+    // (A task before this one may have recorded the object so already.)
+    let mut private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
+    private_shm.extend(files.memfd_inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
     for m in maps {
         let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
         let mut e = VmaEntry {
@@ -171,8 +173,17 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.status = status::AREA_REGULAR | status::ANON_SHARED;
                 e.shmid = m.inode;
                 e.pgoff = m.offset;
+                if !files.anon_shmem.contains(&m.inode) {
+                    files.anon_shmem.push(m.inode);
+                }
             }
             _ if super::memfd::is_memfd_map(m) || (is_anon_shmem(m) && private_shm.contains(&m.inode)) => {
+                if is_anon_shmem(m) && files.anon_shmem.contains(&m.inode) {
+                    // An earlier task maps it only shared: its record says
+                    // anonymous shared memory, one object the restore can't
+                    // also give this task as the file of a private view.
+                    bail!("{}: shared anonymous memory mapped privately here and only shared by a task dumped before", what());
+                }
                 let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
                 e.shmid = u64::from(id);
                 e.pgoff = m.offset;
