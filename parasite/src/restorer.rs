@@ -121,6 +121,7 @@ const NR_RT_SIGACTION: usize = 13;
 const NR_RT_SIGPROCMASK: usize = 14;
 const NR_MREMAP: usize = 25;
 const NR_MADVISE: usize = 28;
+const MADV_GUARD_INSTALL: usize = 102;
 const NR_SETITIMER: usize = 38;
 const NR_GETPID: usize = 39;
 const NR_SETGROUPS: usize = 116;
@@ -416,6 +417,9 @@ fn memory(c: &Ctx) {
     }
     for f in maps {
         madvise(c, f.to, f.len, f.madv);
+        for g in c.slice::<proto::Range>(f.guards) {
+            c.check(step::MADVISE, sys3(NR_MADVISE, g.start as usize, g.len as usize, MADV_GUARD_INSTALL));
+        }
     }
 }
 

@@ -146,7 +146,8 @@ words! {
 }
 
 words! {
-    /// mmap(to, len, prot, flags | MAP_FIXED, fd, pgoff), then the madvise bits.
+    /// mmap(to, len, prot, flags | MAP_FIXED, fd, pgoff), then the madvise
+    /// bits, then MADV_GUARD_INSTALL on each of `guards` (`Range`s).
     pub struct FileMap {
         pub to: u64,
         pub len: u64,
@@ -155,6 +156,7 @@ words! {
         pub fd: u64,
         pub pgoff: u64,
         pub madv: u64,
+        pub guards: Slice,
     }
 }
 

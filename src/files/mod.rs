@@ -32,6 +32,9 @@ pub struct FileTable {
     pub ghost_limit: u64,
     /// The memfd inodes the MEMFD entries name (memfd.img).
     pub memfd_inodes: Vec<crate::images::pb::MemfdInodeEntry>,
+    /// Shared anonymous memory recorded as such (VMA_ANON_SHARED), by
+    /// inode: not to be recorded as a memfd by a later task.
+    pub anon_shmem: Vec<u64>,
 }
 
 impl FileTable {
@@ -43,6 +46,7 @@ impl FileTable {
             ghosts: Default::default(),
             ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
             memfd_inodes: Vec::new(),
+            anon_shmem: Vec::new(),
         }
     }
 

@@ -45,7 +45,9 @@ fn memfd_name(shown: &str) -> &str {
 
 /// The access mode a mapping's file was opened with, from the mode of
 /// its /proc/PID/map_files link (the kernel shows the file's r/w there).
-fn link_access(path: &str) -> Result<u32> {
+/// The restore reopens the file so, and mprotect can later widen the
+/// mapping as far as the task's could.
+pub(super) fn link_access(path: &str) -> Result<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::symlink_metadata(path).with_context(|| format!("can't lstat {path}"))?.permissions().mode();
     Ok(match (mode & 0o400 != 0, mode & 0o200 != 0) {

@@ -52,6 +52,8 @@ pub struct FileMap {
     pub pgoff: u64,
     pub fd: OwnedFd,
     pub madv: u64,
+    /// Guard regions (MADV_GUARD_INSTALL) inside it, as (start, len).
+    pub guards: Vec<(u64, u64)>,
 }
 
 /// Moving the running kernel's vDSO areas: to where the image had them,
@@ -109,8 +111,16 @@ fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &Vma
         return shared.memfds.open(id, acc).with_context(|| format!("VMA {:#x}-{:#x}", v.start, v.end));
     }
     let e = files.get(&id).with_context(|| format!("VMA {:#x}-{:#x}: file id {id} is not in files.img", v.start, v.end))?;
+    // The mode the task had the file open with (vma_entry.fdflags), so that
+    // mprotect may later widen the mapping as far as it could before.
+    let (read, write) = match v.fdflags.map(|f| f as i32 & libc::O_ACCMODE) {
+        Some(libc::O_RDWR) => (true, true),
+        Some(libc::O_WRONLY) => (false, true),
+        Some(_) => (true, write),
+        None => (true, write),
+    };
     let f = std::fs::OpenOptions::new()
-        .read(true)
+        .read(read)
         .write(write)
         .open(&e.name)
         .with_context(|| format!("can't open {} for the mapping at {:#x}", e.name, v.start))?;
@@ -196,10 +206,11 @@ pub fn premap(
                 to: v.start,
                 len,
                 prot,
-                flags: libc::MAP_SHARED,
+                flags: libc::MAP_SHARED | (v.flags & libc::MAP_LOCKED as u32) as i32,
                 pgoff: v.pgoff,
                 fd: OwnedFd::from(f),
                 madv,
+                guards: Vec::new(),
             });
             continue;
         }
@@ -216,17 +227,21 @@ pub fn premap(
         // MAP_GROWSDOWN; MAP_NORESERVE (glibc's per-thread malloc arenas):
         // no VM_ACCOUNT when the area is (or later becomes) writable, as the
         // task had it.
-        let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE) as u32) as i32;
+        // MAP_LOCKED: locked (and populated) here already; mremap keeps it.
+        let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE | libc::MAP_LOCKED) as u32) as i32;
+        // MAP_DROPPABLE is a mapping type of its own, in MAP_PRIVATE's place.
+        let private = if v.flags & super::vma::MAP_DROPPABLE != 0 { super::vma::MAP_DROPPABLE as i32 } else { libc::MAP_PRIVATE };
+        let locked = (v.flags & libc::MAP_LOCKED as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
         if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
                 None if shared.get(v.shmid).is_some() => {
                     // The tree's object, filled already.
                     let fd = shared.get(v.shmid).context("shared memory object")?;
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(fd.as_fd()), v.pgoff).with_context(what)?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED | locked, Some(fd.as_fd()), v.pgoff).with_context(what)?;
                 }
                 None => {
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED, None, 0)
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_FIXED | locked, None, 0)
                         .with_context(what)?;
                     shm_first.insert(v.shmid, (at, v.pgoff, len));
                 }
@@ -235,14 +250,14 @@ pub fn premap(
                     let f = File::open(format!("/proc/self/map_files/{first:x}-{:x}", first + flen))
                         .with_context(what)?;
                     let off = v.pgoff.checked_sub(pgoff).context("shared memory mapped below its first mapping")?;
-                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED, Some(f.as_fd()), off).with_context(what)?;
+                    mm::map(at, len, rw, libc::MAP_SHARED | libc::MAP_FIXED | locked, Some(f.as_fd()), off).with_context(what)?;
                 }
             }
         } else if v.status & status::FILE_PRIVATE != 0 {
             let f = open_mapped(files, shared, v, false)?;
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
         } else {
-            mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
+            mm::map(at, len, rw, private | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });
@@ -260,7 +275,7 @@ pub fn premap(
     fill_private(dir, pid, &fillable, &skip)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
-    install_guards(vmas, &placed)?;
+    install_guards(vmas, &placed, &mut plan.file_maps)?;
     avoid.push((base, base + total.max(PAGE_SIZE)));
     plan.vdso = match vdso {
         VdsoPlan::None => None,
@@ -312,18 +327,33 @@ fn vdso_proxy(own: &[MapEntry], avoid: &[(u64, u64)], placed: &[(VmaEntry, u64)]
 }
 
 /// Put back the guard regions (MADV_GUARD_INSTALL), recorded as CRIU 4.2
-/// records them: VMA_AREA_GUARD entries after the task's VMAs. The markers
-/// travel with the area when the restorer moves it.
-fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)]) -> Result<()> {
+/// records them: VMA_AREA_GUARD entries after the task's VMAs, a run of
+/// guard pages as one entry even where it spans the border of two VMAs.
+/// Each piece is installed in its own VMA: in the premap (the markers
+/// travel with the area when the restorer moves it), or, for a shared
+/// file mapping, by the restorer once it has mapped it.
+fn install_guards(vmas: &[VmaEntry], placed: &[(VmaEntry, u64)], file_maps: &mut [FileMap]) -> Result<()> {
     const MADV_GUARD_INSTALL: i32 = 102;
-    for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
-        let len = v.end - v.start;
-        let (at, room, _) = premap_addr(placed, v.start)
-            .with_context(|| format!("guard region {:#x}-{:#x} is outside the task's private memory", v.start, v.end))?;
-        if room < len {
-            bail!("guard region {:#x}-{:#x} crosses the end of its VMA", v.start, v.end);
+    for g in vmas.iter().filter(|v| v.status & status::AREA_GUARD != 0) {
+        let what = || format!("guard region {:#x}-{:#x}", g.start, g.end);
+        let mut covered = 0;
+        for v in vmas.iter().filter(|v| v.status & status::AREA_GUARD == 0 && v.start < g.end && g.start < v.end) {
+            let (s, e) = (g.start.max(v.start), g.end.min(v.end));
+            covered += e - s;
+            if let Some(f) = file_maps.iter_mut().find(|f| f.to == v.start && v.status & status::FILE_SHARED != 0) {
+                f.guards.push((s, e - s));
+                continue;
+            }
+            let (_, at) = placed
+                .iter()
+                .find(|(p, _)| p.start == v.start)
+                .with_context(|| format!("{}: VMA {:#x}-{:#x} is not restored as memory", what(), v.start, v.end))?;
+            mm::madvise(at + (s - v.start), e - s, MADV_GUARD_INSTALL)
+                .with_context(|| format!("{}: installing it at {s:#x}", what()))?;
         }
-        mm::madvise(at, len, MADV_GUARD_INSTALL).with_context(|| format!("installing the guard region at {:#x}", v.start))?;
+        if covered != g.end - g.start {
+            bail!("{}: part of it lies outside every VMA of the image", what());
+        }
     }
     Ok(())
 }

@@ -35,6 +35,10 @@ pub mod status {
     pub const UNSUPP: u32 = 1 << 31;
 }
 
+/// mmap type MAP_DROPPABLE (Linux 6.11): CRIU 4.2 records a droppable
+/// area with this in place of MAP_PRIVATE (VmFlag `dp`).
+pub const MAP_DROPPABLE: u32 = 0x08;
+
 /// VmFlags that become madvise bits (1 << MADV_*).
 const MADV_FLAGS: &[(&str, u32)] = &[
     ("sr", libc::MADV_SEQUENTIAL as u32),
@@ -88,6 +92,13 @@ fn madv(m: &MapEntry) -> u64 {
 /// `allow_uprobes` is `--allow-uprobes`.
 pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes: bool) -> Result<Vec<Vma>> {
     let mut out: Vec<Vma> = Vec::with_capacity(maps.len());
+    // Shared anonymous memory that is also mapped privately (through
+    // /proc/PID/map_files): recorded, every mapping of it, as CRIU 4.2
+    // records it, a memfd named "/dev/zero", so that the restore maps
+    // the private view from the same object as the shared ones.
+    // (A task before this one may have recorded the object so already.)
+    let mut private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
+    private_shm.extend(files.memfd_inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
     for m in maps {
         let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
         let mut e = VmaEntry {
@@ -111,6 +122,14 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         }
         if m.has_flag("nr") {
             e.flags |= libc::MAP_NORESERVE as u32;
+        }
+        if m.has_flag("lo") {
+            if m.has_flag("lf") {
+                // The image has only MAP_LOCKED: it would come back locked
+                // with every page populated.
+                bail!("{}: memory locked on fault (mlock2 MLOCK_ONFAULT) is not supported", what());
+            }
+            e.flags |= libc::MAP_LOCKED as u32;
         }
         if m.has_flag("ht") {
             bail!("{}: hugetlb mappings are not supported yet", what());
@@ -145,7 +164,8 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 continue;
             }
             n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
-            n if m.shared && (n.starts_with("/dev/zero") || n.starts_with("/SYSV") || n.starts_with("[anon_shmem")) => {
+            _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
+                let n = m.name.as_str();
                 if n.starts_with("/SYSV") {
                     bail!("{}: SysV shared memory is not supported yet", what());
                 }
@@ -153,8 +173,17 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.status = status::AREA_REGULAR | status::ANON_SHARED;
                 e.shmid = m.inode;
                 e.pgoff = m.offset;
+                if !files.anon_shmem.contains(&m.inode) {
+                    files.anon_shmem.push(m.inode);
+                }
             }
-            _ if super::memfd::is_memfd_map(m) => {
+            _ if super::memfd::is_memfd_map(m) || (is_anon_shmem(m) && private_shm.contains(&m.inode)) => {
+                if is_anon_shmem(m) && files.anon_shmem.contains(&m.inode) {
+                    // An earlier task maps it only shared: its record says
+                    // anonymous shared memory, one object the restore can't
+                    // also give this task as the file of a private view.
+                    bail!("{}: shared anonymous memory mapped privately here and only shared by a task dumped before", what());
+                }
                 let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
                 e.shmid = u64::from(id);
                 e.pgoff = m.offset;
@@ -165,6 +194,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                let fdflags = super::memfd::link_access(&path).with_context(what)?;
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
                 if std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
@@ -174,15 +204,14 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     Some(id) => id,
                     None => {
                         let id = files.alloc_id();
-                        let flags = if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 };
-                        files.push_reg_file(id, &m.name, &f, flags, 0).with_context(what)?;
+                        files.push_reg_file(id, &m.name, &f, fdflags, 0).with_context(what)?;
                         files.set_mapped(md.dev(), md.ino(), id);
                         id
                     }
                 };
                 e.shmid = u64::from(id);
                 e.pgoff = m.offset;
-                e.fdflags = Some(if m.shared && m.write { libc::O_RDWR as u32 } else { libc::O_RDONLY as u32 });
+                e.fdflags = Some(fdflags);
                 if m.shared {
                     e.flags |= libc::MAP_SHARED as u32;
                     e.status = status::AREA_REGULAR | status::FILE_SHARED;
@@ -198,7 +227,10 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                     e.status = status::AREA_REGULAR | status::ANON_SHARED;
                     e.shmid = m.inode;
                 } else {
-                    e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                    // Droppable memory (private, wiped on fork, its pages
+                    // freeable by the kernel) is a mapping type of its own.
+                    let kind = if m.has_flag("dp") { MAP_DROPPABLE } else { libc::MAP_PRIVATE as u32 };
+                    e.flags |= kind | libc::MAP_ANONYMOUS as u32;
                     e.status = status::AREA_REGULAR | status::ANON_PRIVATE;
                 }
                 if m.name == "[heap]" {
@@ -209,6 +241,11 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
         out.push(Vma { entry: e, map: m.clone() });
     }
     Ok(out)
+}
+
+/// Shared anonymous memory seen under its /dev/zero or SysV name.
+fn is_anon_shmem(m: &MapEntry) -> bool {
+    m.name.starts_with("/dev/zero") || m.name.starts_with("/SYSV") || m.name.starts_with("[anon_shmem")
 }
 
 /// The id of the task's executable in `files` (recorded like a mapped file).
@@ -230,4 +267,41 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
 /// the GUARD status, as CRIU 4.2 records one.
 pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
     VmaEntry { start, end, status: status::AREA_GUARD, fd: -1, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anon(flags: &[&str]) -> MapEntry {
+        MapEntry {
+            start: 0x7000_0000_0000,
+            end: 0x7000_0000_4000,
+            read: true,
+            write: true,
+            vm_flags: flags.iter().map(|f| f.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn one(m: MapEntry) -> Result<VmaEntry> {
+        let mut files = FileTable::new();
+        Ok(collect(1, &[m], &mut files, false)?.remove(0).entry)
+    }
+
+    #[test]
+    fn droppable_is_its_own_mapping_type() {
+        let e = one(anon(&["rd", "wr", "nr", "wf", "dd", "dp"])).unwrap();
+        assert_eq!(e.flags, MAP_DROPPABLE | (libc::MAP_ANONYMOUS | libc::MAP_NORESERVE) as u32);
+        assert_eq!(e.status, status::AREA_REGULAR | status::ANON_PRIVATE);
+        assert_eq!(e.madv, Some((1 << libc::MADV_WIPEONFORK) | (1 << libc::MADV_DONTDUMP)));
+    }
+
+    #[test]
+    fn locked_and_locked_on_fault() {
+        let e = one(anon(&["rd", "wr", "lo"])).unwrap();
+        assert_eq!(e.flags, (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_LOCKED) as u32);
+        let err = one(anon(&["rd", "wr", "lo", "lf"])).unwrap_err().to_string();
+        assert!(err.contains("locked on fault") && err.contains("0x700000000000"), "{err}");
+    }
 }

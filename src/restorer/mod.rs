@@ -451,11 +451,10 @@ fn build_args(
         .map(|m| proto::Move { from: m.from, to: m.to, len: m.len, prot: m.prot as u64, madv: m.madv })
         .collect();
     a.moves = b.push(&moves);
-    let maps: Vec<proto::FileMap> = plan
-        .mem
-        .file_maps
-        .iter()
-        .map(|f| proto::FileMap {
+    let mut maps: Vec<proto::FileMap> = Vec::with_capacity(plan.mem.file_maps.len());
+    for f in &plan.mem.file_maps {
+        let guards: Vec<proto::Range> = f.guards.iter().map(|&(start, len)| proto::Range { start, len }).collect();
+        maps.push(proto::FileMap {
             to: f.to,
             len: f.len,
             prot: f.prot as u64,
@@ -463,8 +462,9 @@ fn build_args(
             fd: f.fd.as_raw_fd() as u64,
             pgoff: f.pgoff,
             madv: f.madv,
-        })
-        .collect();
+            guards: b.push(&guards),
+        });
+    }
     a.file_maps = b.push(&maps);
 
     let mm = &plan.mm;

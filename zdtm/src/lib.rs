@@ -543,3 +543,6 @@ pub fn eventfd_count_test(add: u64) -> ! {
     c.eq("count", v, 5 + add);
     c.finish()
 }
+
+pub mod mem;
+pub mod mlock;
