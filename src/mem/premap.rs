@@ -170,8 +170,10 @@ pub fn premap(
     extra_avoid: &[(u64, u64)],
     shared: &SharedShmem,
     vdso: &VdsoPlan,
+    parent: Option<&super::inherit::Premapped>,
 ) -> Result<MemPlan> {
     let vmas = &mm_e.vmas;
+    let mut cow = super::inherit::Adopted::new(parent, mm_e.exe_file_id, own);
     let proxy = matches!(vdso, VdsoPlan::Proxy(_));
     let total: u64 = vmas.iter().filter(|v| needs_premap(v, proxy)).map(|v| v.end - v.start + PAGE_SIZE).sum();
     let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
@@ -218,7 +220,9 @@ pub fn premap(
         // task had it.
         let grows = (v.flags & (libc::MAP_GROWSDOWN | libc::MAP_NORESERVE) as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
-        if v.status & status::ANON_SHARED != 0 {
+        if cow.adopt(v, rw, at) {
+            // The parent's area, its pages shared copy-on-write.
+        } else if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
                 None if shared.get(v.shmid).is_some() => {
                     // The tree's object, filled already.
@@ -255,12 +259,18 @@ pub fn premap(
     // Pages never copied: the vvar's (the dumping kernel's data, if an
     // image holds any) and, when ours replaces it, the image's vDSO.
     let skip_bits = if proxy { status::AREA_VVAR } else { status::AREA_VVAR | status::AREA_VDSO };
-    let skip: Vec<(u64, u64)> = vmas.iter().filter(|v| v.status & skip_bits != 0).map(|v| (v.start, v.end)).collect();
-    let fillable: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| v.status & status::AREA_VVAR == 0).cloned().collect();
+    let mut skip: Vec<(u64, u64)> = vmas.iter().filter(|v| v.status & skip_bits != 0).map(|v| (v.start, v.end)).collect();
+    // Areas taken from the parent are filled by comparison (`inherit`).
+    skip.extend(cow.ranges());
+    let fillable: Vec<(VmaEntry, u64)> =
+        placed.iter().filter(|(v, _)| v.status & status::AREA_VVAR == 0 && !cow.holds(v.start)).cloned().collect();
     fill_private(dir, pid, &fillable, &skip)?;
+    cow.fill(dir, pid)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
+    cow.clear_parent_guards()?;
     install_guards(vmas, &placed)?;
+    cow.release()?;
     avoid.push((base, base + total.max(PAGE_SIZE)));
     plan.vdso = match vdso {
         VdsoPlan::None => None,
