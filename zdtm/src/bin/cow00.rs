@@ -3,8 +3,9 @@
 //! its own pattern and forks 4 children; then child 0 rewrites 3 pages with
 //! data of its own, child 1 drops a page (MADV_DONTNEED: it reads zeroes),
 //! and the root rewrites one page and drops another (the children keep
-//! the old ones). After the restore each task checks its contents page by
-//! page, and every child checks from /proc/self/pagemap that each page
+//! the old ones); child 2 forks a grandchild that shares them all on.
+//! After the restore each task checks its contents page by page, and
+//! every child (and the grandchild) checks from /proc/self/pagemap that each page
 //! nobody touched after the forks is still the root's frame (the root
 //! publishes its frame numbers in a shared mapping made before the forks);
 //! each task also checks that the area's Private_Dirty in smaps stayed a
@@ -138,9 +139,10 @@ fn check_private(c: &mut Checks, mem: &[u8]) {
     }
 }
 
-/// A child after the signal: its contents, its frames against the root's
-/// (published in `table`), its private memory. Exits with the verdict.
-fn child_check(k: usize, mem: &mut [u8], table: &[u8], page: usize) -> ! {
+/// A child after the signal (`k`: its number; the grandchild is `KIDS`):
+/// its contents, its frames against the root's (published in `table`),
+/// its private memory, its own child's verdict. Exits with the verdict.
+fn child_check(k: usize, mem: &mut [u8], table: &[u8], page: usize, child: Option<i32>) -> ! {
     if zdtm::sabotaged() {
         // The same bytes written back: a private copy of page 0.
         let b = mem[0];
@@ -171,11 +173,33 @@ fn child_check(k: usize, mem: &mut [u8], table: &[u8], page: usize) -> ! {
         Err(e) => c.check(false, || e),
     }
     check_private(&mut c, mem);
+    if let Some(g) = child {
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(g, libc::SIGTERM) };
+        c.check(exited_ok(g), || format!("the grandchild {g} failed its checks"));
+    }
     if c.failed() {
         zdtm::test_msg!("child {k} ({}) failed", std::process::id());
     }
     // SAFETY: _exit leaves at once (no verdict file: the root reports).
     unsafe { libc::_exit(if c.failed() { 1 } else { 0 }) }
+}
+
+/// Wait for child `pid`: whether it exited with 0.
+fn exited_ok(pid: i32) -> bool {
+    let mut st = 0;
+    // SAFETY: a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
+}
+
+fn say_ready(ready: [i32; 2]) {
+    // SAFETY: one byte to our pipe, then closing our ends.
+    unsafe {
+        libc::close(ready[0]);
+        libc::write(ready[1], b"r".as_ptr().cast(), 1);
+        libc::close(ready[1]);
+    }
 }
 
 fn main() {
@@ -217,24 +241,26 @@ fn main() {
                 1 => drop_page(mem, CHILD1_DROPPED, page),
                 _ => {}
             }
-            // SAFETY: one byte to our pipe, then closing our ends.
-            unsafe {
-                libc::close(ready[0]);
-                libc::write(ready[1], b"r".as_ptr().cast(), 1);
-                libc::close(ready[1]);
+            let grandchild = (k == 2).then(fork);
+            if grandchild == Some(0) {
+                say_ready(ready);
+                zdtm::test_waitsig();
+                child_check(KIDS, mem, table, page, None);
             }
+            say_ready(ready);
             zdtm::test_waitsig();
-            child_check(k, mem, table, page);
+            child_check(k, mem, table, page, grandchild);
         }
         kids.push(pid);
     }
     // SAFETY: closing our write end.
     unsafe { libc::close(ready[1]) };
+    // Every child and the grandchild say ready.
     let mut got = 0;
-    while got < KIDS {
-        let mut b = [0u8; KIDS];
+    while got < KIDS + 1 {
+        let mut b = [0u8; KIDS + 1];
         // SAFETY: reading into our buffer.
-        let n = unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), KIDS - got) };
+        let n = unsafe { libc::read(ready[0], b.as_mut_ptr().cast(), KIDS + 1 - got) };
         if n <= 0 {
             zdtm::fail("a child died before it was ready");
         }
@@ -244,7 +270,7 @@ fn main() {
     unsafe { libc::close(ready[0]) };
     zdtm::datagen(&mut mem[ROOT_WROTE * page..(ROOT_WROTE + 1) * page], 0x2000_0000 + ROOT_WROTE as u64);
     drop_page(mem, ROOT_DROPPED, page);
-    zdtm::test_msg!("children {kids:?} share {} MiB with the root", PAGES * page >> 20);
+    zdtm::test_msg!("children {kids:?} share {} MiB with the root", (PAGES * page) >> 20);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -267,12 +293,7 @@ fn main() {
         unsafe { libc::kill(k, libc::SIGTERM) };
     }
     for (n, &k) in kids.iter().enumerate() {
-        let mut st = 0;
-        // SAFETY: a valid out-pointer.
-        let r = unsafe { libc::waitpid(k, &mut st, 0) };
-        c.check(r == k && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0, || {
-            format!("child {n} ({k}) failed its checks (status {st:#x}, see the log)")
-        });
+        c.check(exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
     }
     c.finish()
 }
