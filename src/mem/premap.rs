@@ -423,10 +423,12 @@ fn fill_run(
     let end = run.vaddr + run.len();
     while addr < end {
         let Some((dst, room, writable)) = locate(addr) else {
-            if skip.iter().any(|(s, e)| *s <= addr && addr < *e) {
-                // Not a premapped area (the vDSO): skip the page.
-                addr += PAGE_SIZE;
-                off += PAGE_SIZE;
+            if let Some(&(_, e)) = skip.iter().find(|(s, e)| *s <= addr && addr < *e) {
+                // Not filled here (the vDSO, areas taken from the parent):
+                // skip what of the run lies in it.
+                let n = e.min(end) - addr;
+                addr += n;
+                off += n;
                 continue;
             }
             bail!("{pages_name}: pages at {addr:#x} fall outside every VMA of the image");
