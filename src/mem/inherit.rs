@@ -341,6 +341,31 @@ mod tests {
         assert_eq!(clip(&a, 5, 25), vec![(5, 10), (20, 25)]);
     }
 
+    #[test]
+    fn only_differing_pages_are_written() {
+        let (ps, n) = (PAGE_SIZE as usize, 4usize);
+        let rw = libc::PROT_READ | libc::PROT_WRITE;
+        let at = mm::map(0, (n * ps) as u64, rw, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, None, 0).unwrap();
+        let mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem").unwrap();
+        let old: Vec<u8> = (0..n * ps).map(|i| (i / ps) as u8 + 1).collect();
+        mem.write_all_at(&old, at).unwrap();
+        // The image: pages 1 and 3 differ from what is mapped.
+        let mut img = old.clone();
+        img[ps..2 * ps].fill(0xaa);
+        img[3 * ps + 7] = 0xbb;
+        let path = std::env::temp_dir().join(format!("inherit-test-{}", std::process::id()));
+        std::fs::write(&path, &img).unwrap();
+        let pages = File::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut st = Stats::default();
+        Copy { pages: &pages, mem: &mem, off: 0, dst: at }.differing(0, (n * ps) as u64, &mut st).unwrap();
+        let mut now = vec![0u8; n * ps];
+        mem.read_exact_at(&mut now, at).unwrap();
+        mm::unmap(at, (n * ps) as u64).unwrap();
+        assert_eq!((st.shared, st.differ), (2, 2));
+        assert!(now == img, "the area holds the image's pages");
+    }
+
     fn anon(start: u64, end: u64) -> VmaEntry {
         VmaEntry {
             start,
