@@ -980,7 +980,6 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
 
 /// Everything before the restorer of a live task: returns the plan, with
 /// the ready fd moved into it.
-#[allow(clippy::too_many_arguments)]
 fn prepare(
     ctx: &Ctx,
     idx: usize,
