@@ -1,8 +1,10 @@
 //! Task memory: VMAs (`vma`), the page dump (`pages`), memfd objects
 //! (`memfd`), shared memory contents at restore (`shmem`), the restore's
-//! premap (`premap`) and vDSO decision (`vdso`), and the mm_entry that ties them to the task's mm
-//! boundaries.
+//! premap (`premap`), the copy-on-write sharing children take from their
+//! parent's premap (`inherit`) and vDSO decision (`vdso`), and the
+//! mm_entry that ties them to the task's mm boundaries.
 
+pub mod inherit;
 pub mod memfd;
 pub mod pages;
 pub mod premap;

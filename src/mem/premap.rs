@@ -180,8 +180,10 @@ pub fn premap(
     extra_avoid: &[(u64, u64)],
     shared: &SharedShmem,
     vdso: &VdsoPlan,
+    parent: Option<&super::inherit::Premapped>,
 ) -> Result<MemPlan> {
     let vmas = &mm_e.vmas;
+    let mut cow = super::inherit::Adopted::new(parent, mm_e.exe_file_id, own);
     let proxy = matches!(vdso, VdsoPlan::Proxy(_));
     let total: u64 = vmas.iter().filter(|v| needs_premap(v, proxy)).map(|v| v.end - v.start + PAGE_SIZE).sum();
     let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
@@ -233,7 +235,9 @@ pub fn premap(
         let private = if v.flags & super::vma::MAP_DROPPABLE != 0 { super::vma::MAP_DROPPABLE as i32 } else { libc::MAP_PRIVATE };
         let locked = (v.flags & libc::MAP_LOCKED as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
-        if v.status & status::ANON_SHARED != 0 {
+        if cow.adopt(v, rw, at) {
+            // The parent's area, its pages shared copy-on-write.
+        } else if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
                 None if shared.get(v.shmid).is_some() => {
                     // The tree's object, filled already.
@@ -270,12 +274,18 @@ pub fn premap(
     // Pages never copied: the vvar's (the dumping kernel's data, if an
     // image holds any) and, when ours replaces it, the image's vDSO.
     let skip_bits = if proxy { status::AREA_VVAR } else { status::AREA_VVAR | status::AREA_VDSO };
-    let skip: Vec<(u64, u64)> = vmas.iter().filter(|v| v.status & skip_bits != 0).map(|v| (v.start, v.end)).collect();
-    let fillable: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| v.status & status::AREA_VVAR == 0).cloned().collect();
+    let mut skip: Vec<(u64, u64)> = vmas.iter().filter(|v| v.status & skip_bits != 0).map(|v| (v.start, v.end)).collect();
+    // Areas taken from the parent are filled by comparison (`inherit`).
+    skip.extend(cow.ranges());
+    let fillable: Vec<(VmaEntry, u64)> =
+        placed.iter().filter(|(v, _)| v.status & status::AREA_VVAR == 0 && !cow.holds(v.start)).cloned().collect();
     fill_private(dir, pid, &fillable, &skip)?;
+    cow.fill(dir, pid)?;
     let own_shm: Vec<(VmaEntry, u64)> = placed.iter().filter(|(v, _)| shared.get(v.shmid).is_none() || v.status & status::ANON_SHARED == 0).cloned().collect();
     fill_shmem(dir, &own_shm)?;
+    cow.clear_parent_guards()?;
     install_guards(vmas, &placed, &mut plan.file_maps)?;
+    cow.release()?;
     avoid.push((base, base + total.max(PAGE_SIZE)));
     plan.vdso = match vdso {
         VdsoPlan::None => None,
@@ -443,10 +453,12 @@ fn fill_run(
     let end = run.vaddr + run.len();
     while addr < end {
         let Some((dst, room, writable)) = locate(addr) else {
-            if skip.iter().any(|(s, e)| *s <= addr && addr < *e) {
-                // Not a premapped area (the vDSO): skip the page.
-                addr += PAGE_SIZE;
-                off += PAGE_SIZE;
+            if let Some(&(_, e)) = skip.iter().find(|(s, e)| *s <= addr && addr < *e) {
+                // Not filled here (the vDSO, areas taken from the parent):
+                // skip what of the run lies in it.
+                let n = e.min(end) - addr;
+                addr += n;
+                off += n;
                 continue;
             }
             bail!("{pages_name}: pages at {addr:#x} fall outside every VMA of the image");

@@ -10,12 +10,14 @@
 //!
 //! Tasks and criu meet at stages, over one pair of pipes per task (the
 //! task reports on one, criu answers on the other):
-//! 1. forked — every task exists, leaders are in place (`F`);
+//! 1. forked — every task exists, leaders are in place (`F`); each live
+//!    task premapped and filled its memory before forking its children,
+//!    who take the areas they share with it copy-on-write (`mem::inherit`);
 //! 2. criu's go (`P`): each task joins its process group, zombies report
 //!    (`Z`) and exit with their status (a signal raised at themselves for
 //!    a signal death) without being reaped: their parent waits for them
 //!    with WNOWAIT, SIGCHLD at its default so no signal is left over;
-//! 3. each live task premaps its memory, installs its fds, cwd/root/umask
+//! 3. each live task installs its fds, cwd/root/umask
 //!    and rlimits, and hands over to the restorer blob, which puts memory
 //!    in place, creates the threads and jumps into the saved registers;
 //!    its cleaner holds it, restored but not running (`HELD`);
@@ -734,11 +736,13 @@ pub fn run(opts: &Opts) -> Result<i32> {
 }
 
 /// What the root makes for the whole tree before it forks: the files and
-/// the anonymous shared memory tasks share. Each task takes its copy.
+/// the anonymous shared memory tasks share. Each task takes its copy, and
+/// with it where its parent premapped its memory (`cow`).
 #[derive(Default)]
 struct Inherited {
     opened: fd_restore::Opened,
     shm: premap::SharedShmem,
+    cow: Option<crate::mem::inherit::Premapped>,
 }
 
 /// What every restoring task reads (a copy of criu's memory, by fork).
@@ -851,6 +855,12 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
         let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
         inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
     }
+    // Memory before the children: they take what they share with it
+    // (`mem::inherit`).
+    let own = crate::proc::maps::read(std::process::id() as i32)?;
+    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
+    drop(own);
+    inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
     for &c in &node.children {
         let cpid = tree.nodes[c].pid;
         match fork_with_pid(cpid, 0) {
@@ -886,7 +896,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             }
         }
     }
-    prepare(ctx, idx, imgs, inh, ready, go)
+    prepare(ctx, idx, imgs, inh, mem, ready, go)
 }
 
 /// Join the process group the image names, once every leader exists.
@@ -976,8 +986,16 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
 
 /// Everything before the restorer of a live task: returns the plan, with
 /// the ready fd moved into it.
-fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &mut Option<OwnedFd>, go_r: OwnedFd) -> Result<Plan> {
-    let (tree, dir) = (ctx.tree, ctx.dir);
+fn prepare(
+    ctx: &Ctx,
+    idx: usize,
+    imgs: &TaskImages,
+    inh: Inherited,
+    mem: premap::MemPlan,
+    ready_w: &mut Option<OwnedFd>,
+    go_r: OwnedFd,
+) -> Result<Plan> {
+    let tree = ctx.tree;
     let pid = imgs.pid();
     let core = &imgs.core;
     let tc = core.tc.as_ref().context("core image has no task core")?;
@@ -988,12 +1006,11 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
     let comm = thc.comm.as_deref().unwrap_or(tc.comm.as_str());
     nix::sys::prctl::set_name(&std::ffi::CString::new(comm).context("comm with a NUL byte")?).context("PR_SET_NAME")?;
 
-    // Memory: premapped and filled while criu's own mappings still exist.
-    let own = crate::proc::maps::read(std::process::id() as i32)?;
-    let Inherited { mut opened, shm } = inh;
-    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), dir, pid as u64, &own, &[], &shm, &imgs.vdso)?;
-    // Mapped where needed: the objects' fds go (before the fd table is set).
+    // Memory was premapped and filled before the children were forked;
+    // the shared objects' fds go (before the fd table is set).
+    let Inherited { mut opened, shm, cow } = inh;
     drop(shm);
+    drop(cow);
 
     // Limits: lowering always works; raising a hard limit needs
     // CAP_SYS_RESOURCE, which this machine may lack: say so, go on.

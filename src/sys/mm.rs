@@ -55,3 +55,21 @@ pub fn madvise(addr: u64, len: u64, advice: i32) -> Result<(), Errno> {
     let r = unsafe { libc::madvise(addr as *mut libc::c_void, len as usize, advice) };
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
+
+/// mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to): move an area
+/// the restore mapped (its pages, shared copy-on-write or not, go along).
+pub fn remap(from: u64, len: u64, to: u64) -> Result<u64, Errno> {
+    // SAFETY: both ranges are areas the restore mapped or chose itself
+    // (premapped task memory, a hole of its premap region); no Rust object
+    // lives there.
+    let r = unsafe {
+        libc::mremap(
+            from as *mut libc::c_void,
+            len as usize,
+            len as usize,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    if r == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(r as u64) }
+}

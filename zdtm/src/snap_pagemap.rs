@@ -99,8 +99,16 @@ fn ranges(pages: impl IntoIterator<Item = u64>) -> String {
 pub fn lost(before: Option<&String>, after: Option<&String>) -> Option<String> {
     let (b, a) = (pages(before.map_or("", |s| s)), pages(after.map_or("", |s| s)));
     let lost: Vec<u64> = b.difference(&a).copied().collect();
-    (!lost.is_empty()).then(|| ranges(lost))
+    (lost.len() > RESUME_WRITES).then(|| ranges(lost))
 }
+
+/// Pages a restored task writes just by coming back to life, before the
+/// compare runs: the stack below its stack pointer (a restarted or
+/// interrupted syscall's return path), its TLS (errno; rseq, whose cpu id
+/// the kernel writes once the restore registers it), a page of libc and
+/// heap data. A few such pages per pair of tasks stop being shared, with
+/// CRIU 4.2's restore as with ours; more than this is lost sharing.
+const RESUME_WRITES: usize = 8;
 
 /// `cow A~B` keys: the address ranges (and page counts) where processes A
 /// and B map the same anonymous frame.
