@@ -250,6 +250,7 @@ fn collect(
     // goes, so the page is never part of the memory dump).
     timers.posix = task::posix_timers::dump(pid, ctl)?;
     ctl.drop_scratch()?;
+    let membarrier = task::settings::membarrier_mask(pid, ctl)?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
 
     fault(Stage::Memory)?;
@@ -272,7 +273,7 @@ fn collect(
     sh.mem.memdump_us += mem_stats.memdump_us;
     sh.mem.memwrite_us += mem_stats.memwrite_us;
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
-    mm.thp_disabled = Some(report.thp_disabled);
+    mm.thp_disabled = Some(task::settings::thp_disabled(pid, report.thp_disabled)?);
 
     fault(Stage::Files)?;
     let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
@@ -297,13 +298,13 @@ fn collect(
         signals_s: Some(task::pending(pid, true)?),
         old_seccomp_mode: None,
         old_seccomp_filter: None,
-        loginuid: Some(task::loginuid(pid)?),
+        loginuid: task::settings::loginuid(pid)?,
         oom_score_adj: Some(task::oom_score_adj(pid)?),
         sigactions,
         child_subreaper: Some(subreaper),
         blk_sigset_extended: None,
         stop_signo: stopped.then_some(libc::SIGSTOP as u32),
-        membarrier_registration_mask: None,
+        membarrier_registration_mask: (membarrier != 0).then_some(membarrier),
     };
     let mtype = crate::images::pb::core_entry::March::X8664 as i32;
     let core = CoreEntry {
