@@ -1,10 +1,12 @@
 //! seccomp_strict00: a child process in SECCOMP_MODE_STRICT survives, still
-//! strict. The child fills a buffer, enters strict mode and then serves
-//! one-byte requests on a pipe with raw read/write syscalls only: `c`
-//! checks its buffer and a counter and answers `P` or `F`, `i` bumps the
-//! counter (the sabotage), `x` makes a syscall strict mode forbids
-//! (getpid), which must kill it with SIGKILL. After the restore the test
-//! checks the child's Seccomp mode in /proc, its answer to `c`, and that
+//! strict, and so does a strict thread of the test process itself (strict
+//! mode is per thread). Each fills nothing new after entering strict mode
+//! and serves one-byte requests on its pipes with raw read/write syscalls
+//! only: `c` checks a buffer and a counter and answers `P` or `F`, `i`
+//! bumps the counter (the sabotage), `x` makes a syscall strict mode
+//! forbids (getpid), which must kill it (the child with SIGKILL; the
+//! thread alone, which otherwise answers `A`). After the restore the test
+//! checks each one's Seccomp mode in /proc, its answer to `c`, and that
 //! `x` kills it: the mode is enforced from inside.
 
 use std::arch::asm;
@@ -29,12 +31,13 @@ fn checksum(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &x| (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// The child's life after fork: strict mode, then requests until EOF.
-fn child(req: i32, rep: i32, buf: &[u8], sum: u64) -> ! {
+/// Strict mode for the calling thread, then requests until EOF; `thread`:
+/// a thread of the test process (it exits alone, saying `A` first if a
+/// forbidden syscall let it live).
+fn serve(req: i32, rep: i32, buf: &[u8], sum: u64, thread: bool) -> ! {
     // SAFETY: plain prctl.
     if unsafe { libc::prctl(libc::PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) } != 0 {
-        // SAFETY: exit without running atexit handlers.
-        unsafe { libc::_exit(2) };
+        raw3(libc::SYS_exit, 2, 0, 0);
     }
     let mut counter: u64 = 7;
     loop {
@@ -56,6 +59,9 @@ fn child(req: i32, rep: i32, buf: &[u8], sum: u64) -> ! {
             b'x' => {
                 raw3(libc::SYS_getpid, 0, 0, 0);
                 // Still alive: strict mode is gone.
+                if thread {
+                    raw3(libc::SYS_write, rep as usize, b"A".as_ptr() as usize, 1);
+                }
                 raw3(libc::SYS_exit, 3, 0, 0);
             }
             _ => {}
@@ -82,7 +88,11 @@ fn send(fd: i32, b: u8) -> bool {
 }
 
 fn seccomp_of(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+    seccomp_of_path(&format!("/proc/{pid}/status"))
+}
+
+fn seccomp_of_path(path: &str) -> String {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_string())))
         .unwrap_or_else(|| "?".into())
@@ -107,18 +117,31 @@ fn main() {
             libc::close(req_w);
             libc::close(rep_r);
         }
-        child(req_r, rep_w, &buf, sum);
+        serve(req_r, rep_w, &buf, sum, false);
     }
     // SAFETY: closing the child's ends.
     unsafe {
         libc::close(req_r);
         libc::close(rep_w);
     }
-    // Wait until the child is strict.
+    // A strict thread of ours, on its own pipes.
+    let (treq_r, treq_w) = pipe();
+    let (trep_r, trep_w) = pipe();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tbuf = buf.clone();
+    let th = std::thread::spawn(move || {
+        // SAFETY: plain syscall.
+        let _ = tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as i32);
+        drop(tx);
+        serve(treq_r, trep_w, &tbuf, sum, true)
+    });
+    let tid = rx.recv().unwrap_or_else(|_| zdtm::fail("the strict thread died"));
+    let me = std::process::id();
+    // Wait until both are strict.
     let t0 = std::time::Instant::now();
-    while seccomp_of(pid) != "1" {
+    while seccomp_of(pid) != "1" || seccomp_of_path(&format!("/proc/{me}/task/{tid}/status")) != "1" {
         if t0.elapsed().as_secs() > 10 {
-            zdtm::fail(&format!("the child {pid} never entered strict mode (Seccomp: {})", seccomp_of(pid)));
+            zdtm::fail(&format!("the child {pid} or the thread {tid} never entered strict mode"));
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -128,9 +151,32 @@ fn main() {
 
     let mut c = Checks::new();
     c.eq("Seccomp of the child", seccomp_of(pid), "1".to_string());
-    if zdtm::sabotaged() && !send(req_w, b'i') {
-        c.check(false, || "sabotage: the child's pipe is broken".into());
+    c.eq("Seccomp of the thread", seccomp_of_path(&format!("/proc/{me}/task/{tid}/status")), "1".to_string());
+    if zdtm::sabotaged() && !(send(req_w, b'i') && send(treq_w, b'i')) {
+        c.check(false, || "sabotage: a pipe is broken".into());
     }
+    let mut answer = [0u8; 1];
+    let ok = send(treq_w, b'c')
+        // SAFETY: a one-byte buffer.
+        && unsafe { libc::read(trep_r, answer.as_mut_ptr().cast(), 1) } == 1;
+    c.check(ok, || "the thread did not answer".into());
+    c.eq("the thread's own check", answer[0] as char, 'P');
+    c.check(send(treq_w, b'x'), || "can't ask the thread for a forbidden syscall".into());
+    // It never returns to Rust: wait for it to be gone from /proc instead.
+    std::mem::forget(th);
+    let t0 = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{me}/task/{tid}")).exists() && t0.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    c.check(!std::path::Path::new(&format!("/proc/{me}/task/{tid}")).exists(), || {
+        format!("the thread {tid} is still there after a forbidden syscall")
+    });
+    // SAFETY: plain fcntl, then a one-byte read that must find nothing.
+    let said = unsafe {
+        libc::fcntl(trep_r, libc::F_SETFL, libc::O_NONBLOCK);
+        libc::read(trep_r, answer.as_mut_ptr().cast(), 1)
+    };
+    c.check(said != 1, || "the thread lived on after a forbidden syscall: it is not strict".into());
     let mut answer = [0u8; 1];
     let ok = send(req_w, b'c')
         // SAFETY: a one-byte buffer.
