@@ -84,10 +84,10 @@ fn write_own(pid: i32, name: &str, value: &str, why: &str) -> Result<()> {
 /// task `pid`).
 pub fn restore(pid: i32, tc: &TaskCoreEntry, mm: &MmEntry) -> Result<()> {
     // Ours is inherited from criu: the image's value replaces it, 0 included.
-    if let Some(adj) = tc.oom_score_adj {
-        if read_own("oom_score_adj")? != adj.to_string() {
-            write_own(pid, "oom_score_adj", &adj.to_string(), " (lowering it below criu's needs CAP_SYS_RESOURCE)")?;
-        }
+    if let Some(adj) = tc.oom_score_adj
+        && read_own("oom_score_adj")? != adj.to_string()
+    {
+        write_own(pid, "oom_score_adj", &adj.to_string(), " (lowering it below criu's needs CAP_SYS_RESOURCE)")?;
     }
     if let Some(uid) = tc.loginuid {
         match read_own("loginuid") {
@@ -103,7 +103,7 @@ pub fn restore(pid: i32, tc: &TaskCoreEntry, mm: &MmEntry) -> Result<()> {
     if thp != cur {
         nix::sys::prctl::set_thp_disable(thp).with_context(|| format!("PR_SET_THP_DISABLE {thp} for task {pid}"))?;
     }
-    let mask = tc.membarrier_registration_mask.unwrap_or(0) as u32;
+    let mask = tc.membarrier_registration_mask.unwrap_or(0);
     for bit in (0..32).filter(|b| mask & (1 << b) != 0) {
         crate::sys::sched::membarrier(1 << bit)
             .with_context(|| format!("can't restore membarrier registration {:#x} of task {pid}", 1u32 << bit))?;

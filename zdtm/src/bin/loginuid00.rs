@@ -31,10 +31,10 @@ fn main() {
     zdtm::test_daemon();
     zdtm::test_waitsig();
 
-    if zdtm::sabotaged() {
-        if let Err(e) = set(WANT + 1) {
-            zdtm::fail(&format!("sabotage: writing {} to {PATH}: {e}", WANT + 1));
-        }
+    if zdtm::sabotaged()
+        && let Err(e) = set(WANT + 1)
+    {
+        zdtm::fail(&format!("sabotage: writing {} to {PATH}: {e}", WANT + 1));
     }
     let mut c = Checks::new();
     c.eq("loginuid", get(), WANT.to_string());

@@ -38,10 +38,10 @@ fn main() {
     zdtm::test_daemon();
     zdtm::test_waitsig();
 
-    if zdtm::sabotaged() {
-        if let Err(e) = set(0) {
-            zdtm::fail(&format!("sabotage: PR_SET_THP_DISABLE: {e}"));
-        }
+    if zdtm::sabotaged()
+        && let Err(e) = set(0)
+    {
+        zdtm::fail(&format!("sabotage: PR_SET_THP_DISABLE: {e}"));
     }
     let mut c = Checks::new();
     c.eq("PR_GET_THP_DISABLE", get(), WANT);
