@@ -214,8 +214,11 @@ fn snapshot_diff_reports_changes() {
 fn tests_desc_parses_and_matches_the_binaries() {
     let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
     assert!(all.iter().any(|t| t.crfail), "a crfail test");
-    for t in all.iter().filter(|t| t.criu42_fail.is_some()) {
-        assert!(!t.crfail, "{}: crfail and criu42-fail", t.name);
+    // crfail with criu42-fail: ours refuses, CRIU 4.2 dumps (and loses
+    // the state); its dump is then the limitation. Only on its dump side.
+    for t in all.iter().filter(|t| t.crfail && t.criu42_fail.is_some()) {
+        let side = t.criu42_fail.as_ref().map(|(s, _)| *s);
+        assert!(side != Some(runner::interop::Side::Restore), "{}: crfail and criu42-fail(restore)", t.name);
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("zdtm/src/bin");
     for t in &all {
