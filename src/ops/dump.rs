@@ -734,12 +734,17 @@ fn finish(tasks: Vec<Task>, state: FinalState) -> Result<()> {
             for t in &live {
                 kill(Pid::from_raw(t.pid), Signal::SIGKILL).with_context(|| format!("killing task {}", t.pid))?;
             }
+            // Gone before the dump returns: a restore may reuse their ids
+            // at once (a thread that gets little CPU dies slowly).
             for t in live {
+                let pid = t.pid;
                 for th in t.threads {
-                    let _ = th.release();
+                    if let Err(e) = th.wait_killed() {
+                        tracing::warn!("waiting for a killed thread of {pid}: {e}");
+                    }
                 }
-                if let Some(c) = t.ctl {
-                    let _ = c.seized.release();
+                if let Some(Err(e)) = t.ctl.map(|c| c.seized.wait_killed()) {
+                    tracing::warn!("waiting for killed task {pid}: {e}");
                 }
             }
         }

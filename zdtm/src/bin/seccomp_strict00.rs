@@ -35,6 +35,13 @@ fn checksum(b: &[u8]) -> u64 {
 /// a thread of the test process (it exits alone, saying `A` first if a
 /// forbidden syscall let it live).
 fn serve(req: i32, rep: i32, buf: &[u8], sum: u64, thread: bool) -> ! {
+    // No signal handler may run here (SIGTERM's calls futex): block them all.
+    // SAFETY: a filled set for our own mask.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
     // SAFETY: plain prctl.
     if unsafe { libc::prctl(libc::PR_SET_SECCOMP, SECCOMP_MODE_STRICT, 0, 0, 0) } != 0 {
         raw3(libc::SYS_exit, 2, 0, 0);
@@ -80,6 +87,15 @@ fn pipe() -> (i32, i32) {
         zdtm::fail(&format!("pipe: {}", zdtm::last_err()));
     }
     (p[0], p[1])
+}
+
+/// One byte from `fd` within 10 s.
+fn recv(fd: i32) -> Option<u8> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut b = [0u8; 1];
+    // SAFETY: one valid pollfd, then a one-byte buffer.
+    let ok = unsafe { libc::poll(&mut p, 1, 10_000) == 1 && libc::read(fd, b.as_mut_ptr().cast(), 1) == 1 };
+    ok.then_some(b[0])
 }
 
 fn send(fd: i32, b: u8) -> bool {
@@ -155,12 +171,8 @@ fn main() {
     if zdtm::sabotaged() && !(send(req_w, b'i') && send(treq_w, b'i')) {
         c.check(false, || "sabotage: a pipe is broken".into());
     }
-    let mut answer = [0u8; 1];
-    let ok = send(treq_w, b'c')
-        // SAFETY: a one-byte buffer.
-        && unsafe { libc::read(trep_r, answer.as_mut_ptr().cast(), 1) } == 1;
-    c.check(ok, || "the thread did not answer".into());
-    c.eq("the thread's own check", answer[0] as char, 'P');
+    let answer = if send(treq_w, b'c') { recv(trep_r) } else { None };
+    c.eq("the thread's answer to its own check", answer.map(char::from), Some('P'));
     c.check(send(treq_w, b'x'), || "can't ask the thread for a forbidden syscall".into());
     // It never returns to Rust: wait for it to be gone from /proc instead.
     std::mem::forget(th);
@@ -171,18 +183,15 @@ fn main() {
     c.check(!std::path::Path::new(&format!("/proc/{me}/task/{tid}")).exists(), || {
         format!("the thread {tid} is still there after a forbidden syscall")
     });
+    let mut said = [0u8; 1];
     // SAFETY: plain fcntl, then a one-byte read that must find nothing.
-    let said = unsafe {
+    let n = unsafe {
         libc::fcntl(trep_r, libc::F_SETFL, libc::O_NONBLOCK);
-        libc::read(trep_r, answer.as_mut_ptr().cast(), 1)
+        libc::read(trep_r, said.as_mut_ptr().cast(), 1)
     };
-    c.check(said != 1, || "the thread lived on after a forbidden syscall: it is not strict".into());
-    let mut answer = [0u8; 1];
-    let ok = send(req_w, b'c')
-        // SAFETY: a one-byte buffer.
-        && unsafe { libc::read(rep_r, answer.as_mut_ptr().cast(), 1) } == 1;
-    c.check(ok, || "the child did not answer".into());
-    c.eq("the child's own check", answer[0] as char, 'P');
+    c.check(n != 1, || "the thread lived on after a forbidden syscall: it is not strict".into());
+    let answer = if send(req_w, b'c') { recv(rep_r) } else { None };
+    c.eq("the child's answer to its own check", answer.map(char::from), Some('P'));
     c.check(send(req_w, b'x'), || "can't ask the child for a forbidden syscall".into());
     let mut st = 0;
     // SAFETY: a valid out-pointer; our own child.
