@@ -168,6 +168,8 @@ const PR_SET_NAME: usize = 15;
 const PR_CAPBSET_DROP: usize = 24;
 const PR_SET_SECUREBITS: usize = 28;
 const PR_SET_MM: usize = 35;
+const PR_SET_SECCOMP: usize = 22;
+const SECCOMP_MODE_STRICT: usize = 1;
 const PR_SET_MM_MAP: usize = 14;
 const PR_SET_NO_NEW_PRIVS: usize = 38;
 const PR_CAP_AMBIENT: usize = 47;
@@ -294,7 +296,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     mm_fields(&c);
     signals_and_timers(&c);
     if a.flags & flag::SCHED != 0 {
-        sched(a.sched);
+        sched(&c, a.sched);
     }
     // Per thread, inherited by those made next.
     c.check(step::PERSONALITY, sys1(NR_PERSONALITY, a.personality as usize));
@@ -352,6 +354,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     if cleaner {
         open_sigtrap(&c);
     }
+    seccomp_strict(&c, a.flags);
     let sp = c.base as u64 + a.frame + SIGRETURN_SP_OFFSET;
     // SAFETY: the frame was built by criu for this task; rt_sigreturn
     // replaces every register and never returns here.
@@ -507,14 +510,23 @@ struct SchedParam {
     prio: i32,
 }
 
-/// The calling thread's policy and nice (a thread starts with the
-/// leader's: both are set); errors are ignored (as CRIU's
-/// restore_sched_info does: a limit may refuse a real-time policy).
-fn sched(s: [u64; 3]) {
+/// The calling thread's nice, then its policy (SCHED_RESET_ON_FORK
+/// included) and real-time priority (a thread starts with the leader's:
+/// both are always set). A refusal fails the restore.
+fn sched(c: &Ctx, s: [u64; 3]) {
     let [nice, policy, prio] = s;
+    c.check(step::SCHED_NICE, sys3(NR_SETPRIORITY, PRIO_PROCESS, 0, nice as i64 as isize as usize));
     let p = SchedParam { prio: prio as i32 };
-    sys3(NR_SCHED_SETSCHEDULER, 0, policy as usize, &p as *const SchedParam as usize);
-    sys3(NR_SETPRIORITY, PRIO_PROCESS, 0, nice as i64 as isize as usize);
+    c.check(step::SCHED_POLICY, sys3(NR_SCHED_SETSCHEDULER, 0, policy as usize, &p as *const SchedParam as usize));
+}
+
+/// Enter seccomp strict mode when `flags` say so: the very last syscall
+/// before `rt_sigreturn` (the only ones left allowed are read, write,
+/// exit and rt_sigreturn; the cleaner traces with seccomp suspended).
+fn seccomp_strict(c: &Ctx, flags: u64) {
+    if flags & flag::SECCOMP_STRICT != 0 {
+        c.check(step::SECCOMP, sys2(NR_PRCTL, PR_SET_SECCOMP, SECCOMP_MODE_STRICT));
+    }
 }
 
 /// Start thread record `i` (its tid must come out as asked).
@@ -568,7 +580,7 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
         c.check(step::COMM, sys2(NR_PRCTL, PR_SET_NAME, t.comm.as_ptr() as usize));
     }
     if t.flags & flag::SCHED != 0 {
-        sched(t.sched);
+        sched(&c, t.sched);
     }
     if t.flags & flag::CREDS != 0 {
         creds(&c, &t.creds, t.flags);
@@ -586,6 +598,7 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
     if cleaner {
         open_sigtrap(&c);
     }
+    seccomp_strict(&c, t.flags);
     // SAFETY: criu built this thread's frame; rt_sigreturn replaces every
     // register and never returns here.
     unsafe { restorer_sigreturn(t.frame + SIGRETURN_SP_OFFSET, cleaner as u64) }

@@ -59,9 +59,12 @@ pub mod flag {
     pub const CREDS: u64 = 1 << 1;
     /// Set PR_SET_NO_NEW_PRIVS (with the creds).
     pub const NO_NEW_PRIVS: u64 = 1 << 2;
-    /// `sched` is to be applied (setpriority, and sched_setscheduler for a
-    /// policy other than SCHED_OTHER); errors are ignored, as CRIU does.
+    /// `sched` is to be applied (setpriority, then sched_setscheduler);
+    /// a refusal fails the restore.
     pub const SCHED: u64 = 1 << 3;
+    /// Enter SECCOMP_MODE_STRICT last, just before `rt_sigreturn` (in
+    /// `Args::flags` for the leader, `Thread::flags` for a thread).
+    pub const SECCOMP_STRICT: u64 = 1 << 4;
 }
 
 /// Failure steps the blob reports: `(step << 32) | (-errno & 0xffffffff)`
@@ -108,6 +111,9 @@ pub mod step {
     /// A thread: creating it (clone3 with its tid), or it is not the tid asked for.
     pub const CLONE_THREAD: u64 = 36;
     pub const THREAD_TID: u64 = 37;
+    pub const SCHED_NICE: u64 = 38;
+    pub const SCHED_POLICY: u64 = 39;
+    pub const SECCOMP: u64 = 42;
     /// Reported by the cleaner (not the blob): tracing the jump or
     /// unmapping the restorer region failed.
     pub const CLEANER: u64 = 40;

@@ -489,6 +489,22 @@ impl Seized {
         self.do_release()
     }
 
+    /// Once SIGKILL was sent to its process: wait, as its tracer, until
+    /// this thread is dead, so its id is free again when this returns (as
+    /// CRIU's dump waits for each thread it killed). Wait for a leader
+    /// after its other threads (its death is reported last).
+    pub fn wait_killed(mut self) -> Result<()> {
+        self.released = true;
+        let pid = self.pid;
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(nix::errno::Errno::ECHILD) => return Ok(()),
+                Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+                Err(e) => return Err(e).ctx(pid, "waitpid for the killed task"),
+            }
+        }
+    }
+
     fn do_release(&mut self) -> Result<()> {
         if self.released {
             return Ok(());

@@ -250,6 +250,7 @@ fn collect(
     // goes, so the page is never part of the memory dump).
     timers.posix = task::posix_timers::dump(pid, ctl)?;
     ctl.drop_scratch()?;
+    let membarrier = task::settings::membarrier_mask(pid, ctl)?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
 
     fault(Stage::Memory)?;
@@ -272,7 +273,7 @@ fn collect(
     sh.mem.memdump_us += mem_stats.memdump_us;
     sh.mem.memwrite_us += mem_stats.memwrite_us;
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
-    mm.thp_disabled = Some(report.thp_disabled);
+    mm.thp_disabled = Some(task::settings::thp_disabled(pid, report.thp_disabled)?);
 
     fault(Stage::Files)?;
     let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
@@ -297,13 +298,13 @@ fn collect(
         signals_s: Some(task::pending(pid, true)?),
         old_seccomp_mode: None,
         old_seccomp_filter: None,
-        loginuid: Some(task::loginuid(pid)?),
+        loginuid: task::settings::loginuid(pid)?,
         oom_score_adj: Some(task::oom_score_adj(pid)?),
         sigactions,
         child_subreaper: Some(subreaper),
         blk_sigset_extended: None,
         stop_signo: stopped.then_some(libc::SIGSTOP as u32),
-        membarrier_registration_mask: None,
+        membarrier_registration_mask: (membarrier != 0).then_some(membarrier),
     };
     let mtype = crate::images::pb::core_entry::March::X8664 as i32;
     let core = CoreEntry {
@@ -736,12 +737,17 @@ fn finish(tasks: Vec<Task>, state: FinalState) -> Result<()> {
             for t in &live {
                 kill(Pid::from_raw(t.pid), Signal::SIGKILL).with_context(|| format!("killing task {}", t.pid))?;
             }
+            // Gone before the dump returns: a restore may reuse their ids
+            // at once (a thread that gets little CPU dies slowly).
             for t in live {
+                let pid = t.pid;
                 for th in t.threads {
-                    let _ = th.release();
+                    if let Err(e) = th.wait_killed() {
+                        tracing::warn!("waiting for a killed thread of {pid}: {e}");
+                    }
                 }
-                if let Some(c) = t.ctl {
-                    let _ = c.seized.release();
+                if let Some(Err(e)) = t.ctl.map(|c| c.seized.wait_killed()) {
+                    tracing::warn!("waiting for killed task {pid}: {e}");
                 }
             }
         }

@@ -956,10 +956,26 @@ fn zombie(ctx: &Ctx, idx: usize, core: &CoreEntry, ready: &mut Option<OwnedFd>, 
     }
     crate::sys::restorer::exit_now((code >> 8) & 0xff)
 }
-/// A thread's scheduling from its core (None when the image has none).
+/// A thread's scheduling from its core: without a policy, SCHED_OTHER at
+/// nice 0 (as CRIU 4.2 reads it); an absent priority is 0.
 fn sched_of(thc: &crate::images::pb::ThreadCoreEntry) -> Option<crate::restorer::plan::Sched> {
-    let (nice, policy) = (thc.sched_nice?, thc.sched_policy?);
-    Some(crate::restorer::plan::Sched { nice, policy, prio: thc.sched_prio.unwrap_or(0) })
+    Some(crate::restorer::plan::Sched {
+        nice: thc.sched_policy.and(thc.sched_nice).unwrap_or(0),
+        policy: thc.sched_policy.unwrap_or(0),
+        prio: thc.sched_prio.unwrap_or(0),
+    })
+}
+
+/// Whether a thread is to be in seccomp strict mode; filters are refused
+/// (restoring them is not supported yet).
+fn seccomp_strict(tid: i32, mode: Option<i32>) -> Result<bool> {
+    use crate::images::pb::SeccompMode;
+    match mode.map(SeccompMode::try_from) {
+        None | Some(Ok(SeccompMode::Disabled)) => Ok(false),
+        Some(Ok(SeccompMode::Strict)) => Ok(true),
+        Some(Ok(SeccompMode::Filter)) => bail!("thread {tid} has seccomp filters (seccomp.img): restoring them is not supported yet"),
+        Some(Err(_)) => bail!("thread {tid}: unknown seccomp mode {mode:?} in its core image"),
+    }
 }
 
 /// What the restorer needs of a thread but the leader.
@@ -979,6 +995,7 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: sched_of(thc),
+        seccomp_strict: seccomp_strict(tid, thc.seccomp_mode)?,
         pending: thc.signals_p.as_ref().map(|q| q.signals.iter().map(|s| s.siginfo.clone()).collect()).unwrap_or_default(),
     })
 }
@@ -1005,6 +1022,8 @@ fn prepare(
     // The task's name (per thread; ours is "criu" until now).
     let comm = thc.comm.as_deref().unwrap_or(tc.comm.as_str());
     nix::sys::prctl::set_name(&std::ffi::CString::new(comm).context("comm with a NUL byte")?).context("PR_SET_NAME")?;
+    // OOM score, login uid, THP, membarrier: before the memory comes in.
+    crate::task::settings::restore(pid, tc, &imgs.mm)?;
 
     // Memory was premapped and filled before the children were forked;
     // the shared objects' fds go (before the fd table is set).
@@ -1112,6 +1131,8 @@ fn prepare(
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: sched_of(thc),
+        // Images of CRIU before 2.x kept the mode in the task core.
+        seccomp_strict: seccomp_strict(pid, thc.seccomp_mode.or(tc.old_seccomp_mode))?,
         threads: imgs.threads.iter().map(|(tid, c)| thread_plan(*tid, c)).collect::<Result<_>>()?,
         dumpable: imgs.mm.dumpable,
         robust_list: (thc.futex_rla, thc.futex_rla_len),

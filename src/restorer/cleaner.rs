@@ -52,6 +52,9 @@ pub struct Job {
     /// (each thread stops before its first user instruction; one SIGCONT
     /// resumes the group and drops the rest).
     pub detach_sig: i32,
+    /// A thread enters seccomp strict mode before its jump: trace with
+    /// PTRACE_O_SUSPEND_SECCOMP (the munmap runs in the task).
+    pub suspend_seccomp: bool,
 }
 
 const NR_RT_SIGRETURN: u64 = 15;
@@ -108,7 +111,11 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
     let _ = nix::unistd::setsid();
     // We were forked from the task-to-be (which already has its name).
     let _ = nix::sys::prctl::set_name(c"criu-cleaner");
-    if ptrace::seize(job.task, libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACECLONE).is_err() {
+    let mut options = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_TRACECLONE;
+    if job.suspend_seccomp {
+        options |= libc::PTRACE_O_SUSPEND_SECCOMP;
+    }
+    if ptrace::seize(job.task, options).is_err() {
         let _ = nix::unistd::write(sync, b"0");
         exit_now(0);
     }

@@ -241,6 +241,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         fault: fault() == proto::step::CLEANER,
         go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
         detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
+        suspend_seccomp: plan.seccomp_strict || plan.threads.iter().any(|t| t.seccomp_strict),
     };
     let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
     let cleaner = match started {
@@ -514,6 +515,9 @@ fn build_args(
         a.flags |= proto::flag::SCHED;
         a.sched = sched_words(s);
     }
+    if plan.seccomp_strict {
+        a.flags |= proto::flag::SECCOMP_STRICT;
+    }
 
     // The other threads: their tails (pending signals, groups) first.
     let mut threads = Vec::with_capacity(plan.threads.len());
@@ -539,6 +543,9 @@ fn build_args(
         if let Some(s) = t.sched {
             r.flags |= proto::flag::SCHED;
             r.sched = sched_words(s);
+        }
+        if t.seccomp_strict {
+            r.flags |= proto::flag::SECCOMP_STRICT;
         }
         if let Some((flags, creds)) = creds_args(&mut b, t.creds.as_ref(), cur.as_ref()) {
             r.flags |= flags;
@@ -658,6 +665,9 @@ pub fn step_name(step: u64) -> &'static str {
         DUMPABLE => "PR_SET_DUMPABLE",
         CLONE_THREAD => "creating a thread (clone3 with its tid)",
         THREAD_TID => "a thread got another tid",
+        SCHED_NICE => "setpriority (the thread's nice)",
+        SCHED_POLICY => "sched_setscheduler (the thread's policy)",
+        SECCOMP => "entering seccomp strict mode",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
         _ => "unknown step",

@@ -50,6 +50,8 @@ pub struct ThreadPlan {
     pub creds: Option<CredsEntry>,
     pub pdeath_sig: u32,
     pub sched: Option<Sched>,
+    /// SECCOMP_MODE_STRICT, entered last before its rt_sigreturn.
+    pub seccomp_strict: bool,
     /// Its private pending siginfos (128 bytes each).
     pub pending: Vec<Vec<u8>>,
 }
@@ -76,6 +78,8 @@ pub struct Plan {
     pub pdeath_sig: u32,
     /// The leader's scheduling (None: leave ours).
     pub sched: Option<Sched>,
+    /// The leader in SECCOMP_MODE_STRICT (entered last before its rt_sigreturn).
+    pub seccomp_strict: bool,
     /// The other threads, in the order they are created.
     pub threads: Vec<ThreadPlan>,
     /// PR_SET_DUMPABLE after the creds change (None: leave as is).

@@ -13,6 +13,7 @@ pub mod scm;
 pub mod clone;
 pub mod mm;
 pub mod rlimit;
+pub mod sched;
 pub mod alarm;
 pub mod restorer;
 pub mod daemon;

@@ -4,6 +4,7 @@
 
 pub mod posix_timers;
 pub mod remote;
+pub mod settings;
 pub mod thread;
 pub mod thread_info;
 pub mod tree;
@@ -61,12 +62,6 @@ pub fn pending(pid: i32, shared: bool) -> Result<SignalQueueEntry> {
 pub fn personality(pid: i32) -> Result<u32> {
     let t = proc::read(pid, "personality")?;
     u32::from_str_radix(t.trim(), 16).with_context(|| format!("bad personality {t:?} of {pid}"))
-}
-
-/// /proc/PID/loginuid.
-pub fn loginuid(pid: i32) -> Result<u32> {
-    let t = proc::read(pid, "loginuid")?;
-    t.trim().parse().with_context(|| format!("bad loginuid {t:?} of {pid}"))
 }
 
 /// /proc/PID/oom_score_adj.

@@ -96,7 +96,8 @@ pub struct ParasiteReport {
     pub brk: u64,
     pub child_subreaper: bool,
     pub dumpable: i32,
-    pub thp_disabled: bool,
+    /// PR_GET_THP_DISABLE's answer (0, 1, or 3 with EXCEPT_ADVISED).
+    pub thp_disabled: i32,
     pub tid_address: u64,
     pub securebits: u32,
     pub pdeath_sig: u32,
@@ -137,7 +138,7 @@ pub fn from_parasite(
         brk: misc.brk,
         child_subreaper: misc.child_subreaper != 0,
         dumpable: misc.dumpable,
-        thp_disabled: misc.thp_disabled != 0,
+        thp_disabled: misc.thp_disabled,
         tid_address: misc.tid_address,
         securebits: misc.securebits,
         pdeath_sig: misc.pdeath_sig,

@@ -43,17 +43,27 @@ pub fn ask(pid: i32, tid: i32, r: &mut dyn Remote) -> Result<Asked> {
     })
 }
 
-/// Scheduling of a thread from its stat line: (nice, policy, rt priority).
-fn sched(text: &str) -> Result<(i32, u32, u32)> {
-    let st = proc::stat::parse(text)?;
-    // Field 40 (rt_priority); field N is the (N-3)th word after the comm.
-    let rt_prio = text
-        .rsplit_once(')')
-        .and_then(|(_, r)| r.split_whitespace().nth(40 - 3))
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(0);
-    Ok((st.nice as i32, st.policy, rt_prio))
+/// A thread's scheduling as CRIU records it: (nice, policy, rt priority);
+/// nice and policy always (CRIU 4.2's restore takes an absent policy
+/// for "SCHED_OTHER, nice 0"), the priority for real-time policies. The policy is
+/// sched_getscheduler's (SCHED_RESET_ON_FORK included); the priority is
+/// kept for real-time policies only. SCHED_DEADLINE has no place in the
+/// image (its runtime, deadline and period): refused.
+fn sched(pid: i32, tid: i32) -> Result<(i32, u32, Option<u32>)> {
+    use crate::sys::sched;
+    let what = |w: &str| format!("{w} of thread {tid} of {pid}");
+    let policy = sched::policy(tid).with_context(|| what("sched_getscheduler"))?;
+    let base = policy & !(libc::SCHED_RESET_ON_FORK as u32);
+    if base == SCHED_DEADLINE {
+        bail!("thread {tid} of {pid} runs under SCHED_DEADLINE: dumping its parameters is not supported");
+    }
+    let rt = matches!(base as i32, libc::SCHED_FIFO | libc::SCHED_RR);
+    let prio = if rt { Some(sched::rt_priority(tid).with_context(|| what("sched_getparam"))?) } else { None };
+    let nice = sched::nice(tid).with_context(|| what("getpriority"))?;
+    Ok((nice, policy, prio))
 }
+
+const SCHED_DEADLINE: u32 = 6;
 
 /// Dump thread `tid` of process `pid`, stopped with `state` (as seized),
 /// with what it told ([`Asked`]). The leader's blocked mask lives in its
@@ -63,7 +73,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
     let what = |w: &str| format!("{w} of thread {tid} of {pid}");
     let stat_text = proc::read(pid, &format!("task/{tid}/stat"))?;
     let stat = proc::stat::parse(&stat_text).with_context(|| what("parsing stat"))?;
-    let (nice, policy, rt_prio) = sched(&stat_text)?;
+    let (sched_nice, sched_policy, sched_prio) = sched(pid, tid)?;
     let status = proc::status::read_thread(pid, tid)?;
     if status.seccomp == 2 {
         bail!("thread {tid} of {pid} has seccomp filters: dumping them is not supported yet");
@@ -100,13 +110,12 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
     }
     let signals = super::pending(tid, false).with_context(|| what("private pending signals"))?;
 
-    let rt = matches!(policy as i32, libc::SCHED_FIFO | libc::SCHED_RR);
     let core = ThreadCoreEntry {
         futex_rla,
         futex_rla_len: futex_rla_len as u32,
-        sched_nice: Some(nice),
-        sched_policy: Some(policy),
-        sched_prio: rt.then_some(rt_prio),
+        sched_nice: Some(sched_nice),
+        sched_policy: Some(sched_policy),
+        sched_prio,
         blk_sigset: (!leader).then_some(state.sigmask),
         sas: Some(sas),
         pdeath_sig: (pdeath != 0).then_some(pdeath),
@@ -125,18 +134,12 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sched_fields_of_a_stat_line() {
-        let line = "42 (a b) S 1 42 42 0 -1 4194304 1 0 0 0 0 0 0 0 20 -5 1 0 5 1000 100 18446744073709551615 \
-                    1 2 3 0 0 0 0 0 0 0 0 0 17 0 7 1 0 0 0 4 5 6 7 8 9 10 0";
-        assert_eq!(super::sched(line).unwrap(), (-5, 1, 7));
-    }
-
-    #[test]
-    fn our_own_threads_stat_parses() {
+    fn our_own_scheduling_reads() {
         let me = std::process::id() as i32;
-        let t = crate::proc::read(me, &format!("task/{me}/stat")).unwrap();
-        let (nice, policy, _) = super::sched(&t).unwrap();
-        assert!((-20..20).contains(&nice));
-        assert_eq!(policy, 0);
+        let stat = crate::proc::stat::read(me).unwrap();
+        let (nice, policy, prio) = super::sched(me, me).unwrap();
+        assert_eq!(nice, stat.nice as i32);
+        assert_eq!(policy & !(libc::SCHED_RESET_ON_FORK as u32), stat.policy);
+        assert_eq!(prio.is_some(), matches!(stat.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR));
     }
 }

@@ -1,8 +1,10 @@
 //! sigaction: signal dispositions survive: handlers, flags (SA_SIGINFO,
 //! SA_RESTART, SA_ONSTACK, SA_NODEFER, SA_RESETHAND), masks, SIG_IGN and the
-//! alternate signal stack. Checked by querying sigaction()/sigaltstack()
+//! alternate signal stack; a SIGTRAP handler too (criu's own traps must
+//! not reset it). Checked by querying sigaction()/sigaltstack()
 //! after, and by delivering each signal: the right handler runs, with the
-//! right mask, on the right stack, and SA_RESETHAND resets.
+//! right mask, on the right stack, and SA_RESETHAND resets; SIGTRAP comes
+//! from an `int3` (a forced, kernel-sent trap).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use zdtm::Checks;
@@ -150,7 +152,14 @@ fn main() {
         libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_NOCLDSTOP,
         &[rtmin(6)],
     );
+    set(
+        libc::SIGTRAP,
+        h1p,
+        libc::SA_SIGINFO | libc::SA_RESTART,
+        &[libc::SIGUSR1, rtmin(1)],
+    );
     let sigs = [
+        libc::SIGTRAP,
         libc::SIGUSR1,
         libc::SIGUSR2,
         libc::SIGHUP,
@@ -172,6 +181,7 @@ fn main() {
             libc::SA_SIGINFO | libc::SA_RESTART,
             &[libc::SIGUSR2],
         );
+        set(libc::SIGTRAP, h1p, libc::SA_SIGINFO | libc::SA_RESTART, &[libc::SIGUSR1]);
     }
     let mut c = Checks::new();
     for (i, &s) in sigs.iter().enumerate() {
@@ -241,6 +251,25 @@ fn main() {
         "SIGRTMIN+5: mask inside",
         H1_MASK.load(Ordering::SeqCst),
         base | bit(rtmin(5)) | bit(rtmin(6)),
+    );
+    // SIGTRAP from the CPU: h1, with SIGUSR1 and SIGRTMIN+1 blocked inside.
+    // SAFETY: a breakpoint trap; the handler returns past the int3.
+    unsafe { std::arch::asm!("int3") };
+    c.eq("SIGTRAP: h1 calls", H1_CALLS.load(Ordering::SeqCst), 4);
+    c.eq(
+        "SIGTRAP: h1 got",
+        H1_LAST.load(Ordering::SeqCst),
+        libc::SIGTRAP as usize,
+    );
+    c.eq(
+        "SIGTRAP: si_code",
+        H1_CODE.load(Ordering::SeqCst) as i32,
+        libc::SI_KERNEL,
+    );
+    c.eq(
+        "SIGTRAP: mask inside",
+        H1_MASK.load(Ordering::SeqCst),
+        base | bit(libc::SIGTRAP) | bit(libc::SIGUSR1) | bit(rtmin(1)),
     );
     c.finish()
 }
