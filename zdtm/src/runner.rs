@@ -1019,9 +1019,32 @@ fn tracer(pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The descendants in `tree` stopped by a signal (state T) now: a dump
+/// must leave (or restore) them stopped.
+fn stopped_of(tree: &[i32]) -> Vec<i32> {
+    tree.iter().copied().filter(|&d| task_state(d) == 'T').collect()
+}
+
+/// Each task of `stopped` is stopped (state T) again, within a second (a
+/// restored task stops once it runs: criu may be gone before it does).
+fn check_stopped(stopped: &[i32]) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(1);
+    for &d in stopped {
+        loop {
+            match task_state(d) {
+                'T' => break,
+                'R' | 'S' | 'D' if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
+                c => return Err(format!("descendant {d} was stopped, and is now in state {c:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Alive, running or sleeping, not traced: how a task must be after a dump
-/// that left it running (or a failed one).
-fn check_running(pid: i32) -> Result<(), String> {
+/// that left it running (or a failed one); its descendants too, but those
+/// in `stopped`, which must still be stopped.
+fn check_running(pid: i32, stopped: &[i32]) -> Result<(), String> {
     if let Some(st) = exited(pid) {
         return Err(format!("the task is gone: {}", describe_status(st)));
     }
@@ -1047,7 +1070,9 @@ fn check_running(pid: i32) -> Result<(), String> {
     // Its descendants too: none stopped or traced (zombies stay zombies).
     for d in descendants(pid) {
         match task_state(d) {
-            'R' | 'S' | 'D' | 'Z' => {}
+            'R' | 'S' | 'D' | 'Z' if !stopped.contains(&d) => {}
+            'T' if stopped.contains(&d) => {}
+            c if stopped.contains(&d) => return Err(format!("its descendant {d} was stopped, and is now in state {c:?}")),
             c => return Err(format!("its descendant {d} is in state {c:?}, not running or sleeping")),
         }
         if let Some(t) = tracer(d).filter(|t| *t != 0) {
@@ -1381,6 +1406,7 @@ impl Case<'_> {
         let before =
             snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
         let tree = descendants(self.pid);
+        let stopped = stopped_of(&tree);
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 // SAFETY: plain syscall on our child.
@@ -1436,7 +1462,7 @@ impl Case<'_> {
                         format!("pre-dump {it} failed ({}): {}", r.status_text(), r.errors()),
                     ));
                 }
-                check_running(self.pid)
+                check_running(self.pid, &stopped)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after pre-dump {it}: {e}")))?;
                 dump_args.extend([
                     "--track-mem".into(),
@@ -1468,7 +1494,7 @@ impl Case<'_> {
                     ));
                 }
                 self.note = Some(format!("dump failed as it must ({why}): {}", r.errors()));
-                check_running(self.pid)
+                check_running(self.pid, &stopped)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the failed dump: {e}")))?;
                 return self.compare(&before, "after the failed dump");
             }
@@ -1476,7 +1502,7 @@ impl Case<'_> {
                 // One side refused: the tree must run on, then its verdict.
                 let who = self.plan.dump_criu.as_ref().map(|c| c.name.as_str()).unwrap_or("criu");
                 self.refused = Some(format!("{who} refused the dump: {}", r.errors()));
-                check_running(self.pid)
+                check_running(self.pid, &stopped)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the refused dump: {e}")))?;
                 return self.compare(&before, "after the refused dump");
             }
@@ -1487,7 +1513,7 @@ impl Case<'_> {
                 ));
             }
             if self.plan.mode == Mode::LeaveRunning {
-                check_running(self.pid)
+                check_running(self.pid, &stopped)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after dump -R {it}: {e}")))?;
                 self.compare(&before, &format!("after dump -R {it}"))?;
                 continue;
@@ -1562,6 +1588,7 @@ impl Case<'_> {
                     ));
                 }
             }
+            check_stopped(&stopped).map_err(|e| Res::Fail(Stage::Restore, format!("after restore {it}: {e}")))?;
             self.compare_restored(&before, &format!("after restore {it}"), win.as_ref())?;
         }
         Ok(())
