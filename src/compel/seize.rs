@@ -83,6 +83,12 @@ fn status(pid: Pid) -> Result<Status> {
     })
 }
 
+/// TracerPid of /proc/PID/status (None: unreadable).
+fn tracer(pid: Pid) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok())
+}
+
 /// The start of the first executable mapping in /proc/PID/maps (at
 /// seize, before any parasite mapping exists), or None.
 fn first_executable_area(pid: Pid) -> Option<u64> {
@@ -187,6 +193,9 @@ impl Seized {
             // A zombie, or a thread exiting right now (gone by the time we look).
             Errno::EPERM if status(pid).map_or(true, |s| matches!(s.state, 'Z' | 'X')) => {
                 Error::Gone { pid: pid.as_raw(), what: "zombie".into() }
+            }
+            Errno::EPERM if tracer(pid).is_some_and(|t| t != 0) => {
+                Error::Traced { pid: pid.as_raw(), tracer: tracer(pid).unwrap_or(0) }
             }
             errno => Error::Sys { pid: pid.as_raw(), op: "PTRACE_SEIZE", errno },
         })?;
