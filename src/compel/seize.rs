@@ -44,6 +44,9 @@ pub struct Seized {
     /// arrived while we held it): sent again on release. A group stop in
     /// effect needs none: the kernel puts a detached task back into it.
     stop_pending: Option<Signal>,
+    /// SIGSTOPs queued (thread, process) on top of a group stop, taken to
+    /// run our code: queued again on release.
+    requeue: (bool, bool),
     /// Something we ran may have changed the FPU state.
     pub(super) fpu_dirty: bool,
     saved: ThreadState,
@@ -63,7 +66,9 @@ const PTRACE_O_SUSPEND_SECCOMP: i32 = 0x20_0000;
 struct Status {
     state: char,
     tgid: i32,
-    sigstops: u32,
+    /// SIGSTOP queued for the thread alone (SigPnd), for the process (ShdPnd).
+    sigstop_private: bool,
+    sigstop_shared: bool,
     seccomp: bool,
     shadow_stack: bool,
 }
@@ -77,7 +82,8 @@ fn status(pid: Pid) -> Result<Status> {
     Ok(Status {
         state: field("State:").and_then(|v| v.chars().next()).unwrap_or('?'),
         tgid: field("Tgid:").and_then(|v| v.parse().ok()).unwrap_or(pid.as_raw()),
-        sigstops: pending("SigPnd:") as u32 + pending("ShdPnd:") as u32,
+        sigstop_private: pending("SigPnd:"),
+        sigstop_shared: pending("ShdPnd:"),
         seccomp: field("Seccomp:").is_some_and(|v| v != "0"),
         shadow_stack: field("x86_Thread_features:").is_some_and(|v| v.split_whitespace().any(|f| f == "shstk")),
     })
@@ -335,7 +341,7 @@ impl Seized {
         let st = status(pid)?;
         // A group stop (its signal reported) or queued SIGSTOPs: consume
         // them so the task can run our code, and stop it again on release.
-        let stops = st.sigstops + is_stop_signal(sig) as u32;
+        let stops = st.sigstop_private as u32 + st.sigstop_shared as u32 + is_stop_signal(sig) as u32;
         let mut last = sig;
         for _ in 0..stops {
             ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")?;
@@ -351,8 +357,11 @@ impl Seized {
         let stop_signo = (stops > 0).then(|| if is_stop_signal(last) { last } else { Signal::SIGSTOP });
         // In a group stop (the interrupt reported its signal), the task
         // goes back into it when detached, its parent's wait status as it
-        // was; only a queued SIGSTOP we took must be sent again.
-        let stop_pending = stop_signo.filter(|_| !is_stop_signal(sig));
+        // was; SIGSTOPs it had queued on top are queued again as they were.
+        // Not stopped yet, it is sent the queued SIGSTOP we took.
+        let group_stop = is_stop_signal(sig);
+        let stop_pending = stop_signo.filter(|_| !group_stop);
+        let requeue = (group_stop && st.sigstop_private, group_stop && st.sigstop_shared);
         if st.seccomp {
             ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
         }
@@ -369,6 +378,7 @@ impl Seized {
             stop_signo,
             shadow_stack: st.shadow_stack,
             stop_pending,
+            requeue,
             fpu_dirty: false,
             saved,
             syscall_ip,
@@ -527,6 +537,14 @@ impl Seized {
             // Queued now, acted on once detached: the task stops, by the
             // signal it had (what its parent's wait reports).
             let r = kill(pid, sig).ctx(pid, "kill(stop signal)");
+            res = res.and(r);
+        }
+        if self.requeue.0 {
+            let r = crate::sys::signals::tgkill(self.tgid.as_raw(), pid.as_raw(), libc::SIGSTOP).ctx(pid, "tgkill(SIGSTOP)");
+            res = res.and(r);
+        }
+        if self.requeue.1 {
+            let r = kill(self.tgid, Signal::SIGSTOP).ctx(pid, "kill(SIGSTOP)");
             res = res.and(r);
         }
         let r = ptrace::detach(pid, 0).ctx(pid, "PTRACE_DETACH");

@@ -1019,17 +1019,30 @@ fn tracer(pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The descendants in `tree` stopped by a signal (state T) now: a dump
-/// must leave (or restore) them stopped.
-fn stopped_of(tree: &[i32]) -> Vec<i32> {
-    tree.iter().copied().filter(|&d| task_state(d) == 'T').collect()
+/// A descendant found stopped (T), in a tracing stop (t) or traced by
+/// someone (a tracer in the test's own tree) before the dump: a dump must
+/// leave it so (and a restore bring a stopped one back stopped).
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    pid: i32,
+    state: char,
+    tracer: i32,
 }
 
-/// Each task of `stopped` is stopped (state T) again, within a second (a
-/// restored task stops once it runs: criu may be gone before it does).
-fn check_stopped(stopped: &[i32]) -> Result<(), String> {
+fn held_of(tree: &[i32]) -> Vec<Held> {
+    tree.iter()
+        .map(|&pid| Held { pid, state: task_state(pid), tracer: tracer(pid).unwrap_or(0) })
+        .filter(|h| matches!(h.state, 'T' | 't') || h.tracer != 0)
+        .collect()
+}
+
+/// Each task of `held` that was stopped (state T) is stopped again,
+/// within a second (a restored task stops once it runs: criu may be gone
+/// before it does).
+fn check_stopped(held: &[Held]) -> Result<(), String> {
     let end = Instant::now() + Duration::from_secs(1);
-    for &d in stopped {
+    for h in held.iter().filter(|h| h.state == 'T') {
+        let d = h.pid;
         loop {
             match task_state(d) {
                 'T' => break,
@@ -1043,8 +1056,8 @@ fn check_stopped(stopped: &[i32]) -> Result<(), String> {
 
 /// Alive, running or sleeping, not traced: how a task must be after a dump
 /// that left it running (or a failed one); its descendants too, but those
-/// in `stopped`, which must still be stopped.
-fn check_running(pid: i32, stopped: &[i32]) -> Result<(), String> {
+/// in `held`, which must be as they were.
+fn check_running(pid: i32, held: &[Held]) -> Result<(), String> {
     if let Some(st) = exited(pid) {
         return Err(format!("the task is gone: {}", describe_status(st)));
     }
@@ -1067,16 +1080,26 @@ fn check_running(pid: i32, stopped: &[i32]) -> Result<(), String> {
         Some(t) => return Err(format!("the task is still traced by {t}")),
         None => return Err("the task is gone".into()),
     }
-    // Its descendants too: none stopped or traced (zombies stay zombies).
+    // Its descendants too: none stopped or traced (zombies stay zombies),
+    // but those that were.
     for d in descendants(pid) {
-        match task_state(d) {
-            'R' | 'S' | 'D' | 'Z' if !stopped.contains(&d) => {}
-            'T' if stopped.contains(&d) => {}
-            c if stopped.contains(&d) => return Err(format!("its descendant {d} was stopped, and is now in state {c:?}")),
+        let (st, tr) = (task_state(d), tracer(d).unwrap_or(0));
+        if let Some(h) = held.iter().find(|h| h.pid == d) {
+            let same = if matches!(h.state, 'T' | 't') { st == h.state } else { matches!(st, 'R' | 'S' | 'D') };
+            if !same || tr != h.tracer {
+                return Err(format!(
+                    "its descendant {d} was in state {:?} traced by {}, and is now in state {st:?} traced by {tr}",
+                    h.state, h.tracer
+                ));
+            }
+            continue;
+        }
+        match st {
+            'R' | 'S' | 'D' | 'Z' => {}
             c => return Err(format!("its descendant {d} is in state {c:?}, not running or sleeping")),
         }
-        if let Some(t) = tracer(d).filter(|t| *t != 0) {
-            return Err(format!("its descendant {d} is still traced by {t}"));
+        if tr != 0 {
+            return Err(format!("its descendant {d} is still traced by {tr}"));
         }
     }
     Ok(())
@@ -1406,7 +1429,7 @@ impl Case<'_> {
         let before =
             snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
         let tree = descendants(self.pid);
-        let stopped = stopped_of(&tree);
+        let held = held_of(&tree);
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 // SAFETY: plain syscall on our child.
@@ -1462,7 +1485,7 @@ impl Case<'_> {
                         format!("pre-dump {it} failed ({}): {}", r.status_text(), r.errors()),
                     ));
                 }
-                check_running(self.pid, &stopped)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after pre-dump {it}: {e}")))?;
                 dump_args.extend([
                     "--track-mem".into(),
@@ -1494,7 +1517,7 @@ impl Case<'_> {
                     ));
                 }
                 self.note = Some(format!("dump failed as it must ({why}): {}", r.errors()));
-                check_running(self.pid, &stopped)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the failed dump: {e}")))?;
                 return self.compare(&before, "after the failed dump");
             }
@@ -1502,7 +1525,7 @@ impl Case<'_> {
                 // One side refused: the tree must run on, then its verdict.
                 let who = self.plan.dump_criu.as_ref().map(|c| c.name.as_str()).unwrap_or("criu");
                 self.refused = Some(format!("{who} refused the dump: {}", r.errors()));
-                check_running(self.pid, &stopped)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the refused dump: {e}")))?;
                 return self.compare(&before, "after the refused dump");
             }
@@ -1513,7 +1536,7 @@ impl Case<'_> {
                 ));
             }
             if self.plan.mode == Mode::LeaveRunning {
-                check_running(self.pid, &stopped)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after dump -R {it}: {e}")))?;
                 self.compare(&before, &format!("after dump -R {it}"))?;
                 continue;
@@ -1588,7 +1611,7 @@ impl Case<'_> {
                     ));
                 }
             }
-            check_stopped(&stopped).map_err(|e| Res::Fail(Stage::Restore, format!("after restore {it}: {e}")))?;
+            check_stopped(&held).map_err(|e| Res::Fail(Stage::Restore, format!("after restore {it}: {e}")))?;
             self.compare_restored(&before, &format!("after restore {it}"), win.as_ref())?;
         }
         Ok(())
