@@ -1061,14 +1061,17 @@ fn check_running(pid: i32, held: &[Held]) -> Result<(), String> {
     if let Some(st) = exited(pid) {
         return Err(format!("the task is gone: {}", describe_status(st)));
     }
+    let root_stopped = held.iter().any(|h| h.pid == pid && h.state == 'T');
     match task_state(pid) {
-        'R' | 'S' | 'D' => {}
+        'R' | 'S' | 'D' if !root_stopped => {}
+        'T' if root_stopped => {}
         'Z' | 'X' | '?' => {
             let st = wait_exit(pid, Duration::from_secs(5))
                 .map(describe_status)
                 .unwrap_or_else(|| "no exit status".into());
             return Err(format!("the task is gone: {st}"));
         }
+        c if root_stopped => return Err(format!("the task was stopped, and is now in state {c:?}")),
         c => {
             return Err(format!(
                 "the task is in state {c:?}, not running or sleeping"
@@ -1429,7 +1432,8 @@ impl Case<'_> {
         let before =
             snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
         let tree = descendants(self.pid);
-        let held = held_of(&tree);
+        // The test itself may be stopped (stopped10): it must stay so.
+        let held = held_of(&[&[self.pid], tree.as_slice()].concat());
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 // SAFETY: plain syscall on our child.
@@ -1593,8 +1597,10 @@ impl Case<'_> {
                     format!("restore {it} failed ({}): {}", r.status_text(), r.errors()),
                 ));
             }
+            let root_stopped = held.iter().any(|h| h.pid == self.pid && h.state == 'T');
             match task_state(self.pid) {
                 'R' | 'S' | 'D' => {}
+                'T' if root_stopped => {}
                 'Z' | 'X' | '?' => {
                     let st = wait_exit(self.pid, Duration::from_secs(5))
                         .map(describe_status)
@@ -1619,6 +1625,11 @@ impl Case<'_> {
 
     /// SIGTERM, wait, read the verdict.
     fn stop(&mut self) -> Res {
+        if task_state(self.pid) == 'T' {
+            // A stopped test (stopped10) is continued first: a stopped
+            // task runs no handler.
+            kill(self.pid, libc::SIGCONT);
+        }
         kill(self.pid, libc::SIGTERM);
         let st = match wait_exit(self.pid, self.plan.stop_timeout) {
             Some(st) => st,
