@@ -36,7 +36,8 @@ pub struct Seized {
     pid: Pid,
     tgid: Pid,
     /// The signal that had stopped it before we came (a group stop, or a
-    /// queued SIGSTOP): it is stopped by it again on release. None: running.
+    /// queued SIGSTOP), what the image records; None: it was running. It
+    /// is stopped again on release (see `stop_pending`).
     stop_signo: Option<Signal>,
     /// The thread uses a CET shadow stack (the parasite cannot run there).
     pub(super) shadow_stack: bool,
