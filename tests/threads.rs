@@ -294,6 +294,8 @@ fn a_stopped_task_stays_stopped() {
     assert_eq!(threads_state(pid), before);
     let core = crit(&tmp.path().join(format!("imgs/core-{pid}.img")))["entries"][0].clone();
     assert_eq!(core["tc"]["stop_signo"].as_u64(), Some(19), "{}", core["tc"]);
+    // CRIU's TASK_STOPPED is 3, which crit's pretty names call "Zombie".
+    assert_eq!(core["tc"]["task_state"], "Zombie", "TASK_STOPPED (3): {}", core["tc"]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGCONT).unwrap();
     all_counting(tmp.path());
 }

@@ -90,6 +90,10 @@ pub enum Error {
     /// The parasite said something we did not expect, or went silent.
     #[error("task {pid}: parasite protocol: {what}")]
     Protocol { pid: i32, what: String },
+    /// Someone else traces the task (ptrace allows one tracer): CRIU
+    /// refuses such a task too.
+    #[error("task {pid} is traced by {tracer}: a task under another tracer can't be dumped")]
+    Traced { pid: i32, tracer: i32 },
     /// The parasite cannot run in this task (no blob for this architecture,
     /// or the thread uses a shadow stack).
     #[error("task {pid}: the parasite cannot run here (architecture or shadow stack)")]

@@ -35,12 +35,19 @@ pub struct ThreadState {
 pub struct Seized {
     pid: Pid,
     tgid: Pid,
-    /// It was stopped (group stop or queued SIGSTOP) before we came.
-    was_stopped: bool,
+    /// The signal that had stopped it before we came (a group stop, or a
+    /// queued SIGSTOP), what the image records; None: it was running. It
+    /// is stopped again on release (see `stop_pending`).
+    stop_signo: Option<Signal>,
     /// The thread uses a CET shadow stack (the parasite cannot run there).
     pub(super) shadow_stack: bool,
-    /// A stop signal arrived while we held it: stop it again on release.
-    stop_pending: bool,
+    /// A stop signal we took from it (a queued SIGSTOP, or one that
+    /// arrived while we held it): sent again on release. A group stop in
+    /// effect needs none: the kernel puts a detached task back into it.
+    stop_pending: Option<Signal>,
+    /// SIGSTOPs queued (thread, process) on top of a group stop, taken to
+    /// run our code: queued again on release.
+    requeue: (bool, bool),
     /// Something we ran may have changed the FPU state.
     pub(super) fpu_dirty: bool,
     saved: ThreadState,
@@ -60,7 +67,9 @@ const PTRACE_O_SUSPEND_SECCOMP: i32 = 0x20_0000;
 struct Status {
     state: char,
     tgid: i32,
-    sigstops: u32,
+    /// SIGSTOP queued for the thread alone (SigPnd), for the process (ShdPnd).
+    sigstop_private: bool,
+    sigstop_shared: bool,
     seccomp: bool,
     shadow_stack: bool,
 }
@@ -74,10 +83,17 @@ fn status(pid: Pid) -> Result<Status> {
     Ok(Status {
         state: field("State:").and_then(|v| v.chars().next()).unwrap_or('?'),
         tgid: field("Tgid:").and_then(|v| v.parse().ok()).unwrap_or(pid.as_raw()),
-        sigstops: pending("SigPnd:") as u32 + pending("ShdPnd:") as u32,
+        sigstop_private: pending("SigPnd:"),
+        sigstop_shared: pending("ShdPnd:"),
         seccomp: field("Seccomp:").is_some_and(|v| v != "0"),
         shadow_stack: field("x86_Thread_features:").is_some_and(|v| v.split_whitespace().any(|f| f == "shstk")),
     })
+}
+
+/// TracerPid of /proc/PID/status (None: unreadable).
+fn tracer(pid: Pid) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| l.strip_prefix("TracerPid:")).and_then(|v| v.trim().parse().ok())
 }
 
 /// The start of the first executable mapping in /proc/PID/maps (at
@@ -184,6 +200,9 @@ impl Seized {
             // A zombie, or a thread exiting right now (gone by the time we look).
             Errno::EPERM if status(pid).map_or(true, |s| matches!(s.state, 'Z' | 'X')) => {
                 Error::Gone { pid: pid.as_raw(), what: "zombie".into() }
+            }
+            Errno::EPERM if tracer(pid).is_some_and(|t| t != 0) => {
+                Error::Traced { pid: pid.as_raw(), tracer: tracer(pid).unwrap_or(0) }
             }
             errno => Error::Sys { pid: pid.as_raw(), op: "PTRACE_SEIZE", errno },
         })?;
@@ -321,16 +340,29 @@ impl Seized {
             }
         };
         let st = status(pid)?;
-        // A group stop (SIGSTOP reported) or queued SIGSTOPs: consume them
-        // so the task can run our code, and stop it again on release.
-        let stops = st.sigstops + is_stop_signal(sig) as u32;
+        // A group stop (its signal reported) or queued SIGSTOPs: consume
+        // them so the task can run our code, and stop it again on release.
+        let stops = st.sigstop_private as u32 + st.sigstop_shared as u32 + is_stop_signal(sig) as u32;
+        let mut last = sig;
         for _ in 0..stops {
             ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")?;
             match waitpid(pid, Some(WaitPidFlag::__WALL)).ctx(pid, "waitpid")? {
-                WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => {}
+                WaitStatus::PtraceEvent(_, s, _) | WaitStatus::Stopped(_, s) => last = s,
                 other => return Err(Error::Gone { pid: pid.as_raw(), what: format!("{other:?}") }),
             }
         }
+        // Which signal stopped it: the one the last stop reports (the
+        // group stop still in effect, or the queued SIGSTOP just taken),
+        // as CRIU reads it with PTRACE_GETSIGINFO; SIGSTOP if that one is
+        // no stop signal.
+        let stop_signo = (stops > 0).then(|| if is_stop_signal(last) { last } else { Signal::SIGSTOP });
+        // In a group stop (the interrupt reported its signal), the task
+        // goes back into it when detached, its parent's wait status as it
+        // was; SIGSTOPs it had queued on top are queued again as they were.
+        // Not stopped yet, it is sent the queued SIGSTOP we took.
+        let group_stop = is_stop_signal(sig);
+        let stop_pending = stop_signo.filter(|_| !group_stop);
+        let requeue = (group_stop && st.sigstop_private, group_stop && st.sigstop_shared);
         if st.seccomp {
             ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
         }
@@ -339,14 +371,15 @@ impl Seized {
             fpu: FpuState::get(pid).ctx(pid, "get FPU state")?,
             sigmask: ptrace::get_sigmask(pid).ctx(pid, "PTRACE_GETSIGMASK")?,
         };
-        tracing::debug!(pid = pid.as_raw(), stopped = stops > 0, ip = saved.regs.ip(), "compel: seized");
+        tracing::debug!(pid = pid.as_raw(), stopped = ?stop_signo, first = ?sig, last = ?last, ip = saved.regs.ip(), "compel: seized");
         let syscall_ip = first_executable_area(pid).unwrap_or(saved.regs.ip());
         Ok(Seized {
             pid,
             tgid: Pid::from_raw(st.tgid),
-            was_stopped: stops > 0,
+            stop_signo,
             shadow_stack: st.shadow_stack,
-            stop_pending: false,
+            stop_pending,
+            requeue,
             fpu_dirty: false,
             saved,
             syscall_ip,
@@ -366,7 +399,12 @@ impl Seized {
 
     /// Whether the task was stopped when seized (it is stopped on release).
     pub fn was_stopped(&self) -> bool {
-        self.was_stopped
+        self.stop_signo.is_some()
+    }
+
+    /// The signal that had stopped the task when seized (None: it ran).
+    pub fn stop_signo(&self) -> Option<Signal> {
+        self.stop_signo
     }
 
     /// The state saved at seize time, put back on release.
@@ -449,16 +487,12 @@ impl Seized {
     fn classify(&mut self, st: WaitStatus) -> Result<Option<Signal>> {
         match st {
             WaitStatus::Stopped(_, sig) if is_stop_signal(sig) => {
-                self.stop_pending = true;
+                self.stop_pending = Some(sig);
                 Ok(None)
             }
             WaitStatus::Stopped(_, sig) => Ok(Some(sig)),
-            WaitStatus::PtraceEvent(_, sig, PTRACE_EVENT_STOP) => {
-                if is_stop_signal(sig) {
-                    self.stop_pending = true;
-                }
-                Ok(None)
-            }
+            // A group stop (its signal reported) stays in effect: the
+            // kernel puts the task back into it once detached.
             WaitStatus::PtraceEvent(..) | WaitStatus::PtraceSyscall(_) => Ok(None),
             other => {
                 self.released = true; // nothing left to release
@@ -516,9 +550,18 @@ impl Seized {
             let r = self.saved.fpu.set(pid).ctx(pid, "restore FPU state");
             res = res.and(r);
         }
-        if self.was_stopped || self.stop_pending {
-            // Queued now, acted on once detached: the task stops again.
-            let r = kill(pid, Signal::SIGSTOP).ctx(pid, "kill(SIGSTOP)");
+        if let Some(sig) = self.stop_pending {
+            // Queued now, acted on once detached: the task stops, by the
+            // signal it had (what its parent's wait reports).
+            let r = kill(pid, sig).ctx(pid, "kill(stop signal)");
+            res = res.and(r);
+        }
+        if self.requeue.0 {
+            let r = crate::sys::signals::tgkill(self.tgid.as_raw(), pid.as_raw(), libc::SIGSTOP).ctx(pid, "tgkill(SIGSTOP)");
+            res = res.and(r);
+        }
+        if self.requeue.1 {
+            let r = kill(self.tgid, Signal::SIGSTOP).ctx(pid, "kill(SIGSTOP)");
             res = res.and(r);
         }
         let r = ptrace::detach(pid, 0).ctx(pid, "PTRACE_DETACH");

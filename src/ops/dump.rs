@@ -55,6 +55,9 @@ fn fault(stage: Stage) -> Result<()> {
 pub const TASK_DEAD: u32 = 2;
 /// ... and of a live task (TASK_ALIVE).
 pub const TASK_ALIVE: u32 = 1;
+/// ... and of a live task stopped by a signal (TASK_STOPPED, with the
+/// signal in stop_signo).
+pub const TASK_STOPPED: u32 = 3;
 
 /// What CRIU's dump checks before touching the root task.
 fn precheck(pid: i32) -> Result<proc::stat::Stat> {
@@ -284,9 +287,9 @@ fn collect(
     };
 
     fault(Stage::Core)?;
-    let stopped = ctl.seized.was_stopped() || threads.iter().any(Seized::was_stopped);
+    let stop_signo = stop_signal(pid, &ctl.seized, threads)?;
     let tc = TaskCoreEntry {
-        task_state: TASK_ALIVE,
+        task_state: if stop_signo.is_some() { TASK_STOPPED } else { TASK_ALIVE },
         exit_code: 0,
         personality: task::personality(pid)?,
         flags: stat.flags,
@@ -303,7 +306,7 @@ fn collect(
         sigactions,
         child_subreaper: Some(subreaper),
         blk_sigset_extended: None,
-        stop_signo: stopped.then_some(libc::SIGSTOP as u32),
+        stop_signo: stop_signo.map(|s| s as u32),
         membarrier_registration_mask: (membarrier != 0).then_some(membarrier),
     };
     let mtype = crate::images::pb::core_entry::March::X8664 as i32;
@@ -320,6 +323,22 @@ fn collect(
         .map(|t| (t.tid, CoreEntry { mtype, thread_info: Some(t.info), thread_core: Some(t.core), ..Default::default() }))
         .collect();
     Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
+}
+
+/// The signal that stopped task `pid` (None: it was running), as its
+/// threads were found: stopped all together (a group stop) or none.
+fn stop_signal(pid: i32, leader: &Seized, threads: &[Seized]) -> Result<Option<nix::sys::signal::Signal>> {
+    let sig = leader.stop_signo();
+    if let Some(t) = threads.iter().find(|t| t.was_stopped() != sig.is_some()) {
+        let (stopped, running) = if sig.is_some() { (pid, t.pid().as_raw()) } else { (t.pid().as_raw(), pid) };
+        bail!(
+            "task {pid}: thread {stopped} is stopped but thread {running} is not: individually stopped threads can't be dumped"
+        );
+    }
+    if let Some(s) = sig {
+        info!("task {pid} is stopped (by {s}): it is restored stopped");
+    }
+    Ok(sig)
 }
 
 /// A zombie's core, as CRIU writes it: the task core only, with its state,

@@ -58,6 +58,19 @@ const TASK_DEAD: u32 = 2;
 const TASK_ALIVE: u32 = 1;
 const TASK_STOPPED: u32 = 3;
 
+/// The signal a task stopped at dump time is stopped by again once
+/// restored, as CRIU 4.2 does: TASK_STOPPED with its stop_signo (SIGSTOP
+/// when the image has none); None for a running task. A stop_signo that
+/// is no stop signal is refused (sending it would do something else).
+fn stop_signal(core: &CoreEntry, pid: i32) -> Result<Option<Signal>> {
+    let Some(tc) = core.tc.as_ref().filter(|tc| tc.task_state == TASK_STOPPED) else { return Ok(None) };
+    let Some(n) = tc.stop_signo.filter(|&n| n > 0) else { return Ok(Some(Signal::SIGSTOP)) };
+    match Signal::try_from(n as i32) {
+        Ok(s @ (Signal::SIGSTOP | Signal::SIGTSTP | Signal::SIGTTIN | Signal::SIGTTOU)) => Ok(Some(s)),
+        _ => bail!("core-{pid}.img: task {pid} was stopped by signal {n}, which is no stop signal: the image is inconsistent"),
+    }
+}
+
 /// The images of one live task, read and checked before anything is created.
 pub struct TaskImages {
     pub pstree: PstreeEntry,
@@ -199,7 +212,10 @@ impl Tree {
                     }
                     Body::Zombie(Box::new(core))
                 }
-                TASK_ALIVE | TASK_STOPPED => Body::Alive(Box::new(TaskImages::load(dir, e, core)?)),
+                TASK_ALIVE | TASK_STOPPED => {
+                    stop_signal(&core, pid)?;
+                    Body::Alive(Box::new(TaskImages::load(dir, e, core)?))
+                }
                 s => bail!("core-{pid}.img: task state {s} can't be restored (not alive, stopped or a zombie)"),
             };
             nodes.push(Node { pid, sid: e.sid as i32, pgid: e.pgid as i32, body, parent, children: Vec::new() });
@@ -590,8 +606,37 @@ impl Running<'_> {
         Ok((held, running))
     }
 
+    /// Tasks stopped at dump time that no cleaner held (they run
+    /// already) get their stop signal now; a held task gets it from its
+    /// cleaner just before it is let go (see `Plan::stop_signo`).
+    fn stop_again(&self, tasks: &[usize]) -> std::result::Result<(), String> {
+        for &i in tasks {
+            let Some(t) = self.tree.nodes[i].alive() else { continue };
+            let pid = t.pid();
+            let Ok(Some(sig)) = stop_signal(&t.core, pid) else { continue };
+            info!("task {pid} was stopped by {sig}: stopping it again");
+            kill(Pid::from_raw(pid), sig).map_err(|e| self.task_msg(i, format!("kill({sig}) to stop it again: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Stage 4: let the held tasks go, and see them running.
+    /// Tasks to be stopped again go last, one by one, parents first: when
+    /// one stops, its parent runs untraced with its own signal mask, so
+    /// the SIGCHLD of the stop is what it would be to it (not queued while
+    /// its cleaner held it with every signal blocked).
     fn release(&mut self, held: &[usize]) -> std::result::Result<(), String> {
+        let stops = |i: &usize| self.tree.nodes[*i].alive().is_some_and(|t| matches!(stop_signal(&t.core, t.pid()), Ok(Some(_))));
+        let (last, first): (Vec<usize>, Vec<usize>) = held.iter().copied().partition(stops);
+        self.release_batch(&first)?;
+        for i in last {
+            self.release_batch(&[i])?;
+        }
+        Ok(())
+    }
+
+    /// Let `held` go at once, and see each running.
+    fn release_batch(&mut self, held: &[usize]) -> std::result::Result<(), String> {
         for &i in held {
             self.send(i, msg::GO)?;
         }
@@ -710,7 +755,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
     } else {
         // Some task could not be held: it runs already; so do the rest.
-        if let Err(m) = rs.release(&held) {
+        if let Err(m) = rs.stop_again(&running).and_then(|()| rs.release(&held)) {
             return Err(rs.fail(m));
         }
         if let Err(e) = crate::scripts::run(crate::scripts::Action::PostRestore, opts, Some(&dir), Some(pid)) {
@@ -1143,6 +1188,8 @@ fn prepare(
         ready_fd: ready_w.take().context("ready fd")?,
         go_fd: Some(go_fd),
         leave_stopped: ctx.opts.final_state == crate::opts::FinalState::Stopped,
+        stop_signo: stop_signal(core, pid)?.map_or(0, |s| s as i32),
+        child_subreaper: tc.child_subreaper.unwrap_or(false),
     };
     info!("task {pid}: files, memory and state prepared; jumping to the restorer");
     Ok(plan)

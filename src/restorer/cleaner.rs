@@ -10,9 +10,13 @@
 //! holds each at the exit of its `rt_sigreturn` (its registers loaded, all
 //! signals still blocked by the frame: out of the region for good). Once
 //! every thread is out, it runs `munmap(region)` in the leader through the
-//! blob's own `syscall` instruction, puts the leader's registers back, sets
-//! each thread's signal mask (PTRACE_SETSIGMASK), detaches them all, and
-//! only then sends the ready report.
+//! blob's own `syscall` instruction, puts the leader's registers back,
+//! reports HELD and waits for criu's go-ahead, sets each thread's signal
+//! mask (PTRACE_SETSIGMASK), queues the task's stop signal if it was
+//! stopped at dump time, detaches them all, and only then sends the ready
+//! report. A child subreaper is made one (prctl, injected the same way
+//! before the munmap) only after the go-ahead: until every restored task's
+//! cleaner exists, an orphaned cleaner must not land on it.
 //! If the task dies on the way (the blob reported its error), the cleaner
 //! just leaves; if the cleaner itself fails, it kills the task and reports.
 
@@ -55,10 +59,17 @@ pub struct Job {
     /// A thread enters seccomp strict mode before its jump: trace with
     /// PTRACE_O_SUSPEND_SECCOMP (the munmap runs in the task).
     pub suspend_seccomp: bool,
+    /// The signal that had stopped the task at dump time (0: none), sent
+    /// to it just before the detach (not with `detach_sig`).
+    pub stop_sig: i32,
+    /// Make the task a child subreaper after the go-ahead.
+    pub subreaper: bool,
 }
 
 const NR_RT_SIGRETURN: u64 = 15;
 const NR_MUNMAP: u64 = 11;
+const NR_PRCTL: u64 = 157;
+const PR_SET_CHILD_SUBREAPER: u64 = 36;
 
 /// Start the cleaner. Ok(true): it traces us and will report readiness
 /// through `ready`; Ok(false): it could not attach (and is gone).
@@ -146,9 +157,9 @@ enum Phase {
     Sigreturn,
     /// Out of the region, registers loaded: held stopped until all are.
     Out,
-    /// (The leader) munmap injected; next: its entry, then its exit.
-    MunmapEnter,
-    MunmapExit,
+    /// (The leader) syscall `nr` injected; next: its entry, then its exit.
+    Enter(u64),
+    Exit(u64),
 }
 
 fn resume(task: Pid, phase: Phase, sig: i32) -> Result<(), Errno> {
@@ -180,6 +191,7 @@ fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
     let mut phases: HashMap<Pid, Phase> = HashMap::from([(task, Phase::Running)]);
     let mut out = 0usize;
     let mut saved = Regs::default();
+    let mut held = false;
     loop {
         let (tid, st) = match wait_any() {
             Err(Errno::EINTR) => continue,
@@ -237,40 +249,55 @@ fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
                 }
                 out += 1;
                 if out == expected {
-                    // Borrow the leader for one munmap.
-                    let mut inj = saved;
-                    inj.rip = job.syscall_ip;
-                    inj.rax = NR_MUNMAP;
-                    inj.orig_rax = u64::MAX;
-                    inj.rdi = job.region.0;
-                    inj.rsi = job.region.1;
-                    inj.set(task)?;
-                    phases.insert(task, Phase::MunmapEnter);
-                    ptrace_syscall(task, 0)?;
+                    // Borrow the leader for the syscalls: a subreaper is
+                    // made one after the go-ahead, when no restored task
+                    // starts a cleaner any more; then the munmap.
+                    let first = if job.subreaper {
+                        hold(job, ready)?;
+                        held = true;
+                        NR_PRCTL
+                    } else {
+                        NR_MUNMAP
+                    };
+                    inject(job, task, &saved, first)?;
+                    phases.insert(task, Phase::Enter(first));
                 }
             }
             Phase::Out => {}
-            Phase::MunmapEnter => {
-                if regs.orig_rax != NR_MUNMAP {
+            Phase::Enter(nr) => {
+                if regs.orig_rax != nr {
                     return Err(Stop::Failed(Errno::EPROTO));
                 }
-                phases.insert(task, Phase::MunmapExit);
+                phases.insert(task, Phase::Exit(nr));
                 ptrace_syscall(task, 0)?;
             }
-            Phase::MunmapExit => {
+            Phase::Exit(nr) => {
                 let r = regs.rax as i64;
                 if r != 0 {
                     return Err(Stop::Failed(Errno::from_raw((-r) as i32)));
+                }
+                if nr != NR_MUNMAP {
+                    inject(job, task, &saved, NR_MUNMAP)?;
+                    phases.insert(task, Phase::Enter(NR_MUNMAP));
+                    continue;
                 }
                 if job.fault {
                     return Err(Stop::Failed(Errno::ECANCELED));
                 }
                 saved.set(task)?;
-                hold(job, ready)?;
+                if !held {
+                    hold(job, ready)?;
+                }
                 for (t, mask) in &job.threads {
                     ptrace::set_sigmask(*t, *mask)?;
                 }
                 ptrace::set_sigmask(task, job.sigmask)?;
+                if job.detach_sig == 0 && job.stop_sig != 0 {
+                    // Queued for the whole process while every thread is
+                    // held: the first to run takes it and stops them all.
+                    let sig = Signal::try_from(job.stop_sig).map_err(|_| Stop::Failed(Errno::EINVAL))?;
+                    nix::sys::signal::kill(task, sig)?;
+                }
                 for (t, _) in &job.threads {
                     ptrace::detach(*t, job.detach_sig)?;
                 }
@@ -279,4 +306,20 @@ fn follow(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
             }
         }
     }
+}
+
+/// Run syscall `nr` in the leader (held at `saved`) through the blob's
+/// `syscall` instruction; its entry and exit stops follow.
+fn inject(job: &Job, task: Pid, saved: &Regs, nr: u64) -> Result<(), Stop> {
+    let mut inj = *saved;
+    inj.rip = job.syscall_ip;
+    inj.rax = nr;
+    inj.orig_rax = u64::MAX;
+    (inj.rdi, inj.rsi) = match nr {
+        NR_PRCTL => (PR_SET_CHILD_SUBREAPER, 1),
+        _ => (job.region.0, job.region.1),
+    };
+    inj.set(task)?;
+    ptrace_syscall(task, 0)?;
+    Ok(())
 }

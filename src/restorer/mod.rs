@@ -242,6 +242,8 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
         detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
         suspend_seccomp: plan.seccomp_strict || plan.threads.iter().any(|t| t.seccomp_strict),
+        stop_sig: plan.stop_signo,
+        subreaper: plan.child_subreaper,
     };
     let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
     let cleaner = match started {
@@ -257,6 +259,11 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
     };
     if !cleaner && plan.leave_stopped {
         anyhow::bail!("task {}: -s needs the cleaner to let the task go stopped, and it could not start", plan.pid);
+    }
+    if !cleaner && plan.child_subreaper {
+        // No cleaner to do it after the go-ahead: now, then.
+        nix::sys::prctl::set_child_subreaper(true)
+            .with_context(|| format!("task {}: PR_SET_CHILD_SUBREAPER", plan.pid))?;
     }
 
     // Service fds (all above the task's) go; the ready fd goes last.

@@ -102,6 +102,15 @@ pub struct Plan {
     /// `-s`: every thread is let go with SIGSTOP, so the task is in a
     /// group stop when restore ends (running again on SIGCONT).
     pub leave_stopped: bool,
+    /// The signal that had stopped the task at dump time (0: it ran): the
+    /// cleaner queues it just before it lets the task go, so the task
+    /// resumes into the same group stop (not with `-s`, which stops it
+    /// anyway).
+    pub stop_signo: i32,
+    /// PR_SET_CHILD_SUBREAPER: set by the cleaner after criu's go-ahead,
+    /// once every restored task's cleaner exists (an orphaned cleaner goes
+    /// to the nearest subreaper: it must not be this task).
+    pub child_subreaper: bool,
 }
 
 /// The report word meaning "restored, held until the go-ahead".

@@ -50,3 +50,11 @@ pub fn robust_list(pid: i32) -> Result<(u64, u64), Errno> {
     }
     Ok((head, len))
 }
+
+/// tgkill(tgid, tid, sig): a signal for thread `tid` alone (its private
+/// queue), as tkill does.
+pub fn tgkill(tgid: i32, tid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: tgkill takes three integers and touches no memory of ours.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, tgid, tid, sig) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}

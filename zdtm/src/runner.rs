@@ -612,20 +612,59 @@ fn tracer(pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A descendant found stopped (T), in a tracing stop (t) or traced by
+/// someone (a tracer in the test's own tree) before the dump: a dump must
+/// leave it so (and a restore bring a stopped one back stopped).
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    pid: i32,
+    state: char,
+    tracer: i32,
+}
+
+fn held_of(tree: &[i32]) -> Vec<Held> {
+    tree.iter()
+        .map(|&pid| Held { pid, state: task_state(pid), tracer: tracer(pid).unwrap_or(0) })
+        .filter(|h| matches!(h.state, 'T' | 't') || h.tracer != 0)
+        .collect()
+}
+
+/// Each task of `held` that was stopped (state T) is stopped again,
+/// within a second (a restored task stops once it runs: criu may be gone
+/// before it does).
+fn check_stopped(held: &[Held]) -> Result<(), String> {
+    let end = Instant::now() + Duration::from_secs(1);
+    for h in held.iter().filter(|h| h.state == 'T') {
+        let d = h.pid;
+        loop {
+            match task_state(d) {
+                'T' => break,
+                'R' | 'S' | 'D' if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
+                c => return Err(format!("descendant {d} was stopped, and is now in state {c:?}")),
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Alive, running or sleeping, not traced: how a task must be after a dump
-/// that left it running (or a failed one).
-fn check_running(pid: i32) -> Result<(), String> {
+/// that left it running (or a failed one); its descendants too, but those
+/// in `held`, which must be as they were.
+fn check_running(pid: i32, held: &[Held]) -> Result<(), String> {
     if let Some(st) = exited(pid) {
         return Err(format!("the task is gone: {}", describe_status(st)));
     }
+    let root_stopped = held.iter().any(|h| h.pid == pid && h.state == 'T');
     match task_state(pid) {
-        'R' | 'S' | 'D' => {}
+        'R' | 'S' | 'D' if !root_stopped => {}
+        'T' if root_stopped => {}
         'Z' | 'X' | '?' => {
             let st = wait_exit(pid, Duration::from_secs(5))
                 .map(describe_status)
                 .unwrap_or_else(|| "no exit status".into());
             return Err(format!("the task is gone: {st}"));
         }
+        c if root_stopped => return Err(format!("the task was stopped, and is now in state {c:?}")),
         c => {
             return Err(format!(
                 "the task is in state {c:?}, not running or sleeping"
@@ -637,14 +676,26 @@ fn check_running(pid: i32) -> Result<(), String> {
         Some(t) => return Err(format!("the task is still traced by {t}")),
         None => return Err("the task is gone".into()),
     }
-    // Its descendants too: none stopped or traced (zombies stay zombies).
+    // Its descendants too: none stopped or traced (zombies stay zombies),
+    // but those that were.
     for d in descendants(pid) {
-        match task_state(d) {
+        let (st, tr) = (task_state(d), tracer(d).unwrap_or(0));
+        if let Some(h) = held.iter().find(|h| h.pid == d) {
+            let same = if matches!(h.state, 'T' | 't') { st == h.state } else { matches!(st, 'R' | 'S' | 'D') };
+            if !same || tr != h.tracer {
+                return Err(format!(
+                    "its descendant {d} was in state {:?} traced by {}, and is now in state {st:?} traced by {tr}",
+                    h.state, h.tracer
+                ));
+            }
+            continue;
+        }
+        match st {
             'R' | 'S' | 'D' | 'Z' => {}
             c => return Err(format!("its descendant {d} is in state {c:?}, not running or sleeping")),
         }
-        if let Some(t) = tracer(d).filter(|t| *t != 0) {
-            return Err(format!("its descendant {d} is still traced by {t}"));
+        if tr != 0 {
+            return Err(format!("its descendant {d} is still traced by {tr}"));
         }
     }
     Ok(())
@@ -1044,6 +1095,8 @@ impl Case<'_> {
             snapshot_tree(self.pid).map_err(|e| Res::Fail(Stage::Setup, format!("snapshot: {e}")))?;
         self.keep_snapshot(&before, "before");
         let tree = descendants(self.pid);
+        // The test itself may be stopped (stopped10): it must stay so.
+        let held = held_of(&[&[self.pid], tree.as_slice()].concat());
         if self.plan.mode == Mode::NoCr {
             if self.plan.selftest == SelfTest::StateDiff {
                 self.meddle();
@@ -1096,7 +1149,7 @@ impl Case<'_> {
                         format!("pre-dump {it} failed ({}): {}", r.status_text(), r.errors()),
                     ));
                 }
-                check_running(self.pid)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after pre-dump {it}: {e}")))?;
                 dump_args.extend([
                     "--track-mem".into(),
@@ -1128,7 +1181,7 @@ impl Case<'_> {
                     ));
                 }
                 self.note = Some(format!("dump failed as it must ({why}): {}", r.errors()));
-                check_running(self.pid)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the failed dump: {e}")))?;
                 return self.compare(&before, "after the failed dump");
             }
@@ -1136,7 +1189,7 @@ impl Case<'_> {
                 // One side refused: the tree must run on, then its verdict.
                 let who = self.plan.dump_criu.as_ref().map(|c| c.name.as_str()).unwrap_or("criu");
                 self.refused = Some(format!("{who} refused the dump: {}", r.errors()));
-                check_running(self.pid)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after the refused dump: {e}")))?;
                 return self.compare(&before, "after the refused dump");
             }
@@ -1147,7 +1200,7 @@ impl Case<'_> {
                 ));
             }
             if self.plan.mode == Mode::LeaveRunning {
-                check_running(self.pid)
+                check_running(self.pid, &held)
                     .map_err(|e| Res::Fail(Stage::Dump, format!("after dump -R {it}: {e}")))?;
                 self.compare(&before, &format!("after dump -R {it}"))?;
                 continue;
@@ -1204,8 +1257,10 @@ impl Case<'_> {
                     format!("restore {it} failed ({}): {}", r.status_text(), r.errors()),
                 ));
             }
+            let root_stopped = held.iter().any(|h| h.pid == self.pid && h.state == 'T');
             match task_state(self.pid) {
                 'R' | 'S' | 'D' => {}
+                'T' if root_stopped => {}
                 'Z' | 'X' | '?' => {
                     let st = wait_exit(self.pid, Duration::from_secs(5))
                         .map(describe_status)
@@ -1222,6 +1277,7 @@ impl Case<'_> {
                     ));
                 }
             }
+            check_stopped(&held).map_err(|e| Res::Fail(Stage::Restore, format!("after restore {it}: {e}")))?;
             self.compare_restored(&before, &format!("after restore {it}"), win.as_ref())?;
         }
         Ok(())
@@ -1229,6 +1285,11 @@ impl Case<'_> {
 
     /// SIGTERM, wait, read the verdict.
     fn stop(&mut self) -> Res {
+        if task_state(self.pid) == 'T' {
+            // A stopped test (stopped10) is continued first: a stopped
+            // task runs no handler.
+            kill(self.pid, libc::SIGCONT);
+        }
         kill(self.pid, libc::SIGTERM);
         let st = match wait_exit(self.pid, self.plan.stop_timeout) {
             Some(st) => st,
