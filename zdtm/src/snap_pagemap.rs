@@ -159,20 +159,22 @@ pub fn break_sharing(before: &Snapshot) -> Vec<String> {
     let Some((k, v)) = before.iter().find(|(k, _)| k.starts_with("cow ") && k.contains('~')) else {
         return Vec::new();
     };
-    let (Some(pid), Some(addr)) = (
-        k.rsplit_once('~').map(|(_, b)| b.to_string()),
-        pages(v).into_iter().next(),
-    ) else {
+    let Some(pid) = k.rsplit_once('~').map(|(_, b)| b.to_string()) else {
         return Vec::new();
     };
+    // More pages than a resume writes, so the compare must report them.
+    let addrs: Vec<u64> = pages(v).into_iter().take(RESUME_WRITES + 1).collect();
     let path = format!("/proc/{pid}/mem");
     let res = std::fs::OpenOptions::new().read(true).write(true).open(&path).and_then(|f| {
-        let mut b = [0u8; 1];
-        f.read_exact_at(&mut b, addr)?;
-        f.write_all_at(&b, addr)
+        for &addr in &addrs {
+            let mut b = [0u8; 1];
+            f.read_exact_at(&mut b, addr)?;
+            f.write_all_at(&b, addr)?;
+        }
+        Ok(())
     });
     match res {
-        Ok(()) => vec![format!("{path}: page {addr:#x} copied (its byte written back)")],
-        Err(e) => vec![format!("{path} at {addr:#x}: {e}")],
+        Ok(()) => vec![format!("{path}: {} shared pages from {:#x} copied (a byte of each written back)", addrs.len(), addrs[0])],
+        Err(e) => vec![format!("{path}: {e}")],
     }
 }
