@@ -629,18 +629,19 @@ fn held_of(tree: &[i32]) -> Vec<Held> {
         .collect()
 }
 
-/// Each task of `held` that was stopped (state T) is stopped again,
-/// within a second (a restored task stops once it runs: criu may be gone
-/// before it does).
+/// Each task of `held` that was stopped (state T) is stopped again, every
+/// thread of it, within two seconds (a restored task stops once it runs:
+/// criu may be gone before it does, and each thread stops on its own).
 fn check_stopped(held: &[Held]) -> Result<(), String> {
-    let end = Instant::now() + Duration::from_secs(1);
+    let end = Instant::now() + Duration::from_secs(2);
     for h in held.iter().filter(|h| h.state == 'T') {
         let d = h.pid;
         loop {
-            match task_state(d) {
-                'T' => break,
-                'R' | 'S' | 'D' if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
-                c => return Err(format!("descendant {d} was stopped, and is now in state {c:?}")),
+            let not_stopped = std::iter::once(d).chain(snapshot::thread_ids(d)).map(task_state).find(|c| *c != 'T');
+            match not_stopped {
+                None => break,
+                Some('R' | 'S' | 'D') if Instant::now() < end => std::thread::sleep(Duration::from_millis(2)),
+                Some(c) => return Err(format!("descendant {d} was stopped, and a thread of it is now in state {c:?}")),
             }
         }
     }

@@ -110,6 +110,13 @@ fn stat_fields(stat: &str) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The thread ids of `pid` but the leader's, from /proc/PID/task.
+pub fn thread_ids(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|t| *t != pid).collect())
+        .unwrap_or_default()
+}
+
 /// The task's state letter from /proc/PID/stat ('?' if it is gone).
 pub fn task_state(pid: i32) -> char {
     rd(&format!("/proc/{pid}/stat"))
