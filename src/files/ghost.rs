@@ -1,12 +1,14 @@
 //! Ghost files: regular files a task holds open (or maps) after they were
 //! unlinked. A dump carries their contents in ghost-file-N.img, tied to
 //! the file's reg entry by a GHOST record in remap-fpath.img (CRIU's
-//! layout: the entry, then the bytes raw, or from 1 MiB up as
-//! ghost_chunk_entry + bytes for each data extent SEEK_DATA/SEEK_HOLE
-//! find, so holes stay holes; --ghost-limit counts the blocks in use, as
-//! CRIU's does). A restore recreates each one (at its old path when
-//! that is free, else beside it), lets every task open it by that name,
-//! and unlinks it before the tree runs.
+//! layout: the entry, then the bytes raw, or, from 12 KiB up as CRIU
+//! and for any smaller file with a hole, ghost_chunk_entry + bytes for
+//! each data extent SEEK_DATA/SEEK_HOLE find, so holes stay holes in
+//! either restorer; --ghost-limit counts the blocks in use, as CRIU's
+//! does). A restore recreates each one (at its old path when that is
+//! free, else beside it; chunked ones sized first, then the extents
+//! written, so what lies between stays a hole), lets every task open it
+//! by that name, and unlinks it before the tree runs.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -20,8 +22,11 @@ use crate::images::kind::kinds;
 use crate::images::pb::{FileEntry, GhostChunkEntry, GhostFileEntry, RemapFilePathEntry, RemapType, Timeval};
 use crate::images::{ImageDir, ImageReader, ImageWriter};
 
-/// The size from which CRIU writes a ghost's contents as chunks.
-const CHUNKS_FROM: u64 = 1 << 20;
+/// The size from which CRIU writes a ghost's contents as chunks (its
+/// GHOST_CHUNKS_THRESH, three pages). Below it CRIU writes the bytes raw,
+/// which its restore (and ours) writes back dense: we chunk a smaller
+/// file too when it has a hole, which both restores read.
+const CHUNKS_FROM: u64 = 3 * 4096;
 
 /// What `/proc` appends to the link of an unlinked file.
 const DELETED: &str = " (deleted)";
@@ -73,9 +78,11 @@ impl Ghosts {
             None => {
                 self.next_id += 1;
                 let id = self.next_id;
-                let chunked = md.size() >= CHUNKS_FROM;
+                let extents = data_extents(file, md.size()).with_context(|| format!("unlinked {name}"))?;
+                let dense = extents.len() == 1 && extents[0] == (0, md.size());
+                let chunked = md.size() >= CHUNKS_FROM || (md.size() > 0 && !dense);
                 let mut parts = Vec::new();
-                for (off, len) in if chunked { data_extents(file, md.size()).with_context(|| format!("unlinked {name}"))? } else { vec![(0, md.size())] } {
+                for (off, len) in if chunked { extents } else { vec![(0, md.size())] } {
                     let mut data = vec![0u8; len as usize];
                     file.read_exact_at(&mut data, off).with_context(|| format!("can't read unlinked {name}"))?;
                     parts.push((off, data));
@@ -130,7 +137,8 @@ impl Ghosts {
 }
 
 /// The data extents of `file` (`size` bytes long) as (offset, length),
-/// by SEEK_DATA/SEEK_HOLE: what lies between them are holes.
+/// by SEEK_DATA/SEEK_HOLE: what lies between them are holes. A file
+/// system that knows no SEEK_DATA gives the whole file as one extent.
 fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
     use nix::unistd::{lseek, Whence};
     let mut out = Vec::new();
@@ -139,6 +147,7 @@ fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
         let d = match lseek(file, at, Whence::SeekData) {
             Ok(d) => d,
             Err(nix::errno::Errno::ENXIO) => break,
+            Err(_) if at == 0 => return Ok(vec![(0, size)]),
             Err(e) => return Err(e).context("SEEK_DATA"),
         };
         let h = lseek(file, d, Whence::SeekHole).context("SEEK_HOLE")?;
@@ -205,11 +214,12 @@ impl Recreated {
             .with_context(|| format!("can't create ghost file {path}"))?;
         self.paths.push(PathBuf::from(&path));
         if g.chunks == Some(true) {
+            let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
+            f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
             while let Some(c) = r.next_entry::<GhostChunkEntry>()? {
                 let data = r.payload(c.len)?;
                 f.write_all_at(&data, c.off).with_context(|| format!("can't write ghost file {path}"))?;
             }
-            f.set_len(g.size.unwrap_or(0)).with_context(|| format!("can't size ghost file {path}"))?;
         } else {
             f.write_all_at(&r.rest()?, 0).with_context(|| format!("can't write ghost file {path}"))?;
         }
@@ -260,6 +270,68 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].0 <= 2 << 20 && e[0].0 + e[0].1 >= (2 << 20) + 4096, "{e:?}");
         assert_eq!(e[1].0 + e[1].1, 8 << 20, "{e:?}");
+    }
+
+    /// Ghost `f` (unlinked `src`) dumped to `imgs` and recreated at `src`.
+    fn dump_and_recreate(src: &std::path::Path, f: &File, imgs: &std::path::Path) -> (Ghost, Recreated) {
+        let mut gs = Ghosts::default();
+        gs.record(3, src.to_str().unwrap(), f, 1 << 30).unwrap();
+        std::fs::create_dir(imgs).unwrap();
+        let dir = ImageDir::open(imgs).unwrap();
+        gs.write(&dir).unwrap();
+        let mut files: HashMap<u32, FileEntry> = HashMap::new();
+        let reg = crate::images::pb::RegFileEntry { id: 3, name: src.to_str().unwrap().into(), ..Default::default() };
+        files.insert(3, FileEntry { id: 3, reg: Some(reg), ..Default::default() });
+        let made = Recreated::create(&dir, &mut files).unwrap();
+        (gs.found.pop().unwrap(), made)
+    }
+
+    #[test]
+    fn small_ghosts_keep_their_holes_and_dense_ones_stay_raw() {
+        let tmp = tempfile::tempdir().unwrap();
+        let probe = tmp.path().join("probe");
+        {
+            let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&probe).unwrap();
+            f.set_len(1 << 20).unwrap();
+            f.write_all_at(&[1], 0).unwrap();
+            if data_extents(&f, 1 << 20).unwrap() == vec![(0, 1 << 20)] {
+                eprintln!("skipped: {} keeps no holes", tmp.path().display());
+                return;
+            }
+        }
+        // (size, data islands, written chunked)
+        let cases: [(u64, &[(u64, usize)], bool); 5] = [
+            (8192, &[(4096, 4096)], true),           // hole first, under CRIU's threshold
+            (10000, &[(0, 4096)], true),             // hole past the last data
+            (65536, &[], true),                      // all hole
+            (100, &[(0, 100)], false),               // small and dense: raw, as CRIU
+            (3 * 4096, &[(0, 3 * 4096)], true),      // dense at CRIU's threshold: chunked, as CRIU
+        ];
+        for (i, (size, islands, chunked)) in cases.into_iter().enumerate() {
+            let src = tmp.path().join(format!("g{i}"));
+            let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&src).unwrap();
+            f.set_len(size).unwrap();
+            for (off, len) in islands {
+                f.write_all_at(&vec![0x5a; *len], *off).unwrap();
+            }
+            let before = data_extents(&f, size).unwrap();
+            let blocks = f.metadata().unwrap().blocks();
+            std::fs::remove_file(&src).unwrap();
+            let (g, mut made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
+            assert_eq!(g.entry.chunks == Some(true), chunked, "case {i}");
+            assert_eq!(g.entry.size, chunked.then_some(size), "case {i}");
+            let back = File::open(&src).unwrap();
+            let md = back.metadata().unwrap();
+            assert_eq!(md.size(), size, "case {i}");
+            assert_eq!(md.blocks(), blocks, "case {i}: blocks in use");
+            assert_eq!(data_extents(&back, size).unwrap(), before, "case {i}");
+            let mut want = vec![0u8; size as usize];
+            for (off, len) in islands {
+                want[*off as usize..*off as usize + len].fill(0x5a);
+            }
+            assert_eq!(std::fs::read(&src).unwrap(), want, "case {i}");
+            made.unlink();
+        }
     }
 
     #[test]
