@@ -56,6 +56,13 @@ pub fn strip_deleted(name: &str) -> Option<&str> {
     name.strip_suffix(DELETED)
 }
 
+/// `dev` in the kernel's own encoding (major above 20 bits of minor), as
+/// CRIU records a ghost's device (the mount's s_dev, what inotify and
+/// fanotify marks carry too).
+fn kernel_dev(dev: u64) -> u32 {
+    (libc::major(dev) << 20) | libc::minor(dev)
+}
+
 fn tv(sec: i64, nsec: i64) -> Timeval {
     Timeval { tv_sec: sec as u64, tv_usec: (nsec / 1000) as u64 }
 }
@@ -91,7 +98,7 @@ impl Ghosts {
                     uid: md.uid(),
                     gid: md.gid(),
                     mode: md.mode(),
-                    dev: Some(md.dev() as u32),
+                    dev: Some(kernel_dev(md.dev())),
                     ino: Some(md.ino()),
                     rdev: None,
                     atim: Some(tv(md.atime(), md.atime_nsec())),
@@ -287,6 +294,14 @@ mod tests {
     }
 
     #[test]
+    fn ghost_dev_is_in_kernel_encoding() {
+        // As /proc/PID/mountinfo's s_dev and inotify's sdev: 254:0 is 0xfe00000.
+        assert_eq!(kernel_dev(libc::makedev(254, 0)), 0xfe0_0000);
+        assert_eq!(kernel_dev(libc::makedev(8, 300)), (8 << 20) | 300);
+        assert_eq!(kernel_dev(libc::makedev(0, 0x2a)), 0x2a);
+    }
+
+    #[test]
     fn small_ghosts_keep_their_holes_and_dense_ones_stay_raw() {
         let tmp = tempfile::tempdir().unwrap();
         let probe = tmp.path().join("probe");
@@ -320,6 +335,7 @@ mod tests {
             let (g, mut made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
             assert_eq!(g.entry.chunks == Some(true), chunked, "case {i}");
             assert_eq!(g.entry.size, chunked.then_some(size), "case {i}");
+            assert_eq!(g.entry.dev, Some(kernel_dev(f.metadata().unwrap().dev())), "case {i}");
             let back = File::open(&src).unwrap();
             let md = back.metadata().unwrap();
             assert_eq!(md.size(), size, "case {i}");
