@@ -314,8 +314,9 @@ mod tests {
                 return;
             }
         }
-        // (size, data islands, written chunked)
-        let cases: [(u64, &[(u64, usize)], bool); 5] = [
+        /// (size, data islands as (offset, length), written chunked)
+        type Case = (u64, &'static [(u64, usize)], bool);
+        let cases: [Case; 5] = [
             (8192, &[(4096, 4096)], true),           // hole first, under CRIU's threshold
             (10000, &[(0, 4096)], true),             // hole past the last data
             (65536, &[], true),                      // all hole
