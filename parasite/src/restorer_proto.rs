@@ -114,6 +114,11 @@ pub mod step {
     /// Not a failure: `Args::fault` set to this (tests) makes criu run the
     /// blob without a cleaner, as when tracing is not possible.
     pub const NO_CLEANER: u64 = 41;
+    /// POSIX timers: PR_TIMER_CREATE_RESTORE_IDS on or off, timer_create
+    /// (or it gave another id), timer_settime.
+    pub const TIMER_IDS: u64 = 42;
+    pub const TIMER_CREATE: u64 = 43;
+    pub const TIMER_ARM: u64 = 44;
 }
 
 words! {
@@ -177,6 +182,24 @@ words! {
         pub interval_usec: u64,
         pub value_sec: u64,
         pub value_usec: u64,
+    }
+}
+
+words! {
+    /// One POSIX timer: timer_create(clock, {notify, signo, sival, tid})
+    /// with id `id` (PR_TIMER_CREATE_RESTORE_IDS), then, when `value` is not
+    /// zero, timer_settime(id, 0, {interval, value}) (relative).
+    pub struct PosixTimer {
+        pub id: u64,
+        pub clock: u64,
+        /// SIGEV_* as the kernel takes it (SIGEV_THREAD_ID | SIGEV_SIGNAL
+        /// for a thread-directed one, whose target is `tid`).
+        pub notify: u64,
+        pub signo: u64,
+        pub sival: u64,
+        pub tid: u64,
+        pub value: [u64; 2],
+        pub interval: [u64; 2],
     }
 }
 
@@ -319,6 +342,9 @@ words! {
         /// u64::MAX: leave it.
         pub dumpable: u64,
         pub pending: Slice,
+        /// The POSIX timers (`PosixTimer`s), made once every thread exists
+        /// (a timer may signal any of them), just before the pending signals.
+        pub posix_timers: Slice,
         pub pdeath_sig: u64,
         /// Service fds to close before the jump (u32 each, packed).
         pub close_fds: Slice,

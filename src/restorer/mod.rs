@@ -551,6 +551,11 @@ fn build_args(
 
     let pending = pending_words(plan.pending.iter().map(|(s, i)| (*s, i.as_slice())))?;
     a.pending = b.push(&pending);
+    // Made in id order: /proc lists a process's timers newest first, and a
+    // task numbering its own timers made them in that order.
+    let mut timers: Vec<_> = plan.posix_timers.iter().map(crate::task::posix_timers::words).collect();
+    timers.sort_by_key(|t| t.id);
+    a.posix_timers = b.push(&timers);
     a.pdeath_sig = u64::from(plan.pdeath_sig);
     // Measuring: room for every fd we have.
     let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
@@ -654,6 +659,9 @@ pub fn step_name(step: u64) -> &'static str {
         THREAD_TID => "a thread got another tid",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
+        TIMER_IDS => "PR_TIMER_CREATE_RESTORE_IDS",
+        TIMER_CREATE => "creating a POSIX timer with its id",
+        TIMER_ARM => "arming a POSIX timer",
         _ => "unknown step",
     }
 }

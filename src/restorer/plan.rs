@@ -65,6 +65,8 @@ pub struct Plan {
     /// Signals 1..=64 but SIGKILL/SIGSTOP, in order (62 entries).
     pub sigactions: Vec<SaEntry>,
     pub itimers: Option<TaskTimersEntry>,
+    /// POSIX timers, made by the restorer once every thread exists.
+    pub posix_timers: Vec<crate::images::pb::PosixTimerEntry>,
     pub sigaltstack: Option<ThreadSasEntry>,
     pub clear_tid_addr: u64,
     pub rseq: Option<RseqEntry>,
