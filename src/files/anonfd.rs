@@ -45,13 +45,25 @@ pub fn restore_signalfd(e: &SignalfdEntry) -> Result<OwnedFd> {
     crate::sys::anonfd::signalfd(e.sigmask).context("signalfd")
 }
 
-/// A timerfd armed as recorded: the remaining time is set relative (the
-/// absolute flag is dropped: the clock moved on while dumped), and expired
-/// ticks that were not read yet are put back.
+/// A timerfd armed as recorded, with its settime flags: the image holds
+/// the remaining time, so an absolute (TFD_TIMER_ABSTIME) timer is armed at
+/// now plus that on its clock (as the task sees it: CLOCK_MONOTONIC goes on
+/// from the dump in the restored time namespace). Expirations not read yet
+/// are put back last (arming clears them).
 pub fn restore_timerfd(e: &TimerfdEntry) -> Result<OwnedFd> {
     let fd = crate::sys::anonfd::timerfd(e.clockid as i32).context("timerfd_create")?;
-    if e.vsec != 0 || e.vnsec != 0 {
-        crate::sys::anonfd::timerfd_settime(fd.as_fd(), (e.vsec, e.vnsec), (e.isec, e.insec)).context("timerfd_settime")?;
+    let flags = e.settime_flags as i32;
+    let armed = e.vsec != 0 || e.vnsec != 0;
+    if armed || flags != 0 {
+        let value = if armed && flags & libc::TFD_TIMER_ABSTIME != 0 {
+            let (s, n) = crate::sys::anonfd::clock_now(e.clockid as i32).with_context(|| format!("clock_gettime({})", e.clockid))?;
+            let ns = u128::from(s) * 1_000_000_000 + u128::from(n) + u128::from(e.vsec) * 1_000_000_000 + u128::from(e.vnsec);
+            ((ns / 1_000_000_000) as u64, (ns % 1_000_000_000) as u64)
+        } else {
+            (e.vsec, e.vnsec)
+        };
+        crate::sys::anonfd::timerfd_settime(fd.as_fd(), flags, value, (e.isec, e.insec))
+            .with_context(|| format!("timerfd_settime (flags {flags:#o})"))?;
     }
     if e.ticks != 0 {
         crate::sys::anonfd::timerfd_set_ticks(fd.as_fd(), e.ticks).context("TFD_IOC_SET_TICKS")?;

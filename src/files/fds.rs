@@ -155,6 +155,11 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             files.push(FileEntry { r#type: FdTypes::Signalfd as i32, id, sgfd: Some(e), ..Default::default() });
             FdTypes::Signalfd
         } else if link == "anon_inode:[timerfd]" {
+            // Expired and unread, a periodic timer is not moved on to its
+            // next expiry yet: fdinfo would say disarmed, with one tick.
+            let ours = their_fd(pid, fd, &mut pidfd)?;
+            crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on fd {fd} of task {pid}"))?;
+            let info = fdinfo::read(pid, fd)?;
             let e = super::anonfd::timerfd_entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Timerfd as i32, id, tfd: Some(e), ..Default::default() });
             FdTypes::Timerfd

@@ -807,7 +807,9 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
         }
         let info = rd(&format!("{p}/fdinfo/{fd}")).unwrap_or_default();
         // What a restore legitimately changes is left out: inode numbers of
-        // recreated objects (and unlinked files), a timer's remaining time (the clock moved), and
+        // recreated objects (and unlinked files), a timer's remaining time (the clock moved), a
+        // timerfd's ticks (the kernel's count is lazy: a periodic timer's missed expirations are
+        // added at its next read or timerfd_gettime, which the dump does; the programs read them), and
         // the order the kernel lists epoll targets in (its tree of file
         // pointers); the targets themselves (fd, events, data) stay.
         let mut targets: Vec<String> = info
@@ -824,6 +826,7 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
                 (!l.starts_with("ino:") || (target.starts_with('/') && !target.ends_with(" (deleted)")))
                     && !l.starts_with("eventfd-id:")
                     && !l.starts_with("it_value:")
+                    && !(l.starts_with("ticks:") && target == "anon_inode:[timerfd]")
                     && !l.starts_with("tfd:")
             })
             .map(str::to_string)
