@@ -143,6 +143,9 @@ const NR_FUTEX: usize = 202;
 const NR_SETPRIORITY: usize = 141;
 const NR_SCHED_SETSCHEDULER: usize = 144;
 const NR_TIMER_CREATE: usize = 222;
+const NR_FCNTL: usize = 72;
+const F_SETSIG: usize = 10;
+const F_SETOWN_EX: usize = 15;
 const NR_TIMER_SETTIME: usize = 223;
 
 const CLONE_VM: u64 = 0x100;
@@ -332,6 +335,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
             c.check(step::DUMPABLE, sys2(NR_PRCTL, PR_SET_DUMPABLE, d as usize));
         }
     }
+    owners(&c, c.slice::<proto::Fown>(a.fowns));
     posix_timers(&c, c.slice::<proto::PosixTimer>(a.posix_timers));
     queue_pending(&c, c.slice::<proto::Pending>(a.pending));
     c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize));
@@ -481,6 +485,27 @@ fn signals_and_timers(c: &Ctx) {
             value_usec: t.value_usec,
         };
         c.check(step::ITIMER, sys3(NR_SETITIMER, t.which as usize, &v as *const Itimerval as usize, 0));
+    }
+}
+
+/// The kernel's `struct f_owner_ex`.
+#[repr(C)]
+struct FOwnerEx {
+    kind: i32,
+    pid: i32,
+}
+
+/// Give the task's fds their I/O signal and owner back (as the task: the
+/// kernel records the caller's uids with the owner).
+fn owners(c: &Ctx, fowns: &[proto::Fown]) {
+    for f in fowns {
+        if f.signum != 0 {
+            c.check(step::FOWN, sys3(NR_FCNTL, f.fd as usize, F_SETSIG, f.signum as usize));
+        }
+        if f.pid != 0 {
+            let o = FOwnerEx { kind: f.pid_type as i32, pid: f.pid as i32 };
+            c.check(step::FOWN, sys3(NR_FCNTL, f.fd as usize, F_SETOWN_EX, &o as *const FOwnerEx as usize));
+        }
     }
 }
 

@@ -119,6 +119,8 @@ pub mod step {
     pub const TIMER_IDS: u64 = 42;
     pub const TIMER_CREATE: u64 = 43;
     pub const TIMER_ARM: u64 = 44;
+    /// F_SETSIG / F_SETOWN_EX on a restored fd.
+    pub const FOWN: u64 = 45;
 }
 
 words! {
@@ -200,6 +202,17 @@ words! {
         pub tid: u64,
         pub value: [u64; 2],
         pub interval: [u64; 2],
+    }
+}
+
+words! {
+    /// The I/O signal settings of fd `fd`: F_SETSIG(`signum`) when it is
+    /// not 0, and F_SETOWN_EX({`pid_type`, `pid`}) when `pid` is not 0.
+    pub struct Fown {
+        pub fd: u64,
+        pub signum: u64,
+        pub pid_type: u64,
+        pub pid: u64,
     }
 }
 
@@ -345,6 +358,9 @@ words! {
         /// The POSIX timers (`PosixTimer`s), made once every thread exists
         /// (a timer may signal any of them), just before the pending signals.
         pub posix_timers: Slice,
+        /// Owners and I/O signals of the task's fds (`Fown`s), set as the
+        /// task (after the creds) once every thread exists.
+        pub fowns: Slice,
         pub pdeath_sig: u64,
         /// Service fds to close before the jump (u32 each, packed).
         pub close_fds: Slice,

@@ -181,6 +181,15 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
         } else {
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
+        // Who gets its I/O signals, in whichever record the kind wrote.
+        let fown = super::fown::read(pid, fd, their_fd(pid, fd, &mut pidfd)?.as_fd(), file_flags)?;
+        if super::fown::is_set(&fown) {
+            let rec = files.entry_mut(id).or_else(|| out.unix_waiting.iter_mut().map(|(_, e)| e).find(|e| e.id == id));
+            match rec.and_then(super::fown::of_mut) {
+                Some(f) => *f = fown,
+                None => bail!("fd {fd} ({link}) of task {pid} has an owner or I/O signal (F_SETOWN/F_SETSIG) its record can't hold"),
+            }
+        }
         out.seen.push((pid, fd, md.dev(), md.ino(), id));
         fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
     }

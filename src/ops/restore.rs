@@ -1074,6 +1074,7 @@ fn prepare(ctx: &Ctx, idx: usize, imgs: &TaskImages, inh: Inherited, ready_w: &m
         sigactions: tc.sigactions.clone(),
         itimers: tc.timers.clone(),
         posix_timers,
+        fowns: crate::files::fown::restore_list(&imgs.fdinfo, &tree.files, thc.creds.as_ref(), pid)?,
         sigaltstack: thc.sas,
         clear_tid_addr: ti.clear_tid_addr,
         rseq: thc.rseq_entry,
