@@ -71,6 +71,15 @@ pub fn dump(pid: i32, r: &mut dyn Remote) -> Result<Vec<PosixTimerEntry>> {
     if timers.is_empty() {
         return Ok(Vec::new());
     }
+    // A thread-directed timer must target a thread the dump carries (its
+    // target may have exited since).
+    let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("can't list the threads of task {pid}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    if let Some(t) = timers.iter().find(|t| t.notify & SIGEV_THREAD_ID != 0 && !tids.contains(&t.tid)) {
+        bail!("posix timer {} of task {pid} signals thread {}, which is not one of its threads: not supported", t.id, t.tid);
+    }
     let page = r.scratch()?;
     let mut out = Vec::with_capacity(timers.len());
     for t in timers {
