@@ -71,19 +71,51 @@ pub fn restore_list(
     let mut out = Vec::new();
     for fi in fdinfo {
         let Some(f) = files.get(&fi.id).and_then(of).filter(|f| is_set(f)) else { continue };
-        if let Some(c) = creds.filter(|_| f.pid != 0) {
-            if (f.uid, f.euid) != (c.uid, c.euid) {
-                bail!(
-                    "fd {} of task {pid}: its owner was set with uid {}/euid {}, not the task's {}/{}: not supported yet",
-                    fi.fd,
-                    f.uid,
-                    f.euid,
-                    c.uid,
-                    c.euid
-                );
-            }
+        if let Some(c) = creds.filter(|c| f.pid != 0 && (f.uid, f.euid) != (c.uid, c.euid)) {
+            bail!(
+                "fd {} of task {pid}: its owner was set with uid {}/euid {}, not the task's {}/{}: not supported yet",
+                fi.fd,
+                f.uid,
+                f.euid,
+                c.uid,
+                c.euid
+            );
         }
-        out.push((fi.fd as i32, f.clone()));
+        out.push((fi.fd as i32, *f));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::pb::{CredsEntry, FdinfoEntry, PipeEntry};
+
+    fn pipe_file(id: u32, fown: FownEntry) -> FileEntry {
+        FileEntry { id, pipe: Some(PipeEntry { id, pipe_id: 9, flags: 0, fown }), ..Default::default() }
+    }
+
+    #[test]
+    fn owners_go_to_the_restorer_as_the_task() {
+        let owned = FownEntry { uid: 5, euid: 6, signum: 35, pid_type: 1, pid: 77 };
+        let files = [(1, pipe_file(1, owned)), (2, pipe_file(2, FownEntry::default()))].into_iter().collect();
+        let fdinfo = [1, 2].map(|id| FdinfoEntry { id, fd: id + 10, ..Default::default() });
+        let creds = CredsEntry { uid: 5, euid: 6, ..Default::default() };
+        let l = restore_list(&fdinfo, &files, Some(&creds), 77).unwrap();
+        assert_eq!(l, vec![(11, owned)]);
+        let other = CredsEntry { uid: 0, euid: 0, ..Default::default() };
+        assert!(restore_list(&fdinfo, &files, Some(&other), 77).is_err());
+        // A signal alone names no uids.
+        let sig_only = FownEntry { signum: 12, ..Default::default() };
+        let files = [(1, pipe_file(1, sig_only))].into_iter().collect();
+        assert_eq!(restore_list(&fdinfo[..1], &files, Some(&other), 77).unwrap(), vec![(11, sig_only)]);
+    }
+
+    #[test]
+    fn every_kind_with_a_record_has_its_owner_found() {
+        let mut e = pipe_file(3, FownEntry::default());
+        of_mut(&mut e).unwrap().signum = 29;
+        assert_eq!(of(&e).map(|f| f.signum), Some(29));
+        assert!(of(&FileEntry::default()).is_none());
+    }
 }
