@@ -182,7 +182,11 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
         // Who gets its I/O signals, in whichever record the kind wrote.
-        let fown = super::fown::read(pid, fd, their_fd(pid, fd, &mut pidfd)?.as_fd(), file_flags)?;
+        let fown = if file_flags & libc::O_PATH as u32 != 0 {
+            Default::default()
+        } else {
+            super::fown::read(pid, fd, their_fd(pid, fd, &mut pidfd)?.as_fd())?
+        };
         if super::fown::is_set(&fown) {
             let rec = files.entry_mut(id).or_else(|| out.unix_waiting.iter_mut().map(|(_, e)| e).find(|e| e.id == id));
             match rec.and_then(super::fown::of_mut) {

@@ -10,11 +10,8 @@ use anyhow::{bail, Context, Result};
 use crate::images::pb::{FileEntry, FownEntry};
 
 /// The owner record of the description behind `fd` (a copy of fd `n` of
-/// task `pid`); O_PATH files have none.
-pub fn read(pid: i32, n: i32, fd: std::os::fd::BorrowedFd<'_>, file_flags: u32) -> Result<FownEntry> {
-    if file_flags & libc::O_PATH as u32 != 0 {
-        return Ok(FownEntry::default());
-    }
+/// task `pid`; O_PATH files have none: not asked).
+pub fn read(pid: i32, n: i32, fd: std::os::fd::BorrowedFd<'_>) -> Result<FownEntry> {
     let (signum, pid_type, owner, uid, euid) =
         crate::sys::fd::owner(fd).with_context(|| format!("F_GETOWN_EX/F_GETSIG on fd {n} of task {pid}"))?;
     if owner == 0 {
