@@ -39,6 +39,9 @@ pub struct Fds {
     seen: Vec<(i32, i32, u64, u64, u32)>,
     /// Pipes whose data is dumped already, by inode.
     pipes_seen: HashMap<u64, ()>,
+    /// Timerfds recorded: (pid, fd, file id), read again last
+    /// ([`refresh_timerfds`]).
+    timerfds: Vec<(i32, i32, u32)>,
 }
 
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
@@ -162,6 +165,7 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
             let info = fdinfo::read(pid, fd)?;
             let e = super::anonfd::timerfd_entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Timerfd as i32, id, tfd: Some(e), ..Default::default() });
+            out.timerfds.push((pid, fd, id));
             FdTypes::Timerfd
         } else if link == "anon_inode:[eventfd]" {
             if info.get("eventfd-semaphore") == Some("1") {
@@ -198,6 +202,27 @@ pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::
         fdinfos.push(FdinfoEntry { id, flags: fd_flags, r#type: ty as i32, fd: fd as u32, xattr_security_selinux: None });
     }
     Ok(fdinfos)
+}
+
+/// At the end of the dump, just before the clocks are read for the image:
+/// each timerfd's remaining time and ticks again, so they are those of the
+/// clocks the image records (a restore in a new time namespace goes on from
+/// them; whatever the dump did in between would be lost or counted twice).
+pub fn refresh_timerfds(out: &Fds, files: &mut FileTable) -> Result<()> {
+    let mut pidfd: Option<(i32, std::os::fd::OwnedFd)> = None;
+    for &(pid, fd, id) in &out.timerfds {
+        if pidfd.as_ref().is_none_or(|(p, _)| *p != pid) {
+            pidfd = Some((pid, crate::sys::pidfd::open(nix::unistd::Pid::from_raw(pid)).with_context(|| format!("pidfd_open({pid})"))?));
+        }
+        let p = pidfd.as_ref().map(|(_, p)| p.as_fd()).context("pidfd")?;
+        let ours = crate::sys::pidfd::getfd(p, fd).with_context(|| format!("pidfd_getfd of fd {fd} of {pid}"))?;
+        crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on fd {fd} of task {pid}"))?;
+        let info = fdinfo::read(pid, fd)?;
+        let e = files.entry_mut(id).and_then(|e| e.tfd.as_mut()).with_context(|| format!("timerfd {id} of fd {fd} of task {pid}"))?;
+        let new = super::anonfd::timerfd_entry(id, e.flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+        *e = crate::images::pb::TimerfdEntry { fown: e.fown, ..new };
+    }
+    Ok(())
 }
 
 /// Once every task's fds are dumped: each unix socket's peer must be one

@@ -653,7 +653,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         e.context(what.clone())
     };
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
-    let timens = match ns::timens::DumpTimens::of_tree(&live) {
+    let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
     };
@@ -707,6 +707,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::check_unix_pairs(&sh.fds, &who)?;
+        // Timers' remaining times and the clocks, read together.
+        fds::refresh_timerfds(&sh.fds, &mut sh.files)?;
+        timens.read_clocks()?;
         write_images(&dir, &tasks, &collected, &sh)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;
