@@ -143,6 +143,10 @@ const NR_FUTEX: usize = 202;
 const NR_SETPRIORITY: usize = 141;
 const NR_SCHED_SETSCHEDULER: usize = 144;
 const NR_TIMER_CREATE: usize = 222;
+const CLOCK_MONOTONIC: u64 = 1;
+const CLOCK_BOOTTIME: u64 = 7;
+const TIMER_ABSTIME: usize = 1;
+const NSEC: u64 = 1_000_000_000;
 const NR_FCNTL: usize = 72;
 const F_SETSIG: usize = 10;
 const F_SETOWN_EX: usize = 15;
@@ -541,8 +545,21 @@ fn posix_timers(c: &Ctx, timers: &[proto::PosixTimer]) {
     }
     c.check(step::TIMER_IDS, sys2(NR_PRCTL, PR_TIMER_CREATE_RESTORE_IDS, 0));
     for t in timers.iter().filter(|t| t.value != [0, 0]) {
-        let v = Itimerspec { interval: t.interval, value: t.value };
-        c.check(step::TIMER_ARM, sys4(NR_TIMER_SETTIME, t.id as usize, 0, &v as *const Itimerspec as usize, 0));
+        // On a clock that went on from the dump's reading: the expiry the
+        // timer had (the restore's own time counts).
+        let base = match t.clock {
+            CLOCK_MONOTONIC => c.a.dump_clocks[0],
+            CLOCK_BOOTTIME => c.a.dump_clocks[1],
+            _ => u64::MAX,
+        };
+        let (value, flags) = if base == u64::MAX {
+            (t.value, 0)
+        } else {
+            let at = base + t.value[0] * NSEC + t.value[1];
+            ([at / NSEC, at % NSEC], TIMER_ABSTIME)
+        };
+        let v = Itimerspec { interval: t.interval, value };
+        c.check(step::TIMER_ARM, sys4(NR_TIMER_SETTIME, t.id as usize, flags, &v as *const Itimerspec as usize, 0));
     }
 }
 

@@ -190,7 +190,8 @@ words! {
 words! {
     /// One POSIX timer: timer_create(clock, {notify, signo, sival, tid})
     /// with id `id` (PR_TIMER_CREATE_RESTORE_IDS), then, when `value` is not
-    /// zero, timer_settime(id, 0, {interval, value}) (relative).
+    /// zero, timer_settime(id, 0, {interval, value}): relative, or absolute
+    /// from `Args::dump_clocks` when that has its clock.
     pub struct PosixTimer {
         pub id: u64,
         pub clock: u64,
@@ -358,6 +359,10 @@ words! {
         /// The POSIX timers (`PosixTimer`s), made once every thread exists
         /// (a timer may signal any of them), just before the pending signals.
         pub posix_timers: Slice,
+        /// CLOCK_MONOTONIC and CLOCK_BOOTTIME (ns) when the dump read the
+        /// timers, where the task's clocks went on from (a new time
+        /// namespace); u64::MAX: unknown (timers are armed relative).
+        pub dump_clocks: [u64; 2],
         /// Owners and I/O signals of the task's fds (`Fown`s), set as the
         /// task (after the creds) once every thread exists.
         pub fowns: Slice,

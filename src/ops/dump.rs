@@ -707,7 +707,15 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::check_unix_pairs(&sh.fds, &who)?;
-        // Timers' remaining times and the clocks, read together.
+        // Timers' remaining times and the clocks, read together (a restore
+        // in a new time namespace goes on from those clocks).
+        for c in collected.iter_mut() {
+            let Some(ctl) = tasks.iter_mut().find(|t| t.pid == c.pid).and_then(|t| t.ctl.as_mut()) else { continue };
+            if let Some(tm) = c.core.tc.as_mut().and_then(|tc| tc.timers.as_mut()).filter(|tm| !tm.posix.is_empty()) {
+                tm.posix = task::posix_timers::dump(c.pid, ctl)?;
+                ctl.drop_scratch()?;
+            }
+        }
         fds::refresh_timerfds(&sh.fds, &mut sh.files)?;
         timens.read_clocks()?;
         write_images(&dir, &tasks, &collected, &sh)?;

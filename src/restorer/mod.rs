@@ -556,6 +556,8 @@ fn build_args(
     let mut timers: Vec<_> = plan.posix_timers.iter().map(crate::task::posix_timers::words).collect();
     timers.sort_by_key(|t| t.id);
     a.posix_timers = b.push(&timers);
+    let at_dump = |clk| crate::ns::timens::clock_at_dump(clk).and_then(|v| u64::try_from(v).ok()).unwrap_or(u64::MAX);
+    a.dump_clocks = [at_dump(libc::CLOCK_MONOTONIC), at_dump(libc::CLOCK_BOOTTIME)];
     let fowns: Vec<proto::Fown> = plan
         .fowns
         .iter()
