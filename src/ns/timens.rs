@@ -195,7 +195,7 @@ impl DumpTimens {
         }
         let mut w = crate::images::ImageWriter::create(dir, &kinds::timens().file_name(u64::from(id)), kinds::timens())?;
         let clocks = match &self.read {
-            Some(c) => c.clone(),
+            Some(c) => *c,
             None => self.clocks()?,
         };
         w.write(&clocks)?;
