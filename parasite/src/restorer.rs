@@ -143,6 +143,15 @@ const NR_RSEQ: usize = 334;
 const NR_FUTEX: usize = 202;
 const NR_SETPRIORITY: usize = 141;
 const NR_SCHED_SETSCHEDULER: usize = 144;
+const NR_TIMER_CREATE: usize = 222;
+const CLOCK_MONOTONIC: u64 = 1;
+const CLOCK_BOOTTIME: u64 = 7;
+const TIMER_ABSTIME: usize = 1;
+const NSEC: u64 = 1_000_000_000;
+const NR_FCNTL: usize = 72;
+const F_SETSIG: usize = 10;
+const F_SETOWN_EX: usize = 15;
+const NR_TIMER_SETTIME: usize = 223;
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -175,6 +184,7 @@ const PR_SET_NO_NEW_PRIVS: usize = 38;
 const PR_CAP_AMBIENT: usize = 47;
 const PR_CAP_AMBIENT_RAISE: usize = 2;
 const PR_CAP_AMBIENT_CLEAR_ALL: usize = 4;
+const PR_TIMER_CREATE_RESTORE_IDS: usize = 77;
 const SECURE_NO_SETUID_FIXUP: usize = 2;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// rt_sigreturn reads the frame 8 bytes below rsp (past `pretcode`).
@@ -332,6 +342,8 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
             c.check(step::DUMPABLE, sys2(NR_PRCTL, PR_SET_DUMPABLE, d as usize));
         }
     }
+    owners(&c, c.slice::<proto::Fown>(a.fowns));
+    posix_timers(&c, c.slice::<proto::PosixTimer>(a.posix_timers));
     queue_pending(&c, c.slice::<proto::Pending>(a.pending));
     c.check(step::PDEATHSIG, sys2(NR_PRCTL, PR_SET_PDEATHSIG, a.pdeath_sig as usize));
 
@@ -484,6 +496,77 @@ fn signals_and_timers(c: &Ctx) {
             value_usec: t.value_usec,
         };
         c.check(step::ITIMER, sys3(NR_SETITIMER, t.which as usize, &v as *const Itimerval as usize, 0));
+    }
+}
+
+/// The kernel's `struct f_owner_ex`.
+#[repr(C)]
+struct FOwnerEx {
+    kind: i32,
+    pid: i32,
+}
+
+/// Give the task's fds their I/O signal and owner back (as the task: the
+/// kernel records the caller's uids with the owner).
+fn owners(c: &Ctx, fowns: &[proto::Fown]) {
+    for f in fowns {
+        if f.signum != 0 {
+            c.check(step::FOWN, sys3(NR_FCNTL, f.fd as usize, F_SETSIG, f.signum as usize));
+        }
+        if f.pid != 0 {
+            let o = FOwnerEx { kind: f.pid_type as i32, pid: f.pid as i32 };
+            c.check(step::FOWN, sys3(NR_FCNTL, f.fd as usize, F_SETOWN_EX, &o as *const FOwnerEx as usize));
+        }
+    }
+}
+
+/// The kernel's `struct sigevent` (64 bytes).
+#[repr(C)]
+struct KSigevent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    tid: i32,
+    _pad: [i32; 11],
+}
+
+#[repr(C)]
+struct Itimerspec {
+    interval: [u64; 2],
+    value: [u64; 2],
+}
+
+/// Create the task's POSIX timers with their ids (every thread exists by
+/// now: a thread-directed one names its target) and arm them. Signals are
+/// blocked until rt_sigreturn, so an early expiry waits for the task's mask.
+fn posix_timers(c: &Ctx, timers: &[proto::PosixTimer]) {
+    if timers.is_empty() {
+        return;
+    }
+    c.check(step::TIMER_IDS, sys2(NR_PRCTL, PR_TIMER_CREATE_RESTORE_IDS, 1));
+    for t in timers {
+        let mut ev = KSigevent { value: t.sival, signo: t.signo as i32, notify: t.notify as i32, tid: t.tid as i32, _pad: [0; 11] };
+        let mut id: i32 = t.id as i32;
+        let r = sys3(NR_TIMER_CREATE, t.clock as usize, &mut ev as *mut KSigevent as usize, &mut id as *mut i32 as usize);
+        c.check(step::TIMER_CREATE, if r == 0 && id as u64 != t.id { -EINVAL } else { r });
+    }
+    c.check(step::TIMER_IDS, sys2(NR_PRCTL, PR_TIMER_CREATE_RESTORE_IDS, 0));
+    for t in timers.iter().filter(|t| t.value != [0, 0]) {
+        // On a clock that went on from the dump's reading: the expiry the
+        // timer had (the restore's own time counts).
+        let base = match t.clock {
+            CLOCK_MONOTONIC => c.a.dump_clocks[0],
+            CLOCK_BOOTTIME => c.a.dump_clocks[1],
+            _ => u64::MAX,
+        };
+        let (value, flags) = if base == u64::MAX {
+            (t.value, 0)
+        } else {
+            let at = base + t.value[0] * NSEC + t.value[1];
+            ([at / NSEC, at % NSEC], TIMER_ABSTIME)
+        };
+        let v = Itimerspec { interval: t.interval, value };
+        c.check(step::TIMER_ARM, sys4(NR_TIMER_SETTIME, t.id as usize, flags, &v as *const Itimerspec as usize, 0));
     }
 }
 

@@ -113,13 +113,21 @@ pub mod step {
     pub const THREAD_TID: u64 = 37;
     pub const SCHED_NICE: u64 = 38;
     pub const SCHED_POLICY: u64 = 39;
-    pub const SECCOMP: u64 = 42;
     /// Reported by the cleaner (not the blob): tracing the jump or
     /// unmapping the restorer region failed.
     pub const CLEANER: u64 = 40;
     /// Not a failure: `Args::fault` set to this (tests) makes criu run the
     /// blob without a cleaner, as when tracing is not possible.
     pub const NO_CLEANER: u64 = 41;
+    /// POSIX timers: PR_TIMER_CREATE_RESTORE_IDS on or off, timer_create
+    /// (or it gave another id), timer_settime.
+    pub const TIMER_IDS: u64 = 42;
+    pub const TIMER_CREATE: u64 = 43;
+    pub const TIMER_ARM: u64 = 44;
+    /// F_SETSIG / F_SETOWN_EX on a restored fd.
+    pub const FOWN: u64 = 45;
+    /// A thread entering seccomp strict mode, its last step.
+    pub const SECCOMP: u64 = 46;
 }
 
 words! {
@@ -185,6 +193,36 @@ words! {
         pub interval_usec: u64,
         pub value_sec: u64,
         pub value_usec: u64,
+    }
+}
+
+words! {
+    /// One POSIX timer: timer_create(clock, {notify, signo, sival, tid})
+    /// with id `id` (PR_TIMER_CREATE_RESTORE_IDS), then, when `value` is not
+    /// zero, timer_settime(id, 0, {interval, value}): relative, or absolute
+    /// from `Args::dump_clocks` when that has its clock.
+    pub struct PosixTimer {
+        pub id: u64,
+        pub clock: u64,
+        /// SIGEV_* as the kernel takes it (SIGEV_THREAD_ID | SIGEV_SIGNAL
+        /// for a thread-directed one, whose target is `tid`).
+        pub notify: u64,
+        pub signo: u64,
+        pub sival: u64,
+        pub tid: u64,
+        pub value: [u64; 2],
+        pub interval: [u64; 2],
+    }
+}
+
+words! {
+    /// The I/O signal settings of fd `fd`: F_SETSIG(`signum`) when it is
+    /// not 0, and F_SETOWN_EX({`pid_type`, `pid`}) when `pid` is not 0.
+    pub struct Fown {
+        pub fd: u64,
+        pub signum: u64,
+        pub pid_type: u64,
+        pub pid: u64,
     }
 }
 
@@ -327,6 +365,16 @@ words! {
         /// u64::MAX: leave it.
         pub dumpable: u64,
         pub pending: Slice,
+        /// The POSIX timers (`PosixTimer`s), made once every thread exists
+        /// (a timer may signal any of them), just before the pending signals.
+        pub posix_timers: Slice,
+        /// CLOCK_MONOTONIC and CLOCK_BOOTTIME (ns) when the dump read the
+        /// timers, where the task's clocks went on from (a new time
+        /// namespace); u64::MAX: unknown (timers are armed relative).
+        pub dump_clocks: [u64; 2],
+        /// Owners and I/O signals of the task's fds (`Fown`s), set as the
+        /// task (after the creds) once every thread exists.
+        pub fowns: Slice,
         pub pdeath_sig: u64,
         /// Service fds to close before the jump (u32 each, packed).
         pub close_fds: Slice,

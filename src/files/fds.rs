@@ -41,6 +41,9 @@ pub struct Fds {
     held: Vec<std::os::fd::OwnedFd>,
     /// Pipes whose data is dumped already, by inode.
     pipes_seen: HashMap<u64, ()>,
+    /// Timerfds recorded: (pid, fd, file id), read again last
+    /// ([`refresh_timerfds`]).
+    timerfds: Vec<(i32, i32, u32)>,
 }
 
 fn kind_name(ft: &std::fs::FileType, link: &str) -> String {
@@ -209,8 +212,14 @@ fn one(
             files.push(FileEntry { r#type: FdTypes::Signalfd as i32, id, sgfd: Some(e), ..Default::default() });
             FdTypes::Signalfd
         } else if link == "anon_inode:[timerfd]" {
+            // Expired and unread, a periodic timer is not moved on to its
+            // next expiry yet: fdinfo would say disarmed, with one tick.
+            let ours = their_fd(pid, fd, pidfd)?;
+            crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on fd {fd} of task {pid}"))?;
+            let info = fdinfo::read(pid, fd)?;
             let e = super::anonfd::timerfd_entry(id, file_flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
             files.push(FileEntry { r#type: FdTypes::Timerfd as i32, id, tfd: Some(e), ..Default::default() });
+            out.timerfds.push((pid, fd, id));
             FdTypes::Timerfd
         } else if link == "anon_inode:[eventfd]" {
             if info.get("eventfd-semaphore") == Some("1") {
@@ -230,9 +239,43 @@ fn one(
         } else {
             bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", kind_name(&ft, &link));
         };
+        // Who gets its I/O signals, in whichever record the kind wrote.
+        let fown = if file_flags & libc::O_PATH as u32 != 0 {
+            Default::default()
+        } else {
+            super::fown::read(pid, fd, their_fd(pid, fd, pidfd)?.as_fd())?
+        };
+        if super::fown::is_set(&fown) {
+            let rec = files.entry_mut(id).or_else(|| out.unix_waiting.iter_mut().map(|(_, e)| e).find(|e| e.id == id));
+            match rec.and_then(super::fown::of_mut) {
+                Some(f) => *f = fown,
+                None => bail!("fd {fd} ({link}) of task {pid} has an owner or I/O signal (F_SETOWN/F_SETSIG) its record can't hold"),
+            }
+        }
         out.seen.push((pid, fd, md.dev(), md.ino(), id));
         Ok((id, ty as i32, fd_flags))
     }
+}
+
+/// At the end of the dump, just before the clocks are read for the image:
+/// each timerfd's remaining time and ticks again, so they are those of the
+/// clocks the image records (a restore in a new time namespace goes on from
+/// them; whatever the dump did in between would be lost or counted twice).
+pub fn refresh_timerfds(out: &Fds, files: &mut FileTable) -> Result<()> {
+    let mut pidfd: Option<(i32, std::os::fd::OwnedFd)> = None;
+    for &(pid, fd, id) in &out.timerfds {
+        if pidfd.as_ref().is_none_or(|(p, _)| *p != pid) {
+            pidfd = Some((pid, crate::sys::pidfd::open(nix::unistd::Pid::from_raw(pid)).with_context(|| format!("pidfd_open({pid})"))?));
+        }
+        let p = pidfd.as_ref().map(|(_, p)| p.as_fd()).context("pidfd")?;
+        let ours = crate::sys::pidfd::getfd(p, fd).with_context(|| format!("pidfd_getfd of fd {fd} of {pid}"))?;
+        crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on fd {fd} of task {pid}"))?;
+        let info = fdinfo::read(pid, fd)?;
+        let e = files.entry_mut(id).and_then(|e| e.tfd.as_mut()).with_context(|| format!("timerfd {id} of fd {fd} of task {pid}"))?;
+        let new = super::anonfd::timerfd_entry(id, e.flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+        *e = crate::images::pb::TimerfdEntry { fown: e.fown, ..new };
+    }
+    Ok(())
 }
 
 /// Once every task's fds are dumped: each unix socket's peer must be one

@@ -7,6 +7,7 @@ pub mod elf;
 pub mod epoll;
 pub mod inotify;
 pub mod fds;
+pub mod fown;
 pub mod ghost;
 pub mod pipe;
 pub mod restore;
@@ -92,6 +93,11 @@ impl FileTable {
 
     pub fn push(&mut self, e: FileEntry) {
         self.entries.push(e);
+    }
+
+    /// The record of file `id`, to complete it.
+    pub fn entry_mut(&mut self, id: u32) -> Option<&mut FileEntry> {
+        self.entries.iter_mut().find(|e| e.id == id)
     }
 
     pub fn entries(&self) -> &[FileEntry] {

@@ -294,6 +294,22 @@ impl Opened {
         }
         drop(high);
         crate::sys::fd::close_all_but(&targets.iter().chain(keep).copied().collect::<Vec<_>>());
+        // O_ASYNC was set where the description was opened: the kernel's
+        // SIGIO record names that fd number (si_fd). Set it again from the
+        // first fd of each description (turning it off and on re-registers).
+        let mut seen = Vec::new();
+        for fi in fdinfo {
+            if seen.contains(&fi.id) {
+                continue;
+            }
+            seen.push(fi.id);
+            let fd = fi.fd as RawFd;
+            let fl = OFlag::from_bits_truncate(crate::sys::fd::get_fl(fd).with_context(|| format!("F_GETFL on fd {fd}"))?);
+            if fl.contains(OFlag::O_ASYNC) {
+                crate::sys::fd::set_fl(fd, (fl - OFlag::O_ASYNC).bits()).with_context(|| format!("O_ASYNC off on fd {fd}"))?;
+                crate::sys::fd::set_fl(fd, fl.bits()).with_context(|| format!("O_ASYNC on fd {fd}"))?;
+            }
+        }
         Ok(())
     }
 }

@@ -109,6 +109,8 @@ pub struct DumpTimens {
     root: i32,
     /// The root's namespace is not criu's: it is taken in the image.
     own: bool,
+    /// The clocks as read by [`DumpTimens::read_clocks`] (else at write).
+    read: Option<TimensEntry>,
 }
 
 impl DumpTimens {
@@ -116,8 +118,8 @@ impl DumpTimens {
     /// in the root's time namespace, with its children's the same.
     pub fn of_tree(pids: &[i32]) -> Result<DumpTimens> {
         let root = *pids.first().context("an empty tree")?;
-        let Some(ours) = links("self")? else { return Ok(DumpTimens { root, own: false }) };
-        let Some((root_ns, _)) = links(&root.to_string())? else { return Ok(DumpTimens { root, own: false }) };
+        let Some(ours) = links("self")? else { return Ok(DumpTimens { root, own: false, read: None }) };
+        let Some((root_ns, _)) = links(&root.to_string())? else { return Ok(DumpTimens { root, own: false, read: None }) };
         for &pid in pids {
             // Each thread has its own (a thread's unshare makes one for
             // the children it forks).
@@ -143,7 +145,7 @@ impl DumpTimens {
             info!("Will take time namespace in the image");
             info!("Add time ns {} pid {root}", super::OWN_TIME_NS_ID);
         }
-        Ok(DumpTimens { root, own })
+        Ok(DumpTimens { root, own, read: None })
     }
 
     /// The time_ns_id of every task's ids.
@@ -153,6 +155,13 @@ impl DumpTimens {
         } else {
             super::CRIU_TIME_NS_ID
         }
+    }
+
+    /// Read the clocks now for the image (the dump does it right after
+    /// reading its timers' remaining times, which then match them).
+    pub fn read_clocks(&mut self) -> Result<()> {
+        self.read = Some(self.clocks()?);
+        Ok(())
     }
 
     /// The tree's clocks now, as the tree sees them.
@@ -185,7 +194,11 @@ impl DumpTimens {
             info!("Dump TIME namespace {id} via {}", self.root);
         }
         let mut w = crate::images::ImageWriter::create(dir, &kinds::timens().file_name(u64::from(id)), kinds::timens())?;
-        w.write(&self.clocks()?)?;
+        let clocks = match &self.read {
+            Some(c) => *c,
+            None => self.clocks()?,
+        };
+        w.write(&clocks)?;
         w.finish()?;
         if self.own {
             info!("Namespaces dump complete");
@@ -250,6 +263,22 @@ fn image_id(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Option<
     }
 }
 
+/// The image's CLOCK_MONOTONIC and CLOCK_BOOTTIME (ns) the restored time
+/// namespace started from (set by [`enter`] when it made one).
+static STARTED_AT: std::sync::OnceLock<(Nanos, Nanos)> = std::sync::OnceLock::new();
+
+/// When the tree is restored in a new time namespace: `clock` (monotonic
+/// or boottime) as the dump read it, which is where the namespace's clock
+/// started at the restore (so the time since is the restore's).
+pub fn clock_at_dump(clock: libc::clockid_t) -> Option<i128> {
+    let (mono, boot) = *STARTED_AT.get()?;
+    match clock {
+        libc::CLOCK_MONOTONIC => Some(mono),
+        libc::CLOCK_BOOTTIME => Some(boot),
+        _ => None,
+    }
+}
+
 /// Before criu forks the root: make the time namespace the tree is
 /// restored in (as CRIU 4.2: none with --unprivileged, or for a tree of
 /// criu's namespace without timens-0.img or kernel support).
@@ -284,6 +313,7 @@ pub fn enter(dir: &ImageDir, unprivileged: bool, live: &[(i32, &TaskKobjIdsEntry
         f.write_all(format!("{clk} {s} {n}\n").as_bytes())
             .with_context(|| format!("Unable to set a {what} clock offset ({s} s {n} ns, from {})", dir.display(&name)))?;
     }
+    let _ = STARTED_AT.set((mono, boot));
     Ok(Some(entered))
 }
 

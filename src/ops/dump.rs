@@ -673,7 +673,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         e.context(what.clone())
     };
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
-    let timens = match ns::timens::DumpTimens::of_tree(&live) {
+    let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
     };
@@ -730,6 +730,17 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let mut tables: Vec<(i32, &[FdinfoEntry])> = collected.iter().map(|c| (c.pid, c.fdinfo.as_slice())).collect();
         tables.extend(tasks.iter().filter(|t| t.ctl.is_none()).map(|t| (t.pid, &[][..])));
         files::check_proc_paths(&sh.files, &tables)?;
+        // Timers' remaining times and the clocks, read together (a restore
+        // in a new time namespace goes on from those clocks).
+        for c in collected.iter_mut() {
+            let Some(ctl) = tasks.iter_mut().find(|t| t.pid == c.pid).and_then(|t| t.ctl.as_mut()) else { continue };
+            if let Some(tm) = c.core.tc.as_mut().and_then(|tc| tc.timers.as_mut()).filter(|tm| !tm.posix.is_empty()) {
+                tm.posix = task::posix_timers::dump(c.pid, ctl)?;
+                ctl.drop_scratch()?;
+            }
+        }
+        fds::refresh_timerfds(&sh.fds, &mut sh.files)?;
+        timens.read_clocks()?;
         write_images(&dir, &tasks, &collected, &sh)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))?;

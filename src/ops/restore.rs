@@ -1141,12 +1141,9 @@ fn prepare(
     opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
     fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
-    // POSIX timers, with signals blocked from here on: an early expiry stays
-    // pending until the task's own mask and handlers are in place.
-    if let Some(t) = core.tc.as_ref().and_then(|tc| tc.timers.as_ref()).filter(|t| !t.posix.is_empty()) {
-        crate::sys::timers::block_all_signals().context("blocking signals")?;
-        crate::task::posix_timers::restore(&t.posix, pid)?;
-    }
+    // POSIX timers: checked here, made by the restorer (their threads exist there).
+    let posix_timers = tc.timers.as_ref().map(|t| t.posix.clone()).unwrap_or_default();
+    crate::task::posix_timers::check_restore(&posix_timers, pid, &imgs.threads.iter().map(|(tid, _)| *tid).collect::<Vec<_>>())?;
 
     let plan = Plan {
         pid,
@@ -1169,6 +1166,8 @@ fn prepare(
         exe_fd: Some(exe_fd),
         sigactions: tc.sigactions.clone(),
         itimers: tc.timers.clone(),
+        posix_timers,
+        fowns: crate::files::fown::restore_list(&imgs.fdinfo, &tree.files, thc.creds.as_ref(), pid)?,
         sigaltstack: thc.sas,
         clear_tid_addr: ti.clear_tid_addr,
         rseq: thc.rseq_entry,

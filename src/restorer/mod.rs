@@ -571,6 +571,19 @@ fn build_args(
 
     let pending = pending_words(plan.pending.iter().map(|(s, i)| (*s, i.as_slice())))?;
     a.pending = b.push(&pending);
+    // Made in id order: /proc lists a process's timers newest first, and a
+    // task numbering its own timers made them in that order.
+    let mut timers: Vec<_> = plan.posix_timers.iter().map(crate::task::posix_timers::words).collect();
+    timers.sort_by_key(|t| t.id);
+    a.posix_timers = b.push(&timers);
+    let at_dump = |clk| crate::ns::timens::clock_at_dump(clk).and_then(|v| u64::try_from(v).ok()).unwrap_or(u64::MAX);
+    a.dump_clocks = [at_dump(libc::CLOCK_MONOTONIC), at_dump(libc::CLOCK_BOOTTIME)];
+    let fowns: Vec<proto::Fown> = plan
+        .fowns
+        .iter()
+        .map(|(fd, f)| proto::Fown { fd: *fd as u64, signum: u64::from(f.signum), pid_type: u64::from(f.pid_type), pid: u64::from(f.pid) })
+        .collect();
+    a.fowns = b.push(&fowns);
     a.pdeath_sig = u64::from(plan.pdeath_sig);
     // Measuring: room for every fd we have.
     let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
@@ -677,6 +690,10 @@ pub fn step_name(step: u64) -> &'static str {
         SECCOMP => "entering seccomp strict mode",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
+        TIMER_IDS => "PR_TIMER_CREATE_RESTORE_IDS",
+        TIMER_CREATE => "creating a POSIX timer with its id",
+        TIMER_ARM => "arming a POSIX timer",
+        FOWN => "setting an fd's owner or I/O signal (F_SETOWN_EX/F_SETSIG)",
         _ => "unknown step",
     }
 }

@@ -70,6 +70,10 @@ pub struct Plan {
     /// Signals 1..=64 but SIGKILL/SIGSTOP, in order (62 entries).
     pub sigactions: Vec<SaEntry>,
     pub itimers: Option<TaskTimersEntry>,
+    /// POSIX timers, made by the restorer once every thread exists.
+    pub posix_timers: Vec<crate::images::pb::PosixTimerEntry>,
+    /// Per fd: its owner and I/O signal (set by the restorer as the task).
+    pub fowns: Vec<(i32, crate::images::pb::FownEntry)>,
     pub sigaltstack: Option<ThreadSasEntry>,
     pub clear_tid_addr: u64,
     pub rseq: Option<RseqEntry>,

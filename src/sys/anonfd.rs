@@ -20,12 +20,33 @@ pub fn timerfd(clockid: i32) -> std::io::Result<OwnedFd> {
     check(unsafe { libc::timerfd_create(clockid, libc::TFD_CLOEXEC) })
 }
 
-/// timerfd_settime(fd, 0, {interval, value}) with relative time.
-pub fn timerfd_settime(fd: BorrowedFd<'_>, value: (u64, u64), interval: (u64, u64)) -> std::io::Result<()> {
+/// timerfd_settime(fd, flags, {interval, value}).
+pub fn timerfd_settime(fd: BorrowedFd<'_>, flags: i32, value: (u64, u64), interval: (u64, u64)) -> std::io::Result<()> {
     let ts = |(s, n): (u64, u64)| libc::timespec { tv_sec: s as libc::time_t, tv_nsec: n as libc::c_long };
     let its = libc::itimerspec { it_interval: ts(interval), it_value: ts(value) };
     // SAFETY: reads one itimerspec; the old-value pointer is null.
-    let r = unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &its, std::ptr::null_mut()) };
+    let r = unsafe { libc::timerfd_settime(fd.as_raw_fd(), flags, &its, std::ptr::null_mut()) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// clock_gettime(clock) as (sec, nsec).
+pub fn clock_now(clock: i32) -> std::io::Result<(u64, u64)> {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes one timespec.
+    let r = unsafe { libc::clock_gettime(clock, &mut t) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok((t.tv_sec as u64, t.tv_nsec as u64)) }
+}
+
+/// timerfd_gettime on `fd`, for its side effect: an expired periodic timer
+/// is moved on to its next expiry and its missed expirations counted, as a
+/// read would see them (fdinfo shows neither before that).
+pub fn timerfd_refresh(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    let mut cur = libc::itimerspec {
+        it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+        it_value: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+    };
+    // SAFETY: writes one itimerspec.
+    let r = unsafe { libc::timerfd_gettime(fd.as_raw_fd(), &mut cur) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 

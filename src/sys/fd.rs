@@ -87,3 +87,50 @@ pub fn eventfd(count: u64) -> std::io::Result<std::os::fd::OwnedFd> {
     }
     Ok(fd)
 }
+
+/// Who gets the I/O signals of the description behind `fd` (F_GETSIG,
+/// F_GETOWN_EX, F_GETOWNER_UIDS): (signal, owner type, owner pid, owner
+/// uid, owner euid); pid 0: no owner (the uids are then 0).
+pub fn owner(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<(u32, u32, i32, u32, u32)> {
+    use std::os::fd::AsRawFd;
+    let fd = fd.as_raw_fd();
+    let mut ex = FOwnerEx { kind: 0, pid: 0 };
+    let mut uids = [0u32; 2];
+    // SAFETY: F_GETSIG takes no argument; F_GETOWN_EX writes one
+    // f_owner_ex and F_GETOWNER_UIDS two u32s, into locals.
+    unsafe {
+        let sig = libc::fcntl(fd, F_GETSIG);
+        if sig < 0 || libc::fcntl(fd, F_GETOWN_EX, &mut ex as *mut FOwnerEx) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if ex.pid != 0 && libc::fcntl(fd, F_GETOWNER_UIDS, uids.as_mut_ptr()) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((sig as u32, ex.kind as u32, ex.pid, uids[0], uids[1]))
+    }
+}
+
+/// The kernel's struct f_owner_ex.
+#[repr(C)]
+struct FOwnerEx {
+    kind: libc::c_int,
+    pid: libc::c_int,
+}
+
+const F_GETSIG: libc::c_int = 11;
+const F_GETOWN_EX: libc::c_int = 16;
+const F_GETOWNER_UIDS: libc::c_int = 17;
+
+/// F_GETFL of fd number `fd` (of this process).
+pub fn get_fl(fd: i32) -> std::io::Result<i32> {
+    // SAFETY: F_GETFL takes no argument; a bad fd is EBADF.
+    let r = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// F_SETFL of fd number `fd` (of this process).
+pub fn set_fl(fd: i32, flags: i32) -> std::io::Result<()> {
+    // SAFETY: F_SETFL takes an integer; a bad fd is EBADF.
+    let r = unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}

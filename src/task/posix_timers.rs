@@ -1,7 +1,8 @@
 //! POSIX timers (timer_create): which exist and how they notify, from
 //! /proc/PID/timers; their remaining time, interval and overrun, asked of
 //! the task itself (timer_gettime / timer_getoverrun run in it); and their
-//! re-creation with the same ids on restore (PR_TIMER_CREATE_RESTORE_IDS).
+//! re-creation with the same ids and targets on restore (the restorer makes
+//! them once every thread exists, with PR_TIMER_CREATE_RESTORE_IDS).
 
 use anyhow::{bail, Context, Result};
 
@@ -10,6 +11,7 @@ use crate::images::pb::PosixTimerEntry;
 
 const SIGEV_SIGNAL: u32 = 0;
 const SIGEV_NONE: u32 = 1;
+const SIGEV_THREAD: u32 = 2;
 const SIGEV_THREAD_ID: u32 = 4;
 
 /// One timer as /proc/PID/timers shows it.
@@ -41,14 +43,17 @@ pub fn parse(text: &str) -> Result<Vec<ProcTimer>> {
             }
             "notify" => {
                 let t = out.last_mut().context("notify before ID")?;
+                // "HOW/pid.N" or "HOW/tid.N": tid when thread-directed
+                // (SIGEV_THREAD_ID, as glibc's SIGEV_THREAD timers are).
                 let (how, target) = v.split_once('/').unwrap_or((v, ""));
                 t.notify = match how {
                     "signal" => SIGEV_SIGNAL,
                     "none" => SIGEV_NONE,
-                    "thread" => SIGEV_THREAD_ID | SIGEV_SIGNAL,
+                    "thread" => SIGEV_THREAD,
                     other => bail!("timer notification {other:?} is not supported"),
                 };
                 if let Some(tid) = target.strip_prefix("tid.") {
+                    t.notify |= SIGEV_THREAD_ID;
                     t.tid = tid.parse().context("bad notify tid")?;
                 }
             }
@@ -66,12 +71,18 @@ pub fn dump(pid: i32, r: &mut dyn Remote) -> Result<Vec<PosixTimerEntry>> {
     if timers.is_empty() {
         return Ok(Vec::new());
     }
+    // A thread-directed timer must target a thread the dump carries (its
+    // target may have exited since).
+    let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("can't list the threads of task {pid}"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    if let Some(t) = timers.iter().find(|t| t.notify & SIGEV_THREAD_ID != 0 && !tids.contains(&t.tid)) {
+        bail!("posix timer {} of task {pid} signals thread {}, which is not one of its threads: not supported", t.id, t.tid);
+    }
     let page = r.scratch()?;
     let mut out = Vec::with_capacity(timers.len());
     for t in timers {
-        if t.notify & SIGEV_THREAD_ID != 0 && t.tid != pid {
-            bail!("posix timer {} of task {pid} signals thread {}: thread-directed timers of other threads are not supported yet", t.id, t.tid);
-        }
         let rv = r.syscall(libc::SYS_timer_gettime, [u64::from(t.id), page, 0, 0, 0, 0])?;
         if rv < 0 {
             bail!("timer_gettime({}) in task {pid}: {}", t.id, nix::errno::Errno::from_raw(-rv as i32));
@@ -96,40 +107,49 @@ pub fn dump(pid: i32, r: &mut dyn Remote) -> Result<Vec<PosixTimerEntry>> {
     Ok(out)
 }
 
-/// Create the task's timers in this (restoring) process with their ids and
-/// arm them. Signals must already be blocked (an early expiry then waits
-/// for the task's handlers). `pid` is the task's (its own thread).
-pub fn restore(timers: &[PosixTimerEntry], pid: i32) -> Result<()> {
+/// Before the restore starts: timer ids can be restored (Linux 6.13+),
+/// and each thread-directed timer targets a thread of the task (`pid` is
+/// its leader, `threads` the other tids).
+pub fn check_restore(timers: &[PosixTimerEntry], pid: i32, threads: &[i32]) -> Result<()> {
     if timers.is_empty() {
         return Ok(());
     }
     crate::sys::timers::restore_ids(true).context("PR_TIMER_CREATE_RESTORE_IDS (kernel 6.13+ restores timer ids)")?;
-    let mut sorted = timers.to_vec();
-    sorted.sort_by_key(|t| t.it_id);
-    for t in &sorted {
-        let tid = t.notify_thread_id.unwrap_or(0);
-        if t.it_sigev_notify & SIGEV_THREAD_ID != 0 && tid != pid {
-            bail!("posix timer {} signals thread {tid}: not supported yet", t.it_id);
-        }
-        let id = crate::sys::timers::create(t.clock_id as i32, t.it_sigev_notify as i32, t.si_signo as i32, t.sival_ptr, tid, t.it_id as i32)
-            .with_context(|| format!("timer_create for timer {}", t.it_id))?;
-        if id != t.it_id as i32 {
-            bail!("timer {} was created as {id}", t.it_id);
-        }
-        if t.vsec != 0 || t.vnsec != 0 {
-            crate::sys::timers::arm(id, (t.vsec, t.vnsec), (t.isec, t.insec)).with_context(|| format!("arming timer {id}"))?;
+    crate::sys::timers::restore_ids(false).context("PR_TIMER_CREATE_RESTORE_IDS off")?;
+    for t in timers {
+        if t.it_sigev_notify & SIGEV_THREAD_ID != 0 {
+            let tid = t.notify_thread_id.unwrap_or(0);
+            if tid != pid && !threads.contains(&tid) {
+                bail!("posix timer {} of task {pid} signals thread {tid}, which is not a thread of the task", t.it_id);
+            }
         }
     }
-    crate::sys::timers::restore_ids(false).context("PR_TIMER_CREATE_RESTORE_IDS off")?;
     Ok(())
+}
+
+/// The restorer's record of a timer (it creates them once every thread
+/// exists, with their ids, and arms them relative to now).
+pub fn words(t: &PosixTimerEntry) -> crate::restorer::proto::PosixTimer {
+    let thread_directed = t.it_sigev_notify & SIGEV_THREAD_ID != 0;
+    crate::restorer::proto::PosixTimer {
+        id: u64::from(t.it_id),
+        clock: u64::from(t.clock_id),
+        notify: u64::from(t.it_sigev_notify),
+        signo: u64::from(t.si_signo),
+        sival: t.sival_ptr,
+        tid: if thread_directed { t.notify_thread_id.unwrap_or(0) as u32 as u64 } else { 0 },
+        value: [t.vsec, t.vnsec],
+        interval: [t.isec, t.insec],
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn parses_proc_timers() {
-        let t = super::parse("ID: 0\nsignal: 10/0000000000001234\nnotify: signal/pid.14754\nClockID: 1\nID: 3\nsignal: 12/0000000000000000\nnotify: thread/tid.77\nClockID: 0\n").unwrap();
-        assert_eq!(t.len(), 2);
+        let t = super::parse("ID: 0\nsignal: 10/0000000000001234\nnotify: signal/pid.14754\nClockID: 1\nID: 3\nsignal: 32/0000000000000000\nnotify: signal/tid.77\nClockID: 0\nID: 4\nsignal: 0/0000000000000000\nnotify: none/pid.14754\nClockID: 1\n").unwrap();
+        assert_eq!(t.len(), 3);
+        assert_eq!((t[2].notify, t[2].tid), (1, 0));
         assert_eq!((t[0].id, t[0].signo, t[0].sival, t[0].notify, t[0].clock), (0, 10, 0x1234, 0, 1));
         assert_eq!((t[1].id, t[1].notify, t[1].tid), (3, 4, 77));
     }

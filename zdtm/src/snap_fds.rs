@@ -17,6 +17,7 @@ use super::snapshot::{Snapshot, link, rd};
 pub const VOLATILE_FDINFO: &[(&str, &str)] = &[
     ("eventfd-id:", "the id of the eventfd object, a kernel counter: a recreated eventfd gets a new one"),
     ("it_value:", "a timerfd's remaining time: the clock moved on while it was dumped"),
+    ("ticks:", "a timerfd's expirations: the kernel counts a periodic timer's missed ones lazily (at its next read or timerfd_gettime, which the dump does); the programs check them"),
     ("tfd:", "epoll targets are compared sorted, without `pos:` (the kernel lists them in its tree's order)"),
 ];
 
