@@ -546,3 +546,35 @@ pub fn eventfd_count_test(add: u64) -> ! {
 
 pub mod mem;
 pub mod mlock;
+
+/// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
+/// (start, end); the file offset is kept.
+pub fn extents(fd: i32) -> Vec<(i64, i64)> {
+    // SAFETY: plain syscall.
+    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    let mut out = Vec::new();
+    let mut at = 0;
+    loop {
+        // SAFETY: plain syscalls on the caller's fd.
+        let d = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if d < 0 {
+            break;
+        }
+        // SAFETY: as above.
+        let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
+        out.push((d, h));
+        at = h;
+    }
+    // SAFETY: plain syscall.
+    unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
+    out
+}
+
+/// Up to `len` bytes of file `fd` at `off` (fewer at its end).
+pub fn pread(fd: i32, off: i64, len: usize) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    // SAFETY: reading into our buffer of len bytes.
+    let n = unsafe { libc::pread(fd, b.as_mut_ptr().cast(), len, off) };
+    b.truncate(n.max(0) as usize);
+    b
+}

@@ -12,36 +12,6 @@ const SIZE: i64 = 64 << 20;
 /// (offset, length) of each island of data.
 const ISLANDS: [(i64, usize); 3] = [(1 << 20, 8192), ((20 << 20) + 4096, 65536), ((63 << 20) + 8192, 12288)];
 
-/// The data extents SEEK_DATA/SEEK_HOLE report (the offset is kept).
-fn extents(fd: i32) -> Vec<(i64, i64)> {
-    // SAFETY: plain syscall.
-    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    let mut out = Vec::new();
-    let mut at = 0;
-    loop {
-        // SAFETY: plain syscalls on our fd.
-        let d = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
-        if d < 0 {
-            break;
-        }
-        // SAFETY: as above.
-        let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
-        out.push((d, h));
-        at = h;
-    }
-    // SAFETY: plain syscall.
-    unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
-    out
-}
-
-fn pread(fd: i32, off: i64, len: usize) -> Vec<u8> {
-    let mut b = vec![0u8; len];
-    // SAFETY: reading into our buffer of len bytes.
-    let n = unsafe { libc::pread(fd, b.as_mut_ptr().cast(), len, off) };
-    b.truncate(n.max(0) as usize);
-    b
-}
-
 fn main() {
     zdtm::test_init();
     let path = zdtm::filename().to_path_buf();
@@ -67,7 +37,7 @@ fn main() {
         libc::fsync(fd);
         libc::lseek(fd, 12345, libc::SEEK_SET);
     }
-    let before = extents(fd);
+    let before = zdtm::extents(fd);
     let blocks_before = std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| m.blocks()).unwrap_or(0);
     if before.len() < 2 || blocks_before * 512 >= SIZE as u64 / 2 {
         zdtm::skip(&format!("{} does not keep holes (extents {before:?}, {blocks_before} blocks)", path.display()));
@@ -87,12 +57,12 @@ fn main() {
     c.eq("size", md.size() as i64, SIZE);
     c.eq("nlink", md.nlink(), 0);
     c.check(md.blocks() <= blocks_before + 64, || format!("{} blocks in use, {blocks_before} before: the holes are gone", md.blocks()));
-    c.eq("data extents", extents(fd), before);
+    c.eq("data extents", zdtm::extents(fd), before);
     for ((off, len), want) in ISLANDS.iter().zip(&islands) {
-        c.check(pread(fd, *off, *len) == *want, || format!("island at {off} differs"));
+        c.check(zdtm::pread(fd, *off, *len) == *want, || format!("island at {off} differs"));
     }
     for off in [0, 4 << 20, 40 << 20, SIZE - 1] {
-        c.check(pread(fd, off, 1) == [0], || format!("hole byte at {off} is not zero"));
+        c.check(zdtm::pread(fd, off, 1) == [0], || format!("hole byte at {off} is not zero"));
     }
     // SAFETY: plain syscall.
     c.eq("offset", unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }, 12345);

@@ -29,36 +29,6 @@ const FILES: [Sparse; 5] = [
 /// than the smallest hole (4 KiB), so a filled hole fails.
 const MARGIN: u64 = 4;
 
-/// The data extents SEEK_DATA/SEEK_HOLE report (the offset is kept).
-fn extents(fd: i32) -> Vec<(i64, i64)> {
-    // SAFETY: plain syscall.
-    let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    let mut out = Vec::new();
-    let mut at = 0;
-    loop {
-        // SAFETY: plain syscalls on our fd.
-        let d = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
-        if d < 0 {
-            break;
-        }
-        // SAFETY: as above.
-        let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
-        out.push((d, h));
-        at = h;
-    }
-    // SAFETY: plain syscall.
-    unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
-    out
-}
-
-fn pread(fd: i32, off: i64, len: usize) -> Vec<u8> {
-    let mut b = vec![0u8; len];
-    // SAFETY: reading into our buffer of len bytes.
-    let n = unsafe { libc::pread(fd, b.as_mut_ptr().cast(), len, off) };
-    b.truncate(n.max(0) as usize);
-    b
-}
-
 fn blocks(fd: i32) -> u64 {
     std::fs::metadata(format!("/proc/self/fd/{fd}")).map(|m| m.blocks()).unwrap_or(0)
 }
@@ -100,7 +70,7 @@ fn main() {
             libc::fsync(fd);
             libc::lseek(fd, pos, libc::SEEK_SET);
         }
-        let ext = extents(fd);
+        let ext = zdtm::extents(fd);
         let want: Vec<(i64, i64)> = s.islands.iter().map(|(o, l)| (*o, *o + *l as i64)).collect();
         if ext != want {
             zdtm::skip(&format!("{} does not keep holes as written (extents {ext:?}, wrote {want:?})", path.display()));
@@ -129,8 +99,8 @@ fn main() {
         c.check(md.blocks() <= b.blocks + MARGIN, || {
             format!("{}: {} blocks in use, {} before: holes were filled", s.tag, md.blocks(), b.blocks)
         });
-        c.eq(&format!("{} data extents", s.tag), extents(b.fd), b.extents.clone());
-        c.check(pread(b.fd, 0, s.size as usize + 1) == b.contents, || format!("{}: the bytes differ", s.tag));
+        c.eq(&format!("{} data extents", s.tag), zdtm::extents(b.fd), b.extents.clone());
+        c.check(zdtm::pread(b.fd, 0, s.size as usize + 1) == b.contents, || format!("{}: the bytes differ", s.tag));
         // SAFETY: plain syscall.
         c.eq(&format!("{} offset", s.tag), unsafe { libc::lseek(b.fd, 0, libc::SEEK_CUR) }, b.pos);
     }
