@@ -5,14 +5,22 @@
 //! A task premaps and fills its memory before it forks its children, so
 //! each child starts with the parent's premapped areas, shared
 //! copy-on-write ([`Premapped`] says where they are). A child's private VMA
-//! that is the parent's (same range, flags, kind, file and offset, both
-//! tasks running the same executable) takes the parent's area (mremap into
-//! its own premap) instead of a fresh one. Filling it ([`Adopted::fill`])
-//! writes only the child's pages whose contents differ from the parent's
-//! there (or that the parent lacks), and drops (MADV_DONTNEED) the
-//! parent's pages the child doesn't have; every page left alone stays the
-//! parent's frame. The parent's areas the child didn't take are unmapped
-//! ([`Adopted::release`]).
+//! whose first page lies in a parent VMA of the same kind (flags, kind,
+//! file and consistent offset, both tasks running the same executable)
+//! takes the part of the parent's area it overlaps (mremap into its own
+//! premap); the rest of the VMA, past the parent's, is the same mapping
+//! grown in place, so the VMA stays one kernel VMA as the task had it
+//! (heaps, stacks and mremap'ed areas grow after a fork; mprotect splits
+//! one task's VMA and not the other's). Filling it ([`Adopted::fill`])
+//! writes only the child's pages whose contents differ from what is there
+//! (or that the parent lacks), and drops (MADV_DONTNEED) the parent's pages
+//! the child doesn't have; every page left alone stays the parent's frame.
+//! What is left of the parent's areas is unmapped ([`Adopted::release`]).
+//!
+//! Not shared: a child VMA starting below every parent VMA of its kind
+//! (an area can't be grown downwards), and of several parent VMAs under
+//! one child VMA, those after the first (pages of two parent VMAs can only
+//! be one kernel VMA's if it is split, which the task would see).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -53,31 +61,40 @@ impl Premapped {
         }
     }
 
-    /// The parent's VMA `v` can be, with the same pages: a private VMA of
-    /// the same range, kind, flags, file and offset.
-    fn same_vma(&self, v: &VmaEntry) -> Option<&VmaEntry> {
-        let private = |w: &VmaEntry| {
-            w.status & status::AREA_REGULAR != 0
-                && w.status & (status::ANON_PRIVATE | status::FILE_PRIVATE) != 0
-                && w.status & (status::AREA_VDSO | status::AREA_VVAR | status::AREA_GUARD) == 0
-        };
-        let p = self.vmas.iter().find(|p| p.start == v.start && private(p))?;
-        let file = v.status & status::FILE_PRIVATE != 0;
-        (private(v)
-            && p.end == v.end
-            && p.flags == v.flags
-            && p.status == v.status
-            && (!file || (p.shmid == v.shmid && p.pgoff == v.pgoff)))
-            .then_some(p)
+    /// Where the child's VMA `v` can start from the parent's premap: the
+    /// premap address of `v.start` and the image address where the
+    /// parent's VMA holding it ends within `v` (None: nothing to take).
+    fn source(&self, v: &VmaEntry) -> Option<(u64, u64)> {
+        let p = self.vmas.iter().find(|p| p.start <= v.start && v.start < p.end && private(p))?;
+        if !private(v) || !same_kind(p, v) || !survives_fork(p) || !survives_fork(v) {
+            return None;
+        }
+        let &(from, _, _) = self.areas.iter().find(|&&(_, to, len)| to == p.start && len == p.end - p.start)?;
+        Some((from + (v.start - p.start), p.end.min(v.end)))
     }
+}
+
+/// A private VMA whose pages fork shares copy-on-write.
+fn private(v: &VmaEntry) -> bool {
+    v.status & status::AREA_REGULAR != 0
+        && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE) != 0
+        && v.status & (status::AREA_VDSO | status::AREA_VVAR | status::AREA_GUARD) == 0
+}
+
+/// Whether overlapping VMAs `p` and `v` map the same thing at the same
+/// addresses: flags, kind, and for a file the same file at offsets that
+/// move with the address.
+fn same_kind(p: &VmaEntry, v: &VmaEntry) -> bool {
+    let file = v.status & status::FILE_PRIVATE != 0;
+    p.flags == v.flags
+        && p.status == v.status
+        && (!file || (p.shmid == v.shmid && p.pgoff.wrapping_sub(p.start) == v.pgoff.wrapping_sub(v.start)))
 }
 
 /// A child's side: which of the parent's areas it took, and where.
 pub struct Adopted<'a> {
     parent: Option<&'a Premapped>,
     own: &'a [MapEntry],
-    /// Parent areas taken (by premap address).
-    taken: Vec<u64>,
     /// The child's areas that are the parent's: (image start, end, premap address).
     areas: Vec<(u64, u64, u64)>,
 }
@@ -110,37 +127,31 @@ impl<'a> Adopted<'a> {
     pub fn new(parent: Option<&'a Premapped>, exe_file_id: u32, own: &'a [MapEntry]) -> Adopted<'a> {
         // Tasks running different executables share nothing worth finding.
         let parent = parent.filter(|p| p.exe_file_id == exe_file_id);
-        Adopted { parent, own, taken: Vec::new(), areas: Vec::new() }
+        Adopted { parent, own, areas: Vec::new() }
     }
 
-    /// Premap `v` at `at` with protections `prot` by taking the parent's
-    /// area, if it is the same VMA and its area is still here as the
-    /// parent made it. False: map it afresh.
+    /// Premap `v` at `at` with protections `prot` by taking the part of
+    /// the parent's area it overlaps, if there is one still here as the
+    /// parent made it, and growing it in place to `v`'s length. False: map
+    /// it afresh.
     pub fn adopt(&mut self, v: &VmaEntry, prot: i32, at: u64) -> bool {
-        let Some(p) = self.parent else { return false };
-        if p.same_vma(v).is_none() || !survives_fork(v) {
-            return false;
-        }
-        let len = v.end - v.start;
-        let Some(&(from, _, _)) = p.areas.iter().find(|(_, to, l)| *to == v.start && *l == len) else { return false };
-        // The parent's area, whole, private, with the same protections
+        let Some((from, end)) = self.parent.and_then(|p| p.source(v)) else { return false };
+        let (len, part) = (v.end - v.start, end - v.start);
+        // The parent's part, whole, private, with the same protections
         // (an area not copied by fork, MADV_DONTFORK, is not here at all).
-        let parts: Vec<&MapEntry> = self.own.iter().filter(|m| m.start < from + len && from < m.end).collect();
-        let covered: u64 = parts.iter().map(|m| m.end.min(from + len) - m.start.max(from)).sum();
-        if covered != len || parts.iter().any(|m| m.shared || prot_of(m) != prot) {
+        let parts: Vec<&MapEntry> = self.own.iter().filter(|m| m.start < from + part && from < m.end).collect();
+        let covered: u64 = parts.iter().map(|m| m.end.min(from + part) - m.start.max(from)).sum();
+        if covered != part || parts.iter().any(|m| m.shared || prot_of(m) != prot) {
             return false;
         }
-        match mm::remap(from, len, at) {
-            Ok(_) => {
-                self.taken.push(from);
-                self.areas.push((v.start, v.end, at));
-                true
-            }
-            Err(e) => {
-                tracing::warn!("VMA {:#x}-{:#x}: can't take the parent's area ({e}): mapped afresh", v.start, v.end);
-                false
-            }
+        let taken = mm::remap(from, part, at).and_then(|_| if part < len { mm::grow(at, part, len) } else { Ok(()) });
+        if let Err(e) = taken {
+            tracing::warn!("VMA {:#x}-{:#x}: can't take the parent's area ({e}): mapped afresh", v.start, v.end);
+            // The caller maps the VMA over whatever was moved here.
+            return false;
         }
+        self.areas.push((v.start, v.end, at));
+        true
     }
 
     /// The image ranges (start, end) of the areas taken from the parent.
@@ -227,10 +238,11 @@ impl<'a> Adopted<'a> {
         Ok(())
     }
 
-    /// Unmap the parent's premapped areas this task did not take.
+    /// Unmap what is left of the parent's premapped areas (the parts this
+    /// task took are gone from there already).
     pub fn release(&self) -> Result<()> {
         let Some(p) = self.parent else { return Ok(()) };
-        for &(from, to, len) in p.areas.iter().filter(|(f, _, _)| !self.taken.contains(f)) {
+        for &(from, to, len) in &p.areas {
             // Only what is still there (an area fork did not copy is not).
             if self.own.iter().any(|m| m.start < from + len && from < m.end) {
                 mm::unmap(from, len).with_context(|| format!("unmapping the parent's premap of {to:#x} at {from:#x}"))?;
@@ -385,16 +397,58 @@ mod tests {
         }
     }
 
+    fn parent(vmas: Vec<VmaEntry>) -> Premapped {
+        // Each VMA premapped at 0x100000 above its image address.
+        let areas = vmas.iter().map(|v| (v.start + 0x10_0000, v.start, v.end - v.start)).collect();
+        Premapped { pid: 1, exe_file_id: 3, vmas, areas }
+    }
+
     #[test]
-    fn only_the_same_private_vma_is_inherited() {
-        let p = Premapped { pid: 1, exe_file_id: 3, vmas: vec![anon(0x1000, 0x3000)], areas: vec![] };
-        assert!(p.same_vma(&anon(0x1000, 0x3000)).is_some());
-        assert!(p.same_vma(&anon(0x1000, 0x4000)).is_none(), "another end");
+    fn the_overlapping_part_of_a_vma_of_the_same_kind_is_taken() {
+        let p = parent(vec![anon(0x1000, 0x3000), anon(0x8000, 0xc000)]);
+        assert_eq!(p.source(&anon(0x1000, 0x3000)), Some((0x10_1000, 0x3000)), "the same VMA");
+        assert_eq!(p.source(&anon(0x1000, 0x2000)), Some((0x10_1000, 0x2000)), "the parent's grew (brk, mremap)");
+        assert_eq!(p.source(&anon(0x1000, 0x5000)), Some((0x10_1000, 0x3000)), "the child's grew: the rest is fresh");
+        // A parent VMA split into several child VMAs (mprotect in the child).
+        assert_eq!(p.source(&anon(0x8000, 0x9000)), Some((0x10_8000, 0x9000)));
+        assert_eq!(p.source(&anon(0x9000, 0xc000)), Some((0x10_9000, 0xc000)));
+        // Several parent VMAs under one child VMA: the first one's part.
+        assert_eq!(p.source(&anon(0x2000, 0x9000)), Some((0x10_2000, 0x3000)));
+        assert_eq!(p.source(&anon(0x4000, 0x9000)), None, "no parent VMA holds its start");
+        assert_eq!(p.source(&anon(0x0, 0x2000)), None, "it starts below the parent's");
+    }
+
+    #[test]
+    fn only_a_private_vma_of_the_same_kind_is_inherited() {
+        let p = parent(vec![anon(0x1000, 0x3000)]);
         let mut g = anon(0x1000, 0x3000);
         g.flags |= libc::MAP_GROWSDOWN as u32;
-        assert!(p.same_vma(&g).is_none(), "other flags");
+        assert_eq!(p.source(&g), None, "other flags");
         let mut s = anon(0x1000, 0x3000);
         s.status = status::AREA_REGULAR | status::ANON_SHARED;
-        assert!(p.same_vma(&s).is_none(), "shared memory is not copy-on-write");
+        assert_eq!(p.source(&s), None, "shared memory is not copy-on-write");
+        let mut l = anon(0x1000, 0x3000);
+        l.flags |= libc::MAP_LOCKED as u32;
+        assert_eq!(parent(vec![l]).source(&l), None, "mlock is not inherited");
+        let mut w = anon(0x1000, 0x3000);
+        w.madv = Some(1 << 18);
+        assert_eq!(parent(vec![w]).source(&w), None, "fork wipes it");
+    }
+
+    #[test]
+    fn file_offsets_must_move_with_the_address() {
+        let file = |start, end, pgoff| VmaEntry {
+            status: status::AREA_REGULAR | status::FILE_PRIVATE,
+            flags: libc::MAP_PRIVATE as u32,
+            shmid: 7,
+            pgoff,
+            ..anon(start, end)
+        };
+        let p = parent(vec![file(0x10000, 0x14000, 0x2000)]);
+        assert_eq!(p.source(&file(0x11000, 0x13000, 0x3000)), Some((0x11_1000, 0x13000)));
+        assert_eq!(p.source(&file(0x11000, 0x13000, 0x2000)), None, "another part of the file");
+        let mut other = file(0x10000, 0x14000, 0x2000);
+        other.shmid = 8;
+        assert_eq!(p.source(&other), None, "another file");
     }
 }

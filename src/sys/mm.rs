@@ -73,3 +73,12 @@ pub fn remap(from: u64, len: u64, to: u64) -> Result<u64, Errno> {
     };
     if r == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(r as u64) }
 }
+
+/// mremap(addr, len, new_len, 0): grow an area the restore mapped in
+/// place, into the free range just past it (the same VMA, longer).
+pub fn grow(addr: u64, len: u64, new_len: u64) -> Result<(), Errno> {
+    // SAFETY: `addr` is an area the restore mapped; without MREMAP_MAYMOVE
+    // the kernel only extends it over unmapped addresses.
+    let r = unsafe { libc::mremap(addr as *mut libc::c_void, len as usize, new_len as usize, 0) };
+    if r == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(()) }
+}

@@ -60,16 +60,6 @@ pub const KNOWN_GAPS: &[Gap] = &[
         test: "seccomp_strict00",
         key: "cow ",
         what: "sharing lost",
-        who: Who::Ours,
-        step: Step::Restore,
-        issue: "issue 10 (COW sharing): the parent's heap grew (brk) after the fork, so its heap VMA and the \
-                child's differ in length and the child's heap is mapped afresh, not taken from the parent \
-                (mem/inherit.rs takes only identical VMAs, as CRIU 4.2 does); the common part could be taken",
-    },
-    Gap {
-        test: "seccomp_strict00",
-        key: "cow ",
-        what: "sharing lost",
         who: Who::Criu42,
         step: Step::Restore,
         issue: "CRIU 4.2 limitation: a child inherits only VMAs identical to its parent's, so a heap that grew \
