@@ -578,3 +578,22 @@ pub fn pread(fd: i32, off: i64, len: usize) -> Vec<u8> {
     b.truncate(n.max(0) as usize);
     b
 }
+
+/// Wait for child `pid`: whether it exited with status 0.
+pub fn exited_ok(pid: i32) -> bool {
+    let mut st = 0;
+    // SAFETY: a valid out-pointer.
+    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
+    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
+}
+
+/// A child's "ready" to its parent over the pipe `ready`: one byte, then
+/// both ends closed.
+pub fn say_ready(ready: [i32; 2]) {
+    // SAFETY: one byte to our pipe, then closing our ends.
+    unsafe {
+        libc::close(ready[0]);
+        libc::write(ready[1], b"r".as_ptr().cast(), 1);
+        libc::close(ready[1]);
+    }
+}

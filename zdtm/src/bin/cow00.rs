@@ -176,30 +176,13 @@ fn child_check(k: usize, mem: &mut [u8], table: &[u8], page: usize, child: Optio
     if let Some(g) = child {
         // SAFETY: plain syscall.
         unsafe { libc::kill(g, libc::SIGTERM) };
-        c.check(exited_ok(g), || format!("the grandchild {g} failed its checks"));
+        c.check(zdtm::exited_ok(g), || format!("the grandchild {g} failed its checks"));
     }
     if c.failed() {
         zdtm::test_msg!("child {k} ({}) failed", std::process::id());
     }
     // SAFETY: _exit leaves at once (no verdict file: the root reports).
     unsafe { libc::_exit(if c.failed() { 1 } else { 0 }) }
-}
-
-/// Wait for child `pid`: whether it exited with 0.
-fn exited_ok(pid: i32) -> bool {
-    let mut st = 0;
-    // SAFETY: a valid out-pointer.
-    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
-}
-
-fn say_ready(ready: [i32; 2]) {
-    // SAFETY: one byte to our pipe, then closing our ends.
-    unsafe {
-        libc::close(ready[0]);
-        libc::write(ready[1], b"r".as_ptr().cast(), 1);
-        libc::close(ready[1]);
-    }
 }
 
 fn main() {
@@ -243,11 +226,11 @@ fn main() {
             }
             let grandchild = (k == 2).then(fork);
             if grandchild == Some(0) {
-                say_ready(ready);
+                zdtm::say_ready(ready);
                 zdtm::test_waitsig();
                 child_check(KIDS, mem, table, page, None);
             }
-            say_ready(ready);
+            zdtm::say_ready(ready);
             zdtm::test_waitsig();
             child_check(k, mem, table, page, grandchild);
         }
@@ -293,7 +276,7 @@ fn main() {
         unsafe { libc::kill(k, libc::SIGTERM) };
     }
     for (n, &k) in kids.iter().enumerate() {
-        c.check(exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
+        c.check(zdtm::exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
     }
     c.finish()
 }

@@ -219,22 +219,6 @@ fn child_check(k: usize, l: &Layout, table: &[u8]) -> ! {
     unsafe { libc::_exit(if c.failed() { 1 } else { 0 }) }
 }
 
-fn exited_ok(pid: i32) -> bool {
-    let mut st = 0;
-    // SAFETY: a valid out-pointer.
-    let r = unsafe { libc::waitpid(pid, &mut st, 0) };
-    r == pid && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0
-}
-
-fn say_ready(ready: [i32; 2]) {
-    // SAFETY: one byte to our pipe, then closing our ends.
-    unsafe {
-        libc::close(ready[0]);
-        libc::write(ready[1], b"r".as_ptr().cast(), 1);
-        libc::close(ready[1]);
-    }
-}
-
 fn main() {
     zdtm::test_init();
     let page = zdtm::page_size();
@@ -284,7 +268,7 @@ fn main() {
                     fill_grown(grown, page, |i| child_seed(2, i));
                 }
             }
-            say_ready(ready);
+            zdtm::say_ready(ready);
             zdtm::test_waitsig();
             child_check(k, &Layout { heap, area, grown, page }, table);
         }
@@ -332,7 +316,7 @@ fn main() {
         unsafe { libc::kill(k, libc::SIGTERM) };
     }
     for (n, &k) in kids.iter().enumerate() {
-        c.check(exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
+        c.check(zdtm::exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
     }
     c.finish()
 }
