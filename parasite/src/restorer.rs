@@ -134,6 +134,7 @@ const NR_RT_SIGQUEUEINFO: usize = 129;
 const NR_PERSONALITY: usize = 135;
 const NR_PRCTL: usize = 157;
 const NR_ARCH_PRCTL: usize = 158;
+const NR_SET_THREAD_AREA: usize = 205;
 const NR_GETTID: usize = 186;
 const NR_SET_TID_ADDRESS: usize = 218;
 const NR_EXIT_GROUP: usize = 231;
@@ -316,7 +317,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     for (i, t) in threads.iter().enumerate() {
         create_thread(&c, i, t);
     }
-    own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base);
+    own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base, a.tls);
     if a.flags & flag::CREDS != 0 {
         creds(&c, &a.creds, a.flags);
     }
@@ -572,7 +573,7 @@ fn posix_timers(c: &Ctx, timers: &[proto::PosixTimer]) {
 
 /// The calling thread's own state: clear_tid address, robust list, rseq,
 /// TLS bases.
-fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_base: u64, gs_base: u64) {
+fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_base: u64, gs_base: u64, tls: [u64; 6]) {
     c.check(step::TID_ADDRESS, sys1(NR_SET_TID_ADDRESS, tid_addr as usize));
     let [head, len] = robust_list;
     // Length 0: no record of the task's list; drop criu's (it points into
@@ -585,6 +586,14 @@ fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_b
     }
     c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, fs_base as usize));
     c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, gs_base as usize));
+    for e in tls.chunks_exact(2) {
+        if e[0] as u32 == 0 {
+            continue;
+        }
+        // struct user_desc: entry_number, base_addr, limit, flag bits.
+        let desc = [e[0] as u32, (e[0] >> 32) as u32, e[1] as u32, (e[1] >> 32) as u32];
+        c.check(step::TLS, sys1(NR_SET_THREAD_AREA, desc.as_ptr() as usize));
+    }
 }
 
 /// `struct sched_param`.
@@ -658,7 +667,7 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
     if me != t.tid as isize {
         c.fail(step::THREAD_TID, -EINVAL);
     }
-    own_state(&c, t.clear_tid_addr, t.robust_list, t.rseq, t.fs_base, t.gs_base);
+    own_state(&c, t.clear_tid_addr, t.robust_list, t.rseq, t.fs_base, t.gs_base, t.tls);
     if t.comm[0] != 0 {
         c.check(step::COMM, sys2(NR_PRCTL, PR_SET_NAME, t.comm.as_ptr() as usize));
     }

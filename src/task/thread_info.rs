@@ -170,6 +170,23 @@ pub fn tls_entry(d: &UserDesc) -> UserDescT {
     }
 }
 
+/// The GDT TLS entries a restore sets (`restorer_proto::Args::tls`), as
+/// struct user_desc in two words each. Empty slots are set too (the kernel
+/// clears a slot given the empty descriptor): a thread is cloned with the
+/// leader's entries.
+pub fn tls_words(tls: &[UserDescT]) -> [u64; 6] {
+    let mut w = [0u64; 6];
+    for (i, d) in tls.iter().filter(|d| d.entry_number != 0).take(3).enumerate() {
+        let flags = [d.seg_32bit, d.contents_l, d.contents_h, d.read_exec_only, d.limit_in_pages, d.seg_not_present, d.usable]
+            .iter()
+            .enumerate()
+            .fold(0u32, |f, (n, b)| f | (u32::from(*b) << n));
+        w[2 * i] = u64::from(d.entry_number) | u64::from(d.base_addr) << 32;
+        w[2 * i + 1] = u64::from(d.limit) | u64::from(flags) << 32;
+    }
+    w
+}
+
 /// The whole thread_info record.
 pub fn thread_info(regs: &crate::arch::Regs, xstate: &[u8], clear_tid_addr: u64, tls: &[UserDesc]) -> ThreadInfoX86 {
     ThreadInfoX86 {
@@ -188,6 +205,22 @@ mod tests {
         let d = crate::sys::x86::UserDesc { entry_number: 12, base_addr: 0, limit: 0, flags: (1 << 3) | (1 << 5) };
         let t = super::tls_entry(&d);
         assert!(t.read_exec_only && t.seg_not_present && !t.usable && !t.seg_32bit);
+    }
+
+    #[test]
+    fn tls_words_carry_every_slot() {
+        // A 32-bit data segment in slot 13 (seg_32bit, usable, limit in pages).
+        let d = crate::sys::x86::UserDesc { entry_number: 13, base_addr: 0x1234_5000, limit: 0xfffff, flags: 1 | (1 << 4) | (1 << 6) };
+        let empty = |n| crate::sys::x86::UserDesc { entry_number: n, base_addr: 0, limit: 0, flags: (1 << 3) | (1 << 5) };
+        let img: Vec<_> = [empty(12), d, empty(14)].iter().map(super::tls_entry).collect();
+        let w = super::tls_words(&img);
+        assert_eq!(w[0], 12);
+        assert_eq!(w[1], 0x28u64 << 32);
+        assert_eq!(w[2], 13 | 0x1234_5000u64 << 32);
+        assert_eq!(w[3], 0xfffff | u64::from(d.flags) << 32);
+        assert_eq!(w[4], 14);
+        // An image without TLS entries sets none.
+        assert_eq!(super::tls_words(&[]), [0; 6]);
     }
 
     #[test]
