@@ -134,7 +134,12 @@ const NR_RT_SIGQUEUEINFO: usize = 129;
 const NR_PERSONALITY: usize = 135;
 const NR_PRCTL: usize = 157;
 const NR_ARCH_PRCTL: usize = 158;
-const NR_SET_THREAD_AREA: usize = 205;
+/// set_thread_area in the i386 table (`int 0x80`).
+const NR32_SET_THREAD_AREA: usize = 243;
+const PAGE: usize = 4096;
+const PROT_RW: usize = 3;
+/// MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT.
+const MAP_PRIVATE_ANON_32BIT: usize = 0x02 | 0x20 | 0x40;
 const NR_GETTID: usize = 186;
 const NR_SET_TID_ADDRESS: usize = 218;
 const NR_EXIT_GROUP: usize = 231;
@@ -586,14 +591,31 @@ fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_b
     }
     c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, fs_base as usize));
     c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, gs_base as usize));
+    set_tls(c, tls);
+}
+
+/// The calling thread's GDT TLS entries (`Args::tls`). set_thread_area is
+/// an i386 call: made through `int 0x80`, its struct user_desc in a page
+/// below 4 GiB mapped for the purpose. Nothing to set: no call at all.
+fn set_tls(c: &Ctx, tls: [u64; 6]) {
+    if tls.iter().all(|w| *w == 0) {
+        return;
+    }
+    let page = c.check(step::TLS, sys(NR_MMAP, [0, PAGE, PROT_RW, MAP_PRIVATE_ANON_32BIT, usize::MAX, 0])) as usize;
+    let desc = page as *mut u64;
     for e in tls.chunks_exact(2) {
         if e[0] as u32 == 0 {
             continue;
         }
-        // struct user_desc: entry_number, base_addr, limit, flag bits.
-        let desc = [e[0] as u32, (e[0] >> 32) as u32, e[1] as u32, (e[1] >> 32) as u32];
-        c.check(step::TLS, sys1(NR_SET_THREAD_AREA, desc.as_ptr() as usize));
+        // SAFETY: `page` is a fresh private read-write page of ours; two
+        // words (struct user_desc) fit at its start.
+        unsafe {
+            desc.write(e[0]);
+            desc.add(1).write(e[1]);
+        }
+        c.check(step::TLS, syscall::syscall32_1(NR32_SET_THREAD_AREA, page));
     }
+    c.check(step::TLS, sys2(NR_MUNMAP, page, PAGE));
 }
 
 /// `struct sched_param`.
