@@ -134,6 +134,12 @@ const NR_RT_SIGQUEUEINFO: usize = 129;
 const NR_PERSONALITY: usize = 135;
 const NR_PRCTL: usize = 157;
 const NR_ARCH_PRCTL: usize = 158;
+/// set_thread_area in the i386 table (`int 0x80`).
+const NR32_SET_THREAD_AREA: usize = 243;
+const PAGE: usize = 4096;
+const PROT_RW: usize = 3;
+/// MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT.
+const MAP_PRIVATE_ANON_32BIT: usize = 0x02 | 0x20 | 0x40;
 const NR_GETTID: usize = 186;
 const NR_SET_TID_ADDRESS: usize = 218;
 const NR_EXIT_GROUP: usize = 231;
@@ -316,7 +322,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     for (i, t) in threads.iter().enumerate() {
         create_thread(&c, i, t);
     }
-    own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base);
+    own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base, a.tls);
     if a.flags & flag::CREDS != 0 {
         creds(&c, &a.creds, a.flags);
     }
@@ -572,7 +578,7 @@ fn posix_timers(c: &Ctx, timers: &[proto::PosixTimer]) {
 
 /// The calling thread's own state: clear_tid address, robust list, rseq,
 /// TLS bases.
-fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_base: u64, gs_base: u64) {
+fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_base: u64, gs_base: u64, tls: [u64; 6]) {
     c.check(step::TID_ADDRESS, sys1(NR_SET_TID_ADDRESS, tid_addr as usize));
     let [head, len] = robust_list;
     // Length 0: no record of the task's list; drop criu's (it points into
@@ -585,6 +591,31 @@ fn own_state(c: &Ctx, tid_addr: u64, robust_list: [u64; 2], rseq: [u64; 3], fs_b
     }
     c.check(step::FS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_FS, fs_base as usize));
     c.check(step::GS_BASE, sys2(NR_ARCH_PRCTL, ARCH_SET_GS, gs_base as usize));
+    set_tls(c, tls);
+}
+
+/// The calling thread's GDT TLS entries (`Args::tls`). set_thread_area is
+/// an i386 call: made through `int 0x80`, its struct user_desc in a page
+/// below 4 GiB mapped for the purpose. Nothing to set: no call at all.
+fn set_tls(c: &Ctx, tls: [u64; 6]) {
+    if tls.iter().all(|w| *w == 0) {
+        return;
+    }
+    let page = c.check(step::TLS, sys(NR_MMAP, [0, PAGE, PROT_RW, MAP_PRIVATE_ANON_32BIT, usize::MAX, 0])) as usize;
+    let desc = page as *mut u64;
+    for e in tls.chunks_exact(2) {
+        if e[0] as u32 == 0 {
+            continue;
+        }
+        // SAFETY: `page` is a fresh private read-write page of ours; two
+        // words (struct user_desc) fit at its start.
+        unsafe {
+            desc.write(e[0]);
+            desc.add(1).write(e[1]);
+        }
+        c.check(step::TLS, syscall::syscall32_1(NR32_SET_THREAD_AREA, page));
+    }
+    c.check(step::TLS, sys2(NR_MUNMAP, page, PAGE));
 }
 
 /// `struct sched_param`.
@@ -658,7 +689,7 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
     if me != t.tid as isize {
         c.fail(step::THREAD_TID, -EINVAL);
     }
-    own_state(&c, t.clear_tid_addr, t.robust_list, t.rseq, t.fs_base, t.gs_base);
+    own_state(&c, t.clear_tid_addr, t.robust_list, t.rseq, t.fs_base, t.gs_base, t.tls);
     if t.comm[0] != 0 {
         c.check(step::COMM, sys2(NR_PRCTL, PR_SET_NAME, t.comm.as_ptr() as usize));
     }

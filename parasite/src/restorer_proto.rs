@@ -128,6 +128,8 @@ pub mod step {
     pub const FOWN: u64 = 45;
     /// A thread entering seccomp strict mode, its last step.
     pub const SECCOMP: u64 = 46;
+    /// set_thread_area (a GDT TLS entry).
+    pub const TLS: u64 = 47;
 }
 
 words! {
@@ -286,6 +288,8 @@ words! {
         pub rseq: [u64; 3],
         pub fs_base: u64,
         pub gs_base: u64,
+        /// As `Args::tls`.
+        pub tls: [u64; 6],
         /// Its comm, NUL-padded (all zero: keep the leader's).
         pub comm: [u64; 2],
         /// nice (as i64), policy, rt priority (with `flag::SCHED`).
@@ -351,6 +355,10 @@ words! {
         pub rseq: [u64; 3],
         pub fs_base: u64,
         pub gs_base: u64,
+        /// GDT TLS entries 12..=14 to set_thread_area, two words each:
+        /// entry_number | base_addr << 32, limit | flags << 32 (struct
+        /// user_desc); entry_number 0: leave that slot empty.
+        pub tls: [u64; 6],
         pub personality: u64,
         /// The leader's nice (as i64), policy, rt priority (with `flag::SCHED`).
         pub sched: [u64; 3],

@@ -27,3 +27,29 @@ pub fn syscall(nr: usize, a: [usize; 6]) -> isize {
     }
     ret
 }
+
+/// A system call through the 32-bit entry (`int 0x80`) with one argument,
+/// for the i386-only calls (set_thread_area); pointers must lie below 4 GiB.
+/// The kernel's 32-bit return value, sign-extended.
+#[inline(always)]
+pub fn syscall32_1(nr: usize, a: usize) -> isize {
+    let ret: usize;
+    // SAFETY: `int 0x80` returns in eax and may clobber r8-r11; ebx (the
+    // argument, which the compiler cannot name) is swapped in and back.
+    // Callers pass a pointer to blob-owned memory below 4 GiB.
+    unsafe {
+        asm!(
+            "xchg {a}, rbx",
+            "int 0x80",
+            "xchg {a}, rbx",
+            a = inout(reg) a => _,
+            inlateout("rax") nr => ret,
+            lateout("r8") _,
+            lateout("r9") _,
+            lateout("r10") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret as u32 as i32 as isize
+}

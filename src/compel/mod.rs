@@ -60,6 +60,7 @@
 mod blob;
 mod infect;
 pub mod proto;
+pub mod rseq;
 mod seize;
 
 pub use blob::Blob;

@@ -29,6 +29,9 @@ pub struct ThreadState {
     pub fpu: FpuState,
     /// Blocked signals (bit n-1 = signal n).
     pub sigmask: u64,
+    /// Its rseq critical section, if it was stopped in one (`regs` then
+    /// already holds the abort handler's address).
+    pub rseq: super::rseq::RseqSeen,
 }
 
 /// A task stopped under our ptrace. Dropping it releases the task.
@@ -366,11 +369,18 @@ impl Seized {
         if st.seccomp {
             ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
         }
-        let saved = ThreadState {
+        let mut saved = ThreadState {
             regs: Regs::get(pid).ctx(pid, "get registers")?,
             fpu: FpuState::get(pid).ctx(pid, "get FPU state")?,
             sigmask: ptrace::get_sigmask(pid).ctx(pid, "PTRACE_GETSIGMASK")?,
+            rseq: Default::default(),
         };
+        let (abort_ip, rseq) = super::rseq::inspect(pid, saved.regs.ip()).ctx(pid, "read its struct rseq / rseq_cs")?;
+        if let Some(ip) = abort_ip {
+            tracing::warn!(pid = pid.as_raw(), from = saved.regs.ip(), to = ip, "compel: stopped inside an rseq critical section: IP moved to its abort handler");
+            saved.regs.rip = ip;
+        }
+        saved.rseq = rseq;
         tracing::debug!(pid = pid.as_raw(), stopped = ?stop_signo, first = ?sig, last = ?last, ip = saved.regs.ip(), "compel: seized");
         let syscall_ip = first_executable_area(pid).unwrap_or(saved.regs.ip());
         Ok(Seized {

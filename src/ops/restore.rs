@@ -1023,8 +1023,18 @@ fn seccomp_strict(tid: i32, mode: Option<i32>) -> Result<bool> {
     }
 }
 
+/// A thread's rseq registration. A recorded `rseq_cs_pointer` (a section
+/// flagged RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) would have to be written back
+/// into `rseq->rseq_cs` once the restorer is gone, which ours does not do.
+fn rseq_of(tid: i32, r: Option<crate::images::pb::RseqEntry>) -> Result<Option<crate::images::pb::RseqEntry>> {
+    if let Some(p) = r.and_then(|r| r.rseq_cs_pointer).filter(|p| *p != 0) {
+        bail!("thread {tid}: its core image records an rseq critical section ({p:#x}, non-abortable): restoring it is not supported");
+    }
+    Ok(r)
+}
+
 /// What the restorer needs of a thread but the leader.
-fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::ThreadPlan> {
+fn thread_plan(tid: i32, core: &CoreEntry, leader_tls: &[crate::images::pb::UserDescT]) -> Result<crate::restorer::plan::ThreadPlan> {
     let ti = core.thread_info.as_ref().with_context(|| format!("core-{tid}.img has no registers"))?;
     let thc = core.thread_core.as_ref().with_context(|| format!("core-{tid}.img has no thread core"))?;
     Ok(crate::restorer::plan::ThreadPlan {
@@ -1034,7 +1044,8 @@ fn thread_plan(tid: i32, core: &CoreEntry) -> Result<crate::restorer::plan::Thre
         sigmask: thc.blk_sigset.unwrap_or(0),
         sigaltstack: thc.sas,
         clear_tid_addr: ti.clear_tid_addr,
-        rseq: thc.rseq_entry,
+        rseq: rseq_of(tid, thc.rseq_entry)?,
+        tls: crate::task::thread_info::tls_words(&ti.tls, leader_tls),
         robust_list: (thc.futex_rla, thc.futex_rla_len),
         comm: thc.comm.clone(),
         creds: thc.creds.clone(),
@@ -1170,14 +1181,15 @@ fn prepare(
         fowns: crate::files::fown::restore_list(&imgs.fdinfo, &tree.files, thc.creds.as_ref(), pid)?,
         sigaltstack: thc.sas,
         clear_tid_addr: ti.clear_tid_addr,
-        rseq: thc.rseq_entry,
+        rseq: rseq_of(pid, thc.rseq_entry)?,
+        tls: crate::task::thread_info::tls_words(&ti.tls, &[]),
         personality: tc.personality,
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: sched_of(thc),
         // Images of CRIU before 2.x kept the mode in the task core.
         seccomp_strict: seccomp_strict(pid, thc.seccomp_mode.or(tc.old_seccomp_mode))?,
-        threads: imgs.threads.iter().map(|(tid, c)| thread_plan(*tid, c)).collect::<Result<_>>()?,
+        threads: imgs.threads.iter().map(|(tid, c)| thread_plan(*tid, c, &ti.tls)).collect::<Result<_>>()?,
         dumpable: imgs.mm.dumpable,
         robust_list: (thc.futex_rla, thc.futex_rla_len),
         pending,

@@ -511,6 +511,7 @@ fn build_args(
     }
     a.fs_base = plan.regs.fs_base;
     a.gs_base = plan.regs.gs_base;
+    a.tls = plan.tls;
     a.personality = u64::from(plan.personality);
 
     let cur = current_creds();
@@ -538,6 +539,7 @@ fn build_args(
             robust_list: [t.robust_list.0, u64::from(t.robust_list.1)],
             fs_base: t.regs.fs_base,
             gs_base: t.regs.gs_base,
+            tls: t.tls,
             pdeath_sig: u64::from(t.pdeath_sig),
             ..Default::default()
         };
@@ -688,6 +690,7 @@ pub fn step_name(step: u64) -> &'static str {
         SCHED_NICE => "setpriority (the thread's nice)",
         SCHED_POLICY => "sched_setscheduler (the thread's policy)",
         SECCOMP => "entering seccomp strict mode",
+        TLS => "set_thread_area (a GDT TLS entry)",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
         TIMER_IDS => "PR_TIMER_CREATE_RESTORE_IDS",

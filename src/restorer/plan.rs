@@ -44,6 +44,8 @@ pub struct ThreadPlan {
     pub sigaltstack: Option<ThreadSasEntry>,
     pub clear_tid_addr: u64,
     pub rseq: Option<RseqEntry>,
+    /// GDT TLS entries (`proto::Args::tls`).
+    pub tls: [u64; 6],
     /// set_robust_list(head, len).
     pub robust_list: (u64, u32),
     pub comm: Option<String>,
@@ -77,6 +79,8 @@ pub struct Plan {
     pub sigaltstack: Option<ThreadSasEntry>,
     pub clear_tid_addr: u64,
     pub rseq: Option<RseqEntry>,
+    /// GDT TLS entries (`proto::Args::tls`).
+    pub tls: [u64; 6],
     pub personality: u32,
     pub creds: Option<CredsEntry>,
     pub pdeath_sig: u32,

@@ -2,6 +2,7 @@
 //! signal state and ids, read from /proc and ptrace from outside; what only
 //! the task can report comes through [`remote`].
 
+pub mod lsm;
 pub mod posix_timers;
 pub mod remote;
 pub mod settings;

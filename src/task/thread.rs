@@ -79,6 +79,8 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         bail!("thread {tid} of {pid} has seccomp filters: dumping them is not supported yet");
     }
 
+    super::lsm::check(pid, tid)?;
+
     let status_text = proc::read(pid, &format!("task/{tid}/status"))?;
     let shstk = status_text
         .lines()
@@ -90,6 +92,16 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
 
     let Asked { tid_addr, sas, secbits, pdeath } = asked;
 
+    // A thread seized inside an rseq critical section (compel::rseq): an
+    // abortable one was moved to its abort handler at seize; a
+    // non-abortable one would need rseq->rseq_cs written back by the
+    // restore, which ours does not do.
+    if let Some(p) = &state.rseq.problem {
+        bail!("thread {tid} of {pid}: {p}: dumping its rseq state is not supported");
+    }
+    if state.rseq.in_kept_cs {
+        bail!("thread {tid} of {pid} is stopped inside a non-abortable rseq critical section (RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL): restoring it is not supported");
+    }
     let rseq = crate::sys::kprobe::ptrace_get_rseq_conf(nix::unistd::Pid::from_raw(tid))
         .ok()
         .filter(|(_, c)| c.rseq_abi_pointer != 0)
@@ -97,7 +109,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
             rseq_abi_pointer: c.rseq_abi_pointer,
             rseq_abi_size: c.rseq_abi_size,
             signature: c.signature,
-            rseq_cs_pointer: None,
+            rseq_cs_pointer: state.rseq.cs_pointer,
         });
     let (futex_rla, futex_rla_len) = crate::sys::signals::robust_list(tid).with_context(|| what("get_robust_list"))?;
     let tls: Vec<_> = (12..=14)

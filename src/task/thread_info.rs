@@ -170,6 +170,27 @@ pub fn tls_entry(d: &UserDesc) -> UserDescT {
     }
 }
 
+/// The GDT TLS entries a restore sets (`restorer_proto::Args::tls`), as
+/// struct user_desc in two words each: the present ones, and the empty
+/// ones that are present in `inherited` (a thread is cloned with the
+/// leader's slots; the kernel clears a slot given the empty descriptor).
+/// A task without GDT TLS entries makes no call (set_thread_area needs
+/// the 32-bit syscall entry, which a kernel may lack).
+pub fn tls_words(tls: &[UserDescT], inherited: &[UserDescT]) -> [u64; 6] {
+    let present = |d: &UserDescT| d.entry_number != 0 && !d.seg_not_present;
+    let needed = |d: &&UserDescT| present(d) || inherited.iter().any(|i| i.entry_number == d.entry_number && present(i));
+    let mut w = [0u64; 6];
+    for (i, d) in tls.iter().filter(needed).take(3).enumerate() {
+        let flags = [d.seg_32bit, d.contents_l, d.contents_h, d.read_exec_only, d.limit_in_pages, d.seg_not_present, d.usable]
+            .iter()
+            .enumerate()
+            .fold(0u32, |f, (n, b)| f | (u32::from(*b) << n));
+        w[2 * i] = u64::from(d.entry_number) | u64::from(d.base_addr) << 32;
+        w[2 * i + 1] = u64::from(d.limit) | u64::from(flags) << 32;
+    }
+    w
+}
+
 /// The whole thread_info record.
 pub fn thread_info(regs: &crate::arch::Regs, xstate: &[u8], clear_tid_addr: u64, tls: &[UserDesc]) -> ThreadInfoX86 {
     ThreadInfoX86 {
@@ -188,6 +209,26 @@ mod tests {
         let d = crate::sys::x86::UserDesc { entry_number: 12, base_addr: 0, limit: 0, flags: (1 << 3) | (1 << 5) };
         let t = super::tls_entry(&d);
         assert!(t.read_exec_only && t.seg_not_present && !t.usable && !t.seg_32bit);
+    }
+
+    #[test]
+    fn tls_words_carry_present_and_inherited_slots() {
+        // A 32-bit data segment in slot 13 (seg_32bit, usable, limit in pages).
+        let d = crate::sys::x86::UserDesc { entry_number: 13, base_addr: 0x1234_5000, limit: 0xfffff, flags: 1 | (1 << 4) | (1 << 6) };
+        let empty = |n| crate::sys::x86::UserDesc { entry_number: n, base_addr: 0, limit: 0, flags: (1 << 3) | (1 << 5) };
+        let img: Vec<_> = [empty(12), d, empty(14)].iter().map(super::tls_entry).collect();
+        let w = super::tls_words(&img, &[]);
+        assert_eq!(w[0], 13 | 0x1234_5000u64 << 32);
+        assert_eq!(w[1], 0xfffff | u64::from(d.flags) << 32);
+        assert_eq!(w[2..], [0; 4]);
+        // A thread whose slot 13 is empty but the leader's is not: cleared.
+        let other: Vec<_> = [empty(12), empty(13), empty(14)].iter().map(super::tls_entry).collect();
+        let w = super::tls_words(&other, &img);
+        assert_eq!((w[0], w[1]), (13, 0x28u64 << 32));
+        assert_eq!(w[2..], [0; 4]);
+        // No TLS entries anywhere: no call.
+        assert_eq!(super::tls_words(&other, &other), [0; 6]);
+        assert_eq!(super::tls_words(&[], &[]), [0; 6]);
     }
 
     #[test]
