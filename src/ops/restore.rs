@@ -563,10 +563,29 @@ impl Running<'_> {
 
     fn send(&mut self, i: usize, b: u8) -> std::result::Result<(), String> {
         let pid = self.tree.nodes[i].pid;
-        match self.go[i].as_mut() {
+        let sent = match self.go[i].as_mut() {
             Some(g) => g.write_all(&[b]).map_err(|e| format!("telling task {pid} to go on: {e}")),
             None => Err(format!("task {pid} can't be told to go on")),
-        }
+        };
+        // A task that stopped listening failed, or died with one that did:
+        // the failure a task reported says why better than the pipe.
+        sent.map_err(|e| self.reported_failure().unwrap_or(e))
+    }
+
+    /// The first failure some task has reported (within half a second).
+    fn reported_failure(&mut self) -> Option<String> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let readable: Vec<usize> = {
+            let mut fds: Vec<PollFd> = self.ready.iter().map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN)).collect();
+            poll(&mut fds, PollTimeout::from(500u16)).ok()?;
+            fds.iter().enumerate().filter(|(_, f)| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN))).map(|(i, _)| i).collect()
+        };
+        readable.into_iter().find_map(|i| {
+            let pid = self.tree.nodes[i].pid;
+            // Only an error report counts (no stage report is 0).
+            expect_stage(&mut self.ready[i], 0, pid).err().filter(|m| m.starts_with(&format!("task {pid}: ")))
+        })
     }
 
     /// Stages 1 and 2: every task forked, then groups joined and zombies

@@ -680,8 +680,15 @@ fn check_running(pid: i32, held: &[Held]) -> Result<(), String> {
     // Its descendants too: none stopped or traced (zombies stay zombies),
     // but those that were.
     for d in descendants(pid) {
-        let (st, tr) = (task_state(d), tracer(d).unwrap_or(0));
+        let (mut st, tr) = (task_state(d), tracer(d).unwrap_or(0));
         if let Some(h) = held.iter().find(|h| h.pid == d) {
+            // A task let go in the middle of a group stop goes back into
+            // it by itself, after a moment on the CPU.
+            let end = Instant::now() + Duration::from_secs(2);
+            while h.state == 'T' && matches!(st, 'R' | 'S' | 'D') && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(2));
+                st = task_state(d);
+            }
             let same = if matches!(h.state, 'T' | 't') { st == h.state } else { matches!(st, 'R' | 'S' | 'D') };
             if !same || tr != h.tracer {
                 return Err(format!(
@@ -978,10 +985,27 @@ impl Case<'_> {
     }
 
     fn compare(&mut self, before: &Snapshot, when: &str) -> Result<(), Res> {
-        let after = snapshot_tree(self.pid)
-            .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
-        self.keep_snapshot(&after, when);
-        self.report(diff(before, &after), when)
+        let d = self.settled_diff(when, |after| diff(before, after))?;
+        self.report(d, when)
+    }
+
+    /// The differences `d` finds in a fresh snapshot of the tree, looked at
+    /// again for up to a second while there are any: a task just let go
+    /// is still on its way back into the syscall it was stopped in (a
+    /// sigwaitinfo unblocks the signals it waits for only once it is back
+    /// in it). Lost state stays lost; only such passing ones go.
+    fn settled_diff(&self, when: &str, d: impl Fn(&Snapshot) -> Vec<String>) -> Result<Vec<String>, Res> {
+        let end = Instant::now() + Duration::from_secs(1);
+        loop {
+            let after = snapshot_tree(self.pid)
+                .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
+            let found = d(&after);
+            if found.is_empty() || Instant::now() >= end {
+                self.keep_snapshot(&after, when);
+                return Ok(found);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Write a snapshot into the work dir (`proc-WHEN.txt`), for a look at
@@ -995,11 +1019,12 @@ impl Case<'_> {
     /// whose clocks go on from the dump (`win`: None, no time namespaces).
     fn compare_restored(&mut self, before: &Snapshot, when: &str, win: Option<&timens::Window>) -> Result<(), Res> {
         let Some(win) = win else { return self.compare(before, when) };
-        let after = snapshot_tree(self.pid)
-            .map_err(|e| Res::Fail(Stage::Compare, format!("{when}: can't read /proc: {e}")))?;
-        self.keep_snapshot(&after, when);
-        let mut d = diff(&timens::without(before), &timens::without(&after));
-        d.extend(win.check(self.pid, &after));
+        let before = timens::without(before);
+        let d = self.settled_diff(when, |after| {
+            let mut d = diff(&before, &timens::without(after));
+            d.extend(win.check(self.pid, after));
+            d
+        })?;
         self.report(d, when)
     }
 
