@@ -592,12 +592,13 @@ impl Opts {
         }
     }
 
-    /// Whether the caller asked for cgroups to be carried (explicit
-    /// `--manage-cgroups` other than `ignore`, or cgroup properties): with
-    /// no cgroup images yet, a dump then refuses a task whose cgroups are
-    /// not criu's own.
+    /// Whether cgroup membership is to be carried: CRIU's default mode
+    /// (soft) carries it, as does any `--manage-cgroups` but `ignore`, or
+    /// cgroup properties. With no cgroup images yet, a dump then refuses a
+    /// task whose cgroups are not criu's own (rather than restore it into
+    /// criu's).
     pub fn cgroups_checked(&self) -> bool {
-        (self.manage_cgroups_given && self.manage_cgroups != CgMode::Ignore)
+        self.manage_cgroups != CgMode::Ignore
             || self.cgroup_props.is_some()
             || self.cgroup_props_file.is_some()
             || !self.cgroup_dump_controllers.is_empty()

@@ -277,7 +277,7 @@ fn freeze_cgroup_and_timeout() {
     let before = t.maps();
     let tmp = tempfile::tempdir().unwrap();
     let path = fz.dir.to_str().unwrap().to_string();
-    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "-R", "--freeze-cgroup", &path]);
+    let (rc, err) = criu(&["dump", "-t", &pid.to_string(), "-D", tmp.path().to_str().unwrap(), "-R", "--freeze-cgroup", &path, "--manage-cgroups=ignore"]);
     assert_eq!(rc, 0, "{err}");
     assert_eq!(fz.state(), "THAWED");
     assert_eq!(t.state(), Some('S'));

@@ -454,7 +454,7 @@ fn freezer_seizes_every_thread() {
     let fz = FreezerGroup::new(pid, "threads");
     let before = threads_state(pid);
     let imgs = tmp.path().join("imgs");
-    dump(pid, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap()]);
+    dump(pid, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap(), "--manage-cgroups=ignore"]);
     assert_eq!(std::fs::read_to_string(fz.dir.join("freezer.state")).unwrap().trim(), "THAWED");
     assert_eq!(threads_state(pid), before);
     let listed = crit(&imgs.join("pstree.img"))["entries"][0]["threads"].as_array().unwrap().len();

@@ -556,7 +556,7 @@ fn freezer_cgroup_takes_the_tree() {
     let before = seen(&tr.pids());
     let fz = FreezerGroup::new(&tr.live());
     let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap()]);
+    dump_ok(tr.root, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap(), "--manage-cgroups=ignore"]);
     assert_eq!(fz.state(), "THAWED");
     assert_eq!(seen(&tr.pids()), before);
     assert_eq!(crit(&imgs.join("pstree.img"))["entries"].as_array().unwrap().len(), 6);
@@ -564,7 +564,7 @@ fn freezer_cgroup_takes_the_tree() {
 
     // The grandchild leaves the group: the dump must not take it.
     std::fs::write("/sys/fs/cgroup/freezer/cgroup.procs", tr.grandchild.to_string()).unwrap();
-    let o = dump(tr.root, &tmp.path().join("imgs2"), &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap()], &[]);
+    let o = dump(tr.root, &tmp.path().join("imgs2"), &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap(), "--manage-cgroups=ignore"], &[]);
     let err = text(&o.stderr);
     assert!(!o.status.success() && err.contains(&format!("task {} ", tr.grandchild)) && err.contains("not in the freezer cgroup"), "{err}");
     assert_eq!(fz.state(), "THAWED");

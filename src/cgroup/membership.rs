@@ -1,7 +1,8 @@
 //! Which cgroups a task is in (/proc/PID/cgroup), compared with criu's own.
 //! We write no cgroup images yet, so a restored task lands in criu's
-//! cgroups: where the caller asked for cgroups to be carried, a dump
-//! refuses a task that is elsewhere, and a restore accepts a
+//! cgroups: unless the caller said `--manage-cgroups=ignore` (CRIU's
+//! default mode carries membership, a `--freeze-cgroup` freezer included),
+//! a dump refuses a task that is elsewhere, and a restore accepts a
 //! `--cgroup-root` only when it names where criu already is.
 
 use anyhow::{bail, Context, Result};
@@ -41,7 +42,7 @@ pub fn check_same_as_criu(pid: i32) -> Result<()> {
             let name = if m.controllers.is_empty() { "cgroup2" } else { m.controllers.as_str() };
             bail!(
                 "task {pid} is in cgroup {name}:{} (criu is in {}): a restore would put it in criu's cgroup; \
-                 carrying cgroups (--manage-cgroups) is not supported yet",
+                 carrying cgroups is not supported yet (--manage-cgroups=ignore accepts that)",
                 m.path,
                 mine.map(|o| o.path.as_str()).unwrap_or("no such hierarchy")
             );

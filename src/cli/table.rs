@@ -109,7 +109,7 @@ pub const OPTIONS: &[OptSpec] = &[
         .why("net/mnt/dev/veth/macvlan name namespace resources (refused anyway); file/tty/unix are refused"),
     o("freeze-cgroup", None, Required, Yes, "PATH", "use the cgroup freezer at PATH to collect tasks"),
     o("manage-cgroups", None, Optional, Permits, "MODE", "dump/restore cgroups (none|props|soft|full|strict|ignore)")
-        .why("no cgroup images yet: a dump refuses a task in cgroups other than criu's own (ignore: no check)"),
+        .why("no cgroup images yet: a dump refuses a task in cgroups other than criu's own, as without the option (CRIU's default mode carries them); ignore: no check"),
     o("cgroup-props", None, Required, Permits, "SPEC", "cgroup controllers/properties to save")
         .why("shapes cgroup images; turns on the same check as --manage-cgroups"),
     o("cgroup-props-file", None, Required, Permits, "FILE", "like --cgroup-props, read from FILE")
