@@ -107,20 +107,6 @@ fn survives_fork(v: &VmaEntry) -> bool {
     v.flags & (libc::MAP_LOCKED as u32 | super::vma::MAP_DROPPABLE) == 0 && v.madv.unwrap_or(0) & (1 << MADV_WIPEONFORK) == 0
 }
 
-fn prot_of(m: &MapEntry) -> i32 {
-    let mut p = 0;
-    if m.read {
-        p |= libc::PROT_READ;
-    }
-    if m.write {
-        p |= libc::PROT_WRITE;
-    }
-    if m.exec {
-        p |= libc::PROT_EXEC;
-    }
-    p
-}
-
 impl<'a> Adopted<'a> {
     /// For a task with executable `exe_file_id` whose parent premapped
     /// `parent` (None: nothing to inherit); `own` is our mappings.
@@ -141,7 +127,7 @@ impl<'a> Adopted<'a> {
         // (an area not copied by fork, MADV_DONTFORK, is not here at all).
         let parts: Vec<&MapEntry> = self.own.iter().filter(|m| m.start < from + part && from < m.end).collect();
         let covered: u64 = parts.iter().map(|m| m.end.min(from + part) - m.start.max(from)).sum();
-        if covered != part || parts.iter().any(|m| m.shared || prot_of(m) != prot) {
+        if covered != part || parts.iter().any(|m| m.shared || super::vma::prot(m) as i32 != prot) {
             return false;
         }
         let taken = mm::remap(from, part, at).and_then(|_| if part < len { mm::grow(at, part, len) } else { Ok(()) });

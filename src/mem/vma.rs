@@ -70,7 +70,8 @@ impl Vma {
     }
 }
 
-fn prot(m: &MapEntry) -> u32 {
+/// The PROT_* bits of a mapping as /proc/PID/maps shows them.
+pub(crate) fn prot(m: &MapEntry) -> u32 {
     let mut p = 0;
     if m.read {
         p |= libc::PROT_READ as u32;
