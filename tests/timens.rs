@@ -209,11 +209,7 @@ fn criu42_restored_tree_dumps_and_restores_with_ours_and_criu42() {
     // Ours dumps what CRIU 4.2 restored (it used to refuse it) ...
     let d2 = dump_with(&ours(), pid, tmp.path(), "d2");
     let copy = tmp.path().join("d2-copy");
-    std::fs::create_dir_all(&copy).unwrap();
-    for e in std::fs::read_dir(&d2).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
-    }
+    copy_dir(&d2, &copy);
     // ... ours restores it ...
     restore_with(&ours(), &d2, pid);
     let r2 = read_clocks(pid, &out, "after our restore of our dump");

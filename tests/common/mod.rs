@@ -234,11 +234,17 @@ pub fn fixture_copy(name: &str) -> Option<tempfile::TempDir> {
         }
     }
     let tmp = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(root.join(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), tmp.path().join(e.file_name())).unwrap();
-    }
+    copy_dir(&root.join(name), tmp.path());
     Some(tmp)
+}
+
+/// Copy every file of directory `from` into directory `to` (made if need be).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
 }
 
 /// The XSAVE features the OS enabled on this CPU (x87 and SSE without XSAVE).
