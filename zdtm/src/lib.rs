@@ -597,3 +597,18 @@ pub fn say_ready(ready: [i32; 2]) {
         libc::close(ready[1]);
     }
 }
+
+/// A zeroed counter in anonymous shared memory (seen by children forked
+/// after), valid for the program's life.
+pub fn shared_counter() -> &'static std::sync::atomic::AtomicU64 {
+    let len = std::mem::size_of::<std::sync::atomic::AtomicU64>();
+    // SAFETY: a fresh anonymous shared mapping of our own, never unmapped.
+    let p = unsafe {
+        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    if p == libc::MAP_FAILED {
+        fail(&format!("mmap: {}", last_err()));
+    }
+    // SAFETY: 8 zeroed, page-aligned bytes, valid for the program's life.
+    unsafe { &*(p as *const std::sync::atomic::AtomicU64) }
+}

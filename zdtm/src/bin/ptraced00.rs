@@ -8,7 +8,7 @@
 //!
 //! `--sabotage check`: the root detaches C before checking.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use zdtm::Checks;
@@ -30,16 +30,7 @@ fn regs(pid: i32) -> Result<libc::user_regs_struct, String> {
 
 fn main() {
     zdtm::test_init();
-    let len = std::mem::size_of::<AtomicU64>();
-    // SAFETY: a fresh anonymous shared mapping of our own, never unmapped.
-    let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
-    };
-    if p == libc::MAP_FAILED {
-        zdtm::fail(&format!("mmap: {}", zdtm::last_err()));
-    }
-    // SAFETY: 8 zeroed, page-aligned bytes, valid for the program's life.
-    let count: &'static AtomicU64 = unsafe { &*(p as *const AtomicU64) };
+    let count = zdtm::shared_counter();
     // SAFETY: single-threaded; the child runs only this loop.
     let c = unsafe { libc::fork() };
     if c < 0 {

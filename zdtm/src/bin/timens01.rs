@@ -7,7 +7,7 @@
 //!
 //! `--sabotage check`: the root expects an offset of +101 s.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use zdtm::Checks;
@@ -19,16 +19,7 @@ fn main() {
     if !std::path::Path::new("/proc/self/ns/time").exists() {
         zdtm::skip("no time namespaces in this kernel");
     }
-    let len = std::mem::size_of::<AtomicU64>();
-    // SAFETY: a fresh anonymous shared mapping of our own, never unmapped.
-    let p = unsafe {
-        libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
-    };
-    if p == libc::MAP_FAILED {
-        zdtm::fail(&format!("mmap: {}", zdtm::last_err()));
-    }
-    // SAFETY: 8 zeroed, page-aligned bytes, valid for the program's life.
-    let count: &'static AtomicU64 = unsafe { &*(p as *const AtomicU64) };
+    let count = zdtm::shared_counter();
     // SAFETY: plain syscall; it changes only the namespace of our children.
     if unsafe { libc::unshare(libc::CLONE_NEWTIME) } != 0 {
         zdtm::fail(&format!("unshare(CLONE_NEWTIME): {}", zdtm::last_err()));
