@@ -22,4 +22,16 @@ else
 fi
 
 cargo build --all-targets
+# Lints (the workspace [lints] table: clippy::undocumented_unsafe_blocks and
+# the rest), every member crate and target.
+cargo clippy --workspace --all-targets -- -D warnings
+# The no_std blobs are built by build/blob.rs with rustc, outside cargo:
+# the same lints through clippy-driver (metadata only, nothing linked).
+blobcheck=$(mktemp -d)
+for root in parasite/src/lib.rs parasite/src/restorer.rs; do
+    clippy-driver --edition=2024 --crate-type=staticlib --crate-name="blob_$(basename "$root" .rs)" \
+        -C panic=abort -D warnings -D clippy::undocumented_unsafe_blocks \
+        --emit=metadata --out-dir "$blobcheck" "$root"
+done
+rm -rf "$blobcheck"
 cargo test --no-fail-fast -- --test-threads="$(nproc)"

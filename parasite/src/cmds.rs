@@ -42,7 +42,7 @@ fn view<T>(b: &mut [u8]) -> Result<&T, i32> {
 }
 
 fn view_mut<T>(b: &mut [u8]) -> Result<&mut T, i32> {
-    if b.len() != size_of::<T>() || b.as_ptr() as usize % align_of::<T>() != 0 {
+    if b.len() != size_of::<T>() || !(b.as_ptr() as usize).is_multiple_of(align_of::<T>()) {
         return Err(EINVAL);
     }
     // SAFETY: size and alignment were checked; proto types are plain
@@ -52,7 +52,7 @@ fn view_mut<T>(b: &mut [u8]) -> Result<&mut T, i32> {
 
 /// The reply slot for `T` at the start of the transmit payload.
 fn put<T>(out: &mut [u8]) -> Result<&mut T, i32> {
-    if out.len() < size_of::<T>() || out.as_ptr() as usize % align_of::<T>() != 0 {
+    if out.len() < size_of::<T>() || !(out.as_ptr() as usize).is_multiple_of(align_of::<T>()) {
         return Err(EINVAL);
     }
     // SAFETY: as in `view_mut`; the caller fills every field it reports.

@@ -28,7 +28,7 @@ mod mem;
 mod syscall;
 pub mod restorer_proto;
 
-use core::arch::{asm, global_asm};
+use core::arch::global_asm;
 use core::mem::size_of;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -459,7 +459,7 @@ fn mm_fields(c: &Ctx) {
     let map = PrctlMmMap {
         mm: a.mm,
         auxv: auxv.as_ptr() as u64,
-        auxv_size: (auxv.len() * size_of::<u64>()) as u32,
+        auxv_size: core::mem::size_of_val(auxv) as u32,
         exe_fd: a.exe_fd as u32,
     };
     c.check(

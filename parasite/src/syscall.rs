@@ -31,7 +31,9 @@ pub fn syscall(nr: usize, a: [usize; 6]) -> isize {
 /// A system call through the 32-bit entry (`int 0x80`) with one argument,
 /// for the i386-only calls (set_thread_area); pointers must lie below 4 GiB.
 /// The kernel's 32-bit return value, sign-extended.
+/// (Only the restorer uses it; the parasite shares this module.)
 #[inline(always)]
+#[allow(dead_code)]
 pub fn syscall32_1(nr: usize, a: usize) -> isize {
     let ret: usize;
     // SAFETY: `int 0x80` returns in eax and may clobber r8-r11; ebx (the

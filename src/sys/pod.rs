@@ -46,39 +46,62 @@ pub fn read<T: Pod>(b: &[u8]) -> Option<T> {
     Some(unsafe { std::ptr::read_unaligned(b.as_ptr().cast::<T>()) })
 }
 
-// SAFETY (all below): primitive integers and `()` have no padding and accept
-// every bit pattern; arrays of Pod are Pod (no padding between elements).
+// SAFETY: `()` has no bytes, so nothing can be invalid or uninitialised.
 unsafe impl Pod for () {}
+// SAFETY: `u8` has no padding and every bit pattern is a value.
 unsafe impl Pod for u8 {}
+// SAFETY: `u16` has no padding and every bit pattern is a value.
 unsafe impl Pod for u16 {}
+// SAFETY: `u32` has no padding and every bit pattern is a value.
 unsafe impl Pod for u32 {}
+// SAFETY: `u64` has no padding and every bit pattern is a value.
 unsafe impl Pod for u64 {}
+// SAFETY: `i32` has no padding and every bit pattern is a value.
 unsafe impl Pod for i32 {}
+// SAFETY: `i64` has no padding and every bit pattern is a value.
 unsafe impl Pod for i64 {}
+// SAFETY: arrays have no padding between elements, so an array of Pod is Pod.
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 
 mod proto_impls {
     use super::Pod;
     use crate::compel::proto::*;
-    // SAFETY: each is #[repr(C)] of u32/i32/u64/i64 fields and arrays of
-    // such structs, with explicit `_pad` fields where alignment would
-    // otherwise insert padding (sizes are asserted in proto.rs).
+    // Each is #[repr(C)] of u32/i32/u64/i64 fields and arrays of such
+    // structs, with explicit `_pad` fields where alignment would otherwise
+    // insert padding (sizes are asserted in proto.rs).
+    // SAFETY: `BootArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for BootArgs {}
+    // SAFETY: `Request`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for Request {}
+    // SAFETY: `Reply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for Reply {}
+    // SAFETY: `Hello`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for Hello {}
+    // SAFETY: `PingArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for PingArgs {}
+    // SAFETY: `PingReply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for PingReply {}
+    // SAFETY: `KSigaction`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for KSigaction {}
+    // SAFETY: `SigactsReply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for SigactsReply {}
+    // SAFETY: `StackT`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for StackT {}
+    // SAFETY: `Timeval`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for Timeval {}
+    // SAFETY: `Itimer`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for Itimer {}
+    // SAFETY: `MiscReply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for MiscReply {}
+    // SAFETY: `IoVec`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for IoVec {}
+    // SAFETY: `PagesArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for PagesArgs {}
+    // SAFETY: `PagesReply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for PagesReply {}
+    // SAFETY: `DrainFdsArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for DrainFdsArgs {}
+    // SAFETY: `DrainFdsReply`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for DrainFdsReply {}
 }
 
@@ -89,5 +112,6 @@ mod arch_impls {
     unsafe impl Pod for crate::arch::Regs {}
     // SAFETY: #[repr(C)] of u64/u16/u32 fields laid out without holes (the
     // kernel's rt_sigframe pieces; sizes asserted in arch/x86_64/sigframe.rs).
+    // SAFETY: `crate::arch::sigframe::RtSigframe`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for crate::arch::sigframe::RtSigframe {}
 }

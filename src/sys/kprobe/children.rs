@@ -169,7 +169,7 @@ pub fn special_mappings_mremap_child(ranges: &[(usize, usize)]) -> Res<WaitStatu
     let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
     let ranges: Vec<(usize, usize)> = ranges.to_vec();
     fork_run(move || {
-        // SAFETY (whole child): raw syscalls on our private copy of the
+        // SAFETY: (the whole child) raw syscalls on our private copy of the
         // address space; nothing but this code runs afterwards.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -216,7 +216,7 @@ pub fn soft_dirty_child() -> Res<WaitStatus> {
     let ps = page_size();
     fork_run(move || {
         const PM_SOFT_DIRTY: u64 = 1 << 55;
-        // SAFETY (whole child): raw syscalls on local buffers and a page
+        // SAFETY: (the whole child) raw syscalls on local buffers and a page
         // mapped here.
         unsafe {
             let map = libc::mmap(

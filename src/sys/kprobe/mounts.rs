@@ -63,7 +63,7 @@ pub fn mount_detached(fstype: &CStr) -> Res<OwnedFd> {
 pub fn binfmt_misc_userns_child(host_dev: u64) -> Res<WaitStatus> {
     const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
     fork_run(move || {
-        // SAFETY (whole child): raw syscalls on locals.
+        // SAFETY: (the whole child) raw syscalls on locals.
         unsafe {
             if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUSER) != 0 {
                 return 1;
