@@ -103,6 +103,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// The errno this error carries (a failed syscall, local or remote, or
+    /// a parasite command's), if any.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Sys { errno, .. } | Error::Remote { errno, .. } | Error::Command { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
 /// Attach a pid and an operation name to an errno.
 trait Ctx<T> {
     fn ctx(self, pid: nix::unistd::Pid, op: &'static str) -> Result<T>;

@@ -119,22 +119,22 @@ pub fn fail(ty: CriuReqType, e: &anyhow::Error) -> CriuResp {
     }
 }
 
+/// The errno of the first error in the chain that carries one (ours,
+/// nix's, std's, compel's, an image's), for RPC's cr_errno.
 fn errno_of(e: &anyhow::Error) -> Option<i32> {
-    for cause in e.chain() {
+    e.chain().find_map(|cause| {
         if let Some(r) = cause.downcast_ref::<ReqError>() {
-            return Some(r.errno());
+            Some(r.errno())
+        } else if let Some(n) = cause.downcast_ref::<nix::errno::Errno>() {
+            Some(*n as i32)
+        } else if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            io.raw_os_error()
+        } else if let Some(c) = cause.downcast_ref::<crate::compel::Error>() {
+            c.errno().map(|n| n as i32)
+        } else {
+            cause.downcast_ref::<ImageError>().map(ImageError::errno)
         }
-        if let Some(n) = cause.downcast_ref::<nix::errno::Errno>() {
-            return Some(*n as i32);
-        }
-        if let Some(n) = cause.downcast_ref::<std::io::Error>().and_then(|e| e.raw_os_error()) {
-            return Some(n);
-        }
-        if let Some(i) = cause.downcast_ref::<ImageError>() {
-            return Some(i.errno());
-        }
-    }
-    None
+    })
 }
 
 fn version() -> CriuResp {
@@ -216,4 +216,33 @@ fn wait_pid(req: &CriuReq) -> Result<CriuResp> {
         other => anyhow::bail!("{pid}: unexpected wait status {other:?}"),
     };
     Ok(CriuResp { status: Some(status), ..ok(CriuReqType::WaitPid) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::errno_of;
+    use anyhow::Context;
+    use nix::errno::Errno;
+
+    #[test]
+    fn errno_comes_from_any_error_in_the_chain() {
+        let compel = crate::compel::Error::Remote { pid: 7, op: "mmap", errno: Errno::ENOMEM };
+        let e = Err::<(), _>(compel).context("infecting task 7").context("dump").unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::ENOMEM));
+
+        let e = Err::<(), _>(Errno::EPERM).context("ptrace").unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::EPERM));
+
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = Err::<(), _>(io).context("open").unwrap_err();
+        assert_eq!(errno_of(&e), Some(libc::ENOENT));
+
+        // No errno in the first cause: the next one that has one counts.
+        let gone = crate::compel::Error::Gone { pid: 7, what: "exited".into() };
+        let e = anyhow::Error::new(gone).context("seizing");
+        assert_eq!(errno_of(&e), None);
+        let inner = Err::<(), _>(Errno::ESRCH).context("waitpid").unwrap_err();
+        let e = inner.context(std::io::Error::other("no os error")).context("outer");
+        assert_eq!(errno_of(&e), Some(libc::ESRCH));
+    }
 }
