@@ -39,7 +39,6 @@ pub const NR_SIGALTSTACK: usize = 131;
 pub const NR_PERSONALITY: usize = 135;
 pub const NR_PRCTL: usize = 157;
 pub const NR_GETTID: usize = 186;
-pub const NR_VMSPLICE: usize = 278;
 
 pub use crate::syscall::syscall;
 

@@ -7,8 +7,6 @@ use core::mem::{align_of, size_of};
 use crate::arch::{self, syscall};
 use crate::proto::*;
 
-const EBADF: i32 = 9;
-const EIO: i32 = 5;
 const EINVAL: i32 = 22;
 const ENOSYS: i32 = 38;
 
@@ -25,13 +23,14 @@ const PR_GET_TID_ADDRESS: usize = 40;
 /// (reply length, descriptors to attach) or an errno.
 pub type CmdResult = Result<(usize, usize), i32>;
 
+/// Run command `cmd`. No command takes or returns descriptors today: the
+/// transport carries them (`fds` in, `out_fds` back) for those that will.
 pub fn dispatch(cmd: u32, args: &mut [u8], fds: &[i32], out: &mut [u8], out_fds: &mut [i32; MAX_FDS]) -> CmdResult {
+    let _ = (fds, out_fds);
     match cmd {
         CMD_PING => ping(view(args)?, put(out)?),
         CMD_DUMP_SIGACTS => sigacts(put(out)?),
         CMD_DUMP_MISC => misc(put(out)?),
-        CMD_DUMP_PAGES => pages(view_mut(args)?, fds, put(out)?),
-        CMD_DRAIN_FDS => drain_fds(view(args)?, put(out)?, out_fds),
         _ => Err(ENOSYS),
     }
 }
@@ -111,52 +110,4 @@ fn misc(r: &mut MiscReply) -> CmdResult {
     check(syscall(arch::NR_PRCTL, [PR_GET_PDEATHSIG, &mut pdeath as *mut i32 as usize, 0, 0, 0, 0]))?;
     r.pdeath_sig = pdeath as u32;
     Ok((size_of::<MiscReply>(), 0))
-}
-
-/// vmsplice the given ranges of the task's memory into the pipe (fd 0).
-fn pages(a: &mut PagesArgs, fds: &[i32], r: &mut PagesReply) -> CmdResult {
-    let Some(&pipe) = fds.first() else { return Err(EBADF) };
-    let nr = a.nr as usize;
-    let Some(iov) = a.iov.get_mut(..nr) else { return Err(EINVAL) };
-    let mut total: u64 = 0;
-    let mut i = 0;
-    while i < iov.len() {
-        let Some(rest) = iov.get(i..) else { break };
-        let n = check(syscall(
-            arch::NR_VMSPLICE,
-            [pipe as usize, rest.as_ptr() as usize, rest.len(), a.flags as usize, 0, 0],
-        ))? as u64;
-        if n == 0 {
-            return Err(EIO);
-        }
-        total += n;
-        // Skip what went in; trim a partly spliced iovec.
-        let mut left = n;
-        while left > 0 {
-            let Some(v) = iov.get_mut(i) else { break };
-            let take = left.min(v.len);
-            v.base += take;
-            v.len -= take;
-            left -= take;
-            if v.len == 0 {
-                i += 1;
-            }
-        }
-        while iov.get(i).is_some_and(|v| v.len == 0) {
-            i += 1;
-        }
-    }
-    r.bytes = total;
-    Ok((size_of::<PagesReply>(), 0))
-}
-
-/// Hand back the listed descriptors (the sender attaches them).
-fn drain_fds(a: &DrainFdsArgs, r: &mut DrainFdsReply, out: &mut [i32; MAX_FDS]) -> CmdResult {
-    let nr = a.nr as usize;
-    let Some(src) = a.fds.get(..nr) else { return Err(EINVAL) };
-    for (d, s) in out.iter_mut().zip(src) {
-        *d = *s;
-    }
-    r.nr = a.nr;
-    Ok((size_of::<DrainFdsReply>(), nr))
 }

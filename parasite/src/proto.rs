@@ -13,23 +13,19 @@
 //! with a `CMD_HELLO` reply carrying a [`Hello`].
 
 /// Bumped whenever a struct below changes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Marks a valid [`BootArgs`] (the parasite refuses to start without it).
 pub const BOOT_MAGIC: u64 = 0x7261_7361_7469_6365;
 /// Largest argument or reply payload (bytes after the header).
 pub const MAX_PAYLOAD: usize = 60 * 1024;
 /// Most descriptors one message may carry.
 pub const MAX_FDS: usize = 16;
-/// Most iovecs one `CMD_DUMP_PAGES` request may carry.
-pub const MAX_IOVS: usize = 512;
 
 /// The parasite's greeting (not a request).
 pub const CMD_HELLO: u32 = 0;
 pub const CMD_PING: u32 = 1;
 pub const CMD_DUMP_SIGACTS: u32 = 2;
 pub const CMD_DUMP_MISC: u32 = 3;
-pub const CMD_DUMP_PAGES: u32 = 4;
-pub const CMD_DRAIN_FDS: u32 = 5;
 
 /// Written by the host into the parasite's argument page before start;
 /// the entry stub passes its address as the first argument.
@@ -177,44 +173,12 @@ pub struct MiscReply {
     pub pdeath_sig: u32,
 }
 
-/// `struct iovec` for remote memory.
+/// `struct iovec` (the parasite's own messages).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct IoVec {
     pub base: u64,
     pub len: u64,
-}
-
-/// `CMD_DUMP_PAGES` arguments; the pipe's write end travels as the one fd.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PagesArgs {
-    pub nr: u32,
-    /// `vmsplice(2)` flags (e.g. `SPLICE_F_GIFT`).
-    pub flags: u32,
-    pub iov: [IoVec; MAX_IOVS],
-}
-
-/// `CMD_DUMP_PAGES` reply.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PagesReply {
-    pub bytes: u64,
-}
-
-/// `CMD_DRAIN_FDS` arguments: the target's fd numbers to send back.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DrainFdsArgs {
-    pub nr: u32,
-    pub fds: [i32; MAX_FDS],
-}
-
-/// `CMD_DRAIN_FDS` reply (the descriptors come as `SCM_RIGHTS`).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DrainFdsReply {
-    pub nr: u32,
 }
 
 // Layout checks shared by both sides.
@@ -223,6 +187,3 @@ const _: () = assert!(core::mem::size_of::<Request>() == 8);
 const _: () = assert!(core::mem::size_of::<Reply>() == 16);
 const _: () = assert!(core::mem::size_of::<SigactsReply>() == 64 * 32);
 const _: () = assert!(core::mem::size_of::<MiscReply>() == 48 + 24 + 96 + 16);
-const _: () = assert!(core::mem::size_of::<PagesArgs>() == 8 + 16 * MAX_IOVS);
-const _: () = assert!(core::mem::size_of::<PagesArgs>() <= MAX_PAYLOAD);
-const _: () = assert!(core::mem::size_of::<DrainFdsArgs>() == 4 + 4 * MAX_FDS);

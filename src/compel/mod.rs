@@ -65,7 +65,7 @@ mod seize;
 
 pub use blob::Blob;
 pub use infect::{Infected, RemoteMap};
-pub use proto::{DrainFds, DumpMisc, DumpPages, DumpSigacts, ParasiteCmd, Ping};
+pub use proto::{DumpMisc, DumpSigacts, ParasiteCmd, Ping};
 pub use seize::{Seized, ThreadState};
 
 use nix::errno::Errno;

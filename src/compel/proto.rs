@@ -39,22 +39,3 @@ impl ParasiteCmd for DumpMisc {
     type Args = ();
     type Reply = MiscReply;
 }
-
-/// vmsplice ranges of the task's memory into a pipe passed as the one fd.
-/// The pipe must hold everything (`F_SETPIPE_SZ`) or be drained by another
-/// thread, and its read end must stay open (else the task gets SIGPIPE
-/// later, when its signals are unblocked).
-pub struct DumpPages;
-impl ParasiteCmd for DumpPages {
-    const ID: u32 = CMD_DUMP_PAGES;
-    type Args = PagesArgs;
-    type Reply = PagesReply;
-}
-
-/// Send copies of the listed descriptors of the task back (`SCM_RIGHTS`).
-pub struct DrainFds;
-impl ParasiteCmd for DrainFds {
-    const ID: u32 = CMD_DRAIN_FDS;
-    type Args = DrainFdsArgs;
-    type Reply = DrainFdsReply;
-}

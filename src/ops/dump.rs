@@ -44,7 +44,9 @@ pub enum Stage {
     Write = 7,
 }
 
-fn fault(stage: Stage) -> Result<()> {
+/// `CRIU_FAULT=N`: fail the dump on purpose at stage N (tests of the
+/// failure paths: the tree must be left running).
+fn inject_fault(stage: Stage) -> Result<()> {
     if std::env::var("CRIU_FAULT").ok().and_then(|v| v.parse::<i32>().ok()) == Some(stage as i32) {
         bail!("fault injected at stage {stage:?} (CRIU_FAULT={})", stage as i32);
     }
@@ -256,7 +258,7 @@ fn collect(
     let membarrier = task::settings::membarrier_mask(pid, ctl)?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
 
-    fault(Stage::Memory)?;
+    inject_fault(Stage::Memory)?;
     let exe_id = vma::exe_file_id(pid, &mut sh.files)?;
     let maps = proc::maps::read(pid)?;
     let vmas = vma::collect(pid, &maps, &mut sh.files, opts.allow_uprobes)?;
@@ -278,7 +280,7 @@ fn collect(
     let mut mm = mem::mm_entry(stat, brk, proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
     mm.thp_disabled = Some(task::settings::thp_disabled(pid, report.thp_disabled)?);
 
-    fault(Stage::Files)?;
+    inject_fault(Stage::Files)?;
     let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
     let fs = FsEntry {
         cwd_id: files::dir_entry(&mut sh.files, pid, "cwd")?,
@@ -286,7 +288,7 @@ fn collect(
         umask: status.umask,
     };
 
-    fault(Stage::Core)?;
+    inject_fault(Stage::Core)?;
     let stop_signo = stop_signal(pid, &ctl.seized, threads)?;
     let tc = TaskCoreEntry {
         task_state: if stop_signo.is_some() { TASK_STOPPED } else { TASK_ALIVE },
@@ -364,7 +366,7 @@ fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate
 }
 
 fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Shared) -> Result<()> {
-    fault(Stage::Write)?;
+    inject_fault(Stage::Write)?;
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
     let mut w = ImageWriter::create(dir, "pstree.img", kinds::pstree())?;
     for t in tasks {
@@ -648,11 +650,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     info!("Dumping processes (pid: {pid})");
     crate::ops::cpuinfo::dump_if_asked(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
-    fault(Stage::Collect)?;
+    inject_fault(Stage::Collect)?;
     precheck(pid)?;
 
     let t_freeze = Instant::now();
-    fault(Stage::Freeze)?;
+    inject_fault(Stage::Freeze)?;
     let mut tasks = freeze(pid, opts)?;
     let frozen_at = Instant::now();
     let freezing_us = frozen_at.duration_since(t_freeze).as_micros() as u64;
@@ -688,7 +690,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
 
     // What only each task can tell, through the parasite.
     let mut reports = Vec::with_capacity(tasks.len());
-    if let Err(e) = fault(Stage::Remote) {
+    if let Err(e) = inject_fault(Stage::Remote) {
         return Err(failed(tasks, e));
     }
     for i in 0..tasks.len() {

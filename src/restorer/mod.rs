@@ -52,7 +52,7 @@ const SIGNALS: usize = 62;
 /// Tests: `CRIU_RESTORER_FAULT=STEP` makes the restorer (or, for
 /// `step::CLEANER`, the cleaner) fail at that step; `step::NO_CLEANER`
 /// runs without a cleaner.
-fn fault() -> u64 {
+fn injected_fault_step() -> u64 {
     std::env::var("CRIU_RESTORER_FAULT").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
@@ -238,14 +238,14 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         syscall_ip: lay.base + blob::SYSCALL,
         sigmask: plan.sigmask,
         threads: plan.threads.iter().map(|t| (nix::unistd::Pid::from_raw(t.tid), t.sigmask)).collect(),
-        fault: fault() == proto::step::CLEANER,
+        fault: injected_fault_step() == proto::step::CLEANER,
         go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
         detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
         suspend_seccomp: plan.seccomp_strict || plan.threads.iter().any(|t| t.seccomp_strict),
         stop_sig: plan.stop_signo,
         subreaper: plan.child_subreaper,
     };
-    let started = if fault() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
+    let started = if injected_fault_step() == proto::step::NO_CLEANER { Ok(false) } else { cleaner::start(&job, plan.ready_fd.as_fd()) };
     let cleaner = match started {
         Ok(true) => true,
         Ok(false) => {
@@ -590,7 +590,7 @@ fn build_args(
     // Measuring: room for every fd we have.
     let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
     a.close_fds = b.push_u32(&close);
-    a.fault = fault();
+    a.fault = injected_fault_step();
     a.frame = if lay.frame != 0 { lay.frame } else { b.size().div_ceil(64) * 64 };
     Ok(b.finish(&a))
 }

@@ -95,14 +95,6 @@ mod proto_impls {
     unsafe impl Pod for MiscReply {}
     // SAFETY: `IoVec`: #[repr(C)], integer fields only, padding spelled out (see above).
     unsafe impl Pod for IoVec {}
-    // SAFETY: `PagesArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
-    unsafe impl Pod for PagesArgs {}
-    // SAFETY: `PagesReply`: #[repr(C)], integer fields only, padding spelled out (see above).
-    unsafe impl Pod for PagesReply {}
-    // SAFETY: `DrainFdsArgs`: #[repr(C)], integer fields only, padding spelled out (see above).
-    unsafe impl Pod for DrainFdsArgs {}
-    // SAFETY: `DrainFdsReply`: #[repr(C)], integer fields only, padding spelled out (see above).
-    unsafe impl Pod for DrainFdsReply {}
 }
 
 #[cfg(target_arch = "x86_64")]
