@@ -66,7 +66,7 @@ pub fn decide(ip: u64, rseq_cs: u64, rseq_flags: u32, cs: &RseqCs) -> (Option<u6
 /// Read the rseq state of ptrace-stopped `pid` at `ip` (None when it has
 /// no rseq registration or the kernel cannot tell).
 pub fn inspect(pid: Pid, ip: u64) -> Result<(Option<u64>, RseqSeen), nix::errno::Errno> {
-    let Ok((_, conf)) = crate::sys::kprobe::ptrace_get_rseq_conf(pid) else {
+    let Ok((_, conf)) = crate::sys::ptrace::get_rseq_conf(pid) else {
         return Ok((None, RseqSeen::default()));
     };
     if conf.rseq_abi_pointer == 0 {

@@ -20,7 +20,7 @@ pub fn dump(pid: i32, epfd: i32, id: u32, flags: u32, info: &FdInfo) -> Result<E
         // are told apart by their order.
         let toff = e.tfd[..i].iter().filter(|o| o.tfd == t.tfd).count() as u32;
         let p = nix::unistd::Pid::from_raw(pid);
-        match crate::sys::kprobe::kcmp_epoll_tfd(p, t.tfd as i32, epfd, t.tfd as i32, toff) {
+        match crate::sys::kcmp::kcmp_epoll_tfd(p, t.tfd as i32, epfd, t.tfd as i32, toff) {
             Ok(0) => {}
             Ok(_) | Err(nix::errno::Errno::EBADF) => bail!(
                 "epoll fd {epfd} of task {pid} watches a file added as fd {} that is no longer at fd {} (closed or replaced since): such watches are not supported",

@@ -302,5 +302,5 @@ fn their_fd(pid: i32, fd: i32, pidfd: &mut Option<std::os::fd::OwnedFd>) -> Resu
 /// description.
 fn same_description(pid_a: i32, a: i32, pid_b: i32, b: i32) -> bool {
     let (pa, pb) = (nix::unistd::Pid::from_raw(pid_a), nix::unistd::Pid::from_raw(pid_b));
-    matches!(crate::sys::kprobe::kcmp(pa, pb, 0 /* KCMP_FILE */, a as u64, b as u64), Ok(0))
+    matches!(crate::sys::kcmp::kcmp(pa, pb, 0 /* KCMP_FILE */, a as u64, b as u64), Ok(0))
 }

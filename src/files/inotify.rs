@@ -105,9 +105,9 @@ pub fn restore(e: &InotifyFileEntry) -> Result<OwnedFd> {
             }
             (Err(e), None) => return Err(e),
         };
-        crate::sys::kprobe::inotify_set_next_wd(fd.as_fd(), w.wd as i32).context("INOTIFY_IOC_SETNEXTWD")?;
+        crate::sys::inotify::set_next_wd(fd.as_fd(), w.wd as i32).context("INOTIFY_IOC_SETNEXTWD")?;
         let c = std::ffi::CString::new(path.clone())?;
-        let got = crate::sys::kprobe::inotify_add_watch(fd.as_fd(), &c, w.mask).with_context(|| format!("watching {path}"))?;
+        let got = crate::sys::inotify::add_watch(fd.as_fd(), &c, w.mask).with_context(|| format!("watching {path}"))?;
         if got != w.wd as i32 {
             bail!("inotify watch on {path} got number {got}, not {}", w.wd);
         }

@@ -15,7 +15,7 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 
 use super::{Ctx, Probe, ProbeError};
-use crate::sys::kprobe as k;
+use crate::sys::probe as k;
 
 /// /proc/self/fdinfo/FD of one of our descriptors.
 pub fn fdinfo(fd: RawFd) -> Probe<String> {
@@ -73,8 +73,8 @@ pub fn probe_fdinfo_signalfd() -> Probe<()> {
 
 /// inotify fdinfo lists its watches ("inotify wd:N ino:... ").
 pub fn probe_fdinfo_inotify() -> Probe<()> {
-    let fd = k::inotify_init().ctx("Can't make inotify fd")?;
-    let wd = k::inotify_add_watch(fd.as_fd(), c"/", libc::IN_ALL_EVENTS).ctx("Can't add watch")?;
+    let fd = crate::sys::inotify::init().ctx("Can't make inotify fd")?;
+    let wd = crate::sys::inotify::add_watch(fd.as_fd(), c"/", libc::IN_ALL_EVENTS).ctx("Can't add watch")?;
     let text = fdinfo(fd.as_raw_fd())?;
     let wds: Vec<i32> =
         fdinfo_values(&text, "inotify wd:").iter().filter_map(|v| v.split_whitespace().next()?.parse().ok()).collect();
@@ -156,8 +156,8 @@ pub fn probe_openat2() -> Probe<bool> {
 
 /// INOTIFY_IOC_SETNEXTWD.
 pub fn probe_inotify_setnextwd() -> Probe<bool> {
-    let fd = k::inotify_init().ctx("Can't create inotify")?;
-    match k::inotify_set_next_wd(fd.as_fd(), 0x10) {
+    let fd = crate::sys::inotify::init().ctx("Can't create inotify")?;
+    match crate::sys::inotify::set_next_wd(fd.as_fd(), 0x10) {
         Ok(()) => Ok(true),
         Err(Errno::ENOTTY) => Ok(false),
         Err(e) => Err(ProbeError::sys("Can't call ioctl", e)),

@@ -8,7 +8,8 @@ use std::os::unix::fs::FileExt;
 use nix::errno::Errno;
 
 use super::{Ctx, Probe, ProbeError};
-use crate::sys::kprobe::{self as k, AnonMap, PageRegion, ScanRequest};
+use crate::sys::pagemap::{self as pm, PageRegion, ScanRequest};
+use crate::sys::probe::{self as k, AnonMap};
 
 /// What /proc/PID/pagemap gives us.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +80,7 @@ pub fn probe_pagemap() -> Probe<PagemapMode> {
 }
 
 fn scan(f: &File, req: &ScanRequest, out: &mut [PageRegion]) -> Result<Vec<PageRegion>, Errno> {
-    let (n, _) = k::pagemap_scan(f.as_fd(), req, out)?;
+    let (n, _) = pm::pagemap_scan(f.as_fd(), req, out)?;
     Ok(out[..n.min(out.len())].to_vec())
 }
 
@@ -89,10 +90,10 @@ fn criu_scan_request(map: &AnonMap) -> ScanRequest {
     ScanRequest {
         start: map.addr() as u64,
         end: (map.addr() + map.len()) as u64,
-        category_inverted: k::PAGE_IS_PFNZERO | k::PAGE_IS_FILE,
-        category_mask: k::PAGE_IS_PFNZERO | k::PAGE_IS_FILE,
-        category_anyof_mask: k::PAGE_IS_PRESENT | k::PAGE_IS_SWAPPED,
-        return_mask: k::PAGE_IS_PRESENT | k::PAGE_IS_SWAPPED | k::PAGE_IS_SOFT_DIRTY,
+        category_inverted: pm::PAGE_IS_PFNZERO | pm::PAGE_IS_FILE,
+        category_mask: pm::PAGE_IS_PFNZERO | pm::PAGE_IS_FILE,
+        category_anyof_mask: pm::PAGE_IS_PRESENT | pm::PAGE_IS_SWAPPED,
+        return_mask: pm::PAGE_IS_PRESENT | pm::PAGE_IS_SWAPPED | pm::PAGE_IS_SOFT_DIRTY,
         ..Default::default()
     }
 }
@@ -113,7 +114,7 @@ pub fn probe_pagemap_scan() -> Probe<bool> {
     };
     let start = map.addr() as u64;
     match regions.as_slice() {
-        [r] if r.start == start && r.end == start + 2 * ps as u64 && r.categories & k::PAGE_IS_PRESENT != 0 => Ok(true),
+        [r] if r.start == start && r.end == start + 2 * ps as u64 && r.categories & pm::PAGE_IS_PRESENT != 0 => Ok(true),
         other => Err(ProbeError::msg(format!("PAGEMAP_SCAN returned unexpected regions {other:?}"))),
     }
 }
@@ -137,7 +138,7 @@ pub fn probe_pagemap_scan_guard_pages() -> Probe<bool> {
     let f = open_pagemap()?;
     let mut map = AnonMap::rw(4).ctx("Can't mmap memory for PAGEMAP_SCAN test")?;
     let mut req = criu_scan_request(&map);
-    req.return_mask |= k::PAGE_IS_GUARD;
+    req.return_mask |= pm::PAGE_IS_GUARD;
     let mut out = [PageRegion::default(); 8];
     match scan(&f, &req, &mut out) {
         Ok(_) => {}
@@ -151,8 +152,8 @@ pub fn probe_pagemap_scan_guard_pages() -> Probe<bool> {
     let req = ScanRequest {
         start: map.addr() as u64,
         end: (map.addr() + map.len()) as u64,
-        category_anyof_mask: k::PAGE_IS_GUARD,
-        return_mask: k::PAGE_IS_GUARD,
+        category_anyof_mask: pm::PAGE_IS_GUARD,
+        return_mask: pm::PAGE_IS_GUARD,
         ..Default::default()
     };
     let regions = scan(&f, &req, &mut out).ctx("PAGEMAP_SCAN failed with unexpected errno")?;
@@ -224,14 +225,14 @@ pub fn probe_uffd_wp_async_tracking() -> Probe<bool> {
     };
     let mut out = [PageRegion::default(); 8];
     // Reset: write-protect every page that was written.
-    scan(&f, &range(k::PM_SCAN_WP_MATCHING | k::PM_SCAN_CHECK_WPASYNC, k::PAGE_IS_WRITTEN), &mut out)
+    scan(&f, &range(pm::PM_SCAN_WP_MATCHING | pm::PM_SCAN_CHECK_WPASYNC, pm::PAGE_IS_WRITTEN), &mut out)
         .ctx("PAGEMAP_SCAN can't reset written pages")?;
-    let clean = scan(&f, &range(0, k::PAGE_IS_WRITTEN), &mut out).ctx("PAGEMAP_SCAN failed")?;
+    let clean = scan(&f, &range(0, pm::PAGE_IS_WRITTEN), &mut out).ctx("PAGEMAP_SCAN failed")?;
     if !clean.is_empty() {
         return Ok(false);
     }
     map.touch(2 * ps + 5, 2).ctx("Can't touch the test page")?;
-    let dirty = scan(&f, &range(0, k::PAGE_IS_WRITTEN), &mut out).ctx("PAGEMAP_SCAN failed")?;
+    let dirty = scan(&f, &range(0, pm::PAGE_IS_WRITTEN), &mut out).ctx("PAGEMAP_SCAN failed")?;
     let p2 = (map.addr() + 2 * ps) as u64;
     Ok(matches!(dirty.as_slice(), [r] if r.start == p2 && r.end == p2 + ps as u64))
 }

@@ -24,7 +24,7 @@ use std::sync::OnceLock;
 
 use nix::errno::Errno;
 
-pub use crate::sys::kprobe::RseqConf;
+pub use crate::sys::ptrace::RseqConf;
 pub use mem::DirtyTrack;
 
 /// Why a probe could not give an answer.

@@ -10,7 +10,7 @@ use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 
 use crate::sockets::netlink::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, Netlink, attr, attrs};
 use super::{Ctx, Probe, ProbeError};
-use crate::sys::kprobe as k;
+use crate::sys::probe as k;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const IPPROTO_TCP: u8 = 6;

@@ -10,7 +10,8 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::{AccessFlags, Pid, access, getpid};
 
 use super::{Ctx, Probe, ProbeError};
-use crate::sys::kprobe::{self as k, RseqConf, Sleeper};
+use crate::sys::probe::{self as k, Sleeper};
+use crate::sys::ptrace::RseqConf;
 
 /// /proc/PID/map_files is readable and its links resolve.
 pub fn probe_map_files() -> Probe<()> {
@@ -33,8 +34,8 @@ pub fn probe_kcmp() -> Probe<()> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("Can't create pipe")?;
     let dup = rd.try_clone().ctx("Can't dup pipe")?;
     let me = getpid();
-    let same = k::kcmp(me, me, k::KCMP_FILE, rd.as_raw_fd() as u64, dup.as_raw_fd() as u64);
-    let other = k::kcmp(me, me, k::KCMP_FILE, rd.as_raw_fd() as u64, wr.as_raw_fd() as u64);
+    let same = crate::sys::kcmp::kcmp(me, me, crate::sys::kcmp::KCMP_FILE, rd.as_raw_fd() as u64, dup.as_raw_fd() as u64);
+    let other = crate::sys::kcmp::kcmp(me, me, crate::sys::kcmp::KCMP_FILE, rd.as_raw_fd() as u64, wr.as_raw_fd() as u64);
     match (same, other) {
         (Err(Errno::ENOSYS), _) => Err(ProbeError::sys("System call kcmp is not supported", Errno::ENOSYS)),
         (Ok(0), Ok(o)) if o != 0 => Ok(()),
@@ -48,7 +49,7 @@ pub fn probe_kcmp_epoll_tfd() -> Probe<bool> {
     let ep = k::epoll_create().ctx("Can't create epoll")?;
     let (rd, _wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx("Can't create pipe")?;
     k::epoll_add(ep.as_fd(), rd.as_fd(), (libc::EPOLLIN | libc::EPOLLOUT) as u32, u64::MAX).ctx("Can't add event")?;
-    let r = k::kcmp_epoll_tfd(getpid(), rd.as_raw_fd(), ep.as_raw_fd(), rd.as_raw_fd(), 0);
+    let r = crate::sys::kcmp::kcmp_epoll_tfd(getpid(), rd.as_raw_fd(), ep.as_raw_fd(), rd.as_raw_fd(), 0);
     Ok(r == Ok(0))
 }
 
@@ -140,9 +141,9 @@ pub fn probe_ptrace_seize() -> Probe<()> {
 /// PTRACE_PEEKSIGINFO and PTRACE_GETSIGMASK on a stopped tracee.
 pub fn probe_ptrace_peeksiginfo() -> Probe<()> {
     let t = TracedChild::new(false)?;
-    k::ptrace_peeksiginfo(t.pid(), false, 1).ctx("Unable to dump pending signals")?;
-    k::ptrace_peeksiginfo(t.pid(), true, 1).ctx("Unable to dump pending signals")?;
-    k::ptrace_getsigmask(t.pid()).ctx("Unable to dump signal blocking mask")?;
+    crate::sys::ptrace::peeksiginfo(t.pid(), false, 1).ctx("Unable to dump pending signals")?;
+    crate::sys::ptrace::peeksiginfo(t.pid(), true, 1).ctx("Unable to dump pending signals")?;
+    crate::sys::ptrace::get_sigmask(t.pid()).ctx("Unable to dump signal blocking mask")?;
     Ok(())
 }
 
@@ -159,7 +160,7 @@ pub fn probe_seccomp_suspend() -> Probe<()> {
 /// PTRACE_SECCOMP_GET_FILTER reads back the filter a child installed.
 pub fn probe_seccomp_filters() -> Probe<()> {
     let t = TracedChild::new(true)?;
-    let n = k::ptrace_seccomp_filter_len(t.pid(), 0).ctx("Dumping seccomp filters not supported")?;
+    let n = crate::sys::ptrace::seccomp_filter_len(t.pid(), 0).ctx("Dumping seccomp filters not supported")?;
     if n != 4 {
         return Err(ProbeError::msg(format!("Dumping seccomp filters returned {n} instructions, want 4")));
     }
@@ -170,7 +171,7 @@ pub fn probe_seccomp_filters() -> Probe<()> {
 /// rseq registration). None when the request is not supported.
 pub fn probe_ptrace_get_rseq_conf() -> Probe<Option<RseqConf>> {
     let t = TracedChild::new(false)?;
-    match k::ptrace_get_rseq_conf(t.pid()) {
+    match crate::sys::ptrace::get_rseq_conf(t.pid()) {
         Ok((n, conf)) if n == std::mem::size_of::<RseqConf>() => {
             if conf.flags != 0 {
                 return Err(ProbeError::msg("ptrace(PTRACE_GET_RSEQ_CONFIGURATION): rseq.flags != 0"));
@@ -212,7 +213,7 @@ pub fn probe_clone_parent_vs_pid() -> Probe<bool> {
 
 /// pidfd_open() on ourselves.
 pub fn probe_pidfd_open() -> Probe<bool> {
-    Ok(k::pidfd_open(getpid(), 0).is_ok())
+    Ok(crate::sys::pidfd::open(getpid()).is_ok())
 }
 
 /// pidfd_getfd(): steal our own socket end through a pidfd and read
@@ -223,8 +224,8 @@ pub fn probe_pidfd_getfd() -> Probe<bool> {
         .ctx("Can't open unix socket pair")?;
     let val: i32 = 1984;
     nix::unistd::write(&a, &val.to_ne_bytes()).ctx("Can't write to socket")?;
-    let Ok(pidfd) = k::pidfd_open(getpid(), 0) else { return Ok(false) };
-    let Ok(stolen) = k::pidfd_getfd(pidfd.as_fd(), b.as_raw_fd()) else { return Ok(false) };
+    let Ok(pidfd) = crate::sys::pidfd::open(getpid()) else { return Ok(false) };
+    let Ok(stolen) = crate::sys::pidfd::getfd(pidfd.as_fd(), b.as_raw_fd()) else { return Ok(false) };
     let mut buf = [0u8; 4];
     let n = nix::unistd::read(&stolen, &mut buf).ctx("Can't read from socket")?;
     if n != 4 || i32::from_ne_bytes(buf) != val {

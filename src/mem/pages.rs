@@ -19,7 +19,7 @@ use super::vma::{status, Vma};
 use crate::images::pagemap::{flags, pages_file_name, Pagemap, PAGE_SIZE};
 use crate::images::pb::{PagemapEntry, PagemapHead};
 use crate::images::ImageDir;
-use crate::sys::kprobe::{pagemap_scan, PageRegion, ScanRequest};
+use crate::sys::pagemap::{pagemap_scan, PageRegion, ScanRequest};
 
 /// PAGEMAP_SCAN page categories.
 mod category {

@@ -3,7 +3,11 @@
 #![allow(unsafe_code)]
 
 pub mod fd;
-pub mod kprobe;
+pub mod inotify;
+pub mod kcmp;
+pub mod pagemap;
+pub mod probe;
+mod ret;
 pub mod signals;
 pub mod x86;
 pub mod pidfd;

@@ -1,4 +1,5 @@
-//! ptrace(2) requests the parasite engine needs, as safe typed wrappers.
+//! ptrace(2) requests the parasite engine and the probes need, as safe
+//! typed wrappers.
 //!
 //! Register sets travel as byte buffers or as [`Pod`] values whose size must
 //! match what the kernel returns; text words as `u64`. The ptrace calls must
@@ -11,16 +12,14 @@ use nix::unistd::Pid;
 
 use super::pod::{bytes_of, bytes_of_mut, Pod};
 
-pub type Res<T> = Result<T, Errno>;
+pub use super::ret::Res;
 
 /// `NT_PRSTATUS`: general registers.
 pub const NT_PRSTATUS: u32 = 1;
 /// `NT_X86_XSTATE`: the XSAVE area (x86).
 pub const NT_X86_XSTATE: u32 = 0x202;
 
-fn check(r: libc::c_long) -> Res<libc::c_long> {
-    if r == -1 { Err(Errno::last()) } else { Ok(r) }
-}
+use super::ret::check;
 
 fn raw(req: libc::c_uint, pid: Pid, addr: usize, data: usize) -> Res<libc::c_long> {
     // SAFETY: callers pass requests whose `addr`/`data` are integers or point
@@ -116,3 +115,65 @@ pub fn siginfo(pid: Pid) -> Res<(i32, i32)> {
     let si = nix::sys::ptrace::getsiginfo(pid)?;
     Ok((si.si_signo, si.si_code))
 }
+
+const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+
+#[repr(C)]
+struct PeekSiginfoArgs {
+    off: u64,
+    flags: u32,
+    nr: i32,
+}
+
+/// `PTRACE_PEEKSIGINFO`: how many of up to `max` pending signals (from
+/// offset 0; the shared queue when `shared`) were read.
+pub fn peeksiginfo(pid: Pid, shared: bool, max: usize) -> Res<usize> {
+    let mut buf: Vec<std::mem::MaybeUninit<libc::siginfo_t>> = Vec::with_capacity(max.max(1));
+    buf.resize_with(max.max(1), std::mem::MaybeUninit::uninit);
+    let args = PeekSiginfoArgs { off: 0, flags: if shared { 1 } else { 0 }, nr: buf.len() as i32 };
+    // SAFETY: `args` is a live ptrace_peeksiginfo_args and `buf` has room
+    // for `nr` siginfo_t entries.
+    let n = check(unsafe {
+        libc::ptrace(libc::PTRACE_PEEKSIGINFO, pid.as_raw(), &args as *const PeekSiginfoArgs, buf.as_mut_ptr())
+    })?;
+    Ok(n as usize)
+}
+
+/// `PTRACE_SECCOMP_GET_FILTER` with a NULL buffer: the instruction count of
+/// filter `index` of the tracee.
+pub fn seccomp_filter_len(pid: Pid, index: usize) -> Res<usize> {
+    // SAFETY: a NULL data pointer makes the kernel only return the length.
+    let n = check(unsafe {
+        libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid.as_raw(), index as libc::c_long, std::ptr::null_mut::<libc::c_void>())
+    })?;
+    Ok(n as usize)
+}
+
+/// `struct ptrace_rseq_configuration`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RseqConf {
+    pub rseq_abi_pointer: u64,
+    pub rseq_abi_size: u32,
+    pub signature: u32,
+    pub flags: u32,
+    pub pad: u32,
+}
+
+/// `PTRACE_GET_RSEQ_CONFIGURATION`: (bytes the kernel wrote, config).
+pub fn get_rseq_conf(pid: Pid) -> Res<(usize, RseqConf)> {
+    let mut conf = RseqConf::default();
+    // SAFETY: addr is the size of the local `conf` that data points at.
+    let n = check(unsafe {
+        libc::ptrace(
+            libc::PTRACE_GET_RSEQ_CONFIGURATION,
+            pid.as_raw(),
+            std::mem::size_of::<RseqConf>() as libc::c_long,
+            &mut conf as *mut RseqConf,
+        )
+    })?;
+    Ok((n as usize, conf))
+}
+
+const _: () = assert!(std::mem::size_of::<RseqConf>() == 24);
+const _: () = assert!(std::mem::size_of::<PeekSiginfoArgs>() == 16);

@@ -102,7 +102,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
     if state.rseq.in_kept_cs {
         bail!("thread {tid} of {pid} is stopped inside a non-abortable rseq critical section (RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL): restoring it is not supported");
     }
-    let rseq = crate::sys::kprobe::ptrace_get_rseq_conf(nix::unistd::Pid::from_raw(tid))
+    let rseq = crate::sys::ptrace::get_rseq_conf(nix::unistd::Pid::from_raw(tid))
         .ok()
         .filter(|(_, c)| c.rseq_abi_pointer != 0)
         .map(|(_, c)| RseqEntry {

@@ -38,7 +38,7 @@ const SHARED_KINDS: [(i32, &str); 4] =
 pub fn check_not_shared(parent: i32, child: i32) -> Result<()> {
     let (p, c) = (Pid::from_raw(parent), Pid::from_raw(child));
     for (kind, what) in SHARED_KINDS {
-        if matches!(crate::sys::kprobe::kcmp(p, c, kind, 0, 0), Ok(0)) {
+        if matches!(crate::sys::kcmp::kcmp(p, c, kind, 0, 0), Ok(0)) {
             bail!("task {child} shares its {what} with its parent {parent}: dumping that is not supported yet");
         }
     }

@@ -1,52 +1,7 @@
-//! Probe wrappers: Plain syscalls.
+//! Probe experiments: one-off syscalls, ioctls and prctls the probes try.
 
 #[allow(unused_imports)]
 use super::*;
-
-pub const KCMP_FILE: libc::c_int = 0;
-pub const KCMP_VM: libc::c_int = 1;
-pub const KCMP_EPOLL_TFD: libc::c_int = 7;
-
-/// `kcmp(pid1, pid2, type, idx1, idx2)`: 0 equal, 1/2 ordered, 3 different.
-pub fn kcmp(pid1: Pid, pid2: Pid, kind: libc::c_int, idx1: u64, idx2: u64) -> Res<i32> {
-    // SAFETY: integer-only arguments for these kcmp types.
-    Ok(check(unsafe { libc::syscall(libc::SYS_kcmp, pid1.as_raw(), pid2.as_raw(), kind, idx1, idx2) })? as i32)
-}
-
-#[repr(C)]
-pub(crate) struct KcmpEpollSlot {
-    efd: u32,
-    tfd: u32,
-    toff: u32,
-}
-
-/// `kcmp(pid, pid, KCMP_EPOLL_TFD, fd, &{efd, tfd, toff})`.
-pub fn kcmp_epoll_tfd(pid: Pid, fd: RawFd, efd: RawFd, tfd: RawFd, toff: u32) -> Res<i32> {
-    let slot = KcmpEpollSlot { efd: efd as u32, tfd: tfd as u32, toff };
-    // SAFETY: idx2 points at a live kcmp_epoll_slot.
-    Ok(check(unsafe {
-        libc::syscall(
-            libc::SYS_kcmp,
-            pid.as_raw(),
-            pid.as_raw(),
-            KCMP_EPOLL_TFD,
-            fd as libc::c_ulong,
-            &slot as *const KcmpEpollSlot,
-        )
-    })? as i32)
-}
-
-/// `pidfd_open(pid, flags)`.
-pub fn pidfd_open(pid: Pid, flags: libc::c_uint) -> Res<OwnedFd> {
-    // SAFETY: integer-only arguments.
-    own_fd(unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), flags) })
-}
-
-/// `pidfd_getfd(pidfd, targetfd, 0)`: a duplicate of another task's fd.
-pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target: RawFd) -> Res<OwnedFd> {
-    // SAFETY: integer-only arguments.
-    own_fd(unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0 as libc::c_uint) })
-}
 
 /// `openat2(dirfd, path, {flags, mode, resolve})`.
 pub fn openat2(dir: Option<BorrowedFd<'_>>, path: &CStr, flags: u64, resolve: u64) -> Res<OwnedFd> {
@@ -198,26 +153,6 @@ pub fn epoll_add(epfd: BorrowedFd<'_>, fd: BorrowedFd<'_>, events: u32, data: u6
     let mut ev = libc::epoll_event { events, u64: data };
     // SAFETY: `ev` is a live epoll_event.
     check_int(unsafe { libc::epoll_ctl(epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) })?;
-    Ok(())
-}
-
-/// `inotify_init1(IN_CLOEXEC)`.
-pub fn inotify_init() -> Res<OwnedFd> {
-    // SAFETY: integer-only arguments.
-    own_fd(unsafe { libc::inotify_init1(libc::IN_CLOEXEC) } as libc::c_long)
-}
-
-/// `inotify_add_watch(fd, path, mask)`: the watch descriptor.
-pub fn inotify_add_watch(fd: BorrowedFd<'_>, path: &CStr, mask: u32) -> Res<i32> {
-    // SAFETY: path is NUL-terminated.
-    check_int(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) })
-}
-
-/// `ioctl(inotify_fd, INOTIFY_IOC_SETNEXTWD, wd)`.
-pub fn inotify_set_next_wd(fd: BorrowedFd<'_>, wd: i32) -> Res<()> {
-    const INOTIFY_IOC_SETNEXTWD: libc::c_ulong = 0x4004_4900;
-    // SAFETY: the argument is passed by value.
-    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), INOTIFY_IOC_SETNEXTWD as _, wd as libc::c_long) })?;
     Ok(())
 }
 

@@ -1,4 +1,8 @@
-//! Syscall wrappers for the kernel feature probes (`kerndat`, `criu check`).
+//! The experiments the kernel feature probes (`kerndat`, `criu check`) run:
+//! forked children that try a feature and report by exit code, throwaway
+//! mappings, AIO rings, mounts, and the one-off ioctls/prctls they ask
+//! about. Calls criu itself uses live in their own modules (`kcmp`,
+//! `pagemap`, `inotify`, `ptrace`, `pidfd`).
 //!
 //! Everything exported here is safe to call: pointers handed to the kernel
 //! point at locals or at memory this module owns, new descriptors come back
@@ -7,8 +11,8 @@
 //! of the parent might have held at fork time.
 
 use std::ffi::CStr;
-use std::mem::{MaybeUninit, size_of};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr;
 use std::time::{Duration, Instant};
 
@@ -17,28 +21,14 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-/// Result of a raw syscall: the value, or the errno it failed with.
-pub type Res<T> = Result<T, Errno>;
+pub use super::ret::Res;
+use super::ret::{check, check_int, own_fd};
 
 /// Page size the probes assume (x86_64, aarch64 4K kernels).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no memory-safety preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if v > 0 { v as usize } else { 4096 }
-}
-
-fn check(ret: libc::c_long) -> Res<libc::c_long> {
-    if ret == -1 { Err(Errno::last()) } else { Ok(ret) }
-}
-
-fn check_int(ret: libc::c_int) -> Res<libc::c_int> {
-    if ret == -1 { Err(Errno::last()) } else { Ok(ret) }
-}
-
-fn own_fd(ret: libc::c_long) -> Res<OwnedFd> {
-    let fd = check(ret)?;
-    // SAFETY: the kernel just handed us this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 fn errno_now() -> libc::c_int {
@@ -60,10 +50,6 @@ mod anon;
 pub use anon::*;
 mod uffd;
 pub use uffd::*;
-mod pagemap;
-pub use pagemap::*;
-mod ptrace;
-pub use ptrace::*;
 mod children;
 pub use children::*;
 mod calls;

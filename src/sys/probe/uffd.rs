@@ -1,4 +1,4 @@
-//! Probe wrappers: userfaultfd.
+//! Probe experiments: userfaultfd handshake and write-protect registration.
 
 #[allow(unused_imports)]
 use super::*;

@@ -1,7 +1,10 @@
-//! Probe wrappers: PAGEMAP_SCAN.
+//! PAGEMAP_SCAN on /proc/PID/pagemap: which pages of a range are present,
+//! written, swapped... (the page dump and the memory probes).
 
-#[allow(unused_imports)]
-use super::*;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use super::ret::{check_int, Res};
 
 pub const PM_SCAN_WP_MATCHING: u64 = 1 << 0;
 pub const PM_SCAN_CHECK_WPASYNC: u64 = 1 << 1;
@@ -15,11 +18,11 @@ pub const PAGE_IS_HUGE: u64 = 1 << 6;
 pub const PAGE_IS_SOFT_DIRTY: u64 = 1 << 7;
 pub const PAGE_IS_GUARD: u64 = 1 << 8;
 
-pub(crate) const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
+const PAGEMAP_SCAN: libc::c_ulong = 0xc060_6610;
 
 #[repr(C)]
 #[derive(Default)]
-pub(crate) struct PmScanArg {
+struct PmScanArg {
     size: u64,
     flags: u64,
     start: u64,
@@ -77,3 +80,6 @@ pub fn pagemap_scan(fd: BorrowedFd<'_>, req: &ScanRequest, out: &mut [PageRegion
     let n = check_int(unsafe { libc::ioctl(fd.as_raw_fd(), PAGEMAP_SCAN as _, &mut arg as *mut PmScanArg) })?;
     Ok((n as usize, arg.walk_end))
 }
+
+const _: () = assert!(size_of::<PmScanArg>() == 96);
+const _: () = assert!(size_of::<PageRegion>() == 24);

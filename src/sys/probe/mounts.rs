@@ -1,4 +1,4 @@
-//! Probe wrappers: Mounts.
+//! Probe experiments: mounts (binfmt_misc in a user namespace, move_mount).
 
 #[allow(unused_imports)]
 use super::*;
@@ -102,14 +102,9 @@ mod tests {
 
     #[test]
     fn struct_layouts_match_the_kernel() {
-        assert_eq!(size_of::<PmScanArg>(), 96);
-        assert_eq!(size_of::<PageRegion>(), 24);
         assert_eq!(size_of::<UffdioApi>(), 24);
         assert_eq!(size_of::<UffdioRegister>(), 32);
-        assert_eq!(size_of::<RseqConf>(), 24);
         assert_eq!(size_of::<CloneArgs>(), 88);
-        assert_eq!(size_of::<PeekSiginfoArgs>(), 16);
-        assert_eq!(size_of::<KcmpEpollSlot>(), 12);
     }
 
     #[test]

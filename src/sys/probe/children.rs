@@ -1,4 +1,4 @@
-//! Probe wrappers: Forked helpers.
+//! Probe experiments: forked children that try a feature and exit with the verdict.
 
 #[allow(unused_imports)]
 use super::*;

@@ -1,4 +1,4 @@
-//! Probe wrappers: Anonymous memory.
+//! Probe experiments: throwaway anonymous and file mappings.
 
 #[allow(unused_imports)]
 use super::*;
