@@ -119,8 +119,7 @@ pub fn lift_fd(min: i32) -> std::io::Result<Option<i32>> {
     use std::os::fd::{AsFd, AsRawFd};
     let mut sink = state().sink.lock().unwrap_or_else(|e| e.into_inner());
     let Some(f) = sink.file.as_ref() else { return Ok(None) };
-    let n = nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(min)).map_err(std::io::Error::from)?;
-    let moved = File::from(crate::sys::fd::owned(n));
+    let moved = File::from(crate::sys::fd::dup_cloexec_from(f.as_fd(), min)?);
     let fd = moved.as_raw_fd();
     sink.file = Some(moved);
     Ok(Some(fd))

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use super::reg;
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry};
@@ -60,9 +60,7 @@ fn inherited(inherit: &[(i32, String)], keys: &[String]) -> Option<i32> {
 }
 
 fn dup_inherited(n: i32, what: &str) -> Result<OwnedFd> {
-    let fd = fcntl(crate::sys::fd::borrow_inherited(n)?, FcntlArg::F_DUPFD_CLOEXEC(0))
-        .with_context(|| format!("--inherit-fd fd[{n}] for {what}"))?;
-    Ok(crate::sys::fd::owned(fd))
+    crate::sys::inherited::dup(n).with_context(|| format!("--inherit-fd fd[{n}] for {what}"))
 }
 
 /// Open every file the fd table refers to. `pipe_data` maps pipe_id to the
@@ -274,26 +272,24 @@ impl Opened {
         if let Some(c) = keep.iter().find(|k| targets.contains(k)) {
             bail!("fd {c} of the image collides with a restore service fd");
         }
-        // Move our sources above every target first, so dup2 never closes
-        // a source we still need.
+        // Move our sources above every target first; then everything else
+        // goes, and each target number (free now) gets its description.
         let top = targets.iter().chain(keep).copied().max().unwrap_or(2) + 1;
         let mut high: HashMap<u32, OwnedFd> = HashMap::new();
         for (id, fd) in self.by_id {
             if !fdinfo.iter().any(|f| f.id == id) {
                 continue;
             }
-            let moved = fcntl(fd.as_fd(), FcntlArg::F_DUPFD_CLOEXEC(top)).context("F_DUPFD_CLOEXEC")?;
-            // SAFETY-free: F_DUPFD_CLOEXEC returned a new fd we now own.
-            high.insert(id, crate::sys::fd::owned(moved));
+            high.insert(id, crate::sys::fd::dup_cloexec_from(fd.as_fd(), top).context("F_DUPFD_CLOEXEC")?);
         }
+        let sources = high.values().map(AsRawFd::as_raw_fd);
+        crate::sys::fd::close_all_except(&sources.chain(keep.iter().copied()).collect::<Vec<_>>());
         for fi in fdinfo {
             let src = &high[&fi.id];
-            crate::sys::fd::dup_to(src.as_fd(), fi.fd as RawFd).with_context(|| format!("dup2 to fd {}", fi.fd))?;
-            let fl = if fi.flags & libc::FD_CLOEXEC as u32 != 0 { FdFlag::FD_CLOEXEC } else { FdFlag::empty() };
-            crate::sys::fd::set_fd_flags(fi.fd as RawFd, fl).with_context(|| format!("fd flags of fd {}", fi.fd))?;
+            let cloexec = fi.flags & libc::FD_CLOEXEC as u32 != 0;
+            crate::sys::fd::dup_to(src.as_fd(), fi.fd as RawFd, cloexec).with_context(|| format!("dup2 to fd {}", fi.fd))?;
         }
         drop(high);
-        crate::sys::fd::close_all_but(&targets.iter().chain(keep).copied().collect::<Vec<_>>());
         // O_ASYNC was set where the description was opened: the kernel's
         // SIGIO record names that fd number (si_fd). Set it again from the
         // first fd of each description (turning it off and on re-registers).

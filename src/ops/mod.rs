@@ -114,7 +114,7 @@ pub fn main_as(prog: &str, args: Vec<String>) -> i32 {
         return 0;
     }
     for fd in &opts.close_fds {
-        crate::sys::fd::close_raw(*fd);
+        crate::sys::inherited::close(*fd);
     }
     if opts.show_version {
         print!("{}", version_text());

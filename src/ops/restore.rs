@@ -32,7 +32,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -51,6 +51,7 @@ use crate::mem::premap;
 use crate::opts::Opts;
 use crate::restorer::plan::{MmMap, Plan};
 use crate::sys::clone::{fork_with_pid, Forked};
+use crate::sys::fd::ForkPipe;
 
 /// core-PID.img's task_state of a zombie (CRIU's TASK_DEAD).
 const TASK_DEAD: u32 = 2;
@@ -479,21 +480,17 @@ fn read_report(r: &mut File, tids: &[u32]) -> Report {
 
 
 /// One task's pipes to criu: it reports on `ready`, criu answers on `go`.
-/// Raw fds: every restoring task inherits all of them and closes what is
-/// not its own (criu's ends at once, others' once its children are forked).
-#[derive(Clone, Copy, Debug)]
+/// Every restoring task inherits all of them and, from its own copy, takes
+/// its ends and closes what is not its own (criu's ends at once, others'
+/// once its children are forked).
 struct Chan {
-    ready_r: RawFd,
-    ready_w: RawFd,
-    go_r: RawFd,
-    go_w: RawFd,
+    ready: ForkPipe,
+    go: ForkPipe,
 }
 
 impl Chan {
     fn new() -> Result<Chan> {
-        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-        let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2")?;
-        Ok(Chan { ready_r: ready_r.into_raw_fd(), ready_w: ready_w.into_raw_fd(), go_r: go_r.into_raw_fd(), go_w: go_w.into_raw_fd() })
+        Ok(Chan { ready: ForkPipe::new().context("pipe2")?, go: ForkPipe::new().context("pipe2")? })
     }
 }
 
@@ -725,11 +722,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let left = timens.map(crate::ns::timens::Entered::leave).transpose();
     // The tasks' ends are theirs; ours are owned from here.
     for c in &chans {
-        crate::sys::fd::close_raw(c.ready_w);
-        crate::sys::fd::close_raw(c.go_r);
+        c.ready.close_write();
+        c.go.close_read();
     }
-    let ready: Vec<File> = chans.iter().map(|c| File::from(crate::sys::fd::owned(c.ready_r))).collect();
-    let go: Vec<Option<File>> = chans.iter().map(|c| Some(File::from(crate::sys::fd::owned(c.go_w)))).collect();
+    let ready: Vec<File> = chans.iter().map(|c| File::from(c.ready.take_read().expect("criu takes its ends once"))).collect();
+    let go: Vec<Option<File>> = chans.iter().map(|c| c.go.take_write().map(File::from)).collect();
     let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
         Err(e) => bail!("clone3 with pid {pid}: {e}"),
@@ -821,10 +818,10 @@ struct Ctx<'a> {
 /// Never returns: the restorer jumps into the task, a zombie exits, and an
 /// error is reported to criu before we exit.
 fn task_main(ctx: &Ctx, idx: usize, inherited: Inherited) -> ! {
-    let chan = ctx.chans[idx];
-    let mut ready = Some(crate::sys::fd::owned(chan.ready_w));
-    let go = crate::sys::fd::owned(chan.go_r);
-    let err = match task_body(ctx, idx, inherited, &mut ready, go) {
+    let chan = &ctx.chans[idx];
+    let mut ready = chan.ready.take_write();
+    let go = chan.go.take_read();
+    let err = match go.context("the task's go fd").and_then(|go| task_body(ctx, idx, inherited, &mut ready, go)) {
         Ok(plan) => {
             let (e, fd) = crate::restorer::jump(plan);
             ready = Some(fd);
@@ -876,8 +873,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     } else {
         // criu's ends of every task's pipes are criu's alone.
         for c in ctx.chans {
-            crate::sys::fd::close_raw(c.ready_r);
-            crate::sys::fd::close_raw(c.go_w);
+            c.ready.close_read();
+            c.go.close_write();
         }
     }
     if ctx.opts.log_file_per_pid {
@@ -937,8 +934,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     // Our children hold their own pipe ends now.
     for (j, c) in ctx.chans.iter().enumerate() {
         if j != idx {
-            crate::sys::fd::close_raw(c.ready_w);
-            crate::sys::fd::close_raw(c.go_r);
+            c.ready.close_write();
+            c.go.close_read();
         }
     }
     report(ready, msg::FORKED)?;
@@ -989,7 +986,7 @@ fn zombie(ctx: &Ctx, idx: usize, core: &CoreEntry, ready: &mut Option<OwnedFd>, 
     let node = &ctx.tree.nodes[idx];
     let r = (|| -> Result<()> {
         let keep = [ready.as_ref().context("ready fd")?.as_raw_fd(), go.as_raw_fd()];
-        crate::sys::fd::close_all_but(&keep);
+        crate::sys::fd::close_all_except(&keep);
         let tc = core.tc.as_ref().context("a zombie's core has no task core")?;
         if let Ok(name) = std::ffi::CString::new(tc.comm.as_str()) {
             let _ = nix::sys::prctl::set_name(&name);
@@ -1151,9 +1148,9 @@ fn prepare(
     let base = top.max(100);
     let mut keep = Vec::new();
     let mut lift = |fd: &OwnedFd| -> Result<OwnedFd> {
-        let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(base)).context("F_DUPFD_CLOEXEC")?;
-        keep.push(n);
-        Ok(crate::sys::fd::owned(n))
+        let n = crate::sys::fd::dup_cloexec_from(fd, base).context("F_DUPFD_CLOEXEC")?;
+        keep.push(n.as_raw_fd());
+        Ok(n)
     };
     // The ready fd moves up (errors are still reported through it).
     let lifted = lift(ready_w.as_ref().context("ready fd")?)?;

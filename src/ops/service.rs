@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-use nix::sys::socket::{accept4, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+use nix::sys::socket::{bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
 
 use crate::opts::Opts;
 use crate::scripts::{self, Action};
@@ -38,8 +38,7 @@ fn status_ready(opts: &Opts) -> Result<()> {
     scripts::run(Action::StatusReady, opts, None, None)?;
     if let Some(fd) = opts.status_fd {
         std::fs::read_link(format!("/proc/self/fd/{fd}")).with_context(|| format!("--status-fd {fd} is not open"))?;
-        // An inherited fd number nothing else in this process owns.
-        let mut f = std::fs::File::from(crate::sys::fd::owned(fd));
+        let mut f = std::fs::File::from(crate::sys::inherited::take(fd).with_context(|| format!("--status-fd {fd}"))?);
         f.write_all(&[0]).with_context(|| format!("Unable to write into the status fd {fd}"))?;
     }
     Ok(())
@@ -90,8 +89,8 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let mut workers: Vec<Child> = Vec::new();
     loop {
         tracing::info!("Waiting for connection...");
-        let conn = match accept4(sk.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
-            Ok(fd) => crate::sys::fd::owned(fd),
+        let conn = match crate::sys::fd::accept_cloexec(&sk) {
+            Ok(fd) => fd,
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e).context("Can't accept connection"),
         };

@@ -20,8 +20,7 @@ fn socket_fd(arg: &str) -> Result<OwnedFd> {
     if !target.to_string_lossy().starts_with("socket:") {
         bail!("swrk: fd {fd} is {}, not a socket", target.display());
     }
-    // The fd was inherited and nothing in this process owns it yet.
-    let sk = crate::sys::fd::owned(fd);
+    let sk = crate::sys::inherited::take(fd).with_context(|| format!("swrk: fd {fd}"))?;
     let ty = getsockopt(&sk, sockopt::SockType).with_context(|| format!("swrk: SO_TYPE of fd {fd}"))?;
     if ty != SockType::SeqPacket {
         bail!("swrk: fd {fd} is a {ty:?} socket; the RPC needs SOCK_SEQPACKET (socketpair(AF_UNIX, SOCK_SEQPACKET))");

@@ -21,7 +21,7 @@
 //! just leaves; if the cleaner itself fails, it kills the task and reports.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use nix::errno::Errno;
@@ -35,7 +35,7 @@ use crate::sys::restorer::{exit_now, fork, ptrace_syscall, Forked};
 use crate::sys::wait::wait_any;
 
 /// What the cleaner needs to know.
-pub struct Job {
+pub struct Job<'a> {
     /// The restoring process (becoming the task).
     pub task: Pid,
     /// The restorer region to unmap.
@@ -51,7 +51,7 @@ pub struct Job {
     /// Tests: fail once the region is gone, as if the munmap had.
     pub fault: bool,
     /// criu's go-ahead fd (see `Plan::go_fd`).
-    pub go: Option<i32>,
+    pub go: Option<BorrowedFd<'a>>,
     /// The signal every thread is detached with: 0, or SIGSTOP for `-s`
     /// (each thread stops before its first user instruction; one SIGCONT
     /// resumes the group and drops the rest).
@@ -81,7 +81,7 @@ pub fn start(job: &Job, ready: BorrowedFd<'_>) -> Result<bool> {
             // cleaner is reparented and never becomes the task's child.
             if let Ok(Forked::Child) = fork() {
                 drop(r);
-                run(job, ready, w.as_fd())
+                run(job, ready, w)
             }
             exit_now(0)
         }
@@ -113,10 +113,10 @@ impl From<Errno> for Stop {
     }
 }
 
-fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
+fn run(job: &Job, ready: BorrowedFd<'_>, sync: OwnedFd) -> ! {
     let mut keep = vec![ready.as_raw_fd(), sync.as_raw_fd()];
-    keep.extend(job.go);
-    crate::sys::fd::close_all_but(&keep);
+    keep.extend(job.go.map(|g| g.as_raw_fd()));
+    crate::sys::fd::close_all_except(&keep);
     // Out of the task's session and process group: signals to its group
     // must not reach us, and its pid must not stay in use as our sid/pgid.
     let _ = nix::unistd::setsid();
@@ -127,11 +127,11 @@ fn run(job: &Job, ready: BorrowedFd<'_>, sync: BorrowedFd<'_>) -> ! {
         options |= libc::PTRACE_O_SUSPEND_SECCOMP;
     }
     if ptrace::seize(job.task, options).is_err() {
-        let _ = nix::unistd::write(sync, b"0");
+        let _ = nix::unistd::write(&sync, b"0");
         exit_now(0);
     }
-    let _ = nix::unistd::write(sync, b"1");
-    crate::sys::fd::close_raw(sync.as_raw_fd());
+    let _ = nix::unistd::write(&sync, b"1");
+    drop(sync);
     match follow(job, ready) {
         Ok(()) => {
             let _ = nix::unistd::write(ready, &0u64.to_le_bytes());
@@ -171,9 +171,9 @@ fn hold(job: &Job, ready: BorrowedFd<'_>) -> Result<(), Stop> {
     let Some(go) = job.go else { return Ok(()) };
     nix::unistd::write(ready, &crate::restorer::plan::HELD.to_le_bytes())?;
     let mut b = [0u8; 1];
-    // SAFETY-free: `go` is our inherited pipe end, kept open above.
+    // `go` is kept open by `run`.
     let n = loop {
-        match nix::unistd::read(crate::sys::fd::borrow_inherited(go).map_err(|_| Errno::EBADF)?, &mut b) {
+        match nix::unistd::read(go, &mut b) {
             Err(Errno::EINTR) => continue,
             r => break r?,
         }

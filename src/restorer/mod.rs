@@ -239,7 +239,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         sigmask: plan.sigmask,
         threads: plan.threads.iter().map(|t| (nix::unistd::Pid::from_raw(t.tid), t.sigmask)).collect(),
         fault: injected_fault_step() == proto::step::CLEANER,
-        go: plan.go_fd.as_ref().map(AsRawFd::as_raw_fd),
+        go: plan.go_fd.as_ref().map(AsFd::as_fd),
         detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
         suspend_seccomp: plan.seccomp_strict || plan.threads.iter().any(|t| t.seccomp_strict),
         stop_sig: plan.stop_signo,

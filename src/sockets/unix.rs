@@ -152,23 +152,10 @@ fn peek_all(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Ve
     let mut buf = vec![0u8; rqlen.max(65536) as usize];
     let stream = ty == libc::SOCK_STREAM as u32;
     let passcred = socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false);
-    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 253], libc::ucred);
     loop {
-        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-        let (n, rights, creds) = match socket::recvmsg::<()>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), flags) {
-            Ok(m) => {
-                let (mut rights, mut creds) = (Vec::new(), false);
-                for c in m.cmsgs().context("reading control messages")? {
-                    match c {
-                        // The peek gave us copies of the fds: ours.
-                        socket::ControlMessageOwned::ScmRights(fds) => rights.extend(fds.into_iter().map(crate::sys::fd::owned)),
-                        socket::ControlMessageOwned::ScmCredentials(_) => creds = true,
-                        _ => {}
-                    }
-                }
-                (m.bytes, rights, creds)
-            }
+        // The peek gives us copies of the fds: ours.
+        let (n, rights, creds) = match crate::sys::scm::peek(fd, &mut buf) {
+            Ok(m) => (m.len, m.fds, m.creds),
             Err(nix::errno::Errno::EAGAIN) => break,
             Err(e) => return Err(e).context("peeking a socket queue"),
         };

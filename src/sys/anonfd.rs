@@ -3,7 +3,7 @@
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 fn check(r: libc::c_int) -> std::io::Result<OwnedFd> {
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(super::fd::owned(r)) }
+    super::ret::own_fd(r as libc::c_long).map_err(std::io::Error::from)
 }
 
 /// signalfd(-1, mask, SFD_CLOEXEC).

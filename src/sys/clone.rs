@@ -27,9 +27,35 @@ pub enum Forked {
     Child,
 }
 
+/// Whether this process has a single thread. Then no other thread can
+/// start one meanwhile, so a fork made now copies no lock held elsewhere.
+/// A thread just joined may linger in /proc for a moment: asked again for
+/// up to a second before answering no.
+pub(crate) fn single_threaded() -> bool {
+    for _ in 0..1000 {
+        match std::fs::read_dir("/proc/self/task").map(Iterator::count) {
+            Ok(1) => return true,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 /// fork(), but the child gets pid `pid` in our pid namespace (`flags` may
-/// add CLONE_PARENT for --restore-sibling). EEXIST: the pid is taken.
+/// add CLONE_PARENT for --restore-sibling). EEXIST: the pid is taken;
+/// EDEADLK: this process has other threads (see below).
+///
+/// Both sides return here. The child is a copy of this process with only
+/// the calling thread, like fork(2)'s: that is sound only if no other
+/// thread existed (its locks would stay held in the child), so this checks
+/// the process is single-threaded first. criu's restore is: it starts no
+/// thread (the probes' helper threads are joined before), and the child
+/// goes on to become a restored task.
 pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
+    if !single_threaded() {
+        return Err(Errno::EDEADLK);
+    }
     let tids = [pid];
     let mut args = CloneArgs {
         flags,
@@ -40,10 +66,10 @@ pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
         set_tid_size: 1,
         ..Default::default()
     };
-    // SAFETY: like fork(2): the child gets a copy of the address space with
-    // only this thread. criu forks only while single-threaded, and the child
-    // goes on to become the restored task without returning into code that
-    // relies on other threads.
+    // SAFETY: like fork(2) (no CLONE_VM, no new stack: the child runs on
+    // its own copy of this stack); the process was checked single-threaded
+    // above, so the child's copy of memory has no lock held by a thread
+    // that does not exist there. `args` and `tids` are live locals.
     let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match r {
         r if r < 0 => Err(Errno::last()),

@@ -1,73 +1,121 @@
-//! Raw file-descriptor operations on fds we do not own as Rust objects.
+//! Descriptor operations: duplicates as `OwnedFd`, descriptors at exact
+//! numbers for a restored task's table, closing all but a few, flags.
+//! Descriptors we were started with are claimed through [`super::inherited`].
 
-/// Close a raw fd number (`--close FD`). Errors are ignored as CRIU does.
-pub fn close_raw(fd: i32) {
-    // SAFETY: closing an fd number has no memory-safety effect on this
-    // process; no Rust object owns these fds (they are inherited numbers the
-    // user asked us to close before anything opens files).
-    unsafe {
-        libc::close(fd);
-    }
-}
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Mark every fd from `first` up close-on-exec (close_range with
 /// CLOSE_RANGE_CLOEXEC), so programs we start inherit only 0..first.
-pub fn cloexec_from(first: u32) -> std::io::Result<()> {
+pub fn cloexec_from(first: u32) -> io::Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on fds;
     // it closes nothing, so no Rust-owned fd is invalidated.
     let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-/// Take ownership of a raw fd a syscall just returned to us.
-pub fn owned(fd: i32) -> std::os::fd::OwnedFd {
-    use std::os::fd::FromRawFd;
-    // SAFETY: callers pass an fd freshly returned by a successful syscall
-    // (F_DUPFD, dup, ...) that nothing else owns.
-    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+/// F_DUPFD_CLOEXEC: a new descriptor numbered `min` or above on `fd`'s
+/// description (the lowest free one), close-on-exec.
+pub fn dup_cloexec_from(fd: impl AsFd, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC reads an integer; `fd` is borrowed, so open.
+    let r = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
+    super::ret::own_fd(r as libc::c_long).map_err(io::Error::from)
 }
 
-/// dup2(src, target): make fd number `target` refer to `src`'s description.
-/// `target` is a number the caller manages by hand (a restored task's fd).
-pub fn dup_to(src: std::os::fd::BorrowedFd<'_>, target: i32) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: dup2 onto a number no Rust object owns (the restore installs
-    // the task's fd table; its own fds were moved out of the way).
-    let r = unsafe { libc::dup2(src.as_raw_fd(), target) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+/// accept4(SOCK_CLOEXEC): the next connection on a listening socket.
+pub fn accept_cloexec(sk: impl AsFd) -> Result<OwnedFd, nix::errno::Errno> {
+    // SAFETY: NULL address and length: the kernel writes no peer address.
+    let r = unsafe { libc::accept4(sk.as_fd().as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+    super::ret::own_fd(r as libc::c_long)
 }
 
-/// F_SETFD on a raw fd number (close-on-exec of a restored fd).
-pub fn set_fd_flags(fd: i32, flags: nix::fcntl::FdFlag) -> std::io::Result<()> {
-    // SAFETY: F_SETFD only changes a flag of the fd number.
-    let r = unsafe { libc::fcntl(fd, libc::F_SETFD, flags.bits()) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+/// Put a duplicate of `src` at descriptor number `target` (a restored
+/// task's fd), close-on-exec if `cloexec`. `target` must be free: this
+/// never replaces an open descriptor (EBUSY then), so it cannot pull a
+/// descriptor from under whatever owns it. The new descriptor belongs to no
+/// Rust object: it is the restored task's, left open on purpose.
+pub fn dup_to(src: BorrowedFd<'_>, target: RawFd, cloexec: bool) -> io::Result<()> {
+    let cmd = if cloexec { libc::F_DUPFD_CLOEXEC } else { libc::F_DUPFD };
+    // SAFETY: F_DUPFD(_CLOEXEC) takes an integer and creates a descriptor
+    // at the lowest free number >= target: it closes nothing.
+    let r = unsafe { libc::fcntl(src.as_raw_fd(), cmd, target) };
+    let got = super::ret::own_fd(r as libc::c_long)?;
+    if got.as_raw_fd() != target {
+        // `target` was taken; `got` (ours) closes on drop.
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    // Left open for the task: into_raw_fd gives up ownership without closing.
+    let _ = std::os::fd::IntoRawFd::into_raw_fd(got);
+    Ok(())
 }
 
-/// Close every fd of this process except `keep` (a restore becoming the
-/// task: whatever Rust objects held the closed fds are not used again).
-pub fn close_all_but(keep: &[i32]) {
-    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => return,
-    };
-    for fd in fds {
-        if !keep.contains(&fd) {
-            close_raw(fd);
+/// A pipe made before a series of forks, whose ends every forked process
+/// inherits (the restore's per-task channels): each process takes the end
+/// it uses, or closes the one it does not, from its own copy. The ends are
+/// `OwnedFd`s behind `Cell`s, so taking or closing one in a process (its
+/// own copy of memory) leaves the others' copies alone, and each end is
+/// closed at most once per process.
+pub struct ForkPipe {
+    read: std::cell::Cell<Option<OwnedFd>>,
+    write: std::cell::Cell<Option<OwnedFd>>,
+}
+
+impl ForkPipe {
+    /// pipe2(O_CLOEXEC).
+    pub fn new() -> io::Result<ForkPipe> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(ForkPipe { read: std::cell::Cell::new(Some(r)), write: std::cell::Cell::new(Some(w)) })
+    }
+
+    /// Own the read end (None if this process already took or closed it).
+    pub fn take_read(&self) -> Option<OwnedFd> {
+        self.read.take()
+    }
+
+    /// Own the write end (None if this process already took or closed it).
+    pub fn take_write(&self) -> Option<OwnedFd> {
+        self.write.take()
+    }
+
+    /// Close this process's copy of the read end.
+    pub fn close_read(&self) {
+        drop(self.read.take());
+    }
+
+    /// Close this process's copy of the write end.
+    pub fn close_write(&self) {
+        drop(self.write.take());
+    }
+}
+
+/// Close every descriptor of this process but `keep`: the last step of a
+/// process becoming a restored task (or the cleaner that holds it), whose
+/// table must hold the task's fds and nothing else.
+///
+/// Sound, though it closes descriptors Rust objects may own: in criu no
+/// memory safety rests on a descriptor staying open (mappings keep their
+/// own reference to the file; no io_uring or shared ring is set up through
+/// one), so what such an object can do afterwards is fail (EBADF) or act
+/// on a later file with the same number, not corrupt memory. Callers use
+/// it only where the process stops using what it did not keep (it goes on
+/// to the restorer blob or `_exit`s). Descriptors we were started with
+/// that are closed here can no longer be claimed ([`super::inherited`]).
+pub fn close_all_except(keep: &[RawFd]) {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|&k| u32::try_from(k).ok()).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    super::inherited::forget_all_but(&keep);
+    // The gaps between kept numbers: [0, k0), (k0, k1), ..., (kn, MAX].
+    let mut from = 0u32;
+    for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if k > from {
+            let to = if k == u32::MAX { u32::MAX } else { k - 1 };
+            // SAFETY: see the function's doc: closing has no memory-safety
+            // effect on this process; close_range takes integers only.
+            unsafe { libc::syscall(libc::SYS_close_range, from, to, 0u32) };
         }
+        from = k.saturating_add(1);
     }
-}
-
-/// Borrow an fd number we inherited from our caller (--inherit-fd), after
-/// checking it is open.
-pub fn borrow_inherited(fd: i32) -> std::io::Result<std::os::fd::BorrowedFd<'static>> {
-    // SAFETY: F_GETFD only queries the fd number.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the fd is open (checked above) and was handed to us by our
-    // caller for the whole run; nothing in criu closes it while borrowed.
-    Ok(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
 }
 
 /// eventfd(initval) with close-on-exec; a 64-bit count is set by writing
@@ -80,7 +128,7 @@ pub fn eventfd(count: u64) -> std::io::Result<std::os::fd::OwnedFd> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let fd = owned(fd);
+    let fd = super::ret::own_fd(fd as libc::c_long)?;
     if u64::from(init) != count {
         let mut f = std::fs::File::from(fd.try_clone()?);
         f.write_all(&count.to_ne_bytes())?;

@@ -13,12 +13,12 @@ pub fn open_by_handle(mount: BorrowedFd<'_>, handle_type: i32, handle: &[u8]) ->
     let r = unsafe {
         libc::syscall(libc::SYS_open_by_handle_at, mount.as_raw_fd(), buf.as_mut_ptr(), libc::O_PATH | libc::O_CLOEXEC)
     };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(super::fd::owned(r as i32)) }
+    super::ret::own_fd(r).map_err(std::io::Error::from)
 }
 
 /// inotify_init1(IN_CLOEXEC).
 pub fn inotify() -> std::io::Result<OwnedFd> {
     // SAFETY: takes one integer.
     let r = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(super::fd::owned(r)) }
+    super::ret::own_fd(r as libc::c_long).map_err(std::io::Error::from)
 }

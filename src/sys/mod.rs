@@ -3,6 +3,7 @@
 #![allow(unsafe_code)]
 
 pub mod fd;
+pub mod inherited;
 pub mod inotify;
 pub mod kcmp;
 pub mod pagemap;

@@ -51,12 +51,14 @@ pub enum Forked {
     Child,
 }
 
-/// fork(2). Only called from the restoring process, which is
-/// single-threaded (criu forks it before starting any thread).
+/// fork(2), from a single-threaded process only (EDEADLK otherwise; see
+/// `clone::fork_with_pid`): the restoring process forking the cleaner.
 pub fn fork() -> Result<Forked, Errno> {
-    // SAFETY: the calling process has one thread, so the child's copy of
-    // memory has no lock held by a thread that does not exist there; the
-    // child only runs the cleaner and leaves with `exit_now`.
+    if !super::clone::single_threaded() {
+        return Err(Errno::EDEADLK);
+    }
+    // SAFETY: the process was checked to have one thread, so the child's
+    // copy of memory has no lock held by a thread that does not exist there.
     match unsafe { nix::unistd::fork() }? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),

@@ -42,3 +42,35 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8], max_fds: usize) -> Result<Rece
     let truncated = msg.flags.intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
     Ok(Received { len: msg.bytes, truncated, fds })
 }
+
+/// A message peeked off a socket's queue: its length, copies of the
+/// descriptors it carries (`SCM_RIGHTS`), and whether it carried
+/// credentials (`SCM_CREDENTIALS`).
+pub struct Peeked {
+    pub len: usize,
+    pub fds: Vec<OwnedFd>,
+    pub creds: bool,
+}
+
+/// Peek at the next message queued on `sock` (MSG_PEEK | MSG_DONTWAIT, so
+/// EAGAIN when empty) into `buf`, with up to 253 descriptors (SCM_MAX_FD).
+pub fn peek(sock: BorrowedFd<'_>, buf: &mut [u8]) -> Result<Peeked, Errno> {
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 253], libc::ucred);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT)?;
+    let (mut fds, mut creds) = (Vec::new(), false);
+    for c in msg.cmsgs()? {
+        match c {
+            ControlMessageOwned::ScmRights(raw) => {
+                for fd in raw {
+                    // SAFETY: the peek installed these copies in our table
+                    // for this call; nothing else refers to them.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+            ControlMessageOwned::ScmCredentials(_) => creds = true,
+            _ => {}
+        }
+    }
+    Ok(Peeked { len: msg.bytes, fds, creds })
+}
