@@ -6,8 +6,47 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context, Result};
 
-use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry};
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry, FdTypes, FileEntry};
 use crate::proc::fdinfo::FdInfo;
+
+/// The epoll kind (FD_TYPES EVENTPOLL).
+pub struct Epoll;
+
+impl FdKind for Epoll {
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Eventpoll
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.link == "anon_inode:[eventpoll]"
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, _cx: &mut DumpCx) -> Result<FileEntry> {
+        let e = dump(p.pid, p.fd, id, p.flags, p.info).with_context(|| p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Eventpoll as i32, id, epfd: Some(e), ..Default::default() })
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.epfd.as_ref().map(|e| e.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, _cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        fe.epfd.as_ref().with_context(|| format!("file {} has no eventpoll entry", fe.id))?;
+        create().map(Some)
+    }
+
+    fn installed(&self, fe: &FileEntry, fd: i32) -> Result<()> {
+        match &fe.epfd {
+            Some(e) => add_targets(fd, e),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The record of epoll fd `epfd` of task `pid`. A watch is keyed by the
 /// file and the fd number it was added under, and a restore adds it again

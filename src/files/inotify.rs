@@ -8,8 +8,40 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
-use crate::images::pb::{FhEntry, InotifyFileEntry, InotifyWdEntry};
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{FdTypes, FhEntry, FileEntry, InotifyFileEntry, InotifyWdEntry};
 use crate::proc::fdinfo::FdInfo;
+
+/// The inotify kind (FD_TYPES INOTIFY).
+pub struct Inotify;
+
+impl FdKind for Inotify {
+    fn name(&self) -> &'static str {
+        "inotify"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Inotify
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.link == "anon_inode:inotify"
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, _cx: &mut DumpCx) -> Result<FileEntry> {
+        let e = entry(id, p.flags, p.info).with_context(|| p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Inotify as i32, id, ify: Some(e), ..Default::default() })
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.ify.as_ref().map(|e| e.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, _cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        let e = fe.ify.as_ref().with_context(|| format!("file {} has no inotify entry", fe.id))?;
+        restore(e).map(Some)
+    }
+}
 
 fn kv<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
     words.iter().find_map(|w| w.strip_prefix(key))
