@@ -130,4 +130,29 @@ mod tests {
         assert_eq!((e.tfd[0].tfd, e.tfd[0].events, e.tfd[0].data), (4, 0x8000001c, 4));
         assert_eq!((e.tfd[1].tfd, e.tfd[1].inode, e.tfd[1].dev), (3, Some(0x6648c), Some(9)));
     }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::AsRawFd;
+        let target = crate::sys::fd::eventfd(0).unwrap();
+        let ep = super::create().unwrap();
+        crate::sys::anonfd::epoll_add(ep.as_raw_fd(), target.as_raw_fd(), libc::EPOLLIN as u32, 0xfeed).unwrap();
+        let (before, back, after) = super::super::round_trip::run(&[ep.as_raw_fd()]);
+        // Targets come once the task's fds are at their numbers (here: the
+        // target is still where it was).
+        let fe = &before.entries[0];
+        super::super::restore::installed(
+            &[crate::images::pb::FdinfoEntry { id: fe.id, fd: back[0].as_raw_fd() as u32, ..Default::default() }],
+            &[(fe.id, fe.clone())].into_iter().collect::<std::collections::HashMap<_, _>>().into(),
+            &[],
+        )
+        .unwrap();
+        let again = super::super::round_trip::dump(&[back[0].as_raw_fd()]);
+        let t = |e: &crate::images::pb::FileEntry| e.epfd.as_ref().unwrap().tfd.iter().map(|t| (t.tfd, t.events, t.data)).collect::<Vec<_>>();
+        // (The kernel always adds EPOLLERR and EPOLLHUP to a watch.)
+        let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        assert_eq!(t(&before.entries[0]), vec![(target.as_raw_fd() as u32, libc::EPOLLIN as u32 | always, 0xfeed)]);
+        assert!(t(&after.entries[0]).is_empty(), "no target before the fds are installed");
+        assert_eq!(t(&again.entries[0]), t(&before.entries[0]));
+    }
 }

@@ -57,27 +57,16 @@ impl FdKind for Eventfd {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
-    /// Dump record to restored eventfd and back through its fdinfo.
     #[test]
     fn round_trip() {
-        let info = crate::proc::fdinfo::parse("pos:\t0\nflags:\t02004002\nmnt_id:\t15\nino:\t1\neventfd-count:\t2a\neventfd-id: 9\n").unwrap();
-        let e = entry(5, 0o4002, &info).unwrap();
-        assert_eq!((e.id, e.flags, e.counter), (5, 0o4002, 42));
-        let fe = FileEntry { r#type: FdTypes::Eventfd as i32, id: 5, efd: Some(e), ..Default::default() };
-        let images = super::super::Images::default();
-        let mut cx = OpenCx {
-            images: &images,
-            opened: Default::default(),
-            more: Vec::new(),
-            state: Default::default(),
-            shell_job: false,
-            tree_pids: &[],
-        };
-        let fd = Eventfd.open(&fe, 3, &mut cx).unwrap().unwrap();
-        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-        let back = crate::proc::fdinfo::read(std::process::id() as i32, raw).unwrap();
-        assert_eq!(entry(5, 0o4002, &back).unwrap().counter, e.counter);
+        let fd = crate::sys::fd::eventfd(42).unwrap();
+        crate::sys::fd::set_fl(fd.as_raw_fd(), libc::O_NONBLOCK).unwrap();
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let (b, a) = (before.entries[0].efd.unwrap(), after.entries[0].efd.unwrap());
+        assert_eq!((b.counter, b.flags & libc::O_NONBLOCK as u32), (42, libc::O_NONBLOCK as u32));
+        assert_eq!((a.counter, a.flags), (b.counter, b.flags));
         let sem = crate::proc::fdinfo::parse("eventfd-count:\t0\neventfd-semaphore:\t1\n").unwrap();
         assert!(entry(1, 0, &sem).unwrap_err().to_string().contains("semaphore"));
     }

@@ -34,10 +34,22 @@ pub struct Fds {
 /// tasks); returns the task's fdinfo entries, whose `flags` are fd flags.
 /// Terminals need `shell_job` (--shell-job).
 pub fn dump(pid: i32, out: &mut Fds, files: &mut FileTable, stat: &crate::proc::stat::Stat, shell_job: bool) -> Result<Vec<FdinfoEntry>> {
+    dump_fds(pid, &crate::proc::fds(pid)?, out, files, stat, shell_job)
+}
+
+/// Dump fds `list` of `pid`, as [`dump`] does the whole table.
+pub fn dump_fds(
+    pid: i32,
+    list: &[i32],
+    out: &mut Fds,
+    files: &mut FileTable,
+    stat: &crate::proc::stat::Stat,
+    shell_job: bool,
+) -> Result<Vec<FdinfoEntry>> {
     let mut cx = DumpCx { files, fds: out, stat, shell_job };
     let mut fdinfos: Vec<FdinfoEntry> = Vec::new();
     let mut pidfd: Option<OwnedFd> = None;
-    for fd in crate::proc::fds(pid)? {
+    for &fd in list {
         let (id, ty, flags) = one(pid, fd, &mut cx, &mut pidfd, false)?;
         fdinfos.push(FdinfoEntry { id, flags, r#type: ty, fd: fd as u32, xattr_security_selinux: None });
     }

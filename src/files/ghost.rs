@@ -170,7 +170,8 @@ fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
 /// Ghosts recreated for a restore; unlinked on [`Recreated::unlink`] or drop.
 #[derive(Debug, Default)]
 pub struct Recreated {
-    paths: Vec<PathBuf>,
+    /// Behind a RefCell: unlinked through a shared restore plan.
+    paths: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Recreated {
@@ -219,7 +220,7 @@ impl Recreated {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("can't create ghost file {path}"))?;
-        self.paths.push(PathBuf::from(&path));
+        self.paths.get_mut().push(PathBuf::from(&path));
         if g.chunks == Some(true) {
             let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
             f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
@@ -243,8 +244,8 @@ impl Recreated {
     }
 
     /// Unlink every recreated ghost (the tasks hold them open by now).
-    pub fn unlink(&mut self) {
-        for p in self.paths.drain(..) {
+    pub fn unlink(&self) {
+        for p in self.paths.borrow_mut().drain(..) {
             if let Err(e) = std::fs::remove_file(&p) {
                 warn!("can't unlink ghost file {}: {e}", p.display());
             }
@@ -333,7 +334,7 @@ mod tests {
             let before = data_extents(&f, size).unwrap();
             let blocks = f.metadata().unwrap().blocks();
             std::fs::remove_file(&src).unwrap();
-            let (g, mut made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
+            let (g, made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
             assert_eq!(g.entry.chunks == Some(true), chunked, "case {i}");
             assert_eq!(g.entry.size, chunked.then_some(size), "case {i}");
             assert_eq!(g.entry.dev, Some(kernel_dev(f.metadata().unwrap().dev())), "case {i}");
@@ -373,7 +374,7 @@ mod tests {
                 let reg = crate::images::pb::RegFileEntry { id, name: src.to_str().unwrap().into(), ..Default::default() };
                 files.insert(id, FileEntry { id, reg: Some(reg), ..Default::default() });
             }
-            let mut made = Recreated::create(&dir, &mut files).unwrap();
+            let made = Recreated::create(&dir, &mut files).unwrap();
             assert_eq!(files[&7].reg.as_ref().unwrap().name, src.to_str().unwrap());
             assert_eq!(std::fs::read(&src).unwrap(), content);
             made.unlink();

@@ -162,4 +162,22 @@ mod tests {
         assert_eq!((w.f_handle.bytes, w.f_handle.r#type, w.f_handle.handle[0]), (8, 1, 0x3c4a7));
         assert_eq!(w.f_handle.handle.len(), 16, "padded to CRIU's 16 words");
     }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::{AsFd, AsRawFd};
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"y").unwrap();
+        let fd = crate::sys::fhandle::inotify().unwrap();
+        for (p, mask) in [(&a, libc::IN_MODIFY), (&b, libc::IN_OPEN | libc::IN_CLOSE_WRITE)] {
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            crate::sys::kprobe::inotify_add_watch(fd.as_fd(), &c, mask).unwrap();
+        }
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let w = |e: &crate::images::pb::FileEntry| e.ify.as_ref().unwrap().wd.iter().map(|w| (w.wd, w.i_ino, w.mask)).collect::<Vec<_>>();
+        assert_eq!(w(&before.entries[0]).len(), 2);
+        assert_eq!(w(&after.entries[0]), w(&before.entries[0]));
+    }
 }

@@ -129,6 +129,12 @@ impl std::ops::DerefMut for Images {
     }
 }
 
+impl From<HashMap<u32, FileEntry>> for Images {
+    fn from(entries: HashMap<u32, FileEntry>) -> Images {
+        Images { entries, state: State::default() }
+    }
+}
+
 /// A restore opening the tree's descriptions.
 pub struct OpenCx<'a> {
     pub images: &'a Images,
@@ -189,6 +195,15 @@ pub trait FdKind: Sync {
     fn load_images(&self, _dir: &ImageDir, _imgs: &mut Images) -> Result<()> {
         Ok(())
     }
+
+    /// Restore, before any file is checked or opened: make what the
+    /// records need on disk (ghost files), pointing the records at it.
+    fn prepare(&self, _dir: &ImageDir, _imgs: &mut Images) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restore: every task holds its files now (ghosts go again).
+    fn settled(&self, _imgs: &Images) {}
 
     /// Restore: the names `--inherit-fd fd[N]:NAME` may give the file.
     fn inherit_keys(&self, _fe: &FileEntry) -> Vec<String> {

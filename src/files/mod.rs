@@ -14,6 +14,8 @@ pub mod pipe;
 pub mod reg;
 pub mod registry;
 pub mod restore;
+#[cfg(test)]
+pub(crate) mod round_trip;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tty;

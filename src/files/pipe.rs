@@ -184,3 +184,30 @@ pub fn peek_data(pid: i32, fd: i32) -> Result<(PipeDataEntry, Vec<u8>)> {
     anyhow::ensure!(data.len() == n, "pipe of fd {fd}: tee gave {n} bytes, read {}", data.len());
     Ok((PipeDataEntry { pipe_id: ino as u32, bytes: n as u32, size: Some(size as u32) }, data))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn round_trip() {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).unwrap();
+        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 16)).unwrap();
+        std::fs::File::from(w.try_clone().unwrap()).write_all(b"queued bytes").unwrap();
+        let (before, back, after) = super::super::round_trip::run(&[r.as_raw_fd(), w.as_raw_fd()]);
+        for (b, a) in before.entries.iter().zip(&after.entries) {
+            let (b, a) = (b.pipe.as_ref().unwrap(), a.pipe.as_ref().unwrap());
+            assert_eq!(b.flags, a.flags, "status flags of an end");
+        }
+        let data = |d: &super::super::round_trip::Dumped| {
+            let st = d.fds.state.get::<super::Dumped>().unwrap();
+            st.data.iter().map(|(e, bytes)| (e.bytes, e.size, bytes.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(data(&before), vec![(12, Some(1 << 16), b"queued bytes".to_vec())]);
+        assert_eq!(data(&before), data(&after));
+        // The two ends are one pipe again.
+        let ino = |f: &std::os::fd::OwnedFd| std::fs::metadata(format!("/proc/self/fd/{}", f.as_raw_fd())).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).unwrap();
+        assert_eq!(ino(&back[0]), ino(&back[1]));
+    }
+}

@@ -67,6 +67,20 @@ impl FdKind for Reg {
         Ok(Some(reopen(e)?.into()))
     }
 
+    /// Unlinked files come back under a name every task opens them by.
+    fn prepare(&self, dir: &crate::images::ImageDir, imgs: &mut super::Images) -> Result<()> {
+        let made = super::ghost::Recreated::create(dir, &mut imgs.entries)?;
+        *imgs.state.get_mut::<super::ghost::Recreated>() = made;
+        Ok(())
+    }
+
+    /// ... and are unlinked again once all of them hold what they need.
+    fn settled(&self, imgs: &super::Images) {
+        if let Some(g) = imgs.state.get::<super::ghost::Recreated>() {
+            g.unlink();
+        }
+    }
+
     fn open_late(&self, fe: &FileEntry, _fd: u32) -> Result<Option<OwnedFd>> {
         match fe.reg.as_ref().filter(|e| super::proc_pid_of(&e.name).is_some()) {
             Some(e) => Ok(Some(reopen(e)?.into())),
@@ -209,5 +223,25 @@ mod tests {
         let fx = r.next_entry::<crate::images::pb::FileEntry>().unwrap().unwrap().reg.unwrap();
         assert_eq!(fx.name, "/usr/bin/sleep");
         assert_eq!((e.size, e.mode, &e.build_id), (fx.size, fx.mode, &fx.build_id));
+    }
+
+    #[test]
+    fn round_trip() {
+        use std::io::{Seek, Write};
+        use std::os::fd::AsRawFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("data");
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        f.seek(std::io::SeekFrom::Start(4)).unwrap();
+        let dir = File::open(tmp.path()).unwrap();
+        let (before, back, after) = super::super::round_trip::run(&[f.as_raw_fd(), dir.as_raw_fd()]);
+        for (b, a) in before.entries.iter().zip(&after.entries) {
+            let (b, a) = (b.reg.as_ref().unwrap(), a.reg.as_ref().unwrap());
+            assert_eq!((&a.name, a.pos, a.flags, a.size, a.mode), (&b.name, b.pos, b.flags, b.size, b.mode));
+        }
+        let r = before.entries[0].reg.as_ref().unwrap();
+        assert_eq!((r.pos, r.size, r.flags & libc::O_APPEND as u32), (4, Some(10), libc::O_APPEND as u32));
+        assert_eq!(std::fs::read_link(format!("/proc/self/fd/{}", back[1].as_raw_fd())).unwrap(), tmp.path());
     }
 }

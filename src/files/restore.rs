@@ -37,6 +37,23 @@ impl Images {
         }
         Ok(imgs)
     }
+
+    /// Before anything is checked or opened: what each kind makes on disk
+    /// for its records (ghost files).
+    pub fn prepare(&mut self, dir: &ImageDir) -> Result<()> {
+        for k in KINDS {
+            k.prepare(dir, self).with_context(|| format!("preparing {} files", k.name()))?;
+        }
+        Ok(())
+    }
+
+    /// Every task of the tree holds its files: what was made for them
+    /// goes (also when the restore fails: on drop).
+    pub fn settle(&self) {
+        for k in KINDS {
+            k.settled(self);
+        }
+    }
 }
 
 /// Opened descriptions, by file id, ready to be put at their fd numbers.
@@ -104,6 +121,11 @@ pub fn open(fdinfo: &[FdinfoEntry], imgs: &Images, inherit: &[(i32, String)], sh
 }
 
 impl Opened {
+    /// The description opened for file `id` (taking it).
+    pub fn take(&mut self, id: u32) -> Option<OwnedFd> {
+        self.by_id.remove(&id)
+    }
+
     /// Open what the kinds left for the task itself (files under /proc/PID
     /// of a task of the tree): every task exists by now.
     pub fn open_deferred(&mut self, fdinfo: &[FdinfoEntry], imgs: &Images) -> Result<()> {

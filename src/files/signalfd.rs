@@ -58,4 +58,14 @@ mod tests {
         let s = crate::proc::fdinfo::parse("sigmask:\t0000000000000202\n").unwrap();
         assert_eq!(super::signalfd_entry(1, 2, &s).unwrap().sigmask, 0x202);
     }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::AsRawFd;
+        let fd = crate::sys::anonfd::signalfd((1 << (libc::SIGUSR1 - 1)) | (1 << (libc::SIGHUP - 1))).unwrap();
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let (b, a) = (before.entries[0].sgfd.unwrap(), after.entries[0].sgfd.unwrap());
+        assert_eq!(b.sigmask, (1 << (libc::SIGUSR1 - 1)) | (1 << (libc::SIGHUP - 1)));
+        assert_eq!((a.sigmask, a.flags), (b.sigmask, b.flags));
+    }
 }

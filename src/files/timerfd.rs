@@ -190,4 +190,18 @@ mod tests {
         // Disarmed stays disarmed.
         assert_eq!(arming(true, 0, 100, 1_300, Some(1_000)), (0, 0));
     }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::{AsFd, AsRawFd};
+        // A periodic timer far from expiring: its interval and (about) its
+        // remaining time come back.
+        let fd = crate::sys::anonfd::timerfd(libc::CLOCK_MONOTONIC).unwrap();
+        crate::sys::anonfd::timerfd_settime(fd.as_fd(), 0, (100, 0), (7, 500)).unwrap();
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let (b, a) = (before.entries[0].tfd.unwrap(), after.entries[0].tfd.unwrap());
+        assert_eq!((b.clockid, b.isec, b.insec, b.ticks), (libc::CLOCK_MONOTONIC as u32, 7, 500, 0));
+        assert_eq!((a.clockid, a.isec, a.insec, a.ticks, a.settime_flags, a.flags), (b.clockid, b.isec, b.insec, b.ticks, b.settime_flags, b.flags));
+        assert!(a.vsec <= b.vsec && a.vsec + 5 >= b.vsec, "remaining {}s after, {}s before", a.vsec, b.vsec);
+    }
 }

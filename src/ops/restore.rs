@@ -653,7 +653,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     }
     // Unlinked files come back under a name every task opens them by,
     // and are unlinked again once all of them hold what they need.
-    let mut ghosts = crate::files::ghost::Recreated::create(&dir, &mut tree.files)?;
+    tree.files.prepare(&dir)?;
     tree.check_files(&opts.inherit_fds)?;
     tree.check_pids_free()?;
     tree.plan_vdso(&dir)?;
@@ -710,7 +710,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(v) => v,
         Err(m) => return Err(rs.fail(m)),
     };
-    ghosts.unlink();
+    tree.files.settle();
     let what = if tree.nodes.len() == 1 { format!("task {pid} was killed") } else { format!("the tree of task {pid} was killed") };
     if running.is_empty() {
         // Everything is in place and no task has run yet: a failing

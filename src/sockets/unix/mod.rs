@@ -192,3 +192,38 @@ pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry) -> Result<(OwnedFd, OwnedF
     Ok((fa, fb))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
+
+    #[test]
+    fn round_trip() {
+        let (a, b) = socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_NONBLOCK).unwrap();
+        std::fs::File::from(a.try_clone().unwrap()).write_all(b"to b").unwrap();
+        std::fs::File::from(b.try_clone().unwrap()).write_all(b"to a, twice").unwrap();
+        socket::shutdown(b.as_raw_fd(), socket::Shutdown::Write).unwrap();
+        let (before, back, after) = crate::files::round_trip::run(&[a.as_raw_fd(), b.as_raw_fd()]);
+        let queued = |d: &crate::files::round_trip::Dumped, i: usize| {
+            let id = d.entries[i].id;
+            let st = d.fds.state.get::<super::Dumped>().unwrap();
+            st.queues.iter().filter(|(e, _)| e.id_for == id).flat_map(|(_, data)| data.clone()).collect::<Vec<u8>>()
+        };
+        for i in 0..2 {
+            let (x, y) = (before.entries[i].usk.as_ref().unwrap(), after.entries[i].usk.as_ref().unwrap());
+            assert_eq!((x.r#type, x.state, x.flags, x.shutdown), (y.r#type, y.state, y.flags, y.shutdown));
+            assert_eq!(queued(&before, i), queued(&after, i));
+        }
+        assert_eq!(queued(&after, 0), b"to a, twice");
+        assert_eq!(queued(&after, 1), b"to b");
+        assert_eq!(before.entries[1].usk.as_ref().unwrap().shutdown, Some(2));
+        // The restored pair is connected: a says more, b reads it after the queue.
+        std::fs::File::from(back[0].try_clone().unwrap()).write_all(b"!").unwrap();
+        let mut buf = [0u8; 16];
+        let n = nix::unistd::read(&back[1], &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"to b!");
+    }
+}
