@@ -356,7 +356,7 @@ fn zombie_core(stat: &proc::stat::Stat) -> CoreEntry {
     }
 }
 
-fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind, m: &M) -> Result<()> {
+fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>, m: &M) -> Result<()> {
     let mut w = ImageWriter::create(dir, name, kind)?;
     w.write(m)?;
     w.finish()?;
@@ -406,7 +406,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
         w.finish()?;
     }
     if !sh.fds.unix.is_empty() {
-        let mut w = ImageWriter::create(dir, "sk-queues.img", crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?)?;
+        let mut w = ImageWriter::create(dir, "sk-queues.img", kinds::sk_queues())?;
         for (e, data) in &sh.fds.sk_queues {
             w.write(e)?;
             w.payload(data)?;
@@ -414,7 +414,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
         w.finish()?;
     }
     if !sh.fds.ttys.infos.is_empty() {
-        let mut w = ImageWriter::create(dir, "tty-info.img", crate::images::kind::by_name("TTY_INFO").context("TTY_INFO kind")?)?;
+        let mut w = ImageWriter::create(dir, "tty-info.img", kinds::tty_info())?;
         for e in &sh.fds.ttys.infos {
             w.write(e)?;
         }

@@ -44,7 +44,7 @@ use tracing::info;
 use crate::files::restore as fd_restore;
 use crate::images::kind::kinds;
 use crate::images::pb::{
-    CoreEntry, FdinfoEntry, FileEntry, FsEntry, MmEntry, PipeDataEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+    CoreEntry, FdinfoEntry, FileEntry, FsEntry, MmEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
 };
 use crate::images::{inventory, ImageDir, ImageReader};
 use crate::mem::premap;
@@ -85,7 +85,7 @@ pub struct TaskImages {
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
-fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
     Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
 }
 
@@ -224,20 +224,19 @@ impl Tree {
             }
         }
         let files: HashMap<u32, FileEntry> =
-            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
+            ImageReader::open_kind(dir, "files.img", kinds::files())?.all()?.into_iter().map(|f| (f.id, f)).collect();
         let mut pipe_data = HashMap::new();
         if dir.exists("pipes-data.img") {
             let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
-            while let Some(e) = r.next_entry::<PipeDataEntry>()? {
+            while let Some(e) = r.next_entry()? {
                 let data = r.payload(u64::from(e.bytes))?;
                 pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
             }
         }
         let mut sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>> = HashMap::new();
         if dir.exists("sk-queues.img") {
-            let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
-            let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
-            while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
+            let mut r = ImageReader::open_kind(dir, "sk-queues.img", kinds::sk_queues())?;
+            while let Some(e) = r.next_entry()? {
                 let data = r.payload(u64::from(e.length))?;
                 sk_queues.entry(e.id_for).or_default().push(crate::sockets::unix::Queued::from_entry(&e, data)?);
             }
