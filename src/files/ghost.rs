@@ -133,7 +133,7 @@ impl Ghosts {
             w.write(&g.entry)?;
             for (off, data) in &g.parts {
                 if g.entry.chunks == Some(true) {
-                    w.write(&GhostChunkEntry { len: data.len() as u64, off: *off })?;
+                    w.chunk(&GhostChunkEntry { len: data.len() as u64, off: *off })?;
                 }
                 w.payload(data)?;
             }
@@ -182,7 +182,7 @@ impl Recreated {
         if !dir.exists("remap-fpath.img") {
             return Ok(made);
         }
-        let remaps: Vec<RemapFilePathEntry> = ImageReader::open(dir, "remap-fpath.img")?.all()?;
+        let remaps: Vec<RemapFilePathEntry> = ImageReader::open_kind(dir, "remap-fpath.img", kinds::remap_fpath())?.all()?;
         let mut by_id: HashMap<u32, String> = HashMap::new();
         for r in remaps {
             if r.remap_type != Some(RemapType::Ghost as i32) {
@@ -207,7 +207,7 @@ impl Recreated {
 
     fn recreate(&mut self, dir: &ImageDir, id: u32, name: &str) -> Result<String> {
         let img = kinds::ghost_file().file_name(id.into());
-        let mut r = ImageReader::open(dir, &img)?;
+        let mut r = ImageReader::open_kind(dir, &img, kinds::ghost_file())?;
         let g: GhostFileEntry = r.expect()?;
         if g.mode & libc::S_IFMT != libc::S_IFREG {
             bail!("{img}: ghost {name} has mode {:o}: only regular files are supported yet", g.mode);
@@ -224,7 +224,7 @@ impl Recreated {
         if g.chunks == Some(true) {
             let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
             f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
-            while let Some(c) = r.next_entry::<GhostChunkEntry>()? {
+            while let Some(c) = r.next_chunk()? {
                 let data = r.payload(c.len)?;
                 f.write_all_at(&data, c.off).with_context(|| format!("can't write ghost file {path}"))?;
             }

@@ -87,7 +87,7 @@ impl FdKind for Pipe {
         }
         let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
         let data = &mut imgs.state.get_mut::<Data>().0;
-        while let Some(e) = r.next_entry::<PipeDataEntry>()? {
+        while let Some(e) = r.next_entry()? {
             let bytes = r.payload(u64::from(e.bytes))?;
             data.insert(e.pipe_id, (e.size.unwrap_or(0), bytes));
         }

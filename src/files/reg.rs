@@ -189,9 +189,9 @@ mod tests {
             "/../shared/fixtures/criu-4.2/sleep"
         )))
         .unwrap();
-        let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
+        let mut r = crate::images::ImageReader::open_kind(&dir, "files.img", crate::images::kind::kinds::files()).unwrap();
         let mut checked = 0;
-        while let Some(fe) = r.next_entry::<crate::images::pb::FileEntry>().unwrap() {
+        while let Some(fe) = r.next_entry().unwrap() {
             let Some(reg) = fe.reg else { continue };
             let f = File::open(&reg.name).unwrap();
             validate(&reg, &f).unwrap_or_else(|e| panic!("{e:#}"));
@@ -219,8 +219,8 @@ mod tests {
             "/../shared/fixtures/criu-4.2/sleep"
         )))
         .unwrap();
-        let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
-        let fx = r.next_entry::<crate::images::pb::FileEntry>().unwrap().unwrap().reg.unwrap();
+        let mut r = crate::images::ImageReader::open_kind(&dir, "files.img", crate::images::kind::kinds::files()).unwrap();
+        let fx = r.next_entry().unwrap().unwrap().reg.unwrap();
         assert_eq!(fx.name, "/usr/bin/sleep");
         assert_eq!((e.size, e.mode, &e.build_id), (fx.size, fx.mode, &fx.build_id));
     }

@@ -30,7 +30,7 @@ impl Images {
     /// files.img and the side images of every kind.
     pub fn load(dir: &ImageDir) -> Result<Images> {
         let entries: HashMap<u32, FileEntry> =
-            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
+            ImageReader::open_kind(dir, "files.img", kinds::files())?.all()?.into_iter().map(|f| (f.id, f)).collect();
         let mut imgs = Images { entries, state: State::default() };
         for k in KINDS {
             k.load_images(dir, &mut imgs).with_context(|| format!("reading the images of {} files", k.name()))?;

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 
 use super::kind::{DumpCx, FdKind, FdProbe, OpenCx, State};
 use super::{reg, FileTable};
-use crate::images::kind::by_name;
+use crate::images::kind::kinds;
 use crate::images::pb::{
     FdTypes, FileEntry, FownEntry, TermiosEntry, TtyFileEntry, TtyInfoEntry, TtyPtyEntry, TtyType, WinsizeEntry,
 };
@@ -42,7 +42,7 @@ impl FdKind for Tty {
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
         let Some(t) = st.get::<TtyInfos>().filter(|t| !t.infos.is_empty()) else { return Ok(()) };
-        let mut w = ImageWriter::create(dir, "tty-info.img", by_name("TTY_INFO").context("TTY_INFO kind")?)?;
+        let mut w = ImageWriter::create(dir, "tty-info.img", kinds::tty_info())?;
         for e in &t.infos {
             w.write(e)?;
         }

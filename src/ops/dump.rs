@@ -356,7 +356,7 @@ fn zombie_core(stat: &proc::stat::Stat) -> CoreEntry {
     }
 }
 
-fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind, m: &M) -> Result<()> {
+fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>, m: &M) -> Result<()> {
     let mut w = ImageWriter::create(dir, name, kind)?;
     w.write(m)?;
     w.finish()?;

@@ -85,7 +85,7 @@ pub struct TaskImages {
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
-fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
     Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
 }
 

@@ -23,7 +23,7 @@ pub use queue::{peek_queue, queue_entry, refill_and_shut, Queued};
 
 use crate::files::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx, State};
 use crate::files::FileTable;
-use crate::images::kind::by_name;
+use crate::images::kind::kinds;
 use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, SkPacketEntry, UnixSkEntry};
 use crate::images::{ImageDir, ImageReader, ImageWriter};
 
@@ -111,7 +111,7 @@ impl FdKind for UnixSk {
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
         let Some(d) = st.get::<Dumped>().filter(|d| !d.socks.is_empty()) else { return Ok(()) };
-        let mut w = ImageWriter::create(dir, "sk-queues.img", by_name("SK_QUEUES").context("SK_QUEUES kind")?)?;
+        let mut w = ImageWriter::create(dir, "sk-queues.img", kinds::sk_queues())?;
         for (e, data) in &d.queues {
             w.write(e)?;
             w.payload(data)?;
@@ -124,9 +124,9 @@ impl FdKind for UnixSk {
         if !dir.exists("sk-queues.img") {
             return Ok(());
         }
-        let mut r = ImageReader::open_kind(dir, "sk-queues.img", by_name("SK_QUEUES").context("SK_QUEUES kind")?)?;
+        let mut r = ImageReader::open_kind(dir, "sk-queues.img", kinds::sk_queues())?;
         let q = &mut imgs.state.get_mut::<Queues>().0;
-        while let Some(e) = r.next_entry::<SkPacketEntry>()? {
+        while let Some(e) = r.next_entry()? {
             let data = r.payload(u64::from(e.length))?;
             q.entry(e.id_for).or_default().push(Queued::from_entry(&e, data)?);
         }
