@@ -182,3 +182,39 @@ pub fn set_fl(fd: i32, flags: i32) -> std::io::Result<()> {
     let r = unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flags line of /proc/self/fdinfo/N (octal; O_CLOEXEC is 02000000).
+    fn fdinfo_flags(n: RawFd) -> u32 {
+        let s = std::fs::read_to_string(format!("/proc/self/fdinfo/{n}")).unwrap();
+        let v = s.lines().find_map(|l| l.strip_prefix("flags:")).unwrap().trim();
+        u32::from_str_radix(v, 8).unwrap()
+    }
+
+    #[test]
+    fn dup_to_takes_only_a_free_number() {
+        let f = std::fs::File::open("/proc/self/stat").unwrap();
+        // A number free right now, far above what other tests open.
+        let n = dup_cloexec_from(&f, 900).unwrap().as_raw_fd();
+        dup_to(f.as_fd(), n, true).unwrap();
+        assert_ne!(fdinfo_flags(n) & libc::O_CLOEXEC as u32, 0);
+        // Taken now: a second install is refused and changes nothing.
+        let e = dup_to(f.as_fd(), n, false).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
+        assert_ne!(fdinfo_flags(n) & libc::O_CLOEXEC as u32, 0);
+        // (fd n stays open: it belongs to no Rust object, as a task's would.)
+    }
+
+    #[test]
+    fn fork_pipe_ends_are_taken_once() {
+        let p = ForkPipe::new().unwrap();
+        p.close_read();
+        assert!(p.take_read().is_none());
+        let w = p.take_write().unwrap();
+        assert!(p.take_write().is_none());
+        assert_ne!(fdinfo_flags(w.as_raw_fd()) & libc::O_CLOEXEC as u32, 0);
+    }
+}
