@@ -15,6 +15,10 @@
 //! (`sys::restorer::enter`); from then on the blob reports through the
 //! ready fd. Failure codes are `thread << 48 | step << 32 | -errno`
 //! ([`step_name`]; thread 0 is the leader, n the n-th of `Plan::threads`).
+//!
+//! Host side, before the blob: [`tree`] the images of the tree, read and
+//! checked; [`stages`] the protocol between criu and the restoring tasks;
+//! [`task`] what each restoring task does until it jumps ([`plan`]).
 
 mod args;
 mod cleaner;

@@ -1,6 +1,6 @@
 //! The restore plan: everything the restorer blob needs to turn the
 //! restoring process into the task, as plain Rust data. criu builds it
-//! (ops/restore.rs); `restorer::jump` lays it out for the blob.
+//! (`restorer::task::prepare`); `restorer::jump` lays it out for the blob.
 
 use std::os::fd::OwnedFd;
 

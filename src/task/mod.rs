@@ -1,6 +1,8 @@
-//! The task: its place in the tree (pstree), identity (creds), limits,
-//! signal state and ids, read from /proc and ptrace from outside; what only
-//! the task can report comes through [`remote`].
+//! The task: its place in the tree (pstree), identity ([`creds`]), task
+//! core ([`core`]: limits, signal state, stop), fs state ([`fs`]) and
+//! threads, read from /proc and ptrace from outside and given back to the
+//! restore; what only the task can report comes through [`remote`]; the
+//! dump's freezing of the tree is [`freeze`].
 
 pub mod core;
 pub mod creds;
