@@ -40,6 +40,69 @@ use crate::opts::Opts;
 use crate::restorer::{self, stages::{self, Chan, Running}, tree::Tree};
 use crate::sys::clone::{fork_with_pid, Forked};
 
+/// Read and check the images, and plan what a restore needs to decide
+/// before any task exists (vDSO, sessions and groups). Unlinked files come
+/// back under a name every task opens them by, and are unlinked again once
+/// all of them hold what they need (the second result).
+fn load(dir: &ImageDir, opts: &Opts) -> Result<(Tree, crate::files::ghost::Recreated)> {
+    let mut tree = Tree::load(dir)?;
+    let pid = tree.root().pid;
+    if tree.nodes.len() == 1 {
+        info!("Restoring task {pid}");
+    } else {
+        let zombies = tree.nodes.iter().filter(|n| n.zombie()).count();
+        info!("Restoring the tree of task {pid}: {} task(s), {zombies} zombie(s)", tree.nodes.len());
+    }
+    let ghosts = crate::files::ghost::Recreated::create(dir, &mut tree.files)?;
+    tree.check_files(&opts.inherit_fds)?;
+    tree.check_pids_free()?;
+    tree.plan_vdso(dir)?;
+    for n in &tree.nodes {
+        if let Some(t) = n.alive().filter(|t| !t.threads.is_empty()) {
+            info!("task {} has {} threads", n.pid, t.threads.len() + 1);
+        }
+    }
+    tree.plan_ids(opts.shell_job)?;
+    Ok((tree, ghosts))
+}
+
+/// Fork the root with its pid (in the tree's time namespace, which criu
+/// leaves at once); it forks the rest. CRIU's namespace scripts run for a
+/// root with namespaces of its own (or a sibling).
+fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<'a>> {
+    let pid = tree.root().pid;
+    let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
+    let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
+    let timens = crate::ns::timens::enter(dir, opts.unprivileged, &tree.live_ids())?;
+    let forked = fork_with_pid(pid, flags);
+    if let Ok(Forked::Child) = forked {
+        restorer::task::root_main(tree, dir, opts, &chans)
+    }
+    let own_timens = timens.as_ref().is_some_and(|t| t.own());
+    let left = timens.map(crate::ns::timens::Entered::leave).transpose();
+    let (ready, go) = stages::criu_ends(&chans);
+    let root = match forked {
+        Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
+        Err(e) => bail!("clone3 with pid {pid}: {e}"),
+        Ok(Forked::Parent(p)) => p,
+        Ok(Forked::Child) => unreachable!("the child became the task"),
+    };
+    let mut rs = Running { tree, root, our_child: !opts.restore_sibling, ready, go, known: Vec::new() };
+    if let Err(e) = left {
+        rs.kill_all();
+        return Err(e.context(format!("task {pid} was killed")));
+    }
+    if opts.restore_sibling || own_timens {
+        for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
+            if let Err(e) = crate::scripts::run(action, opts, Some(dir), Some(pid)) {
+                rs.kill_all();
+                return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
+            }
+        }
+    }
+    Ok(rs)
+}
+
 /// Run `criu restore`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let t0 = Instant::now();
@@ -54,59 +117,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
-    let mut tree = Tree::load(&dir)?;
+    let (tree, mut ghosts) = load(&dir, opts)?;
     let pid = tree.root().pid;
-    if tree.nodes.len() == 1 {
-        info!("Restoring task {pid}");
-    } else {
-        let zombies = tree.nodes.iter().filter(|n| n.zombie()).count();
-        info!("Restoring the tree of task {pid}: {} task(s), {zombies} zombie(s)", tree.nodes.len());
-    }
-    // Unlinked files come back under a name every task opens them by,
-    // and are unlinked again once all of them hold what they need.
-    let mut ghosts = crate::files::ghost::Recreated::create(&dir, &mut tree.files)?;
-    tree.check_files(&opts.inherit_fds)?;
-    tree.check_pids_free()?;
-    tree.plan_vdso(&dir)?;
-    for n in &tree.nodes {
-        if let Some(t) = n.alive().filter(|t| !t.threads.is_empty()) {
-            info!("task {} has {} threads", n.pid, t.threads.len() + 1);
-        }
-    }
-    tree.plan_ids(opts.shell_job)?;
+    let mut rs = fork_root(&tree, &dir, opts)?;
+    let root = rs.root;
 
-    let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
-    let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
-    // The root is born in the tree's time namespace; criu leaves it at once.
-    let timens = crate::ns::timens::enter(&dir, opts.unprivileged, &tree.live_ids())?;
-    let forked = fork_with_pid(pid, flags);
-    if let Ok(Forked::Child) = forked {
-        restorer::task::root_main(&tree, &dir, opts, &chans)
-    }
-    let own_timens = timens.as_ref().is_some_and(|t| t.own());
-    let left = timens.map(crate::ns::timens::Entered::leave).transpose();
-    let (ready, go) = stages::criu_ends(&chans);
-    let root = match forked {
-        Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
-        Err(e) => bail!("clone3 with pid {pid}: {e}"),
-        Ok(Forked::Parent(p)) => p,
-        Ok(Forked::Child) => unreachable!("the child became the task"),
-    };
-    let mut rs = Running { tree: &tree, root, our_child: !opts.restore_sibling, ready, go, known: Vec::new() };
-    if let Err(e) = left {
-        rs.kill_all();
-        return Err(e.context(format!("task {pid} was killed")));
-    }
-
-    // CRIU runs these for a root with namespaces of its own (or a sibling).
-    if opts.restore_sibling || own_timens {
-        for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
-            if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
-                rs.kill_all();
-                return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
-            }
-        }
-    }
     if let Err(m) = rs.fork_stages() {
         return Err(rs.fail(m));
     }

@@ -235,4 +235,21 @@ mod tests {
         assert_eq!(policy & !(libc::SCHED_RESET_ON_FORK as u32), stat.policy);
         assert_eq!(prio.is_some(), matches!(stat.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR));
     }
+
+    #[test]
+    fn restore_reads_scheduling_seccomp_and_rseq_as_dumped() {
+        use crate::images::pb::{RseqEntry, SeccompMode, ThreadCoreEntry};
+        let thc = ThreadCoreEntry { sched_nice: Some(5), sched_policy: Some(0), sched_prio: None, ..Default::default() };
+        let s = super::sched_of(&thc).unwrap();
+        assert_eq!((s.nice, s.policy, s.prio), (5, 0, 0));
+        // No policy: SCHED_OTHER at nice 0, whatever nice says.
+        let s = super::sched_of(&ThreadCoreEntry { sched_nice: Some(5), ..Default::default() }).unwrap();
+        assert_eq!((s.nice, s.policy, s.prio), (0, 0, 0));
+        assert!(!super::seccomp_strict(1, None).unwrap());
+        assert!(super::seccomp_strict(1, Some(SeccompMode::Strict as i32)).unwrap());
+        assert!(super::seccomp_strict(1, Some(SeccompMode::Filter as i32)).is_err());
+        let r = RseqEntry { rseq_abi_pointer: 0x1000, rseq_abi_size: 32, signature: 7, rseq_cs_pointer: Some(0) };
+        assert_eq!(super::rseq_of(1, Some(r)).unwrap(), Some(r));
+        assert!(super::rseq_of(1, Some(RseqEntry { rseq_cs_pointer: Some(0x2000), ..r })).is_err());
+    }
 }
