@@ -32,7 +32,7 @@ pub struct TaskImages {
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
-pub fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
     Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
 }
 
