@@ -41,10 +41,8 @@ use crate::restorer::{self, stages::{self, Chan, Running}, tree::Tree};
 use crate::sys::clone::{fork_with_pid, Forked};
 
 /// Read and check the images, and plan what a restore needs to decide
-/// before any task exists (vDSO, sessions and groups). Unlinked files come
-/// back under a name every task opens them by, and are unlinked again once
-/// all of them hold what they need (the second result).
-fn load(dir: &ImageDir, opts: &Opts) -> Result<(Tree, crate::files::ghost::Recreated)> {
+/// before any task exists (vDSO, sessions and groups).
+fn load(dir: &ImageDir, opts: &Opts) -> Result<Tree> {
     let mut tree = Tree::load(dir)?;
     let pid = tree.root().pid;
     if tree.nodes.len() == 1 {
@@ -53,7 +51,9 @@ fn load(dir: &ImageDir, opts: &Opts) -> Result<(Tree, crate::files::ghost::Recre
         let zombies = tree.nodes.iter().filter(|n| n.zombie()).count();
         info!("Restoring the tree of task {pid}: {} task(s), {zombies} zombie(s)", tree.nodes.len());
     }
-    let ghosts = crate::files::ghost::Recreated::create(dir, &mut tree.files)?;
+    // Unlinked files come back under a name every task opens them by,
+    // and are unlinked again once all of them hold what they need.
+    tree.files.prepare(dir)?;
     tree.check_files(&opts.inherit_fds)?;
     tree.check_pids_free()?;
     tree.plan_vdso(dir)?;
@@ -63,7 +63,7 @@ fn load(dir: &ImageDir, opts: &Opts) -> Result<(Tree, crate::files::ghost::Recre
         }
     }
     tree.plan_ids(opts.shell_job)?;
-    Ok((tree, ghosts))
+    Ok(tree)
 }
 
 /// Fork the root with its pid (in the tree's time namespace, which criu
@@ -117,7 +117,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
-    let (tree, mut ghosts) = load(&dir, opts)?;
+    let tree = load(&dir, opts)?;
     let pid = tree.root().pid;
     let mut rs = fork_root(&tree, &dir, opts)?;
     let root = rs.root;
@@ -129,7 +129,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(v) => v,
         Err(m) => return Err(rs.fail(m)),
     };
-    ghosts.unlink();
+    tree.files.settle();
     let what = if tree.nodes.len() == 1 { format!("task {pid} was killed") } else { format!("the tree of task {pid} was killed") };
     if running.is_empty() {
         // Everything is in place and no task has run yet: a failing

@@ -119,7 +119,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             .collect();
         let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
         let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
-        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job, &pids)?;
+        inh.opened = fd_restore::open(&all, &tree.files, &inherit, ctx.opts.shell_job, &pids)?;
         let shared = tree.shared_shmem();
         if !shared.is_empty() {
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
@@ -299,7 +299,7 @@ fn prepare(
     }
     opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
-    fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
+    fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
     // POSIX timers: checked here, made by the restorer (their threads exist there).
     task::posix_timers::check_restore(&tp.posix_timers, pid, &imgs.threads.iter().map(|(tid, _)| *tid).collect::<Vec<_>>())?;
 

@@ -13,7 +13,7 @@ use tracing::info;
 
 use crate::images::kind::kinds;
 use crate::images::pb::{
-    CoreEntry, FdinfoEntry, FileEntry, FsEntry, MmEntry, PipeDataEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+    CoreEntry, FdinfoEntry, FsEntry, MmEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
 };
 use crate::images::{inventory, ImageDir, ImageReader};
 use crate::task::core::{TASK_ALIVE, TASK_DEAD, TASK_STOPPED};
@@ -32,7 +32,7 @@ pub struct TaskImages {
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
-fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
     Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
 }
 
@@ -68,34 +68,6 @@ impl TaskImages {
     pub fn pid(&self) -> i32 {
         self.pstree.pid as i32
     }
-}
-
-/// files.img, pipes-data.img (pipe_id -> (buffer size, data)) and
-/// sk-queues.img (socket file id -> messages queued for it to read).
-#[allow(clippy::type_complexity)]
-fn load_file_images(
-    dir: &ImageDir,
-) -> Result<(HashMap<u32, FileEntry>, HashMap<u32, (u32, Vec<u8>)>, HashMap<u32, Vec<crate::sockets::unix::Queued>>)> {
-    let files: HashMap<u32, FileEntry> =
-        ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
-    let mut pipe_data = HashMap::new();
-    if dir.exists("pipes-data.img") {
-        let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
-        while let Some(e) = r.next_entry::<PipeDataEntry>()? {
-            let data = r.payload(u64::from(e.bytes))?;
-            pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
-        }
-    }
-    let mut sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>> = HashMap::new();
-    if dir.exists("sk-queues.img") {
-        let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
-        let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
-        while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
-            let data = r.payload(u64::from(e.length))?;
-            sk_queues.entry(e.id_for).or_default().push(crate::sockets::unix::Queued::from_entry(&e, data)?);
-        }
-    }
-    Ok((files, pipe_data, sk_queues))
 }
 
 /// What a task of the tree is.
@@ -144,11 +116,8 @@ impl Node {
 pub struct Tree {
     /// Parents before children, the root first (pstree.img's order).
     pub nodes: Vec<Node>,
-    pub files: HashMap<u32, FileEntry>,
-    /// pipe_id -> (buffer size, data)
-    pub pipe_data: HashMap<u32, (u32, Vec<u8>)>,
-    /// socket file id -> messages queued for it to read
-    pub sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>>,
+    /// files.img and the file kinds' side images.
+    pub files: crate::files::Images,
 }
 
 impl Tree {
@@ -198,8 +167,8 @@ impl Tree {
                 nodes[p].children.push(i);
             }
         }
-        let (files, pipe_data, sk_queues) = load_file_images(dir)?;
-        Ok(Tree { nodes, files, pipe_data, sk_queues })
+        let files = crate::files::Images::load(dir)?;
+        Ok(Tree { nodes, files })
     }
 
     pub fn root(&self) -> &Node {
@@ -222,27 +191,9 @@ impl Tree {
     /// Check every regular file the tree uses still matches its record
     /// (but those replaced by --inherit-fd).
     pub fn check_files(&self, inherit: &[String]) -> Result<()> {
-        let inherited: Vec<&str> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r)).collect();
-        // A terminal's path record: the terminal comes from criu (--shell-job).
-        let tty_paths: Vec<u32> = self.files.values().filter_map(|f| f.tty.as_ref()?.regf_id).collect();
-        for (id, f) in &self.files {
-            if tty_paths.contains(id) {
-                continue;
-            }
-            if let Some(r) = &f.reg {
-                if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
-                    continue;
-                }
-                // A file under /proc/PID of a task of the tree exists once
-                // that task does: checked when its task opens it.
-                if crate::files::proc_pid_of(&r.name).is_some_and(|p| self.nodes.iter().any(|n| n.pid == p)) {
-                    continue;
-                }
-                let file = crate::files::reg::open_for_check(r).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
-                crate::files::reg::validate(r, &file)?;
-            }
-        }
-        Ok(())
+        let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
+        let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        crate::files::restore::check(&self.files, &inherited, &pids)
     }
 
     /// Every pid and thread id of the tree must be free.
@@ -367,18 +318,9 @@ impl Tree {
         out
     }
 
-    /// The epoll instances task `idx` must not give targets to: those an
-    /// earlier task shares (it adds them).
-    pub fn epoll_done_before(&self, idx: usize) -> Vec<u32> {
-        let mut out = Vec::new();
-        for n in &self.nodes[..idx] {
-            let Some(t) = n.alive() else { continue };
-            for fi in &t.fdinfo {
-                if self.files.get(&fi.id).is_some_and(|f| f.epfd.is_some()) && !out.contains(&fi.id) {
-                    out.push(fi.id);
-                }
-            }
-        }
-        out
+    /// The file descriptions tasks before `idx` hold (they set them up
+    /// once installed: task `idx` must not again).
+    pub fn files_before(&self, idx: usize) -> Vec<u32> {
+        self.nodes[..idx].iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().map(|fi| fi.id)).collect()
     }
 }
