@@ -15,12 +15,13 @@ use tracing::{debug, info};
 
 use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
-use crate::images::pb::{CoreEntry, FdinfoEntry, FsEntry, MmEntry, SeccompEntry, TaskKobjIdsEntry};
-use crate::images::{inventory, ImageDir, ImageWriter};
+use crate::images::pb::{FdinfoEntry, SeccompEntry};
+use crate::images::{inventory, ImageDir};
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
+use crate::task::images::Collected;
 use crate::task::remote::{self, ParasiteReport};
-use crate::task::{self, tree};
+use crate::task;
 use crate::{files, mem, ns, proc};
 
 /// The stages of a dump, numbered for `CRIU_FAULT`.
@@ -40,19 +41,6 @@ fn fault(stage: Stage) -> Result<()> {
         bail!("fault injected at stage {stage:?} (CRIU_FAULT={})", stage as i32);
     }
     Ok(())
-}
-
-/// Everything the dump collected of one live task, ready to be written.
-struct Collected {
-    pid: i32,
-    /// The leader's core (with `tc`).
-    core: CoreEntry,
-    /// The other threads' (tid, core), by tid.
-    threads: Vec<(i32, CoreEntry)>,
-    ids: TaskKobjIdsEntry,
-    mm: MmEntry,
-    fs: FsEntry,
-    fdinfo: Vec<FdinfoEntry>,
 }
 
 /// What the tasks of a tree share in the images: files.img, pipe data,
@@ -115,47 +103,20 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
 }
 
-fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>, m: &M) -> Result<()> {
-    let mut w = ImageWriter::create(dir, name, kind)?;
-    w.write(m)?;
-    w.finish()?;
-    Ok(())
-}
-
+/// Every image: inventory, pstree, each task's, the files' and seccomp.img.
 fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Shared) -> Result<()> {
     fault(Stage::Write)?;
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
-    let mut w = ImageWriter::create(dir, "pstree.img", kinds::pstree())?;
-    for t in tasks {
-        let tids: Vec<i32> = match collected.iter().find(|c| c.pid == t.pid) {
-            Some(c) => std::iter::once(t.pid).chain(c.threads.iter().map(|(t, _)| *t)).collect(),
-            None => vec![t.pid],
-        };
-        w.write(&tree::entry(t.pid, t.ppid, t.stat.pgid, t.stat.sid, &tids))?;
-    }
-    w.finish()?;
+    task::images::write_pstree(dir, tasks, collected)?;
     for t in tasks.iter().filter(|t| t.zombie()) {
-        write_one(dir, &kinds::core().file_name(t.pid as u64), kinds::core(), &task::core::zombie_core(&t.stat))?;
+        task::images::write_zombie(dir, t)?;
     }
     for c in collected {
-        let pid = c.pid as u64;
-        write_one(dir, &kinds::core().file_name(pid), kinds::core(), &c.core)?;
-        for (tid, core) in &c.threads {
-            write_one(dir, &kinds::core().file_name(*tid as u64), kinds::core(), core)?;
-        }
-        write_one(dir, &kinds::ids().file_name(pid), kinds::ids(), &c.ids)?;
-        write_one(dir, &kinds::mm().file_name(pid), kinds::mm(), &c.mm)?;
-        write_one(dir, &kinds::fs().file_name(pid), kinds::fs(), &c.fs)?;
-        let mut w = ImageWriter::create(dir, &kinds::fdinfo().file_name(u64::from(c.ids.files_id)), kinds::fdinfo())?;
-        for e in &c.fdinfo {
-            w.write(e)?;
-        }
-        w.finish()?;
+        c.write(dir)?;
     }
     sh.files.write(dir)?;
     fds::write_images(&sh.fds, dir)?;
-    write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())?;
-    Ok(())
+    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())
 }
 
 /// Run `criu dump`.

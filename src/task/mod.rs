@@ -8,6 +8,7 @@ pub mod core;
 pub mod creds;
 pub mod freeze;
 pub mod fs;
+pub mod images;
 pub mod lsm;
 pub mod posix_timers;
 pub mod remote;
