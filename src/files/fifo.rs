@@ -103,10 +103,10 @@ impl FdKind for Fifo {
             .custom_flags(flags & !libc::O_ACCMODE)
             .open(path)
             .with_context(|| format!("can't open fifo {path} for fd {fd}"))?;
-        if cx.state.get_mut::<Refilled>().0.insert(fifo.pipe_id) {
-            if let Some(d) = cx.images.state.get::<Data>().and_then(|d| d.0.get(&fifo.pipe_id)) {
-                pipe::refill(rw.as_fd(), d).with_context(|| format!("fifo {path}"))?;
-            }
+        if cx.state.get_mut::<Refilled>().0.insert(fifo.pipe_id)
+            && let Some(d) = cx.images.state.get::<Data>().and_then(|d| d.0.get(&fifo.pipe_id))
+        {
+            pipe::refill(rw.as_fd(), d).with_context(|| format!("fifo {path}"))?;
         }
         Ok(Some(f.into()))
     }
