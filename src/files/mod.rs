@@ -6,6 +6,7 @@ pub mod elf;
 pub mod epoll;
 pub mod eventfd;
 pub mod fds;
+pub mod fifo;
 pub mod fown;
 pub mod ghost;
 pub mod inotify;

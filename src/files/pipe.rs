@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use nix::fcntl::{fcntl, tee, FcntlArg, OFlag, SpliceFFlags};
 
 use super::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx, State};
-use crate::images::kind::kinds;
+use crate::images::kind::{kinds, Kind};
 use crate::images::pb::{FdTypes, FileEntry, FownEntry, PipeDataEntry, PipeEntry};
 use crate::images::{ImageDir, ImageReader, ImageWriter};
 
@@ -72,25 +72,11 @@ impl FdKind for Pipe {
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
         let Some(d) = st.get::<Dumped>() else { return Ok(()) };
-        let mut w = ImageWriter::create(dir, "pipes-data.img", kinds::pipes_data())?;
-        for (e, data) in &d.data {
-            w.write(e)?;
-            w.payload(data)?;
-        }
-        w.finish()?;
-        Ok(())
+        write_data(dir, "pipes-data.img", kinds::pipes_data(), &d.data)
     }
 
     fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
-        if !dir.exists("pipes-data.img") {
-            return Ok(());
-        }
-        let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
-        let data = &mut imgs.state.get_mut::<Data>().0;
-        while let Some(e) = r.next_entry()? {
-            let bytes = r.payload(u64::from(e.bytes))?;
-            data.insert(e.pipe_id, (e.size.unwrap_or(0), bytes));
-        }
+        imgs.state.get_mut::<Data>().0 = read_data(dir, "pipes-data.img", kinds::pipes_data())?;
         Ok(())
     }
 
@@ -129,6 +115,33 @@ impl FdKind for Pipe {
     }
 }
 
+/// Write buffered data records (pipes-data.img, fifo-data.img): each
+/// entry followed by its bytes.
+pub fn write_data(dir: &ImageDir, name: &str, kind: Kind<PipeDataEntry>, data: &[(PipeDataEntry, Vec<u8>)]) -> Result<()> {
+    let mut w = ImageWriter::create(dir, name, kind)?;
+    for (e, bytes) in data {
+        w.write(e)?;
+        w.payload(bytes)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+/// Read buffered data records back: pipe_id -> (buffer size, bytes);
+/// empty when there is no such image.
+pub fn read_data(dir: &ImageDir, name: &str, kind: Kind<PipeDataEntry>) -> Result<HashMap<u32, (u32, Vec<u8>)>> {
+    let mut out = HashMap::new();
+    if !dir.exists(name) {
+        return Ok(out);
+    }
+    let mut r = ImageReader::open_kind(dir, name, kind)?;
+    while let Some(e) = r.next_entry()? {
+        let bytes = r.payload(u64::from(e.bytes))?;
+        out.insert(e.pipe_id, (e.size.unwrap_or(0), bytes));
+    }
+    Ok(out)
+}
+
 /// Another description of a pipe end, through /proc (non-blocking: the
 /// other end may have no opener yet; the record's flags come after).
 fn reopen(end: &OwnedFd, read: bool, write: bool, pipe_id: u32, fd: u32) -> Result<OwnedFd> {
@@ -145,14 +158,21 @@ fn reopen(end: &OwnedFd, read: bool, write: bool, pipe_id: u32, fd: u32) -> Resu
 /// A new pipe with the buffer size and the bytes it held.
 fn new_pipe(pipe_id: u32, data: Option<&(u32, Vec<u8>)>) -> Result<(OwnedFd, OwnedFd)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe2")?;
-    if let Some((size, bytes)) = data {
-        if *size > 0 {
-            fcntl(w.as_fd(), FcntlArg::F_SETPIPE_SZ(*size as i32)).with_context(|| format!("F_SETPIPE_SZ for pipe {pipe_id}"))?;
-        }
-        let mut f = File::from(w.try_clone().context("dup")?);
-        f.write_all(bytes).with_context(|| format!("refilling pipe {pipe_id}"))?;
+    if let Some(d) = data {
+        refill(w.as_fd(), d).with_context(|| format!("pipe {pipe_id}"))?;
     }
     Ok((r, w))
+}
+
+/// Give a pipe (or FIFO), through a writable fd of it, its recorded buffer
+/// size and bytes.
+pub fn refill(w: std::os::fd::BorrowedFd<'_>, (size, bytes): &(u32, Vec<u8>)) -> Result<()> {
+    if *size > 0 {
+        fcntl(w, FcntlArg::F_SETPIPE_SZ(*size as i32)).context("F_SETPIPE_SZ")?;
+    }
+    let mut f = File::from(w.try_clone_to_owned().context("dup")?);
+    f.write_all(bytes).context("refilling it")?;
+    Ok(())
 }
 
 /// The pipe_entry of one end.

@@ -10,6 +10,7 @@ use crate::images::pb::FdTypes;
 pub static KINDS: &[&dyn FdKind] = &[
     &super::reg::Reg,
     &super::pipe::Pipe,
+    &super::fifo::Fifo,
     &super::tty::Tty,
     &crate::sockets::unix::UnixSk,
     &super::inotify::Inotify,

@@ -44,6 +44,12 @@ pub fn dump(list: &[RawFd]) -> Dumped {
 /// descriptions again (each fd of `list` must be a description of its
 /// own): (before, the restored fds in `list`'s order, after).
 pub fn run(list: &[RawFd]) -> (Dumped, Vec<OwnedFd>, Dumped) {
+    run_with(list, || {})
+}
+
+/// [`run`], with `between` run after the dump and before the restore (to
+/// close the originals, as a dump that kills its task does).
+pub fn run_with(list: &[RawFd], between: impl FnOnce()) -> (Dumped, Vec<OwnedFd>, Dumped) {
     let me = std::process::id() as i32;
     let (infos, out, files) = dump_all(list);
     let tmp = tempfile::tempdir().expect("a temp dir");
@@ -51,6 +57,7 @@ pub fn run(list: &[RawFd]) -> (Dumped, Vec<OwnedFd>, Dumped) {
     files.write(&dir).expect("writing files.img");
     fds::write_images(&out, &dir).expect("writing side images");
     let before = Dumped { entries: records(&infos, &files), fds: out };
+    between();
 
     let mut imgs = super::Images::load(&dir).expect("reading the images back");
     imgs.prepare(&dir).expect("preparing");
