@@ -120,7 +120,7 @@ pub fn path_of(w: &InotifyWdEntry) -> Result<String> {
 
 /// Recreate an inotify instance with its watches under their numbers.
 pub fn restore(e: &InotifyFileEntry) -> Result<OwnedFd> {
-    let fd = crate::sys::fhandle::inotify().context("inotify_init1")?;
+    let fd = crate::sys::inotify::init().context("inotify_init1")?;
     let mut wds = e.wd.clone();
     wds.sort_by_key(|w| w.wd);
     for w in &wds {
@@ -170,7 +170,7 @@ mod tests {
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         std::fs::write(&a, b"x").unwrap();
         std::fs::write(&b, b"y").unwrap();
-        let fd = crate::sys::fhandle::inotify().unwrap();
+        let fd = crate::sys::inotify::init().unwrap();
         for (p, mask) in [(&a, libc::IN_MODIFY), (&b, libc::IN_OPEN | libc::IN_CLOSE_WRITE)] {
             let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
             crate::sys::inotify::add_watch(fd.as_fd(), &c, mask).unwrap();

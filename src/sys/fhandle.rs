@@ -15,10 +15,3 @@ pub fn open_by_handle(mount: BorrowedFd<'_>, handle_type: i32, handle: &[u8]) ->
     };
     super::ret::own_fd(r).map_err(std::io::Error::from)
 }
-
-/// inotify_init1(IN_CLOEXEC).
-pub fn inotify() -> std::io::Result<OwnedFd> {
-    // SAFETY: takes one integer.
-    let r = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    super::ret::own_fd(r as libc::c_long).map_err(std::io::Error::from)
-}
