@@ -8,7 +8,8 @@
 //! does). A restore recreates each one (at its old path when that is
 //! free, else beside it; chunked ones sized first, then the extents
 //! written, so what lies between stays a hole), lets every task open it
-//! by that name, and unlinks it before the tree runs.
+//! by that name, and unlinks it before the tree runs. An unlinked FIFO is
+//! a ghost without contents (its buffered bytes are the fifo kind's).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -73,8 +74,9 @@ impl Ghosts {
     /// what is not a regular file and anything over `limit` bytes.
     pub fn record(&mut self, orig_id: u32, name: &str, file: &File, limit: u64) -> Result<()> {
         let md = file.metadata().with_context(|| format!("can't stat unlinked {name}"))?;
-        if !md.file_type().is_file() {
-            bail!("unlinked {name} is not a regular file: such ghosts are not supported yet");
+        let fifo = std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type());
+        if !md.file_type().is_file() && !fifo {
+            bail!("unlinked {name} is not a regular file or a fifo: such ghosts are not supported yet");
         }
         let used = md.blocks() * 512;
         if used > limit {
@@ -85,11 +87,12 @@ impl Ghosts {
             None => {
                 self.next_id += 1;
                 let id = self.next_id;
-                let extents = data_extents(file, md.size()).with_context(|| format!("unlinked {name}"))?;
+                let extents = if fifo { Vec::new() } else { data_extents(file, md.size()).with_context(|| format!("unlinked {name}"))? };
                 let dense = extents.len() == 1 && extents[0] == (0, md.size());
                 let chunked = md.size() >= CHUNKS_FROM || (md.size() > 0 && !dense);
                 let mut parts = Vec::new();
-                for (off, len) in if chunked { extents } else { vec![(0, md.size())] } {
+                let parts_at = if chunked || fifo { extents } else { vec![(0, md.size())] };
+                for (off, len) in parts_at {
                     let mut data = vec![0u8; len as usize];
                     file.read_exact_at(&mut data, off).with_context(|| format!("can't read unlinked {name}"))?;
                     parts.push((off, data));
@@ -209,19 +212,29 @@ impl Recreated {
         let img = kinds::ghost_file().file_name(id.into());
         let mut r = ImageReader::open_kind(dir, &img, kinds::ghost_file())?;
         let g: GhostFileEntry = r.expect()?;
-        if g.mode & libc::S_IFMT != libc::S_IFREG {
-            bail!("{img}: ghost {name} has mode {:o}: only regular files are supported yet", g.mode);
+        let fifo = g.mode & libc::S_IFMT == libc::S_IFIFO;
+        if g.mode & libc::S_IFMT != libc::S_IFREG && !fifo {
+            bail!("{img}: ghost {name} has mode {:o}: only regular files and fifos are supported yet", g.mode);
         }
         // The old name when it is free, so the task sees the same link.
         let path = if std::fs::symlink_metadata(name).is_err() { name.to_string() } else { format!("{name}.cr.{id:x}.ghost") };
+        if fifo {
+            nix::unistd::mkfifo(path.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .with_context(|| format!("can't create ghost fifo {path}"))?;
+        }
+        // A FIFO opened read-write does not wait for another end.
         let f = std::fs::OpenOptions::new()
+            .read(fifo)
             .write(true)
-            .create_new(true)
+            .create_new(!fifo)
+            .custom_flags(if fifo { libc::O_NONBLOCK } else { 0 })
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("can't create ghost file {path}"))?;
         self.paths.get_mut().push(PathBuf::from(&path));
-        if g.chunks == Some(true) {
+        if fifo {
+            // Nothing to write: its bytes are in fifo-data.img.
+        } else if g.chunks == Some(true) {
             let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
             f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
             while let Some(c) = r.next_chunk()? {

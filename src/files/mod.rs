@@ -92,12 +92,12 @@ impl FileTable {
     /// The record of `file`, opened at `name` (as /proc shows it), as
     /// regular file `id`; an unlinked one is recorded as a ghost.
     pub fn reg_entry(&mut self, id: u32, name: &str, file: &std::fs::File, flags: u32, pos: u64) -> anyhow::Result<RegFileEntry> {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
         if name.starts_with("/memfd:") && name.ends_with(" (deleted)") {
             anyhow::bail!("{name} is a memfd: memfd files are not supported yet");
         }
         let ghost = match ghost::strip_deleted(name) {
-            Some(n) if file.metadata().is_ok_and(|m| m.nlink() == 0 && m.file_type().is_file()) => Some(n),
+            Some(n) if file.metadata().is_ok_and(|m| m.nlink() == 0 && (m.file_type().is_file() || m.file_type().is_fifo())) => Some(n),
             _ => None,
         };
         let e = reg::entry(id, ghost.unwrap_or(name), file, flags, pos)?;
