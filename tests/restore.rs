@@ -11,15 +11,14 @@
 //! as its children and are reaped here.
 
 mod common;
-use common::{alive, criu_cmd, kill_until_gone, reap_all, state};
+use common::{alive, criu_cmd, kill_until_gone, log, maps, mm_image, reap_all, state};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use criu::images::kind::kinds;
 use criu::images::pb::MmEntry;
-use criu::images::{ImageDir, ImageReader};
+use criu::images::ImageDir;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -73,10 +72,6 @@ fn session_empty(sid: i32) -> bool {
 }
 
 
-fn log(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
-}
-
 /// A restore running in the background (criu waits for the task); ready
 /// once criu wrote the pidfile.
 struct Restored {
@@ -125,11 +120,6 @@ impl Drop for Restored {
     }
 }
 
-fn mm_image(dir: &Path, pid: i32) -> MmEntry {
-    let d = ImageDir::open(dir).unwrap();
-    ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
-}
-
 /// (start, end, "rwxs"-style prot+shared) runs, adjacent runs of the same
 /// kind joined (the kernel may merge what the image lists apart).
 fn runs(mut v: Vec<(u64, u64, String)>) -> Vec<(u64, u64, String)> {
@@ -164,20 +154,6 @@ fn image_runs(mm: &MmEntry) -> Vec<(u64, u64, String)> {
             })
             .collect(),
     )
-}
-
-/// (start, end, perms, name) of each VMA of `pid`.
-fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (s, e) = f[0].split_once('-').unwrap();
-            let name = f.get(5).map_or(String::new(), |s| s.to_string());
-            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), name)
-        })
-        .collect()
 }
 
 /// Whether the image's vDSO (from its pages) is ours byte for byte, with

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{crit, python, serial, text, tmpdir, wait_gone, FreezerGroup, Target};
+use common::{crit, log, python, serial, text, tmpdir, wait_gone, FreezerGroup, Target};
 
 const TREE_PY: &str = r#"
 import os, sys, time, signal
@@ -191,10 +191,6 @@ fn restore(imgs: &Path, env: &[(&str, &str)], extra: &[&str]) -> std::process::O
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn log(imgs: &Path, name: &str) -> String {
-    std::fs::read_to_string(imgs.join(name)).unwrap_or_default()
 }
 
 /// SIGUSR1 makes the root reap its zombies and read the pipe; what it got.

@@ -14,10 +14,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{criu, kill_and_reap, serial, text, Restored, Target};
+use common::{criu, kill_and_reap, maps, mm_image as mm, serial, text, Restored, Target};
 use criu::images::pagemap::Pagemap;
 use criu::images::pb::MmEntry;
-use criu::images::{kind::kinds, ImageDir, ImageReader};
+use criu::images::ImageDir;
 use goblin::elf::Elf;
 
 /// Our own [vdso] bytes and start (None: no vDSO on this kernel).
@@ -49,11 +49,6 @@ fn keeps_checking(dir: &Path) {
     let (ok, bad, last) = status(dir);
     assert!(ok >= ok0 + 20, "the target stopped checking: ok {ok0} then {ok}");
     assert_eq!(bad, 0, "wrong vDSO answers after the restore: {last}");
-}
-
-fn mm(imgs: &Path, pid: i32) -> MmEntry {
-    let d = ImageDir::open(imgs).unwrap();
-    ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
 }
 
 const VDSO: u32 = 1 << 3;
@@ -133,19 +128,6 @@ fn restore(imgs: &Path) -> String {
     let log = std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default();
     assert!(o.status.success(), "restore: {}\n{log}", text(&o.stderr));
     log
-}
-
-/// (start, end, perms, name) of each VMA of `pid`.
-fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (s, e) = f[0].split_once('-').unwrap();
-            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), f.get(5).unwrap_or(&"").to_string())
-        })
-        .collect()
 }
 
 /// The restored task runs a proxy: the image's vDSO range is ordinary

@@ -30,6 +30,18 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// What a log file in `dir` says (empty if there is none).
+pub fn log(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
+}
+
+/// Task `pid`'s mm image in `dir`, typed.
+pub fn mm_image(dir: &Path, pid: i32) -> criu::images::pb::MmEntry {
+    use criu::images::kind::kinds;
+    let d = criu::images::ImageDir::open(dir).unwrap();
+    criu::images::ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
+}
+
 /// An image as crit JSON.
 pub fn crit(path: &Path) -> serde_json::Value {
     let dir = criu::images::ImageDir::open(path.parent().unwrap()).unwrap();

@@ -45,6 +45,20 @@ impl Drop for Restored {
     }
 }
 
+/// (start, end, perms, name) of each VMA of `pid`.
+pub fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (s, e) = f[0].split_once('-').unwrap();
+            let name = f.get(5).map_or(String::new(), |s| s.to_string());
+            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), name)
+        })
+        .collect()
+}
+
 /// Whether `pid` exists (a zombie too).
 pub fn alive(pid: i32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
