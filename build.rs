@@ -41,7 +41,9 @@ fn compile(files: &[PathBuf], dir: &std::path::Path, descriptors: &str) {
     // prost_types would drop them as unknown extension fields.
     std::fs::write(dir.join(descriptors), compiler.encode_file_descriptor_set()).expect("write descriptor set");
     let fds = compiler.file_descriptor_set();
+    // Type names (`prost::Name`) let each image kind check its entry type.
     prost_build::Config::new()
+        .enable_type_names()
         .out_dir(dir)
         .compile_fds(fds)
         .unwrap_or_else(|e| panic!("prost-build: {e}"));

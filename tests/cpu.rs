@@ -10,19 +10,19 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use criu::images::kind::{self, kinds};
+use criu::images::kind::kinds;
 use criu::images::pb::{CoreEntry, CpuinfoEntry};
 use criu::images::{ImageDir, ImageReader, ImageWriter};
 
 fn read_cpuinfo(dir: &Path) -> CpuinfoEntry {
     let d = ImageDir::open(dir).unwrap();
-    ImageReader::open_kind(&d, "cpuinfo.img", kind::by_name("CPUINFO").unwrap()).unwrap().expect().unwrap()
+    ImageReader::open_kind(&d, "cpuinfo.img", kinds::cpuinfo()).unwrap().expect().unwrap()
 }
 
 fn write_cpuinfo(dir: &Path, e: &CpuinfoEntry) {
     std::fs::create_dir_all(dir).unwrap();
     let d = ImageDir::open(dir).unwrap();
-    let mut w = ImageWriter::create(&d, "cpuinfo.img", kind::by_name("CPUINFO").unwrap()).unwrap();
+    let mut w = ImageWriter::create(&d, "cpuinfo.img", kinds::cpuinfo()).unwrap();
     w.write(e).unwrap();
     w.finish().unwrap();
 }

@@ -10,10 +10,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = criu::images::ImageReader::new(std::io::Cursor::new(data), "fuzz.img".into(), len) {
         let _ = criu::crit::decode_image(r, true);
     }
-    // Also as a pagemap, checked against a pages file of arbitrary size.
-    if let Ok(mut r) = criu::images::ImageReader::new(std::io::Cursor::new(data), "pagemap.img".into(), len) {
-        if let Ok(head) = r.expect::<criu::images::pb::PagemapHead>() {
-            if let Ok(entries) = r.all::<criu::images::pb::PagemapEntry>() {
+    // Also as a pagemap (one by its magic), checked against a pages file of
+    // arbitrary size.
+    let pagemap = criu::images::ImageReader::new(std::io::Cursor::new(data), "pagemap.img".into(), len)
+        .and_then(|r| r.into_kind(criu::images::kind::kinds::pagemap()));
+    if let Ok(mut r) = pagemap {
+        if let Ok(head) = r.head() {
+            if let Ok(entries) = r.all() {
                 let pm = criu::images::pagemap::Pagemap { head, entries };
                 let _ = pm.runs("pagemap.img", len.wrapping_mul(4096));
             }

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use prost_reflect::{DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::images::file::ImageReader;
+use crate::images::file::{AnyKind, ImageReader};
 use crate::images::kind::Payload;
 use crate::images::pb::DESCRIPTOR_SET;
 use crate::images::ImageError;
@@ -196,14 +196,14 @@ fn round_up(x: u64, to: u64) -> u64 {
 }
 
 /// Decode a whole image as crit does (`crit decode [--pretty]`).
-pub fn decode_image<R: Read>(mut r: ImageReader<R>, pretty: bool) -> Result<Json, ImageError> {
+pub fn decode_image<R: Read>(mut r: ImageReader<AnyKind, R>, pretty: bool) -> Result<Json, ImageError> {
     let kind = r.kind();
     let path = r.name().to_string();
     let missing = |n: &str| ImageError::Invalid { path: path.clone(), msg: format!("schema has no message {n}") };
     let desc = message(kind.entry).ok_or_else(|| missing(kind.entry))?;
     let mut entries = Vec::new();
 
-    let next = |r: &mut ImageReader<R>, d: &MessageDescriptor| -> Result<Option<DynamicMessage>, ImageError> {
+    let next = |r: &mut ImageReader<AnyKind, R>, d: &MessageDescriptor| -> Result<Option<DynamicMessage>, ImageError> {
         let at = r.offset();
         match r.next_raw()? {
             None => Ok(None),

@@ -6,8 +6,47 @@ use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context, Result};
 
-use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry};
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{EventpollFileEntry, EventpollTfdEntry, FdTypes, FileEntry};
 use crate::proc::fdinfo::FdInfo;
+
+/// The epoll kind (FD_TYPES EVENTPOLL).
+pub struct Epoll;
+
+impl FdKind for Epoll {
+    fn name(&self) -> &'static str {
+        "epoll"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Eventpoll
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.link == "anon_inode:[eventpoll]"
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, _cx: &mut DumpCx) -> Result<FileEntry> {
+        let e = dump(p.pid, p.fd, id, p.flags, p.info).with_context(|| p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Eventpoll as i32, id, epfd: Some(e), ..Default::default() })
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.epfd.as_ref().map(|e| e.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, _cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        fe.epfd.as_ref().with_context(|| format!("file {} has no eventpoll entry", fe.id))?;
+        create().map(Some)
+    }
+
+    fn installed(&self, fe: &FileEntry, fd: i32) -> Result<()> {
+        match &fe.epfd {
+            Some(e) => add_targets(fd, e),
+            None => Ok(()),
+        }
+    }
+}
 
 /// The record of epoll fd `epfd` of task `pid`. A watch is keyed by the
 /// file and the fd number it was added under, and a restore adds it again
@@ -90,5 +129,30 @@ mod tests {
         assert_eq!(e.tfd.len(), 2);
         assert_eq!((e.tfd[0].tfd, e.tfd[0].events, e.tfd[0].data), (4, 0x8000001c, 4));
         assert_eq!((e.tfd[1].tfd, e.tfd[1].inode, e.tfd[1].dev), (3, Some(0x6648c), Some(9)));
+    }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::AsRawFd;
+        let target = crate::sys::fd::eventfd(0).unwrap();
+        let ep = super::create().unwrap();
+        crate::sys::anonfd::epoll_add(ep.as_raw_fd(), target.as_raw_fd(), libc::EPOLLIN as u32, 0xfeed).unwrap();
+        let (before, back, after) = super::super::round_trip::run(&[ep.as_raw_fd()]);
+        // Targets come once the task's fds are at their numbers (here: the
+        // target is still where it was).
+        let fe = &before.entries[0];
+        super::super::restore::installed(
+            &[crate::images::pb::FdinfoEntry { id: fe.id, fd: back[0].as_raw_fd() as u32, ..Default::default() }],
+            &[(fe.id, fe.clone())].into_iter().collect::<std::collections::HashMap<_, _>>().into(),
+            &[],
+        )
+        .unwrap();
+        let again = super::super::round_trip::dump(&[back[0].as_raw_fd()]);
+        let t = |e: &crate::images::pb::FileEntry| e.epfd.as_ref().unwrap().tfd.iter().map(|t| (t.tfd, t.events, t.data)).collect::<Vec<_>>();
+        // (The kernel always adds EPOLLERR and EPOLLHUP to a watch.)
+        let always = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+        assert_eq!(t(&before.entries[0]), vec![(target.as_raw_fd() as u32, libc::EPOLLIN as u32 | always, 0xfeed)]);
+        assert!(t(&after.entries[0]).is_empty(), "no target before the fds are installed");
+        assert_eq!(t(&again.entries[0]), t(&before.entries[0]));
     }
 }

@@ -133,7 +133,7 @@ impl Ghosts {
             w.write(&g.entry)?;
             for (off, data) in &g.parts {
                 if g.entry.chunks == Some(true) {
-                    w.write(&GhostChunkEntry { len: data.len() as u64, off: *off })?;
+                    w.chunk(&GhostChunkEntry { len: data.len() as u64, off: *off })?;
                 }
                 w.payload(data)?;
             }
@@ -170,7 +170,8 @@ fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
 /// Ghosts recreated for a restore; unlinked on [`Recreated::unlink`] or drop.
 #[derive(Debug, Default)]
 pub struct Recreated {
-    paths: Vec<PathBuf>,
+    /// Behind a RefCell: unlinked through a shared restore plan.
+    paths: std::cell::RefCell<Vec<PathBuf>>,
 }
 
 impl Recreated {
@@ -181,7 +182,7 @@ impl Recreated {
         if !dir.exists("remap-fpath.img") {
             return Ok(made);
         }
-        let remaps: Vec<RemapFilePathEntry> = ImageReader::open(dir, "remap-fpath.img")?.all()?;
+        let remaps: Vec<RemapFilePathEntry> = ImageReader::open_kind(dir, "remap-fpath.img", kinds::remap_fpath())?.all()?;
         let mut by_id: HashMap<u32, String> = HashMap::new();
         for r in remaps {
             if r.remap_type != Some(RemapType::Ghost as i32) {
@@ -206,7 +207,7 @@ impl Recreated {
 
     fn recreate(&mut self, dir: &ImageDir, id: u32, name: &str) -> Result<String> {
         let img = kinds::ghost_file().file_name(id.into());
-        let mut r = ImageReader::open(dir, &img)?;
+        let mut r = ImageReader::open_kind(dir, &img, kinds::ghost_file())?;
         let g: GhostFileEntry = r.expect()?;
         if g.mode & libc::S_IFMT != libc::S_IFREG {
             bail!("{img}: ghost {name} has mode {:o}: only regular files are supported yet", g.mode);
@@ -219,11 +220,11 @@ impl Recreated {
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("can't create ghost file {path}"))?;
-        self.paths.push(PathBuf::from(&path));
+        self.paths.get_mut().push(PathBuf::from(&path));
         if g.chunks == Some(true) {
             let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
             f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
-            while let Some(c) = r.next_entry::<GhostChunkEntry>()? {
+            while let Some(c) = r.next_chunk()? {
                 let data = r.payload(c.len)?;
                 f.write_all_at(&data, c.off).with_context(|| format!("can't write ghost file {path}"))?;
             }
@@ -243,8 +244,8 @@ impl Recreated {
     }
 
     /// Unlink every recreated ghost (the tasks hold them open by now).
-    pub fn unlink(&mut self) {
-        for p in self.paths.drain(..) {
+    pub fn unlink(&self) {
+        for p in self.paths.borrow_mut().drain(..) {
             if let Err(e) = std::fs::remove_file(&p) {
                 warn!("can't unlink ghost file {}: {e}", p.display());
             }
@@ -333,7 +334,7 @@ mod tests {
             let before = data_extents(&f, size).unwrap();
             let blocks = f.metadata().unwrap().blocks();
             std::fs::remove_file(&src).unwrap();
-            let (g, mut made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
+            let (g, made) = dump_and_recreate(&src, &f, &tmp.path().join(format!("imgs{i}")));
             assert_eq!(g.entry.chunks == Some(true), chunked, "case {i}");
             assert_eq!(g.entry.size, chunked.then_some(size), "case {i}");
             assert_eq!(g.entry.dev, Some(kernel_dev(f.metadata().unwrap().dev())), "case {i}");
@@ -373,7 +374,7 @@ mod tests {
                 let reg = crate::images::pb::RegFileEntry { id, name: src.to_str().unwrap().into(), ..Default::default() };
                 files.insert(id, FileEntry { id, reg: Some(reg), ..Default::default() });
             }
-            let mut made = Recreated::create(&dir, &mut files).unwrap();
+            let made = Recreated::create(&dir, &mut files).unwrap();
             assert_eq!(files[&7].reg.as_ref().unwrap().name, src.to_str().unwrap());
             assert_eq!(std::fs::read(&src).unwrap(), content);
             made.unlink();

@@ -8,8 +8,40 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
-use crate::images::pb::{FhEntry, InotifyFileEntry, InotifyWdEntry};
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{FdTypes, FhEntry, FileEntry, InotifyFileEntry, InotifyWdEntry};
 use crate::proc::fdinfo::FdInfo;
+
+/// The inotify kind (FD_TYPES INOTIFY).
+pub struct Inotify;
+
+impl FdKind for Inotify {
+    fn name(&self) -> &'static str {
+        "inotify"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Inotify
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.link == "anon_inode:inotify"
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, _cx: &mut DumpCx) -> Result<FileEntry> {
+        let e = entry(id, p.flags, p.info).with_context(|| p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Inotify as i32, id, ify: Some(e), ..Default::default() })
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.ify.as_ref().map(|e| e.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, _cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        let e = fe.ify.as_ref().with_context(|| format!("file {} has no inotify entry", fe.id))?;
+        restore(e).map(Some)
+    }
+}
 
 fn kv<'a>(words: &'a [&'a str], key: &str) -> Option<&'a str> {
     words.iter().find_map(|w| w.strip_prefix(key))
@@ -129,5 +161,23 @@ mod tests {
         assert_eq!((w.wd, w.i_ino, w.s_dev, w.mask), (1, 0x3c4a7, 0xfe00000, 2));
         assert_eq!((w.f_handle.bytes, w.f_handle.r#type, w.f_handle.handle[0]), (8, 1, 0x3c4a7));
         assert_eq!(w.f_handle.handle.len(), 16, "padded to CRIU's 16 words");
+    }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::{AsFd, AsRawFd};
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"y").unwrap();
+        let fd = crate::sys::fhandle::inotify().unwrap();
+        for (p, mask) in [(&a, libc::IN_MODIFY), (&b, libc::IN_OPEN | libc::IN_CLOSE_WRITE)] {
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            crate::sys::kprobe::inotify_add_watch(fd.as_fd(), &c, mask).unwrap();
+        }
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let w = |e: &crate::images::pb::FileEntry| e.ify.as_ref().unwrap().wd.iter().map(|w| (w.wd, w.i_ino, w.mask)).collect::<Vec<_>>();
+        assert_eq!(w(&before.entries[0]).len(), 2);
+        assert_eq!(w(&after.entries[0]), w(&before.entries[0]));
     }
 }

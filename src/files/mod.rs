@@ -2,17 +2,26 @@
 //! and fs (cwd, root), and one module per file kind holding what its dump
 //! records and what its restore needs.
 
-pub mod anonfd;
 pub mod elf;
 pub mod epoll;
-pub mod inotify;
+pub mod eventfd;
 pub mod fds;
+pub mod fifo;
 pub mod fown;
 pub mod ghost;
+pub mod inotify;
+pub mod kind;
 pub mod pipe;
-pub mod restore;
-pub mod tty;
 pub mod reg;
+pub mod registry;
+pub mod restore;
+#[cfg(test)]
+pub(crate) mod round_trip;
+pub mod signalfd;
+pub mod timerfd;
+pub mod tty;
+
+pub use kind::Images;
 
 use std::collections::HashMap;
 
@@ -75,6 +84,14 @@ impl FileTable {
     /// Record `file`, opened at `name` (as /proc shows it), as regular file
     /// `id`; an unlinked one is carried as a ghost.
     pub fn push_reg_file(&mut self, id: u32, name: &str, file: &std::fs::File, flags: u32, pos: u64) -> anyhow::Result<()> {
+        let e = self.reg_entry(id, name, file, flags, pos)?;
+        self.push_reg(e);
+        Ok(())
+    }
+
+    /// The record of `file`, opened at `name` (as /proc shows it), as
+    /// regular file `id`; an unlinked one is recorded as a ghost.
+    pub fn reg_entry(&mut self, id: u32, name: &str, file: &std::fs::File, flags: u32, pos: u64) -> anyhow::Result<RegFileEntry> {
         use std::os::unix::fs::MetadataExt;
         if name.starts_with("/memfd:") && name.ends_with(" (deleted)") {
             anyhow::bail!("{name} is a memfd: memfd files are not supported yet");
@@ -87,8 +104,7 @@ impl FileTable {
         if let Some(n) = ghost {
             self.ghosts.record(id, n, file, self.ghost_limit)?;
         }
-        self.push_reg(e);
-        Ok(())
+        Ok(e)
     }
 
     pub fn push(&mut self, e: FileEntry) {

@@ -1,14 +1,119 @@
-//! Regular files (and the char devices CRIU records the same way, such as
-//! /dev/null): the reg_file_entry a dump writes, and the checks a restore
-//! makes against it.
+//! Regular files, directories, O_PATH fds and the char devices CRIU
+//! records the same way (such as /dev/null): the reg_file_entry a dump
+//! writes, the checks a restore makes against it, and reopening it by path
+//! at its position. Unlinked ones are carried as ghosts (`ghost.rs`).
 
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use anyhow::{bail, Context, Result};
 
 use super::elf;
-use crate::images::pb::{FownEntry, RegFileEntry};
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{FdTypes, FileEntry, FownEntry, RegFileEntry};
+
+/// The regular-file kind (FD_TYPES REG).
+pub struct Reg;
+
+impl FdKind for Reg {
+    fn name(&self) -> &'static str {
+        "regular file"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Reg
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        let ft = p.md.file_type();
+        use std::os::unix::fs::FileTypeExt;
+        let o_path = p.flags & libc::O_PATH as u32 != 0;
+        if o_path {
+            return ft.is_file() || ft.is_dir() || ft.is_symlink() || ft.is_char_device() || ft.is_block_device();
+        }
+        ft.is_file() || ft.is_dir() || (ft.is_char_device() && !super::tty::is_tty(p.md.rdev()))
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
+        let f = if p.flags & libc::O_PATH as u32 != 0 {
+            // An O_PATH fd (a symlink's itself with O_NOFOLLOW): recorded
+            // from a copy of it (reopening it through /proc would follow
+            // the link or need read access).
+            File::from(p.dup()?)
+        } else {
+            File::open(p.proc_path()).with_context(|| format!("can't open fd {} ({}) of task {}", p.fd, p.link, p.pid))?
+        };
+        let e = cx.files.reg_entry(id, p.link, &f, p.flags, p.info.pos).with_context(|| p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Reg as i32, id, reg: Some(e), ..Default::default() })
+    }
+
+    fn travels(&self) -> bool {
+        true
+    }
+
+    fn inherit_keys(&self, fe: &FileEntry) -> Vec<String> {
+        fe.reg.as_ref().map(|e| vec![e.name.clone(), e.name.trim_start_matches('/').to_string()]).unwrap_or_default()
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        let e = fe.reg.as_ref().with_context(|| format!("file {} has no reg entry", fe.id))?;
+        if super::proc_pid_of(&e.name).is_some_and(|p| cx.tree_pids.contains(&p)) {
+            // Under /proc/PID of a task of the tree: opened by its task
+            // once every task exists.
+            return Ok(None);
+        }
+        Ok(Some(reopen(e)?.into()))
+    }
+
+    /// Unlinked files come back under a name every task opens them by.
+    fn prepare(&self, dir: &crate::images::ImageDir, imgs: &mut super::Images) -> Result<()> {
+        let made = super::ghost::Recreated::create(dir, &mut imgs.entries)?;
+        *imgs.state.get_mut::<super::ghost::Recreated>() = made;
+        Ok(())
+    }
+
+    /// ... and are unlinked again once all of them hold what they need.
+    fn settled(&self, imgs: &super::Images) {
+        if let Some(g) = imgs.state.get::<super::ghost::Recreated>() {
+            g.unlink();
+        }
+    }
+
+    fn open_late(&self, fe: &FileEntry, _fd: u32) -> Result<Option<OwnedFd>> {
+        match fe.reg.as_ref().filter(|e| super::proc_pid_of(&e.name).is_some()) {
+            Some(e) => Ok(Some(reopen(e)?.into())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Open the file of `e` as the task had it: its flags (those meaning
+/// something only at open time left out), checked against the record, at
+/// its position.
+pub fn reopen(e: &RegFileEntry) -> Result<File> {
+    let mut flags = e.flags as i32 & !super::restore::OPEN_ONLY;
+    // An O_TMPFILE file (a ghost by now) is reopened by name: its
+    // O_TMPFILE bits (which include O_DIRECTORY) go.
+    if flags & libc::O_TMPFILE == libc::O_TMPFILE {
+        flags &= !libc::O_TMPFILE;
+    }
+    let acc = flags & libc::O_ACCMODE;
+    let f = OpenOptions::new()
+        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+        .custom_flags(flags & !libc::O_ACCMODE)
+        .open(&e.name)
+        .with_context(|| format!("can't open {}", e.name))?;
+    validate(e, &f)?;
+    let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
+    // An O_PATH fd has no position (and refuses lseek).
+    if flags & libc::O_PATH == 0 && (is_file || e.pos != 0) {
+        (&f).seek(SeekFrom::Start(e.pos)).with_context(|| format!("can't seek {} to {}", e.name, e.pos))?;
+    }
+    Ok(f)
+}
 
 /// What a dump records of a regular file opened (or mapped) by a task.
 pub fn entry(id: u32, name: &str, file: &File, flags: u32, pos: u64) -> Result<RegFileEntry> {
@@ -84,9 +189,9 @@ mod tests {
             "/../shared/fixtures/criu-4.2/sleep"
         )))
         .unwrap();
-        let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
+        let mut r = crate::images::ImageReader::open_kind(&dir, "files.img", crate::images::kind::kinds::files()).unwrap();
         let mut checked = 0;
-        while let Some(fe) = r.next_entry::<crate::images::pb::FileEntry>().unwrap() {
+        while let Some(fe) = r.next_entry().unwrap() {
             let Some(reg) = fe.reg else { continue };
             let f = File::open(&reg.name).unwrap();
             validate(&reg, &f).unwrap_or_else(|e| panic!("{e:#}"));
@@ -114,9 +219,29 @@ mod tests {
             "/../shared/fixtures/criu-4.2/sleep"
         )))
         .unwrap();
-        let mut r = crate::images::ImageReader::open(&dir, "files.img").unwrap();
-        let fx = r.next_entry::<crate::images::pb::FileEntry>().unwrap().unwrap().reg.unwrap();
+        let mut r = crate::images::ImageReader::open_kind(&dir, "files.img", crate::images::kind::kinds::files()).unwrap();
+        let fx = r.next_entry().unwrap().unwrap().reg.unwrap();
         assert_eq!(fx.name, "/usr/bin/sleep");
         assert_eq!((e.size, e.mode, &e.build_id), (fx.size, fx.mode, &fx.build_id));
+    }
+
+    #[test]
+    fn round_trip() {
+        use std::io::{Seek, Write};
+        use std::os::fd::AsRawFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("data");
+        let mut f = std::fs::OpenOptions::new().create(true).read(true).append(true).open(&path).unwrap();
+        f.write_all(b"0123456789").unwrap();
+        f.seek(std::io::SeekFrom::Start(4)).unwrap();
+        let dir = File::open(tmp.path()).unwrap();
+        let (before, back, after) = super::super::round_trip::run(&[f.as_raw_fd(), dir.as_raw_fd()]);
+        for (b, a) in before.entries.iter().zip(&after.entries) {
+            let (b, a) = (b.reg.as_ref().unwrap(), a.reg.as_ref().unwrap());
+            assert_eq!((&a.name, a.pos, a.flags, a.size, a.mode), (&b.name, b.pos, b.flags, b.size, b.mode));
+        }
+        let r = before.entries[0].reg.as_ref().unwrap();
+        assert_eq!((r.pos, r.size, r.flags & libc::O_APPEND as u32), (4, Some(10), libc::O_APPEND as u32));
+        assert_eq!(std::fs::read_link(format!("/proc/self/fd/{}", back[1].as_raw_fd())).unwrap(), tmp.path());
     }
 }

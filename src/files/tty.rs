@@ -5,16 +5,68 @@
 //! on (its stdin), so the job comes back on the caller's terminal.
 
 use std::fs::File;
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use anyhow::{bail, Context, Result};
 
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx, State};
 use super::{reg, FileTable};
+use crate::images::kind::kinds;
 use crate::images::pb::{
     FdTypes, FileEntry, FownEntry, TermiosEntry, TtyFileEntry, TtyInfoEntry, TtyPtyEntry, TtyType, WinsizeEntry,
 };
+use crate::images::{ImageDir, ImageWriter};
 use crate::proc::stat::Stat;
+
+/// The terminal kind (FD_TYPES TTY).
+pub struct Tty;
+
+impl FdKind for Tty {
+    fn name(&self) -> &'static str {
+        "terminal"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Tty
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.md.file_type().is_char_device() && is_tty(p.md.rdev())
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
+        let t = TtyFd { pid: p.pid, fd: p.fd, id, link: p.link, flags: p.flags };
+        dump(&t, cx.stat, cx.shell_job, cx.files, cx.fds.state.get_mut::<TtyInfos>())
+    }
+
+    fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
+        let Some(t) = st.get::<TtyInfos>().filter(|t| !t.infos.is_empty()) else { return Ok(()) };
+        let mut w = ImageWriter::create(dir, "tty-info.img", kinds::tty_info())?;
+        for e in &t.infos {
+            w.write(e)?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.tty.as_ref().map(|t| t.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        if !cx.shell_job {
+            bail!("fd {fd} is the task's terminal: restore it with --shell-job");
+        }
+        fe.tty.as_ref().with_context(|| format!("file {} has no tty entry", fe.id))?;
+        Ok(Some(our_terminal()?.into()))
+    }
+
+    fn companions(&self, fe: &FileEntry) -> Vec<u32> {
+        // The path record: the terminal comes from criu (--shell-job).
+        fe.tty.as_ref().and_then(|t| t.regf_id).into_iter().collect()
+    }
+}
 
 /// Is this character device a terminal (tty, pty, console)?
 pub fn is_tty(rdev: u64) -> bool {
@@ -71,7 +123,7 @@ pub struct TtyFd<'a> {
 
 /// Record a terminal fd. Needs --shell-job: the terminal belongs to
 /// whoever started the task.
-pub fn dump(t: &TtyFd, stat: &Stat, shell_job: bool, files: &mut FileTable, infos: &mut TtyInfos) -> Result<()> {
+pub fn dump(t: &TtyFd, stat: &Stat, shell_job: bool, files: &mut FileTable, infos: &mut TtyInfos) -> Result<FileEntry> {
     let TtyFd { pid, fd, id, link, flags } = *t;
     if !shell_job {
         bail!("fd {fd} of task {pid} is a terminal ({link}): dump it with --shell-job");
@@ -118,13 +170,12 @@ pub fn dump(t: &TtyFd, stat: &Stat, shell_job: bool, files: &mut FileTable, info
     // The path, for tools and for a restore without a terminal of its own.
     let regf_id = files.alloc_id();
     files.push_reg(reg::entry(regf_id, link, &f, flags, 0)?);
-    files.push(FileEntry {
+    Ok(FileEntry {
         r#type: FdTypes::Tty as i32,
         id,
         tty: Some(TtyFileEntry { id, tty_info_id: info_id, flags, fown: FownEntry::default(), regf_id: Some(regf_id) }),
         ..Default::default()
-    });
-    Ok(())
+    })
 }
 
 /// The terminal a --shell-job restore hands to the task: criu's stdin, if

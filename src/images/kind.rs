@@ -1,6 +1,9 @@
 //! Magic numbers and the table of image kinds: for each kind, its name (as
 //! crit prints it), magic, file-name template, entry message and what raw
 //! payload follows each entry. One row per kind, like CRIU's image-desc.
+//! [`kinds`] gives each row its entry type ([`Kind`]) for typed code.
+
+use std::marker::PhantomData;
 
 /// First magic of every image file but inventory and the raw ones.
 pub const IMG_COMMON_MAGIC: u32 = 0x5456_4319;
@@ -154,7 +157,8 @@ pub fn by_magic(magic: u32) -> Option<&'static ImageKind> {
     KINDS.iter().find(|k| k.magic == magic)
 }
 
-/// Find a kind by its crit name (`"CORE"`).
+/// Find a kind by its crit name (`"CORE"`), for code that handles any
+/// image (crit); typed code uses [`kinds`].
 pub fn by_name(name: &str) -> Option<&'static ImageKind> {
     KINDS.iter().find(|k| k.name == name)
 }
@@ -175,33 +179,221 @@ impl ImageKind {
     }
 }
 
-/// Well-known kinds, for typed code.
-pub mod kinds {
-    use super::{by_name, ImageKind};
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
-    macro_rules! kind {
-        ($f:ident, $n:literal) => {
-            pub fn $f() -> &'static ImageKind {
-                by_name($n).expect(concat!("image kind ", $n))
+/// The row named `name` (crit's name) if its entries are the protobuf
+/// message `entry`; what [`Kind::new`] checks, usable in consts.
+pub const fn typed_row(name: &str, entry: &str) -> Result<&'static ImageKind, &'static str> {
+    let mut i = 0;
+    while i < KINDS.len() {
+        let row: &'static ImageKind = &KINDS[i];
+        if str_eq(row.name, name) {
+            return if str_eq(row.entry, entry) { Ok(row) } else { Err("the image kind's entries are another message") };
+        }
+        i += 1;
+    }
+    Err("no image kind of that name in KINDS")
+}
+
+/// An image kind whose entries are the prost type `M`: what
+/// [`ImageWriter`](super::ImageWriter) and a typed
+/// [`ImageReader`](super::ImageReader) are made from, so writing or reading
+/// another message for the kind does not compile. Dereferences to its
+/// [`ImageKind`] row (file name, magic, payload).
+///
+/// ```
+/// use criu::images::{kind::kinds, pb::CoreEntry, ImageDir, ImageReader, ImageWriter};
+/// # let tmp = std::env::temp_dir().join(format!("criu-kind-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&tmp).unwrap();
+/// let dir = ImageDir::open(&tmp).unwrap();
+/// let mut w = ImageWriter::create(&dir, "core-1.img", kinds::core()).unwrap();
+/// w.write(&CoreEntry::default()).unwrap();
+/// w.finish().unwrap();
+/// let core: CoreEntry = ImageReader::open_kind(&dir, "core-1.img", kinds::core()).unwrap().expect().unwrap();
+/// # std::fs::remove_dir_all(&tmp).unwrap();
+/// ```
+///
+/// A core image holds `core_entry`s: writing an `mm_entry` to one does not
+/// compile (E0308, expected `&CoreEntry`, found `&MmEntry`),
+///
+/// ```compile_fail,E0308
+/// use criu::images::{kind::kinds, pb::MmEntry, ImageDir, ImageWriter};
+/// let dir = ImageDir::open(&std::env::temp_dir()).unwrap();
+/// let mut w = ImageWriter::create(&dir, "core-1.img", kinds::core()).unwrap();
+/// w.write(&MmEntry::default()).unwrap();
+/// ```
+///
+/// nor does reading one from it.
+///
+/// ```compile_fail,E0308
+/// use criu::images::{kind::kinds, pb::MmEntry, ImageDir, ImageReader};
+/// let dir = ImageDir::open(&std::env::temp_dir()).unwrap();
+/// let mm: MmEntry = ImageReader::open_kind(&dir, "core-1.img", kinds::core()).unwrap().expect().unwrap();
+/// ```
+pub struct Kind<M> {
+    row: &'static ImageKind,
+    entry: PhantomData<fn() -> M>,
+}
+
+impl<M: prost::Name> Kind<M> {
+    /// The kind crit calls `name`, with entries of type `M`. In a const
+    /// (as every [`kinds`] function is), a name that is not in [`KINDS`] or
+    /// whose entry message is not `M` fails the build:
+    ///
+    /// ```
+    /// use criu::images::{kind::Kind, pb::CoreEntry};
+    /// const K: Kind<CoreEntry> = Kind::new("CORE");
+    /// ```
+    ///
+    /// ```compile_fail,E0080
+    /// use criu::images::{kind::Kind, pb::CoreEntry};
+    /// const K: Kind<CoreEntry> = Kind::new("MM");
+    /// ```
+    pub const fn new(name: &str) -> Self {
+        match typed_row(name, M::NAME) {
+            Ok(row) => Kind { row, entry: PhantomData },
+            Err(why) => panic!("{}", why),
+        }
+    }
+}
+
+impl<M> Kind<M> {
+    /// The table row.
+    pub const fn row(self) -> &'static ImageKind {
+        self.row
+    }
+}
+
+impl<M> Clone for Kind<M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<M> Copy for Kind<M> {}
+
+impl<M> std::fmt::Debug for Kind<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Kind").field(&self.row.name).finish()
+    }
+}
+
+impl<M> std::ops::Deref for Kind<M> {
+    type Target = ImageKind;
+
+    fn deref(&self) -> &ImageKind {
+        self.row
+    }
+}
+
+/// Every kind of [`KINDS`] with its entry type, named as crit names it
+/// (`CORE` → `core()`). Each is checked against the table at build time.
+pub mod kinds {
+    use super::Kind;
+    use crate::images::pb;
+
+    macro_rules! kinds {
+        ($($f:ident: $m:ident = $n:literal,)*) => {
+            $(
+                #[doc = concat!("`", $n, "` images, of `", stringify!($m), "` entries.")]
+                pub const fn $f() -> Kind<pb::$m> {
+                    const K: Kind<pb::$m> = Kind::new($n);
+                    K
+                }
+            )*
+
+            /// Each typed kind's row and its entry type's protobuf name and
+            /// full name, for the tests.
+            #[cfg(test)]
+            pub(super) fn all() -> Vec<(&'static super::ImageKind, &'static str, String)> {
+                vec![$(($f().row(), <pb::$m as prost::Name>::NAME, <pb::$m as prost::Name>::full_name()),)*]
             }
         };
     }
-    kind!(inventory, "INVENTORY");
-    kind!(pstree, "PSTREE");
-    kind!(core, "CORE");
-    kind!(mm, "MM");
-    kind!(pagemap, "PAGEMAP");
-    kind!(fdinfo, "FDINFO");
-    kind!(files, "FILES");
-    kind!(memfd_inode, "MEMFD_INODE");
-    kind!(remap_fpath, "REMAP_FPATH");
-    kind!(ghost_file, "GHOST_FILE");
-    kind!(fs, "FS");
-    kind!(ids, "IDS");
-    kind!(pipes_data, "PIPES_DATA");
-    kind!(seccomp, "SECCOMP");
-    kind!(timens, "TIMENS");
-    kind!(stats, "STATS");
+
+    kinds! {
+        inventory: InventoryEntry = "INVENTORY",
+        pstree: PstreeEntry = "PSTREE",
+        fdinfo: FdinfoEntry = "FDINFO",
+        pagemap: PagemapEntry = "PAGEMAP",
+        core: CoreEntry = "CORE",
+        ids: TaskKobjIdsEntry = "IDS",
+        vmas: VmaEntry = "VMAS",
+        pipes: PipeEntry = "PIPES",
+        pipes_data: PipeDataEntry = "PIPES_DATA",
+        fifo: FifoEntry = "FIFO",
+        fifo_data: PipeDataEntry = "FIFO_DATA",
+        sigact: SaEntry = "SIGACT",
+        unixsk: UnixSkEntry = "UNIXSK",
+        inetsk: InetSkEntry = "INETSK",
+        packetsk: PacketSockEntry = "PACKETSK",
+        itimers: ItimerEntry = "ITIMERS",
+        posix_timers: PosixTimerEntry = "POSIX_TIMERS",
+        sk_queues: SkPacketEntry = "SK_QUEUES",
+        utsns: UtsnsEntry = "UTSNS",
+        creds: CredsEntry = "CREDS",
+        ipc_var: IpcVarEntry = "IPC_VAR",
+        ipcns_shm: IpcShmEntry = "IPCNS_SHM",
+        ipcns_msg: IpcMsgEntry = "IPCNS_MSG",
+        ipcns_sem: IpcSemEntry = "IPCNS_SEM",
+        reg_files: RegFileEntry = "REG_FILES",
+        ext_files: ExtFileEntry = "EXT_FILES",
+        fs: FsEntry = "FS",
+        mm: MmEntry = "MM",
+        remap_fpath: RemapFilePathEntry = "REMAP_FPATH",
+        ghost_file: GhostFileEntry = "GHOST_FILE",
+        tcp_stream: TcpStreamEntry = "TCP_STREAM",
+        eventfd_file: EventfdFileEntry = "EVENTFD_FILE",
+        eventpoll_file: EventpollFileEntry = "EVENTPOLL_FILE",
+        eventpoll_tfd: EventpollTfdEntry = "EVENTPOLL_TFD",
+        signalfd: SignalfdEntry = "SIGNALFD",
+        inotify_file: InotifyFileEntry = "INOTIFY_FILE",
+        inotify_wd: InotifyWdEntry = "INOTIFY_WD",
+        mnts: MntEntry = "MNTS",
+        netdev: NetDeviceEntry = "NETDEV",
+        netns: NetnsEntry = "NETNS",
+        tty_files: TtyFileEntry = "TTY_FILES",
+        tty_info: TtyInfoEntry = "TTY_INFO",
+        tty_data: TtyDataEntry = "TTY_DATA",
+        file_locks: FileLockEntry = "FILE_LOCKS",
+        rlimit: RlimitEntry = "RLIMIT",
+        fanotify_file: FanotifyFileEntry = "FANOTIFY_FILE",
+        fanotify_mark: FanotifyMarkEntry = "FANOTIFY_MARK",
+        signal: SiginfoEntry = "SIGNAL",
+        netlink_sk: NetlinkSkEntry = "NETLINK_SK",
+        ns_files: NsFileEntry = "NS_FILES",
+        tunfile: TunfileEntry = "TUNFILE",
+        cgroup: CgroupEntry = "CGROUP",
+        timerfd: TimerfdEntry = "TIMERFD",
+        cpuinfo: CpuinfoEntry = "CPUINFO",
+        userns: UsernsEntry = "USERNS",
+        seccomp: SeccompEntry = "SECCOMP",
+        binfmt_misc: BinfmtMiscEntry = "BINFMT_MISC",
+        autofs: AutofsEntry = "AUTOFS",
+        files: FileEntry = "FILES",
+        memfd_inode: MemfdInodeEntry = "MEMFD_INODE",
+        timens: TimensEntry = "TIMENS",
+        pidns: PidnsEntry = "PIDNS",
+        bpfmap_file: BpfmapFileEntry = "BPFMAP_FILE",
+        bpfmap_data: BpfmapDataEntry = "BPFMAP_DATA",
+        apparmor: ApparmorEntry = "APPARMOR",
+        pidfd: PidfdEntry = "PIDFD",
+        stats: StatsEntry = "STATS",
+        irmap_cache: IrmapCacheEntry = "IRMAP_CACHE",
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +412,34 @@ mod tests {
     #[test]
     fn file_names() {
         assert_eq!(kinds::core().file_name(30001), "core-30001.img");
-        assert_eq!(by_name("GHOST_FILE").unwrap().file_name(255), "ghost-file-ff.img");
+        assert_eq!(kinds::ghost_file().file_name(255), "ghost-file-ff.img");
         assert_eq!(kinds::stats().file_name_str("dump"), "stats-dump");
+    }
+
+    #[test]
+    fn every_row_has_one_typed_kind_whose_type_is_its_entry() {
+        let typed = kinds::all();
+        for (row, name, full_name) in &typed {
+            assert_eq!(by_name(row.name), Some(*row), "{}: not the table's row", row.name);
+            assert_eq!(by_magic(row.magic), Some(*row), "{}: its magic finds another row", row.name);
+            assert_eq!(row.entry, *name, "{}: entries are {}, the type is {name}", row.name, row.entry);
+            // The prost type is the schema message crit decodes the kind with.
+            let desc = crate::crit::message(full_name).unwrap_or_else(|| panic!("{}: no schema {full_name}", row.name));
+            assert_eq!(desc.name(), row.entry, "{}", row.name);
+        }
+        for row in KINDS {
+            let n = typed.iter().filter(|(t, ..)| t.name == row.name).count();
+            assert_eq!(n, 1, "{}: {n} typed kinds in kinds::", row.name);
+        }
+    }
+
+    #[test]
+    fn typed_row_refuses_unknown_names_and_other_messages() {
+        assert_eq!(typed_row("CORE", "core_entry"), Ok(kinds::core().row()));
+        assert!(typed_row("CORE", "mm_entry").unwrap_err().contains("another message"));
+        assert!(typed_row("CORES", "core_entry").unwrap_err().contains("no image kind"));
+        // Same entry message, two kinds: each keeps its own row.
+        assert_eq!(typed_row("FIFO_DATA", "pipe_data_entry").map(|r| r.magic), Ok(0x5933_3054));
+        assert_eq!(kinds::pipes_data().magic, 0x5645_3709);
     }
 }

@@ -1,5 +1,5 @@
 //! Image files: the images directory, the magic/kind table, framed protobuf
-//! readers and writers, the pagemap/pages pair, and the schemas (`pb`).
+//! readers and writers typed by kind, the pagemap/pages pair, and the schemas (`pb`).
 //! Every error names the file and, where it applies, the byte offset.
 
 pub mod dir;
@@ -11,7 +11,7 @@ pub mod pb;
 
 pub use dir::ImageDir;
 pub use file::{ImageReader, ImageWriter};
-pub use kind::ImageKind;
+pub use kind::{ImageKind, Kind};
 
 /// A problem with an image file.
 #[derive(Debug, thiserror::Error)]

@@ -77,8 +77,8 @@ impl Pagemap {
     /// Read a pagemap image named `name`.
     pub fn read_named(dir: &ImageDir, name: &str) -> Result<Self, ImageError> {
         let mut r = ImageReader::open_kind(dir, name, kinds::pagemap())?;
-        let head = r.expect::<PagemapHead>()?;
-        let entries = r.all::<PagemapEntry>()?;
+        let head = r.head()?;
+        let entries = r.all()?;
         Ok(Pagemap { head, entries })
     }
 
@@ -90,7 +90,7 @@ impl Pagemap {
     /// Write a pagemap image named `name` (pagemap-shmem-ID.img, ...).
     pub fn write_named(&self, dir: &ImageDir, name: &str) -> Result<(), ImageError> {
         let mut w = ImageWriter::create(dir, name, kinds::pagemap())?;
-        w.write(&self.head)?;
+        w.head(&self.head)?;
         for e in &self.entries {
             w.write(e)?;
         }

@@ -120,7 +120,7 @@ pub fn read_inodes(dir: &ImageDir) -> Result<Vec<MemfdInodeEntry>> {
     if !dir.exists("memfd.img") {
         return Ok(Vec::new());
     }
-    Ok(ImageReader::open_kind(dir, "memfd.img", kinds::memfd_inode())?.all::<MemfdInodeEntry>()?)
+    Ok(ImageReader::open_kind(dir, "memfd.img", kinds::memfd_inode())?.all()?)
 }
 
 fn is_memfd_vma(v: &VmaEntry) -> bool {

@@ -9,18 +9,14 @@ use tracing::{error, info, warn};
 
 use crate::arch::cpu::{self, CpuInfo, Vendor, NCAPINTS, NCAPINTS_V1};
 use crate::images::kind::kinds;
-use crate::images::pb::{cpuinfo_x86_entry::Vendor as PbVendor, CoreEntry, CpuinfoEntry, CpuinfoX86Entry, PstreeEntry};
+use crate::images::pb::{cpuinfo_x86_entry::Vendor as PbVendor, CpuinfoEntry, CpuinfoX86Entry};
 use crate::images::pb::UserX86FpregsEntry;
-use crate::images::{ImageDir, ImageKind, ImageReader, ImageWriter};
+use crate::images::{ImageDir, ImageReader, ImageWriter};
 use crate::opts::{cpu_cap, Opts};
 
 const IMG: &str = "cpuinfo.img";
 /// cpuinfo_dump's failure status (it returns -1 from main).
 const DUMP_FAILED: i32 = 255;
-
-fn kind() -> &'static ImageKind {
-    crate::images::kind::by_name("CPUINFO").expect("image kind CPUINFO")
-}
 
 fn dir_of(opts: &Opts) -> Result<ImageDir> {
     Ok(ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?)
@@ -71,7 +67,7 @@ pub fn entry(ci: &CpuInfo) -> CpuinfoEntry {
 /// Write this CPU's cpuinfo.img into `dir`.
 pub fn write(dir: &ImageDir) -> Result<()> {
     let ci = CpuInfo::probe().map_err(anyhow::Error::msg)?;
-    let mut w = ImageWriter::create(dir, IMG, kind())?;
+    let mut w = ImageWriter::create(dir, IMG, kinds::cpuinfo())?;
     w.write(&entry(&ci))?;
     w.finish()?;
     info!("cpu: wrote {} ({} family {} model {} stepping {})", dir.display(IMG), ci.model_id, ci.family, ci.model, ci.stepping);
@@ -123,7 +119,7 @@ fn read(dir: &ImageDir, rt: &CpuInfo) -> Result<CpuInfo> {
     if !dir.exists(IMG) {
         bail!("cpu: No cpuinfo image");
     }
-    let e: CpuinfoEntry = ImageReader::open_kind(dir, IMG, kind())?.expect()?;
+    let e: CpuinfoEntry = ImageReader::open_kind(dir, IMG, kinds::cpuinfo())?.expect()?;
     from_entry(&e, rt)
 }
 
@@ -193,14 +189,14 @@ pub fn check_component_sizes(f: &UserX86FpregsEntry, xcr0: u64) -> Result<(), St
 /// is: (core image and task, what is wrong). Images that can't be read
 /// are left to the restore proper to report.
 fn first_problem(dir: &ImageDir, xcr0: u64) -> Result<Option<(String, String)>> {
-    let Ok(tree) = ImageReader::open_kind(dir, "pstree.img", kinds::pstree()).and_then(|mut r| r.all::<PstreeEntry>()) else {
+    let Ok(tree) = ImageReader::open_kind(dir, "pstree.img", kinds::pstree()).and_then(|mut r| r.all()) else {
         return Ok(None);
     };
     for e in &tree {
         let tids = if e.threads.is_empty() { vec![e.pid] } else { e.threads.clone() };
         for tid in tids {
             let name = kinds::core().file_name(u64::from(tid));
-            let Ok(core) = ImageReader::open_kind(dir, &name, kinds::core()).and_then(|mut r| r.expect::<CoreEntry>()) else {
+            let Ok(core) = ImageReader::open_kind(dir, &name, kinds::core()).and_then(|mut r| r.expect()) else {
                 continue;
             };
             let Some(ti) = &core.thread_info else { continue };
@@ -226,8 +222,8 @@ pub fn check_restore(opts: &Opts, dir: &ImageDir) -> Result<()> {
     if problem.is_none() && dir.exists(IMG) {
         // The dumping CPU's features, when it recorded them: its tasks
         // may have picked instructions by them.
-        if let Ok(mask) = ImageReader::open_kind(dir, IMG, kind())
-            .and_then(|mut r| r.expect::<CpuinfoEntry>())
+        if let Ok(mask) = ImageReader::open_kind(dir, IMG, kinds::cpuinfo())
+            .and_then(|mut r| r.expect())
             .map(|e| e.x86_entry.first().and_then(|x| x.xfeatures_mask).unwrap_or(0))
         {
             let missing = cpu::missing_xfeatures(mask, xcr0);

@@ -356,7 +356,7 @@ fn zombie_core(stat: &proc::stat::Stat) -> CoreEntry {
     }
 }
 
-fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind, m: &M) -> Result<()> {
+fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>, m: &M) -> Result<()> {
     let mut w = ImageWriter::create(dir, name, kind)?;
     w.write(m)?;
     w.finish()?;
@@ -397,29 +397,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
         w.finish()?;
     }
     sh.files.write(dir)?;
-    if sh.fds.has_pipes {
-        let mut w = ImageWriter::create(dir, "pipes-data.img", kinds::pipes_data())?;
-        for (e, data) in &sh.fds.pipe_data {
-            w.write(e)?;
-            w.payload(data)?;
-        }
-        w.finish()?;
-    }
-    if !sh.fds.unix.is_empty() {
-        let mut w = ImageWriter::create(dir, "sk-queues.img", crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?)?;
-        for (e, data) in &sh.fds.sk_queues {
-            w.write(e)?;
-            w.payload(data)?;
-        }
-        w.finish()?;
-    }
-    if !sh.fds.ttys.infos.is_empty() {
-        let mut w = ImageWriter::create(dir, "tty-info.img", crate::images::kind::by_name("TTY_INFO").context("TTY_INFO kind")?)?;
-        for e in &sh.fds.ttys.infos {
-            w.write(e)?;
-        }
-        w.finish()?;
-    }
+    fds::write_images(&sh.fds, dir)?;
     write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())?;
     Ok(())
 }
@@ -725,8 +703,6 @@ pub fn run(opts: &Opts) -> Result<i32> {
             collected.push(c);
             nth += 1;
         }
-        let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
-        fds::check_unix_pairs(&sh.fds, &who)?;
         let mut tables: Vec<(i32, &[FdinfoEntry])> = collected.iter().map(|c| (c.pid, c.fdinfo.as_slice())).collect();
         tables.extend(tasks.iter().filter(|t| t.ctl.is_none()).map(|t| (t.pid, &[][..])));
         files::check_proc_paths(&sh.files, &tables)?;
@@ -739,7 +715,8 @@ pub fn run(opts: &Opts) -> Result<i32> {
                 ctl.drop_scratch()?;
             }
         }
-        fds::refresh_timerfds(&sh.fds, &mut sh.files)?;
+        let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
+        fds::dumped_all(&mut sh.fds, &mut sh.files, &who)?;
         timens.read_clocks()?;
         write_images(&dir, &tasks, &collected, &sh)?;
         timens.write(&dir)?;

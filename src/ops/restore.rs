@@ -44,7 +44,7 @@ use tracing::info;
 use crate::files::restore as fd_restore;
 use crate::images::kind::kinds;
 use crate::images::pb::{
-    CoreEntry, FdinfoEntry, FileEntry, FsEntry, MmEntry, PipeDataEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+    CoreEntry, FdinfoEntry, FsEntry, MmEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
 };
 use crate::images::{inventory, ImageDir, ImageReader};
 use crate::mem::premap;
@@ -85,7 +85,7 @@ pub struct TaskImages {
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
-fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: &'static crate::images::ImageKind) -> Result<M> {
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
     Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
 }
 
@@ -169,11 +169,8 @@ impl Node {
 pub struct Tree {
     /// Parents before children, the root first (pstree.img's order).
     nodes: Vec<Node>,
-    files: HashMap<u32, FileEntry>,
-    /// pipe_id -> (buffer size, data)
-    pipe_data: HashMap<u32, (u32, Vec<u8>)>,
-    /// socket file id -> messages queued for it to read
-    sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>>,
+    /// files.img and the file kinds' side images.
+    files: crate::files::Images,
 }
 
 impl Tree {
@@ -223,26 +220,8 @@ impl Tree {
                 nodes[p].children.push(i);
             }
         }
-        let files: HashMap<u32, FileEntry> =
-            ImageReader::open_kind(dir, "files.img", kinds::files())?.all::<FileEntry>()?.into_iter().map(|f| (f.id, f)).collect();
-        let mut pipe_data = HashMap::new();
-        if dir.exists("pipes-data.img") {
-            let mut r = ImageReader::open_kind(dir, "pipes-data.img", kinds::pipes_data())?;
-            while let Some(e) = r.next_entry::<PipeDataEntry>()? {
-                let data = r.payload(u64::from(e.bytes))?;
-                pipe_data.insert(e.pipe_id, (e.size.unwrap_or(0), data));
-            }
-        }
-        let mut sk_queues: HashMap<u32, Vec<crate::sockets::unix::Queued>> = HashMap::new();
-        if dir.exists("sk-queues.img") {
-            let kind = crate::images::kind::by_name("SK_QUEUES").context("SK_QUEUES kind")?;
-            let mut r = ImageReader::open_kind(dir, "sk-queues.img", kind)?;
-            while let Some(e) = r.next_entry::<crate::images::pb::SkPacketEntry>()? {
-                let data = r.payload(u64::from(e.length))?;
-                sk_queues.entry(e.id_for).or_default().push(crate::sockets::unix::Queued::from_entry(&e, data)?);
-            }
-        }
-        Ok(Tree { nodes, files, pipe_data, sk_queues })
+        let files = crate::files::Images::load(dir)?;
+        Ok(Tree { nodes, files })
     }
 
     fn root(&self) -> &Node {
@@ -265,27 +244,9 @@ impl Tree {
     /// Check every regular file the tree uses still matches its record
     /// (but those replaced by --inherit-fd).
     fn check_files(&self, inherit: &[String]) -> Result<()> {
-        let inherited: Vec<&str> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r)).collect();
-        // A terminal's path record: the terminal comes from criu (--shell-job).
-        let tty_paths: Vec<u32> = self.files.values().filter_map(|f| f.tty.as_ref()?.regf_id).collect();
-        for (id, f) in &self.files {
-            if tty_paths.contains(id) {
-                continue;
-            }
-            if let Some(r) = &f.reg {
-                if inherited.iter().any(|k| *k == r.name || *k == r.name.trim_start_matches('/')) {
-                    continue;
-                }
-                // A file under /proc/PID of a task of the tree exists once
-                // that task does: checked when its task opens it.
-                if crate::files::proc_pid_of(&r.name).is_some_and(|p| self.nodes.iter().any(|n| n.pid == p)) {
-                    continue;
-                }
-                let file = crate::files::reg::open_for_check(r).with_context(|| format!("file {} (id {id}) of the image is gone", r.name))?;
-                crate::files::reg::validate(r, &file)?;
-            }
-        }
-        Ok(())
+        let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
+        let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        crate::files::restore::check(&self.files, &inherited, &pids)
     }
 
     /// Every pid and thread id of the tree must be free.
@@ -410,19 +371,10 @@ impl Tree {
         out
     }
 
-    /// The epoll instances task `idx` must not give targets to: those an
-    /// earlier task shares (it adds them).
-    fn epoll_done_before(&self, idx: usize) -> Vec<u32> {
-        let mut out = Vec::new();
-        for n in &self.nodes[..idx] {
-            let Some(t) = n.alive() else { continue };
-            for fi in &t.fdinfo {
-                if self.files.get(&fi.id).is_some_and(|f| f.epfd.is_some()) && !out.contains(&fi.id) {
-                    out.push(fi.id);
-                }
-            }
-        }
-        out
+    /// The file descriptions tasks before `idx` hold (they set them up
+    /// once installed: task `idx` must not again).
+    fn files_before(&self, idx: usize) -> Vec<u32> {
+        self.nodes[..idx].iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().map(|fi| fi.id)).collect()
     }
 }
 /// What the parent hears from the child.
@@ -701,7 +653,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     }
     // Unlinked files come back under a name every task opens them by,
     // and are unlinked again once all of them hold what they need.
-    let mut ghosts = crate::files::ghost::Recreated::create(&dir, &mut tree.files)?;
+    tree.files.prepare(&dir)?;
     tree.check_files(&opts.inherit_fds)?;
     tree.check_pids_free()?;
     tree.plan_vdso(&dir)?;
@@ -758,7 +710,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(v) => v,
         Err(m) => return Err(rs.fail(m)),
     };
-    ghosts.unlink();
+    tree.files.settle();
     let what = if tree.nodes.len() == 1 { format!("task {pid} was killed") } else { format!("the tree of task {pid} was killed") };
     if running.is_empty() {
         // Everything is in place and no task has run yet: a failing
@@ -910,7 +862,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             .collect();
         let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
         let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
-        inh.opened = fd_restore::open(&all, &tree.files, &tree.pipe_data, &tree.sk_queues, &inherit, ctx.opts.shell_job, &pids)?;
+        inh.opened = fd_restore::open(&all, &tree.files, &inherit, ctx.opts.shell_job, &pids)?;
         let shared = tree.shared_shmem();
         if !shared.is_empty() {
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
@@ -1170,7 +1122,7 @@ fn prepare(
     }
     opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
-    fd_restore::epoll_targets(&imgs.fdinfo, &tree.files, &tree.epoll_done_before(idx))?;
+    fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
     // POSIX timers: checked here, made by the restorer (their threads exist there).
     let posix_timers = tc.timers.as_ref().map(|t| t.posix.clone()).unwrap_or_default();
     crate::task::posix_timers::check_restore(&posix_timers, pid, &imgs.threads.iter().map(|(tid, _)| *tid).collect::<Vec<_>>())?;

@@ -352,7 +352,7 @@ mod roundtrip {
         )))
         .unwrap();
         let core: crate::images::pb::CoreEntry =
-            crate::images::ImageReader::open(&dir, "core-30151.img").unwrap().expect().unwrap();
+            crate::images::ImageReader::open_kind(&dir, "core-30151.img", crate::images::kind::kinds::core()).unwrap().expect().unwrap();
         let ti = core.thread_info.unwrap();
         let fpu = super::fpu_from_image(&ti.fpregs);
         let mut back = super::fpregs(&fpu.0);

@@ -1,13 +1,78 @@
-//! The anonymous-inode files whose whole state /proc/PID/fdinfo shows:
-//! signalfd (its signal mask) and timerfd (clock, ticks, flags, remaining
-//! time and interval). Each has its dump record and its restore here.
+//! timerfd: clock, ticks, flags, remaining time and interval (from
+//! /proc/PID/fdinfo, read again just before the dump reads its clocks) into
+//! timerfd_entry; restored armed as the clocks the task sees have gone on.
 
 use std::os::fd::{AsFd, OwnedFd};
 
 use anyhow::{Context, Result};
 
-use crate::images::pb::{SignalfdEntry, TimerfdEntry};
-use crate::proc::fdinfo::FdInfo;
+use super::kind::{DumpCx, FdKind, FdProbe, OpenCx, State};
+use super::FileTable;
+use crate::images::pb::{FdTypes, FileEntry, TimerfdEntry};
+use crate::proc::fdinfo::{self, FdInfo};
+
+/// The timerfd kind (FD_TYPES TIMERFD).
+pub struct Timerfd;
+
+/// Timerfds recorded: (pid, fd, file id), read again last.
+#[derive(Default)]
+struct Recorded(Vec<(i32, i32, u32)>);
+
+impl FdKind for Timerfd {
+    fn name(&self) -> &'static str {
+        "timerfd"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Timerfd
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.link == "anon_inode:[timerfd]"
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
+        // Expired and unread, a periodic timer is not moved on to its next
+        // expiry yet: fdinfo would say disarmed, with one tick.
+        let ours = p.dup()?;
+        crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on {}", p.who()))?;
+        let info = fdinfo::read(p.pid, p.fd)?;
+        let e = timerfd_entry(id, p.flags, &info).with_context(|| p.who())?;
+        cx.fds.state.get_mut::<Recorded>().0.push((p.pid, p.fd, id));
+        Ok(FileEntry { r#type: FdTypes::Timerfd as i32, id, tfd: Some(e), ..Default::default() })
+    }
+
+    /// Each timerfd's remaining time and ticks again, so they are those of
+    /// the clocks the image records (a restore in a new time namespace goes
+    /// on from them; whatever the dump did in between would be lost or
+    /// counted twice).
+    fn dumped_all(&self, st: &mut State, files: &mut FileTable, _who: &str) -> Result<()> {
+        let Some(rec) = st.get::<Recorded>() else { return Ok(()) };
+        let mut pidfd: Option<(i32, OwnedFd)> = None;
+        for &(pid, fd, id) in &rec.0 {
+            if pidfd.as_ref().is_none_or(|(p, _)| *p != pid) {
+                pidfd = Some((pid, crate::sys::pidfd::open(nix::unistd::Pid::from_raw(pid)).with_context(|| format!("pidfd_open({pid})"))?));
+            }
+            let p = pidfd.as_ref().map(|(_, p)| p.as_fd()).context("pidfd")?;
+            let ours = crate::sys::pidfd::getfd(p, fd).with_context(|| format!("pidfd_getfd of fd {fd} of {pid}"))?;
+            crate::sys::anonfd::timerfd_refresh(ours.as_fd()).with_context(|| format!("timerfd_gettime on fd {fd} of task {pid}"))?;
+            let info = fdinfo::read(pid, fd)?;
+            let e = files.entry_mut(id).and_then(|e| e.tfd.as_mut()).with_context(|| format!("timerfd {id} of fd {fd} of task {pid}"))?;
+            let new = timerfd_entry(id, e.flags, &info).with_context(|| format!("fd {fd} of task {pid}"))?;
+            *e = TimerfdEntry { fown: e.fown, ..new };
+        }
+        Ok(())
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.tfd.as_ref().map(|e| e.flags)
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, _cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        let e = fe.tfd.as_ref().with_context(|| format!("file {} has no timerfd entry", fe.id))?;
+        restore_timerfd(e).map(Some)
+    }
+}
 
 /// `(sec, nsec)` as fdinfo prints a timespec.
 fn timespec(v: &str) -> Option<(u64, u64)> {
@@ -15,11 +80,7 @@ fn timespec(v: &str) -> Option<(u64, u64)> {
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
 }
 
-pub fn signalfd_entry(id: u32, flags: u32, info: &FdInfo) -> Result<SignalfdEntry> {
-    let mask = info.get("sigmask").and_then(|m| u64::from_str_radix(m.trim(), 16).ok()).context("no sigmask in fdinfo")?;
-    Ok(SignalfdEntry { id, flags, fown: Default::default(), sigmask: mask })
-}
-
+/// The record of a timerfd whose fdinfo is `info`.
 pub fn timerfd_entry(id: u32, flags: u32, info: &FdInfo) -> Result<TimerfdEntry> {
     let num = |k: &str| info.get(k).and_then(|v| v.trim().parse::<u64>().ok()).with_context(|| format!("no {k} in fdinfo"));
     let (vsec, vnsec) = info.get("it_value").and_then(timespec).context("no it_value in fdinfo")?;
@@ -38,11 +99,6 @@ pub fn timerfd_entry(id: u32, flags: u32, info: &FdInfo) -> Result<TimerfdEntry>
         isec,
         insec,
     })
-}
-
-/// A signalfd for the recorded mask.
-pub fn restore_signalfd(e: &SignalfdEntry) -> Result<OwnedFd> {
-    crate::sys::anonfd::signalfd(e.sigmask).context("signalfd")
 }
 
 const NS: i128 = 1_000_000_000;
@@ -116,8 +172,6 @@ mod tests {
         .unwrap();
         let t = super::timerfd_entry(4, 2, &i).unwrap();
         assert_eq!((t.clockid, t.ticks, t.settime_flags, t.vsec, t.vnsec, t.isec, t.insec), (1, 3, 1, 9, 999958830, 1, 0));
-        let s = crate::proc::fdinfo::parse("sigmask:\t0000000000000202\n").unwrap();
-        assert_eq!(super::signalfd_entry(1, 2, &s).unwrap().sigmask, 0x202);
     }
 
     #[test]
@@ -135,5 +189,19 @@ mod tests {
         assert_eq!(arming(true, 5_000, 0, 1_300, None), (6_300, 0));
         // Disarmed stays disarmed.
         assert_eq!(arming(true, 0, 100, 1_300, Some(1_000)), (0, 0));
+    }
+
+    #[test]
+    fn round_trip() {
+        use std::os::fd::{AsFd, AsRawFd};
+        // A periodic timer far from expiring: its interval and (about) its
+        // remaining time come back.
+        let fd = crate::sys::anonfd::timerfd(libc::CLOCK_MONOTONIC).unwrap();
+        crate::sys::anonfd::timerfd_settime(fd.as_fd(), 0, (100, 0), (7, 500)).unwrap();
+        let (before, _back, after) = super::super::round_trip::run(&[fd.as_raw_fd()]);
+        let (b, a) = (before.entries[0].tfd.unwrap(), after.entries[0].tfd.unwrap());
+        assert_eq!((b.clockid, b.isec, b.insec, b.ticks), (libc::CLOCK_MONOTONIC as u32, 7, 500, 0));
+        assert_eq!((a.clockid, a.isec, a.insec, a.ticks, a.settime_flags, a.flags), (b.clockid, b.isec, b.insec, b.ticks, b.settime_flags, b.flags));
+        assert!(a.vsec <= b.vsec && a.vsec + 5 >= b.vsec, "remaining {}s after, {}s before", a.vsec, b.vsec);
     }
 }

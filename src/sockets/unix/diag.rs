@@ -1,0 +1,125 @@
+//! unix_diag: what the kernel tells of a unix socket (type, state, name,
+//! peer, queue lengths, shutdown), and the unix_sk_entry a dump makes of it.
+
+use std::os::fd::BorrowedFd;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket::{self, sockopt};
+
+use crate::images::pb::{FownEntry, SkOptsEntry, UnixSkEntry};
+use crate::sockets::netlink::{attrs, Netlink, NLM_F_REQUEST};
+
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const UDIAG_SHOW_NAME: u32 = 1;
+const UDIAG_SHOW_PEER: u32 = 4;
+const UDIAG_SHOW_RQLEN: u32 = 16;
+const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_PEER: u16 = 2;
+const UNIX_DIAG_RQLEN: u16 = 4;
+const UNIX_DIAG_SHUTDOWN: u16 = 6;
+/// TCP_ESTABLISHED, as unix_diag reports a connected socket.
+pub const STATE_ESTABLISHED: u32 = 1;
+
+/// What unix_diag tells about one socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diag {
+    pub ino: u32,
+    pub ty: u32,
+    pub state: u32,
+    pub name: Vec<u8>,
+    pub peer: u32,
+    pub rqlen: u32,
+    /// Bytes of the socket's send buffer in use (its unsent or unread
+    /// messages), which CRIU records as `backlog`.
+    pub wqlen: u32,
+    /// The kernel's sk_shutdown bits (1 receive, 2 send), as
+    /// unix_sk_entry.shutdown encodes them (SK_SHUTDOWN: 1 READ, 2 WRITE,
+    /// 3 BOTH).
+    pub shutdown: u32,
+}
+
+/// Ask the kernel about unix socket `ino` (in our network namespace).
+pub fn diag(ino: u32) -> Result<Diag> {
+    let mut nl = Netlink::open(socket::SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
+    let mut req = Vec::with_capacity(24);
+    req.push(libc::AF_UNIX as u8);
+    req.push(0);
+    req.extend_from_slice(&0u16.to_ne_bytes());
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // all states
+    req.extend_from_slice(&ino.to_ne_bytes());
+    req.extend_from_slice(&(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN).to_ne_bytes());
+    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // no cookie
+    req.extend_from_slice(&u32::MAX.to_ne_bytes());
+    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, &req).with_context(|| format!("unix_diag for socket {ino}"))?;
+    let m = msgs.iter().find(|m| m.ty == SOCK_DIAG_BY_FAMILY).with_context(|| format!("no unix_diag answer for socket {ino}"))?;
+    let p = &m.payload;
+    if p.len() < 16 {
+        bail!("short unix_diag answer for socket {ino}");
+    }
+    let mut d = Diag { ino: u32::from_ne_bytes(p[4..8].try_into()?), ty: u32::from(p[1]), state: u32::from(p[2]), ..Default::default() };
+    for (ty, data) in attrs(&p[16..]) {
+        match ty {
+            UNIX_DIAG_NAME => d.name = data.to_vec(),
+            UNIX_DIAG_PEER if data.len() >= 4 => d.peer = u32::from_ne_bytes(data[..4].try_into()?),
+            UNIX_DIAG_RQLEN if data.len() >= 8 => {
+                d.rqlen = u32::from_ne_bytes(data[..4].try_into()?);
+                d.wqlen = u32::from_ne_bytes(data[4..8].try_into()?);
+            }
+            UNIX_DIAG_SHUTDOWN if !data.is_empty() => d.shutdown = u32::from(data[0] & 3),
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+fn opts(fd: BorrowedFd<'_>) -> Result<SkOptsEntry> {
+    let snd = socket::getsockopt(&fd, sockopt::SndBuf).context("SO_SNDBUF")?;
+    let rcv = socket::getsockopt(&fd, sockopt::RcvBuf).context("SO_RCVBUF")?;
+    Ok(SkOptsEntry {
+        so_sndbuf: snd as u32,
+        so_rcvbuf: rcv as u32,
+        reuseaddr: Some(false),
+        so_priority: Some(0),
+        so_rcvlowat: Some(1),
+        so_passcred: Some(socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false)),
+        so_passsec: Some(false),
+        so_dontroute: Some(false),
+        so_no_check: Some(false),
+        so_reuseport: Some(false),
+        so_broadcast: Some(false),
+        so_keepalive: Some(false),
+        so_oobinline: Some(0),
+        so_buf_lock: Some(0),
+        ..Default::default()
+    })
+}
+
+/// The record of one socket of a pair, `fd` being our copy of it.
+pub fn entry(id: u32, d: &Diag, file_flags: u32, fd: BorrowedFd<'_>) -> Result<UnixSkEntry> {
+    if !d.name.is_empty() {
+        bail!("unix socket {} is bound to {:?}: named unix sockets are not supported yet", d.ino, String::from_utf8_lossy(&d.name));
+    }
+    if d.state != STATE_ESTABLISHED || d.peer == 0 {
+        bail!("unix socket {} is not connected (state {}): only socket pairs are supported yet", d.ino, d.state);
+    }
+    Ok(UnixSkEntry {
+        id,
+        ino: d.ino,
+        r#type: d.ty,
+        state: d.state,
+        flags: file_flags,
+        uflags: 0,
+        backlog: d.wqlen,
+        peer: d.peer,
+        fown: FownEntry::default(),
+        opts: opts(fd)?,
+        name: Vec::new(),
+        shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
+        file_perms: None,
+        name_dir: None,
+        deleted: None,
+        ns_id: Some(crate::ns::NET_NS_ID),
+        mnt_id: None,
+    })
+}
+
