@@ -32,6 +32,7 @@ pub mod rpc;
 pub mod scripts;
 pub mod task;
 pub mod sockets;
+pub mod stats;
 pub mod sys;
 
 /// The CRIU version we are compatible with (what `--version` reports).

@@ -186,7 +186,7 @@ pub fn write_pagemap(dir: &ImageDir, id: u64, pages_id: u32, runs: &[Run]) -> Re
 /// which the mm image records as VMA_AREA_GUARD entries.
 pub fn dump_private(pid: i32, vmas: &[Vma], dir: &ImageDir, pages_id: u32) -> Result<(MemStats, Vec<Run>)> {
     let pagemap = File::open(format!("/proc/{pid}/pagemap")).with_context(|| format!("can't open pagemap of {pid}"))?;
-    let mem = File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
+    let mem = crate::proc::mem(pid)?;
     let (runs, mut st) = private_runs(&pagemap, vmas)?;
     write_pagemap(dir, pid as u64, pages_id, &runs)?;
     let guards = if crate::kerndat::has_pagemap_scan_guard_pages() { guard_runs(&pagemap, vmas)? } else { Vec::new() };

@@ -26,8 +26,6 @@ use crate::images::ImageDir;
 use crate::proc::maps::MapEntry;
 use crate::sys::mm;
 
-/// The highest user address we lay anything out below.
-const TASK_SIZE: u64 = 0x7fff_ffff_f000;
 /// The lowest address we use (above vm.mmap_min_addr).
 const LOW: u64 = 0x1_0000;
 
@@ -86,7 +84,7 @@ pub fn find_hole(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
     let mut busy: Vec<(u64, u64)> = avoid.iter().copied().filter(|(s, e)| e > s).collect();
     busy.sort_unstable();
     // Gaps between busy ranges, highest first.
-    let mut top = TASK_SIZE;
+    let mut top = crate::mem::TASK_SIZE;
     for &(s, e) in busy.iter().rev() {
         if e <= top && top - e >= len + 2 * PAGE_SIZE && e >= LOW {
             return Some(top - len - PAGE_SIZE);
@@ -525,7 +523,7 @@ mod tests {
 
     #[test]
     fn holes_avoid_busy_ranges() {
-        let busy = [(0x7fff_0000_0000, TASK_SIZE), (0x7000_0000_0000, 0x7100_0000_0000)];
+        let busy = [(0x7fff_0000_0000, crate::mem::TASK_SIZE), (0x7000_0000_0000, 0x7100_0000_0000)];
         let h = find_hole(0x10_0000, &busy).unwrap();
         assert!(busy.iter().all(|(s, e)| h + 0x10_0000 <= *s || h >= *e), "{h:#x}");
         assert!(h + 0x10_0000 <= 0x7fff_0000_0000);

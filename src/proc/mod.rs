@@ -24,6 +24,12 @@ pub fn read(pid: i32, what: &str) -> Result<String> {
     std::fs::read_to_string(&p).with_context(|| format!("can't read {}", p.display()))
 }
 
+/// `/proc/PID/mem`, opened for reading (the one place the dump opens a
+/// task's memory).
+pub fn mem(pid: i32) -> Result<std::fs::File> {
+    std::fs::File::open(path(pid, "mem")).with_context(|| format!("can't open memory of {pid}"))
+}
+
 /// Read `/proc/PID/WHAT` as bytes.
 pub fn read_bytes(pid: i32, what: &str) -> Result<Vec<u8>> {
     let p = path(pid, what);

@@ -15,10 +15,17 @@
 //! (`sys::restorer::enter`); from then on the blob reports through the
 //! ready fd. Failure codes are `thread << 48 | step << 32 | -errno`
 //! ([`step_name`]; thread 0 is the leader, n the n-th of `Plan::threads`).
+//!
+//! Host side, before the blob: [`tree`] the images of the tree, read and
+//! checked; [`stages`] the protocol between criu and the restoring tasks;
+//! [`task`] what each restoring task does until it jumps ([`plan`]).
 
 mod args;
 mod cleaner;
 pub mod plan;
+pub mod stages;
+pub mod task;
+pub mod tree;
 #[path = "../../parasite/src/restorer_proto.rs"]
 pub mod proto;
 
@@ -43,9 +50,6 @@ const PAGE: u64 = 4096;
 const STACK: u64 = 64 * 1024;
 /// The stack of each other thread while it runs the blob.
 const THREAD_STACK: u64 = 32 * 1024;
-/// The top of the 47-bit user address space (everything below is unmapped
-/// but what the restorer keeps).
-const TASK_SIZE: u64 = (1 << 47) - PAGE;
 /// Signals with a sigaction record: 1..=64 but SIGKILL and SIGSTOP.
 const SIGNALS: usize = 62;
 
@@ -357,57 +361,6 @@ fn itimer(which: u64, e: &crate::images::pb::ItimerEntry) -> proto::Itimer {
     t
 }
 
-/// A capability set from its image form ([low 32 bits, high 32 bits]).
-fn caps(v: &[u32]) -> u64 {
-    v.iter().take(2).enumerate().fold(0, |acc, (i, w)| acc | (u64::from(*w) << (32 * i)))
-}
-
-/// The current process's credentials, as the image would record them.
-fn current_creds() -> Option<CredsEntry> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
-    let ids = |name: &str| -> Option<Vec<u32>> { field(name)?.split_whitespace().map(|x| x.parse().ok()).collect() };
-    let cap = |name: &str| -> Option<Vec<u32>> {
-        let v = u64::from_str_radix(field(name)?, 16).ok()?;
-        Some(vec![v as u32, (v >> 32) as u32])
-    };
-    let (u, g) = (ids("Uid:")?, ids("Gid:")?);
-    Some(CredsEntry {
-        uid: *u.first()?,
-        euid: *u.get(1)?,
-        suid: *u.get(2)?,
-        fsuid: *u.get(3)?,
-        gid: *g.first()?,
-        egid: *g.get(1)?,
-        sgid: *g.get(2)?,
-        fsgid: *g.get(3)?,
-        cap_inh: cap("CapInh:")?,
-        cap_prm: cap("CapPrm:")?,
-        cap_eff: cap("CapEff:")?,
-        cap_bnd: cap("CapBnd:")?,
-        cap_amb: cap("CapAmb:")?,
-        secbits: crate::sys::restorer::securebits().ok()?,
-        groups: ids("Groups:")?,
-        no_new_privs: Some(field("NoNewPrivs:")?.parse().ok()?),
-        ..Default::default()
-    })
-}
-
-/// Whether `c` differs from what we run with (else the restorer skips it).
-fn creds_differ(c: &CredsEntry, cur: Option<&CredsEntry>) -> bool {
-    let Some(k) = cur else { return true };
-    let mut groups = c.groups.clone();
-    let mut kg = k.groups.clone();
-    groups.sort_unstable();
-    kg.sort_unstable();
-    (c.uid, c.euid, c.suid, c.fsuid, c.gid, c.egid, c.sgid, c.fsgid) != (k.uid, k.euid, k.suid, k.fsuid, k.gid, k.egid, k.sgid, k.fsgid)
-        || [&c.cap_inh, &c.cap_prm, &c.cap_eff, &c.cap_bnd, &c.cap_amb].map(|v| caps(v))
-            != [&k.cap_inh, &k.cap_prm, &k.cap_eff, &k.cap_bnd, &k.cap_amb].map(|v| caps(v))
-        || c.secbits != k.secbits
-        || groups != kg
-        || c.no_new_privs.unwrap_or(0) != 0 && k.no_new_privs.unwrap_or(0) == 0
-}
-
 fn cap_last_cap() -> u64 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok().and_then(|s| s.trim().parse().ok()).unwrap_or(40)
 }
@@ -450,7 +403,7 @@ fn build_args(
         keep.iter().map(|&(start, len)| proto::Range { start, len }).collect()
     };
     a.keep = b.push(&keep);
-    a.task_size = TASK_SIZE;
+    a.task_size = crate::mem::TASK_SIZE;
 
     let moves: Vec<proto::Move> = plan
         .mem
@@ -475,21 +428,8 @@ fn build_args(
     }
     a.file_maps = b.push(&maps);
 
-    let mm = &plan.mm;
-    a.mm = proto::MmMap {
-        start_code: mm.start_code,
-        end_code: mm.end_code,
-        start_data: mm.start_data,
-        end_data: mm.end_data,
-        start_brk: mm.start_brk,
-        brk: mm.brk,
-        start_stack: mm.start_stack,
-        arg_start: mm.arg_start,
-        arg_end: mm.arg_end,
-        env_start: mm.env_start,
-        env_end: mm.env_end,
-    };
-    a.auxv = b.push(&mm.auxv);
+    a.mm = plan.mm.map;
+    a.auxv = b.push(&plan.mm.auxv);
     a.exe_fd = plan.exe_fd.as_ref().map_or(u64::from(u32::MAX), |f| f.as_raw_fd() as u64);
 
     if plan.sigactions.len() != SIGNALS {
@@ -514,7 +454,7 @@ fn build_args(
     a.tls = plan.tls;
     a.personality = u64::from(plan.personality);
 
-    let cur = current_creds();
+    let cur = crate::task::creds::current();
     if let Some((flags, creds)) = creds_args(&mut b, plan.creds.as_ref(), cur.as_ref()) {
         a.flags |= flags;
         a.creds = creds;
@@ -628,7 +568,7 @@ fn sched_words(s: plan::Sched) -> [u64; 3] {
 /// are ours already (nothing to change).
 fn creds_args(b: &mut args::Builder, creds: Option<&CredsEntry>, cur: Option<&CredsEntry>) -> Option<(u64, proto::Creds)> {
     let c = creds?;
-    if !creds_differ(c, cur) {
+    if !crate::task::creds::differ(c, cur) {
         return None;
     }
     let mut flags = proto::flag::CREDS;
@@ -647,11 +587,11 @@ fn creds_args(b: &mut args::Builder, creds: Option<&CredsEntry>, cur: Option<&Cr
             sgid: c.sgid.into(),
             fsgid: c.fsgid.into(),
             secbits: c.secbits.into(),
-            cap_inh: caps(&c.cap_inh),
-            cap_prm: caps(&c.cap_prm),
-            cap_eff: caps(&c.cap_eff),
-            cap_bnd: caps(&c.cap_bnd),
-            cap_amb: caps(&c.cap_amb),
+            cap_inh: crate::task::creds::caps(&c.cap_inh),
+            cap_prm: crate::task::creds::caps(&c.cap_prm),
+            cap_eff: crate::task::creds::caps(&c.cap_eff),
+            cap_bnd: crate::task::creds::caps(&c.cap_bnd),
+            cap_amb: crate::task::creds::caps(&c.cap_amb),
             cap_last_cap: cap_last_cap(),
             groups: b.push_u32(&c.groups),
         },
@@ -730,20 +670,6 @@ mod tests {
     #[test]
     fn ranges_merge() {
         assert_eq!(merged(vec![(10, 5), (0, 3), (15, 5), (30, 0), (2, 2)]), vec![(0, 4), (10, 10)]);
-    }
-
-    #[test]
-    fn caps_join_words() {
-        assert_eq!(caps(&[0xfeff_ffff, 0x1ff]), 0x1ff_feff_ffff);
-        assert_eq!(caps(&[]), 0);
-    }
-
-    #[test]
-    fn our_creds_do_not_differ_from_themselves() {
-        let cur = current_creds().expect("read our creds");
-        assert!(!creds_differ(&cur, Some(&cur)));
-        let other = CredsEntry { uid: cur.uid + 1, ..cur.clone() };
-        assert!(creds_differ(&other, Some(&cur)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The restore plan: everything the restorer blob needs to turn the
 //! restoring process into the task, as plain Rust data. criu builds it
-//! (ops/restore.rs); `restorer::jump` lays it out for the blob.
+//! (`restorer::task::prepare`); `restorer::jump` lays it out for the blob.
 
 use std::os::fd::OwnedFd;
 
@@ -8,20 +8,10 @@ use crate::arch::{FpuState, Regs};
 use crate::images::pb::{CredsEntry, RseqEntry, SaEntry, TaskTimersEntry, ThreadSasEntry};
 use crate::mem::premap::MemPlan;
 
-/// prctl(PR_SET_MM_MAP) fields.
+/// prctl(PR_SET_MM_MAP): its fields and the auxv (built by `mem::mm::mm_map`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MmMap {
-    pub start_code: u64,
-    pub end_code: u64,
-    pub start_data: u64,
-    pub end_data: u64,
-    pub start_brk: u64,
-    pub brk: u64,
-    pub start_stack: u64,
-    pub arg_start: u64,
-    pub arg_end: u64,
-    pub env_start: u64,
-    pub env_end: u64,
+    pub map: super::proto::MmMap,
     pub auxv: Vec<u64>,
 }
 

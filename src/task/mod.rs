@@ -1,7 +1,14 @@
-//! The task: its place in the tree (pstree), identity (creds), limits,
-//! signal state and ids, read from /proc and ptrace from outside; what only
-//! the task can report comes through [`remote`].
+//! The task: its place in the tree (pstree), identity ([`creds`]), task
+//! core ([`core`]: limits, signal state, stop), fs state ([`fs`]) and
+//! threads, read from /proc and ptrace from outside and given back to the
+//! restore; what only the task can report comes through [`remote`]; the
+//! dump's freezing of the tree is [`freeze`].
 
+pub mod core;
+pub mod creds;
+pub mod freeze;
+pub mod fs;
+pub mod images;
 pub mod lsm;
 pub mod posix_timers;
 pub mod remote;
@@ -12,45 +19,8 @@ pub mod tree;
 
 use anyhow::{Context, Result};
 
-use crate::images::pb::{CredsEntry, RlimitEntry, SignalQueueEntry, SiginfoEntry, TaskRlimitsEntry};
-use crate::proc::{self, status::Status};
-
-fn cap_words(v: u64) -> Vec<u32> {
-    vec![(v & 0xffff_ffff) as u32, (v >> 32) as u32]
-}
-
-/// Credentials as CRIU stores them (capabilities as two u32 words).
-pub fn creds(st: &Status, secbits: u32) -> CredsEntry {
-    CredsEntry {
-        uid: st.uids[0],
-        euid: st.uids[1],
-        suid: st.uids[2],
-        fsuid: st.uids[3],
-        gid: st.gids[0],
-        egid: st.gids[1],
-        sgid: st.gids[2],
-        fsgid: st.gids[3],
-        cap_inh: cap_words(st.cap_inh),
-        cap_prm: cap_words(st.cap_prm),
-        cap_eff: cap_words(st.cap_eff),
-        cap_bnd: cap_words(st.cap_bnd),
-        secbits,
-        groups: st.groups.clone(),
-        lsm_profile: None,
-        lsm_sockcreate: None,
-        apparmor_data: None,
-        no_new_privs: st.no_new_privs.then_some(1),
-        cap_amb: cap_words(st.cap_amb),
-    }
-}
-
-/// Resource limits from /proc/PID/limits (no prlimit, so no
-/// CAP_SYS_RESOURCE needed).
-pub fn rlimits(pid: i32) -> Result<TaskRlimitsEntry> {
-    Ok(TaskRlimitsEntry {
-        rlimits: proc::limits::read(pid)?.into_iter().map(|(cur, max)| RlimitEntry { cur, max }).collect(),
-    })
-}
+use crate::images::pb::{SignalQueueEntry, SiginfoEntry};
+use crate::proc;
 
 /// Pending signals of a queue (the thread's own, or the process-wide one).
 pub fn pending(pid: i32, shared: bool) -> Result<SignalQueueEntry> {

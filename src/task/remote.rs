@@ -3,10 +3,12 @@
 //! turns its replies into image records); the few values it does not carry
 //! (tid address, securebits, pdeath signal) come from single syscalls run
 //! in the task through any [`Remote`], results passed back through a
-//! scratch page.
+//! scratch page. [`Ctl`] is the seized task (its leader) as a [`Remote`];
+//! [`ask_parasite`] the round trip through the parasite.
 
 use anyhow::{bail, Result};
 
+use crate::compel::Seized;
 use crate::images::pb::{ItimerEntry, SaEntry, TaskTimersEntry, ThreadSasEntry};
 
 /// Running syscalls inside a stopped task.
@@ -63,7 +65,7 @@ pub fn sigaltstack(r: &mut dyn Remote) -> Result<ThreadSasEntry> {
 /// Syscalls in one seized thread, with a scratch page of its process
 /// (mapped through another thread: the memory is shared).
 pub struct ThreadRemote<'a> {
-    pub seized: &'a mut crate::compel::Seized,
+    pub seized: &'a mut Seized,
     pub scratch: u64,
 }
 
@@ -77,14 +79,80 @@ impl Remote for ThreadRemote<'_> {
     }
 
     fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>> {
-        use anyhow::Context;
-        use std::os::unix::fs::FileExt;
-        let pid = self.seized.pid();
-        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).with_context(|| format!("can't open memory of {pid}"))?;
-        let mut b = vec![0u8; len];
-        mem.read_exact_at(&mut b, addr).with_context(|| format!("reading {len} bytes at {addr:#x} of {pid}"))?;
-        Ok(b)
+        read_mem(self.seized.pid().as_raw(), addr, len)
     }
+}
+
+/// Read `len` bytes of the memory of `pid` at `addr`.
+fn read_mem(pid: i32, addr: u64, len: usize) -> Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::os::unix::fs::FileExt;
+    let mut b = vec![0u8; len];
+    crate::proc::mem(pid)?.read_exact_at(&mut b, addr).with_context(|| format!("reading {len} bytes at {addr:#x} of {pid}"))?;
+    Ok(b)
+}
+
+/// A seized task (its leader), with a scratch page for remote syscalls'
+/// results once one was asked for.
+pub struct Ctl {
+    pub seized: Seized,
+    scratch: Option<u64>,
+}
+
+impl Ctl {
+    pub fn new(seized: Seized) -> Ctl {
+        Ctl { seized, scratch: None }
+    }
+
+    /// Unmap the scratch page (before the memory dump, so it is not dumped).
+    pub fn drop_scratch(&mut self) -> Result<()> {
+        if let Some(a) = self.scratch.take() {
+            self.seized.syscall_ok("munmap", libc::SYS_munmap, [a, 4096, 0, 0, 0, 0])?;
+        }
+        Ok(())
+    }
+}
+
+impl Remote for Ctl {
+    fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        Ok(self.seized.syscall(nr, args)?)
+    }
+
+    fn scratch(&mut self) -> Result<u64> {
+        if let Some(a) = self.scratch {
+            return Ok(a);
+        }
+        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let a = self.seized.syscall_ok("mmap", libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?;
+        self.scratch = Some(a);
+        Ok(a)
+    }
+
+    fn read(&mut self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        read_mem(self.seized.pid().as_raw(), addr, len)
+    }
+}
+
+/// Infect the task, ask the parasite what only the task can tell, and cure
+/// it again (the task stays frozen). The second result is the task back,
+/// or why it was released.
+pub fn ask_parasite(ctl: Ctl) -> (Result<ParasiteReport>, Result<Ctl>) {
+    let pid = ctl.seized.pid();
+    let mut infected = match ctl.seized.infect() {
+        Ok(i) => i,
+        Err(e) => return (Err(anyhow::Error::from(e).context(format!("infecting task {pid}"))), Err(anyhow::anyhow!("task {pid} was released"))),
+    };
+    let report = (|| -> Result<ParasiteReport> {
+        let acts = infected.call::<crate::compel::DumpSigacts>(&())?;
+        let misc = infected.call::<crate::compel::DumpMisc>(&())?;
+        Ok(from_parasite(&acts, &misc))
+    })();
+    let back = infected
+        .cure_keep_seized()
+        .map(Ctl::new)
+        .map_err(|e| anyhow::Error::from(e).context(format!("curing task {pid}")));
+    (report, back)
 }
 
 /// What the parasite reported about the task (DumpSigacts + DumpMisc), in

@@ -5,12 +5,14 @@
 //! every other thread (CRIU's `dump_task_thread` / `dump_thread_core`);
 //! what only the thread itself can tell comes from syscalls run in that
 //! thread through a [`Remote`] over its own seized state ([`ask`]), or
-//! for the leader from the parasite.
+//! for the leader from the parasite. At restore, the same record becomes
+//! the restorer's [`plan`] of a thread (scheduling, seccomp, rseq as the
+//! restore reads them: [`sched_of`], [`seccomp_strict`], [`rseq_of`]).
 
 use anyhow::{bail, Context, Result};
 
 use crate::compel::ThreadState;
-use crate::images::pb::{RseqEntry, SeccompMode, SignalQueueEntry, ThreadCoreEntry, ThreadInfoX86, ThreadSasEntry};
+use crate::images::pb::{CoreEntry, RseqEntry, SeccompMode, SignalQueueEntry, ThreadCoreEntry, ThreadInfoX86, ThreadSasEntry};
 use crate::proc;
 use crate::task::remote::{self, Remote};
 
@@ -132,7 +134,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         sas: Some(sas),
         pdeath_sig: (pdeath != 0).then_some(pdeath),
         signals_p: Some(if signals.signals.is_empty() { SignalQueueEntry::default() } else { signals }),
-        creds: Some(super::creds(&status, secbits)),
+        creds: Some(super::creds::dump(&status, secbits)),
         seccomp_mode: (status.seccomp == 1).then_some(SeccompMode::Strict as i32),
         seccomp_filter: None,
         comm: Some(stat.comm),
@@ -141,6 +143,85 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         cg_set: Some(1),
     };
     Ok(ThreadDump { tid, info, core })
+}
+
+/// Every thread of live task `pid`: the leader with what its parasite
+/// told (`report`), the others asked with syscalls run in each of them
+/// (through a scratch page of the task, unmapped again).
+pub fn dump_all(pid: i32, ctl: &mut remote::Ctl, threads: &mut [crate::compel::Seized], report: &remote::ParasiteReport) -> Result<(ThreadDump, Vec<ThreadDump>)> {
+    let asked = Asked {
+        tid_addr: report.tid_address,
+        sas: report.sigaltstack,
+        secbits: report.securebits,
+        pdeath: report.pdeath_sig,
+    };
+    let leader = dump(pid, pid, ctl.seized.state(), asked, true)?;
+    let mut others = Vec::with_capacity(threads.len());
+    if !threads.is_empty() {
+        let page = ctl.scratch()?;
+        for t in threads.iter_mut() {
+            let tid = t.pid().as_raw();
+            let asked = ask(pid, tid, &mut remote::ThreadRemote { seized: t, scratch: page })?;
+            others.push(dump(pid, tid, t.state(), asked, false)?);
+        }
+        ctl.drop_scratch()?;
+    }
+    Ok((leader, others))
+}
+
+/// A thread's scheduling from its core: without a policy, SCHED_OTHER at
+/// nice 0 (as CRIU 4.2 reads it); an absent priority is 0.
+pub fn sched_of(thc: &crate::images::pb::ThreadCoreEntry) -> Option<crate::restorer::plan::Sched> {
+    Some(crate::restorer::plan::Sched {
+        nice: thc.sched_policy.and(thc.sched_nice).unwrap_or(0),
+        policy: thc.sched_policy.unwrap_or(0),
+        prio: thc.sched_prio.unwrap_or(0),
+    })
+}
+
+/// Whether a thread is to be in seccomp strict mode; filters are refused
+/// (restoring them is not supported yet).
+pub fn seccomp_strict(tid: i32, mode: Option<i32>) -> Result<bool> {
+    use crate::images::pb::SeccompMode;
+    match mode.map(SeccompMode::try_from) {
+        None | Some(Ok(SeccompMode::Disabled)) => Ok(false),
+        Some(Ok(SeccompMode::Strict)) => Ok(true),
+        Some(Ok(SeccompMode::Filter)) => bail!("thread {tid} has seccomp filters (seccomp.img): restoring them is not supported yet"),
+        Some(Err(_)) => bail!("thread {tid}: unknown seccomp mode {mode:?} in its core image"),
+    }
+}
+
+/// A thread's rseq registration. A recorded `rseq_cs_pointer` (a section
+/// flagged RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) would have to be written back
+/// into `rseq->rseq_cs` once the restorer is gone, which ours does not do.
+pub fn rseq_of(tid: i32, r: Option<crate::images::pb::RseqEntry>) -> Result<Option<crate::images::pb::RseqEntry>> {
+    if let Some(p) = r.and_then(|r| r.rseq_cs_pointer).filter(|p| *p != 0) {
+        bail!("thread {tid}: its core image records an rseq critical section ({p:#x}, non-abortable): restoring it is not supported");
+    }
+    Ok(r)
+}
+
+/// What the restorer needs of a thread but the leader.
+pub fn plan(tid: i32, core: &CoreEntry, leader_tls: &[crate::images::pb::UserDescT]) -> Result<crate::restorer::plan::ThreadPlan> {
+    let ti = core.thread_info.as_ref().with_context(|| format!("core-{tid}.img has no registers"))?;
+    let thc = core.thread_core.as_ref().with_context(|| format!("core-{tid}.img has no thread core"))?;
+    Ok(crate::restorer::plan::ThreadPlan {
+        tid,
+        regs: super::thread_info::regs_from_image(&ti.gpregs),
+        fpu: super::thread_info::fpu_from_image(&ti.fpregs),
+        sigmask: thc.blk_sigset.unwrap_or(0),
+        sigaltstack: thc.sas,
+        clear_tid_addr: ti.clear_tid_addr,
+        rseq: rseq_of(tid, thc.rseq_entry)?,
+        tls: super::thread_info::tls_words(&ti.tls, leader_tls),
+        robust_list: (thc.futex_rla, thc.futex_rla_len),
+        comm: thc.comm.clone(),
+        creds: thc.creds.clone(),
+        pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        sched: sched_of(thc),
+        seccomp_strict: seccomp_strict(tid, thc.seccomp_mode)?,
+        pending: thc.signals_p.as_ref().map(|q| q.signals.iter().map(|s| s.siginfo.clone()).collect()).unwrap_or_default(),
+    })
 }
 
 #[cfg(test)]
@@ -153,5 +234,22 @@ mod tests {
         assert_eq!(nice, stat.nice as i32);
         assert_eq!(policy & !(libc::SCHED_RESET_ON_FORK as u32), stat.policy);
         assert_eq!(prio.is_some(), matches!(stat.policy as i32, libc::SCHED_FIFO | libc::SCHED_RR));
+    }
+
+    #[test]
+    fn restore_reads_scheduling_seccomp_and_rseq_as_dumped() {
+        use crate::images::pb::{RseqEntry, SeccompMode, ThreadCoreEntry};
+        let thc = ThreadCoreEntry { sched_nice: Some(5), sched_policy: Some(0), sched_prio: None, ..Default::default() };
+        let s = super::sched_of(&thc).unwrap();
+        assert_eq!((s.nice, s.policy, s.prio), (5, 0, 0));
+        // No policy: SCHED_OTHER at nice 0, whatever nice says.
+        let s = super::sched_of(&ThreadCoreEntry { sched_nice: Some(5), ..Default::default() }).unwrap();
+        assert_eq!((s.nice, s.policy, s.prio), (0, 0, 0));
+        assert!(!super::seccomp_strict(1, None).unwrap());
+        assert!(super::seccomp_strict(1, Some(SeccompMode::Strict as i32)).unwrap());
+        assert!(super::seccomp_strict(1, Some(SeccompMode::Filter as i32)).is_err());
+        let r = RseqEntry { rseq_abi_pointer: 0x1000, rseq_abi_size: 32, signature: 7, rseq_cs_pointer: Some(0) };
+        assert_eq!(super::rseq_of(1, Some(r)).unwrap(), Some(r));
+        assert!(super::rseq_of(1, Some(RseqEntry { rseq_cs_pointer: Some(0x2000), ..r })).is_err());
     }
 }

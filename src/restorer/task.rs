@@ -1,0 +1,341 @@
+//! What each restoring task does, from its fork with its pid to the jump
+//! into the restorer blob (CRIU's restore_task_with_children and
+//! restore_one_task): lead its session or group, (the root) open every
+//! file of the tree and the shared memory, premap its memory, fork its
+//! children with their pids, meet criu at the stages (`stages`), then
+//! either die as a zombie with its exit status ([`zombie`]) or set up what
+//! the restorer does not ([`prepare`]: name, settings, rlimits, fs, fds)
+//! and hand over the plan.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tracing::info;
+
+use super::plan::Plan;
+use super::stages::{msg, report, wait_for, Chan};
+use super::tree::{Body, Node, TaskImages, Tree};
+use crate::files::restore as fd_restore;
+use crate::images::pb::{CoreEntry, FdinfoEntry};
+use crate::images::ImageDir;
+use crate::mem::premap;
+use crate::opts::Opts;
+use crate::sys::clone::{fork_with_pid, Forked};
+use crate::task::{self, thread};
+
+/// What the root makes for the whole tree before it forks: the files and
+/// the anonymous shared memory tasks share. Each task takes its copy, and
+/// with it where its parent premapped its memory (`cow`).
+#[derive(Default)]
+struct Inherited {
+    opened: fd_restore::Opened,
+    shm: premap::SharedShmem,
+    cow: Option<crate::mem::inherit::Premapped>,
+}
+
+/// What every restoring task reads (a copy of criu's memory, by fork).
+struct Ctx<'a> {
+    tree: &'a Tree,
+    dir: &'a ImageDir,
+    opts: &'a Opts,
+    chans: &'a [Chan],
+}
+
+/// Become the root of the tree (we were just forked with its pid).
+pub fn root_main(tree: &Tree, dir: &ImageDir, opts: &Opts, chans: &[Chan]) -> ! {
+    task_main(&Ctx { tree, dir, opts, chans }, 0, Inherited::default())
+}
+
+/// Become task `idx` of the tree (we were just forked with its pid).
+/// Never returns: the restorer jumps into the task, a zombie exits, and an
+/// error is reported to criu before we exit.
+fn task_main(ctx: &Ctx, idx: usize, inherited: Inherited) -> ! {
+    let chan = ctx.chans[idx];
+    let mut ready = Some(crate::sys::fd::owned(chan.ready_w));
+    let go = crate::sys::fd::owned(chan.go_r);
+    let err = match task_body(ctx, idx, inherited, &mut ready, go) {
+        Ok(plan) => {
+            let (e, fd) = crate::restorer::jump(plan);
+            ready = Some(fd);
+            e
+        }
+        Err(e) => e,
+    };
+    if let Some(r) = ready {
+        let _ = File::from(r).write_all(format!("{}{err:#}", msg::ERROR as char).as_bytes());
+    }
+    crate::sys::restorer::exit_now(1)
+}
+
+/// Everything a task does before its restorer (or, a zombie, its exit).
+fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+    let tree = ctx.tree;
+    let node = &tree.nodes[idx];
+    let pid = node.pid;
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
+    if let Some(p) = node.parent {
+        // Our parent may have died before the line above: then we go too.
+        if nix::unistd::getppid().as_raw() != tree.nodes[p].pid {
+            bail!("the parent {} of task {pid} died", tree.nodes[p].pid);
+        }
+    } else {
+        // criu's ends of every task's pipes are criu's alone.
+        for c in ctx.chans {
+            crate::sys::fd::close_raw(c.ready_r);
+            crate::sys::fd::close_raw(c.go_w);
+        }
+    }
+    if ctx.opts.log_file_per_pid {
+        // --log-pid: this restoring process logs to LOG.PID from here on.
+        crate::log::reopen_for_pid(pid).context("--log-pid")?;
+    }
+    if node.setsid() {
+        nix::unistd::setsid().with_context(|| format!("setsid for task {pid}"))?;
+    } else if node.own_group() {
+        nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).with_context(|| format!("setpgid for task {pid}"))?;
+    }
+    let imgs = match &node.body {
+        Body::Zombie(core) => {
+            drop(inh);
+            zombie(ctx, idx, core, ready, go)
+        }
+        Body::Alive(t) => t,
+    };
+    // Zombie children stay ours to reap (the restored code does), and
+    // their exit leaves no SIGCHLD behind (the image has what was pending).
+    crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
+    crate::sys::sigreset::unblock(Signal::SIGCHLD).context("unblocking SIGCHLD")?;
+    if idx == 0 {
+        // Every file of the tree, once: the children inherit them.
+        let inherit: Vec<(i32, String)> = ctx
+            .opts
+            .inherit_fds
+            .iter()
+            .filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(n, r)| (n, r.to_string())))
+            .collect();
+        let all: Vec<FdinfoEntry> = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().cloned()).collect();
+        let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
+        inh.opened = fd_restore::open(&all, &tree.files, &inherit, ctx.opts.shell_job, &pids)?;
+        let shared = tree.shared_shmem();
+        if !shared.is_empty() {
+            info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
+            inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
+        }
+        let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
+        inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
+    }
+    // Memory before the children: they take what they share with it
+    // (`mem::inherit`).
+    let own = crate::proc::maps::read(std::process::id() as i32)?;
+    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
+    drop(own);
+    inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
+    for &c in &node.children {
+        let cpid = tree.nodes[c].pid;
+        match fork_with_pid(cpid, 0) {
+            Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
+            Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
+            Ok(Forked::Child) => task_main(ctx, c, std::mem::take(&mut inh)),
+            Ok(Forked::Parent(_)) => {}
+        }
+    }
+    // Our children hold their own pipe ends now.
+    for (j, c) in ctx.chans.iter().enumerate() {
+        if j != idx {
+            crate::sys::fd::close_raw(c.ready_w);
+            crate::sys::fd::close_raw(c.go_r);
+        }
+    }
+    report(ready, msg::FORKED)?;
+    wait_for(&go, msg::PROCEED)?;
+    join_group(node)?;
+    // Our zombies must be dead before we go on (and stay unreaped).
+    for &c in &node.children {
+        if tree.nodes[c].zombie() {
+            let cpid = Pid::from_raw(tree.nodes[c].pid);
+            let flags = nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT;
+            loop {
+                match nix::sys::wait::waitid(nix::sys::wait::Id::Pid(cpid), flags) {
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    r => {
+                        r.with_context(|| format!("waiting for zombie {cpid} to exit"))?;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    prepare(ctx, idx, imgs, inh, mem, ready, go)
+}
+
+/// Join the process group the image names, once every leader exists.
+fn join_group(node: &Node) -> Result<()> {
+    if node.own_group() || nix::unistd::getpgrp().as_raw() == node.pgid {
+        return Ok(());
+    }
+    nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(node.pgid))
+        .with_context(|| format!("task {} joining process group {}", node.pid, node.pgid))
+}
+
+/// Signals a zombie can have died of (their default action kills).
+fn fatal(sig: i32) -> bool {
+    !matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGCONT | libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU | libc::SIGURG | libc::SIGWINCH
+    ) && sig > 0
+        && sig <= 64
+}
+
+/// A zombie: in its session and group, named, then dead with its exit
+/// status (a signal death by the same signal), as CRIU's
+/// restore_one_zombie. Its parent does not reap it.
+fn zombie(ctx: &Ctx, idx: usize, core: &CoreEntry, ready: &mut Option<OwnedFd>, go: OwnedFd) -> ! {
+    use std::os::fd::AsRawFd;
+    let node = &ctx.tree.nodes[idx];
+    let r = (|| -> Result<()> {
+        let keep = [ready.as_ref().context("ready fd")?.as_raw_fd(), go.as_raw_fd()];
+        crate::sys::fd::close_all_but(&keep);
+        let tc = core.tc.as_ref().context("a zombie's core has no task core")?;
+        if let Ok(name) = std::ffi::CString::new(tc.comm.as_str()) {
+            let _ = nix::sys::prctl::set_name(&name);
+        }
+        report(ready, msg::FORKED)?;
+        wait_for(&go, msg::PROCEED)?;
+        join_group(node)?;
+        report(ready, msg::ZOMBIE)?;
+        Ok(())
+    })();
+    if let Err(e) = r {
+        if let Some(fd) = ready.take() {
+            let _ = File::from(fd).write_all(format!("{}{e:#}", msg::ERROR as char).as_bytes());
+        }
+        crate::sys::restorer::exit_now(1);
+    }
+    drop(ready.take());
+    drop(go);
+    let code = core.tc.as_ref().map_or(0, |tc| tc.exit_code as i32);
+    crate::sys::sigreset::all_default();
+    if code & 0x7f != 0 {
+        // No core file for a death replayed.
+        let _ = nix::sys::prctl::set_dumpable(false);
+        let sig = if fatal(code & 0x7f) { code & 0x7f } else { libc::SIGABRT };
+        crate::sys::sigreset::raise(sig);
+        // Still here (it could not kill us): just exit.
+        crate::sys::restorer::exit_now(0);
+    }
+    crate::sys::restorer::exit_now((code >> 8) & 0xff)
+}
+
+/// Everything before the restorer of a live task: returns the plan, with
+/// the ready fd moved into it.
+fn prepare(
+    ctx: &Ctx,
+    idx: usize,
+    imgs: &TaskImages,
+    inh: Inherited,
+    mem: premap::MemPlan,
+    ready_w: &mut Option<OwnedFd>,
+    go_r: OwnedFd,
+) -> Result<Plan> {
+    let tree = ctx.tree;
+    let pid = imgs.pid();
+    let core = &imgs.core;
+    let tc = core.tc.as_ref().context("core image has no task core")?;
+    let thc = core.thread_core.as_ref().context("core image has no thread core")?;
+    let ti = core.thread_info.as_ref().context("core image has no registers")?;
+
+    // The task's name (per thread; ours is "criu" until now).
+    let comm = thc.comm.as_deref().unwrap_or(tc.comm.as_str());
+    nix::sys::prctl::set_name(&std::ffi::CString::new(comm).context("comm with a NUL byte")?).context("PR_SET_NAME")?;
+    // OOM score, login uid, THP, membarrier: before the memory comes in.
+    task::settings::restore(pid, tc, &imgs.mm)?;
+
+    // Memory was premapped and filled before the children were forked;
+    // the shared objects' fds go (before the fd table is set).
+    let Inherited { mut opened, shm, cow } = inh;
+    drop(shm);
+    drop(cow);
+
+    let tp = task::core::plan(core, tc, pid)?;
+    task::core::set_rlimits(&tp.rlimits, pid);
+
+    // The executable for PR_SET_MM_MAP.
+    let exe = tree.reg(imgs.mm.exe_file_id)?;
+    let exe_file = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
+    crate::files::reg::validate(exe, &exe_file)?;
+
+    let fs = task::fs::plan(&imgs.fs, |id| tree.reg(id))?;
+    task::fs::restore(&fs, pid)?;
+
+    let shared = tc.signals_s.iter().flat_map(|q| q.signals.iter().map(|s| (true, s.siginfo.clone())));
+    let pending = shared.chain(thc.signals_p.iter().flat_map(|q| q.signals.iter().map(|s| (false, s.siginfo.clone())))).collect();
+
+    // Service fds go above the task's fds; then the task's fd table (the
+    // files opened for the tree, those it names).
+    let top = imgs.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2).max(2) + 1;
+    let base = top.max(100);
+    let mut keep = Vec::new();
+    let mut lift = |fd: &OwnedFd| -> Result<OwnedFd> {
+        let n = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(base)).context("F_DUPFD_CLOEXEC")?;
+        keep.push(n);
+        Ok(crate::sys::fd::owned(n))
+    };
+    // The ready fd moves up (errors are still reported through it).
+    let lifted = lift(ready_w.as_ref().context("ready fd")?)?;
+    *ready_w = Some(lifted);
+    let exe_fd = lift(&OwnedFd::from(exe_file))?;
+    let go_fd = lift(&go_r)?;
+    drop(go_r);
+    let mut mem = mem;
+    for m in &mut mem.file_maps {
+        m.fd = lift(&m.fd)?;
+    }
+    if let Some(l) = crate::log::lift_fd(base)? {
+        keep.push(l);
+    }
+    opened.open_deferred(&imgs.fdinfo, &tree.files)?;
+    opened.install(&imgs.fdinfo, &keep)?;
+    fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
+    // POSIX timers: checked here, made by the restorer (their threads exist there).
+    task::posix_timers::check_restore(&tp.posix_timers, pid, &imgs.threads.iter().map(|(tid, _)| *tid).collect::<Vec<_>>())?;
+
+    let plan = Plan {
+        pid,
+        chroot: fs.chroot,
+        mem,
+        mm: crate::mem::mm::mm_map(&imgs.mm),
+        exe_fd: Some(exe_fd),
+        sigactions: tp.sigactions,
+        itimers: tp.itimers,
+        posix_timers: tp.posix_timers,
+        fowns: crate::files::fown::restore_list(&imgs.fdinfo, &tree.files, thc.creds.as_ref(), pid)?,
+        sigaltstack: thc.sas,
+        clear_tid_addr: ti.clear_tid_addr,
+        rseq: thread::rseq_of(pid, thc.rseq_entry)?,
+        tls: task::thread_info::tls_words(&ti.tls, &[]),
+        personality: tp.personality,
+        creds: thc.creds.clone(),
+        pdeath_sig: thc.pdeath_sig.unwrap_or(0),
+        sched: thread::sched_of(thc),
+        // Images of CRIU before 2.x kept the mode in the task core.
+        seccomp_strict: thread::seccomp_strict(pid, thc.seccomp_mode.or(tc.old_seccomp_mode))?,
+        threads: imgs.threads.iter().map(|(tid, c)| thread::plan(*tid, c, &ti.tls)).collect::<Result<_>>()?,
+        dumpable: imgs.mm.dumpable,
+        robust_list: (thc.futex_rla, thc.futex_rla_len),
+        pending,
+        regs: task::thread_info::regs_from_image(&ti.gpregs),
+        fpu: task::thread_info::fpu_from_image(&ti.fpregs),
+        sigmask: tc.blk_sigset,
+        ready_fd: ready_w.take().context("ready fd")?,
+        go_fd: Some(go_fd),
+        leave_stopped: ctx.opts.final_state == crate::opts::FinalState::Stopped,
+        stop_signo: tp.stop.map_or(0, |s| s as i32),
+        child_subreaper: tp.child_subreaper,
+    };
+    info!("task {pid}: files, memory and state prepared; jumping to the restorer");
+    Ok(plan)
+}

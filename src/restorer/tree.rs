@@ -1,0 +1,326 @@
+//! The images of the tree to restore, read and checked before any task is
+//! created (CRIU's pstree.c and the checks of cr-restore.c): pstree.img
+//! with every task's core, ids, mm, fs and fd table ([`Tree::load`]); that
+//! every file is unchanged ([`Tree::check_files`]) and every pid and thread
+//! id free ([`Tree::check_pids_free`]); how each task gets its session and
+//! process group ([`Tree::plan_ids`]) and its vDSO ([`Tree::plan_vdso`]);
+//! which shared memory objects tasks share ([`Tree::shared_shmem`]).
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use tracing::info;
+
+use crate::images::kind::kinds;
+use crate::images::pb::{
+    CoreEntry, FdinfoEntry, FsEntry, MmEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+};
+use crate::images::{inventory, ImageDir, ImageReader};
+use crate::task::core::{TASK_ALIVE, TASK_DEAD, TASK_STOPPED};
+
+/// The images of one live task, read and checked before anything is created.
+pub struct TaskImages {
+    pub pstree: PstreeEntry,
+    pub core: CoreEntry,
+    /// The other threads' cores, in pstree order.
+    pub threads: Vec<(i32, CoreEntry)>,
+    pub ids: TaskKobjIdsEntry,
+    pub mm: MmEntry,
+    pub fs: FsEntry,
+    pub fdinfo: Vec<FdinfoEntry>,
+    /// How it gets its vDSO (decided before any task exists).
+    pub vdso: crate::mem::vdso::VdsoPlan,
+}
+
+fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
+    Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
+}
+
+impl TaskImages {
+    fn load(dir: &ImageDir, pstree: &PstreeEntry, core: CoreEntry) -> Result<TaskImages> {
+        let pid = pstree.pid;
+        match &core.thread_info {
+            None => bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here"),
+            Some(ti) => crate::task::thread_info::check_restorable(ti, pid)?,
+        }
+        if !pstree.threads.is_empty() && pstree.threads.first() != Some(&pid) {
+            bail!("pstree.img: the threads of task {pid} do not start with its leader ({:?})", pstree.threads);
+        }
+        let mut threads = Vec::new();
+        for &tid in pstree.threads.iter().skip(1) {
+            let t: CoreEntry = one(dir, &kinds::core().file_name(u64::from(tid)), kinds::core())?;
+            if t.mtype != core.mtype || t.thread_info.is_none() || t.thread_core.is_none() {
+                bail!("core-{tid}.img (thread {tid} of task {pid}) has no x86_64 registers or thread core");
+            }
+            if let Some(ti) = &t.thread_info {
+                crate::task::thread_info::check_restorable(ti, tid)?;
+            }
+            threads.push((tid as i32, t));
+        }
+        let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
+        let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
+        let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
+        let fdinfo: Vec<FdinfoEntry> =
+            ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
+        Ok(TaskImages { pstree: pstree.clone(), core, threads, ids, mm, fs, fdinfo, vdso: Default::default() })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pstree.pid as i32
+    }
+}
+
+/// What a task of the tree is.
+pub enum Body {
+    Alive(Box<TaskImages>),
+    /// A zombie: its core (task core only: name, exit code).
+    Zombie(Box<CoreEntry>),
+}
+
+/// One task of the tree to restore.
+pub struct Node {
+    pub pid: i32,
+    /// The session and process group it ends up in (with --shell-job,
+    /// the root's, if it led neither, become criu's).
+    pub sid: i32,
+    pub pgid: i32,
+    pub body: Body,
+    pub parent: Option<usize>,
+    pub children: Vec<usize>,
+}
+
+impl Node {
+    pub fn zombie(&self) -> bool {
+        matches!(self.body, Body::Zombie(_))
+    }
+
+    /// Leads its session: setsid right after its fork (its children inherit it).
+    pub fn setsid(&self) -> bool {
+        self.sid == self.pid
+    }
+
+    /// Leads its process group.
+    pub fn own_group(&self) -> bool {
+        self.pgid == self.pid
+    }
+
+    pub fn alive(&self) -> Option<&TaskImages> {
+        match &self.body {
+            Body::Alive(t) => Some(t),
+            Body::Zombie(_) => None,
+        }
+    }
+}
+
+/// The images of the whole tree, read and checked.
+pub struct Tree {
+    /// Parents before children, the root first (pstree.img's order).
+    pub nodes: Vec<Node>,
+    /// files.img and the file kinds' side images.
+    pub files: crate::files::Images,
+}
+
+impl Tree {
+    pub fn load(dir: &ImageDir) -> Result<Tree> {
+        let inv = inventory::read(dir)?;
+        if inv.img_version != crate::images::kind::CRTOOLS_IMAGES_V1_1 {
+            bail!("inventory.img: images version {} is not supported (want 2)", inv.img_version);
+        }
+        let items: Vec<PstreeEntry> = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())?.all()?;
+        if items.is_empty() {
+            bail!("pstree.img is empty");
+        }
+        let mut nodes: Vec<Node> = Vec::with_capacity(items.len());
+        for (i, e) in items.iter().enumerate() {
+            let pid = e.pid as i32;
+            if pid <= 0 || nodes.iter().any(|n| n.pid == pid) {
+                bail!("pstree.img: task {pid} is listed twice (or is not a pid)");
+            }
+            let parent = if i == 0 {
+                None
+            } else {
+                Some(nodes.iter().position(|n| n.pid == e.ppid as i32).with_context(|| {
+                    format!("pstree.img: the parent {} of task {pid} is not listed before it", e.ppid)
+                })?)
+            };
+            let core: CoreEntry = one(dir, &kinds::core().file_name(u64::from(e.pid)), kinds::core())?;
+            if core.mtype != crate::images::pb::core_entry::March::X8664 as i32 {
+                bail!("core-{pid}.img is not an x86_64 task: restoring other architectures is not supported here");
+            }
+            let state = core.tc.as_ref().map(|tc| tc.task_state).with_context(|| format!("core-{pid}.img has no task core"))?;
+            let body = match state {
+                TASK_DEAD if i == 0 => bail!("the root task {pid} is a zombie: nothing to restore"),
+                TASK_DEAD => {
+                    if let Some(p) = parent.filter(|&p| nodes[p].zombie()) {
+                        bail!("pstree.img: task {pid} is a child of zombie {}", nodes[p].pid);
+                    }
+                    Body::Zombie(Box::new(core))
+                }
+                TASK_ALIVE | TASK_STOPPED => {
+                    crate::task::core::stop_signal(&core, pid)?;
+                    Body::Alive(Box::new(TaskImages::load(dir, e, core)?))
+                }
+                s => bail!("core-{pid}.img: task state {s} can't be restored (not alive, stopped or a zombie)"),
+            };
+            nodes.push(Node { pid, sid: e.sid as i32, pgid: e.pgid as i32, body, parent, children: Vec::new() });
+            if let Some(p) = parent {
+                nodes[p].children.push(i);
+            }
+        }
+        let files = crate::files::Images::load(dir)?;
+        Ok(Tree { nodes, files })
+    }
+
+    pub fn root(&self) -> &Node {
+        &self.nodes[0]
+    }
+
+    /// Each live task's pid and ids, the root first.
+    pub fn live_ids(&self) -> Vec<(i32, &TaskKobjIdsEntry)> {
+        self.nodes.iter().filter_map(|n| n.alive().map(|t| (n.pid, &t.ids))).collect()
+    }
+
+    pub fn reg(&self, id: u32) -> Result<&RegFileEntry> {
+        self.files.get(&id).and_then(|f| f.reg.as_ref()).with_context(|| format!("file id {id} is not a regular file in files.img"))
+    }
+
+    pub fn regs_by_id(&self) -> HashMap<u32, RegFileEntry> {
+        self.files.iter().filter_map(|(id, f)| f.reg.clone().map(|r| (*id, r))).collect()
+    }
+
+    /// Check every regular file the tree uses still matches its record
+    /// (but those replaced by --inherit-fd).
+    pub fn check_files(&self, inherit: &[String]) -> Result<()> {
+        let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
+        let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        crate::files::restore::check(&self.files, &inherited, &pids)
+    }
+
+    /// Every pid and thread id of the tree must be free.
+    pub fn check_pids_free(&self) -> Result<()> {
+        for n in &self.nodes {
+            let pid = n.pid;
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("pid {pid} is taken: can't restore task {pid} (a process with that pid is running)");
+            }
+            if let Some(t) = n.alive() {
+                for (tid, _) in &t.threads {
+                    if std::path::Path::new(&format!("/proc/{tid}")).exists() {
+                        bail!("pid {tid} is taken: can't restore thread {tid} of task {pid} (a task with that id is running)");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compare each task's vDSO with ours: remap ours, or proxy to it
+    /// (refusing here, by symbol, an image's vDSO ours can't stand in for).
+    pub fn plan_vdso(&mut self, dir: &ImageDir) -> Result<()> {
+        use crate::mem::vdso;
+        let rt = vdso::Runtime::current()?;
+        for n in &mut self.nodes {
+            let Body::Alive(t) = &mut n.body else { continue };
+            let pid = t.pid() as u64;
+            let img = vdso::image_vdso(&t.mm, dir, pid).with_context(|| format!("task {pid}"))?;
+            t.vdso = vdso::decide(img.as_ref(), rt.as_ref(), pid)?;
+            match (&t.vdso, &img) {
+                (vdso::VdsoPlan::Proxy(p), Some(img)) => {
+                    info!("task {pid}: its vDSO differs from this kernel's: restored as a proxy ({} entries)", p.len());
+                    let cores = std::iter::once((pid as i32, &t.core)).chain(t.threads.iter().map(|(tid, c)| (*tid, c)));
+                    for (tid, core) in cores {
+                        let ip = core.thread_info.as_ref().map_or(0, |ti| ti.gpregs.ip);
+                        if img.vdso.0 <= ip && ip < img.vdso.1 && !p.iter().any(|x| img.vdso.0 + x.offset == ip) {
+                            tracing::warn!(
+                                "thread {tid} of task {pid} was stopped inside its vDSO (+{:#x}): that one call ends in the image's code \
+                                 against zeroed vvar data (clock_gettime/gettimeofday fall back to the system call, time() may give 0)",
+                                ip - img.vdso.0
+                            );
+                        }
+                    }
+                }
+                (vdso::VdsoPlan::Remap, _) => info!("task {pid}: its vDSO is this kernel's"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Decide how each task gets its session and process group, refusing
+    /// by name what needs CRIU's helper tasks. With --shell-job, a root
+    /// that led neither its session nor its group joins criu's, and so do
+    /// the tasks that shared them with it.
+    pub fn plan_ids(&mut self, shell_job: bool) -> Result<()> {
+        let our_sid = nix::unistd::getsid(None).context("getsid")?.as_raw();
+        let our_pgid = nix::unistd::getpgrp().as_raw();
+        let (rpid, rsid, rpgid) = (self.root().pid, self.root().sid, self.root().pgid);
+        if rsid != rpid {
+            if !shell_job {
+                bail!("task {rpid} is not a session leader (session {rsid}): restore it with --shell-job");
+            }
+            for n in &mut self.nodes {
+                if n.sid == rsid {
+                    n.sid = our_sid;
+                }
+            }
+        }
+        if shell_job && rpgid != rpid {
+            for n in &mut self.nodes {
+                if n.pgid == rpgid {
+                    n.pgid = our_pgid;
+                }
+            }
+        }
+        for n in &self.nodes {
+            let (pid, sid, pgid) = (n.pid, n.sid, n.pgid);
+            if n.setsid() && !n.own_group() {
+                bail!("task {pid} leads session {sid} but is in process group {pgid}: the images are inconsistent");
+            }
+            // Sessions come only from a fork (or setsid): a task's must be
+            // its parent's, or its own.
+            if !n.setsid() {
+                let inherited = n.parent.map_or(our_sid, |p| self.nodes[p].sid);
+                if sid != inherited {
+                    bail!(
+                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): restoring that needs a helper task, which is not supported yet"
+                    );
+                }
+            }
+            if !n.own_group() {
+                let leader = self.nodes.iter().any(|l| l.pid == pgid && l.own_group() && l.sid == sid);
+                let ours = pgid == our_pgid && sid == our_sid;
+                if !leader && !ours {
+                    bail!(
+                        "task {pid} is in process group {pgid}, whose leader is not in the tree: restoring that needs a helper task, which is not supported yet"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Anonymous shared memory objects mapped by more than one task, with
+    /// the size each needs: (shmid, bytes).
+    pub fn shared_shmem(&self) -> Vec<(u64, u64)> {
+        let mut users: HashMap<u64, (Vec<i32>, u64)> = HashMap::new();
+        for n in &self.nodes {
+            let Some(t) = n.alive() else { continue };
+            for v in t.mm.vmas.iter().filter(|v| v.status & crate::mem::vma::status::ANON_SHARED != 0) {
+                let u = users.entry(v.shmid).or_default();
+                if !u.0.contains(&n.pid) {
+                    u.0.push(n.pid);
+                }
+                u.1 = u.1.max(v.pgoff + (v.end - v.start));
+            }
+        }
+        let mut out: Vec<(u64, u64)> = users.into_iter().filter(|(_, (p, _))| p.len() > 1).map(|(id, (_, size))| (id, size)).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The file descriptions tasks before `idx` hold (they set them up
+    /// once installed: task `idx` must not again).
+    pub fn files_before(&self, idx: usize) -> Vec<u32> {
+        self.nodes[..idx].iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().map(|fi| fi.id)).collect()
+    }
+}
