@@ -41,6 +41,7 @@ fn lxc_options_dump_and_restore_a_plain_task() {
 
 #[test]
 fn file_locks_are_refused_by_name_with_file_locks() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let lockf = tmp.path().join("lockf");
@@ -49,26 +50,28 @@ fn file_locks_are_refused_by_name_with_file_locks() {
         lockf.display(),
         ready.display()
     );
-    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("imgs"), LXC_DUMP);
     assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())), "{err}");
 }
 
 #[test]
 fn inet_sockets_are_refused_by_name_with_tcp_established() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let script = format!(
         "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nopen('{}','w').close()\nwhile True: time.sleep(1)",
         ready.display()
     );
-    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &["--tcp-established", "--skip-in-flight"]);
     assert!(err.contains(&format!("of task {} is a socket", t.pid())) && err.contains("not a unix socket"), "{err}");
 }
 
 #[test]
 fn an_unlinked_file_with_another_link_is_refused_by_name_with_link_remap() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -78,7 +81,7 @@ fn an_unlinked_file_with_another_link_is_refused_by_name_with_link_remap() {
         b = b.display(),
         r = ready.display()
     );
-    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     // With or without --link-remap: a copy would come back as another inode.
     for extra in [&["--link-remap"][..], &[]] {
         let err = dump_refused(t.pid(), &tmp.path().join("imgs"), extra);

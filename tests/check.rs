@@ -1,7 +1,11 @@
 //! `criu check` end to end: runs the built binary on this machine's kernel
 //! (Linux 6.18, root) and expects the kernel's real answers.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::text;
 
 const GOOD: &str = "Looks good.\n";
 const MAYBE: &str = "Looks good but some kernel features are missing\n\
@@ -15,16 +19,7 @@ const REQUIRED: [&str; 7] =
     ["mem_dirty_track", "uffd", "uffd-noncoop", "pidfd_store", "ns_pid", "clone3_set_tid", "pagemap_scan"];
 
 fn criu(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_criu"))
-        .args(args)
-        .env_remove("CRIU_CONFIG_FILE")
-        .arg("--no-default-config")
-        .output()
-        .expect("run criu")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::criu_cmd().args(args).env_remove("CRIU_CONFIG_FILE").arg("--no-default-config").output().expect("run criu")
 }
 
 fn code(o: &Output) -> i32 {

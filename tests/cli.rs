@@ -2,21 +2,15 @@
 //! bad input that must fail with one clear line, exit code 1 and nothing
 //! written.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn criu(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_criu"))
-        .args(args)
-        .current_dir(cwd)
-        .env("HOME", cwd)
-        .env_remove("CRIU_CONFIG_FILE")
-        .output()
-        .unwrap()
-}
+use common::{criu42, text};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn criu(cwd: &Path, args: &[&str]) -> Output {
+    common::criu_cmd().args(args).current_dir(cwd).env("HOME", cwd).env_remove("CRIU_CONFIG_FILE").output().unwrap()
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -135,11 +129,6 @@ fn log_file_goes_to_work_dir_then_images_dir() {
 }
 
 /// The real CRIU 4.2 binary, when this machine has it.
-fn criu_4_2() -> Option<std::path::PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/criu-4.2/criu");
-    p.exists().then_some(p)
-}
-
 fn run_bin(bin: &Path, cwd: &Path, args: &[&str]) -> Output {
     Command::new(bin).args(args).current_dir(cwd).env("HOME", cwd).env_remove("CRIU_CONFIG_FILE").env_remove("POSIXLY_CORRECT").output().unwrap()
 }
@@ -193,7 +182,7 @@ fn test_tools_feature_probe_argv_works() {
 /// stdout; for bad values the same message after CRIU's `Error (file:line): `.
 #[test]
 fn odd_argv_matches_the_real_criu_4_2() {
-    let Some(real) = criu_4_2() else {
+    let Some(real) = criu42() else {
         eprintln!("SKIPPED: no CRIU 4.2 binary at ../shared/tools/criu-4.2/criu");
         return;
     };

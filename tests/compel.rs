@@ -9,7 +9,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::OnceLock;
@@ -28,12 +27,6 @@ fn init() {
     ONCE.get_or_init(|| nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER"));
 }
 
-/// The target program, compiled once per test run.
-fn target_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| common::compile_helper("compel_target"))
-}
-
 /// A running target; killed and reaped on drop.
 struct Target {
     child: Child,
@@ -44,7 +37,7 @@ struct Target {
 impl Target {
     fn spawn(args: &[&str]) -> Target {
         init();
-        let mut child = Command::new(target_bin()).args(args).stdout(Stdio::piped()).spawn().expect("spawn target");
+        let mut child = Command::new(common::helper("compel_target")).args(args).stdout(Stdio::piped()).spawn().expect("spawn target");
         let out = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -7,15 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use common::*;
 use criu::images::kind::kinds;
 use criu::images::pb::{CoreEntry, CpuinfoEntry};
 use criu::images::{ImageDir, ImageReader, ImageWriter};
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn read_cpuinfo(dir: &Path) -> CpuinfoEntry {
     let d = ImageDir::open(dir).unwrap();
@@ -120,11 +117,6 @@ fn cpuinfo_dump_then_check_and_refusals() {
     assert!(text(&o.stderr).contains("cpuinfo requires an action: dump or check"));
 }
 
-fn criu42() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/criu-4.2/criu");
-    p.exists().then_some(p)
-}
-
 #[test]
 fn criu_4_2_and_we_read_each_others_cpuinfo() {
     let Some(oracle) = criu42() else {
@@ -185,7 +177,7 @@ fn edit_core(imgs: &Path, pid: i32, f: impl FnOnce(&mut CoreEntry)) {
 
 #[test]
 fn restore_refuses_fpu_state_this_cpu_cannot_hold() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let Some((claim, names)) = lacking_xfeatures() else {
         println!("skipped: this CPU has AMX, PKU, AVX-512 and MPX (or no XSAVE): no feature to claim it lacks");
         return;
@@ -238,7 +230,7 @@ fn restore_refuses_fpu_state_this_cpu_cannot_hold() {
 
 #[test]
 fn restore_refuses_carried_components_this_cpu_lacks() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let xcr0 = criu::sys::x86::xcr0().unwrap_or(0b11);
     if xcr0 & 0x200 != 0 {
         println!("skipped: this CPU has PKU (XCR0 {xcr0:#x}): no PKRU component to claim it lacks");
@@ -320,7 +312,7 @@ fn image_components_land_at_this_cpus_offsets() {
 
 #[test]
 fn restore_refuses_a_damaged_xsave_component() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let xcr0 = criu::sys::x86::xcr0().unwrap_or(0b11);
     if xcr0 & 0x4 == 0 {
         println!("skipped: no AVX in XCR0 {xcr0:#x}");
@@ -352,7 +344,7 @@ fn rpc_cpuinfo_dump_and_check() {
     nix::fcntl::fcntl(dir.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
     let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).unwrap();
     nix::fcntl::fcntl(theirs.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_criu"))
+    let mut child = common::criu_cmd()
         .args(["--no-default-config", "swrk", &theirs.as_raw_fd().to_string()])
         .stdin(std::process::Stdio::null())
         .spawn()
@@ -388,7 +380,7 @@ fn rpc_cpuinfo_dump_and_check() {
 /// checked, and the task comes back.
 #[test]
 fn cpu_cap_dump_and_restore_round_trip() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut t = Target::sleeper();
     let pid = t.pid();

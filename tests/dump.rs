@@ -4,74 +4,23 @@
 //! default; a failed dump (injected at every stage, or an fd we refuse)
 //! leaves the task running exactly as before.
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
 
-use common::{crit, FreezerGroup};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Tests reap what they start; orphans of what they start are ours too.
-fn subreaper() {
-    let _ = nix::sys::prctl::set_child_subreaper(true);
-}
-
-struct Target {
-    child: Child,
-}
-
-impl Target {
-    /// Start `program` with only fds 0-2 (on /dev/null), cwd /, in its own
-    /// process group, as the fixtures' programs were started.
-    fn spawn(program: &str, args: &[&str]) -> Target {
-        subreaper();
-        // cargo's jobserver pipes must not leak into the programs we dump.
-        criu::sys::fd::cloexec_from(3).unwrap();
-        let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/");
-        cmd.process_group(0);
-        let child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
-        Target { child }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    /// The task's state; one caught on the CPU ('R') counts as asleep
-    /// ('S'): the tests care that it runs on, not stopped or gone.
-    fn state(&self) -> Option<char> {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        s[s.rfind(')')? + 2..].chars().next().map(|c| if c == 'R' { 'S' } else { c })
-    }
-
-    fn maps(&self) -> String {
-        std::fs::read_to_string(format!("/proc/{}/maps", self.pid())).unwrap()
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{crit, python, serial, FreezerGroup, Target};
 
 fn criu(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env_remove("CRIU_FAULT").output().unwrap();
+    let out = common::criu(args);
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn criu_env(args: &[&str], env: (&str, &str)) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_criu")).args(args).env(env.0, env.1).output().unwrap();
+    let out = common::criu_cmd().args(args).env(env.0, env.1).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -96,8 +45,8 @@ fn statuses(mm: &Value) -> Vec<String> {
 
 #[test]
 fn sleep_dump_leave_running_matches_criu_shape() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let _g = serial();
+    let t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let pid = t.pid();
     let before = t.maps();
     let tmp = tempfile::tempdir().unwrap();
@@ -147,15 +96,15 @@ fn sleep_dump_leave_running_matches_criu_shape() {
 
 #[test]
 fn default_dump_kills_and_dash_s_leaves_stopped() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let _g = serial();
+    let mut t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let tmp = tempfile::tempdir().unwrap();
     let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()]);
     assert_eq!(rc, 0, "{err}");
     let st = t.child.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&st), Some(libc::SIGKILL));
 
-    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let tmp = tempfile::tempdir().unwrap();
     let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap(), "-s"]);
     assert_eq!(rc, 0, "{err}");
@@ -165,8 +114,8 @@ fn default_dump_kills_and_dash_s_leaves_stopped() {
 
 #[test]
 fn failed_dumps_leave_the_task_running_untouched() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let _g = serial();
+    let t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let pid = t.pid().to_string();
     let before = t.maps();
     for stage in 1..=7 {
@@ -182,11 +131,10 @@ fn failed_dumps_leave_the_task_running_untouched() {
 
 #[test]
 fn an_fd_we_cannot_dump_is_named_and_the_task_survives() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     // python opens an (unconnected) TCP socket on fd 3 and sleeps.
-    let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
-    let prog = if Path::new(py).exists() { py } else { "python3" };
-    let t = Target::spawn(prog, &["-c", "import socket,time\ns=socket.socket()\nassert s.fileno()==3\ntime.sleep(100000)"]);
+    let Some(prog) = python() else { return };
+    let t = Target::spawn_group(prog, &["-c", "import socket,time\ns=socket.socket()\nassert s.fileno()==3\ntime.sleep(100000)"]);
     std::thread::sleep(Duration::from_millis(300));
     let before = t.maps();
     let tmp = tempfile::tempdir().unwrap();
@@ -202,9 +150,8 @@ fn an_fd_we_cannot_dump_is_named_and_the_task_survives() {
 /// Debian's crit (CRIU's own tool) decodes every image we write.
 #[test]
 fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let py = "/root/.pyenv/versions/3.11.7/bin/python3.11";
-    let prog = if Path::new(py).exists() { py } else { "python3" };
+    let _g = serial();
+    let Some(prog) = python() else { return };
     let script = "import os,mmap,time,signal\n\
                   m=mmap.mmap(-1, 3*4096, flags=mmap.MAP_SHARED)\n\
                   m[:5]=b'hello'\n\
@@ -215,7 +162,7 @@ fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
                   open('/tmp/criu-rs-dump-ready','w').close()\n\
                   time.sleep(100000)";
     let _ = std::fs::remove_file("/tmp/criu-rs-dump-ready");
-    let t = Target::spawn(prog, &["-c", script]);
+    let t = Target::spawn_group(prog, &["-c", script]);
     for _ in 0..100 {
         if Path::new("/tmp/criu-rs-dump-ready").exists() {
             break;
@@ -267,11 +214,11 @@ fn rich_task_images_hold_its_state_and_decode_with_criu_crit() {
 
 #[test]
 fn freeze_cgroup_and_timeout() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     if !Path::new("/sys/fs/cgroup/freezer").is_dir() {
         panic!("this machine kind has a cgroup v1 freezer; /sys/fs/cgroup/freezer is missing");
     }
-    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let pid = t.pid();
     let fz = FreezerGroup::new(pid, "test");
     let before = t.maps();
@@ -305,13 +252,10 @@ fn freeze_cgroup_and_timeout() {
 
 #[test]
 fn display_stats_prints_criu_lines() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let t = Target::spawn("/usr/bin/sleep", &["100000"]);
+    let _g = serial();
+    let t = Target::spawn_group("/usr/bin/sleep", &["100000"]);
     let tmp = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_criu"))
-        .args(["dump", "-R", "--display-stats", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = common::criu(&["dump", "-R", "--display-stats", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()]);
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.starts_with("Displaying dump stats:\nFreezing time: "), "{s}");

@@ -7,6 +7,7 @@ use common::*;
 
 #[test]
 fn socketpairs_and_eventfd_survive_dump_and_restore() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
@@ -31,7 +32,7 @@ while True: time.sleep(1)
         out = out.display(),
         ready = ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let imgs = dump_killed(&mut t, tmp.path());
 
@@ -60,6 +61,7 @@ fn field<'a>(info: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn timerfd_and_signalfd_keep_their_settings() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let script = format!(
@@ -77,7 +79,7 @@ while True: time.sleep(1)
 "#,
         ready = ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let before_t = fdinfo(pid, 3);
     let imgs = dump_killed(&mut t, tmp.path());
@@ -97,6 +99,7 @@ while True: time.sleep(1)
 
 #[test]
 fn epoll_keeps_its_targets() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
@@ -117,7 +120,7 @@ while True: time.sleep(1)
         out = out.display(),
         ready = ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let imgs = dump_killed(&mut t, tmp.path());
     let files = crit(&imgs.join("files.img"));
@@ -133,6 +136,7 @@ while True: time.sleep(1)
 
 #[test]
 fn inotify_watches_keep_their_numbers() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
@@ -162,7 +166,7 @@ while True: time.sleep(1)
         out = out.display(),
         ready = ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let imgs = dump_killed(&mut t, tmp.path());
     let files = crit(&imgs.join("files.img"));
@@ -180,6 +184,7 @@ while True: time.sleep(1)
 /// would be lost on restore), and runs on.
 #[test]
 fn file_locks_are_refused_by_name() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let lockf = tmp.path().join("lockf");
@@ -190,7 +195,7 @@ fn file_locks_are_refused_by_name() {
             ready.display()
         );
         let _ = std::fs::remove_file(&ready);
-        let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+        let t = Target::spawn(py, &["-c", &script], Some(&ready));
         let err = dump_refused(t.pid(), &tmp.path().join(format!("imgs-{how}")), &[]);
         assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())) && err.contains("--file-locks"), "{how}: {err}");
     }

@@ -37,10 +37,11 @@ while True: time.sleep(1)
 
 #[test]
 fn unlinked_files_come_back_with_contents_offsets_and_names() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
-    let mut t = Target::spawn(python(), &["-c", &script(tmp.path(), &ready, &out)], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script(tmp.path(), &ready, &out)], Some(&ready));
     let pid = t.pid();
     let imgs = dump_killed(&mut t, tmp.path());
 
@@ -74,10 +75,11 @@ fn unlinked_files_come_back_with_contents_offsets_and_names() {
 
 #[test]
 fn ghosts_over_the_limit_are_refused_by_name() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
-    let t = Target::spawn(python(), &["-c", &script(tmp.path(), &ready, &out)], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script(tmp.path(), &ready, &out)], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &["--ghost-limit", "4K"]);
     // The limit counts the blocks in use (as CRIU 4.2's st_blocks check).
     assert!(
@@ -90,10 +92,11 @@ fn ghosts_over_the_limit_are_refused_by_name() {
 
 #[test]
 fn memfds_are_refused_by_name_not_taken_for_ghosts() {
+    let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let script = format!("import os,time\nfd=os.memfd_create('zz')\nopen('{}','w').close()\nwhile True: time.sleep(1)", ready.display());
-    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &[]);
     assert!(err.contains("/memfd:zz (deleted) is a memfd: memfd files are not supported yet"), "{err}");
 }

@@ -86,6 +86,7 @@ fn memfd_supported() -> bool {
 
 #[test]
 fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
+    let Some(py) = python() else { return };
     if !memfd_supported() {
         eprintln!("skipped: memfd_create(MFD_ALLOW_SEALING) is not available");
         return;
@@ -93,7 +94,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
-    let mut t = Target::spawn(python(), &["-c", &script(&ready, &out)], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script(&ready, &out)], Some(&ready));
     let pid = t.pid();
     let before = ask(pid, &out);
     let n = 4096 * 3 + 100;
@@ -112,7 +113,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     let child: i32 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap().trim().parse().unwrap();
     let _cleanup = KillOnDrop([pid, child]);
     let imgs = dump_killed(&mut t, tmp.path());
-    wait_gone(&[child]);
+    all_gone(&[child]);
     let inodes = crit(&imgs.join("memfd.img"));
     let e = inodes["entries"].as_array().unwrap();
     assert_eq!(e.len(), 2, "{inodes}");
@@ -144,7 +145,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     std::fs::create_dir_all(&again).unwrap();
     let o = criu(&["dump", "-t", &pid.to_string(), "-D", again.to_str().unwrap()]);
     assert!(o.status.success(), "second dump: {}", text(&o.stderr));
-    wait_gone(&[pid, child]);
+    all_gone(&[pid, child]);
     restore_detached(&again);
     assert_eq!(ask(pid, &out), before, "after the second restore");
 }
@@ -161,23 +162,13 @@ impl Drop for KillOnDrop {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
             }
         }
-        let _ = std::panic::catch_unwind(|| wait_gone(&self.0));
+        let _ = std::panic::catch_unwind(|| all_gone(&self.0));
     }
 }
 
 /// Reap what we (a subreaper) are left until none of `pids` exists.
-fn wait_gone(pids: &[i32]) {
-    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-    for _ in 0..500 {
-        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if s == WaitStatus::StillAlive {
-                break;
-            }
-        }
-        if pids.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+fn all_gone(pids: &[i32]) {
+    if !wait_gone(pids, std::time::Duration::from_secs(5)).is_empty() {
+        panic!("{pids:?} still exist");
     }
-    panic!("{pids:?} still exist");
 }

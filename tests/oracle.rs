@@ -10,18 +10,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
 
 /// The real CRIU 4.2, if this machine has it.
-fn oracle() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/criu-4.2/criu");
-    p.exists().then_some(p)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Tool {
     Ours,
@@ -120,7 +115,7 @@ impl Program {
         }
     }
 
-    fn spawn(self, dir: &Path) -> Target {
+    fn spawn(self, py: &str, dir: &Path) -> Target {
         let d = dir.to_str().unwrap();
         match self {
             Program::Sleep => Target::sleeper(),
@@ -131,8 +126,8 @@ impl Program {
                 std::thread::sleep(Duration::from_millis(300));
                 t
             }
-            Program::PyTimer => Target::spawn(python(), &["-c", PY_TIMER, d], Some(&dir.join("ready"))),
-            Program::PyThreads => Target::spawn(python(), &["-c", PY_THREADS, d], Some(&dir.join("ready"))),
+            Program::PyTimer => Target::spawn(py, &["-c", PY_TIMER, d], Some(&dir.join("ready"))),
+            Program::PyThreads => Target::spawn(py, &["-c", PY_THREADS, d], Some(&dir.join("ready"))),
         }
     }
 
@@ -232,7 +227,7 @@ fn group(pgid: i32) -> Vec<i32> {
 }
 
 /// Reap the given tasks (ours, or handed to us as the subreaper) once dead.
-fn reap_all(pids: &[i32]) {
+fn reap(pids: &[i32]) {
     for &p in pids {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p), None);
     }
@@ -246,7 +241,7 @@ impl Drop for Restored {
     fn drop(&mut self) {
         let members = group(self.0);
         let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.0), nix::sys::signal::Signal::SIGKILL);
-        reap_all(&members);
+        reap(&members);
     }
 }
 
@@ -258,12 +253,12 @@ fn log_tail(imgs: &Path, name: &str) -> String {
 }
 
 /// Dump `p` with `dumper`, restore it with `restorer`, check it carries on.
-fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), String> {
+fn one(oracle: &Path, py: &str, p: Program, dumper: Tool, restorer: Tool) -> Result<(), String> {
     let tmp = tempfile::tempdir().unwrap();
     let imgs = tmp.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
     let i = imgs.to_str().unwrap();
-    let mut t = p.spawn(tmp.path());
+    let mut t = p.spawn(py, tmp.path());
     let pid = t.pid();
     let handlers = caught_over_time(pid);
     // The tree as it is when dumped (bash forks a new sleep every 0.2 s).
@@ -271,7 +266,7 @@ fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), St
 
     let o = dumper.run(oracle, &["dump", "-t", &pid.to_string(), "-D", i, "-v4", "-o", "dump.log"]);
     t.reap();
-    reap_all(&tree);
+    reap(&tree);
     if !o.status.success() {
         return Err(format!("dump by {} failed: {}\n{}", dumper.name(), text(&o.stderr), log_tail(&imgs, "dump.log")));
     }
@@ -281,7 +276,7 @@ fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), St
         .as_array()
         .map(|e| e.iter().filter_map(|t| t["pid"].as_i64()).map(|p| p as i32).filter(|p| !tree.contains(p)).collect())
         .unwrap_or_default();
-    reap_all(&dumped);
+    reap(&dumped);
     for f in ["count", "count-0", "count-1", "count-2"] {
         let _ = std::fs::remove_file(tmp.path().join(f));
     }
@@ -304,13 +299,14 @@ fn one(oracle: &Path, p: Program, dumper: Tool, restorer: Tool) -> Result<(), St
 
 /// Every program, dumped by `dumper` and restored by `restorer`.
 fn direction(dumper: Tool, restorer: Tool) {
-    let Some(oracle) = oracle() else {
+    let Some(oracle) = criu42() else {
         println!("skipped: no CRIU 4.2 binary at ../shared/tools/criu-4.2/criu");
         return;
     };
+    let Some(py) = python() else { return };
     let mut failed = Vec::new();
     for p in PROGRAMS {
-        match one(&oracle, p, dumper, restorer) {
+        match one(&oracle, py, p, dumper, restorer) {
             Ok(()) => println!("{}: dumped by {}, restored by {}: carries on", p.name(), dumper.name(), restorer.name()),
             Err(e) => {
                 println!("{}: dumped by {}, restored by {}: FAILED: {e}", p.name(), dumper.name(), restorer.name());

@@ -11,63 +11,27 @@
 //! as its children and are reaped here.
 
 mod common;
-use common::state;
+use common::{alive, criu_cmd, kill_until_gone, log, maps, mm_image, reap_all, state};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use criu::images::kind::kinds;
 use criu::images::pb::MmEntry;
-use criu::images::{ImageDir, ImageReader};
+use criu::images::ImageDir;
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
-
-static SERIAL: Mutex<()> = Mutex::new(());
 
 const SLEEP_PID: i32 = 30001;
 const TIMER_PID: i32 = 30151;
 const TIMER_FILE: &str = "/tmp/criu-fixture-py-timer";
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    let g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let g = common::serial();
+    common::subreaper();
     // cargo's jobserver pipes must not leak into what we start.
     criu::sys::fd::cloexec_from(3).unwrap();
     g
-}
-
-fn criu() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_criu"));
-    c.env_remove("CRIU_FAULT").env_remove("CRIU_RESTORER_FAULT").stdin(Stdio::null());
-    c
-}
-
-/// Reap whatever zombies we have (cleaners, tasks reparented to us).
-fn reap_all() {
-    while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-        if st == nix::sys::wait::WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Kill `pid` (if any) and wait until it is gone and reaped.
-fn kill_and_reap(pid: i32) {
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    let t0 = Instant::now();
-    while alive(pid) && t0.elapsed() < Duration::from_secs(10) {
-        let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG));
-        reap_all();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(!alive(pid), "pid {pid} does not go away");
 }
 
 /// Make fixture pid `pid` free: a leftover restored task (running `exe`)
@@ -77,7 +41,7 @@ fn free_pid(pid: i32, exe: &str) {
     let t0 = Instant::now();
     while alive(pid) {
         if std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == Path::new(exe)) {
-            kill_and_reap(pid);
+            kill_until_gone(pid);
             return;
         }
         assert!(t0.elapsed() < Duration::from_secs(30), "pid {pid} is held by another process");
@@ -95,7 +59,6 @@ fn restore_gone(pid: i32, exe: &str) -> bool {
 }
 
 const SLEEP_EXE: &str = "/usr/bin/sleep";
-const TIMER_EXE: &str = "/root/.pyenv/versions/3.11.7/bin/python3.11";
 
 /// No process is left in session `sid` (the restored task's).
 fn session_empty(sid: i32) -> bool {
@@ -109,10 +72,6 @@ fn session_empty(sid: i32) -> bool {
 }
 
 
-fn log(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_default()
-}
-
 /// A restore running in the background (criu waits for the task); ready
 /// once criu wrote the pidfile.
 struct Restored {
@@ -124,7 +83,7 @@ impl Restored {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Result<Restored, String> {
         let pidfile = dir.join("restored.pid");
         let _ = std::fs::remove_file(&pidfile);
-        let mut c = criu();
+        let mut c = criu_cmd();
         c.args(["restore", "-D"]).arg(dir).args(["-v4", "-o", "restore.log", "--pidfile"]).arg(&pidfile);
         c.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
@@ -157,13 +116,8 @@ impl Drop for Restored {
         if let Some(mut c) = self.criu.take() {
             let _ = c.wait();
         }
-        kill_and_reap(self.pid);
+        kill_until_gone(self.pid);
     }
-}
-
-fn mm_image(dir: &Path, pid: i32) -> MmEntry {
-    let d = ImageDir::open(dir).unwrap();
-    ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
 }
 
 /// (start, end, "rwxs"-style prot+shared) runs, adjacent runs of the same
@@ -200,20 +154,6 @@ fn image_runs(mm: &MmEntry) -> Vec<(u64, u64, String)> {
             })
             .collect(),
     )
-}
-
-/// (start, end, perms, name) of each VMA of `pid`.
-fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (s, e) = f[0].split_once('-').unwrap();
-            let name = f.get(5).map_or(String::new(), |s| s.to_string());
-            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), name)
-        })
-        .collect()
 }
 
 /// Whether the image's vDSO (from its pages) is ours byte for byte, with
@@ -291,14 +231,14 @@ fn sleep_fixture_restores_detached() {
     let _g = serial();
     free_pid(SLEEP_PID, SLEEP_EXE);
     let Some(dir) = common::fixture_copy("sleep") else { return };
-    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(dir.path()).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}\n{}", log(dir.path(), "restore.log"));
     // criu is gone; the task is ours now (subreaper) and complete.
     assert_eq!(state(SLEEP_PID), Some('S'));
     assert_eq!(std::fs::read(format!("/proc/{SLEEP_PID}/cmdline")).unwrap(), b"/usr/bin/sleep\x00100000\x00");
     check_layout(SLEEP_PID, dir.path());
-    kill_and_reap(SLEEP_PID);
+    kill_until_gone(SLEEP_PID);
     assert!(session_empty(SLEEP_PID));
 }
 
@@ -309,7 +249,7 @@ fn ticks() -> u64 {
 #[test]
 fn python_timer_fixture_keeps_ticking() {
     let _g = serial();
-    free_pid(TIMER_PID, TIMER_EXE);
+    free_pid(TIMER_PID, &common::fixture_exe("python-timer", TIMER_PID));
     let _ = std::fs::remove_file(TIMER_FILE);
     let Some(dir) = common::fixture_copy("python-timer") else { return };
     let r = Restored::start(dir.path(), &[]).unwrap();
@@ -339,7 +279,7 @@ fn taken_pid_is_refused() {
     let Some(dir) = common::fixture_copy("sleep") else { return };
     let first = Restored::start(dir.path(), &[]).unwrap();
     let Some(dir2) = common::fixture_copy("sleep") else { return };
-    let out = criu().args(["restore", "-D"]).arg(dir2.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(dir2.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("30001"), "{err}");
@@ -353,13 +293,13 @@ fn taken_pid_is_refused() {
 
 /// A python program that counts into `file` every 20 ms and exits with 7
 /// at `last`, started as the fixtures were (own session, fds on /dev/null).
-fn start_counter(file: &Path, last: u64, prelude: &str) -> Child {
+fn start_counter(py: &str, file: &Path, last: u64, prelude: &str) -> Child {
     let code = format!(
         "import sys, time\n{prelude}\nn = 0\nwhile True:\n    n += 1\n    with open({:?}, 'w') as f: f.write(str(n))\n    if n >= {last}: sys.exit(7)\n    time.sleep(0.02)\n",
         file.to_str().unwrap()
     );
     let mut cmd = Command::new("/usr/bin/setsid");
-    cmd.args(["/usr/bin/python3", "-I", "-S", "-c", &code])
+    cmd.args([py, "-I", "-S", "-c", &code])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -388,7 +328,7 @@ fn count(file: &Path) -> u64 {
 /// Dump the counter (killing it) into `dir`; the count at dump time.
 fn dump(mut child: Child, dir: &Path, file: &Path) -> u64 {
     let pid = child.id().to_string();
-    let out = criu().args(["dump", "-t", &pid, "-D"]).arg(dir).args(["-v4", "-o", "dump.log"]).output().unwrap();
+    let out = criu_cmd().args(["dump", "-t", &pid, "-D"]).arg(dir).args(["-v4", "-o", "dump.log"]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), log(dir, "dump.log"));
     let _ = child.wait();
     count(file)
@@ -397,9 +337,10 @@ fn dump(mut child: Child, dir: &Path, file: &Path) -> u64 {
 #[test]
 fn own_dump_restores_and_counts_on() {
     let _g = serial();
+    let Some(py) = common::python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("counter");
-    let child = start_counter(&file, 1_000_000, "");
+    let child = start_counter(py, &file, 1_000_000, "");
     let pid = child.id() as i32;
     let imgs = tmp.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
@@ -409,37 +350,39 @@ fn own_dump_restores_and_counts_on() {
     assert_eq!(count(&file), at_dump, "the dumped counter still runs");
 
     // Detached: criu returns once the task runs.
-    let out = criu().args(["restore", "-D"]).arg(&imgs).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(&imgs).args(["-d", "-v4", "-o", "restore.log"]).output().unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stderr), log(&imgs, "restore.log"));
     assert!(alive(pid));
     std::thread::sleep(Duration::from_millis(300));
     let c = count(&file);
     assert!(c > at_dump + 3, "counter {c} after restore, {at_dump} at dump");
     check_layout(pid, &imgs);
-    kill_and_reap(pid);
+    kill_until_gone(pid);
     assert!(session_empty(pid));
 }
 
 #[test]
 fn own_dump_restore_waits_for_exit_status() {
     let _g = serial();
+    let Some(py) = common::python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("counter");
-    let child = start_counter(&file, 40, "");
+    let child = start_counter(py, &file, 40, "");
     let pid = child.id() as i32;
     let imgs = tmp.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
     let at_dump = dump(child, &imgs, &file);
     assert!(at_dump < 40, "the counter finished before the dump");
-    let out = criu().args(["restore", "-D"]).arg(&imgs).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(&imgs).args(["-v4", "-o", "restore.log"]).output().unwrap();
     assert_eq!(out.status.code(), Some(7), "{}\n{}", String::from_utf8_lossy(&out.stderr), log(&imgs, "restore.log"));
     assert_eq!(count(&file), 40);
-    kill_and_reap(pid);
+    kill_until_gone(pid);
 }
 
 #[test]
 fn own_dump_restores_creds() {
     let _g = serial();
+    let Some(py) = common::python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("counter");
     std::fs::write(&file, "0").unwrap();
@@ -448,7 +391,7 @@ fn own_dump_restores_creds() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     // Drop to nobody with a group list, losing every capability.
     let prelude = "import os\nos.setgroups([65534, 100])\nos.setresgid(65534, 65534, 65534)\nos.setresuid(65534, 65534, 65534)";
-    let child = start_counter(&file, 1_000_000, prelude);
+    let child = start_counter(py, &file, 1_000_000, prelude);
     let pid = child.id() as i32;
     let before = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let pick = |s: &str| -> Vec<String> {
@@ -464,7 +407,7 @@ fn own_dump_restores_creds() {
     // A failure while changing creds leaves nothing behind.
     let err = Restored::start(&imgs, &[("CRIU_RESTORER_FAULT", "29")]).err().expect("the injected fault fails the restore");
     assert!(err.contains("step 29"), "{err}");
-    let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
+    let python = std::fs::canonicalize(py).unwrap();
     assert!(restore_gone(pid, python.to_str().unwrap()));
 
     let r = Restored::start(&imgs, &[]).unwrap();
@@ -485,7 +428,7 @@ fn corrupted_pages_fail_cleanly() {
     let pages = dir.path().join("pages-1.img");
     let len = std::fs::metadata(&pages).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&pages).unwrap().set_len(len / 2).unwrap();
-    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("pages"), "{err}");
     assert!(restore_gone(SLEEP_PID, SLEEP_EXE) && session_empty(SLEEP_PID));
@@ -498,7 +441,7 @@ fn corrupted_pages_fail_cleanly() {
     last.nr_pages = Some(criu::images::pagemap::entry_nr_pages(last) + 16);
     std::fs::remove_file(dir.path().join("pagemap-30001.img")).unwrap();
     pm.write(&d, SLEEP_PID as u64).unwrap();
-    let out = criu().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
+    let out = criu_cmd().args(["restore", "-D"]).arg(dir.path()).args(["-v4", "-o", "restore.log"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("pages"), "{err}");
     assert!(restore_gone(SLEEP_PID, SLEEP_EXE) && session_empty(SLEEP_PID));
@@ -555,6 +498,7 @@ fn without_a_cleaner_the_task_still_runs() {
 #[test]
 fn own_dump_restores_pending_signals() {
     let _g = serial();
+    let Some(py) = common::python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("counter");
     // SIGUSR1 pending for the process, SIGUSR2 for the thread, both blocked.
@@ -562,7 +506,7 @@ fn own_dump_restores_pending_signals() {
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGUSR2])\n\
         os.kill(os.getpid(), signal.SIGUSR1)\n\
         signal.pthread_kill(threading.get_ident(), signal.SIGUSR2)";
-    let child = start_counter(&file, 1_000_000, prelude);
+    let child = start_counter(py, &file, 1_000_000, prelude);
     let pid = child.id() as i32;
     let pick = |pid: i32| -> Vec<String> {
         let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

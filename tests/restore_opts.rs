@@ -5,17 +5,14 @@ mod common;
 
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 #[test]
 fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = python() else { return };
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let ready = tmp.path().join("ready");
@@ -34,7 +31,7 @@ fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
         out.display(),
         ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let imgs = tmp.path().join("imgs");
     std::fs::create_dir(&imgs).unwrap();
@@ -58,7 +55,7 @@ fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
     nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
     let pidfile = tmp.path().join("pid");
     let res = format!("fd[{n}]:{}", data.to_str().unwrap().trim_start_matches('/'));
-    let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let o = common::criu_cmd()
         .args(["restore", "-d", "-D", imgs.to_str().unwrap(), "--inherit-fd", &res, "--pidfile"])
         .arg(&pidfile)
         .output()
@@ -88,7 +85,7 @@ fn inherit_fd_replaces_a_changed_file_and_pidfile_is_written() {
 /// it (here at post-restore, the task restored but held, not yet running).
 #[test]
 fn criu_killed_mid_restore_leaves_nothing() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut t = Target::sleeper();
     let pid = t.pid();
@@ -113,7 +110,8 @@ fn criu_killed_mid_restore_leaves_nothing() {
 /// untraced) and does nothing until SIGCONT, after which it runs on.
 #[test]
 fn leave_stopped_restores_a_stopped_task() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(py) = python() else { return };
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let out = tmp.path().join("out");
@@ -127,7 +125,7 @@ fn leave_stopped_restores_a_stopped_task() {
         out.display(),
         ready.display()
     );
-    let mut t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     let imgs = dump_killed(&mut t, tmp.path());
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{state_tracer as state, Target};
+use common::{kill_and_reap, serial, state_tracer as state, subreaper, Target};
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
@@ -19,21 +19,8 @@ use criu::rpc::pb::{CriuFeatures, CriuOpts, CriuReq, CriuReqType, CriuResp};
 use nix::sys::socket::{recv, send, setsockopt, socket, socketpair, sockopt, AddressFamily, MsgFlags, SockFlag, SockType};
 use prost::Message;
 
-static SERIAL: Mutex<()> = Mutex::new(());
 const NOT_BUILT: &str = "the restorer blob is not built yet";
 const CRIU: &str = env!("CARGO_BIN_EXE_criu");
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-
-
-fn kill_and_reap(pid: i32) {
-    let p = nix::unistd::Pid::from_raw(pid);
-    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(p, None);
-}
 
 /// `criu swrk` on our own socketpair (close-on-exec on our side, so the
 /// server sees us go away).
@@ -118,14 +105,14 @@ fn notes() -> Vec<String> {
 
 #[test]
 fn rust_criu_reads_version_4_2() {
-    let _g = lock();
+    let _g = serial();
     let mut c = rust_criu::Criu::new_with_criu_path(CRIU.into()).unwrap();
     assert_eq!(c.get_criu_version().unwrap(), 40200);
 }
 
 #[test]
 fn rust_criu_dumps_and_restores_with_notifications_in_order() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let mut t = Target::sleeper();
@@ -175,7 +162,7 @@ fn rust_criu_dumps_and_restores_with_notifications_in_order() {
 
 #[test]
 fn rst_sibling_follows_the_option_table() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let mut c = rust_criu::Criu::new_with_criu_path(CRIU.into()).unwrap();
@@ -193,7 +180,7 @@ fn rst_sibling_follows_the_option_table() {
 
 #[test]
 fn version_and_feature_check_keep_the_connection_open_then_check() {
-    let _g = lock();
+    let _g = serial();
     let s = Swrk::start();
     s.send(&CriuReq { keep_open: Some(true), ..req(CriuReqType::Version, None) });
     let v = s.recv().unwrap();
@@ -222,7 +209,7 @@ fn version_and_feature_check_keep_the_connection_open_then_check() {
 
 #[test]
 fn garbage_bytes_get_a_clear_error() {
-    let _g = lock();
+    let _g = serial();
     let s = Swrk::start();
     s.send_raw(b"\xff\xff\xff\xff this is not protobuf");
     let r = s.recv().unwrap();
@@ -235,7 +222,7 @@ fn garbage_bytes_get_a_clear_error() {
 
 #[test]
 fn unknown_and_unimplemented_request_types_are_refused() {
-    let _g = lock();
+    let _g = serial();
     let s = Swrk::start();
     s.send(&CriuReq { r#type: 99, ..Default::default() });
     let r = s.recv().unwrap();
@@ -254,7 +241,7 @@ fn unknown_and_unimplemented_request_types_are_refused() {
 
 #[test]
 fn huge_requests_are_refused_and_big_ones_served() {
-    let _g = lock();
+    let _g = serial();
     let s = Swrk::start();
     setsockopt(s.sk.as_ref().unwrap(), sockopt::SndBufForce, &(32 << 20)).unwrap();
     // Just under the 2 MiB limit: a VERSION request with a large (ignored) option.
@@ -272,7 +259,7 @@ fn huge_requests_are_refused_and_big_ones_served() {
 
 #[test]
 fn unsupported_option_fails_with_a_clear_message_and_no_dump() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let t = Target::sleeper();
@@ -291,7 +278,7 @@ fn unsupported_option_fails_with_a_clear_message_and_no_dump() {
 
 #[test]
 fn config_file_is_applied_over_the_request() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let t = Target::sleeper();
@@ -339,7 +326,7 @@ fn notified_dump(s: &Swrk, opts: CriuOpts, mut answer: impl FnMut(&str) -> Optio
 
 #[test]
 fn a_refused_notification_fails_the_dump_and_the_task_runs_on() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let t = Target::sleeper();
@@ -356,7 +343,7 @@ fn a_refused_notification_fails_the_dump_and_the_task_runs_on() {
 
 #[test]
 fn a_client_that_disconnects_mid_dump_leaves_the_task_running() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let t = Target::sleeper();
@@ -391,8 +378,8 @@ fn connect(path: &Path) -> Swrk {
 
 #[test]
 fn service_serves_each_connection_in_its_own_worker() {
-    let _g = lock();
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let _g = serial();
+    subreaper();
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("criu.sock");
     let pidfile = tmp.path().join("service.pid");
@@ -437,8 +424,8 @@ fn service_serves_each_connection_in_its_own_worker() {
 
 #[test]
 fn service_daemonizes() {
-    let _g = lock();
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let _g = serial();
+    subreaper();
     let tmp = tempfile::tempdir().unwrap();
     let sock = tmp.path().join("criu.sock");
     let pidfile = tmp.path().join("service.pid");
@@ -468,7 +455,7 @@ fn service_daemonizes() {
 
 #[test]
 fn rust_criu_restores_as_a_sibling_like_runc() {
-    let _g = lock();
+    let _g = serial();
     if criu::cli::table::find("restore-sibling").unwrap().support != criu::cli::table::Support::Yes {
         eprintln!("SKIPPED: --restore-sibling is not supported yet (checked by rst_sibling_follows_the_option_table)");
         return;
@@ -531,7 +518,7 @@ fn runc_opts(base: CriuOpts, missing_conf: &Path) -> CriuOpts {
 
 #[test]
 fn runc_requests_with_a_missing_config_file_dump_restore_and_check() {
-    let _g = lock();
+    let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let dir = std::fs::File::open(tmp.path()).unwrap();
     let missing = tmp.path().join("etc-criu/runc.conf");

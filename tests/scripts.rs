@@ -12,24 +12,14 @@
 
 mod common;
 
-use common::{state_tracer as state, Target};
+use common::{kill_and_reap, serial, state_tracer as state, Target};
 
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 const NOT_BUILT: &str = "the restorer blob is not built yet";
-
-
-/// Kill and reap a process restored under us.
-fn kill_restored(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-}
 
 struct Run {
     code: i32,
@@ -46,7 +36,7 @@ fn criu(args: &[&str], dir: &Path, log: &str) -> Run {
     let leak = std::fs::File::open("/dev/null").unwrap();
     nix::fcntl::fcntl(leak.as_fd(), nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty())).unwrap();
     let t0 = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let child = common::criu_cmd()
         .args(args)
         .args(["-D", dir.to_str().unwrap(), "-v4", "-o", log, "--no-default-config"])
         .env_remove("CRIU_CONFIG_FILE")
@@ -145,7 +135,7 @@ fn check_call(c: &Call, criu_pid: u32, imgs: &Path, log: &Path, init_pid: Option
 
 #[test]
 fn dump_runs_pre_dump_then_post_dump_with_criu_s_environment() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, real) = dirs();
     let s = script(tmp.path(), "a", None);
     let t = Target::sleeper();
@@ -166,7 +156,7 @@ fn dump_runs_pre_dump_then_post_dump_with_criu_s_environment() {
 
 #[test]
 fn scripts_run_last_named_first_including_config_file_ones() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let (a, b, c) = (script(tmp.path(), "a", None), script(tmp.path(), "b", None), script(tmp.path(), "c", None));
     let conf = tmp.path().join("criu.conf");
@@ -184,7 +174,7 @@ fn scripts_run_last_named_first_including_config_file_ones() {
 
 #[test]
 fn failing_pre_dump_script_aborts_before_touching_the_task() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let s = script(tmp.path(), "a", Some(("pre-dump", 7)));
     let t = Target::sleeper();
@@ -202,7 +192,7 @@ fn failing_pre_dump_script_aborts_before_touching_the_task() {
 
 #[test]
 fn failing_post_dump_script_leaves_the_task_running() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let s = script(tmp.path(), "a", Some(("post-dump", 5)));
     let t = Target::sleeper();
@@ -221,7 +211,7 @@ fn failing_post_dump_script_leaves_the_task_running() {
 
 #[test]
 fn hanging_script_is_killed_at_the_timeout_and_fails_the_dump() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let s = tmp.path().join("hang.sh");
     let pidf = tmp.path().join("sleeper");
@@ -255,7 +245,7 @@ fn dumped(t: &mut Target, imgs: &Path) {
 /// the run once criu exits or the post-resume call was seen (then the
 /// task is killed, which ends criu).
 fn restore(imgs: &Path, tmp: &Path, script: &Path, pid: i32) -> Run {
-    let child = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let child = common::criu_cmd()
         .args(["restore", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log", "--no-default-config"])
         .args(["--action-script", script.to_str().unwrap()])
         .env_remove("CRIU_CONFIG_FILE")
@@ -275,7 +265,7 @@ fn restore(imgs: &Path, tmp: &Path, script: &Path, pid: i32) -> Run {
         if calls(tmp).iter().any(|c| c.action == "post-resume") || t0.elapsed() > Duration::from_secs(30) {
             std::thread::sleep(Duration::from_millis(50));
             alive = matches!(state(pid), Some(('S', 0)));
-            kill_restored(pid);
+            kill_and_reap(pid);
             break child.wait().unwrap().code().unwrap_or(-1);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -286,7 +276,7 @@ fn restore(imgs: &Path, tmp: &Path, script: &Path, pid: i32) -> Run {
 
 #[test]
 fn restore_runs_pre_restore_post_restore_pre_resume_post_resume() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, real) = dirs();
     let mut t = Target::sleeper();
     let pid = t.pid();
@@ -314,7 +304,7 @@ fn restore_runs_pre_restore_post_restore_pre_resume_post_resume() {
 
 #[test]
 fn failing_restore_scripts_leave_nothing_running() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let mut t = Target::sleeper();
     let pid = t.pid();
@@ -336,14 +326,14 @@ fn failing_restore_scripts_leave_nothing_running() {
         assert_eq!(actions(&calls(tmp.path())).last().unwrap(), &format!("f{n}:{stage}"));
         std::thread::sleep(Duration::from_millis(50));
         assert!(state(pid).is_none_or(|(s, _)| s == 'Z'), "{stage}: task {pid} left running");
-        kill_restored(pid);
+        kill_and_reap(pid);
     }
 }
 
 #[test]
 fn failing_post_resume_script_is_reported_and_the_task_stays() {
     // The task runs by post-resume: CRIU 4.2 only logs a failing script there.
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     let (tmp, imgs, _) = dirs();
     let mut t = Target::sleeper();
     let pid = t.pid();

@@ -13,47 +13,18 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{crit, criu, kill_and_reap, state_tracer, text, FreezerGroup, Target};
+use common::{crit, criu, serial, state_tracer, text, tmpdir, FreezerGroup, Restored, Target};
 
-/// A task we restored: killed and reaped when the test ends, passed or not.
-struct Restored(i32);
-
-impl Drop for Restored {
-    fn drop(&mut self) {
-        kill_and_reap(self.0);
-    }
-}
 use serde_json::Value;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The target program, compiled once per test run.
-fn target_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| common::compile_helper("threads_target"))
-}
 
 const WORKERS: usize = 4;
 
-/// A scratch directory on tmpfs where there is one: the targets write
-/// their counters every few milliseconds, and a busy disk can hold such a
-/// write (state D) for longer than the tests wait.
-fn tmpdir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() }
-}
-
 /// `threads_target work DIR 4`, ready.
 fn workers(dir: &Path) -> Target {
-    let bin = target_bin().to_str().unwrap().to_string();
+    let bin = common::helper("threads_target").to_str().unwrap().to_string();
     Target::spawn(&bin, &["work", dir.to_str().unwrap(), &WORKERS.to_string()], Some(&dir.join("ready")))
 }
 
@@ -262,7 +233,7 @@ fn failed_dumps_leave_every_thread_running() {
     for stage in 1..=7 {
         let imgs = tmp.path().join(format!("imgs-{stage}"));
         std::fs::create_dir_all(&imgs).unwrap();
-        let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+        let o = common::criu_cmd()
             .args(["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap()])
             .env("CRIU_FAULT", stage.to_string())
             .output()
@@ -304,7 +275,7 @@ fn a_stopped_task_stays_stopped() {
 fn no_thread_escapes_a_thread_bomb() {
     let _g = serial();
     let tmp = tmpdir();
-    let bin = target_bin().to_str().unwrap().to_string();
+    let bin = common::helper("threads_target").to_str().unwrap().to_string();
     let mut t = Target::spawn(&bin, &["bomb", tmp.path().to_str().unwrap()], Some(&tmp.path().join("ready")));
     let pid = t.pid();
     let spawned = || std::fs::read_to_string(tmp.path().join("spawned")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
@@ -358,7 +329,7 @@ fn restore_failing_in_a_thread_names_it_and_leaves_nothing() {
     // Fail at set_tid_address (step 15) in the third thread record.
     let step = 15u64;
     for (n, what) in [(3u64, format!("in thread {}", wt[2])), (0, "set_tid_address".to_string())] {
-        let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+        let o = common::criu_cmd()
             .args(["restore", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log"])
             .env("CRIU_RESTORER_FAULT", ((n << 48) | step).to_string())
             .stdin(Stdio::null())
@@ -380,7 +351,7 @@ fn restore_failing_in_a_thread_names_it_and_leaves_nothing() {
     // The images are fine; and without a cleaner (no ptrace: the region
     // stays mapped) each thread still comes back with its own mask, from
     // its own frame.
-    let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let o = common::criu_cmd()
         .args(["restore", "-d", "-D", imgs.to_str().unwrap()])
         .env("CRIU_RESTORER_FAULT", "41")
         .stdin(Stdio::null())
@@ -405,7 +376,7 @@ const PY_PID: i32 = 30201;
 #[test]
 fn python_threads_fixture_restores() {
     let _g = serial();
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    common::subreaper();
     let Some(tmp) = common::fixture_copy("python-threads") else { return };
     for t in PY_PID..PY_PID + 4 {
         assert!(!Path::new(&format!("/proc/{t}")).exists(), "fixture tid {t} is taken");

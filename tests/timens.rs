@@ -28,19 +28,19 @@ fn no_timens() -> bool {
     true
 }
 
-fn criu42() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/criu-4.2/criu");
-    if p.exists() {
-        return Some(p);
+/// The real CRIU 4.2, or None with the reason printed.
+fn criu42_or_skip() -> Option<PathBuf> {
+    let p = criu42();
+    if p.is_none() {
+        println!("skipped: no CRIU 4.2 binary at ../shared/tools/criu-4.2/criu");
     }
-    println!("skipped: no CRIU 4.2 binary at ../shared/tools/criu-4.2/criu");
-    None
+    p
 }
 
 /// A python program that, on SIGUSR1, writes its clocks to `out`:
 /// CLOCK_MONOTONIC through the vDSO, then through the raw syscall, then
 /// CLOCK_BOOTTIME through the vDSO (nanoseconds).
-fn clock_program(tmp: &Path) -> (Target, PathBuf) {
+fn clock_program(py: &str, tmp: &Path) -> (Target, PathBuf) {
     let ready = tmp.join("ready");
     let out = tmp.join("out");
     let script = format!(
@@ -62,7 +62,7 @@ while True: time.sleep(0.05)
         out = out.display(),
         ready = ready.display()
     );
-    (Target::spawn(python(), &["-c", &script], Some(&ready)), out)
+    (Target::spawn(py, &["-c", &script], Some(&ready)), out)
 }
 
 /// The task's clocks, read between `ours` and `ours + took` of our clock.
@@ -161,11 +161,12 @@ fn crit_entry(path: &Path) -> serde_json::Value {
 
 #[test]
 fn restore_continues_the_clocks_in_a_new_time_namespace() {
+    let Some(py) = python() else { return };
     if no_timens() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (t, out) = clock_program(tmp.path());
+    let (t, out) = clock_program(py, tmp.path());
     let pid = t.pid();
     let r0 = read_clocks(pid, &out, "before the dump");
     let d1 = dump_with(&ours(), pid, tmp.path(), "d1");
@@ -193,12 +194,13 @@ fn restore_continues_the_clocks_in_a_new_time_namespace() {
 
 #[test]
 fn criu42_restored_tree_dumps_and_restores_with_ours_and_criu42() {
+    let Some(py) = python() else { return };
     if no_timens() {
         return;
     }
-    let Some(c42) = criu42() else { return };
+    let Some(c42) = criu42_or_skip() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (t, out) = clock_program(tmp.path());
+    let (t, out) = clock_program(py, tmp.path());
     let pid = t.pid();
     let r0 = read_clocks(pid, &out, "before the dump");
     let d1 = dump_with(&c42, pid, tmp.path(), "d1");
@@ -232,12 +234,13 @@ fn criu42_restored_tree_dumps_and_restores_with_ours_and_criu42() {
 
 #[test]
 fn our_restored_tree_dumps_and_restores_with_criu42() {
+    let Some(py) = python() else { return };
     if no_timens() {
         return;
     }
-    let Some(c42) = criu42() else { return };
+    let Some(c42) = criu42_or_skip() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (t, out) = clock_program(tmp.path());
+    let (t, out) = clock_program(py, tmp.path());
     let pid = t.pid();
     let r0 = read_clocks(pid, &out, "before the dump");
     let d1 = dump_with(&ours(), pid, tmp.path(), "d1");
@@ -271,7 +274,7 @@ fn descendants(pid: i32) -> Vec<i32> {
 /// and forks a grandchild into it; with `back`, the child returns to its
 /// own namespace for its future children (so only the grandchild is
 /// elsewhere). Returns the root.
-fn nested_tree(tmp: &Path, back: bool) -> Target {
+fn nested_tree(py: &str, tmp: &Path, back: bool) -> Target {
     let ready = tmp.join("ready");
     let script = format!(
         r#"import ctypes,os,time
@@ -290,11 +293,12 @@ while True: time.sleep(1)
         back = if back { "True" } else { "False" },
         ready = ready.display()
     );
-    Target::spawn(python(), &["-c", &script], Some(&ready))
+    Target::spawn(py, &["-c", &script], Some(&ready))
 }
 
 #[test]
 fn a_thread_with_a_time_namespace_for_its_children_is_refused() {
+    let Some(py) = python() else { return };
     if no_timens() {
         return;
     }
@@ -312,7 +316,7 @@ while True: time.sleep(1)
 "#,
         ready = ready.display()
     );
-    let t = Target::spawn(python(), &["-c", &script], Some(&ready));
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let pid = t.pid();
     wait_nonempty(&ready);
     let tid = std::fs::read_to_string(&ready).unwrap();
@@ -325,12 +329,13 @@ while True: time.sleep(1)
 
 #[test]
 fn tasks_in_different_time_namespaces_are_refused_and_run_on() {
+    let Some(py) = python() else { return };
     if no_timens() {
         return;
     }
     for back in [false, true] {
         let tmp = tempfile::tempdir().unwrap();
-        let t = nested_tree(tmp.path(), back);
+        let t = nested_tree(py, tmp.path(), back);
         let root = t.pid();
         let tree = descendants(root);
         assert_eq!(tree.len(), 2, "the tree of {root}: {tree:?}");

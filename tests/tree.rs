@@ -14,18 +14,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{crit, text, Target};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use common::{crit, log, python, serial, text, tmpdir, wait_gone, FreezerGroup, Target};
 
 const TREE_PY: &str = r#"
 import os, sys, time, signal
@@ -77,13 +70,6 @@ os.rename(f"{d}/ready.tmp", f"{d}/ready")
 count("root")
 "#;
 
-/// A scratch directory on tmpfs where there is one (the targets write
-/// their counters every few milliseconds).
-fn tmpdir() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() }
-}
-
 /// The python tree, ready; its pids.
 struct Tree {
     t: Target,
@@ -96,10 +82,10 @@ struct Tree {
 }
 
 impl Tree {
-    fn start(dir: &Path) -> Tree {
+    fn start(py: &str, dir: &Path) -> Tree {
         let script = dir.join("tree.py");
         std::fs::write(&script, TREE_PY).unwrap();
-        let t = Target::spawn(common::python(), &["-I", "-S", script.to_str().unwrap(), dir.to_str().unwrap()], Some(&dir.join("ready")));
+        let t = Target::spawn(py, &["-I", "-S", script.to_str().unwrap(), dir.to_str().unwrap()], Some(&dir.join("ready")));
         let root = t.pid();
         let ids: Vec<i32> = std::fs::read_to_string(dir.join("ready")).unwrap().split_whitespace().map(|s| s.parse().unwrap()).collect();
         let leader = ids[2];
@@ -158,14 +144,6 @@ fn all_counting(dir: &Path) {
     }
 }
 
-fn reap_any() {
-    while let Ok(st) = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(-1), Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-        if st == nix::sys::wait::WaitStatus::StillAlive {
-            break;
-        }
-    }
-}
-
 /// Kill every pid (ours or reparented to us: we are a subreaper) and wait
 /// until none is left, zombies reaped.
 fn kill_all(pids: &[i32]) {
@@ -177,16 +155,8 @@ fn kill_all(pids: &[i32]) {
 
 /// Wait until no pid of `pids` exists (reaping what is ours); panics after `t`.
 fn gone(pids: &[i32], t: Duration) {
-    let t0 = Instant::now();
-    loop {
-        reap_any();
-        let left: Vec<i32> = pids.iter().copied().filter(|p| Path::new(&format!("/proc/{p}")).exists()).collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(t0.elapsed() < t, "still there: {:?}", seen(&left));
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let left = wait_gone(pids, t);
+    assert!(left.is_empty(), "still there: {:?}", seen(&left));
 }
 
 /// The restored tree: killed and reaped when the test ends.
@@ -203,7 +173,7 @@ fn dump(pid: i32, imgs: &Path, extra: &[&str], env: &[(&str, &str)]) -> std::pro
     let pid = pid.to_string();
     let mut args = vec!["dump", "-t", &pid, "-D", imgs.to_str().unwrap(), "-v4", "-o", "dump.log"];
     args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_criu")).args(&args).envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap()
+    common::criu_cmd().args(&args).envs(env.iter().copied()).stdin(Stdio::null()).output().unwrap()
 }
 
 fn dump_ok(pid: i32, imgs: &Path, extra: &[&str]) {
@@ -214,17 +184,13 @@ fn dump_ok(pid: i32, imgs: &Path, extra: &[&str]) {
 fn restore(imgs: &Path, env: &[(&str, &str)], extra: &[&str]) -> std::process::Output {
     let mut args = vec!["restore", "-d", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log"];
     args.extend_from_slice(extra);
-    Command::new(env!("CARGO_BIN_EXE_criu"))
+    common::criu_cmd()
         .args(&args)
         .env_remove("CRIU_FAULT")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn log(imgs: &Path, name: &str) -> String {
-    std::fs::read_to_string(imgs.join(name)).unwrap_or_default()
 }
 
 /// SIGUSR1 makes the root reap its zombies and read the pipe; what it got.
@@ -246,9 +212,10 @@ fn want_reaped() -> String {
 
 #[test]
 fn dump_leave_running_records_the_whole_tree() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let tr = Tree::start(tmp.path());
+    let tr = Tree::start(py, tmp.path());
     let before = seen(&tr.pids());
     assert_eq!(before.len(), 6, "{before:?}");
     assert_eq!(before[&tr.zombie].0, 'Z');
@@ -306,9 +273,10 @@ fn dump_leave_running_records_the_whole_tree() {
 
 #[test]
 fn dump_and_restore_recreate_the_tree() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let mut tr = Tree::start(tmp.path());
+    let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
     let before = seen(&pids);
     let imgs = tmp.path().join("imgs");
@@ -339,9 +307,10 @@ fn dump_and_restore_recreate_the_tree() {
 
 #[test]
 fn restore_twice_from_one_dump() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let mut tr = Tree::start(tmp.path());
+    let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
     let imgs = tmp.path().join("imgs");
     dump_ok(tr.root, &imgs, &[]);
@@ -359,9 +328,10 @@ fn restore_twice_from_one_dump() {
 
 #[test]
 fn failed_dumps_leave_the_tree_running() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let tr = Tree::start(tmp.path());
+    let tr = Tree::start(py, tmp.path());
     let before = seen(&tr.pids());
     for stage in 1..=7 {
         let imgs = tmp.path().join(format!("imgs-{stage}"));
@@ -377,9 +347,10 @@ fn failed_dumps_leave_the_tree_running() {
 
 #[test]
 fn failed_restores_leave_nothing() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let mut tr = Tree::start(tmp.path());
+    let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
     let imgs = tmp.path().join("imgs");
     dump_ok(tr.root, &imgs, &[]);
@@ -440,9 +411,10 @@ fn failed_restores_leave_nothing() {
 
 #[test]
 fn a_taken_pid_of_a_child_is_refused() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
-    let mut tr = Tree::start(tmp.path());
+    let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
     let imgs = tmp.path().join("imgs");
     dump_ok(tr.root, &imgs, &[]);
@@ -482,7 +454,7 @@ fn bash_count() -> u64 {
 #[test]
 fn bash_loop_fixture_keeps_counting() {
     let _g = serial();
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    common::subreaper();
     for p in [BASH_PID, BASH_ZOMBIE] {
         assert!(!Path::new(&format!("/proc/{p}")).exists(), "fixture pid {p} is taken");
     }
@@ -512,49 +484,18 @@ fn bash_loop_fixture_keeps_counting() {
     assert!(seen(&[BASH_ZOMBIE]).is_empty() || seen(&[BASH_ZOMBIE])[&BASH_ZOMBIE].0 == 'Z');
 }
 
-/// A cgroup v1 freezer group of our own; thawed, emptied, removed on drop.
-struct FreezerGroup {
-    dir: PathBuf,
-}
-
-impl FreezerGroup {
-    fn new(pids: &[i32]) -> FreezerGroup {
-        let dir = PathBuf::from(format!("/sys/fs/cgroup/freezer/criu-rs-tree-{}", std::process::id()));
-        let _ = std::fs::create_dir(&dir);
-        for p in pids {
-            std::fs::write(dir.join("cgroup.procs"), p.to_string()).unwrap();
-        }
-        FreezerGroup { dir }
-    }
-
-    fn state(&self) -> String {
-        std::fs::read_to_string(self.dir.join("freezer.state")).unwrap().trim().to_string()
-    }
-}
-
-impl Drop for FreezerGroup {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.dir.join("freezer.state"), "THAWED");
-        if let Ok(t) = std::fs::read_to_string(self.dir.join("tasks")) {
-            for p in t.lines() {
-                let _ = std::fs::write("/sys/fs/cgroup/freezer/tasks", p);
-            }
-        }
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
-
 /// --freeze-cgroup: the tree is found and seized while frozen, then
 /// thawed; a live task outside the group is refused by name and the tree
 /// runs on.
 #[test]
 fn freezer_cgroup_takes_the_tree() {
+    let Some(py) = python() else { return };
     let _g = serial();
     assert!(Path::new("/sys/fs/cgroup/freezer").is_dir(), "this machine kind has a cgroup v1 freezer");
     let tmp = tmpdir();
-    let tr = Tree::start(tmp.path());
+    let tr = Tree::start(py, tmp.path());
     let before = seen(&tr.pids());
-    let fz = FreezerGroup::new(&tr.live());
+    let fz = FreezerGroup::with(&tr.live(), "tree");
     let imgs = tmp.path().join("imgs");
     dump_ok(tr.root, &imgs, &["-R", "--freeze-cgroup", fz.dir.to_str().unwrap(), "--manage-cgroups=ignore"]);
     assert_eq!(fz.state(), "THAWED");
@@ -579,6 +520,7 @@ fn freezer_cgroup_takes_the_tree() {
 /// make the group; the restore refuses by name before creating anything.
 #[test]
 fn a_group_without_its_leader_is_refused_by_name() {
+    let Some(py) = python() else { return };
     let _g = serial();
     let tmp = tmpdir();
     let script = tmp.path().join("group.py");
@@ -599,7 +541,7 @@ while True: time.sleep(1)
 "#,
     )
     .unwrap();
-    let mut t = Target::spawn(common::python(), &["-I", "-S", script.to_str().unwrap(), tmp.path().to_str().unwrap()], Some(&tmp.path().join("ready")));
+    let mut t = Target::spawn(py, &["-I", "-S", script.to_str().unwrap(), tmp.path().to_str().unwrap()], Some(&tmp.path().join("ready")));
     let root = t.pid();
     let pids: Vec<i32> = std::iter::once(root)
         .chain(

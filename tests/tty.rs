@@ -24,7 +24,8 @@ fn stdio(fd: &OwnedFd) -> Stdio {
 
 #[test]
 fn shell_job_on_a_pty() {
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let Some(py) = python() else { return };
+    subreaper();
     criu::sys::fd::cloexec_from(3).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
@@ -36,7 +37,7 @@ fn shell_job_on_a_pty() {
     );
     let (m1, s1) = pty();
     let mut child = Command::new("setsid")
-        .args([python(), "-c", &script])
+        .args([py, "-c", &script])
         .stdin(stdio(&s1))
         .stdout(stdio(&s1))
         .stderr(stdio(&s1))
@@ -74,7 +75,7 @@ fn shell_job_on_a_pty() {
         let (m, s) = pty();
         (std::fs::File::from(m), s)
     };
-    let o = Command::new(env!("CARGO_BIN_EXE_criu"))
+    let o = common::criu_cmd()
         .args(["restore", "-d", "-j", "-D", imgs.to_str().unwrap()])
         .stdin(stdio(&s2))
         .output()

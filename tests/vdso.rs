@@ -12,26 +12,13 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{criu, kill_and_reap, text, Target};
+use common::{criu, kill_and_reap, maps, mm_image as mm, serial, text, Restored, Target};
 use criu::images::pagemap::Pagemap;
 use criu::images::pb::MmEntry;
-use criu::images::{kind::kinds, ImageDir, ImageReader};
+use criu::images::ImageDir;
 use goblin::elf::Elf;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The target program, compiled once per test run.
-fn target_bin() -> &'static PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| common::compile_helper("vdso_target"))
-}
 
 /// Our own [vdso] bytes and start (None: no vDSO on this kernel).
 fn our_vdso() -> Option<(u64, Vec<u8>)> {
@@ -62,11 +49,6 @@ fn keeps_checking(dir: &Path) {
     let (ok, bad, last) = status(dir);
     assert!(ok >= ok0 + 20, "the target stopped checking: ok {ok0} then {ok}");
     assert_eq!(bad, 0, "wrong vDSO answers after the restore: {last}");
-}
-
-fn mm(imgs: &Path, pid: i32) -> MmEntry {
-    let d = ImageDir::open(imgs).unwrap();
-    ImageReader::open_kind(&d, &kinds::mm().file_name(pid as u64), kinds::mm()).unwrap().expect().unwrap()
 }
 
 const VDSO: u32 = 1 << 3;
@@ -126,7 +108,7 @@ fn harmless_byte(vdso: &[u8]) -> usize {
 
 /// `vdso_target` in `tmp`, dumped into tmp/imgs (killed); (pid, imgs).
 fn dumped_target(tmp: &Path) -> (i32, PathBuf) {
-    let mut t = Target::spawn(target_bin().to_str().unwrap(), &[tmp.to_str().unwrap()], Some(&tmp.join("ready")));
+    let mut t = Target::spawn(common::helper("vdso_target").to_str().unwrap(), &[tmp.to_str().unwrap()], Some(&tmp.join("ready")));
     let pid = t.pid();
     let imgs = tmp.join("imgs");
     dump(pid, &imgs);
@@ -146,19 +128,6 @@ fn restore(imgs: &Path) -> String {
     let log = std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default();
     assert!(o.status.success(), "restore: {}\n{log}", text(&o.stderr));
     log
-}
-
-/// (start, end, perms, name) of each VMA of `pid`.
-fn maps(pid: i32) -> Vec<(u64, u64, String, String)> {
-    std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let (s, e) = f[0].split_once('-').unwrap();
-            (u64::from_str_radix(s, 16).unwrap(), u64::from_str_radix(e, 16).unwrap(), f[1].to_string(), f.get(5).unwrap_or(&"").to_string())
-        })
-        .collect()
 }
 
 /// The restored task runs a proxy: the image's vDSO range is ordinary
@@ -206,19 +175,10 @@ fn check_proxy(pid: i32, mm: &MmEntry) -> u64 {
     ours.0
 }
 
-/// Kills `pid` when dropped (a failed assertion leaves nothing running).
-struct Killer(i32);
-
-impl Drop for Killer {
-    fn drop(&mut self) {
-        kill_and_reap(self.0);
-    }
-}
-
 /// The image's vDSO of a dump made here is this kernel's; changing a
 /// note byte makes the restore proxy, and the target keeps checking.
 /// Returns (the restored task, our [vdso] start in it, the images dir).
-fn restore_with_changed_vdso(tmp: &Path) -> Option<(Killer, u64, PathBuf)> {
+fn restore_with_changed_vdso(tmp: &Path) -> Option<(Restored, u64, PathBuf)> {
     let Some((_, self_vdso)) = our_vdso() else {
         println!("skipped: this kernel gives processes no vDSO");
         return None;
@@ -232,7 +192,7 @@ fn restore_with_changed_vdso(tmp: &Path) -> Option<(Killer, u64, PathBuf)> {
     write_at(&pages, off + at as u64, &img[at..at + 1]);
 
     let log = restore(&imgs);
-    let task = Killer(pid);
+    let task = Restored(pid);
     assert!(log.contains(&format!("task {pid}: its vDSO differs from this kernel's: restored as a proxy")), "{log}");
     let our_at = check_proxy(pid, &mm(&imgs, pid));
     keeps_checking(tmp);
@@ -289,7 +249,7 @@ fn vdso_function_we_lack_is_refused_by_name() {
     img[at + 1] = b'X';
     write_at(&pages, off, &img);
     let o = criu(&["restore", "-d", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log"]);
-    let _k = Killer(pid);
+    let _k = Restored(pid);
     let err = text(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("X_vdso_getcpu") && err.contains(&format!("task {pid}")), "{err}");

@@ -10,6 +10,7 @@
 //! - `pause`: a raw pause() loop (never prints unless pause returns).
 //! - `seccomp`: `sleep 200 strict` under a seccomp filter that kills the
 //!   process on getppid(2).
+//!
 //! Both first print `ready handler=0x.. buf=0x.. len=N`.
 
 use std::arch::asm;
@@ -53,6 +54,9 @@ fn install_seccomp() {
         SockFilter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 },
     ];
     let fprog = SockFprog { len: prog.len() as u16, filter: prog.as_ptr() };
+    // SAFETY: PR_SET_NO_NEW_PRIVS takes integers; PR_SET_SECCOMP reads
+    // `fprog` and the `prog` array it points to, both alive across the call
+    // (the kernel copies the filter).
     unsafe {
         assert_eq!(prctl(38, 1, 0, 0, 0), 0, "PR_SET_NO_NEW_PRIVS");
         assert_eq!(prctl(22, 2, &fprog as *const SockFprog as usize, 0, 0), 0, "PR_SET_SECCOMP");
@@ -77,6 +81,9 @@ fn sleep_raw(req: &Timespec, rem: &mut Timespec) -> (i64, bool) {
     let ret: i64;
     let (x8, x15): (u64, u64);
     let pat: u64 = 0x5a5a_1234_cafe_f00d;
+    // SAFETY: clock_nanosleep (230) reads `req` and writes `rem`, both live
+    // references; every register the asm changes is declared (rax, rcx,
+    // r11 by the syscall, xmm8/xmm15 by us).
     unsafe {
         asm!(
             "movq xmm8, {pat}",
@@ -108,6 +115,10 @@ fn main() {
         install_seccomp();
         mode = "sleep";
     }
+    // SAFETY: umask takes an integer; sigaction reads a SigAction laid out
+    // as glibc's struct sigaction, with a handler that is an extern "C"
+    // fn(i32) (or SIG_IGN); BUF is written only here, before any thread or
+    // handler could look at it.
     unsafe {
         umask(0o027);
         let act = SigAction { handler: on_usr1 as *const () as usize, mask: [(1 << 11) | (1 << 14), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], flags: 0x1000_0000, restorer: 0 };
@@ -124,6 +135,8 @@ fn main() {
     if mode == "pause" {
         loop {
             let r: i64;
+            // SAFETY: pause (34) takes no arguments; the asm declares the
+            // registers the syscall changes.
             unsafe { asm!("syscall", inlateout("rax") 34i64 => r, lateout("rcx") _, lateout("r11") _) };
             writeln!(out.lock(), "pause returned {r}").unwrap();
         }

@@ -163,7 +163,7 @@ fn bomb(dir: PathBuf) {
                 let _ = h.join();
             }
             let n = SPAWNED.load(Ordering::SeqCst);
-            if n % 100 == 0 {
+            if n.is_multiple_of(100) {
                 std::fs::write(d.join("spawned"), n.to_string()).unwrap();
                 if n == 100 {
                     std::fs::write(d.join("ready"), "").unwrap();

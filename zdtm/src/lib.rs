@@ -175,7 +175,7 @@ pub fn test_init() -> &'static Opts {
     // As zdtm: tests not flagged `suid` run as an unprivileged user.
     if let Ok(gid) = std::env::var("ZDTM_GID") {
         let gid: libc::gid_t = gid.parse().unwrap_or_else(|_| fail("bad ZDTM_GID"));
-        // SAFETY: plain syscalls.
+        // SAFETY: setgroups with an empty list reads no memory; setgid takes an integer.
         if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 || unsafe { libc::setgid(gid) } != 0
         {
             fail(&format!(
@@ -186,7 +186,7 @@ pub fn test_init() -> &'static Opts {
     }
     if let Ok(uid) = std::env::var("ZDTM_UID") {
         let uid: libc::uid_t = uid.parse().unwrap_or_else(|_| fail("bad ZDTM_UID"));
-        // SAFETY: plain syscall.
+        // SAFETY: setuid takes only integer arguments and touches no memory of ours.
         if unsafe { libc::setuid(uid) } != 0 {
             fail(&format!(
                 "can't set uid {uid}: {}",
@@ -194,7 +194,7 @@ pub fn test_init() -> &'static Opts {
             ));
         }
     }
-    // SAFETY: plain prctl.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) } != 0 {
         fail("can't set the dumpable flag");
     }
@@ -290,7 +290,7 @@ pub fn sabotaged() -> bool {
 
 fn sleep_forever() -> ! {
     loop {
-        // SAFETY: plain syscall.
+        // SAFETY: pause takes no arguments and touches no memory of ours.
         unsafe { libc::pause() };
     }
 }
@@ -467,7 +467,7 @@ pub fn datachk(buf: &[u8], seed: u64) -> Option<usize> {
 }
 
 pub fn page_size() -> usize {
-    // SAFETY: plain libc call.
+    // SAFETY: sysconf takes only integer arguments and touches no memory of ours.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
@@ -550,7 +550,7 @@ pub mod mlock;
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
 pub fn extents(fd: i32) -> Vec<(i64, i64)> {
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     let pos = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
     let mut out = Vec::new();
     let mut at = 0;
@@ -560,12 +560,12 @@ pub fn extents(fd: i32) -> Vec<(i64, i64)> {
         if d < 0 {
             break;
         }
-        // SAFETY: as above.
+        // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
         let h = unsafe { libc::lseek(fd, d, libc::SEEK_HOLE) };
         out.push((d, h));
         at = h;
     }
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(fd, pos, libc::SEEK_SET) };
     out
 }

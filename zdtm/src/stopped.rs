@@ -149,7 +149,7 @@ fn waitid_poll(pid: i32, flags: libc::c_int, secs: u64) -> Result<Option<(i32, i
 }
 
 fn kill(pid: i32, sig: i32) {
-    // SAFETY: plain syscall.
+    // SAFETY: kill takes only integer arguments and touches no memory of ours.
     unsafe { libc::kill(pid, sig) };
 }
 
@@ -174,7 +174,7 @@ pub fn run(sig: i32, threads: usize) -> ! {
     if !until(10, || counters.get().iter().all(|&n| n > 2) && thread_states(c).len() == threads + 1) {
         bail(format!("child {c} did not start counting in all {} threads: {:?}", threads + 1, counters.get()));
     }
-    // SAFETY: plain query.
+    // SAFETY: getpgid takes no arguments and touches no memory of ours.
     if !until(5, || unsafe { libc::getpgid(c) } == c) {
         bail(format!("child {c} does not lead its own process group"));
     }

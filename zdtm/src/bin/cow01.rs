@@ -123,7 +123,7 @@ fn main() {
 
     let mut c = check('R', mem, page);
     for (&k, who) in kids.iter().zip(['A', 'B']) {
-        // SAFETY: plain syscall.
+        // SAFETY: kill takes only integer arguments and touches no memory of ours.
         unsafe { libc::kill(k, libc::SIGTERM) };
         let mut st = 0;
         // SAFETY: a valid out-pointer.

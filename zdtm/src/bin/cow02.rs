@@ -77,7 +77,8 @@ fn sbrk_pages(n: usize, page: usize) -> usize {
     // SAFETY: moving the break up; glibc's malloc copes with a foreign sbrk.
     let cur = unsafe { libc::sbrk(0) } as usize;
     let pad = cur.next_multiple_of(page) - cur;
-    // SAFETY: as above.
+    // SAFETY: moving the break up past a page boundary; glibc's malloc
+    // copes with a foreign sbrk and the pages are only used through `pages`.
     let p = unsafe { libc::sbrk((pad + n * page) as libc::intptr_t) };
     if p as isize == -1 {
         zdtm::fail(&format!("sbrk: {}", zdtm::last_err()));
@@ -312,7 +313,7 @@ fn main() {
         }
     }
     for &k in &kids {
-        // SAFETY: plain syscall.
+        // SAFETY: kill takes only integer arguments and touches no memory of ours.
         unsafe { libc::kill(k, libc::SIGTERM) };
     }
     for (n, &k) in kids.iter().enumerate() {

@@ -19,12 +19,13 @@ fn open(path: &std::path::Path, flags: libc::c_int) -> libc::c_int {
 }
 
 fn pos(fd: libc::c_int) -> i64 {
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) }
 }
 
 fn fl(fd: libc::c_int) -> (libc::c_int, libc::c_int) {
-    // SAFETY: plain syscalls.
+    // SAFETY: fcntl F_GETFL/F_GETFD on an fd take only integers and
+    // touch no memory of ours.
     unsafe {
         (
             libc::fcntl(fd, libc::F_GETFL),
@@ -45,12 +46,12 @@ fn main() {
         .unwrap();
 
     let rd = open(&path, libc::O_RDONLY);
-    // SAFETY: plain syscalls.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(rd, OFF, libc::SEEK_SET) };
-    // SAFETY: plain syscall.
+    // SAFETY: dup of our fd takes only integer arguments and touches no memory of ours; the new fd is ours.
     let dup = unsafe { libc::dup(rd) };
     let rw = open(&path, libc::O_RDWR | libc::O_CLOEXEC);
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(rw, 777, libc::SEEK_SET) };
     let app = open(&path, libc::O_WRONLY | libc::O_APPEND);
     let fds = [rd, dup, rw, app];
@@ -61,7 +62,7 @@ fn main() {
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        // SAFETY: plain syscall.
+        // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
         unsafe { libc::lseek(rd, 0, libc::SEEK_SET) };
     }
     let mut c = Checks::new();
@@ -78,7 +79,7 @@ fn main() {
     for &fd in &fds {
         // SAFETY: a zeroed stat is a valid out-buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: plain syscall.
+        // SAFETY: `st` is a live stat the call writes; the fd is ours.
         unsafe { libc::fstat(fd, &mut st) };
         c.eq(&format!("fd {fd} file"), (st.st_dev, st.st_ino), ino);
     }

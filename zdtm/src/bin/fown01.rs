@@ -98,7 +98,8 @@ fn main() {
     let tid = TID.load(Ordering::SeqCst);
     let mut sk = [0; 2];
     let mut p = [0; 2];
-    // SAFETY: plain syscalls on our own fds.
+    // SAFETY: socketpair and pipe2 each write two ints into a live
+    // [i32; 2] (`sk`, `p`).
     unsafe {
         if libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0, sk.as_mut_ptr()) != 0
             || libc::pipe2(p.as_mut_ptr(), libc::O_NONBLOCK) != 0

@@ -51,7 +51,7 @@ fn main() {
         let p = zdtm::cpath(&path);
         // SAFETY: a valid C string; plain syscalls on our fd.
         let fd = unsafe { libc::open(p.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o640) };
-        // SAFETY: plain syscall.
+        // SAFETY: ftruncate on our fd takes only integer arguments and touches no memory of ours.
         if fd < 0 || unsafe { libc::ftruncate(fd, s.size) } != 0 {
             zdtm::fail(&format!("create {}: {}", path.display(), zdtm::last_err()));
         }
@@ -65,7 +65,8 @@ fn main() {
             }
         }
         let pos = 1000 + i as i64 * 777;
-        // SAFETY: plain syscalls.
+        // SAFETY: fsync and lseek on our fd take only integer arguments
+        // and touch no memory of ours.
         unsafe {
             libc::fsync(fd);
             libc::lseek(fd, pos, libc::SEEK_SET);
@@ -101,7 +102,7 @@ fn main() {
         });
         c.eq(&format!("{} data extents", s.tag), zdtm::extents(b.fd), b.extents.clone());
         c.check(zdtm::pread(b.fd, 0, s.size as usize + 1) == b.contents, || format!("{}: the bytes differ", s.tag));
-        // SAFETY: plain syscall.
+        // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
         c.eq(&format!("{} offset", s.tag), unsafe { libc::lseek(b.fd, 0, libc::SEEK_CUR) }, b.pos);
     }
     c.finish()

@@ -21,7 +21,7 @@ fn open(p: &std::path::Path, flags: i32) -> i32 {
 fn fd_ids(fd: i32) -> (u64, u64, u32) {
     // SAFETY: fstatat with AT_EMPTY_PATH on our fd fills st.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
+    // SAFETY: `st` is a live stat the call writes; the path is an empty NUL-terminated literal (AT_EMPTY_PATH).
     unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH) };
     (st.st_dev, st.st_ino, st.st_mode & libc::S_IFMT)
 }
@@ -53,7 +53,7 @@ fn main() {
 
     let mut c = Checks::new();
     for (fd, (dev, ino), ty) in want {
-        // SAFETY: plain syscall.
+        // SAFETY: F_GETFL on our fd takes only integer arguments and touches no memory of ours.
         let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         c.check(fl >= 0 && fl & libc::O_PATH != 0, || format!("fd {fd}: flags {fl:o} lack O_PATH"));
         c.eq(&format!("fd {fd} inode"), fd_ids(fd), (dev, ino, ty));

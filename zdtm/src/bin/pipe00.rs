@@ -10,7 +10,8 @@ const PIPE_SZ: libc::c_int = 128 * 1024;
 fn main() {
     zdtm::test_init();
     let mut fds = [0; 2];
-    // SAFETY: plain syscalls on our own fds.
+    // SAFETY: pipe writes two ints into `fds`, a live [i32; 2]; the fcntl
+    // calls on the new fd take only integers.
     unsafe {
         if libc::pipe(fds.as_mut_ptr()) != 0 {
             zdtm::fail("pipe");

@@ -10,7 +10,8 @@ const DATA: usize = 100;
 
 fn pipe(size: libc::c_int) -> [i32; 2] {
     let mut p = [0; 2];
-    // SAFETY: plain syscalls on our own fds.
+    // SAFETY: pipe2 writes two ints into `p`, a live [i32; 2]; F_SETPIPE_SZ
+    // on the new fd takes only integers.
     unsafe {
         if libc::pipe2(p.as_mut_ptr(), libc::O_NONBLOCK) != 0 {
             zdtm::fail("pipe");

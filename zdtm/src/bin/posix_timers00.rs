@@ -58,18 +58,22 @@ fn main() {
         unsafe { libc::timer_delete(idle) };
     }
     let mut c = Checks::new();
-    // SAFETY: querying our own timers; a missing id fails with EINVAL.
+    // SAFETY: itimerspec is plain integers: all zeroes is a valid value.
     let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+    // SAFETY: `cur` is a live itimerspec the call writes; a timer id that
+    // is gone fails with EINVAL, nothing else is touched.
     let r = unsafe { libc::timer_gettime(idle, &mut cur) };
     c.eq("idle timer exists", r, 0);
     c.eq("idle interval", (cur.it_interval.tv_sec, cur.it_interval.tv_nsec), (5, 0));
     c.check(cur.it_value.tv_sec > 0 && cur.it_value.tv_sec < 100, || format!("idle remaining {} s", cur.it_value.tv_sec));
+    // SAFETY: as for `idle`: `cur` is a live itimerspec the call writes.
     let r = unsafe { libc::timer_gettime(tick, &mut cur) };
     c.eq("tick timer exists", r, 0);
     c.eq("tick interval", (cur.it_interval.tv_sec, cur.it_interval.tv_nsec), (0, 10_000_000));
     let v1 = cur.it_value;
     std::thread::sleep(Duration::from_millis(3));
-    // SAFETY: as above.
+    // SAFETY: `cur` is a live itimerspec the call writes; a timer id
+    // that is gone fails with EINVAL.
     unsafe { libc::timer_gettime(tick, &mut cur) };
     let v2 = cur.it_value;
     let live = |v: libc::timespec| v.tv_sec == 0 && v.tv_nsec > 0 && v.tv_nsec <= 10_000_000;
@@ -77,7 +81,8 @@ fn main() {
         format!("tick timer not cycling: {}ns then {}ns", v1.tv_nsec, v2.tv_nsec)
     });
     let now = mono_ns();
-    // SAFETY: as above.
+    // SAFETY: `cur` is a live itimerspec the call writes; a timer id
+    // that is gone fails with EINVAL.
     let r = unsafe { libc::timer_gettime(grid, &mut cur) };
     c.eq("grid timer exists", r, 0);
     let next = now + cur.it_value.tv_sec * 1_000_000_000 + cur.it_value.tv_nsec;

@@ -38,9 +38,12 @@ extern "C" fn on_tick(value: usize) {
 }
 
 fn gettime(t: libc::timer_t) -> Option<libc::itimerspec> {
-    // SAFETY: querying our own timer into a local.
+    // SAFETY: itimerspec is plain integers: all zeroes is a valid value.
     let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
-    (unsafe { libc::timer_gettime(t, &mut cur) } == 0).then_some(cur)
+    // SAFETY: `cur` is a live local the call writes; a bad timer id fails
+    // with EINVAL.
+    let r = unsafe { libc::timer_gettime(t, &mut cur) };
+    (r == 0).then_some(cur)
 }
 
 fn main() {

@@ -48,7 +48,7 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_millis(50));
     let me = std::process::id() as i32;
     let status = open(&format!("/proc/{child}/status"), libc::O_RDONLY);
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(status, 3, libc::SEEK_SET) };
     let dir = open(&format!("/proc/{child}"), libc::O_RDONLY);
     let stat = open(&format!("/proc/{me}/stat"), libc::O_RDONLY);
@@ -64,7 +64,7 @@ fn main() {
     let st = pread(status, 0);
     c.check(st.lines().any(|l| l == format!("Pid:\t{child}")), || format!("/proc/{child}/status fd reads another process: {:?}", st.lines().take(6).collect::<Vec<_>>()));
     c.check(st.lines().any(|l| l == "Name:\tpc00-child"), || format!("status fd: no child name in {:?}", st.lines().next()));
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     c.eq("status offset", unsafe { libc::lseek(status, 0, libc::SEEK_CUR) }, 3);
     // SAFETY: openat relative to our directory fd.
     let comm = unsafe { libc::openat(dir, c"comm".as_ptr(), libc::O_RDONLY) };

@@ -57,7 +57,7 @@ fn say_ready(fd: i32) {
 }
 
 fn term(pid: i32) {
-    // SAFETY: plain syscall.
+    // SAFETY: kill takes only integer arguments and touches no memory of ours.
     unsafe { libc::kill(pid, libc::SIGTERM) };
 }
 
@@ -96,7 +96,8 @@ fn main() {
     // A: its own process group, with the grandchild G in it.
     let a = fork();
     if a == 0 {
-        // SAFETY: plain syscalls.
+        // SAFETY: close of our own pipe end (not used again here) and
+        // setpgid take only integers.
         unsafe {
             libc::close(ready[0]);
             libc::setpgid(0, 0);
@@ -156,7 +157,8 @@ fn main() {
     let n = unsafe { libc::read(ready[0], got.as_mut_ptr().cast(), 3) };
     let mut total = n.max(0) as usize;
     while total < 3 {
-        // SAFETY: as above.
+        // SAFETY: `got[total..]` is a live buffer of 3 - total bytes the read
+        // fills at most.
         let n = unsafe { libc::read(ready[0], got[total..].as_mut_ptr().cast(), 3 - total) };
         if n <= 0 {
             zdtm::fail("a child died before it was ready");

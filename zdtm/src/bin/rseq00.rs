@@ -152,9 +152,11 @@ fn main() {
 
     let seen = laps();
     if zdtm::sabotaged() {
-        // SAFETY: as above.
+        // SAFETY: `st` is leaked, so valid for the whole run; a volatile
+        // write of one field the other thread polls.
         unsafe { std::ptr::addr_of_mut!((*st).sabotage).write_volatile(1) };
-        // SAFETY: as above.
+        // SAFETY: `st` is leaked, so valid for the whole run; a volatile
+        // read of a field the other thread clears.
         while unsafe { std::ptr::addr_of!((*st).sabotage).read_volatile() } != 0 {
             std::thread::yield_now();
         }
@@ -163,7 +165,8 @@ fn main() {
     while laps() < seen + 1000 {
         std::thread::yield_now();
     }
-    // SAFETY: as above.
+    // SAFETY: `st` is leaked, so valid for the whole run; a volatile
+    // write of one field the other thread only reads.
     unsafe { std::ptr::addr_of_mut!((*st).stop).write_volatile(1) };
     let spun = h.join().unwrap_or(false);
     let mut c = Checks::new();

@@ -25,7 +25,7 @@ const PLAN: [Sched; 5] = [
 ];
 
 fn gettid() -> i32 {
-    // SAFETY: plain syscall.
+    // SAFETY: gettid takes no arguments and touches no memory of ours.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }
 
@@ -107,7 +107,7 @@ fn main() {
     if zdtm::sabotaged() {
         // Thread 1 (SCHED_BATCH, nice 7) gets nice 8.
         let t1 = tids[1];
-        // SAFETY: plain syscall.
+        // SAFETY: setpriority takes only integer arguments and touches no memory of ours.
         unsafe { libc::setpriority(libc::PRIO_PROCESS, t1 as libc::id_t, 8) };
     }
     GO.store(1, Ordering::SeqCst);

@@ -78,7 +78,7 @@ fn main() {
     let p = zdtm::cpath(&path);
     // SAFETY: a valid C string; plain syscalls on our fds.
     let file = unsafe { libc::open(p.as_ptr(), libc::O_RDWR) };
-    // SAFETY: plain syscall.
+    // SAFETY: lseek on our fd takes only integer arguments and touches no memory of ours.
     unsafe { libc::lseek(file, 10, libc::SEEK_SET) };
     let ino = std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
     let mut pp = [0; 2];
@@ -124,7 +124,7 @@ fn main() {
         // SAFETY: reading from the received file at its offset.
         let n = unsafe { libc::read(f, rest.as_mut_ptr().cast(), rest.len()) };
         c.eq("file read from offset 10", rest[..n.max(0) as usize].to_vec(), b"abcdef".to_vec());
-        // SAFETY: plain syscall.
+        // SAFETY: F_GETFL on our fd takes only integer arguments and touches no memory of ours.
         c.eq("file flags", unsafe { libc::fcntl(f, libc::F_GETFL) } & libc::O_ACCMODE, libc::O_RDWR);
     }
     c.finish()

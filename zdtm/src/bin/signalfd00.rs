@@ -17,6 +17,7 @@ fn main() {
     };
     zdtm::test_daemon();
     zdtm::test_waitsig();
+    // SAFETY: signalfd_siginfo is plain integers: all zeroes is valid.
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     if zdtm::sabotaged() {
         // SAFETY: consuming the pending signal early.

@@ -18,7 +18,8 @@ fn mask_of(s: &libc::sigset_t) -> Vec<i32> {
 }
 
 fn blocked() -> Vec<i32> {
-    // SAFETY: query only.
+    // SAFETY: sigset_t is plain data (all zeroes is valid); with a null
+    // new set, sigprocmask only writes the current mask into `s`.
     unsafe {
         let mut s: libc::sigset_t = std::mem::zeroed();
         libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut s);

@@ -50,7 +50,7 @@ fn helper(root: i32) -> ! {
 fn main() {
     zdtm::test_init();
     zdtm::install_handler(libc::SIGCONT, on_cont as *const () as usize, libc::SA_SIGINFO);
-    // SAFETY: plain query.
+    // SAFETY: getpid takes no arguments and touches no memory of ours.
     let root = unsafe { libc::getpid() };
     // SAFETY: single-threaded; the child runs only `helper`.
     let h = unsafe { libc::fork() };
@@ -62,16 +62,16 @@ fn main() {
     }
     // Stopped here until the runner continues us (after the dump and
     // restore).
-    // SAFETY: plain syscall on ourselves.
+    // SAFETY: raise takes only integer arguments and touches no memory of ours.
     unsafe { libc::raise(libc::SIGSTOP) };
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        // SAFETY: plain syscall on ourselves.
+        // SAFETY: raise takes only integer arguments and touches no memory of ours.
         unsafe { libc::raise(libc::SIGCONT) };
     }
     let mut k = Checks::new();
-    // SAFETY: plain query.
+    // SAFETY: getppid takes no arguments and touches no memory of ours.
     let parent = unsafe { libc::getppid() };
     k.eq("SIGCONTs received", CONTS.load(Ordering::SeqCst), 1);
     k.eq("the SIGCONT's sender (our parent, the runner)", CONT_FROM.load(Ordering::SeqCst), parent);

@@ -73,7 +73,7 @@ fn wait(pid: i32, flags: libc::c_int) -> (i32, i32) {
 fn main() {
     zdtm::test_init();
     let root = std::process::id() as i32;
-    // SAFETY: plain prctl.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
         zdtm::fail(&format!("PR_SET_CHILD_SUBREAPER: {}", zdtm::last_err()));
     }
@@ -147,7 +147,7 @@ fn main() {
 
     let mut k = Checks::new();
     if zdtm::sabotaged() {
-        // SAFETY: plain prctl.
+        // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
     }
     k.eq("PR_GET_CHILD_SUBREAPER", subreaper(), 1);
@@ -166,7 +166,7 @@ fn main() {
     for g in [g1, g2] {
         let (r, _) = wait(g, libc::WNOHANG);
         k.check(r == 0, || format!("waitpid({g}, WNOHANG) returned {r} ({}): not our running child", zdtm::last_err()));
-        // SAFETY: plain syscall.
+        // SAFETY: kill takes only integer arguments and touches no memory of ours.
         unsafe { libc::kill(g, libc::SIGKILL) };
         let (r, st) = wait(g, 0);
         k.check(r == g && libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL, || {

@@ -5,12 +5,12 @@
 use zdtm::Checks;
 
 fn get() -> i32 {
-    // SAFETY: plain prctl query.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }
 }
 
 fn set(on: bool) {
-    // SAFETY: plain prctl.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on as libc::c_ulong, 0, 0, 0) } != 0 {
         zdtm::fail(&format!("PR_SET_THP_DISABLE {on}: {}", zdtm::last_err()));
     }

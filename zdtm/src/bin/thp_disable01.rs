@@ -10,12 +10,12 @@ const EXCEPT_ADVISED: libc::c_ulong = 1 << 1;
 const WANT: i32 = 1 | EXCEPT_ADVISED as i32;
 
 fn get() -> i32 {
-    // SAFETY: plain prctl query.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) }
 }
 
 fn set(flags: libc::c_ulong) -> std::io::Result<()> {
-    // SAFETY: plain prctl.
+    // SAFETY: this prctl takes only integer arguments and touches no memory of ours.
     if unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, flags, 0, 0) } != 0 {
         return Err(zdtm::last_err());
     }

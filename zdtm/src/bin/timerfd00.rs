@@ -24,8 +24,9 @@ fn main() {
             libc::timerfd_settime(fd, 0, &z, std::ptr::null_mut());
         }
     }
-    // SAFETY: querying our own timer.
+    // SAFETY: itimerspec is plain integers: all zeroes is a valid value.
     let mut cur: libc::itimerspec = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is our timerfd and `cur` a live itimerspec it writes.
     unsafe { libc::timerfd_gettime(fd, &mut cur) };
     let mut c = Checks::new();
     c.eq("interval", (cur.it_interval.tv_sec, cur.it_interval.tv_nsec), (1, 0));

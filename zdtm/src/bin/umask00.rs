@@ -7,14 +7,14 @@ const MASK: libc::mode_t = 0o345;
 
 fn main() {
     zdtm::test_init();
-    // SAFETY: plain syscall.
+    // SAFETY: umask takes only integer arguments and touches no memory of ours.
     unsafe { libc::umask(MASK) };
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        // SAFETY: plain syscall.
+        // SAFETY: umask takes only integer arguments and touches no memory of ours.
         unsafe { libc::umask(0o022) };
     }
     let mut c = Checks::new();

@@ -1,0 +1,62 @@
+//! The test list: `tests.desc`'s lines (a test's name and its flags
+//! `suid`, `noauto`, `crfail`, `excl`, `criu42-fail[(SIDE)]: REASON`)
+//! parsed into `TestDesc`s.
+
+use super::interop;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestDesc {
+    pub name: String,
+    pub suid: bool,
+    pub noauto: bool,
+    pub crfail: bool,
+    pub excl: bool,
+    /// `criu42-fail[(dump|restore)]: REASON`: the real CRIU 4.2 cannot
+    /// checkpoint/restore this test (a CRIU limitation, named); the interop
+    /// runs where CRIU 4.2 does that step report its failures as that.
+    pub criu42_fail: Option<(interop::Side, String)>,
+}
+
+pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        // `criu42-fail[(SIDE)]: REASON` takes the rest of the line.
+        let (line, criu42_fail) = match line.find("criu42-fail") {
+            Some(at) => {
+                let (head, why) = line[at..].split_once(':').unwrap_or((&line[at..], ""));
+                let side = interop::parse_side(head)
+                    .ok_or_else(|| format!("tests.desc:{}: {head}? (criu42-fail, criu42-fail(dump), criu42-fail(restore))", n + 1))?;
+                if why.trim().is_empty() {
+                    return Err(format!("tests.desc:{}: {head}: needs a reason", n + 1));
+                }
+                (&line[..at], Some((side, why.trim().to_string())))
+            }
+            None => (line, None),
+        };
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next() else { continue };
+        let mut d = TestDesc {
+            name: name.to_string(),
+            suid: false,
+            noauto: false,
+            crfail: false,
+            excl: false,
+            criu42_fail,
+        };
+        for f in words {
+            match f {
+                "suid" => d.suid = true,
+                "noauto" => d.noauto = true,
+                "crfail" => d.crfail = true,
+                "excl" => d.excl = true,
+                _ => return Err(format!("tests.desc:{}: unknown flag {f:?}", n + 1)),
+            }
+        }
+        if out.iter().any(|t: &TestDesc| t.name == d.name) {
+            return Err(format!("tests.desc:{}: {name} listed twice", n + 1));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
