@@ -125,6 +125,10 @@ fn main() {
         sigaction(10, &act, std::ptr::null_mut());
         let ign = SigAction { handler: 1, mask: [0; 16], flags: 0, restorer: 0 };
         sigaction(12, &ign, std::ptr::null_mut());
+        // SIGHUP at its default whatever we inherited (nohup ignores it):
+        // the test checks the parasite reads a default disposition.
+        let dfl = SigAction { handler: 0, mask: [0; 16], flags: 0, restorer: 0 };
+        sigaction(1, &dfl, std::ptr::null_mut());
         let buf = &raw mut BUF;
         for (i, b) in (*buf).0.iter_mut().enumerate() {
             *b = (i * 7 % 251) as u8;

@@ -598,6 +598,18 @@ pub fn say_ready(ready: [i32; 2]) {
     }
 }
 
+/// After the children's ready bytes: wait until every child has closed its
+/// end too (EOF), so none is still changing its fd table when the runner
+/// looks; then close ours.
+pub fn wait_ready_closed(ready_r: i32) {
+    let mut b = [0u8; 16];
+    // SAFETY: reading into our buffer, then closing our own fd.
+    unsafe {
+        while libc::read(ready_r, b.as_mut_ptr().cast(), b.len()) > 0 {}
+        libc::close(ready_r);
+    }
+}
+
 /// A zeroed counter in anonymous shared memory (seen by children forked
 /// after), valid for the program's life.
 pub fn shared_counter() -> &'static std::sync::atomic::AtomicU64 {

@@ -249,8 +249,7 @@ fn main() {
         }
         got += n as usize;
     }
-    // SAFETY: closing our fd.
-    unsafe { libc::close(ready[0]) };
+    zdtm::wait_ready_closed(ready[0]);
     zdtm::datagen(&mut mem[ROOT_WROTE * page..(ROOT_WROTE + 1) * page], 0x2000_0000 + ROOT_WROTE as u64);
     drop_page(mem, ROOT_DROPPED, page);
     zdtm::test_msg!("children {kids:?} share {} MiB with the root", (PAGES * page) >> 20);

@@ -115,8 +115,7 @@ fn main() {
             zdtm::fail("a child could not set its guards up");
         }
     }
-    // SAFETY: closing our fd.
-    unsafe { libc::close(ready[0]) };
+    zdtm::wait_ready_closed(ready[0]);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();

@@ -287,8 +287,7 @@ fn main() {
         }
         got += n as usize;
     }
-    // SAFETY: closing our fd.
-    unsafe { libc::close(ready[0]) };
+    zdtm::wait_ready_closed(ready[0]);
     let grown = (sbrk_pages(HEAP_GROW, page), HEAP_GROW);
     fill_grown(grown, page, root_seed);
     fill(heap, ROOT_WROTE..ROOT_WROTE + 1, page, root_seed);
