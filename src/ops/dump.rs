@@ -15,7 +15,7 @@ use tracing::{debug, info};
 
 use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
-use crate::images::pb::{FdinfoEntry, SeccompEntry};
+use crate::images::pb::FdinfoEntry;
 use crate::images::{inventory, ImageDir};
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
@@ -78,10 +78,8 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let (pid, stat, threads) = (t.pid, &t.stat, &mut t.threads);
     let ctl = t.ctl.as_mut().context("a live task")?;
     let status = proc::status::read(pid)?;
-    if status.seccomp == 2 {
-        bail!("task {pid} has seccomp filters: dumping them is not supported yet");
-    }
     let (leader, others) = task::thread::dump_all(pid, ctl, threads, &report)?;
+    let seccomp = std::iter::once(&leader).chain(&others).map(|t| (t.tid, t.filters.clone())).collect();
     let mut timers = report.itimers.clone();
     // POSIX timers: their state asked of the task (before its scratch page
     // goes, so the page is never part of the memory dump).
@@ -102,12 +100,20 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let from_task = task::core::FromTask { timers, sigactions: report.sigactions, child_subreaper: report.child_subreaper, membarrier };
     let tc = task::core::entry(task::core::Dumped::read(pid, stat, ctl.seized.state().sigmask, stop, from_task)?);
     let (core, threads) = task::core::cores(tc, leader, others);
-    Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
+    Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo, seccomp })
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Shared) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &mut [Collected], sh: &Shared) -> Result<()> {
     inject_fault(Stage::Write)?;
+    // Seccomp filters first: they set the threads' cores.
+    let mut filtered = Vec::new();
+    for c in collected.iter_mut() {
+        let mut threads = c.seccomp_threads();
+        task::seccomp::use_tsync(&mut threads);
+        filtered.extend(threads);
+    }
+    let seccomp = task::seccomp::image(filtered);
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
     task::images::write_pstree(dir, tasks, collected)?;
     for t in tasks.iter().filter(|t| t.zombie()) {
@@ -118,7 +124,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Sh
     }
     sh.files.write(dir)?;
     fds::write_images(&sh.fds, dir)?;
-    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())
+    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), &seccomp)
 }
 
 /// Run `criu dump`.
@@ -195,7 +201,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::dumped_all(&mut sh.fds, &mut sh.files, &who)?;
         timens.read_clocks()?;
-        write_images(&dir, &tasks, &collected, &sh)?;
+        write_images(&dir, &tasks, &mut collected, &sh)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();

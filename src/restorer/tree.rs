@@ -118,6 +118,8 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// files.img and the file kinds' side images.
     pub files: crate::files::Images,
+    /// seccomp.img's filters, read when some thread is in filter mode.
+    pub seccomp: Option<crate::images::pb::SeccompEntry>,
 }
 
 impl Tree {
@@ -168,7 +170,15 @@ impl Tree {
             }
         }
         let files = crate::files::Images::load(dir)?;
-        Ok(Tree { nodes, files })
+        let filtered = |c: &CoreEntry| {
+            c.thread_core.as_ref().and_then(|t| t.seccomp_mode) == Some(crate::images::pb::SeccompMode::Filter as i32)
+        };
+        let seccomp = if nodes.iter().filter_map(Node::alive).any(|t| filtered(&t.core) || t.threads.iter().any(|(_, c)| filtered(c))) {
+            ImageReader::open_kind(dir, "seccomp.img", kinds::seccomp())?.next_entry()?
+        } else {
+            None
+        };
+        Ok(Tree { nodes, files, seccomp })
     }
 
     pub fn root(&self) -> &Node {

@@ -21,6 +21,9 @@ pub struct Collected {
     pub mm: MmEntry,
     pub fs: FsEntry,
     pub fdinfo: Vec<FdinfoEntry>,
+    /// Each thread's seccomp filters (leader first, then `threads`' order),
+    /// until `seccomp::image` places them.
+    pub seccomp: Vec<(i32, Vec<super::seccomp::Filter>)>,
 }
 
 /// Write one entry as image `name`.
@@ -32,6 +35,17 @@ pub fn write_one<M: prost::Message>(dir: &ImageDir, name: &str, kind: Kind<M>, m
 }
 
 impl Collected {
+    /// This task's threads with their filters, leader first (for
+    /// `seccomp::use_tsync` and `seccomp::image`).
+    pub fn seccomp_threads(&mut self) -> Vec<super::seccomp::ThreadFilters<'_>> {
+        let mut chains: std::collections::HashMap<i32, _> = std::mem::take(&mut self.seccomp).into_iter().collect();
+        let mut out = vec![super::seccomp::ThreadFilters { tid: self.pid, chain: chains.remove(&self.pid).unwrap_or_default(), core: &mut self.core }];
+        for (tid, core) in &mut self.threads {
+            out.push(super::seccomp::ThreadFilters { tid: *tid, chain: chains.remove(tid).unwrap_or_default(), core });
+        }
+        out
+    }
+
     /// core-TID.img of every thread, ids, mm, fs and the fd table.
     pub fn write(&self, dir: &ImageDir) -> Result<()> {
         let pid = self.pid as u64;
