@@ -722,6 +722,32 @@ mod tests {
     }
 
     #[test]
+    fn seccomp_filters_go_last_unless_the_restored_creds_could_not_install_them() {
+        use crate::task::seccomp::Filter;
+        let f = plan::Seccomp::Filters(vec![
+            Filter { insns: (1u8..=16).collect(), flags: 0 },
+            Filter { insns: vec![9; 8], flags: 1 },
+        ]);
+        let creds = |nnp: u32, eff: u32| CredsEntry { no_new_privs: Some(nnp), cap_eff: vec![eff, 0], ..Default::default() };
+        let mut b = args::Builder::new();
+        let (flags, s) = seccomp_args(&mut b, &f, Some(&creds(1, 0)));
+        assert_eq!((flags, s.n), (0, 2));
+        assert_eq!(seccomp_args(&mut b, &f, Some(&creds(0, 1 << 21))).0, 0);
+        assert_eq!(seccomp_args(&mut b, &f, None).0, 0);
+        assert_eq!(seccomp_args(&mut b, &f, Some(&creds(0, !(1 << 21)))).0, proto::flag::SECCOMP_EARLY);
+        assert_eq!(seccomp_args(&mut b, &plan::Seccomp::Strict, None), (proto::flag::SECCOMP_STRICT, proto::Slice::default()));
+        // The records and their instructions, one sock_filter a word.
+        let bytes = b.finish(&proto::Args::default());
+        let word = |o: u64| u64::from_le_bytes(bytes[o as usize..o as usize + 8].try_into().unwrap());
+        let (first, second) = (s.off, s.off + std::mem::size_of::<proto::SeccompFilter>() as u64);
+        assert_eq!((word(first), word(second)), (0, 1));
+        let insns = proto::Slice { off: word(first + 8), n: word(first + 16) };
+        assert_eq!(insns.n, 2);
+        assert_eq!(word(insns.off), u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(word(insns.off + 8), u64::from_le_bytes([9, 10, 11, 12, 13, 14, 15, 16]));
+    }
+
+    #[test]
     fn step_names() {
         assert_eq!(step_name(proto::step::MOVE), "moving premapped memory into place");
         assert_eq!(step_name(proto::step::CAPSET), "restoring credentials");
