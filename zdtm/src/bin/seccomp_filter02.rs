@@ -4,33 +4,40 @@
 //! holds the same one (the dump keeps it on the leader only, flagged TSYNC,
 //! and the restored leader syncs the others). A forked child process has
 //! per-thread filters instead: its leader the inherited one, its thread
-//! one more of its own (times fails with EACCES). After the restore each
-//! thread of both checks itself: the errnos of sysinfo and times, Seccomp
-//! and Seccomp_filters of its own status. Sabotage: one more TSYNC filter
-//! in the test process (times fails with ENOENT, the count is 2).
+//! one more of its own (times fails with EACCES, prctl and sigaltstack
+//! with EPERM: the dump's own syscalls in that thread must get past it).
+//! After the restore each thread of both checks itself: the errnos of
+//! sysinfo, times and prctl, Seccomp and Seccomp_filters of its own
+//! status. Sabotage: one more TSYNC filter in the test process (times
+//! fails with ENOENT, the count is 2).
 
 use std::sync::mpsc;
 
 use zdtm::seccomp::{self as sc, SYSINFO, TIMES};
 use zdtm::Checks;
 
-/// What a thread sees of its own filters.
-type Seen = (i32, i32, String, String);
+/// What a thread sees of its own filters: the errnos of sysinfo, times
+/// and prctl (option 0: EINVAL when allowed), Seccomp, Seccomp_filters.
+type Seen = (i32, i32, i32, String, String);
 
 fn seen() -> Seen {
     let me = sc::gettid();
-    (sc::errno_of(SYSINFO), sc::errno_of(TIMES), sc::status_field(me, "Seccomp"), sc::status_field(me, "Seccomp_filters"))
+    let f = |n| sc::status_field(me, n);
+    (sc::errno_of(SYSINFO), sc::errno_of(TIMES), sc::errno_of(libc::SYS_prctl), f("Seccomp"), f("Seccomp_filters"))
 }
 
 /// A thread answering `seen()` each time it is asked; `own` first
-/// installs one more filter on itself alone.
+/// installs one more filter on itself alone, which also denies prctl and
+/// sigaltstack: the syscalls the dump runs in each thread (with seccomp
+/// suspended) to read its clear_tid address, securebits, parent-death
+/// signal and sigaltstack.
 fn worker(own: bool) -> (mpsc::Sender<()>, mpsc::Receiver<Seen>) {
     let (qtx, qrx) = mpsc::channel::<()>();
     let (atx, arx) = mpsc::channel::<Seen>();
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if own {
-            sc::install(&[(TIMES, libc::EACCES)], 0);
+            sc::install(&[(TIMES, libc::EACCES), (libc::SYS_prctl, libc::EPERM), (libc::SYS_sigaltstack, libc::EPERM)], 0);
         }
         let _ = ready_tx.send(());
         while qrx.recv().is_ok() {
@@ -49,7 +56,7 @@ fn ask(w: &(mpsc::Sender<()>, mpsc::Receiver<Seen>)) -> Option<Seen> {
 }
 
 fn fmt(s: &Seen) -> String {
-    format!("{} {} {} {}", s.0, s.1, s.2, s.3)
+    format!("{} {} {} {} {}", s.0, s.1, s.2, s.3, s.4)
 }
 
 /// The child: its leader keeps the inherited filter, its thread adds one.
@@ -119,7 +126,8 @@ fn main() {
         libc::close(req_r);
         libc::close(rep_w);
     }
-    let child_want = format!("{} 0 2 1|{} {} 2 2", libc::EPERM, libc::EPERM, libc::EACCES);
+    let (eperm, einval) = (libc::EPERM, libc::EINVAL);
+    let child_want = format!("{eperm} 0 {einval} 2 1|{eperm} {} {eperm} 2 2", libc::EACCES);
     if ask_child(req_w, rep_r) != child_want {
         zdtm::fail("the child's filters are not as set up");
     }
@@ -131,7 +139,7 @@ fn main() {
     }
 
     let mut c = Checks::new();
-    let want: Seen = (libc::EPERM, 0, "2".into(), "1".into());
+    let want: Seen = (libc::EPERM, 0, libc::EINVAL, "2".into(), "1".into());
     c.eq("the leader's view", Some(seen()), Some(want.clone()));
     for (i, w) in workers.iter().enumerate() {
         c.eq(&format!("thread {i}'s view (TSYNC)"), ask(w), Some(want.clone()));
