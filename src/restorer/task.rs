@@ -322,7 +322,7 @@ fn prepare(
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: thread::sched_of(thc),
         // Images of CRIU before 2.x kept the mode in the task core.
-        seccomp: thread::seccomp_of(pid, thc.seccomp_mode.or(tc.old_seccomp_mode), thc.seccomp_filter.or(tc.old_seccomp_filter), tree.seccomp.as_ref())?,
+        seccomp: thread::leader_seccomp_of(pid, thc, tc, tree.seccomp.as_ref())?,
         threads: imgs.threads.iter().map(|(tid, c)| thread::plan(*tid, c, &ti.tls, tree.seccomp.as_ref())).collect::<Result<_>>()?,
         dumpable: imgs.mm.dumpable,
         robust_list: (thc.futex_rla, thc.futex_rla_len),

@@ -170,8 +170,10 @@ impl Tree {
             }
         }
         let files = crate::files::Images::load(dir)?;
+        // Filter mode in a thread core, or (older images) in the task core.
         let filtered = |c: &CoreEntry| {
-            c.thread_core.as_ref().and_then(|t| t.seccomp_mode) == Some(crate::images::pb::SeccompMode::Filter as i32)
+            let mode = c.thread_core.as_ref().and_then(|t| t.seccomp_mode).or(c.tc.as_ref().and_then(|t| t.old_seccomp_mode));
+            mode == Some(crate::images::pb::SeccompMode::Filter as i32)
         };
         let seccomp = if nodes.iter().filter_map(Node::alive).any(|t| filtered(&t.core) || t.threads.iter().any(|(_, c)| filtered(c))) {
             ImageReader::open_kind(dir, "seccomp.img", kinds::seccomp())?.next_entry()?

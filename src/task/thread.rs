@@ -193,6 +193,23 @@ pub fn seccomp_of(tid: i32, mode: Option<i32>, filter: Option<u32>, se: Option<&
     }
 }
 
+/// The leader's seccomp state: its thread core's, or, in images of CRIU
+/// before per-thread seccomp, the task core's old fields, whose filters
+/// went to every thread: installed with TSYNC (as CRIU 4.2 does).
+pub fn leader_seccomp_of(pid: i32, thc: &ThreadCoreEntry, tc: &crate::images::pb::TaskCoreEntry, se: Option<&crate::images::pb::SeccompEntry>) -> Result<crate::restorer::plan::Seccomp> {
+    use crate::restorer::plan::Seccomp;
+    if thc.seccomp_mode.is_some() || tc.old_seccomp_mode.is_none() {
+        return seccomp_of(pid, thc.seccomp_mode, thc.seccomp_filter, se);
+    }
+    Ok(match seccomp_of(pid, tc.old_seccomp_mode, tc.old_seccomp_filter, se)? {
+        Seccomp::Filters(mut chain) => {
+            chain.iter_mut().for_each(|f| f.flags |= super::seccomp::FLAG_TSYNC);
+            Seccomp::Filters(chain)
+        }
+        other => other,
+    })
+}
+
 /// A thread's rseq registration. A recorded `rseq_cs_pointer` (a section
 /// flagged RSEQ_CS_FLAG_NO_RESTART_ON_SIGNAL) would have to be written back
 /// into `rseq->rseq_cs` once the restorer is gone, which ours does not do.
@@ -253,6 +270,15 @@ mod tests {
         // Filter mode without seccomp.img's filters: refused.
         assert!(super::seccomp_of(1, Some(SeccompMode::Filter as i32), Some(0), None).is_err());
         assert!(super::seccomp_of(1, Some(7), None, None).is_err());
+        // Old images: the task core's filters, synced to every thread.
+        let se = crate::images::pb::SeccompEntry {
+            seccomp_filters: vec![crate::images::pb::SeccompFilter { filter: vec![0; 8], prev: None, flags: None }],
+        };
+        let tc = crate::images::pb::TaskCoreEntry { old_seccomp_mode: Some(SeccompMode::Filter as i32), old_seccomp_filter: Some(0), ..Default::default() };
+        match super::leader_seccomp_of(1, &ThreadCoreEntry::default(), &tc, Some(&se)).unwrap() {
+            Seccomp::Filters(c) => assert_eq!(c.iter().map(|f| f.flags).collect::<Vec<_>>(), [crate::task::seccomp::FLAG_TSYNC]),
+            other => panic!("{other:?}"),
+        }
         let r = RseqEntry { rseq_abi_pointer: 0x1000, rseq_abi_size: 32, signature: 7, rseq_cs_pointer: Some(0) };
         assert_eq!(super::rseq_of(1, Some(r)).unwrap(), Some(r));
         assert!(super::rseq_of(1, Some(RseqEntry { rseq_cs_pointer: Some(0x2000), ..r })).is_err());
