@@ -15,11 +15,11 @@ use tracing::{debug, info};
 
 use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
-use crate::images::pb::FdinfoEntry;
+use crate::images::pb::{FdinfoEntry, SeccompEntry};
 use crate::images::{inventory, ImageDir};
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
-use crate::task::images::Collected;
+use crate::task::images::TaskImages;
 use crate::task::remote::{self, ParasiteReport};
 use crate::task;
 use crate::{files, mem, ns, proc};
@@ -51,6 +51,8 @@ struct Shared {
     files: FileTable,
     fds: fds::Fds,
     mem: mem::mm::Dumper,
+    /// Each task's threads' seccomp filters, until seccomp.img is made.
+    seccomp: Vec<task::seccomp::TaskChains>,
 }
 
 /// Ask each live task's parasite. On failure `tasks` holds what is still
@@ -74,12 +76,13 @@ fn ask_parasites(tasks: &mut Vec<Task>) -> Result<Vec<(i32, ParasiteReport)>> {
 }
 
 /// Collect live task `t`, the `nth` of the tree, with its parasite's report.
-fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts: &Opts, sh: &mut Shared) -> Result<Collected> {
+fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts: &Opts, sh: &mut Shared) -> Result<TaskImages> {
     let (pid, stat, threads) = (t.pid, &t.stat, &mut t.threads);
     let ctl = t.ctl.as_mut().context("a live task")?;
     let status = proc::status::read(pid)?;
     let (leader, others) = task::thread::dump_all(pid, ctl, threads, &report)?;
-    let seccomp = std::iter::once(&leader).chain(&others).map(|t| (t.tid, t.filters.clone())).collect();
+    let chains = std::iter::once(&leader).chain(&others).map(|t| (t.tid, t.filters.clone())).collect();
+    sh.seccomp.push((pid, chains));
     let mut timers = report.itimers.clone();
     // POSIX timers: their state asked of the task (before its scratch page
     // goes, so the page is never part of the memory dump).
@@ -100,20 +103,12 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let from_task = task::core::FromTask { timers, sigactions: report.sigactions, child_subreaper: report.child_subreaper, membarrier };
     let tc = task::core::entry(task::core::Dumped::read(pid, stat, ctl.seized.state().sigmask, stop, from_task)?);
     let (core, threads) = task::core::cores(tc, leader, others);
-    Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo, seccomp })
+    Ok(TaskImages { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &mut [Collected], sh: &Shared) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry) -> Result<()> {
     inject_fault(Stage::Write)?;
-    // Seccomp filters first: they set the threads' cores.
-    let mut filtered = Vec::new();
-    for c in collected.iter_mut() {
-        let mut threads = c.seccomp_threads();
-        task::seccomp::use_tsync(&mut threads);
-        filtered.extend(threads);
-    }
-    let seccomp = task::seccomp::image(filtered);
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
     task::images::write_pstree(dir, tasks, collected)?;
     for t in tasks.iter().filter(|t| t.zombie()) {
@@ -124,7 +119,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &mut [Collected], sh:
     }
     sh.files.write(dir)?;
     fds::write_images(&sh.fds, dir)?;
-    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), &seccomp)
+    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), seccomp)
 }
 
 /// Run `criu dump`.
@@ -172,7 +167,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Err(e) => return Err(failed(tasks, e)),
     };
 
-    let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new() };
+    let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
     sh.files.ghost_limit = opts.ghost_limit;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;
@@ -201,7 +196,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::dumped_all(&mut sh.fds, &mut sh.files, &who)?;
         timens.read_clocks()?;
-        write_images(&dir, &tasks, &mut collected, &sh)?;
+        // Seccomp filters: seccomp.img, and each filtered thread's core.
+        let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
+        write_images(&dir, &tasks, &collected, &sh, &seccomp)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();

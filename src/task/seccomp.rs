@@ -80,6 +80,28 @@ pub struct ThreadFilters<'a> {
     pub chain: Vec<Filter>,
 }
 
+/// One task's threads' filters as read at dump: (pid, [(tid, chain)]).
+pub type TaskChains = (i32, Vec<(i32, Vec<Filter>)>);
+
+/// seccomp.img for the dumped tasks (`chains`, as read per task), with
+/// each filtered thread's core set to its mode and index ([`use_tsync`]
+/// per task, then [`image`]).
+pub fn dump_image(tasks: &mut [crate::task::images::TaskImages], chains: Vec<TaskChains>) -> SeccompEntry {
+    let mut chains: std::collections::HashMap<i32, std::collections::HashMap<i32, Vec<Filter>>> =
+        chains.into_iter().map(|(pid, c)| (pid, c.into_iter().collect())).collect();
+    let mut all = Vec::new();
+    for t in tasks.iter_mut() {
+        let mut mine = chains.remove(&t.pid).unwrap_or_default();
+        let mut threads = vec![ThreadFilters { tid: t.pid, chain: mine.remove(&t.pid).unwrap_or_default(), core: &mut t.core }];
+        for (tid, core) in &mut t.threads {
+            threads.push(ThreadFilters { tid: *tid, chain: mine.remove(tid).unwrap_or_default(), core });
+        }
+        use_tsync(&mut threads);
+        all.extend(threads);
+    }
+    image(all)
+}
+
 /// CRIU's TSYNC rule for one process (`threads[0]` its leader): when the
 /// leader has filters and every other thread has the same instructions,
 /// the leader's filters get SECCOMP_FILTER_FLAG_TSYNC and the others drop
