@@ -18,6 +18,7 @@ pub static KINDS: &[&dyn FdKind] = &[
     &super::signalfd::Signalfd,
     &super::timerfd::Timerfd,
     &super::eventfd::Eventfd,
+    &super::pidfd::Pidfd,
 ];
 
 /// The kind whose records carry `ty`.

@@ -27,3 +27,40 @@ fn own(r: libc::c_long) -> Result<OwnedFd, Errno> {
     // SAFETY: the kernel just created this descriptor for us; nothing else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
+
+/// A pidfd for process `pid` with pidfd_open flags `flags` (PIDFD_NONBLOCK,
+/// PIDFD_THREAD).
+pub fn open_flags(pid: Pid, flags: u32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags, no pointers.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), flags) };
+    own(r)
+}
+
+/// A child that does nothing until it is killed (it dies with us too):
+/// a live process to open pidfds of and then kill, standing in for one
+/// that had died.
+pub fn stand_in() -> Result<Pid, Errno> {
+    // SAFETY: the child calls only prctl and pause (async-signal-safe
+    // syscalls, no allocation, no lock) until a signal kills it, so a fork
+    // from a process with other threads is sound.
+    let r = unsafe { libc::fork() };
+    match r {
+        r if r < 0 => Err(Errno::last()),
+        0 => loop {
+            // SAFETY: plain syscalls on integers; the child never returns.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                libc::pause();
+            }
+        },
+        r => Ok(Pid::from_raw(r)),
+    }
+}
+
+/// pidfd_send_signal(2) with no siginfo: signal `sig` (0: only check) to
+/// the process behind `pidfd`.
+pub fn send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
+    // SAFETY: a descriptor number, a signal number, a null siginfo and flags.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
+    if r < 0 { Err(Errno::last()) } else { Ok(()) }
+}
