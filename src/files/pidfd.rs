@@ -84,7 +84,7 @@ impl FdKind for Pidfd {
             // Its task may not exist yet: opened by our task, later.
             return Ok(None);
         }
-        if cx.state.get_mut::<Dead>().0.get(&fe.id).is_none() {
+        if !cx.state.get_mut::<Dead>().0.contains_key(&fe.id) {
             // Every pidfd of that dead process, on one stand-in.
             let all: Vec<&PidfdEntry> =
                 cx.images.values().filter_map(|f| f.pidfd.as_ref()).filter(|o| o.nspid == -1 && o.ino == e.ino).collect();

@@ -59,6 +59,9 @@ impl TaskImages {
         }
         let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
         let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
+        if let Some(v) = mm.vmas.iter().find(|v| v.status & crate::mem::vma::status::AREA_AIORING != 0) {
+            bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): restoring AIO rings is not supported", v.start, v.start, v.end);
+        }
         let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
         let fdinfo: Vec<FdinfoEntry> =
             ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
