@@ -5,6 +5,7 @@
 pub mod elf;
 pub mod epoll;
 pub mod eventfd;
+pub mod fanotify;
 pub mod fds;
 pub mod fifo;
 pub mod fown;

@@ -14,6 +14,7 @@ pub static KINDS: &[&dyn FdKind] = &[
     &super::tty::Tty,
     &crate::sockets::unix::UnixSk,
     &super::inotify::Inotify,
+    &super::fanotify::Fanotify,
     &super::epoll::Epoll,
     &super::signalfd::Signalfd,
     &super::timerfd::Timerfd,
