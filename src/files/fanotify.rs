@@ -23,8 +23,6 @@ use crate::proc::fdinfo::FdInfo;
 /// The fanotify kind (FD_TYPES FANOTIFY).
 pub struct Fanotify;
 
-const FAN_CLOEXEC: u32 = 0x1;
-const FAN_NONBLOCK: u32 = 0x2;
 const FAN_MARK_ADD: u32 = 0x1;
 const FAN_MARK_MOUNT: u32 = 0x10;
 const FAN_MARK_IGNORED_MASK: u32 = 0x20;
@@ -149,10 +147,10 @@ fn mount(pid: i32, mnt_id: u32) -> Result<(u32, String)> {
 
 /// Make the group of `e` again, with its marks.
 pub fn restore(e: &FanotifyFileEntry) -> Result<OwnedFd> {
-    let mut flags = (e.faflags & !FAN_NONBLOCK) | FAN_CLOEXEC;
-    if e.flags & libc::O_NONBLOCK as u32 != 0 {
-        flags |= FAN_NONBLOCK;
-    }
+    // The group's flags as they were (fdinfo shows FAN_CLOEXEC and
+    // FAN_NONBLOCK as given to fanotify_init; the file's O_NONBLOCK is
+    // set after, from its status flags).
+    let flags = e.faflags;
     let g = crate::sys::fanotify::init(flags, e.evflags).with_context(|| format!("fanotify_init({flags:#x}, {:#x})", e.evflags))?;
     // fdinfo lists the newest mark first: added oldest first, they come
     // back in the same order (as CRIU adds them).
@@ -244,7 +242,7 @@ mod tests {
     #[test]
     fn round_trip() {
         // Needs CAP_SYS_ADMIN (mount marks) and fanotify in the kernel.
-        let g = match crate::sys::fanotify::init(super::FAN_NONBLOCK | super::FAN_CLOEXEC, libc::O_RDONLY as u32) {
+        let g = match crate::sys::fanotify::init(libc::FAN_NONBLOCK | libc::FAN_CLOEXEC, libc::O_RDONLY as u32) {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("skipped: fanotify_init: {e}");
@@ -255,10 +253,10 @@ mod tests {
         let f = tmp.path().join("f");
         std::fs::write(&f, b"x").unwrap();
         let c = |p: &std::path::Path| CString::new(p.to_str().unwrap()).unwrap();
-        crate::sys::fanotify::mark(g.as_fd(), 1, (libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE) as u64, &c(&f)).unwrap();
-        crate::sys::fanotify::mark(g.as_fd(), 1 | 0x20 | 0x40, libc::FAN_OPEN as u64, &c(&f)).unwrap();
-        crate::sys::fanotify::mark(g.as_fd(), 1, (libc::FAN_OPEN | libc::FAN_EVENT_ON_CHILD) as u64, &c(tmp.path())).unwrap();
-        crate::sys::fanotify::mark(g.as_fd(), 1 | 0x10 | 0x20 | 0x40, libc::FAN_OPEN as u64, &c(tmp.path())).unwrap();
+        crate::sys::fanotify::mark(g.as_fd(), 1, libc::FAN_MODIFY | libc::FAN_CLOSE_WRITE, &c(&f)).unwrap();
+        crate::sys::fanotify::mark(g.as_fd(), 1 | 0x20 | 0x40, libc::FAN_OPEN, &c(&f)).unwrap();
+        crate::sys::fanotify::mark(g.as_fd(), 1, libc::FAN_OPEN | libc::FAN_EVENT_ON_CHILD, &c(tmp.path())).unwrap();
+        crate::sys::fanotify::mark(g.as_fd(), 1 | 0x10 | 0x20 | 0x40, libc::FAN_OPEN, &c(tmp.path())).unwrap();
         let (before, back, after) = super::super::round_trip::run(&[g.as_raw_fd()]);
         let b = before.entries[0].ffy.clone().unwrap();
         assert_eq!(b.mark.len(), 3);
