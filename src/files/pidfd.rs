@@ -128,11 +128,12 @@ fn open_dead(all: &[&PidfdEntry]) -> Result<Vec<(u32, OwnedFd)>> {
     opened
 }
 
-/// At dump, once every task's fds are recorded: a pidfd of a live or zombie
-/// process must name a task of the tree (`fdinfos`: each task's fd table),
-/// and belong to one task (each task opens its own again).
-pub fn check_targets(files: &[FileEntry], fdinfos: &[(i32, &[FdinfoEntry])]) -> Result<()> {
-    for e in files.iter().filter_map(|f| f.pidfd.as_ref()) {
+/// At dump once every task's fds are recorded, and at restore before any
+/// task exists: a pidfd of a live or zombie process must name a task of
+/// the tree (`fdinfos`: each task's fd table), and belong to one task
+/// (each task opens its own again).
+pub fn check_targets<'a>(files: impl IntoIterator<Item = &'a FileEntry>, fdinfos: &[(i32, &[FdinfoEntry])]) -> Result<()> {
+    for e in files.into_iter().filter_map(|f| f.pidfd.as_ref()) {
         let users: Vec<(i32, u32)> =
             fdinfos.iter().flat_map(|(pid, fds)| fds.iter().filter(|f| f.id == e.id).map(move |f| (*pid, f.fd))).collect();
         let Some(&(pid, fd)) = users.first() else { continue };
@@ -140,7 +141,7 @@ pub fn check_targets(files: &[FileEntry], fdinfos: &[(i32, &[FdinfoEntry])]) -> 
             continue;
         }
         if !fdinfos.iter().any(|(t, _)| *t == e.nspid) {
-            bail!("fd {fd} of task {pid} is a pidfd of process {}, outside the dumped tree: it would name another process after a restore", e.nspid);
+            bail!("fd {fd} of task {pid} is a pidfd of process {}, outside the tree: it would name another process after a restore", e.nspid);
         }
         if users.iter().any(|(t, _)| *t != pid) {
             bail!("fd {fd} of task {pid} is a pidfd of task {} shared with another task: pidfds shared between tasks are not supported yet", e.nspid);
@@ -194,7 +195,7 @@ mod tests {
         assert!(super::check_targets(&[file(11)], &tree).is_ok());
         assert!(super::check_targets(&[file(-1)], &tree).is_ok());
         let err = super::check_targets(&[file(12)], &tree).unwrap_err().to_string();
-        assert!(err.contains("fd 4 of task 10") && err.contains("outside the dumped tree"), "{err}");
+        assert!(err.contains("fd 4 of task 10") && err.contains("outside the tree"), "{err}");
         let shared = [(10, &fds[..]), (11, &fds[..])];
         assert!(super::check_targets(&[file(11)], &shared).unwrap_err().to_string().contains("shared"));
     }

@@ -196,6 +196,9 @@ impl Tree {
     pub fn check_files(&self, inherit: &[String]) -> Result<()> {
         let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
         let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        let tables: Vec<(i32, &[FdinfoEntry])> =
+            self.nodes.iter().map(|n| (n.pid, n.alive().map(|t| t.fdinfo.as_slice()).unwrap_or(&[]))).collect();
+        crate::files::pidfd::check_targets(self.files.values(), &tables)?;
         crate::files::restore::check(&self.files, &inherited, &pids)
     }
 
