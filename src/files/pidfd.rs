@@ -6,7 +6,8 @@
 //! and is opened by its own task once every task exists; a pidfd of a
 //! reaped process is opened on a stand-in process the restore forks and
 //! kills at once (one per dead process, as CRIU does), so it names a dead
-//! process again.
+//! process again, one killed by SIGKILL: a pidfd of a process that ended
+//! otherwise is refused where the kernel reports how it ended.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -64,6 +65,18 @@ impl FdKind for Pidfd {
         let (pid, nspid) = target(p.info).with_context(|| p.who())?;
         if pid == 0 {
             bail!("{} is a pidfd of a process outside our pid namespace: not supported", p.who());
+        }
+        if nspid == -1 {
+            // The stand-in of a restore dies by SIGKILL: another way of
+            // dying (which the kernel reports since 6.15) would not come
+            // back, and CRIU's record has no place for it.
+            let f = p.dup()?;
+            if let Some(status) = crate::sys::pidfd::exit_status(f.as_fd()).filter(|&s| s != libc::SIGKILL) {
+                bail!(
+                    "{} is a pidfd of a reaped process that ended with wait status {status:#x}: CRIU's image keeps no exit status (it would come back killed by SIGKILL)",
+                    p.who()
+                );
+            }
         }
         let e = PidfdEntry {
             id,
@@ -184,6 +197,25 @@ mod tests {
         // The restored pidfds work: signal 0 reaches us, not the dead one.
         assert!(crate::sys::pidfd::send_signal(back[0].as_fd(), 0).is_ok());
         assert_eq!(crate::sys::pidfd::send_signal(back[1].as_fd(), 0), Err(nix::errno::Errno::ESRCH));
+        // Both died by SIGKILL, where the kernel tells.
+        assert_eq!(crate::sys::pidfd::exit_status(back[1].as_fd()), crate::sys::pidfd::exit_status(dead.as_fd()));
+    }
+
+    #[test]
+    fn a_reaped_process_that_did_not_die_by_sigkill_is_refused() {
+        let mut child = std::process::Command::new("sh").args(["-c", "read x; exit 3"]).stdin(std::process::Stdio::piped()).spawn().unwrap();
+        let f = crate::sys::pidfd::open(Pid::from_raw(child.id() as i32)).unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        if crate::sys::pidfd::exit_status(f.as_fd()).is_none() {
+            eprintln!("skipped: this kernel keeps no exit status on pidfds (PIDFD_INFO_EXIT, Linux 6.15)");
+            return;
+        }
+        let me = std::process::id() as i32;
+        let stat = crate::proc::stat::read(me).unwrap();
+        let (mut out, mut files) = (crate::files::fds::Fds::default(), crate::files::FileTable::new());
+        let err = crate::files::fds::dump_fds(me, &[f.as_raw_fd()], &mut out, &mut files, &stat, false).unwrap_err().to_string();
+        assert!(err.contains("wait status 0x300"), "{err}");
     }
 
     #[test]

@@ -64,3 +64,23 @@ pub fn send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> Result<(), Errno> {
     let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0) };
     if r < 0 { Err(Errno::last()) } else { Ok(()) }
 }
+
+/// The wait status of the process behind `pidfd` once it has exited
+/// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15): None while it
+/// lives, or when the kernel keeps no exit information.
+pub fn exit_status(pidfd: BorrowedFd<'_>) -> Option<i32> {
+    // struct pidfd_info, its first version (64 bytes): mask, cgroupid,
+    // eleven ids, exit_code.
+    const PIDFD_INFO_EXIT: u64 = 1 << 3;
+    const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B; // _IOWR(0xFF, 11, 64 bytes)
+    let mut info = [0u64; 8];
+    info[0] = PIDFD_INFO_EXIT;
+    // SAFETY: the kernel writes at most the 64 bytes of `info`, whose size
+    // the request number encodes.
+    let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), PIDFD_GET_INFO as _, info.as_mut_ptr()) };
+    if r != 0 || info[0] & PIDFD_INFO_EXIT == 0 {
+        return None;
+    }
+    // exit_code: the last 4 bytes.
+    Some((info[7] >> 32) as u32 as i32)
+}

@@ -1,9 +1,10 @@
 //! pidfd00: pidfds of every kind of process a task can name: a live child
 //! L (PIDFD_NONBLOCK), L's child G (a task of the tree that is not ours),
-//! a zombie child Z (exited with 5, not reaped), a child D already reaped,
+//! a zombie child Z (exited with 5, not reaped), a child D killed and reaped,
 //! and the task itself. After restore each pidfd names its process again
 //! (fdinfo's Pid), keeps its flags, and works: signal 0 reaches us and not
-//! the dead D (ESRCH), waitid through Z's gets its status 5, a SIGKILL
+//! the dead D (ESRCH; its exit status, where the kernel keeps one, is
+//! still SIGKILL), waitid through Z's gets its status 5, a SIGKILL
 //! through G's turns G into a zombie of L, and L's (non-blocking: EAGAIN
 //! while L lives) reports L killed by the SIGKILL sent through it.
 
@@ -101,10 +102,12 @@ fn main() {
 
     let d = fork();
     if d == 0 {
-        // SAFETY: leave at once.
-        unsafe { libc::_exit(3) };
+        pause_forever();
     }
     let pd = pidfd_open(d, 0);
+    // Killed by SIGKILL: the way a restore's stand-in dies.
+    // SAFETY: kill takes integers.
+    unsafe { libc::kill(d, libc::SIGKILL) };
     // SAFETY: reaping our child, no status wanted.
     if unsafe { libc::waitpid(d, std::ptr::null_mut(), 0) } != d {
         zdtm::fail(&format!("waitpid({d}): {}", zdtm::last_err()));
@@ -125,6 +128,7 @@ fn main() {
     let pl = pidfd_open(l, libc::O_NONBLOCK);
     let pg = pidfd_open(g, 0);
     let ps = pidfd_open(me, 0);
+    let d_exit = zdtm::pidfd_exit_status(pd);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -142,6 +146,7 @@ fn main() {
     ck.eq("O_NONBLOCK of L's, G's, Z's, D's, self's", [pl, pg, pz, pd, ps].map(|f| getfl(f) & nb), [nb, 0, 0, 0, 0]);
     ck.eq("signal 0 through self's", send(ps, 0), Ok(()));
     ck.eq("signal 0 through D's", send(pd, 0), Err(libc::ESRCH));
+    ck.eq("D's exit status (PIDFD_GET_INFO, where the kernel keeps it)", zdtm::pidfd_exit_status(pd), d_exit);
     ck.eq("waitid through Z's", wait_pidfd(pz), Ok((z, libc::CLD_EXITED, 5)));
     ck.eq("waitid through L's while L lives", wait_pidfd(pl), Err(libc::EAGAIN));
     if ck.failed() {
