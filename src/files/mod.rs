@@ -5,12 +5,14 @@
 pub mod elf;
 pub mod epoll;
 pub mod eventfd;
+pub mod fanotify;
 pub mod fds;
 pub mod fifo;
 pub mod fown;
 pub mod ghost;
 pub mod inotify;
 pub mod kind;
+pub mod pidfd;
 pub mod pipe;
 pub mod reg;
 pub mod registry;
@@ -144,6 +146,7 @@ pub fn proc_pid_of(path: &str) -> Option<i32> {
 /// comes back; another process's would not), and be held by one task only
 /// (the restore opens it in that task, once every task exists).
 pub fn check_proc_paths(files: &FileTable, fdinfos: &[(i32, &[crate::images::pb::FdinfoEntry])]) -> anyhow::Result<()> {
+    pidfd::check_targets(&files.entries, fdinfos)?;
     for e in &files.entries {
         let Some(r) = e.reg.as_ref() else { continue };
         let Some(p) = proc_pid_of(&r.name) else { continue };

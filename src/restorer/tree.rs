@@ -59,6 +59,9 @@ impl TaskImages {
                 crate::task::thread_info::check_restorable(ti, *tid as u32)?;
             }
         }
+        if let Some(v) = imgs.mm.vmas.iter().find(|v| v.status & crate::mem::vma::status::AREA_AIORING != 0) {
+            bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): restoring AIO rings is not supported", v.start, v.start, v.end);
+        }
         Ok(TaskImages { pstree: pstree.clone(), imgs, vdso: Default::default() })
     }
 
@@ -202,6 +205,9 @@ impl Tree {
     pub fn check_files(&self, inherit: &[String]) -> Result<()> {
         let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
         let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        let tables: Vec<(i32, &[crate::images::pb::FdinfoEntry])> =
+            self.nodes.iter().map(|n| (n.pid, n.alive().map(|t| t.fdinfo.as_slice()).unwrap_or(&[]))).collect();
+        crate::files::pidfd::check_targets(self.files.values(), &tables)?;
         crate::files::restore::check(&self.files, &inherited, &pids)
     }
 
