@@ -169,6 +169,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
 
     let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
     sh.files.ghost_limit = opts.ghost_limit;
+    sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;
         let mut collected = Vec::new();
@@ -207,6 +208,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         return Err(failed(tasks, e));
     }
     freeze::finish(tasks, opts.final_state)?;
+    // The links --link-remap made stay for the restore, unless the tasks
+    // run on (as CRIU: they hold their files; the links would be strays).
+    if opts.final_state == crate::opts::FinalState::Dead {
+        sh.files.link_remaps.keep();
+    }
     let frozen_us = frozen_at.elapsed().as_micros() as u64;
     crate::stats::write_dump(&dir, freezing_us, frozen_us, &sh.mem.stats, opts.display_stats)?;
     info!("Dumping finished successfully");
