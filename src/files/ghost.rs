@@ -80,10 +80,17 @@ impl Ghosts {
         let ft = md.file_type();
         let node = ft.is_char_device() || ft.is_block_device();
         // Nothing to carry but the inode's own attributes.
-        let fifo = ft.is_fifo() || ft.is_dir() || node;
+        let fifo = ft.is_fifo() || ft.is_dir() || node || ft.is_symlink();
         if !ft.is_file() && !fifo {
-            bail!("unlinked {name} is not a regular file, fifo, directory or device node: such ghosts are not supported yet");
+            bail!("unlinked {name} is not a regular file, fifo, directory, symlink or device node: such ghosts are not supported yet");
         }
+        // A symlink (held by an O_PATH fd) carries its target.
+        let target = if ft.is_symlink() {
+            let t = nix::fcntl::readlinkat(file, "").with_context(|| format!("can't read the target of unlinked symlink {name}"))?;
+            Some(t.to_string_lossy().into_owned())
+        } else {
+            None
+        };
         let used = md.blocks() * 512;
         if used > limit {
             bail!("can't dump ghost file {name} of {} bytes in use ({} bytes long): over --ghost-limit ({limit}); raise it", used, md.size());
@@ -114,7 +121,7 @@ impl Ghosts {
                     mtim: Some(tv(md.mtime(), md.mtime_nsec())),
                     chunks: chunked.then_some(true),
                     size: chunked.then_some(md.size()),
-                    symlnk_target: None,
+                    symlnk_target: target,
                 };
                 info!("Dumping ghost file {name} ({} bytes) as {id:#x}", md.size());
                 self.found.push(Ghost { id, dev: md.dev(), ino: md.ino(), entry, parts });
@@ -241,9 +248,9 @@ impl Recreated {
         let mut r = ImageReader::open_kind(dir, &img, kinds::ghost_file())?;
         let g: GhostFileEntry = r.expect()?;
         let ty = g.mode & libc::S_IFMT;
-        let (fifo, dir, node) = (ty == libc::S_IFIFO, ty == libc::S_IFDIR, ty == libc::S_IFCHR || ty == libc::S_IFBLK);
+        let (fifo, dir, node) = (ty == libc::S_IFIFO, ty == libc::S_IFDIR, ty == libc::S_IFCHR || ty == libc::S_IFBLK || ty == libc::S_IFLNK);
         if ty != libc::S_IFREG && !fifo && !dir && !node {
-            bail!("{img}: ghost {name} has mode {:o}: only regular files, fifos, directories and device nodes are supported yet", g.mode);
+            bail!("{img}: ghost {name} has mode {:o}: only regular files, fifos, directories, symlinks and device nodes are supported yet", g.mode);
         }
         // The old name when it is free, so the task sees the same link.
         let path = if std::fs::symlink_metadata(name).is_err() { name.to_string() } else { format!("{name}.cr.{id:x}.ghost") };
@@ -288,6 +295,10 @@ impl Recreated {
         let made = match ty {
             libc::S_IFDIR => nix::unistd::mkdir(path.as_str(), Mode::from_bits_truncate(0o700)),
             libc::S_IFIFO => nix::unistd::mkfifo(path.as_str(), Mode::from_bits_truncate(0o600)),
+            libc::S_IFLNK => {
+                let target = g.symlnk_target.as_deref().with_context(|| format!("{img}: symlink ghost {path} has no target"))?;
+                nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, path.as_str())
+            }
             _ => {
                 let rdev = g.rdev.with_context(|| format!("{img}: device node ghost {path} has no rdev"))?;
                 nix::sys::stat::mknod(path.as_str(), SFlag::from_bits_truncate(ty), Mode::from_bits_truncate(0o600), u64::from(rdev))
@@ -295,9 +306,13 @@ impl Recreated {
         };
         made.with_context(|| format!("can't create ghost {path} (mode {:o})", g.mode))?;
         self.paths.get_mut().push((PathBuf::from(&path), ty == libc::S_IFDIR));
-        nix::unistd::chown(path.as_str(), Some(g.uid.into()), Some(g.gid.into())).with_context(|| format!("can't chown ghost {path}"))?;
-        nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, path.as_str(), perm, nix::sys::stat::FchmodatFlags::FollowSymlink)
-            .with_context(|| format!("can't chmod ghost {path}"))?;
+        nix::unistd::fchownat(nix::fcntl::AT_FDCWD, path.as_str(), Some(g.uid.into()), Some(g.gid.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .with_context(|| format!("can't chown ghost {path}"))?;
+        // A symlink has no mode of its own to set.
+        if ty != libc::S_IFLNK {
+            nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, path.as_str(), perm, nix::sys::stat::FchmodatFlags::FollowSymlink)
+                .with_context(|| format!("can't chmod ghost {path}"))?;
+        }
         let t = |v: Option<Timeval>| match v {
             Some(v) => nix::sys::time::TimeSpec::new(v.tv_sec as i64, v.tv_usec as i64 * 1000),
             None => nix::sys::time::TimeSpec::UTIME_OMIT,

@@ -110,7 +110,7 @@ impl FileTable {
         let Some(n) = ghost::strip_deleted(name) else { return reg::entry(id, name, file, flags, pos) };
         let md = file.metadata().with_context(|| format!("can't stat unlinked {n}"))?;
         let ft = md.file_type();
-        if md.nlink() == 0 && (ft.is_file() || ft.is_fifo() || ft.is_dir() || ft.is_char_device() || ft.is_block_device()) {
+        if md.nlink() == 0 && (ft.is_file() || ft.is_fifo() || ft.is_dir() || ft.is_char_device() || ft.is_block_device() || ft.is_symlink()) {
             let e = reg::entry(id, n, file, flags, pos)?;
             self.ghosts.record(id, n, file, self.ghost_limit)?;
             return Ok(e);
