@@ -11,6 +11,7 @@ pub mod fown;
 pub mod ghost;
 pub mod inotify;
 pub mod kind;
+pub mod memfd;
 pub mod pipe;
 pub mod reg;
 pub mod registry;
@@ -41,7 +42,7 @@ pub struct FileTable {
     /// `--ghost-limit`.
     pub ghost_limit: u64,
     /// The memfd inodes the MEMFD entries name (memfd.img).
-    pub memfd_inodes: Vec<crate::images::pb::MemfdInodeEntry>,
+    pub memfds: crate::mem::memfd::Recorded,
     /// Shared anonymous memory recorded as such (VMA_ANON_SHARED), by
     /// inode: not to be recorded as a memfd by a later task.
     pub anon_shmem: Vec<u64>,
@@ -55,7 +56,7 @@ impl FileTable {
             mapped: HashMap::new(),
             ghosts: Default::default(),
             ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
-            memfd_inodes: Vec::new(),
+            memfds: Default::default(),
             anon_shmem: Vec::new(),
         }
     }
@@ -128,7 +129,7 @@ impl FileTable {
             w.write(e)?;
         }
         w.finish()?;
-        crate::mem::memfd::write_inodes(dir, &self.memfd_inodes)?;
+        crate::mem::memfd::write_inodes(dir, &self.memfds.inodes)?;
         self.ghosts.write(dir)
     }
 }

@@ -99,7 +99,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
     // the private view from the same object as the shared ones.
     // (A task before this one may have recorded the object so already.)
     let mut private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
-    private_shm.extend(files.memfd_inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
+    private_shm.extend(files.memfds.inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
     for m in maps {
         let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
         let mut e = VmaEntry {

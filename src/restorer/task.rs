@@ -125,8 +125,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
             inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
         }
-        let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
-        inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
+        inh.shm.memfds = crate::files::memfd::made(&tree.files)?;
     }
     // Memory before the children: they take what they share with it
     // (`mem::inherit`).
