@@ -65,15 +65,13 @@ pub struct Recorded {
     objects: Vec<((u64, u64), File)>,
 }
 
-/// The seals of memfd `f` (`what` names it).
-fn seals_of(f: &File, what: &dyn Fn() -> String) -> Result<u32> {
-    Ok(nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_GET_SEALS).with_context(|| format!("{}: F_GET_SEALS", what()))? as u32)
-}
-
-/// Whether `f` lives on hugetlbfs (a MFD_HUGETLB memfd).
-pub fn is_hugetlb(f: &File) -> Result<bool> {
-    let st = nix::sys::statfs::fstatfs(f).context("fstatfs")?;
-    Ok(st.filesystem_type() == nix::sys::statfs::HUGETLBFS_MAGIC)
+/// The seals of memfd `f` (`what` names it). Kernels before 4.16 have no
+/// seals on hugetlbfs (EINVAL): F_SEAL_SEAL, as CRIU records them.
+fn seals_of(f: &File, hugetlb: bool, what: &dyn Fn() -> String) -> Result<u32> {
+    match nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_GET_SEALS) {
+        Err(nix::errno::Errno::EINVAL) if hugetlb => Ok(libc::F_SEAL_SEAL as u32),
+        r => Ok(r.with_context(|| format!("{}: F_GET_SEALS", what()))? as u32),
+    }
 }
 
 impl Recorded {
@@ -87,9 +85,11 @@ impl Recorded {
         if let Some(i) = self.objects.iter().position(|(k, _)| *k == key) {
             return Ok(self.inodes[i].inode_id);
         }
-        if is_hugetlb(f).with_context(what)? {
-            bail!("{} is a hugetlb memfd ({shown}): hugetlb memfds are not supported yet", what());
-        }
+        let hugetlb_flag = if super::hugetlb::is_hugetlb(f).with_context(what)? {
+            Some(super::hugetlb::memfd_flag(f).with_context(what)?)
+        } else {
+            None
+        };
         let inode_id = self.inodes.len() as u64 + 1;
         self.inodes.push(MemfdInodeEntry {
             name: memfd_name(shown).to_string(),
@@ -97,9 +97,9 @@ impl Recorded {
             gid: md.gid(),
             size: md.len(),
             shmid: md.ino() as u32,
-            seals: seals_of(f, what)?,
+            seals: seals_of(f, hugetlb_flag.is_some(), what)?,
             inode_id,
-            hugetlb_flag: None,
+            hugetlb_flag,
             mode: Some(md.mode()),
         });
         let copy = f.try_clone().with_context(|| format!("{}: dup", what()))?;
@@ -139,7 +139,7 @@ pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(
     let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
     let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
     let fdflags = link_access(&path).with_context(what)?;
-    if m.shared && m.write && seals_of(&f, &what)? & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 {
+    if m.shared && m.write && seals_of(&f, true, &what)? & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 {
         bail!("{}: mapped shared and writable, yet sealed against writing (F_SEAL_FUTURE_WRITE): not supported yet", what());
     }
     if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
@@ -242,16 +242,18 @@ impl Memfds {
 /// Make one memfd inode as recorded.
 fn make(dir: &ImageDir, e: &MemfdInodeEntry) -> Result<OwnedFd> {
     use nix::sys::memfd::{memfd_create, MFdFlags};
-    let what = format!("memfd inode {} (memfd:{})", e.inode_id, e.name);
-    if e.hugetlb_flag.is_some_and(|f| f != 0) {
-        bail!("{what}: hugetlb memfds are not supported yet");
-    }
+    let huge = e.hugetlb_flag.is_some_and(|h| h != 0);
+    let what = format!("memfd inode {} (memfd:{}{})", e.inode_id, e.name, if huge { ", hugetlb" } else { "" });
     // The kernel seals a memfd made without MFD_ALLOW_SEALING with exactly
     // F_SEAL_SEAL; other seals need it, and are added once filled.
     let sealing = e.seals != libc::F_SEAL_SEAL as u32;
     let mut flags = MFdFlags::MFD_CLOEXEC;
     if sealing {
         flags |= MFdFlags::MFD_ALLOW_SEALING;
+    }
+    if let Some(h) = e.hugetlb_flag.filter(|h| *h != 0) {
+        // MFD_HUGETLB and the page size bits, as recorded.
+        flags |= MFdFlags::from_bits_retain(h);
     }
     let name = CString::new(e.name.as_str()).with_context(|| format!("{what}: a NUL byte in the name"))?;
     let fd = memfd_create(name.as_c_str(), flags).with_context(|| format!("memfd_create for {what}"))?;
@@ -366,9 +368,6 @@ mod tests {
         // No seal at all: sealing stays allowed.
         let f = File::from(make(&dir, &inode(0)).unwrap());
         assert_eq!(seals_of(&f), 0);
-        let mut h = inode(0);
-        h.hugetlb_flag = Some(4);
-        assert!(format!("{:#}", make(&dir, &h).unwrap_err()).contains("hugetlb"));
 
         let Ok(fd) = memfd_create(c"sealed", MFdFlags::MFD_ALLOW_SEALING | MFdFlags::MFD_CLOEXEC) else {
             eprintln!("skipped: memfd_create(MFD_ALLOW_SEALING) is not available");

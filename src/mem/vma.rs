@@ -132,9 +132,6 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             e.flags |= libc::MAP_LOCKED as u32;
         }
-        if m.has_flag("ht") {
-            bail!("{}: hugetlb mappings are not supported yet", what());
-        }
         let special = m.name.starts_with('[') && m.name.ends_with(']');
         if !special && (m.has_flag("io") || m.has_flag("pf")) {
             bail!("{}: I/O (device) mappings can't be dumped", what());
@@ -165,6 +162,26 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 continue;
             }
             n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
+            _ if m.has_flag("ht") => {
+                // hugetlb: a memfd or shared anonymous memory, recorded as
+                // a memfd ("/anon_hugepage") of that page size, as CRIU 4.2
+                // records them.
+                let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
+                let size_bits = super::hugetlb::size_bits(&f).with_context(what)?;
+                if !super::memfd::is_memfd_map(m) && !m.name.starts_with(super::hugetlb::ANON_NAME) {
+                    bail!("{}: mappings of hugetlbfs files are not supported yet", what());
+                }
+                if !m.shared {
+                    bail!("{}: private hugetlb mappings are not supported yet", what());
+                }
+                let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
+                e.shmid = u64::from(id);
+                e.pgoff = m.offset;
+                e.fdflags = Some(fdflags);
+                e.flags |= (libc::MAP_SHARED | libc::MAP_HUGETLB) as u32 | size_bits;
+                e.status = status::AREA_REGULAR | status::FILE_SHARED | status::AREA_MEMFD;
+            }
             _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
                 let n = m.name.as_str();
                 if n.starts_with("/SYSV") {
