@@ -43,6 +43,16 @@ pub fn page_size(flags: u32) -> Option<u64> {
     (log2 != 0).then(|| 1u64 << log2)
 }
 
+/// This system's default huge page size (/proc/meminfo's Hugepagesize;
+/// 2 MiB when it can't be read).
+pub fn default_size() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("Hugepagesize:").map(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>())))
+        .and_then(|r| r.ok())
+        .map_or(2 << 20, |kb| kb << 10)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -107,7 +107,9 @@ pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)
     let mut runs: Vec<Run> = Vec::new();
     let mut st = MemStats::default();
     for v in vmas.iter().filter(|v| v.dumps_private_pages()) {
-        let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
+        // hugetlb pages are never lazy (as CRIU 4.2 flags them).
+        let huge = v.entry.flags & libc::MAP_HUGETLB as u32 != 0;
+        let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO) && !huge;
         let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
         // The vDSO whole, present or not (as CRIU): a restore on another
         // kernel compares it with its own and may restore it as a proxy.

@@ -163,24 +163,31 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             }
             n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
             _ if m.has_flag("ht") => {
-                // hugetlb: a memfd or shared anonymous memory, recorded as
-                // a memfd ("/anon_hugepage") of that page size, as CRIU 4.2
-                // records them.
+                // hugetlb, as CRIU 4.2 records it: the page size in the
+                // flags; a memfd, or shared anonymous memory as a memfd
+                // ("/anon_hugepage") of that page size; private anonymous
+                // memory as such.
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let size_bits = super::hugetlb::size_bits(&f).with_context(what)?;
-                if !super::memfd::is_memfd_map(m) && !m.name.starts_with(super::hugetlb::ANON_NAME) {
+                let anon = m.name.starts_with(super::hugetlb::ANON_NAME);
+                if !super::memfd::is_memfd_map(m) && !anon {
                     bail!("{}: mappings of hugetlbfs files are not supported yet", what());
                 }
-                if !m.shared {
-                    bail!("{}: private hugetlb mappings are not supported yet", what());
+                e.flags |= libc::MAP_HUGETLB as u32 | size_bits;
+                if anon && !m.shared {
+                    // Private anonymous: its pages go with the task's.
+                    e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                    e.status = status::AREA_REGULAR | status::ANON_PRIVATE;
+                } else {
+                    let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
+                    e.shmid = u64::from(id);
+                    e.pgoff = m.offset;
+                    e.fdflags = Some(fdflags);
+                    let (flag, st) = if m.shared { (libc::MAP_SHARED, status::FILE_SHARED) } else { (libc::MAP_PRIVATE, status::FILE_PRIVATE) };
+                    e.flags |= flag as u32;
+                    e.status = status::AREA_REGULAR | st | status::AREA_MEMFD;
                 }
-                let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
-                e.shmid = u64::from(id);
-                e.pgoff = m.offset;
-                e.fdflags = Some(fdflags);
-                e.flags |= (libc::MAP_SHARED | libc::MAP_HUGETLB) as u32 | size_bits;
-                e.status = status::AREA_REGULAR | status::FILE_SHARED | status::AREA_MEMFD;
             }
             _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
                 let n = m.name.as_str();
