@@ -1,19 +1,21 @@
-//! memfd objects: the MEMFD file descriptions of files.img and the
-//! memfd.img inodes they name. CRIU 4.2 records shared memory this way
-//! (MAP_SHARED|MAP_ANONYMOUS memory too, as a memfd named "/dev/zero" on
-//! kernels where such memory lives on the shmem device).
+//! memfd inodes: the memfd.img records the MEMFD file descriptions of
+//! files.img name, shared by mappings and fds (`files::memfd`). CRIU 4.2
+//! records shared memory this way (MAP_SHARED|MAP_ANONYMOUS memory too, as
+//! a memfd named "/dev/zero" on kernels where such memory lives on the
+//! shmem device; shared anonymous hugetlb memory as "/anon_hugepage").
 //!
-//! Dump records a memfd a task maps (a `/memfd:NAME (deleted)` VMA) once
-//! per inode: a MEMFD file (the VMA's shmid) naming a memfd.img inode with
-//! its name, owner, mode, size, seals and shmid (the inode number; its
-//! contents go to pagemap-shmem-SHMID.img with the other shared memory).
-//! memfd file descriptors are still refused (src/files).
+//! Dump records each inode once ([`Recorded`]): its name, owner, mode,
+//! size, seals, hugetlb page size and shmid (the inode number); a memfd a
+//! task maps gets a MEMFD file of its own (the VMA's shmid). Contents go to
+//! pagemap-shmem-SHMID.img: with the memory of a task that maps it, or,
+//! for a memfd only fds hold, once every task is recorded.
 //!
-//! Restore makes each inode the tree's VMAs name once, before the tasks
-//! fork (they inherit it): memfd_create with the recorded name (sealing
-//! allowed only when seals other than F_SEAL_SEAL were recorded), its size,
-//! its contents from pagemap-shmem-SHMID.img, owner and mode, then its
-//! seals. Each task opens the file ids its VMAs name from that object.
+//! Restore makes every inode the records name once, before the tasks
+//! exist (they inherit it): memfd_create with the recorded name (sealing
+//! allowed only when seals other than F_SEAL_SEAL were recorded; hugetlb
+//! with its page size), its size, its contents from pagemap-shmem-SHMID.img,
+//! owner and mode, then its seals. Each task opens the file ids its VMAs
+//! and fds name from that object.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -140,7 +142,7 @@ pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(
     let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
     let fdflags = link_access(&path).with_context(what)?;
     if m.shared && m.write && seals_of(&f, true, &what)? & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 {
-        bail!("{}: mapped shared and writable, yet sealed against writing (F_SEAL_FUTURE_WRITE): not supported yet", what());
+        bail!("{}: mapped shared and writable, yet sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): not supported yet", what());
     }
     if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
         return Ok((id, fdflags));
@@ -200,9 +202,9 @@ impl Memfds {
         ids.sort_unstable();
         let inodes = read_inodes(dir)?;
         for (id, ino) in ids {
-            if !out.inodes.contains_key(&ino) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = out.inodes.entry(ino) {
                 let e = inodes.iter().find(|e| e.inode_id == ino).with_context(|| format!("memfd inode {ino} of file id {id} is not in memfd.img"))?;
-                out.inodes.insert(ino, (make(dir, e)?, e.name.clone()));
+                slot.insert((make(dir, e)?, e.name.clone()));
             }
             out.files.insert(id, ino);
         }
@@ -386,6 +388,6 @@ mod tests {
             return;
         }
         let e = format!("{:#}", r.unwrap_err());
-        assert!(e.contains(&format!("mapped at {at:#x}")) && e.contains("F_SEAL_FUTURE_WRITE"), "{e}");
+        assert!(e.contains(&format!("mapped at {at:#x}")) && e.contains("sealed against writing"), "{e}");
     }
 }
