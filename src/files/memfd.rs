@@ -12,7 +12,6 @@
 
 use std::fs::File;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use anyhow::{Context, Result};
 
 use super::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx};
@@ -27,6 +26,16 @@ pub struct Memfd;
 /// fds and the mappings of every task: another handle on them.
 pub fn made(imgs: &Images) -> Result<Memfds> {
     imgs.state.get::<Memfds>().map_or_else(|| Ok(Memfds::default()), Memfds::try_clone)
+}
+
+/// A description of memfd file `id` of the restore's images, read-only
+/// (None: `id` is no memfd), for an executable run from a memfd.
+pub fn open_file(imgs: &Images, id: u32) -> Result<Option<File>> {
+    if imgs.get(&id).is_none_or(|fe| fe.memfd.is_none()) {
+        return Ok(None);
+    }
+    let memfds = imgs.state.get::<Memfds>().with_context(|| format!("no memfd was made for file {id}"))?;
+    memfds.open(id, libc::O_RDONLY).map(Some)
 }
 
 fn is_o_path(flags: u32) -> bool {
@@ -45,7 +54,7 @@ impl FdKind for Memfd {
     fn claims(&self, p: &FdProbe) -> bool {
         // A memfd has no name in any directory: never a path of a file
         // still linked.
-        p.link.starts_with("/memfd:") && p.link.ends_with(" (deleted)") && p.md.file_type().is_file() && p.md.nlink() == 0
+        crate::mem::memfd::is_memfd_file(p.link, p.md)
     }
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {

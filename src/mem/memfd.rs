@@ -135,19 +135,32 @@ impl Recorded {
 /// mapping of a memfd sealed against writing is refused: the restore
 /// seals the memfd before it maps it.
 pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
     let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
     let what = || format!("memfd {} mapped at {:#x}-{:#x} by task {pid}", m.name, m.start, m.end);
     let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
-    let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
     let fdflags = link_access(&path).with_context(what)?;
     if m.shared && m.write && seals_of(&f, true, &what)? & (libc::F_SEAL_WRITE | libc::F_SEAL_FUTURE_WRITE) as u32 != 0 {
         bail!("{}: mapped shared and writable, yet sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE): not supported yet", what());
     }
+    Ok((record_file(&m.name, &f, files, &what)?, fdflags))
+}
+
+/// Whether a file /proc names `shown`, of metadata `md`, is a memfd.
+pub fn is_memfd_file(shown: &str, md: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    shown.starts_with(PREFIX) && shown.ends_with(" (deleted)") && md.is_file() && md.nlink() == 0
+}
+
+/// The files.img id of memfd `f` as a mapped file or an executable (shown
+/// as `shown` by /proc): one MEMFD record per inode, without flags or
+/// position, recorded the first time.
+pub fn record_file(shown: &str, f: &File, files: &mut FileTable, what: &dyn Fn() -> String) -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let md = f.metadata().with_context(|| format!("{}: can't stat", what()))?;
     if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
-        return Ok((id, fdflags));
+        return Ok(id);
     }
-    let inode_id = files.memfds.inode_id(&m.name, &f, &what)?;
+    let inode_id = files.memfds.inode_id(shown, f, what)?;
     let id = files.alloc_id();
     files.push(FileEntry {
         r#type: FdTypes::Memfd as i32,
@@ -156,7 +169,7 @@ pub fn record_mapping(pid: i32, m: &MapEntry, files: &mut FileTable) -> Result<(
         ..Default::default()
     });
     files.set_mapped(md.dev(), md.ino(), id);
-    Ok((id, fdflags))
+    Ok(id)
 }
 
 /// Write memfd.img (nothing when no memfd was recorded).
@@ -272,7 +285,11 @@ fn make(dir: &ImageDir, e: &MemfdInodeEntry) -> Result<OwnedFd> {
         let seals = nix::fcntl::SealFlag::from_bits_retain(e.seals as i32);
         nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(seals)).with_context(|| format!("{what}: adding seals {:#x}", e.seals))?;
     }
-    Ok(OwnedFd::from(f))
+    // Kept read-only: a writer open anywhere would keep the memfd from
+    // becoming a task's executable (PR_SET_MM_MAP's exe_fd). Each
+    // description is reopened from it with its own access.
+    let ro = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).with_context(|| format!("{what}: reopening it read-only"))?;
+    Ok(OwnedFd::from(ro))
 }
 
 #[cfg(test)]

@@ -282,6 +282,10 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
         return Ok(id);
     }
+    if super::memfd::is_memfd_file(&name, &md) {
+        // Run from a memfd (fexecve): the memfd's record, as its mappings'.
+        return super::memfd::record_file(&name, &f, files, &|| format!("the executable of task {pid}"));
+    }
     let id = files.alloc_id();
     files.push_reg_file(id, &name, &f, libc::O_RDONLY as u32, 0)?;
     files.set_mapped(md.dev(), md.ino(), id);

@@ -263,9 +263,15 @@ fn prepare(
     task::core::set_rlimits(&tp.rlimits, pid);
 
     // The executable for PR_SET_MM_MAP.
-    let exe = tree.reg(imgs.mm.exe_file_id)?;
-    let exe_file = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
-    crate::files::reg::validate(exe, &exe_file)?;
+    let exe_file = match crate::files::memfd::open_file(&tree.files, imgs.mm.exe_file_id).context("the executable")? {
+        Some(memfd) => memfd,
+        None => {
+            let exe = tree.reg(imgs.mm.exe_file_id)?;
+            let f = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
+            crate::files::reg::validate(exe, &f)?;
+            f
+        }
+    };
 
     let fs = task::fs::plan(&imgs.fs, |id| tree.reg(id))?;
     task::fs::restore(&fs, pid)?;
