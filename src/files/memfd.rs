@@ -8,7 +8,8 @@
 //! Restore makes every inode the records name once, before any task exists
 //! (`prepare`: the tasks inherit it), and opens each description as a
 //! description of its own on it (through /proc/self/fd, as CRIU does), at
-//! its position. Hugetlb memfds are refused by name at dump.
+//! its position. Hugetlb memfds are carried too (their page size in
+//! memfd.img's hugetlb_flag). A memfd in flight (SCM_RIGHTS) is refused.
 
 use std::fs::File;
 use std::os::fd::OwnedFd;

@@ -171,6 +171,9 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
                 let size_bits = super::hugetlb::size_bits(&f).with_context(what)?;
                 let anon = m.name.starts_with(super::hugetlb::ANON_NAME);
+                if m.name.starts_with("/SYSV") {
+                    bail!("{}: SysV shared memory is not supported yet", what());
+                }
                 if !super::memfd::is_memfd_map(m) && !anon {
                     bail!("{}: mappings of hugetlbfs files are not supported yet", what());
                 }
