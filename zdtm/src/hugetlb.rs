@@ -1,7 +1,12 @@
-//! Huge pages for the hugetlb tests: the default huge page size, and
-//! enough free pages of it in the pool (raising /proc/sys/vm/nr_hugepages
-//! when needed, as root, and putting it back at the end), or a skip saying
-//! why there are none.
+//! Huge pages for the hugetlb tests: the default huge page size, and pages
+//! of it added to the pool for the test (/proc/sys/vm/nr_hugepages raised
+//! by what the test needs, as root, and lowered by as much at its end), or
+//! a skip saying why there are none. The pool is the machine's: the
+//! read-modify-write of nr_hugepages is serialized between tests with a
+//! lock file, and each test adds its own pages (tests running at once, in
+//! several runs, never count on the same free pages).
+
+use std::os::fd::AsRawFd;
 
 use crate::{last_err, skip};
 
@@ -19,9 +24,20 @@ pub fn page_size() -> usize {
 }
 
 const NR: &str = "/proc/sys/vm/nr_hugepages";
+const LOCK: &str = "/tmp/zdtm-nr_hugepages.lock";
 
 fn nr() -> u64 {
     std::fs::read_to_string(NR).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Run `f` holding the lock on nr_hugepages (unlocked when the file closes).
+fn locked<T>(f: impl FnOnce() -> T) -> T {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(LOCK);
+    if let Ok(l) = &file {
+        // SAFETY: flock on our own open fd.
+        unsafe { libc::flock(l.as_raw_fd(), libc::LOCK_EX) };
+    }
+    f()
 }
 
 /// Pages this test added to the pool.
@@ -29,22 +45,19 @@ pub struct Pool {
     added: u64,
 }
 
-/// At least `pages` free huge pages of the default size, or skip.
+/// `pages` more huge pages of the default size in the pool, or skip.
 pub fn reserve(pages: u64) -> Pool {
-    let free = meminfo("HugePages_Free:").unwrap_or(0);
-    if free >= pages {
-        return Pool { added: 0 };
+    let (pool, got) = locked(|| {
+        let before = nr();
+        let r = std::fs::write(NR, (before + pages).to_string());
+        (Pool { added: nr().saturating_sub(before) }, r)
+    });
+    if let Err(e) = got {
+        skip(&format!("{pages} huge page(s) needed, and {NR} can't be raised: {e}"));
     }
-    let before = nr();
-    let want = before + (pages - free);
-    if let Err(e) = std::fs::write(NR, want.to_string()) {
-        skip(&format!("{free} free huge page(s), {pages} needed, and {NR} can't be raised: {e}"));
-    }
-    let pool = Pool { added: nr().saturating_sub(before) };
-    let now = meminfo("HugePages_Free:").unwrap_or(0);
-    if now < pages {
+    if pool.added < pages {
         pool.release();
-        skip(&format!("only {now} free huge page(s) after raising {NR} to {want}; {pages} needed"));
+        skip(&format!("the kernel found only {} of the {pages} huge page(s) asked for", pool.added));
     }
     pool
 }
@@ -52,7 +65,11 @@ pub fn reserve(pages: u64) -> Pool {
 impl Pool {
     /// Give back what [`reserve`] added (every huge page of ours unmapped).
     pub fn release(&self) {
-        if self.added > 0 && std::fs::write(NR, nr().saturating_sub(self.added).to_string()).is_err() {
+        if self.added == 0 {
+            return;
+        }
+        let r = locked(|| std::fs::write(NR, nr().saturating_sub(self.added).to_string()));
+        if r.is_err() {
             crate::test_msg!("can't put {NR} back: {}", last_err());
         }
     }
