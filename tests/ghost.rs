@@ -91,12 +91,16 @@ fn ghosts_over_the_limit_are_refused_by_name() {
 }
 
 #[test]
-fn memfds_are_refused_by_name_not_taken_for_ghosts() {
+fn memfds_are_dumped_as_memfds_not_taken_for_ghosts() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let script = format!("import os,time\nfd=os.memfd_create('zz')\nopen('{}','w').close()\nwhile True: time.sleep(1)", ready.display());
-    let t = Target::spawn(py, &["-c", &script], Some(&ready));
-    let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &[]);
-    assert!(err.contains("/memfd:zz (deleted) is a memfd: memfd files are not supported yet"), "{err}");
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
+    let imgs = dump_killed(&mut t, tmp.path());
+    assert!(!imgs.join("remap-fpath.img").exists(), "a memfd is no ghost");
+    let files = crit(&imgs.join("files.img"));
+    assert!(files["entries"].as_array().unwrap().iter().any(|e| e["type"] == "MEMFD"), "{files}");
+    let inodes = crit(&imgs.join("memfd.img"));
+    assert_eq!(inodes["entries"][0]["name"], "zz", "{inodes}");
 }

@@ -13,6 +13,7 @@ pub mod ghost;
 pub mod inotify;
 pub mod kind;
 pub mod link_remap;
+pub mod memfd;
 pub mod pidfd;
 pub mod pipe;
 pub mod reg;
@@ -50,7 +51,7 @@ pub struct FileTable {
     /// The links made for them (removed unless the dump keeps them).
     pub link_remaps: link_remap::Made,
     /// The memfd inodes the MEMFD entries name (memfd.img).
-    pub memfd_inodes: Vec<crate::images::pb::MemfdInodeEntry>,
+    pub memfds: crate::mem::memfd::Recorded,
     /// Shared anonymous memory recorded as such (VMA_ANON_SHARED), by
     /// inode: not to be recorded as a memfd by a later task.
     pub anon_shmem: Vec<u64>,
@@ -66,7 +67,7 @@ impl FileTable {
             ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
             link_remap: false,
             link_remaps: Default::default(),
-            memfd_inodes: Vec::new(),
+            memfds: Default::default(),
             anon_shmem: Vec::new(),
         }
     }
@@ -150,7 +151,7 @@ impl FileTable {
             w.write(e)?;
         }
         w.finish()?;
-        crate::mem::memfd::write_inodes(dir, &self.memfd_inodes)?;
+        crate::mem::memfd::write_inodes(dir, &self.memfds.inodes)?;
         self.ghosts.write(dir)
     }
 }

@@ -1,6 +1,6 @@
 //! The table of file kinds: one line per kind. At dump, the first kind
-//! that claims an fd records it (order matters where two could: O_PATH
-//! before anything, regular files and devices before terminals); at
+//! that claims an fd records it (order matters where two could: memfds
+//! before regular files, O_PATH before anything else, regular files and devices before terminals); at
 //! restore, a record goes to the kind of its fd type.
 
 use super::kind::FdKind;
@@ -8,6 +8,7 @@ use crate::images::pb::FdTypes;
 
 /// Every kind of file description we carry.
 pub static KINDS: &[&dyn FdKind] = &[
+    &super::memfd::Memfd,
     &super::reg::Reg,
     &super::pipe::Pipe,
     &super::fifo::Fifo,

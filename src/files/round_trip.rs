@@ -55,6 +55,7 @@ pub fn run_with(list: &[RawFd], between: impl FnOnce()) -> (Dumped, Vec<OwnedFd>
     let tmp = tempfile::tempdir().expect("a temp dir");
     let dir = ImageDir::open(tmp.path()).expect("the images dir");
     files.write(&dir).expect("writing files.img");
+    files.memfds.dump_contents(&dir, &mut 1, &mut Vec::new()).expect("writing memfd contents");
     fds::write_images(&out, &dir).expect("writing side images");
     let before = Dumped { entries: records(&infos, &files), fds: out };
     between();

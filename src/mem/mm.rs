@@ -57,6 +57,14 @@ impl Dumper {
         mm.thp_disabled = Some(crate::task::settings::thp_disabled(pid, report.thp_disabled)?);
         Ok(mm)
     }
+
+    /// Once every task is recorded: the contents of the memfds that only
+    /// fds hold (a mapped one's went with the memory of a task mapping it).
+    pub fn dump_memfds(&mut self, files: &FileTable, dir: &ImageDir) -> Result<()> {
+        let pages = files.memfds.dump_contents(dir, &mut self.next_pages_id, &mut self.shmem_done)?;
+        self.stats.shpages_written += pages;
+        Ok(())
+    }
 }
 
 

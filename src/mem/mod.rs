@@ -1,9 +1,10 @@
 //! Task memory: VMAs (`vma`), the page dump (`pages`), memfd objects
-//! (`memfd`), shared memory contents at restore (`shmem`), the restore's
+//! (`memfd`), hugetlb page sizes (`hugetlb`), shared memory contents at restore (`shmem`), the restore's
 //! premap (`premap`), the copy-on-write sharing children take from their
 //! parent's premap (`inherit`) and vDSO decision (`vdso`), and the
 //! mm_entry that ties them to the task's mm boundaries (`mm`).
 
+pub mod hugetlb;
 pub mod inherit;
 pub mod memfd;
 pub mod mm;

@@ -107,7 +107,9 @@ pub fn private_runs(pagemap: &File, vmas: &[Vma]) -> Result<(Vec<Run>, MemStats)
     let mut runs: Vec<Run> = Vec::new();
     let mut st = MemStats::default();
     for v in vmas.iter().filter(|v| v.dumps_private_pages()) {
-        let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO);
+        // hugetlb pages are never lazy (as CRIU 4.2 flags them).
+        let huge = v.entry.flags & libc::MAP_HUGETLB as u32 != 0;
+        let lazy = v.is(status::ANON_PRIVATE) && !v.is(status::AREA_VDSO) && !huge;
         let fl = if lazy { flags::PE_LAZY | flags::PE_PRESENT } else { flags::PE_PRESENT };
         // The vDSO whole, present or not (as CRIU): a restore on another
         // kernel compares it with its own and may restore it as a proxy.
@@ -234,6 +236,25 @@ pub fn guard_runs(pagemap: &File, vmas: &[Vma]) -> Result<Vec<Run>> {
     Ok(out)
 }
 
+/// Dump the first `len` bytes of shared memory object `shmid` (`f`, the
+/// object as a file): pagemap-shmem-SHMID.img, whose vaddrs are offsets
+/// in the object, naming pages-`pages_id`.img, which holds its data pages
+/// (found with SEEK_DATA). Returns the bytes written.
+pub fn dump_object(f: &File, shmid: u64, len: u64, dir: &ImageDir, pages_id: u32) -> Result<u64> {
+    let runs: Vec<Run> = data_runs(f, len)
+        .with_context(|| format!("finding pages of shared memory {shmid}"))?
+        .into_iter()
+        .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
+        .collect();
+    let pm = pagemap_of(pages_id, &runs);
+    pm.write_named(dir, &shmem_pagemap_name(shmid))?;
+    let pname = pages_file_name(pages_id);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
+    let written = copy_object_runs(f, &runs, &mut out).with_context(|| format!("dumping shared memory {shmid}"))?;
+    out.flush().with_context(|| format!("writing {pname}"))?;
+    Ok(written)
+}
+
 /// The name of the pagemap of anonymous shared memory object `shmid`.
 pub fn shmem_pagemap_name(shmid: u64) -> String {
     format!("pagemap-shmem-{shmid}.img")
@@ -283,17 +304,7 @@ pub fn dump_shmem(pid: i32, vmas: &[Vma], dir: &ImageDir, mut pages_id: u32, don
         let f = File::open(&path).with_context(|| format!("can't open shared memory {path}"))?;
         let size = f.metadata()?.len();
         let len = if memfd { size } else { size.max(v.entry.pgoff + (v.entry.end - v.entry.start)) };
-        let runs: Vec<Run> = data_runs(&f, len)
-            .with_context(|| format!("finding pages of shared memory {shmid}"))?
-            .into_iter()
-            .map(|(s, e)| Run { start: s, end: e, flags: flags::PE_PRESENT })
-            .collect();
-        let pm = pagemap_of(pages_id, &runs);
-        pm.write_named(dir, &shmem_pagemap_name(shmid))?;
-        let pname = pages_file_name(pages_id);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, dir.create_file(&pname)?);
-        written += copy_object_runs(&f, &runs, &mut out).with_context(|| format!("dumping shared memory {shmid}"))?;
-        out.flush().with_context(|| format!("writing {pname}"))?;
+        written += dump_object(&f, shmid, len, dir, pages_id)?;
         pages_id += 1;
     }
     Ok((pages_id, written / PAGE_SIZE))

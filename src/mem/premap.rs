@@ -94,6 +94,12 @@ pub fn find_hole(len: u64, avoid: &[(u64, u64)]) -> Option<u64> {
     (top >= LOW + len + PAGE_SIZE).then(|| top - len - PAGE_SIZE)
 }
 
+/// The page size of hugetlb VMA `v` (None: not hugetlb). A hugetlb VMA
+/// whose flags name no size has the default one.
+fn huge_size(v: &VmaEntry) -> Option<u64> {
+    (v.flags & libc::MAP_HUGETLB as u32 != 0).then(|| super::hugetlb::page_size(v.flags).unwrap_or_else(super::hugetlb::default_size))
+}
+
 /// Whether `v` is premapped here. The image's vDSO and vvar are, only
 /// when they are restored as memory (`proxy`).
 fn needs_premap(v: &VmaEntry, proxy: bool) -> bool {
@@ -183,7 +189,8 @@ pub fn premap(
     let vmas = &mm_e.vmas;
     let mut cow = super::inherit::Adopted::new(parent, mm_e.exe_file_id, own);
     let proxy = matches!(vdso, VdsoPlan::Proxy(_));
-    let total: u64 = vmas.iter().filter(|v| needs_premap(v, proxy)).map(|v| v.end - v.start + PAGE_SIZE).sum();
+    // A hugetlb area starts at a multiple of its page size: room to align it.
+    let total: u64 = vmas.iter().filter(|v| needs_premap(v, proxy)).map(|v| v.end - v.start + PAGE_SIZE + huge_size(v).unwrap_or(0)).sum();
     let mut avoid: Vec<(u64, u64)> = vmas.iter().map(|v| (v.start, v.end)).collect();
     avoid.extend(own.iter().map(|m| (m.start, m.end)));
     avoid.extend_from_slice(extra_avoid);
@@ -233,7 +240,14 @@ pub fn premap(
         let private = if v.flags & super::vma::MAP_DROPPABLE != 0 { super::vma::MAP_DROPPABLE as i32 } else { libc::MAP_PRIVATE };
         let locked = (v.flags & libc::MAP_LOCKED as u32) as i32;
         let what = || format!("premapping VMA {:#x}-{:#x}", v.start, v.end);
-        if cow.adopt(v, rw, at) {
+        // hugetlb: at a multiple of its page size (mremap moves it whole
+        // pages), anonymous memory mapped with its page size.
+        let huge = huge_size(v);
+        let hugetlb = if huge.is_some() { (v.flags & (libc::MAP_HUGETLB as u32 | 0x3f << super::hugetlb::SIZE_SHIFT)) as i32 } else { 0 };
+        if let Some(h) = huge {
+            at = at.next_multiple_of(h);
+        }
+        if huge.is_none() && cow.adopt(v, rw, at) {
             // The parent's area, its pages shared copy-on-write.
         } else if v.status & status::ANON_SHARED != 0 {
             match shm_first.get(&v.shmid) {
@@ -259,7 +273,7 @@ pub fn premap(
             let f = open_mapped(files, shared, v, false)?;
             mm::map(at, len, rw, libc::MAP_PRIVATE | libc::MAP_FIXED | grows, Some(f.as_fd()), v.pgoff).with_context(what)?;
         } else {
-            mm::map(at, len, rw, private | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows, None, 0)
+            mm::map(at, len, rw, private | libc::MAP_ANONYMOUS | libc::MAP_FIXED | grows | hugetlb, None, 0)
                 .with_context(what)?;
         }
         plan.moves.push(Move { from: at, to: v.start, len, prot, madv });

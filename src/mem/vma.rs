@@ -99,7 +99,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
     // the private view from the same object as the shared ones.
     // (A task before this one may have recorded the object so already.)
     let mut private_shm: Vec<u64> = maps.iter().filter(|m| !m.shared && is_anon_shmem(m)).map(|m| m.inode).collect();
-    private_shm.extend(files.memfd_inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
+    private_shm.extend(files.memfds.inodes.iter().filter(|i| i.name == "/dev/zero").map(|i| u64::from(i.shmid)));
     for m in maps {
         let what = || format!("VMA {:#x}-{:#x} {} of task {pid}", m.start, m.end, m.name);
         let mut e = VmaEntry {
@@ -131,9 +131,6 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 bail!("{}: memory locked on fault (mlock2 MLOCK_ONFAULT) is not supported", what());
             }
             e.flags |= libc::MAP_LOCKED as u32;
-        }
-        if m.has_flag("ht") {
-            bail!("{}: hugetlb mappings are not supported yet", what());
         }
         let special = m.name.starts_with('[') && m.name.ends_with(']');
         if !special && (m.has_flag("io") || m.has_flag("pf")) {
@@ -168,6 +165,36 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
             // the aio pseudo-filesystem).
             n if m.shared && (n == "/[aio] (deleted)" || n.starts_with("[aio]")) => {
                 bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): not supported", m.start, m.start, m.end)
+            }
+            _ if m.has_flag("ht") => {
+                // hugetlb, as CRIU 4.2 records it: the page size in the
+                // flags; a memfd, or shared anonymous memory as a memfd
+                // ("/anon_hugepage") of that page size; private anonymous
+                // memory as such.
+                let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
+                let f = File::open(&path).with_context(|| format!("{}: can't open {path}", what()))?;
+                let size_bits = super::hugetlb::size_bits(&f).with_context(what)?;
+                let anon = m.name.starts_with(super::hugetlb::ANON_NAME);
+                if m.name.starts_with("/SYSV") {
+                    bail!("{}: SysV shared memory is not supported yet", what());
+                }
+                if !super::memfd::is_memfd_map(m) && !anon {
+                    bail!("{}: mappings of hugetlbfs files are not supported yet", what());
+                }
+                e.flags |= libc::MAP_HUGETLB as u32 | size_bits;
+                if anon && !m.shared {
+                    // Private anonymous: its pages go with the task's.
+                    e.flags |= (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u32;
+                    e.status = status::AREA_REGULAR | status::ANON_PRIVATE;
+                } else {
+                    let (id, fdflags) = super::memfd::record_mapping(pid, m, files)?;
+                    e.shmid = u64::from(id);
+                    e.pgoff = m.offset;
+                    e.fdflags = Some(fdflags);
+                    let (flag, st) = if m.shared { (libc::MAP_SHARED, status::FILE_SHARED) } else { (libc::MAP_PRIVATE, status::FILE_PRIVATE) };
+                    e.flags |= flag as u32;
+                    e.status = status::AREA_REGULAR | st | status::AREA_MEMFD;
+                }
             }
             _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
                 let n = m.name.as_str();
@@ -261,6 +288,10 @@ pub fn exe_file_id(pid: i32, files: &mut FileTable) -> Result<u32> {
     let md = f.metadata()?;
     if let Some(id) = files.mapped_id(md.dev(), md.ino()) {
         return Ok(id);
+    }
+    if super::memfd::is_memfd_file(&name, &md) {
+        // Run from a memfd (fexecve): the memfd's record, as its mappings'.
+        return super::memfd::record_file(&name, &f, files, &|| format!("the executable of task {pid}"));
     }
     let id = files.alloc_id();
     files.push_reg_file(id, &name, &f, libc::O_RDONLY as u32, 0)?;

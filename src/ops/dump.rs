@@ -182,6 +182,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             c.ids.time_ns_id = Some(timens.ns_id());
             collected.push(c);
         }
+        sh.mem.dump_memfds(&sh.files, &dir)?;
         let mut tables: Vec<(i32, &[FdinfoEntry])> = collected.iter().map(|c| (c.pid, c.fdinfo.as_slice())).collect();
         tables.extend(tasks.iter().filter(|t| t.ctl.is_none()).map(|t| (t.pid, &[][..])));
         files::check_proc_paths(&sh.files, &tables)?;

@@ -125,8 +125,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             info!("{} anonymous shared memory object(s) shared between tasks", shared.len());
             inh.shm = premap::SharedShmem::create(ctx.dir, &shared)?;
         }
-        let vmas = tree.nodes.iter().filter_map(Node::alive).flat_map(|t| t.mm.vmas.iter());
-        inh.shm.memfds = crate::mem::memfd::Memfds::create(ctx.dir, &tree.files, vmas)?;
+        inh.shm.memfds = crate::files::memfd::made(&tree.files)?;
     }
     // Memory before the children: they take what they share with it
     // (`mem::inherit`).
@@ -264,9 +263,15 @@ fn prepare(
     task::core::set_rlimits(&tp.rlimits, pid);
 
     // The executable for PR_SET_MM_MAP.
-    let exe = tree.reg(imgs.mm.exe_file_id)?;
-    let exe_file = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
-    crate::files::reg::validate(exe, &exe_file)?;
+    let exe_file = match crate::files::memfd::open_file(&tree.files, imgs.mm.exe_file_id).context("the executable")? {
+        Some(memfd) => memfd,
+        None => {
+            let exe = tree.reg(imgs.mm.exe_file_id)?;
+            let f = File::open(&exe.name).with_context(|| format!("can't open the executable {}", exe.name))?;
+            crate::files::reg::validate(exe, &f)?;
+            f
+        }
+    };
 
     let fs = task::fs::plan(&imgs.fs, |id| tree.reg(id))?;
     task::fs::restore(&fs, pid)?;

@@ -25,10 +25,12 @@ pub const VOLATILE_VMFLAGS: &[(&str, &str)] = &[
 /// then says "/memfd:/dev/zero (deleted)" (its own dump, which on this
 /// kernel records such memory as a memfd named "/dev/zero") or "/memfd:
 /// (deleted)" (an image's anonymous shared VMA) where the kernel said
-/// "/dev/zero (deleted)". All the same memory to the program.
+/// "/dev/zero (deleted)"; shared anonymous hugetlb memory likewise, from a
+/// hugetlb memfd named "/anon_hugepage". All the same memory to the program.
 const SHMEM_PATHS: &[(&str, &str)] = &[
     ("/memfd:/dev/zero (deleted)", "/dev/zero (deleted)"),
     ("/memfd: (deleted)", "/dev/zero (deleted)"),
+    ("/memfd:/anon_hugepage (deleted)", "/anon_hugepage (deleted)"),
 ];
 
 struct Vma {
@@ -79,6 +81,7 @@ pub fn maps_state(pid: i32, s: &mut Snapshot) -> Result<(), String> {
             path = same.to_string();
         }
         let shmem = path.starts_with("/dev/zero")
+            || path.starts_with("/anon_hugepage")
             || path.starts_with("/SYSV")
             || path.starts_with("/memfd:");
         let file = path.starts_with('/') && ino != "0";

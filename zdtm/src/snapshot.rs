@@ -33,6 +33,7 @@ pub const STATUS_EXCEPTIONS: &[(&str, &str)] = &[
     ("RssAnon", "residency: which pages are in RAM, not what they hold"),
     ("RssFile", "residency: which pages are in RAM, not what they hold"),
     ("RssShmem", "residency: which pages are in RAM, not what they hold"),
+    ("HugetlbPages", "hugetlb residency: the huge pages this task has faulted in, not what they hold"),
     ("VmPTE", "page-table size follows residency"),
     ("VmSwap", "what the kernel chose to swap out"),
     ("voluntary_ctxt_switches", "a scheduler counter"),
