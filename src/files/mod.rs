@@ -11,6 +11,7 @@ pub mod fown;
 pub mod ghost;
 pub mod inotify;
 pub mod kind;
+pub mod locks;
 pub mod pipe;
 pub mod reg;
 pub mod registry;

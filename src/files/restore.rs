@@ -35,6 +35,7 @@ impl Images {
         for k in KINDS {
             k.load_images(dir, &mut imgs).with_context(|| format!("reading the images of {} files", k.name()))?;
         }
+        super::locks::load(dir, &mut imgs)?;
         Ok(imgs)
     }
 
