@@ -546,6 +546,7 @@ pub fn eventfd_count_test(add: u64) -> ! {
 
 pub mod mem;
 pub mod mlock;
+pub mod locks;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
