@@ -95,7 +95,8 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         *dev == md.dev() && *ino == md.ino() && same_description(*opid, *ofd, pid, fd)
     }) {
         if !flying {
-            super::locks::note(&mut cx.fds.state, pid, fd, id, false, &info, &what, &mut || unreachable_dup(&what))?;
+            let h = super::locks::Holder { pid, fd, id, first: false, what: &what };
+            super::locks::note(&mut cx.fds.state, h, &info, &mut || unreachable_dup(&what))?;
         }
         return Ok((id, ty, fd_flags));
     }
@@ -115,7 +116,8 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         bail!("a file in flight of type {} holds a file lock: locks of files in flight are not supported", p.describe());
     }
     if !flying {
-        super::locks::note(&mut cx.fds.state, pid, fd, id, true, &info, &what, &mut || p.dup())?;
+        let h = super::locks::Holder { pid, fd, id, first: true, what: &what };
+        super::locks::note(&mut cx.fds.state, h, &info, &mut || p.dup())?;
     }
     let mut entry = kind.dump(&mut p, id, cx)?;
     // Who gets its I/O signals, in the record's own fown.

@@ -109,20 +109,21 @@ impl Dumped {
     }
 }
 
-/// Dump: the locks fdinfo `info` shows for fd `fd` of `pid`, whose
-/// description is file `id` (`first`: met for the first time). `what`
-/// names the fd for errors; `dup` gives a copy of it (a breaking lease's
-/// target type is asked of it, as CRIU does).
-pub fn note(
-    st: &mut State,
-    pid: i32,
-    fd: i32,
-    id: u32,
-    first: bool,
-    info: &FdInfo,
-    what: &str,
-    dup: &mut dyn FnMut() -> Result<OwnedFd>,
-) -> Result<()> {
+/// An fd whose locks the dump notes: fd `fd` of `pid`, of description
+/// (file) `id`, met for the first time there or not (`first`); `what`
+/// names it for errors.
+pub struct Holder<'a> {
+    pub pid: i32,
+    pub fd: i32,
+    pub id: u32,
+    pub first: bool,
+    pub what: &'a str,
+}
+
+/// Dump: the locks fdinfo `info` shows for fd `h`; `dup` gives a copy of
+/// it (a breaking lease's target type is asked of it, as CRIU does).
+pub fn note(st: &mut State, h: Holder, info: &FdInfo, dup: &mut dyn FnMut() -> Result<OwnedFd>) -> Result<()> {
+    let Holder { pid, fd, id, first, what } = h;
     let found = lines(info).with_context(|| format!("{what} holds a file lock"))?;
     if found.is_empty() {
         return Ok(());
@@ -142,12 +143,11 @@ pub fn note(
         if !first {
             // The description's: recorded with its first fd; the task
             // that set it takes it back if it holds the description.
-            if l.pid == pid {
-                if let Some((.., e)) = d.entries.iter_mut().find(|(i, setter, e)| {
-                    *i == id && *setter == pid && e.pid != pid && e.flag == l.kind && e.start == l.start && e.len == l.len
-                }) {
-                    (e.pid, e.fd) = (pid, fd);
-                }
+            let mine = |(i, setter, e): &&mut (u32, i32, FileLockEntry)| {
+                *i == id && *setter == pid && e.pid != pid && e.flag == l.kind && e.start == l.start && e.len == l.len
+            };
+            if let Some((.., e)) = d.entries.iter_mut().find(mine).filter(|_| l.pid == pid) {
+                (e.pid, e.fd) = (pid, fd);
             }
             continue;
         }
