@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use super::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx, State};
 use super::pipe;
 use crate::images::kind::kinds;
-use crate::images::pb::{FdTypes, FifoEntry, FileEntry, PipeDataEntry};
+use crate::images::pb::{FdTypes, FifoEntry, FileEntry};
 use crate::images::ImageDir;
 
 /// The FIFO kind (FD_TYPES FIFO).
@@ -23,10 +23,7 @@ pub struct Fifo;
 
 /// What the dump gathers: one fifo-data record per FIFO.
 #[derive(Default)]
-struct Dumped {
-    data: Vec<(PipeDataEntry, Vec<u8>)>,
-    seen: HashSet<u64>,
-}
+struct Dumped(pipe::Buffers);
 
 /// fifo-data.img as a restore reads it: pipe_id -> (buffer size, bytes).
 #[derive(Default)]
@@ -57,17 +54,15 @@ impl FdKind for Fifo {
         let reg = cx.files.reg_entry(regf_id, p.link, &f, p.flags, 0).with_context(|| format!("{} is a fifo", p.who()))?;
         cx.files.push_reg(reg);
         let ino = p.md.ino();
-        let d = cx.fds.state.get_mut::<Dumped>();
-        if d.seen.insert(ino) {
-            d.data.push(pipe::peek_data(p.pid, p.fd).with_context(|| format!("data of the fifo {} of {}", p.link, p.who()))?);
-        }
+        let what = || format!("data of the fifo {} of {}", p.link, p.who());
+        cx.fds.state.get_mut::<Dumped>().0.record(ino, p.pid, p.fd).with_context(what)?;
         let fifo = FifoEntry { id, pipe_id: ino as u32, regf_id: Some(regf_id) };
         Ok(FileEntry { r#type: FdTypes::Fifo as i32, id, fifo: Some(fifo), ..Default::default() })
     }
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
         let Some(d) = st.get::<Dumped>() else { return Ok(()) };
-        pipe::write_data(dir, "fifo-data.img", kinds::fifo_data(), &d.data)
+        pipe::write_data(dir, "fifo-data.img", kinds::fifo_data(), &d.0.data)
     }
 
     fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
@@ -142,7 +137,7 @@ mod tests {
         let (before, back, after) = super::super::round_trip::run_with(&list, move || drop((rw, ro, wo)));
         let data = |d: &super::super::round_trip::Dumped| {
             let st = d.fds.state.get::<super::Dumped>().unwrap();
-            st.data.iter().map(|(e, bytes)| (e.bytes, bytes.clone())).collect::<Vec<_>>()
+            st.0.data.iter().map(|(e, bytes)| (e.bytes, bytes.clone())).collect::<Vec<_>>()
         };
         // The same FIFO, read in both dumps (the restore refilled it).
         assert_eq!(data(&before), vec![(11, b"in the fifo".to_vec())]);

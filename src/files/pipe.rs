@@ -20,13 +20,28 @@ use crate::images::{ImageDir, ImageReader, ImageWriter};
 /// The pipe kind (FD_TYPES PIPE).
 pub struct Pipe;
 
-/// What the dump gathers: one pipes-data record per pipe, empty or not
-/// (as CRIU: it also carries the pipe's size).
+/// The buffered bytes of a dump's pipes (or FIFOs): one record per pipe,
+/// empty or not (as CRIU: it also carries the pipe's size).
 #[derive(Default)]
-struct Dumped {
-    data: Vec<(PipeDataEntry, Vec<u8>)>,
+pub struct Buffers {
+    pub data: Vec<(PipeDataEntry, Vec<u8>)>,
     seen: HashSet<u64>,
 }
+
+impl Buffers {
+    /// Read the bytes of pipe `ino`, which fd `fd` of `pid` holds, unless
+    /// they were read through another fd already.
+    pub fn record(&mut self, ino: u64, pid: i32, fd: i32) -> Result<()> {
+        if self.seen.insert(ino) {
+            self.data.push(peek_data(pid, fd)?);
+        }
+        Ok(())
+    }
+}
+
+/// What the dump gathers: the pipes' bytes for pipes-data.img.
+#[derive(Default)]
+struct Dumped(Buffers);
 
 /// pipes-data.img as a restore reads it: pipe_id -> (buffer size, bytes).
 #[derive(Default)]
@@ -59,10 +74,7 @@ impl FdKind for Pipe {
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
         let ino = p.md.ino();
-        let d = cx.fds.state.get_mut::<Dumped>();
-        if d.seen.insert(ino) {
-            d.data.push(peek_data(p.pid, p.fd)?);
-        }
+        cx.fds.state.get_mut::<Dumped>().0.record(ino, p.pid, p.fd)?;
         Ok(FileEntry { r#type: FdTypes::Pipe as i32, id, pipe: Some(entry(id, ino, p.flags)), ..Default::default() })
     }
 
@@ -72,7 +84,7 @@ impl FdKind for Pipe {
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
         let Some(d) = st.get::<Dumped>() else { return Ok(()) };
-        write_data(dir, "pipes-data.img", kinds::pipes_data(), &d.data)
+        write_data(dir, "pipes-data.img", kinds::pipes_data(), &d.0.data)
     }
 
     fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
@@ -222,7 +234,7 @@ mod tests {
         }
         let data = |d: &super::super::round_trip::Dumped| {
             let st = d.fds.state.get::<super::Dumped>().unwrap();
-            st.data.iter().map(|(e, bytes)| (e.bytes, e.size, bytes.clone())).collect::<Vec<_>>()
+            st.0.data.iter().map(|(e, bytes)| (e.bytes, e.size, bytes.clone())).collect::<Vec<_>>()
         };
         assert_eq!(data(&before), vec![(12, Some(1 << 16), b"queued bytes".to_vec())]);
         assert_eq!(data(&before), data(&after));

@@ -19,7 +19,7 @@ use crate::images::pb::{FdinfoEntry, SeccompEntry};
 use crate::images::{inventory, ImageDir};
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
-use crate::task::images::Collected;
+use crate::task::images::TaskImages;
 use crate::task::remote::{self, ParasiteReport};
 use crate::task;
 use crate::{files, mem, ns, proc};
@@ -74,7 +74,7 @@ fn ask_parasites(tasks: &mut Vec<Task>) -> Result<Vec<(i32, ParasiteReport)>> {
 }
 
 /// Collect live task `t`, the `nth` of the tree, with its parasite's report.
-fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts: &Opts, sh: &mut Shared) -> Result<Collected> {
+fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts: &Opts, sh: &mut Shared) -> Result<TaskImages> {
     let (pid, stat, threads) = (t.pid, &t.stat, &mut t.threads);
     let ctl = t.ctl.as_mut().context("a live task")?;
     let status = proc::status::read(pid)?;
@@ -102,11 +102,11 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let from_task = task::core::FromTask { timers, sigactions: report.sigactions, child_subreaper: report.child_subreaper, membarrier };
     let tc = task::core::entry(task::core::Dumped::read(pid, stat, ctl.seized.state().sigmask, stop, from_task)?);
     let (core, threads) = task::core::cores(tc, leader, others);
-    Ok(Collected { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
+    Ok(TaskImages { pid, core, threads, ids: ns::task_ids_nth(nth), mm, fs, fdinfo })
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[Collected], sh: &Shared) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared) -> Result<()> {
     inject_fault(Stage::Write)?;
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
     task::images::write_pstree(dir, tasks, collected)?;

@@ -13,27 +13,30 @@ use tracing::info;
 
 use crate::images::kind::kinds;
 use crate::images::pb::{
-    CoreEntry, FdinfoEntry, FsEntry, MmEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
+    CoreEntry, PstreeEntry, RegFileEntry, TaskKobjIdsEntry,
 };
 use crate::images::{inventory, ImageDir, ImageReader};
 use crate::task::core::{TASK_ALIVE, TASK_DEAD, TASK_STOPPED};
 
-/// The images of one live task, read and checked before anything is created.
+/// The images of one live task, read and checked before anything is
+/// created, with what the restore decided for it.
 pub struct TaskImages {
     pub pstree: PstreeEntry,
-    pub core: CoreEntry,
-    /// The other threads' cores, in pstree order.
-    pub threads: Vec<(i32, CoreEntry)>,
-    pub ids: TaskKobjIdsEntry,
-    pub mm: MmEntry,
-    pub fs: FsEntry,
-    pub fdinfo: Vec<FdinfoEntry>,
+    /// Its core, threads, ids, mm, fs and fd table.
+    pub imgs: crate::task::images::TaskImages,
     /// How it gets its vDSO (decided before any task exists).
     pub vdso: crate::mem::vdso::VdsoPlan,
 }
 
+impl std::ops::Deref for TaskImages {
+    type Target = crate::task::images::TaskImages;
+    fn deref(&self) -> &Self::Target {
+        &self.imgs
+    }
+}
+
 fn one<M: prost::Message + Default>(dir: &ImageDir, name: &str, kind: crate::images::Kind<M>) -> Result<M> {
-    Ok(ImageReader::open_kind(dir, name, kind)?.expect()?)
+    crate::task::images::read_one(dir, name, kind)
 }
 
 impl TaskImages {
@@ -46,23 +49,17 @@ impl TaskImages {
         if !pstree.threads.is_empty() && pstree.threads.first() != Some(&pid) {
             bail!("pstree.img: the threads of task {pid} do not start with its leader ({:?})", pstree.threads);
         }
-        let mut threads = Vec::new();
-        for &tid in pstree.threads.iter().skip(1) {
-            let t: CoreEntry = one(dir, &kinds::core().file_name(u64::from(tid)), kinds::core())?;
-            if t.mtype != core.mtype || t.thread_info.is_none() || t.thread_core.is_none() {
+        let tids: Vec<i32> = pstree.threads.iter().skip(1).map(|&t| t as i32).collect();
+        let imgs = crate::task::images::TaskImages::read(dir, pid as i32, &tids, core)?;
+        for (tid, t) in &imgs.threads {
+            if t.mtype != imgs.core.mtype || t.thread_info.is_none() || t.thread_core.is_none() {
                 bail!("core-{tid}.img (thread {tid} of task {pid}) has no x86_64 registers or thread core");
             }
             if let Some(ti) = &t.thread_info {
-                crate::task::thread_info::check_restorable(ti, tid)?;
+                crate::task::thread_info::check_restorable(ti, *tid as u32)?;
             }
-            threads.push((tid as i32, t));
         }
-        let ids: TaskKobjIdsEntry = one(dir, &kinds::ids().file_name(u64::from(pid)), kinds::ids())?;
-        let mm: MmEntry = one(dir, &kinds::mm().file_name(u64::from(pid)), kinds::mm())?;
-        let fs: FsEntry = one(dir, &kinds::fs().file_name(u64::from(pid)), kinds::fs())?;
-        let fdinfo: Vec<FdinfoEntry> =
-            ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
-        Ok(TaskImages { pstree: pstree.clone(), core, threads, ids, mm, fs, fdinfo, vdso: Default::default() })
+        Ok(TaskImages { pstree: pstree.clone(), imgs, vdso: Default::default() })
     }
 
     pub fn pid(&self) -> i32 {

@@ -599,6 +599,35 @@ pub fn say_ready(ready: [i32; 2]) {
     }
 }
 
+/// open(2) `path` with `flags`, failing the test if it can't.
+pub fn open_or_fail(path: &Path, flags: libc::c_int) -> libc::c_int {
+    let p = cpath(path);
+    // SAFETY: a valid C string.
+    let fd = unsafe { libc::open(p.as_ptr(), flags) };
+    if fd < 0 {
+        fail(&format!("open {} ({flags:#o}): {}", path.display(), last_err()));
+    }
+    fd
+}
+
+/// One read(2) of up to `max` bytes (empty on error or EOF).
+pub fn read_some(fd: libc::c_int, max: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; max];
+    // SAFETY: reading into our buffer.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), max) };
+    buf.truncate(n.max(0) as usize);
+    buf
+}
+
+/// mkfifo(3) `path` with `mode`, failing the test if it can't.
+pub fn mkfifo_or_fail(path: &Path, mode: libc::mode_t) {
+    let c = cpath(path);
+    // SAFETY: a valid C string.
+    if unsafe { libc::mkfifo(c.as_ptr(), mode) } != 0 {
+        fail(&format!("mkfifo {}: {}", path.display(), last_err()));
+    }
+}
+
 /// After the children's ready bytes: wait until every child has closed its
 /// end too (EOF), so none is still changing its fd table when the runner
 /// looks; then close ours.

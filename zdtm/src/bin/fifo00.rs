@@ -10,16 +10,6 @@ use zdtm::Checks;
 const DATA: usize = 1000;
 const SIZE: libc::c_int = 128 << 10;
 
-fn open(path: &std::path::Path, flags: libc::c_int) -> libc::c_int {
-    let p = zdtm::cpath(path);
-    // SAFETY: a valid C string.
-    let fd = unsafe { libc::open(p.as_ptr(), flags) };
-    if fd < 0 {
-        zdtm::fail(&format!("open {} ({flags:#o}): {}", path.display(), zdtm::last_err()));
-    }
-    fd
-}
-
 fn fstat_ino(fd: libc::c_int) -> (u64, u32) {
     // SAFETY: a zeroed stat buffer filled by fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -35,26 +25,14 @@ fn getfl(fd: libc::c_int) -> libc::c_int {
     unsafe { libc::fcntl(fd, libc::F_GETFL) }
 }
 
-fn read_all(fd: libc::c_int, max: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; max];
-    // SAFETY: reading into our buffer.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), max) };
-    buf.truncate(n.max(0) as usize);
-    buf
-}
-
 fn main() {
     zdtm::test_init();
     let path = zdtm::filename().to_path_buf();
-    let c = zdtm::cpath(&path);
-    // SAFETY: a valid C string.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        zdtm::fail(&format!("mkfifo {}: {}", path.display(), zdtm::last_err()));
-    }
+    zdtm::mkfifo_or_fail(&path, 0o600);
     // Read-write first: the other opens then never wait.
-    let rw = open(&path, libc::O_RDWR);
-    let ro = open(&path, libc::O_RDONLY | libc::O_NONBLOCK);
-    let wo = open(&path, libc::O_WRONLY);
+    let rw = zdtm::open_or_fail(&path, libc::O_RDWR);
+    let ro = zdtm::open_or_fail(&path, libc::O_RDONLY | libc::O_NONBLOCK);
+    let wo = zdtm::open_or_fail(&path, libc::O_WRONLY);
     // SAFETY: fcntl on our fd.
     if unsafe { libc::fcntl(wo, libc::F_SETPIPE_SZ, SIZE) } < 0 {
         zdtm::skip(&format!("F_SETPIPE_SZ({SIZE}): {}", zdtm::last_err()));
@@ -71,7 +49,7 @@ fn main() {
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        read_all(ro, 1);
+        zdtm::read_some(ro, 1);
     }
     let mut ck = Checks::new();
     let ino = std::fs::metadata(&path).map(|m| m.ino()).unwrap_or(0);
@@ -81,11 +59,11 @@ fn main() {
     ck.eq("flags", [getfl(rw), getfl(ro), getfl(wo)], flags);
     // SAFETY: fcntl query.
     ck.eq("buffer size", unsafe { libc::fcntl(rw, libc::F_GETPIPE_SZ) }, SIZE);
-    let got = read_all(ro, 2 * DATA);
+    let got = zdtm::read_some(ro, 2 * DATA);
     ck.check(got.len() == DATA && got[..] == data[..], || format!("read {} queued byte(s), want the {DATA} written", got.len()));
     // SAFETY: writing a literal.
     let n = unsafe { libc::write(wo, b"more".as_ptr().cast(), 4) };
     ck.eq("write after restore", n, 4);
-    ck.eq("read it back", read_all(rw, 16), b"more".to_vec());
+    ck.eq("read it back", zdtm::read_some(rw, 16), b"more".to_vec());
     ck.finish()
 }

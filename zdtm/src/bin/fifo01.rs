@@ -7,33 +7,13 @@ use zdtm::Checks;
 
 const DATA: usize = 300;
 
-fn open(path: &std::path::Path, flags: libc::c_int) -> libc::c_int {
-    let p = zdtm::cpath(path);
-    // SAFETY: a valid C string.
-    let fd = unsafe { libc::open(p.as_ptr(), flags) };
-    if fd < 0 {
-        zdtm::fail(&format!("open {} ({flags:#o}): {}", path.display(), zdtm::last_err()));
-    }
-    fd
-}
-
-fn read_some(fd: libc::c_int, max: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; max];
-    // SAFETY: reading into our buffer.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), max) };
-    buf.truncate(n.max(0) as usize);
-    buf
-}
 
 fn main() {
     zdtm::test_init();
     let path = zdtm::filename().to_path_buf();
+    zdtm::mkfifo_or_fail(&path, 0o600);
     let c = zdtm::cpath(&path);
-    // SAFETY: a valid C string.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        zdtm::fail(&format!("mkfifo {}: {}", path.display(), zdtm::last_err()));
-    }
-    let ro = open(&path, libc::O_RDONLY | libc::O_NONBLOCK);
+    let ro = zdtm::open_or_fail(&path, libc::O_RDONLY | libc::O_NONBLOCK);
     let mut go = [0; 2];
     let mut ready = [0; 2];
     // SAFETY: pipe fills our arrays.
@@ -64,18 +44,18 @@ fn main() {
         libc::close(go[0]);
         libc::close(ready[1]);
     }
-    if read_some(ready[0], 1) != [1] {
+    if zdtm::read_some(ready[0], 1) != [1] {
         zdtm::fail("the child could not write the fifo");
     }
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
     if zdtm::sabotaged() {
-        read_some(ro, 10);
+        zdtm::read_some(ro, 10);
     }
 
     let mut ck = Checks::new();
-    let got = read_some(ro, 2 * DATA);
+    let got = zdtm::read_some(ro, 2 * DATA);
     ck.check(got[..] == data[..], || format!("read {} queued byte(s), want the child's {DATA}", got.len()));
     // SAFETY: telling the child to go on, then waiting for it.
     let code = unsafe {
@@ -85,6 +65,6 @@ fn main() {
         if libc::WIFEXITED(ws) { libc::WEXITSTATUS(ws) } else { -1 }
     };
     ck.eq("child's exit", code, 0);
-    ck.eq("what the child wrote after restore", read_some(ro, 16), b"again".to_vec());
+    ck.eq("what the child wrote after restore", zdtm::read_some(ro, 16), b"again".to_vec());
     ck.finish()
 }

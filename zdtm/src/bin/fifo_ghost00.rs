@@ -7,16 +7,6 @@ use zdtm::Checks;
 
 const DATA: usize = 500;
 
-fn open(path: &std::path::Path, flags: libc::c_int) -> libc::c_int {
-    let p = zdtm::cpath(path);
-    // SAFETY: a valid C string.
-    let fd = unsafe { libc::open(p.as_ptr(), flags) };
-    if fd < 0 {
-        zdtm::fail(&format!("open {} ({flags:#o}): {}", path.display(), zdtm::last_err()));
-    }
-    fd
-}
-
 fn fstat(fd: libc::c_int) -> libc::stat {
     // SAFETY: a zeroed stat buffer filled by fstat.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -27,24 +17,13 @@ fn fstat(fd: libc::c_int) -> libc::stat {
     st
 }
 
-fn read_some(fd: libc::c_int, max: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; max];
-    // SAFETY: reading into our buffer.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), max) };
-    buf.truncate(n.max(0) as usize);
-    buf
-}
-
 fn main() {
     zdtm::test_init();
     let path = zdtm::filename().to_path_buf();
+    zdtm::mkfifo_or_fail(&path, 0o640);
     let c = zdtm::cpath(&path);
-    // SAFETY: a valid C string.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o640) } != 0 {
-        zdtm::fail(&format!("mkfifo {}: {}", path.display(), zdtm::last_err()));
-    }
-    let rw = open(&path, libc::O_RDWR);
-    let ro = open(&path, libc::O_RDONLY | libc::O_NONBLOCK);
+    let rw = zdtm::open_or_fail(&path, libc::O_RDWR);
+    let ro = zdtm::open_or_fail(&path, libc::O_RDONLY | libc::O_NONBLOCK);
     let mut data = [0u8; DATA];
     zdtm::datagen(&mut data, 5);
     // SAFETY: writing our buffer; unlinking our path.
@@ -61,7 +40,7 @@ fn main() {
     zdtm::test_daemon();
     zdtm::test_waitsig();
     if zdtm::sabotaged() {
-        read_some(ro, 1);
+        zdtm::read_some(ro, 1);
     }
 
     let mut ck = Checks::new();
@@ -70,10 +49,10 @@ fn main() {
     ck.eq("one fifo", (a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
     ck.eq("link count", a.st_nlink, 0);
     ck.check(!path.exists(), || format!("{} exists again", path.display()));
-    let got = read_some(ro, 2 * DATA);
+    let got = zdtm::read_some(ro, 2 * DATA);
     ck.check(got[..] == data[..], || format!("read {} queued byte(s), want the {DATA} written", got.len()));
     // SAFETY: writing a literal.
     ck.eq("write after restore", unsafe { libc::write(rw, b"more".as_ptr().cast(), 4) }, 4);
-    ck.eq("read it back", read_some(ro, 16), b"more".to_vec());
+    ck.eq("read it back", zdtm::read_some(ro, 16), b"more".to_vec());
     ck.finish()
 }
