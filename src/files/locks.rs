@@ -198,6 +198,16 @@ pub fn load(dir: &ImageDir, imgs: &mut Images) -> Result<()> {
     Ok(())
 }
 
+/// Restore, before anything is made: every lock names a task of the tree
+/// (`tree_pids`), which takes it back (CRIU 4.2 skips others silently).
+pub fn check(imgs: &Images, tree_pids: &[i32]) -> Result<()> {
+    let Some(l) = imgs.state.get::<Loaded>() else { return Ok(()) };
+    if let Some(e) = l.0.iter().find(|e| !tree_pids.contains(&e.pid)) {
+        bail!("{IMAGE}: a lock (flag {}, type {}) of task {} on fd {}: no such task in the tree", e.flag, e.r#type, e.pid, e.fd);
+    }
+    Ok(())
+}
+
 /// Restore, in task `pid` with every fd of `fdinfo` at its number and no
 /// fd of its own to close any more: take its locks of the images again.
 pub fn restore(pid: i32, fdinfo: &[FdinfoEntry], imgs: &Images) -> Result<()> {

@@ -133,4 +133,7 @@ fn restore_names_a_missing_fd() {
     let err = format!("{:#}", restore(me, &[], &imgs).unwrap_err());
     assert!(err.contains("filelocks.img") && err.contains(&format!("task {me} on fd 999")), "{err}");
     restore(me + 1, &[], &imgs).expect("another task's locks are not ours");
+    check(&imgs, &[me, me + 1]).expect("a task of the tree");
+    let err = format!("{:#}", check(&imgs, &[me + 1]).unwrap_err());
+    assert!(err.contains(&format!("of task {me} on fd 999: no such task")), "{err}");
 }
