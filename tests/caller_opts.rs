@@ -80,7 +80,7 @@ fn inet_sockets_are_refused_by_name_with_tcp_established() {
 }
 
 #[test]
-fn an_unlinked_file_with_another_link_is_refused_by_name_with_link_remap() {
+fn an_unlinked_file_with_another_link_needs_link_remap() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
@@ -91,12 +91,28 @@ fn an_unlinked_file_with_another_link_is_refused_by_name_with_link_remap() {
         b = b.display(),
         r = ready.display()
     );
-    let t = Target::spawn(py, &["-c", &script], Some(&ready));
-    // With or without --link-remap: a copy would come back as another inode.
-    for extra in [&["--link-remap"][..], &[]] {
-        let err = dump_refused(t.pid(), &tmp.path().join("imgs"), extra);
-        assert!(err.contains(&format!("of task {}: file {} (deleted) is unlinked", t.pid(), a.display())), "{extra:?}: {err}");
-    }
+    let mut t = Target::spawn(py, &["-c", &script], Some(&ready));
+    // Without --link-remap: refused by name (a copy would be another inode).
+    let err = dump_refused(t.pid(), &tmp.path().join("refused"), &[]);
+    assert!(err.contains(&format!("of task {}: {} was unlinked but has 1 other link(s): dump with --link-remap", t.pid(), a.display())), "{err}");
+    // With it (as LXC and runc may pass it): a link_remap link carries it,
+    // and the restored fd is that very inode again, the link gone.
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let pid = t.pid();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap(), "--link-remap"]);
+    assert!(o.status.success(), "dump --link-remap: {}", text(&o.stderr));
+    t.reap();
+    let fds: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(fds.iter().any(|n| n.starts_with("link_remap.")), "no link_remap link beside {}: {fds:?}", a.display());
+    restore_detached(&imgs);
+    let _r = Restored(pid);
+    let fd3 = std::fs::metadata(format!("/proc/{pid}/fd/3")).unwrap();
+    let other = std::fs::metadata(&b).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((fd3.dev(), fd3.ino(), fd3.nlink()), (other.dev(), other.ino(), 1));
+    let left: Vec<String> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("link_remap.") || n == "a").collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

@@ -147,6 +147,7 @@ const NR_SET_ROBUST_LIST: usize = 273;
 const NR_RT_TGSIGQUEUEINFO: usize = 297;
 const NR_RSEQ: usize = 334;
 const NR_FUTEX: usize = 202;
+const NR_SECCOMP: usize = 317;
 const NR_SETPRIORITY: usize = 141;
 const NR_SCHED_SETSCHEDULER: usize = 144;
 const NR_TIMER_CREATE: usize = 222;
@@ -185,6 +186,9 @@ const PR_SET_SECUREBITS: usize = 28;
 const PR_SET_MM: usize = 35;
 const PR_SET_SECCOMP: usize = 22;
 const SECCOMP_MODE_STRICT: usize = 1;
+const SECCOMP_SET_MODE_FILTER: usize = 1;
+const SECCOMP_FILTER_FLAG_TSYNC: u64 = 1;
+const EBUSY: isize = 16;
 const PR_SET_MM_MAP: usize = 14;
 const PR_SET_NO_NEW_PRIVS: usize = 38;
 const PR_CAP_AMBIENT: usize = 47;
@@ -323,6 +327,9 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
         create_thread(&c, i, t);
     }
     own_state(&c, a.clear_tid_addr, a.robust_list, a.rseq, a.fs_base, a.gs_base, a.tls);
+    if a.flags & flag::SECCOMP_EARLY != 0 {
+        seccomp_filters(&c, a.seccomp);
+    }
     if a.flags & flag::CREDS != 0 {
         creds(&c, &a.creds, a.flags);
     }
@@ -372,7 +379,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     if cleaner {
         open_sigtrap(&c);
     }
-    seccomp_strict(&c, a.flags);
+    seccomp_last(&c, a.flags, a.seccomp);
     let sp = c.base as u64 + a.frame + SIGRETURN_SP_OFFSET;
     // SAFETY: the frame was built by criu for this task; rt_sigreturn
     // replaces every register and never returns here.
@@ -634,12 +641,36 @@ fn sched(c: &Ctx, s: [u64; 3]) {
     c.check(step::SCHED_POLICY, sys3(NR_SCHED_SETSCHEDULER, 0, policy as usize, &p as *const SchedParam as usize));
 }
 
-/// Enter seccomp strict mode when `flags` say so: the very last syscall
-/// before `rt_sigreturn` (the only ones left allowed are read, write,
-/// exit and rt_sigreturn; the cleaner traces with seccomp suspended).
-fn seccomp_strict(c: &Ctx, flags: u64) {
+/// The thread's seccomp state, the very last syscalls before
+/// `rt_sigreturn` (a filter may forbid anything the restorer does; the
+/// only ones left after it are rt_sigreturn and, for the leader's TSYNC
+/// filters, the other threads' last futex and rt_sigprocmask calls; the
+/// cleaner traces with seccomp suspended): strict mode when `flags` say so
+/// (then only read, write, exit and rt_sigreturn are left), else the
+/// filters unless they went in before the creds (`flag::SECCOMP_EARLY`).
+fn seccomp_last(c: &Ctx, flags: u64, filters: proto::Slice) {
     if flags & flag::SECCOMP_STRICT != 0 {
         c.check(step::SECCOMP, sys2(NR_PRCTL, PR_SET_SECCOMP, SECCOMP_MODE_STRICT));
+    } else if flags & flag::SECCOMP_EARLY == 0 {
+        seccomp_filters(c, filters);
+    }
+}
+
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const u64,
+}
+
+/// Install `filters` in order. A TSYNC one that can't sync another thread
+/// returns that thread's id: a failure too.
+fn seccomp_filters(c: &Ctx, filters: proto::Slice) {
+    for f in c.slice::<proto::SeccompFilter>(filters) {
+        let insns = c.slice::<u64>(f.insns);
+        let prog = SockFprog { len: insns.len() as u16, filter: insns.as_ptr() };
+        let r = sys3(NR_SECCOMP, SECCOMP_SET_MODE_FILTER, f.flags as usize, &prog as *const SockFprog as usize);
+        let r = if r > 0 && f.flags & SECCOMP_FILTER_FLAG_TSYNC != 0 { -EBUSY } else { r };
+        c.check(step::SECCOMP_FILTER, r);
     }
 }
 
@@ -696,6 +727,9 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
     if t.flags & flag::SCHED != 0 {
         sched(&c, t.sched);
     }
+    if t.flags & flag::SECCOMP_EARLY != 0 {
+        seccomp_filters(&c, t.seccomp);
+    }
     if t.flags & flag::CREDS != 0 {
         creds(&c, &t.creds, t.flags);
     }
@@ -712,7 +746,7 @@ pub unsafe extern "C" fn restorer_thread_main(args: *const Args, index: u64) -> 
     if cleaner {
         open_sigtrap(&c);
     }
-    seccomp_strict(&c, t.flags);
+    seccomp_last(&c, t.flags, t.seccomp);
     // SAFETY: criu built this thread's frame; rt_sigreturn replaces every
     // register and never returns here.
     unsafe { restorer_sigreturn(t.frame + SIGRETURN_SP_OFFSET, cleaner as u64) }

@@ -65,6 +65,11 @@ pub mod flag {
     /// Enter SECCOMP_MODE_STRICT last, just before `rt_sigreturn` (in
     /// `Args::flags` for the leader, `Thread::flags` for a thread).
     pub const SECCOMP_STRICT: u64 = 1 << 4;
+    /// Install the seccomp filters (`seccomp`) just before the creds
+    /// instead of last: the restored credentials could not install them
+    /// (neither CAP_SYS_ADMIN nor no_new_privs), so they go in while the
+    /// restorer still runs as root (as CRIU does for every task).
+    pub const SECCOMP_EARLY: u64 = 1 << 5;
 }
 
 /// Failure steps the blob reports: `(step << 32) | (-errno & 0xffffffff)`
@@ -130,6 +135,8 @@ pub mod step {
     pub const SECCOMP: u64 = 46;
     /// set_thread_area (a GDT TLS entry).
     pub const TLS: u64 = 47;
+    /// seccomp(SECCOMP_SET_MODE_FILTER) of one of the thread's filters.
+    pub const SECCOMP_FILTER: u64 = 48;
 }
 
 words! {
@@ -241,6 +248,14 @@ words! {
 }
 
 words! {
+    /// One seccomp filter: seccomp(SECCOMP_SET_MODE_FILTER, `flags`, its
+    /// `insns`: one `struct sock_filter` per u64 word, `n` of them).
+    pub struct SeccompFilter {
+        pub flags: u64,
+        pub insns: Slice,
+    }
+}
+words! {
     /// The task's credentials, applied in CRIU's order (see the blob).
     pub struct Creds {
         pub uid: u64,
@@ -298,6 +313,8 @@ words! {
         pub creds: Creds,
         /// Its private pending signals (`Pending`s).
         pub pending: Slice,
+        /// Its seccomp filters (`SeccompFilter`s), in installation order.
+        pub seccomp: Slice,
     }
 }
 
@@ -390,5 +407,9 @@ words! {
         pub frame: u64,
         /// Tests: fail at this step (with ECANCELED) as if its call had.
         pub fault: u64,
+        /// The leader's seccomp filters (`SeccompFilter`s), in installation
+        /// order: the last thing it does before `rt_sigreturn` (see
+        /// `flag::SECCOMP_EARLY`); a TSYNC one covers every thread.
+        pub seccomp: Slice,
     }
 }

@@ -135,7 +135,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("auto-dedup", None, Bool, NotYet, "", "deduplicate pages of previous dumps")
         .why("image space would not be freed"),
     o("file-locks", Some('l'), Bool, Yes, "", "dump/restore file locks"),
-    o("link-remap", None, Bool, Permits, "", "allow linking unlinked files back")
+    o("link-remap", None, Bool, Yes, "", "allow linking unlinked files back")
         .why("an unlinked file that still has another link is refused by name"),
     o("ghost-limit", None, Required, Yes, "SIZE", "max size of a deleted file carried in images"),
     o("ghost-fiemap", None, Bool, NoEffect, "", "use fiemap to dump sparse ghost files")

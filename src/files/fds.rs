@@ -106,6 +106,9 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         if flying {
             bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
         }
+        if link == "anon_inode:[io_uring]" {
+            bail!("fd {fd} of task {pid} is an io_uring instance: not supported");
+        }
         bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", p.describe());
     };
     if flying && !kind.travels() {

@@ -8,8 +8,10 @@
 //! does). A restore recreates each one (at its old path when that is
 //! free, else beside it; chunked ones sized first, then the extents
 //! written, so what lies between stays a hole), lets every task open it
-//! by that name, and unlinks it before the tree runs. An unlinked FIFO is
-//! a ghost without contents (its buffered bytes are the fifo kind's).
+//! by that name, and unlinks it before the tree runs. An unlinked FIFO,
+//! directory or device node is a ghost without contents (made again with
+//! mkfifo, mkdir or mknod; a FIFO's buffered bytes are the fifo kind's).
+//! remap-fpath.img's LINKED records (`--link-remap`) are `link_remap.rs`'s.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -74,10 +76,21 @@ impl Ghosts {
     /// what is not a regular file and anything over `limit` bytes.
     pub fn record(&mut self, orig_id: u32, name: &str, file: &File, limit: u64) -> Result<()> {
         let md = file.metadata().with_context(|| format!("can't stat unlinked {name}"))?;
-        let fifo = std::os::unix::fs::FileTypeExt::is_fifo(&md.file_type());
-        if !md.file_type().is_file() && !fifo {
-            bail!("unlinked {name} is not a regular file or a fifo: such ghosts are not supported yet");
+        use std::os::unix::fs::FileTypeExt;
+        let ft = md.file_type();
+        let node = ft.is_char_device() || ft.is_block_device();
+        // Nothing to carry but the inode's own attributes.
+        let fifo = ft.is_fifo() || ft.is_dir() || node || ft.is_symlink();
+        if !ft.is_file() && !fifo {
+            bail!("unlinked {name} is not a regular file, fifo, directory, symlink or device node: such ghosts are not supported yet");
         }
+        // A symlink (held by an O_PATH fd) carries its target.
+        let target = if ft.is_symlink() {
+            let t = nix::fcntl::readlinkat(file, "").with_context(|| format!("can't read the target of unlinked symlink {name}"))?;
+            Some(t.to_string_lossy().into_owned())
+        } else {
+            None
+        };
         let used = md.blocks() * 512;
         if used > limit {
             bail!("can't dump ghost file {name} of {} bytes in use ({} bytes long): over --ghost-limit ({limit}); raise it", used, md.size());
@@ -103,12 +116,12 @@ impl Ghosts {
                     mode: md.mode(),
                     dev: Some(kernel_dev(md.dev())),
                     ino: Some(md.ino()),
-                    rdev: None,
+                    rdev: node.then(|| md.rdev() as u32),
                     atim: Some(tv(md.atime(), md.atime_nsec())),
                     mtim: Some(tv(md.mtime(), md.mtime_nsec())),
                     chunks: chunked.then_some(true),
                     size: chunked.then_some(md.size()),
-                    symlnk_target: None,
+                    symlnk_target: target,
                 };
                 info!("Dumping ghost file {name} ({} bytes) as {id:#x}", md.size());
                 self.found.push(Ghost { id, dev: md.dev(), ino: md.ino(), entry, parts });
@@ -117,6 +130,12 @@ impl Ghosts {
         };
         self.remaps.push(RemapFilePathEntry { orig_id, remap_id: id, remap_type: Some(RemapType::Ghost as i32) });
         Ok(())
+    }
+
+    /// Record that file `orig_id` is opened through the link_remap name
+    /// recorded as file `remap_id` (`--link-remap`).
+    pub fn linked(&mut self, orig_id: u32, remap_id: u32) {
+        self.remaps.push(RemapFilePathEntry { orig_id, remap_id, remap_type: Some(RemapType::Linked as i32) });
     }
 
     /// Write remap-fpath.img and one ghost-file-N.img per ghost (nothing
@@ -173,8 +192,11 @@ fn data_extents(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
 /// Ghosts recreated for a restore; unlinked on [`Recreated::unlink`] or drop.
 #[derive(Debug, Default)]
 pub struct Recreated {
-    /// Behind a RefCell: unlinked through a shared restore plan.
-    paths: std::cell::RefCell<Vec<PathBuf>>,
+    /// Behind a RefCell: unlinked through a shared restore plan. (path,
+    /// a directory).
+    paths: std::cell::RefCell<Vec<(PathBuf, bool)>>,
+    /// Files opened through the dump's link_remap names.
+    linked: super::link_remap::Restored,
 }
 
 impl Recreated {
@@ -188,8 +210,21 @@ impl Recreated {
         let remaps: Vec<RemapFilePathEntry> = ImageReader::open_kind(dir, "remap-fpath.img", kinds::remap_fpath())?.all()?;
         let mut by_id: HashMap<u32, String> = HashMap::new();
         for r in remaps {
+            if r.remap_type == Some(RemapType::Linked as i32) {
+                let remap = files
+                    .get(&r.remap_id)
+                    .and_then(|f| f.reg.as_ref())
+                    .map(|e| e.name.clone())
+                    .with_context(|| format!("remap-fpath.img: the link of file {} ({}) is not in files.img", r.orig_id, r.remap_id))?;
+                let orig = files
+                    .get_mut(&r.orig_id)
+                    .and_then(|f| f.reg.as_mut())
+                    .with_context(|| format!("remap-fpath.img: file {} is not a regular file in files.img", r.orig_id))?;
+                made.linked.relink(orig, &remap)?;
+                continue;
+            }
             if r.remap_type != Some(RemapType::Ghost as i32) {
-                bail!("remap-fpath.img: remap of file {} has type {:?}: only ghost files are supported yet", r.orig_id, r.remap_type);
+                bail!("remap-fpath.img: remap of file {} has type {:?}: only ghost and linked files are supported yet", r.orig_id, r.remap_type);
             }
             let reg = files
                 .get_mut(&r.orig_id)
@@ -212,29 +247,24 @@ impl Recreated {
         let img = kinds::ghost_file().file_name(id.into());
         let mut r = ImageReader::open_kind(dir, &img, kinds::ghost_file())?;
         let g: GhostFileEntry = r.expect()?;
-        let fifo = g.mode & libc::S_IFMT == libc::S_IFIFO;
-        if g.mode & libc::S_IFMT != libc::S_IFREG && !fifo {
-            bail!("{img}: ghost {name} has mode {:o}: only regular files and fifos are supported yet", g.mode);
+        let ty = g.mode & libc::S_IFMT;
+        let (fifo, dir, node) = (ty == libc::S_IFIFO, ty == libc::S_IFDIR, ty == libc::S_IFCHR || ty == libc::S_IFBLK || ty == libc::S_IFLNK);
+        if ty != libc::S_IFREG && !fifo && !dir && !node {
+            bail!("{img}: ghost {name} has mode {:o}: only regular files, fifos, directories, symlinks and device nodes are supported yet", g.mode);
         }
         // The old name when it is free, so the task sees the same link.
         let path = if std::fs::symlink_metadata(name).is_err() { name.to_string() } else { format!("{name}.cr.{id:x}.ghost") };
-        if fifo {
-            nix::unistd::mkfifo(path.as_str(), nix::sys::stat::Mode::from_bits_truncate(0o600))
-                .with_context(|| format!("can't create ghost fifo {path}"))?;
+        if fifo || dir || node {
+            return self.recreate_node(&img, &g, path);
         }
-        // A FIFO opened read-write does not wait for another end.
         let f = std::fs::OpenOptions::new()
-            .read(fifo)
             .write(true)
-            .create_new(!fifo)
-            .custom_flags(if fifo { libc::O_NONBLOCK } else { 0 })
+            .create_new(true)
             .mode(0o600)
             .open(&path)
             .with_context(|| format!("can't create ghost file {path}"))?;
-        self.paths.get_mut().push(PathBuf::from(&path));
-        if fifo {
-            // Nothing to write: its bytes are in fifo-data.img.
-        } else if g.chunks == Some(true) {
+        self.paths.get_mut().push((PathBuf::from(&path), false));
+        if g.chunks == Some(true) {
             let size = g.size.with_context(|| format!("{img}: chunked ghost {name} has no size"))?;
             f.set_len(size).with_context(|| format!("can't size ghost file {path}"))?;
             while let Some(c) = r.next_chunk()? {
@@ -256,19 +286,65 @@ impl Recreated {
         Ok(path)
     }
 
-    /// Unlink every recreated ghost (the tasks hold them open by now).
+    /// A ghost without contents: a FIFO, directory or device node made
+    /// again at `path` with the recorded mode, owner and times.
+    fn recreate_node(&mut self, img: &str, g: &GhostFileEntry, path: String) -> Result<String> {
+        use nix::sys::stat::{Mode, SFlag};
+        let ty = g.mode & libc::S_IFMT;
+        let perm = Mode::from_bits_truncate(g.mode & 0o7777);
+        let made = match ty {
+            libc::S_IFDIR => nix::unistd::mkdir(path.as_str(), Mode::from_bits_truncate(0o700)),
+            libc::S_IFIFO => nix::unistd::mkfifo(path.as_str(), Mode::from_bits_truncate(0o600)),
+            libc::S_IFLNK => {
+                let target = g.symlnk_target.as_deref().with_context(|| format!("{img}: symlink ghost {path} has no target"))?;
+                nix::unistd::symlinkat(target, nix::fcntl::AT_FDCWD, path.as_str())
+            }
+            _ => {
+                let rdev = g.rdev.with_context(|| format!("{img}: device node ghost {path} has no rdev"))?;
+                nix::sys::stat::mknod(path.as_str(), SFlag::from_bits_truncate(ty), Mode::from_bits_truncate(0o600), u64::from(rdev))
+            }
+        };
+        made.with_context(|| format!("can't create ghost {path} (mode {:o})", g.mode))?;
+        self.paths.get_mut().push((PathBuf::from(&path), ty == libc::S_IFDIR));
+        nix::unistd::fchownat(nix::fcntl::AT_FDCWD, path.as_str(), Some(g.uid.into()), Some(g.gid.into()), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .with_context(|| format!("can't chown ghost {path}"))?;
+        // A symlink has no mode of its own to set.
+        if ty != libc::S_IFLNK {
+            nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, path.as_str(), perm, nix::sys::stat::FchmodatFlags::FollowSymlink)
+                .with_context(|| format!("can't chmod ghost {path}"))?;
+        }
+        let t = |v: Option<Timeval>| match v {
+            Some(v) => nix::sys::time::TimeSpec::new(v.tv_sec as i64, v.tv_usec as i64 * 1000),
+            None => nix::sys::time::TimeSpec::UTIME_OMIT,
+        };
+        nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, path.as_str(), &t(g.atim), &t(g.mtim), nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .with_context(|| format!("can't set times of ghost {path}"))?;
+        info!("Recreated ghost {path} from {img}");
+        Ok(path)
+    }
+
+    /// Unlink every recreated ghost and remove the link_remap names (the
+    /// tasks hold their files by now).
     pub fn unlink(&self) {
-        for p in self.paths.borrow_mut().drain(..) {
-            if let Err(e) = std::fs::remove_file(&p) {
-                warn!("can't unlink ghost file {}: {e}", p.display());
+        self.remove_ghosts();
+        self.linked.settle();
+    }
+
+    fn remove_ghosts(&self) {
+        for (p, dir) in self.paths.borrow_mut().drain(..) {
+            let r = if dir { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) };
+            if let Err(e) = r {
+                warn!("can't unlink ghost {}: {e}", p.display());
             }
         }
     }
 }
 
 impl Drop for Recreated {
+    /// A failed restore: the ghosts go (the images hold them); the
+    /// link_remap names stay for the next attempt (`link_remap::Restored`).
     fn drop(&mut self) {
-        self.unlink();
+        self.remove_ghosts();
     }
 }
 

@@ -60,16 +60,6 @@ pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
         let line = format!("wd:{v}");
         let words: Vec<&str> = line.split_whitespace().collect();
         let hex = |key: &str| kv(&words, key).and_then(|x| u64::from_str_radix(x, 16).ok());
-        let handle_hex = kv(&words, "f_handle:").with_context(|| format!("no f_handle in {line:?}"))?;
-        let bytes: Vec<u8> = (0..handle_hex.len() / 2)
-            .map(|i| u8::from_str_radix(&handle_hex[2 * i..2 * i + 2], 16))
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("bad f_handle in {line:?}"))?;
-        let words64 = bytes.chunks(8).map(|c| {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            u64::from_le_bytes(w)
-        });
         let mut wd = InotifyWdEntry {
             id,
             i_ino: hex("ino:").context("no ino")?,
@@ -77,14 +67,7 @@ pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
             ignored_mask: hex("ignored_mask:").unwrap_or(0) as u32,
             s_dev: hex("sdev:").context("no sdev")? as u32,
             wd: hex("wd:").context("no wd")? as u32,
-            f_handle: FhEntry {
-                bytes: kv(&words, "fhandle-bytes:").and_then(|x| u32::from_str_radix(x, 16).ok()).unwrap_or(bytes.len() as u32),
-                r#type: kv(&words, "fhandle-type:").and_then(|x| u32::from_str_radix(x, 16).ok()).context("no fhandle-type")?,
-                // CRIU writes at least 16 words (its FH_ENTRY_SIZES).
-                handle: words64.chain(std::iter::repeat(0)).take(HANDLE_WORDS.max(bytes.len().div_ceil(8))).collect(),
-                path: None,
-                mnt_id: None,
-            },
+            f_handle: fh_entry(&words, &line)?,
         };
         // The path too, as CRIU records it (its restore opens the watch by
         // path); an inode no longer reachable by name keeps only its handle.
@@ -92,6 +75,29 @@ pub fn entry(id: u32, flags: u32, info: &FdInfo) -> Result<InotifyFileEntry> {
         wds.push(wd);
     }
     Ok(InotifyFileEntry { id, flags, fown: Default::default(), wd: wds })
+}
+
+/// The file handle of an fdinfo watch or mark line (split in `words`),
+/// as CRIU records it: at least 16 words, no path yet.
+pub(super) fn fh_entry(words: &[&str], line: &str) -> Result<FhEntry> {
+    let handle_hex = kv(words, "f_handle:").with_context(|| format!("no f_handle in {line:?}"))?;
+    let bytes: Vec<u8> = (0..handle_hex.len() / 2)
+        .map(|i| u8::from_str_radix(&handle_hex[2 * i..2 * i + 2], 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad f_handle in {line:?}"))?;
+    let words64 = bytes.chunks(8).map(|c| {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(w)
+    });
+    Ok(FhEntry {
+        bytes: kv(words, "fhandle-bytes:").and_then(|x| u32::from_str_radix(x, 16).ok()).unwrap_or(bytes.len() as u32),
+        r#type: kv(words, "fhandle-type:").and_then(|x| u32::from_str_radix(x, 16).ok()).context("no fhandle-type")?,
+        // CRIU writes at least 16 words (its FH_ENTRY_SIZES).
+        handle: words64.chain(std::iter::repeat(0)).take(HANDLE_WORDS.max(bytes.len().div_ceil(8))).collect(),
+        path: None,
+        mnt_id: None,
+    })
 }
 
 /// A mount point of the filesystem `s_dev` (kernel encoding), from our
@@ -109,13 +115,17 @@ fn mount_of(s_dev: u32) -> Result<String> {
 
 /// The path of a watched inode, from its file handle.
 pub fn path_of(w: &InotifyWdEntry) -> Result<String> {
-    let mnt = mount_of(w.s_dev)?;
-    let mfd = std::fs::File::open(&mnt).with_context(|| format!("opening mount {mnt}"))?;
-    let bytes: Vec<u8> = w.f_handle.handle.iter().flat_map(|x| x.to_le_bytes()).take(w.f_handle.bytes as usize).collect();
-    let fd = crate::sys::fhandle::open_by_handle(mfd.as_fd(), w.f_handle.r#type as i32, &bytes)
-        .with_context(|| format!("the inode {} of inotify watch {} is gone", w.i_ino, w.wd))?;
+    let fd = open_handle(w.s_dev, &w.f_handle).with_context(|| format!("the inode {} of inotify watch {} is gone", w.i_ino, w.wd))?;
     let p = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)))?;
     Ok(p.to_string_lossy().into_owned())
+}
+
+/// The inode file handle `fh` names on filesystem `s_dev`, opened O_PATH.
+pub(super) fn open_handle(s_dev: u32, fh: &FhEntry) -> Result<OwnedFd> {
+    let mnt = mount_of(s_dev)?;
+    let mfd = std::fs::File::open(&mnt).with_context(|| format!("opening mount {mnt}"))?;
+    let bytes: Vec<u8> = fh.handle.iter().flat_map(|x| x.to_le_bytes()).take(fh.bytes as usize).collect();
+    Ok(crate::sys::fhandle::open_by_handle(mfd.as_fd(), fh.r#type as i32, &bytes)?)
 }
 
 /// Recreate an inotify instance with its watches under their numbers.

@@ -5,13 +5,16 @@
 pub mod elf;
 pub mod epoll;
 pub mod eventfd;
+pub mod fanotify;
 pub mod fds;
 pub mod fifo;
 pub mod fown;
 pub mod ghost;
 pub mod inotify;
 pub mod kind;
+pub mod link_remap;
 pub mod locks;
+pub mod pidfd;
 pub mod pipe;
 pub mod reg;
 pub mod registry;
@@ -25,6 +28,8 @@ pub mod tty;
 pub use kind::Images;
 
 use std::collections::HashMap;
+
+use anyhow::Context;
 
 use crate::images::kind::kinds;
 use crate::images::pb::{FdTypes, FileEntry, RegFileEntry};
@@ -41,6 +46,10 @@ pub struct FileTable {
     pub ghosts: ghost::Ghosts,
     /// `--ghost-limit`.
     pub ghost_limit: u64,
+    /// `--link-remap`: unlinked files with another name get a link back.
+    pub link_remap: bool,
+    /// The links made for them (removed unless the dump keeps them).
+    pub link_remaps: link_remap::Made,
     /// The memfd inodes the MEMFD entries name (memfd.img).
     pub memfd_inodes: Vec<crate::images::pb::MemfdInodeEntry>,
     /// Shared anonymous memory recorded as such (VMA_ANON_SHARED), by
@@ -56,6 +65,8 @@ impl FileTable {
             mapped: HashMap::new(),
             ghosts: Default::default(),
             ghost_limit: crate::opts::DEFAULT_GHOST_LIMIT,
+            link_remap: false,
+            link_remaps: Default::default(),
             memfd_inodes: Vec::new(),
             anon_shmem: Vec::new(),
         }
@@ -97,15 +108,26 @@ impl FileTable {
         if name.starts_with("/memfd:") && name.ends_with(" (deleted)") {
             anyhow::bail!("{name} is a memfd: memfd files are not supported yet");
         }
-        let ghost = match ghost::strip_deleted(name) {
-            Some(n) if file.metadata().is_ok_and(|m| m.nlink() == 0 && (m.file_type().is_file() || m.file_type().is_fifo())) => Some(n),
-            _ => None,
-        };
-        let e = reg::entry(id, ghost.unwrap_or(name), file, flags, pos)?;
-        if let Some(n) = ghost {
+        let Some(n) = ghost::strip_deleted(name) else { return reg::entry(id, name, file, flags, pos) };
+        let md = file.metadata().with_context(|| format!("can't stat unlinked {n}"))?;
+        let ft = md.file_type();
+        if md.nlink() == 0 && (ft.is_file() || ft.is_fifo() || ft.is_dir() || ft.is_char_device() || ft.is_block_device() || ft.is_symlink()) {
+            let e = reg::entry(id, n, file, flags, pos)?;
             self.ghosts.record(id, n, file, self.ghost_limit)?;
+            return Ok(e);
         }
-        Ok(e)
+        if md.nlink() > 0 && !ft.is_dir() {
+            if !self.link_remap {
+                anyhow::bail!("{n} was unlinked but has {} other link(s): dump with --link-remap to carry it", md.nlink());
+            }
+            let e = reg::entry(id, n, file, flags, pos)?;
+            let remap_id = self.alloc_id();
+            let link = self.link_remaps.link(remap_id, n, file)?;
+            self.push_reg(link);
+            self.ghosts.linked(id, remap_id);
+            return Ok(e);
+        }
+        reg::entry(id, name, file, flags, pos)
     }
 
     pub fn push(&mut self, e: FileEntry) {
@@ -145,6 +167,7 @@ pub fn proc_pid_of(path: &str) -> Option<i32> {
 /// comes back; another process's would not), and be held by one task only
 /// (the restore opens it in that task, once every task exists).
 pub fn check_proc_paths(files: &FileTable, fdinfos: &[(i32, &[crate::images::pb::FdinfoEntry])]) -> anyhow::Result<()> {
+    pidfd::check_targets(&files.entries, fdinfos)?;
     for e in &files.entries {
         let Some(r) = e.reg.as_ref() else { continue };
         let Some(p) = proc_pid_of(&r.name) else { continue };

@@ -14,10 +14,12 @@ pub static KINDS: &[&dyn FdKind] = &[
     &super::tty::Tty,
     &crate::sockets::unix::UnixSk,
     &super::inotify::Inotify,
+    &super::fanotify::Fanotify,
     &super::epoll::Epoll,
     &super::signalfd::Signalfd,
     &super::timerfd::Timerfd,
     &super::eventfd::Eventfd,
+    &super::pidfd::Pidfd,
 ];
 
 /// The kind whose records carry `ty`.

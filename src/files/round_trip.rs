@@ -62,6 +62,7 @@ pub fn run_with(list: &[RawFd], between: impl FnOnce()) -> (Dumped, Vec<OwnedFd>
     let mut imgs = super::Images::load(&dir).expect("reading the images back");
     imgs.prepare(&dir).expect("preparing");
     let mut opened = restore::open(&infos, &imgs, &[], false, &[me]).expect("opening the files again");
+    opened.open_deferred(&infos, &imgs).expect("opening what the kinds left for the task");
     let back: Vec<OwnedFd> = infos.iter().map(|fi| opened.take(fi.id).expect("an fd per record")).collect();
     let raw: Vec<RawFd> = back.iter().map(|f| f.as_raw_fd()).collect();
     let after = dump(&raw);

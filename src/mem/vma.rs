@@ -164,7 +164,11 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 }
                 continue;
             }
-            n if n.starts_with("[aio]") || n == "[anon:aio]" => bail!("{}: AIO rings are not supported yet", what()),
+            // An io_setup ring: the kernel names it so (a shared mapping of
+            // the aio pseudo-filesystem).
+            n if m.shared && (n == "/[aio] (deleted)" || n.starts_with("[aio]")) => {
+                bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): not supported", m.start, m.start, m.end)
+            }
             _ if m.shared && is_anon_shmem(m) && !private_shm.contains(&m.inode) => {
                 let n = m.name.as_str();
                 if n.starts_with("/SYSV") {

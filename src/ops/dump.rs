@@ -51,6 +51,8 @@ struct Shared {
     files: FileTable,
     fds: fds::Fds,
     mem: mem::mm::Dumper,
+    /// Each task's threads' seccomp filters, until seccomp.img is made.
+    seccomp: Vec<task::seccomp::TaskChains>,
 }
 
 /// Ask each live task's parasite. On failure `tasks` holds what is still
@@ -78,10 +80,9 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let (pid, stat, threads) = (t.pid, &t.stat, &mut t.threads);
     let ctl = t.ctl.as_mut().context("a live task")?;
     let status = proc::status::read(pid)?;
-    if status.seccomp == 2 {
-        bail!("task {pid} has seccomp filters: dumping them is not supported yet");
-    }
     let (leader, others) = task::thread::dump_all(pid, ctl, threads, &report)?;
+    let chains = std::iter::once(&leader).chain(&others).map(|t| (t.tid, t.filters.clone())).collect();
+    sh.seccomp.push((pid, chains));
     let mut timers = report.itimers.clone();
     // POSIX timers: their state asked of the task (before its scratch page
     // goes, so the page is never part of the memory dump).
@@ -106,7 +107,7 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry) -> Result<()> {
     inject_fault(Stage::Write)?;
     inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
     task::images::write_pstree(dir, tasks, collected)?;
@@ -118,7 +119,7 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &S
     }
     sh.files.write(dir)?;
     fds::write_images(&sh.fds, dir)?;
-    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), &SeccompEntry::default())
+    task::images::write_one(dir, "seccomp.img", kinds::seccomp(), seccomp)
 }
 
 /// Run `criu dump`.
@@ -166,9 +167,10 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Err(e) => return Err(failed(tasks, e)),
     };
 
-    let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new() };
+    let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
+    sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;
         let mut collected = Vec::new();
@@ -196,7 +198,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let who = if tasks.len() == 1 { format!("task {pid}") } else { format!("the tree of task {pid}") };
         fds::dumped_all(&mut sh.fds, &mut sh.files, &who)?;
         timens.read_clocks()?;
-        write_images(&dir, &tasks, &collected, &sh)?;
+        // Seccomp filters: seccomp.img, and each filtered thread's core.
+        let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
+        write_images(&dir, &tasks, &collected, &sh, &seccomp)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
@@ -205,6 +209,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         return Err(failed(tasks, e));
     }
     freeze::finish(tasks, opts.final_state)?;
+    // The links --link-remap made stay for the restore, unless the tasks
+    // run on (as CRIU: they hold their files; the links would be strays).
+    if opts.final_state == crate::opts::FinalState::Dead {
+        sh.files.link_remaps.keep();
+    }
     let frozen_us = frozen_at.elapsed().as_micros() as u64;
     crate::stats::write_dump(&dir, freezing_us, frozen_us, &sh.mem.stats, opts.display_stats)?;
     info!("Dumping finished successfully");

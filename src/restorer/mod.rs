@@ -245,7 +245,7 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         fault: injected_fault_step() == proto::step::CLEANER,
         go: plan.go_fd.as_ref().map(AsFd::as_fd),
         detach_sig: if plan.leave_stopped { libc::SIGSTOP } else { 0 },
-        suspend_seccomp: plan.seccomp_strict || plan.threads.iter().any(|t| t.seccomp_strict),
+        suspend_seccomp: plan.seccomp != plan::Seccomp::Off || plan.threads.iter().any(|t| t.seccomp != plan::Seccomp::Off),
         stop_sig: plan.stop_signo,
         subreaper: plan.child_subreaper,
     };
@@ -463,9 +463,9 @@ fn build_args(
         a.flags |= proto::flag::SCHED;
         a.sched = sched_words(s);
     }
-    if plan.seccomp_strict {
-        a.flags |= proto::flag::SECCOMP_STRICT;
-    }
+    let (flags, filters) = seccomp_args(&mut b, &plan.seccomp, plan.creds.as_ref().or(cur.as_ref()));
+    a.flags |= flags;
+    a.seccomp = filters;
 
     // The other threads: their tails (pending signals, groups) first.
     let mut threads = Vec::with_capacity(plan.threads.len());
@@ -493,9 +493,9 @@ fn build_args(
             r.flags |= proto::flag::SCHED;
             r.sched = sched_words(s);
         }
-        if t.seccomp_strict {
-            r.flags |= proto::flag::SECCOMP_STRICT;
-        }
+        let (flags, filters) = seccomp_args(&mut b, &t.seccomp, t.creds.as_ref().or(cur.as_ref()));
+        r.flags |= flags;
+        r.seccomp = filters;
         if let Some((flags, creds)) = creds_args(&mut b, t.creds.as_ref(), cur.as_ref()) {
             r.flags |= flags;
             r.creds = creds;
@@ -549,6 +549,33 @@ fn pending_words<'a>(sigs: impl Iterator<Item = (bool, &'a [u8])>) -> Result<Vec
         pending.push(p);
     }
     Ok(pending)
+}
+
+/// The blob's seccomp flags and filter records for a thread whose
+/// credentials end up as `creds`. Installing a filter takes CAP_SYS_ADMIN
+/// or no_new_privs: when the restored credentials have neither, the
+/// filters go in before the creds change (`flag::SECCOMP_EARLY`), else
+/// last.
+fn seccomp_args(b: &mut args::Builder, s: &plan::Seccomp, creds: Option<&CredsEntry>) -> (u64, proto::Slice) {
+    const CAP_SYS_ADMIN: u32 = 21;
+    match s {
+        plan::Seccomp::Off => (0, proto::Slice::default()),
+        plan::Seccomp::Strict => (proto::flag::SECCOMP_STRICT, proto::Slice::default()),
+        plan::Seccomp::Filters(chain) => {
+            let recs: Vec<proto::SeccompFilter> = chain
+                .iter()
+                .map(|f| {
+                    let words: Vec<u64> =
+                        f.insns.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default())).collect();
+                    proto::SeccompFilter { flags: u64::from(f.flags), insns: b.push(&words) }
+                })
+                .collect();
+            let can_late = creds.is_none_or(|c| {
+                c.no_new_privs.unwrap_or(0) != 0 || crate::task::creds::caps(&c.cap_eff) & (1 << CAP_SYS_ADMIN) != 0
+            });
+            (if can_late { 0 } else { proto::flag::SECCOMP_EARLY }, b.push(&recs))
+        }
+    }
 }
 
 /// A comm as the blob's NUL-padded words (at most 15 bytes kept).
@@ -630,6 +657,7 @@ pub fn step_name(step: u64) -> &'static str {
         SCHED_NICE => "setpriority (the thread's nice)",
         SCHED_POLICY => "sched_setscheduler (the thread's policy)",
         SECCOMP => "entering seccomp strict mode",
+        SECCOMP_FILTER => "installing a seccomp filter (SECCOMP_SET_MODE_FILTER)",
         TLS => "set_thread_area (a GDT TLS entry)",
         READY => "reporting readiness",
         CLEANER => "unmapping the restorer (cleaner)",
@@ -691,6 +719,32 @@ mod tests {
         let p = pending_words([(false, &[7u8; 128][..])].into_iter()).unwrap();
         assert_eq!((p[0].shared, p[0].info[0]), (0, 0x0707_0707_0707_0707));
         assert!(pending_words([(true, &[0u8; 12][..])].into_iter()).is_err());
+    }
+
+    #[test]
+    fn seccomp_filters_go_last_unless_the_restored_creds_could_not_install_them() {
+        use crate::task::seccomp::Filter;
+        let f = plan::Seccomp::Filters(vec![
+            Filter { insns: (1u8..=16).collect(), flags: 0 },
+            Filter { insns: vec![9; 8], flags: 1 },
+        ]);
+        let creds = |nnp: u32, eff: u32| CredsEntry { no_new_privs: Some(nnp), cap_eff: vec![eff, 0], ..Default::default() };
+        let mut b = args::Builder::new();
+        let (flags, s) = seccomp_args(&mut b, &f, Some(&creds(1, 0)));
+        assert_eq!((flags, s.n), (0, 2));
+        assert_eq!(seccomp_args(&mut b, &f, Some(&creds(0, 1 << 21))).0, 0);
+        assert_eq!(seccomp_args(&mut b, &f, None).0, 0);
+        assert_eq!(seccomp_args(&mut b, &f, Some(&creds(0, !(1 << 21)))).0, proto::flag::SECCOMP_EARLY);
+        assert_eq!(seccomp_args(&mut b, &plan::Seccomp::Strict, None), (proto::flag::SECCOMP_STRICT, proto::Slice::default()));
+        // The records and their instructions, one sock_filter a word.
+        let bytes = b.finish(&proto::Args::default());
+        let word = |o: u64| u64::from_le_bytes(bytes[o as usize..o as usize + 8].try_into().unwrap());
+        let (first, second) = (s.off, s.off + std::mem::size_of::<proto::SeccompFilter>() as u64);
+        assert_eq!((word(first), word(second)), (0, 1));
+        let insns = proto::Slice { off: word(first + 8), n: word(first + 16) };
+        assert_eq!(insns.n, 2);
+        assert_eq!(word(insns.off), u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]));
+        assert_eq!(word(insns.off + 8), u64::from_le_bytes([9, 10, 11, 12, 13, 14, 15, 16]));
     }
 
     #[test]

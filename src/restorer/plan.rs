@@ -23,6 +23,19 @@ pub struct Sched {
     pub prio: u32,
 }
 
+/// A thread's seccomp state, entered as the restorer's last step before
+/// its rt_sigreturn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Seccomp {
+    #[default]
+    Off,
+    /// SECCOMP_MODE_STRICT.
+    Strict,
+    /// These filters, installed in this order (oldest first) with their
+    /// flags (a leader's TSYNC ones give every thread the same).
+    Filters(Vec<crate::task::seccomp::Filter>),
+}
+
 /// One thread but the leader: the restorer creates it with its tid, and
 /// it restores this state itself before its own rt_sigreturn.
 #[derive(Debug, Clone)]
@@ -42,8 +55,8 @@ pub struct ThreadPlan {
     pub creds: Option<CredsEntry>,
     pub pdeath_sig: u32,
     pub sched: Option<Sched>,
-    /// SECCOMP_MODE_STRICT, entered last before its rt_sigreturn.
-    pub seccomp_strict: bool,
+    /// Its seccomp mode and filters.
+    pub seccomp: Seccomp,
     /// Its private pending siginfos (128 bytes each).
     pub pending: Vec<Vec<u8>>,
 }
@@ -76,8 +89,8 @@ pub struct Plan {
     pub pdeath_sig: u32,
     /// The leader's scheduling (None: leave ours).
     pub sched: Option<Sched>,
-    /// The leader in SECCOMP_MODE_STRICT (entered last before its rt_sigreturn).
-    pub seccomp_strict: bool,
+    /// The leader's seccomp mode and filters.
+    pub seccomp: Seccomp,
     /// The other threads, in the order they are created.
     pub threads: Vec<ThreadPlan>,
     /// PR_SET_DUMPABLE after the creds change (None: leave as is).

@@ -325,8 +325,8 @@ fn prepare(
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: thread::sched_of(thc),
         // Images of CRIU before 2.x kept the mode in the task core.
-        seccomp_strict: thread::seccomp_strict(pid, thc.seccomp_mode.or(tc.old_seccomp_mode))?,
-        threads: imgs.threads.iter().map(|(tid, c)| thread::plan(*tid, c, &ti.tls)).collect::<Result<_>>()?,
+        seccomp: thread::leader_seccomp_of(pid, thc, tc, tree.seccomp.as_ref())?,
+        threads: imgs.threads.iter().map(|(tid, c)| thread::plan(*tid, c, &ti.tls, tree.seccomp.as_ref())).collect::<Result<_>>()?,
         dumpable: imgs.mm.dumpable,
         robust_list: (thc.futex_rla, thc.futex_rla_len),
         pending,

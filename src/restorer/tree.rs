@@ -59,6 +59,9 @@ impl TaskImages {
                 crate::task::thread_info::check_restorable(ti, *tid as u32)?;
             }
         }
+        if let Some(v) = imgs.mm.vmas.iter().find(|v| v.status & crate::mem::vma::status::AREA_AIORING != 0) {
+            bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): restoring AIO rings is not supported", v.start, v.start, v.end);
+        }
         Ok(TaskImages { pstree: pstree.clone(), imgs, vdso: Default::default() })
     }
 
@@ -115,6 +118,8 @@ pub struct Tree {
     pub nodes: Vec<Node>,
     /// files.img and the file kinds' side images.
     pub files: crate::files::Images,
+    /// seccomp.img's filters, read when some thread is in filter mode.
+    pub seccomp: Option<crate::images::pb::SeccompEntry>,
 }
 
 impl Tree {
@@ -165,7 +170,17 @@ impl Tree {
             }
         }
         let files = crate::files::Images::load(dir)?;
-        Ok(Tree { nodes, files })
+        // Filter mode in a thread core, or (older images) in the task core.
+        let filtered = |c: &CoreEntry| {
+            let mode = c.thread_core.as_ref().and_then(|t| t.seccomp_mode).or(c.tc.as_ref().and_then(|t| t.old_seccomp_mode));
+            mode == Some(crate::images::pb::SeccompMode::Filter as i32)
+        };
+        let seccomp = if nodes.iter().filter_map(Node::alive).any(|t| filtered(&t.core) || t.threads.iter().any(|(_, c)| filtered(c))) {
+            ImageReader::open_kind(dir, "seccomp.img", kinds::seccomp())?.next_entry()?
+        } else {
+            None
+        };
+        Ok(Tree { nodes, files, seccomp })
     }
 
     pub fn root(&self) -> &Node {
@@ -190,6 +205,9 @@ impl Tree {
     pub fn check_files(&self, inherit: &[String]) -> Result<()> {
         let inherited: Vec<String> = inherit.iter().filter_map(|v| crate::opts::parse_inherit_fd(v).map(|(_, r)| r.to_string())).collect();
         let pids: Vec<i32> = self.nodes.iter().map(|n| n.pid).collect();
+        let tables: Vec<(i32, &[crate::images::pb::FdinfoEntry])> =
+            self.nodes.iter().map(|n| (n.pid, n.alive().map(|t| t.fdinfo.as_slice()).unwrap_or(&[]))).collect();
+        crate::files::pidfd::check_targets(self.files.values(), &tables)?;
         crate::files::restore::check(&self.files, &inherited, &pids)
     }
 

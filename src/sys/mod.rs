@@ -2,6 +2,7 @@
 //! each unsafe block with a `// SAFETY:` line.
 #![allow(unsafe_code)]
 
+pub mod fanotify;
 pub mod fd;
 pub mod inherited;
 pub mod inotify;

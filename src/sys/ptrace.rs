@@ -149,6 +149,34 @@ pub fn seccomp_filter_len(pid: Pid, index: usize) -> Res<usize> {
     Ok(n as usize)
 }
 
+/// `PTRACE_SECCOMP_GET_FILTER`: filter `index` of the tracee (0 is the
+/// oldest, the first installed) as its raw `struct sock_filter` bytes
+/// (8 per instruction). ENOENT past the newest.
+pub fn seccomp_filter(pid: Pid, index: usize) -> Res<Vec<u8>> {
+    let n = seccomp_filter_len(pid, index)?;
+    let mut buf = vec![0u8; n * 8];
+    // SAFETY: the buffer holds the `n` 8-byte instructions the kernel just
+    // reported for this filter (a filter never changes once installed).
+    let got = check(unsafe {
+        libc::ptrace(PTRACE_SECCOMP_GET_FILTER, pid.as_raw(), index as libc::c_long, buf.as_mut_ptr().cast::<libc::c_void>())
+    })? as usize;
+    buf.truncate(got.min(n) * 8);
+    Ok(buf)
+}
+
+const PTRACE_SECCOMP_GET_METADATA: libc::c_uint = 0x420d;
+
+/// `PTRACE_SECCOMP_GET_METADATA`: the `SECCOMP_FILTER_FLAG_*` flags filter
+/// `index` of the tracee was installed with (those the kernel keeps:
+/// LOG). EIO on kernels without it.
+pub fn seccomp_filter_flags(pid: Pid, index: usize) -> Res<u64> {
+    let mut meta = [index as u64, 0u64];
+    // SAFETY: addr is the size of `struct seccomp_metadata` (filter_off,
+    // flags), which data points at.
+    check(unsafe { libc::ptrace(PTRACE_SECCOMP_GET_METADATA, pid.as_raw(), 16 as libc::c_long, meta.as_mut_ptr()) })?;
+    Ok(meta[1])
+}
+
 /// `struct ptrace_rseq_configuration`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -12,6 +12,7 @@ pub mod images;
 pub mod lsm;
 pub mod posix_timers;
 pub mod remote;
+pub mod seccomp;
 pub mod settings;
 pub mod thread;
 pub mod thread_info;

@@ -22,6 +22,9 @@ pub struct ThreadDump {
     pub tid: i32,
     pub info: ThreadInfoX86,
     pub core: ThreadCoreEntry,
+    /// Its seccomp filters, oldest first (none unless in filter mode);
+    /// their place in seccomp.img is given by `seccomp::image`.
+    pub filters: Vec<super::seccomp::Filter>,
 }
 
 /// What only the thread itself can tell: from remote syscalls in it
@@ -77,9 +80,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
     let stat = proc::stat::parse(&stat_text).with_context(|| what("parsing stat"))?;
     let (sched_nice, sched_policy, sched_prio) = sched(pid, tid)?;
     let status = proc::status::read_thread(pid, tid)?;
-    if status.seccomp == 2 {
-        bail!("thread {tid} of {pid} has seccomp filters: dumping them is not supported yet");
-    }
+    let filters = if status.seccomp == 2 { super::seccomp::read_chain(pid, tid)? } else { Vec::new() };
 
     super::lsm::check(pid, tid)?;
 
@@ -135,6 +136,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         pdeath_sig: (pdeath != 0).then_some(pdeath),
         signals_p: Some(if signals.signals.is_empty() { SignalQueueEntry::default() } else { signals }),
         creds: Some(super::creds::dump(&status, secbits)),
+        // Filter mode and its index: set by `seccomp::image`.
         seccomp_mode: (status.seccomp == 1).then_some(SeccompMode::Strict as i32),
         seccomp_filter: None,
         comm: Some(stat.comm),
@@ -142,7 +144,7 @@ pub fn dump(pid: i32, tid: i32, state: &ThreadState, asked: Asked, leader: bool)
         rseq_entry: rseq,
         cg_set: Some(1),
     };
-    Ok(ThreadDump { tid, info, core })
+    Ok(ThreadDump { tid, info, core, filters })
 }
 
 /// Every thread of live task `pid`: the leader with what its parasite
@@ -179,16 +181,33 @@ pub fn sched_of(thc: &crate::images::pb::ThreadCoreEntry) -> Option<crate::resto
     })
 }
 
-/// Whether a thread is to be in seccomp strict mode; filters are refused
-/// (restoring them is not supported yet).
-pub fn seccomp_strict(tid: i32, mode: Option<i32>) -> Result<bool> {
-    use crate::images::pb::SeccompMode;
+/// A thread's seccomp state from its core: strict mode, or filter mode
+/// with its filters out of seccomp.img (`se`).
+pub fn seccomp_of(tid: i32, mode: Option<i32>, filter: Option<u32>, se: Option<&crate::images::pb::SeccompEntry>) -> Result<crate::restorer::plan::Seccomp> {
+    use crate::restorer::plan::Seccomp;
     match mode.map(SeccompMode::try_from) {
-        None | Some(Ok(SeccompMode::Disabled)) => Ok(false),
-        Some(Ok(SeccompMode::Strict)) => Ok(true),
-        Some(Ok(SeccompMode::Filter)) => bail!("thread {tid} has seccomp filters (seccomp.img): restoring them is not supported yet"),
+        None | Some(Ok(SeccompMode::Disabled)) => Ok(Seccomp::Off),
+        Some(Ok(SeccompMode::Strict)) => Ok(Seccomp::Strict),
+        Some(Ok(SeccompMode::Filter)) => Ok(Seccomp::Filters(super::seccomp::chain_of(tid, se, filter)?)),
         Some(Err(_)) => bail!("thread {tid}: unknown seccomp mode {mode:?} in its core image"),
     }
+}
+
+/// The leader's seccomp state: its thread core's, or, in images of CRIU
+/// before per-thread seccomp, the task core's old fields, whose filters
+/// went to every thread: installed with TSYNC (as CRIU 4.2 does).
+pub fn leader_seccomp_of(pid: i32, thc: &ThreadCoreEntry, tc: &crate::images::pb::TaskCoreEntry, se: Option<&crate::images::pb::SeccompEntry>) -> Result<crate::restorer::plan::Seccomp> {
+    use crate::restorer::plan::Seccomp;
+    if thc.seccomp_mode.is_some() || tc.old_seccomp_mode.is_none() {
+        return seccomp_of(pid, thc.seccomp_mode, thc.seccomp_filter, se);
+    }
+    Ok(match seccomp_of(pid, tc.old_seccomp_mode, tc.old_seccomp_filter, se)? {
+        Seccomp::Filters(mut chain) => {
+            chain.iter_mut().for_each(|f| f.flags |= super::seccomp::FLAG_TSYNC);
+            Seccomp::Filters(chain)
+        }
+        other => other,
+    })
 }
 
 /// A thread's rseq registration. A recorded `rseq_cs_pointer` (a section
@@ -202,7 +221,7 @@ pub fn rseq_of(tid: i32, r: Option<crate::images::pb::RseqEntry>) -> Result<Opti
 }
 
 /// What the restorer needs of a thread but the leader.
-pub fn plan(tid: i32, core: &CoreEntry, leader_tls: &[crate::images::pb::UserDescT]) -> Result<crate::restorer::plan::ThreadPlan> {
+pub fn plan(tid: i32, core: &CoreEntry, leader_tls: &[crate::images::pb::UserDescT], se: Option<&crate::images::pb::SeccompEntry>) -> Result<crate::restorer::plan::ThreadPlan> {
     let ti = core.thread_info.as_ref().with_context(|| format!("core-{tid}.img has no registers"))?;
     let thc = core.thread_core.as_ref().with_context(|| format!("core-{tid}.img has no thread core"))?;
     Ok(crate::restorer::plan::ThreadPlan {
@@ -219,7 +238,7 @@ pub fn plan(tid: i32, core: &CoreEntry, leader_tls: &[crate::images::pb::UserDes
         creds: thc.creds.clone(),
         pdeath_sig: thc.pdeath_sig.unwrap_or(0),
         sched: sched_of(thc),
-        seccomp_strict: seccomp_strict(tid, thc.seccomp_mode)?,
+        seccomp: seccomp_of(tid, thc.seccomp_mode, thc.seccomp_filter, se)?,
         pending: thc.signals_p.as_ref().map(|q| q.signals.iter().map(|s| s.siginfo.clone()).collect()).unwrap_or_default(),
     })
 }
@@ -245,9 +264,21 @@ mod tests {
         // No policy: SCHED_OTHER at nice 0, whatever nice says.
         let s = super::sched_of(&ThreadCoreEntry { sched_nice: Some(5), ..Default::default() }).unwrap();
         assert_eq!((s.nice, s.policy, s.prio), (0, 0, 0));
-        assert!(!super::seccomp_strict(1, None).unwrap());
-        assert!(super::seccomp_strict(1, Some(SeccompMode::Strict as i32)).unwrap());
-        assert!(super::seccomp_strict(1, Some(SeccompMode::Filter as i32)).is_err());
+        use crate::restorer::plan::Seccomp;
+        assert_eq!(super::seccomp_of(1, None, None, None).unwrap(), Seccomp::Off);
+        assert_eq!(super::seccomp_of(1, Some(SeccompMode::Strict as i32), None, None).unwrap(), Seccomp::Strict);
+        // Filter mode without seccomp.img's filters: refused.
+        assert!(super::seccomp_of(1, Some(SeccompMode::Filter as i32), Some(0), None).is_err());
+        assert!(super::seccomp_of(1, Some(7), None, None).is_err());
+        // Old images: the task core's filters, synced to every thread.
+        let se = crate::images::pb::SeccompEntry {
+            seccomp_filters: vec![crate::images::pb::SeccompFilter { filter: vec![0; 8], prev: None, flags: None }],
+        };
+        let tc = crate::images::pb::TaskCoreEntry { old_seccomp_mode: Some(SeccompMode::Filter as i32), old_seccomp_filter: Some(0), ..Default::default() };
+        match super::leader_seccomp_of(1, &ThreadCoreEntry::default(), &tc, Some(&se)).unwrap() {
+            Seccomp::Filters(c) => assert_eq!(c.iter().map(|f| f.flags).collect::<Vec<_>>(), [crate::task::seccomp::FLAG_TSYNC]),
+            other => panic!("{other:?}"),
+        }
         let r = RseqEntry { rseq_abi_pointer: 0x1000, rseq_abi_size: 32, signature: 7, rseq_cs_pointer: Some(0) };
         assert_eq!(super::rseq_of(1, Some(r)).unwrap(), Some(r));
         assert!(super::rseq_of(1, Some(RseqEntry { rseq_cs_pointer: Some(0x2000), ..r })).is_err());

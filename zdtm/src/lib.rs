@@ -547,6 +547,7 @@ pub fn eventfd_count_test(add: u64) -> ! {
 pub mod mem;
 pub mod mlock;
 pub mod locks;
+pub mod seccomp;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
@@ -653,4 +654,21 @@ pub fn shared_counter() -> &'static std::sync::atomic::AtomicU64 {
     }
     // SAFETY: 8 zeroed, page-aligned bytes, valid for the program's life.
     unsafe { &*(p as *const std::sync::atomic::AtomicU64) }
+}
+
+/// The wait status of the process behind pidfd `fd` once it has exited
+/// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15); None while it lives
+/// or where the kernel keeps none.
+pub fn pidfd_exit_status(fd: i32) -> Option<i32> {
+    const PIDFD_INFO_EXIT: u64 = 1 << 3;
+    // _IOWR(0xFF, 11, struct pidfd_info) with its first, 64-byte version.
+    const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+    let mut info = [0u64; 8];
+    info[0] = PIDFD_INFO_EXIT;
+    // SAFETY: the kernel writes at most the 64 bytes of `info`.
+    let r = unsafe { libc::ioctl(fd, PIDFD_GET_INFO as _, info.as_mut_ptr()) };
+    if r != 0 || info[0] & PIDFD_INFO_EXIT == 0 {
+        return None;
+    }
+    Some((info[7] >> 32) as u32 as i32)
 }
