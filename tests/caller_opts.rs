@@ -1,7 +1,8 @@
 //! What LXC, runc and test harnesses pass on every dump and restore is
-//! accepted, and the objects those options permit are still refused by
-//! name when we cannot carry them (file locks, inet sockets, unlinked files
-//! with other links, a task in other cgroups under --manage-cgroups).
+//! accepted, and the objects those options permit are carried (file locks)
+//! or still refused by name when we cannot carry them (inet sockets,
+//! unlinked files with other links, a task in other cgroups under
+//! --manage-cgroups).
 
 mod common;
 
@@ -39,8 +40,10 @@ fn lxc_options_dump_and_restore_a_plain_task() {
     kill_and_reap(pid);
 }
 
+/// With --file-locks (LXC passes it) a task holding a flock is dumped,
+/// the lock in filelocks.img; the task runs on after -R.
 #[test]
-fn file_locks_are_refused_by_name_with_file_locks() {
+fn file_locks_are_dumped_with_file_locks() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
@@ -51,8 +54,15 @@ fn file_locks_are_refused_by_name_with_file_locks() {
         ready.display()
     );
     let t = Target::spawn(py, &["-c", &script], Some(&ready));
-    let err = dump_refused(t.pid(), &tmp.path().join("imgs"), LXC_DUMP);
-    assert!(err.contains(&format!("({}) of task {} holds a file lock", lockf.display(), t.pid())), "{err}");
+    let imgs = tmp.path().join("imgs");
+    std::fs::create_dir(&imgs).unwrap();
+    let p = t.pid().to_string();
+    let mut args = vec!["dump", "-R", "-t", &p, "-D", imgs.to_str().unwrap(), "-o", "dump.log"];
+    args.extend_from_slice(LXC_DUMP);
+    let o = criu(&args);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    assert!(imgs.join("filelocks.img").is_file(), "filelocks.img written");
+    assert_eq!(state(t.pid()).map(|s| s != 'Z'), Some(true), "the task runs on");
 }
 
 #[test]

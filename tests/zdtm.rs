@@ -302,6 +302,10 @@ fn tests_desc_parses_and_matches_the_binaries() {
     let side = |i: usize| d[i].criu42_fail.as_ref().map(|(s, w)| (*s, w.as_str()));
     assert_eq!(side(0), Some((runner::interop::Side::Any, "CRIU can't: a reason")));
     assert_eq!(side(1), Some((runner::interop::Side::Restore, "r")));
+    let d = runner::parse_desc("x opts: --file-locks --shell-job suid\ny opts:--file-locks excl criu42-fail: r").unwrap();
+    assert_eq!((d[0].opts.clone(), d[0].suid), (vec!["--file-locks".to_string(), "--shell-job".to_string()], true));
+    assert_eq!((d[1].opts.clone(), d[1].excl), (vec!["--file-locks".to_string()], true));
+    assert!(runner::parse_desc("x opts: bogus").is_err(), "an option starts with -");
 }
 
 /// The corrupt-pages self-test's tool: it flips a byte of the first page

@@ -134,8 +134,7 @@ pub const OPTIONS: &[OptSpec] = &[
         .why("how CRIU names watched inodes; ours restore the same watches or fail"),
     o("auto-dedup", None, Bool, NotYet, "", "deduplicate pages of previous dumps")
         .why("image space would not be freed"),
-    o("file-locks", Some('l'), Bool, Permits, "", "dump/restore file locks")
-        .why("a task holding a file lock is refused by name"),
+    o("file-locks", Some('l'), Bool, Yes, "", "dump/restore file locks"),
     o("link-remap", None, Bool, Yes, "", "allow linking unlinked files back")
         .why("an unlinked file that still has another link is refused by name"),
     o("ghost-limit", None, Required, Yes, "SIZE", "max size of a deleted file carried in images"),

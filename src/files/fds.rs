@@ -28,6 +28,8 @@ pub struct Fds {
     seen: Vec<(i32, i32, u64, u64, u32, i32)>,
     /// Files found in flight in socket queues, held open for the dump.
     held: Vec<OwnedFd>,
+    /// --file-locks: carry the locks and leases fds hold (else refused).
+    pub file_locks: bool,
 }
 
 /// Dump every fd of `pid` into `files` (and `out`, shared by the tree's
@@ -80,17 +82,22 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         .into_owned();
     let md = std::fs::metadata(&link_path).with_context(|| format!("can't stat fd {fd} ({link}) of task {pid}"))?;
     let info = fdinfo::read(pid, fd)?;
-    if let Some(lock) = info.get("lock") {
+    if let Some(lock) = info.get("lock").filter(|_| !cx.fds.file_locks) {
         // A lock dropped silently would be lost on restore: refuse, as
         // CRIU does without --file-locks.
-        bail!("fd {fd} ({link}) of task {pid} holds a file lock ({}): dumping file locks (--file-locks) is not supported yet", lock.trim());
+        bail!("fd {fd} ({link}) of task {pid} holds a file lock ({}): dump with --file-locks to carry it", lock.trim());
     }
+    let what = format!("fd {fd} ({link}) of task {pid}");
     let fd_flags = if info.flags & libc::O_CLOEXEC as u32 != 0 { libc::FD_CLOEXEC as u32 } else { 0 };
     let file_flags = info.flags & !(libc::O_CLOEXEC as u32);
 
     if let Some(&(.., id, ty)) = cx.fds.seen.iter().find(|(opid, ofd, dev, ino, ..)| {
         *dev == md.dev() && *ino == md.ino() && same_description(*opid, *ofd, pid, fd)
     }) {
+        if !flying {
+            let h = super::locks::Holder { pid, fd, id, first: false, what: &what };
+            super::locks::note(&mut cx.fds.state, h, &info, &mut || unreachable_dup(&what))?;
+        }
         return Ok((id, ty, fd_flags));
     }
 
@@ -108,6 +115,13 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
     }
     let id = cx.files.alloc_id();
+    if flying && info.get("lock").is_some() {
+        bail!("a file in flight of type {} holds a file lock: locks of files in flight are not supported", p.describe());
+    }
+    if !flying {
+        let h = super::locks::Holder { pid, fd, id, first: true, what: &what };
+        super::locks::note(&mut cx.fds.state, h, &info, &mut || p.dup())?;
+    }
     let mut entry = kind.dump(&mut p, id, cx)?;
     // Who gets its I/O signals, in the record's own fown.
     if file_flags & libc::O_PATH as u32 == 0 {
@@ -140,7 +154,12 @@ pub fn write_images(out: &Fds, dir: &ImageDir) -> Result<()> {
     for k in KINDS {
         k.write_images(&out.state, dir)?;
     }
-    Ok(())
+    super::locks::write_image(&out.state, dir)
+}
+
+/// A description met before needs no copy for its locks.
+fn unreachable_dup(what: &str) -> Result<OwnedFd> {
+    bail!("{what}: no copy is taken of a description met before")
 }
 
 /// Whether fd `a` of `pid_a` and fd `b` of `pid_b` are one open file

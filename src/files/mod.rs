@@ -13,6 +13,7 @@ pub mod ghost;
 pub mod inotify;
 pub mod kind;
 pub mod link_remap;
+pub mod locks;
 pub mod memfd;
 pub mod pidfd;
 pub mod pipe;

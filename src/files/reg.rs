@@ -37,10 +37,13 @@ impl FdKind for Reg {
     }
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
-        let f = if p.flags & libc::O_PATH as u32 != 0 {
+        let leased = p.info.extra.iter().any(|(k, v)| k == "lock" && v.contains("LEASE"));
+        let f = if p.flags & libc::O_PATH as u32 != 0 || leased {
             // An O_PATH fd (a symlink's itself with O_NOFOLLOW): recorded
             // from a copy of it (reopening it through /proc would follow
-            // the link or need read access).
+            // the link or need read access). A leased file too: another
+            // open of it would break the lease (and wait for the frozen
+            // holder for fs.lease-break-time).
             File::from(p.dup()?)
         } else {
             File::open(p.proc_path()).with_context(|| format!("can't open fd {} ({}) of task {}", p.fd, p.link, p.pid))?

@@ -35,6 +35,7 @@ impl Images {
         for k in KINDS {
             k.load_images(dir, &mut imgs).with_context(|| format!("reading the images of {} files", k.name()))?;
         }
+        super::locks::load(dir, &mut imgs)?;
         Ok(imgs)
     }
 
@@ -208,6 +209,7 @@ pub fn installed(fdinfo: &[FdinfoEntry], imgs: &Images, done: &[u32]) -> Result<
 /// `--inherit-fd` replaces (`inherit`: RES names) and those under /proc/PID
 /// of a task of the tree (`tree_pids`; checked when opened).
 pub fn check(imgs: &Images, inherit: &[String], tree_pids: &[i32]) -> Result<()> {
+    super::locks::check(imgs, tree_pids)?;
     let companions: Vec<u32> = imgs.values().flat_map(|f| registry::by_type(f.r#type).map(|k| k.companions(f)).unwrap_or_default()).collect();
     for (id, f) in imgs.iter() {
         if companions.contains(id) {

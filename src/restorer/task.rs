@@ -305,6 +305,9 @@ fn prepare(
     opened.open_deferred(&imgs.fdinfo, &tree.files)?;
     opened.install(&imgs.fdinfo, &keep)?;
     fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
+    // Locks and leases: their fds are at their numbers, and none of the
+    // task's fds is closed from here on (a close drops its POSIX locks).
+    crate::files::locks::restore(pid, &imgs.fdinfo, &tree.files)?;
     // POSIX timers: checked here, made by the restorer (their threads exist there).
     task::posix_timers::check_restore(&tp.posix_timers, pid, &imgs.threads.iter().map(|(tid, _)| *tid).collect::<Vec<_>>())?;
 

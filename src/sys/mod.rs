@@ -30,3 +30,4 @@ pub mod anonfd;
 pub mod fhandle;
 pub mod sigreset;
 pub mod timers;
+pub mod locks;

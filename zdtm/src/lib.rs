@@ -547,6 +547,7 @@ pub fn eventfd_count_test(add: u64) -> ! {
 pub mod hugetlb;
 pub mod mem;
 pub mod mlock;
+pub mod locks;
 pub mod seccomp;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as

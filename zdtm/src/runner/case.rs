@@ -250,7 +250,10 @@ impl Case<'_> {
         };
         let bin = bin.as_ref().map(|b| b.path.clone()).unwrap_or_else(|| self.cfg.criu.clone());
         let mut cmd = Command::new(&bin);
+        // The options the test's state needs (tests.desc `opts:`).
+        let extra: &[String] = if matches!(action, "dump" | "pre-dump" | "restore") { &self.test.opts } else { &[] };
         cmd.args(args)
+            .args(extra)
             .env_clear()
             .env("PATH", PATH_ENV)
             .current_dir(&self.wd)

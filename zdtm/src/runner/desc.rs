@@ -1,6 +1,6 @@
 //! The test list: `tests.desc`'s lines (a test's name and its flags
-//! `suid`, `noauto`, `crfail`, `excl`, `criu42-fail[(SIDE)]: REASON`)
-//! parsed into `TestDesc`s.
+//! `suid`, `noauto`, `crfail`, `excl`, `opts: --OPTION ...`,
+//! `criu42-fail[(SIDE)]: REASON`) parsed into `TestDesc`s.
 
 use super::interop;
 
@@ -11,6 +11,10 @@ pub struct TestDesc {
     pub noauto: bool,
     pub crfail: bool,
     pub excl: bool,
+    /// `opts: --OPTION ...` (as CRIU's zdtm desc `opts`): criu options the
+    /// test's state needs (`--file-locks`), given to every dump, pre-dump
+    /// and restore of it, whichever criu runs them.
+    pub opts: Vec<String>,
     /// `criu42-fail[(dump|restore)]: REASON`: the real CRIU 4.2 cannot
     /// checkpoint/restore this test (a CRIU limitation, named); the interop
     /// runs where CRIU 4.2 does that step report its failures as that.
@@ -42,9 +46,23 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             noauto: false,
             crfail: false,
             excl: false,
+            opts: Vec::new(),
             criu42_fail,
         };
+        let mut in_opts = false;
         for f in words {
+            if let Some(o) = f.strip_prefix("opts:") {
+                in_opts = true;
+                if !o.is_empty() {
+                    d.opts.push(o.to_string());
+                }
+                continue;
+            }
+            if in_opts && f.starts_with('-') {
+                d.opts.push(f.to_string());
+                continue;
+            }
+            in_opts = false;
             match f {
                 "suid" => d.suid = true,
                 "noauto" => d.noauto = true,
