@@ -104,6 +104,13 @@ pub mod msg {
     pub const FORKED: u8 = b'F';
     /// A zombie in its group, about to exit.
     pub const ZOMBIE: u8 = b'Z';
+    /// A live task joined its group (reported when the tree has helpers).
+    pub const JOINED: u8 = b'J';
+    /// A live task: its helpers are reaped, their children the root's
+    /// (criu answers PROCEED once every task said so).
+    pub const HELPERS_GONE: u8 = b'H';
+    /// criu (to the helpers): every task joined its group; exit.
+    pub const EXIT: u8 = b'X';
     /// An error text follows, up to EOF.
     pub const ERROR: u8 = b'E';
     /// criu: every task is forked; join your group and go on.
@@ -208,6 +215,32 @@ impl Running<'_> {
                 expect_stage(&mut self.ready[i], msg::ZOMBIE, pid)?;
                 self.go[i] = None;
             }
+        }
+        if self.tree.has_helpers() {
+            for i in 0..self.tree.nodes.len() {
+                if self.tree.nodes[i].alive().is_some() {
+                    let pid = self.tree.nodes[i].pid;
+                    expect_stage(&mut self.ready[i], msg::JOINED, pid)?;
+                }
+            }
+            for i in 0..self.tree.nodes.len() {
+                if self.tree.nodes[i].helper() {
+                    self.send(i, msg::EXIT)?;
+                    self.go[i] = None;
+                }
+            }
+            for i in 0..self.tree.nodes.len() {
+                if self.tree.nodes[i].alive().is_some() {
+                    let pid = self.tree.nodes[i].pid;
+                    expect_stage(&mut self.ready[i], msg::HELPERS_GONE, pid)?;
+                }
+            }
+            for i in 0..self.tree.nodes.len() {
+                if self.tree.nodes[i].alive().is_some() {
+                    self.send(i, msg::PROCEED)?;
+                }
+            }
+            info!("every task joined its group; the helper tasks exited and were reaped");
         }
         Ok(())
     }

@@ -76,7 +76,12 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     let tree = ctx.tree;
     let node = &tree.nodes[idx];
     let pid = node.pid;
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
+    // A helper's children outlive it (criu's go pipe still ends them
+    // should criu die).
+    let helper_parent = node.parent.filter(|&p| tree.nodes[p].helper());
+    if helper_parent.is_none() {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).context("PR_SET_PDEATHSIG")?;
+    }
     if let Some(p) = node.parent {
         // Our parent may have died before the line above: then we go too.
         if nix::unistd::getppid().as_raw() != tree.nodes[p].pid {
@@ -103,8 +108,17 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             drop(inh);
             zombie(ctx, idx, core, ready, go)
         }
+        Body::Helper => helper(ctx, idx, inh, ready, go),
         Body::Alive(t) => t,
     };
+    // Orphans of a helper must come to us (a subreaper in the image)
+    // while the tree is restored.
+    // (Only until they came: then orphaned cleaners must not land on us;
+    // the cleaner makes us one again after criu's go-ahead.)
+    let early_subreaper = imgs.core.tc.as_ref().and_then(|tc| tc.child_subreaper).unwrap_or(false) && tree.has_helpers();
+    if early_subreaper {
+        nix::sys::prctl::set_child_subreaper(true).with_context(|| format!("PR_SET_CHILD_SUBREAPER for task {pid}"))?;
+    }
     // Zombie children stay ours to reap (the restored code does), and
     // their exit leaves no SIGCHLD behind (the image has what was pending).
     crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
@@ -133,25 +147,13 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
     drop(own);
     inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
-    for &c in &node.children {
-        let cpid = tree.nodes[c].pid;
-        match fork_with_pid(cpid, 0) {
-            Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
-            Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
-            Ok(Forked::Child) => task_main(ctx, c, std::mem::take(&mut inh)),
-            Ok(Forked::Parent(_)) => {}
-        }
-    }
-    // Our children hold their own pipe ends now.
-    for (j, c) in ctx.chans.iter().enumerate() {
-        if j != idx {
-            c.ready.close_write();
-            c.go.close_read();
-        }
-    }
+    fork_children(ctx, idx, &mut inh)?;
     report(ready, msg::FORKED)?;
     wait_for(&go, msg::PROCEED)?;
     join_group(node)?;
+    if tree.has_helpers() {
+        helpers_gone(ctx, idx, helper_parent, early_subreaper, ready, &go)?;
+    }
     // Our zombies must be dead before we go on (and stay unreaped).
     for &c in &node.children {
         if tree.nodes[c].zombie() {
@@ -169,6 +171,100 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
         }
     }
     prepare(ctx, idx, imgs, inh, mem, ready, go)
+}
+
+/// Fork the children of task `idx` with their pids, each with its copy of
+/// what we inherited; then close the pipe ends that are theirs.
+fn fork_children(ctx: &Ctx, idx: usize, inh: &mut Inherited) -> Result<()> {
+    let tree = ctx.tree;
+    let pid = tree.nodes[idx].pid;
+    for &c in &tree.nodes[idx].children {
+        let cpid = tree.nodes[c].pid;
+        match fork_with_pid(cpid, 0) {
+            Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
+            Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
+            Ok(Forked::Child) => task_main(ctx, c, std::mem::take(inh)),
+            Ok(Forked::Parent(_)) => {}
+        }
+    }
+    // Our children hold their own pipe ends now.
+    for (j, c) in ctx.chans.iter().enumerate() {
+        if j != idx {
+            c.ready.close_write();
+            c.go.close_read();
+        }
+    }
+    Ok(())
+}
+
+/// A helper (CRIU's TASK_HELPER): it leads its session or group already;
+/// it forks the children born in it, and exits when criu says every task
+/// joined its group (its parent reaps it; its children go to the root).
+fn helper(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> ! {
+    let node = &ctx.tree.nodes[idx];
+    let r = (|| -> Result<()> {
+        crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
+        let _ = nix::sys::prctl::set_name(c"criu-helper");
+        fork_children(ctx, idx, &mut inh)?;
+        drop(inh);
+        report(ready, msg::FORKED)?;
+        wait_for(&go, msg::PROCEED)?;
+        wait_for(&go, msg::EXIT)
+    })();
+    if let Err(e) = r {
+        if let Some(fd) = ready.take() {
+            let _ = File::from(fd).write_all(format!("{}helper task {}: {e:#}", msg::ERROR as char, node.pid).as_bytes());
+        }
+        crate::sys::restorer::exit_now(1);
+    }
+    crate::sys::restorer::exit_now(0)
+}
+
+/// With helpers in the tree, a live task reports it joined its group;
+/// criu then lets the helpers exit. It reaps its own helpers, (a child of
+/// one) waits to be the root's, (the root) stops being a subreaper, and
+/// reports; no task goes on (no cleaner is forked) before criu heard
+/// every task.
+fn helpers_gone(ctx: &Ctx, idx: usize, helper_parent: Option<usize>, early_subreaper: bool, ready: &Option<OwnedFd>, go: &OwnedFd) -> Result<()> {
+    let tree = ctx.tree;
+    let node = &tree.nodes[idx];
+    report(ready, msg::JOINED)?;
+    for &c in node.children.iter().filter(|&&c| tree.nodes[c].helper()) {
+        let cpid = Pid::from_raw(tree.nodes[c].pid);
+        loop {
+            match nix::sys::wait::waitpid(cpid, None) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => break,
+                r => bail!("helper task {cpid} (a child of {}) failed: {r:?}", node.pid),
+            }
+        }
+    }
+    if let Some(h) = helper_parent {
+        reparented(tree, idx, h)?;
+    }
+    if early_subreaper {
+        nix::sys::prctl::set_child_subreaper(false).with_context(|| format!("PR_SET_CHILD_SUBREAPER 0 for task {}", node.pid))?;
+    }
+    report(ready, msg::HELPERS_GONE)?;
+    wait_for(go, msg::PROCEED)
+}
+
+/// A child of helper `h` waits for the helper to exit, and must then be
+/// the root's child (the root is the subreaper it was at dump time).
+fn reparented(tree: &Tree, idx: usize, h: usize) -> Result<()> {
+    let (pid, hpid, root) = (tree.nodes[idx].pid, tree.nodes[h].pid, tree.root().pid);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while nix::unistd::getppid().as_raw() == hpid {
+        if std::time::Instant::now() > end {
+            bail!("task {pid}: its helper {hpid} did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let ppid = nix::unistd::getppid().as_raw();
+    if ppid != root {
+        bail!("task {pid}: once its helper {hpid} exited, its parent is {ppid}, not the root {root} (the root is no child subreaper)");
+    }
+    Ok(())
 }
 
 /// Join the process group the image names, once every leader exists.

@@ -75,6 +75,12 @@ pub enum Body {
     Alive(Box<TaskImages>),
     /// A zombie: its core (task core only: name, exit code).
     Zombie(Box<CoreEntry>),
+    /// Not in the images: a task the restore adds (CRIU's TASK_HELPER) to
+    /// recreate a session or process group whose leader had exited. It
+    /// takes the leader's pid, leads the session or group, forks the
+    /// children that must be born in it, and exits once every task joined
+    /// its group; its parent reaps it.
+    Helper,
 }
 
 /// One task of the tree to restore.
@@ -94,6 +100,10 @@ impl Node {
         matches!(self.body, Body::Zombie(_))
     }
 
+    pub fn helper(&self) -> bool {
+        matches!(self.body, Body::Helper)
+    }
+
     /// Leads its session: setsid right after its fork (its children inherit it).
     pub fn setsid(&self) -> bool {
         self.sid == self.pid
@@ -107,7 +117,7 @@ impl Node {
     pub fn alive(&self) -> Option<&TaskImages> {
         match &self.body {
             Body::Alive(t) => Some(t),
-            Body::Zombie(_) => None,
+            Body::Zombie(_) | Body::Helper => None,
         }
     }
 }
@@ -181,6 +191,11 @@ impl Tree {
             None
         };
         Ok(Tree { nodes, files, seccomp })
+    }
+
+    /// Helper tasks were added (`plan_ids`).
+    pub fn has_helpers(&self) -> bool {
+        self.nodes.iter().any(Node::helper)
     }
 
     pub fn root(&self) -> &Node {
@@ -261,10 +276,11 @@ impl Tree {
         Ok(())
     }
 
-    /// Decide how each task gets its session and process group, refusing
-    /// by name what needs CRIU's helper tasks. With --shell-job, a root
-    /// that led neither its session nor its group joins criu's, and so do
-    /// the tasks that shared them with it.
+    /// Decide how each task gets its session and process group, adding
+    /// helper tasks where a leader had exited (as CRIU's
+    /// prepare_pstree_ids) and refusing by name what even they can't
+    /// recreate. With --shell-job, a root that led neither its session nor
+    /// its group joins criu's, and so do the tasks that shared them with it.
     pub fn plan_ids(&mut self, shell_job: bool) -> Result<()> {
         let our_sid = nix::unistd::getsid(None).context("getsid")?.as_raw();
         let our_pgid = nix::unistd::getpgrp().as_raw();
@@ -286,7 +302,9 @@ impl Tree {
                 }
             }
         }
-        for n in &self.nodes {
+        self.add_session_helpers()?;
+        for i in 0..self.nodes.len() {
+            let n = &self.nodes[i];
             let (pid, sid, pgid) = (n.pid, n.sid, n.pgid);
             if n.setsid() && !n.own_group() {
                 bail!("task {pid} leads session {sid} but is in process group {pgid}: the images are inconsistent");
@@ -297,20 +315,83 @@ impl Tree {
                 let inherited = n.parent.map_or(our_sid, |p| self.nodes[p].sid);
                 if sid != inherited {
                     bail!(
-                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): restoring that needs a helper task, which is not supported yet"
+                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): restoring that needs a helper task under a live session leader, which is not supported yet"
                     );
                 }
             }
             if !n.own_group() {
-                let leader = self.nodes.iter().any(|l| l.pid == pgid && l.own_group() && l.sid == sid);
+                let leader = self.nodes.iter().find(|l| l.pid == pgid);
                 let ours = pgid == our_pgid && sid == our_sid;
-                if !leader && !ours {
-                    bail!(
-                        "task {pid} is in process group {pgid}, whose leader is not in the tree: restoring that needs a helper task, which is not supported yet"
-                    );
+                match leader {
+                    Some(l) if l.own_group() && l.sid == sid => {}
+                    Some(l) if l.own_group() => bail!(
+                        "task {pid} is in process group {pgid} of session {sid}, but its leader {} is in session {}: the images are inconsistent",
+                        l.pid, l.sid
+                    ),
+                    Some(l) => bail!("task {pid} is in process group {pgid}, but task {} is in group {}: the images are inconsistent", l.pid, l.pgid),
+                    None if ours => {}
+                    None if n.zombie() => bail!("zombie {pid} is in process group {pgid}, whose leader is not in the tree: a zombie can't fork the helper task that recreates it"),
+                    None => self.add_helper(pgid, sid, i, &[])?,
                 }
             }
         }
+        Ok(())
+    }
+
+    /// A child of the root in a session neither the root's nor its own,
+    /// whose leader is not in the tree, is born to a helper with the
+    /// leader's pid, a child of the root, that leads the session (and the
+    /// group of the same id); every such child of the root in that session
+    /// moves under it. It exits once they are restored: they are the
+    /// root's again (the root was a subreaper, or they could not have been
+    /// its children).
+    fn add_session_helpers(&mut self) -> Result<()> {
+        let rsid = self.root().sid;
+        let mut i = 0;
+        while i < self.nodes[0].children.len() {
+            let c = self.nodes[0].children[i];
+            let (cpid, sid) = (self.nodes[c].pid, self.nodes[c].sid);
+            i += 1;
+            if sid == rsid || sid == cpid || self.nodes[c].helper() {
+                continue;
+            }
+            if self.nodes.iter().any(|n| n.pid == sid) {
+                // CRIU then adds a helper with a free pid under the live
+                // leader; left to the check in plan_ids.
+                continue;
+            }
+            let moved: Vec<usize> = self.nodes[0]
+                .children
+                .iter()
+                .copied()
+                .filter(|&k| self.nodes[k].sid == sid && self.nodes[k].pid != sid && !self.nodes[k].helper())
+                .collect();
+            self.add_helper(sid, sid, 0, &moved)?;
+            i = 0;
+        }
+        Ok(())
+    }
+
+    /// Add helper `pid` (in session `sid`, leading group `pid`) as a child
+    /// of node `parent`, adopting `adopt` (children of `parent`).
+    fn add_helper(&mut self, pid: i32, sid: i32, parent: usize, adopt: &[usize]) -> Result<()> {
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("pid {pid} is taken: can't restore the helper task that recreates session/process group {pid} (a process with that pid is running)");
+        }
+        let idx = self.nodes.len();
+        info!(
+            "task {pid}: a helper (child of {}) recreating {} {pid}{}",
+            self.nodes[parent].pid,
+            if sid == pid { "session" } else { "process group" },
+            if adopt.is_empty() { String::new() } else { format!(", parent of {:?}", adopt.iter().map(|&a| self.nodes[a].pid).collect::<Vec<_>>()) }
+        );
+        self.nodes[parent].children.retain(|c| !adopt.contains(c));
+        // Forked first: the group must exist before any task joins it.
+        self.nodes[parent].children.insert(0, idx);
+        for &a in adopt {
+            self.nodes[a].parent = Some(idx);
+        }
+        self.nodes.push(Node { pid, sid, pgid: pid, body: Body::Helper, parent: Some(parent), children: adopt.to_vec() });
         Ok(())
     }
 

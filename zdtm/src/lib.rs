@@ -544,6 +544,7 @@ pub fn eventfd_count_test(add: u64) -> ! {
     c.finish()
 }
 
+pub mod idcheck;
 pub mod hugetlb;
 pub mod mem;
 pub mod mlock;
