@@ -420,3 +420,64 @@ impl Tree {
         self.nodes[..idx].iter().filter_map(Node::alive).flat_map(|t| t.fdinfo.iter().map(|fi| fi.id)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree of zombies (plan_ids needs only pids, ids and shape).
+    fn tree(tasks: &[(i32, Option<usize>, i32, i32)]) -> Tree {
+        let mut nodes: Vec<Node> = Vec::new();
+        for (i, &(pid, parent, sid, pgid)) in tasks.iter().enumerate() {
+            nodes.push(Node { pid, sid, pgid, body: Body::Zombie(Box::default()), parent, children: Vec::new() });
+            if let Some(p) = parent {
+                nodes[p].children.push(i);
+            }
+        }
+        Tree { nodes, files: Default::default(), seccomp: None }
+    }
+
+    /// A pid no process has (the helper's must be free).
+    fn free_pid() -> i32 {
+        (4_000_000..4_100_000).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).expect("a free pid")
+    }
+
+    #[test]
+    fn session_helper_adopts_the_roots_children_of_its_session() {
+        let (r, s) = (free_pid(), free_pid() + 1);
+        // The root; B in session S (group S); C in session S (its own
+        // group); D in the root's session.
+        let mut t = tree(&[(r, None, r, r), (r + 10, Some(0), s, s), (r + 11, Some(0), s, r + 11), (r + 12, Some(0), r, r)]);
+        if std::path::Path::new(&format!("/proc/{s}")).exists() {
+            eprintln!("skipped: pid {s} is taken");
+            return;
+        }
+        t.plan_ids(false).expect("plan_ids");
+        assert_eq!(t.nodes.len(), 5);
+        let h = &t.nodes[4];
+        assert!(h.helper());
+        assert_eq!((h.pid, h.sid, h.pgid, h.parent), (s, s, s, Some(0)));
+        assert_eq!(h.children, vec![1, 2]);
+        assert_eq!(t.nodes[0].children, vec![4, 3], "the helper is forked first; B and C moved under it");
+        assert_eq!(t.nodes[1].parent, Some(4));
+        assert_eq!(t.nodes[2].parent, Some(4));
+    }
+
+    #[test]
+    fn a_group_without_leader_under_a_zombie_is_refused() {
+        let r = free_pid();
+        let mut t = tree(&[(r, None, r, r), (r + 10, Some(0), r, r + 5)]);
+        let e = t.plan_ids(false).unwrap_err().to_string();
+        assert!(e.contains(&format!("zombie {} is in process group {}", r + 10, r + 5)), "{e}");
+        assert!(!t.has_helpers());
+    }
+
+    #[test]
+    fn a_session_whose_leader_lives_in_the_tree_is_refused_by_name() {
+        let r = free_pid();
+        // L leads session L; its former grandchild G (session L) is the root's child.
+        let mut t = tree(&[(r, None, r, r), (r + 1, Some(0), r + 1, r + 1), (r + 2, Some(0), r + 1, r + 1)]);
+        let e = t.plan_ids(false).unwrap_err().to_string();
+        assert!(e.contains(&format!("task {} is in session {}", r + 2, r + 1)) && e.contains("live session leader"), "{e}");
+    }
+}
