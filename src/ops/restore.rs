@@ -17,6 +17,11 @@
 //!    (`Z`) and exit with their status (a signal raised at themselves for
 //!    a signal death) without being reaped: their parent waits for them
 //!    with WNOWAIT, SIGCHLD at its default so no signal is left over;
+//!    with helper tasks (CRIU's, for a session or group whose leader
+//!    exited), live tasks report they joined (`J`), criu lets the helpers
+//!    exit (`X`), each parent reaps its helpers, the helpers' children
+//!    are the root's, and once every live task said so (`H`) criu says go
+//!    on (`P`);
 //! 3. each live task installs its fds, cwd/root/umask
 //!    and rlimits, and hands over to the restorer blob, which puts memory
 //!    in place, creates the threads and jumps into the saved registers;
