@@ -19,7 +19,8 @@ pub struct NsFile;
 
 /// Each namespace kind: its /proc/PID/ns name, CLONE_NEW* flag, and the
 /// id our images give the tree's namespace of that kind.
-const KINDS: &[(&str, u32, fn() -> u32)] = &[
+type NsKind = (&'static str, u32, fn() -> u32);
+const KINDS: &[NsKind] = &[
     ("net", libc::CLONE_NEWNET as u32, || crate::ns::root_ns_id("net")),
     ("uts", libc::CLONE_NEWUTS as u32, || crate::ns::root_ns_id("uts")),
     ("ipc", libc::CLONE_NEWIPC as u32, || crate::ns::root_ns_id("ipc")),
