@@ -222,9 +222,9 @@ fn helper(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>
 
 /// With helpers in the tree, a live task reports it joined its group;
 /// criu then lets the helpers exit. It reaps its own helpers, (a child of
-/// one) waits to be the root's, (the root) stops being a subreaper, and
-/// reports; no task goes on (no cleaner is forked) before criu heard
-/// every task.
+/// one) waits to be the root's, and reports; no task goes on (no cleaner
+/// is forked) before criu heard every task; then (the root) it stops
+/// being a subreaper.
 fn helpers_gone(ctx: &Ctx, idx: usize, helper_parent: Option<usize>, early_subreaper: bool, ready: &Option<OwnedFd>, go: &OwnedFd) -> Result<()> {
     let tree = ctx.tree;
     let node = &tree.nodes[idx];
@@ -242,11 +242,13 @@ fn helpers_gone(ctx: &Ctx, idx: usize, helper_parent: Option<usize>, early_subre
     if let Some(h) = helper_parent {
         reparented(tree, idx, h)?;
     }
+    report(ready, msg::HELPERS_GONE)?;
+    // Every helper is reaped now (each parent said so before criu's word).
+    wait_for(go, msg::PROCEED)?;
     if early_subreaper {
         nix::sys::prctl::set_child_subreaper(false).with_context(|| format!("PR_SET_CHILD_SUBREAPER 0 for task {}", node.pid))?;
     }
-    report(ready, msg::HELPERS_GONE)?;
-    wait_for(go, msg::PROCEED)
+    Ok(())
 }
 
 /// A child of helper `h` waits for the helper to exit, and must then be

@@ -315,7 +315,7 @@ impl Tree {
                 let inherited = n.parent.map_or(our_sid, |p| self.nodes[p].sid);
                 if sid != inherited {
                     bail!(
-                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): restoring that needs a helper task under a live session leader, which is not supported yet"
+                        "task {pid} is in session {sid}, neither its own nor its parent's ({inherited}): only a child of the root can be (through a helper task), as CRIU 4.2"
                     );
                 }
             }
@@ -331,7 +331,7 @@ impl Tree {
                     Some(l) => bail!("task {pid} is in process group {pgid}, but task {} is in group {}: the images are inconsistent", l.pid, l.pgid),
                     None if ours => {}
                     None if n.zombie() => bail!("zombie {pid} is in process group {pgid}, whose leader is not in the tree: a zombie can't fork the helper task that recreates it"),
-                    None => self.add_helper(pgid, sid, i, &[])?,
+                    None => self.add_helper(pgid, sid, pgid, i, &[])?,
                 }
             }
         }
@@ -355,26 +355,45 @@ impl Tree {
             if sid == rsid || sid == cpid || self.nodes[c].helper() {
                 continue;
             }
-            if self.nodes.iter().any(|n| n.pid == sid) {
-                // CRIU then adds a helper with a free pid under the live
-                // leader; left to the check in plan_ids.
-                continue;
-            }
             let moved: Vec<usize> = self.nodes[0]
                 .children
                 .iter()
                 .copied()
                 .filter(|&k| self.nodes[k].sid == sid && self.nodes[k].pid != sid && !self.nodes[k].helper())
                 .collect();
-            self.add_helper(sid, sid, 0, &moved)?;
+            match self.nodes.iter().position(|n| n.pid == sid) {
+                // The leader is gone: the helper is it.
+                None => self.add_helper(sid, sid, sid, 0, &moved)?,
+                // The leader lives (they were its descendants): a helper
+                // with a free pid, its child in its group, forks them.
+                Some(l) if self.nodes[l].setsid() && !self.nodes[l].zombie() => {
+                    let pid = self.free_pid()?;
+                    let pgid = self.nodes[l].pgid;
+                    self.add_helper(pid, sid, pgid, l, &moved)?;
+                }
+                Some(l) => bail!(
+                    "task {cpid} is in session {sid}, whose task {} is {}: the images are inconsistent",
+                    self.nodes[l].pid,
+                    if self.nodes[l].zombie() { "a zombie (no helper can be forked by it)" } else { "not its leader" }
+                ),
+            }
             i = 0;
         }
         Ok(())
     }
 
-    /// Add helper `pid` (in session `sid`, leading group `pid`) as a child
-    /// of node `parent`, adopting `adopt` (children of `parent`).
-    fn add_helper(&mut self, pid: i32, sid: i32, parent: usize, adopt: &[usize]) -> Result<()> {
+    /// A pid for a helper that stands for no task of the images: the
+    /// first one above the tree's that is free here.
+    fn free_pid(&self) -> Result<i32> {
+        let max = self.nodes.iter().map(|n| n.pid).max().unwrap_or(300);
+        (max + 1..i32::MAX)
+            .find(|p| !self.nodes.iter().any(|n| n.pid == *p) && !std::path::Path::new(&format!("/proc/{p}")).exists())
+            .context("no free pid for a helper task")
+    }
+
+    /// Add helper `pid` (in session `sid` and group `pgid`) as a child of
+    /// node `parent`, adopting `adopt` (children of the root).
+    fn add_helper(&mut self, pid: i32, sid: i32, pgid: i32, parent: usize, adopt: &[usize]) -> Result<()> {
         if std::path::Path::new(&format!("/proc/{pid}")).exists() {
             bail!("pid {pid} is taken: can't restore the helper task that recreates session/process group {pid} (a process with that pid is running)");
         }
@@ -382,16 +401,16 @@ impl Tree {
         info!(
             "task {pid}: a helper (child of {}) recreating {} {pid}{}",
             self.nodes[parent].pid,
-            if sid == pid { "session" } else { "process group" },
+            if sid == pid { "session" } else if pgid == pid { "process group" } else { "session (its leader lives)" },
             if adopt.is_empty() { String::new() } else { format!(", parent of {:?}", adopt.iter().map(|&a| self.nodes[a].pid).collect::<Vec<_>>()) }
         );
-        self.nodes[parent].children.retain(|c| !adopt.contains(c));
+        self.nodes[0].children.retain(|c| !adopt.contains(c));
         // Forked first: the group must exist before any task joins it.
         self.nodes[parent].children.insert(0, idx);
         for &a in adopt {
             self.nodes[a].parent = Some(idx);
         }
-        self.nodes.push(Node { pid, sid, pgid: pid, body: Body::Helper, parent: Some(parent), children: adopt.to_vec() });
+        self.nodes.push(Node { pid, sid, pgid, body: Body::Helper, parent: Some(parent), children: adopt.to_vec() });
         Ok(())
     }
 
@@ -473,11 +492,26 @@ mod tests {
     }
 
     #[test]
-    fn a_session_whose_leader_lives_in_the_tree_is_refused_by_name() {
+    fn a_session_whose_leader_is_a_zombie_is_refused_by_name() {
         let r = free_pid();
-        // L leads session L; its former grandchild G (session L) is the root's child.
+        // L (a zombie) leads session L; its former grandchild G (session L) is the root's child.
         let mut t = tree(&[(r, None, r, r), (r + 1, Some(0), r + 1, r + 1), (r + 2, Some(0), r + 1, r + 1)]);
         let e = t.plan_ids(false).unwrap_err().to_string();
-        assert!(e.contains(&format!("task {} is in session {}", r + 2, r + 1)) && e.contains("live session leader"), "{e}");
+        assert!(e.contains(&format!("task {} is in session {}, whose task {} is a zombie", r + 2, r + 1, r + 1)), "{e}");
+    }
+
+    #[test]
+    fn a_session_whose_leader_lives_gets_a_helper_with_a_free_pid_under_it() {
+        let r = free_pid();
+        let mut t = tree(&[(r, None, r, r), (r + 1, Some(0), r + 1, r + 1), (r + 2, Some(0), r + 1, r + 2)]);
+        // A stand-in for a live leader (plan_ids asks only "not a zombie").
+        t.nodes[1].body = Body::Helper;
+        t.plan_ids(false).expect("plan_ids");
+        let h = &t.nodes[3];
+        assert!(h.pid > r + 2 && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists());
+        assert_eq!((h.sid, h.pgid, h.parent, h.children.clone()), (r + 1, r + 1, Some(1), vec![2]));
+        assert_eq!(t.nodes[0].children, vec![1]);
+        assert_eq!(t.nodes[1].children, vec![3]);
+        assert_eq!(t.nodes[2].parent, Some(3));
     }
 }
