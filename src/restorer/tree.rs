@@ -382,12 +382,22 @@ impl Tree {
         Ok(())
     }
 
-    /// A pid for a helper that stands for no task of the images: the
-    /// first one above the tree's that is free here.
+    /// A pid for a helper that stands for no task of the images, as CRIU
+    /// picks it: walking the tree's pids (threads and helpers included)
+    /// up from the lowest, the one after the first that is not followed by
+    /// its successor.
     fn free_pid(&self) -> Result<i32> {
-        let max = self.nodes.iter().map(|n| n.pid).max().unwrap_or(300);
-        (max + 1..i32::MAX)
-            .find(|p| !self.nodes.iter().any(|n| n.pid == *p) && !std::path::Path::new(&format!("/proc/{p}")).exists())
+        let mut pids: Vec<i32> = self
+            .nodes
+            .iter()
+            .flat_map(|n| std::iter::once(n.pid).chain(n.alive().into_iter().flat_map(|t| t.threads.iter().map(|(tid, _)| *tid))))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.windows(2)
+            .find(|w| w[1] > w[0] + 1)
+            .map_or(pids.last().copied(), |w| Some(w[0]))
+            .and_then(|p| p.checked_add(1))
             .context("no free pid for a helper task")
     }
 
@@ -508,7 +518,7 @@ mod tests {
         t.nodes[1].body = Body::Helper;
         t.plan_ids(false).expect("plan_ids");
         let h = &t.nodes[3];
-        assert!(h.pid > r + 2 && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists());
+        assert_eq!(h.pid, r + 3, "CRIU's choice: after the first pid of the tree not followed by its successor");
         assert_eq!((h.sid, h.pgid, h.parent, h.children.clone()), (r + 1, r + 1, Some(1), vec![2]));
         assert_eq!(t.nodes[0].children, vec![1]);
         assert_eq!(t.nodes[1].children, vec![3]);
