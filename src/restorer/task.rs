@@ -222,9 +222,9 @@ fn helper(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>
 
 /// With helpers in the tree, a live task reports it joined its group;
 /// criu then lets the helpers exit. It reaps its own helpers, (a child of
-/// one) waits to be the root's, and reports; no task goes on (no cleaner
-/// is forked) before criu heard every task; then (the root) it stops
-/// being a subreaper.
+/// one) waits to be the root's, (the root) stops being a subreaper once
+/// every helper exited, and reports; no task goes on (no cleaner is
+/// forked) before criu heard every task.
 fn helpers_gone(ctx: &Ctx, idx: usize, helper_parent: Option<usize>, early_subreaper: bool, ready: &Option<OwnedFd>, go: &OwnedFd) -> Result<()> {
     let tree = ctx.tree;
     let node = &tree.nodes[idx];
@@ -242,13 +242,33 @@ fn helpers_gone(ctx: &Ctx, idx: usize, helper_parent: Option<usize>, early_subre
     if let Some(h) = helper_parent {
         reparented(tree, idx, h)?;
     }
-    report(ready, msg::HELPERS_GONE)?;
-    // Every helper is reaped now (each parent said so before criu's word).
-    wait_for(go, msg::PROCEED)?;
     if early_subreaper {
+        // Every helper's children found their new parent when it exited:
+        // from then on, no orphan (an orphaned cleaner) may come to us.
+        for h in tree.nodes.iter().filter(|n| n.helper()) {
+            wait_exited(h.pid, node.pid)?;
+        }
         nix::sys::prctl::set_child_subreaper(false).with_context(|| format!("PR_SET_CHILD_SUBREAPER 0 for task {}", node.pid))?;
     }
-    Ok(())
+    report(ready, msg::HELPERS_GONE)?;
+    wait_for(go, msg::PROCEED)
+}
+
+/// Wait (for task `pid`) until helper `h` has exited (a zombie, or reaped).
+fn wait_exited(h: i32, pid: i32) -> Result<()> {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let state = std::fs::read_to_string(format!("/proc/{h}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').and_then(|(_, r)| r.trim_start().chars().next()));
+        if matches!(state, None | Some('Z' | 'X')) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > end {
+            bail!("task {pid}: helper task {h} did not exit");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// A child of helper `h` waits for the helper to exit, and must then be

@@ -385,7 +385,7 @@ impl Tree {
     /// A pid for a helper that stands for no task of the images, as CRIU
     /// picks it: walking the tree's pids (threads and helpers included)
     /// up from the lowest, the one after the first that is not followed by
-    /// its successor.
+    /// its successor (or, taken here, the next free one).
     fn free_pid(&self) -> Result<i32> {
         let mut pids: Vec<i32> = self
             .nodes
@@ -394,10 +394,16 @@ impl Tree {
             .collect();
         pids.sort_unstable();
         pids.dedup();
-        pids.windows(2)
+        let criu = pids
+            .windows(2)
             .find(|w| w[1] > w[0] + 1)
             .map_or(pids.last().copied(), |w| Some(w[0]))
             .and_then(|p| p.checked_add(1))
+            .context("no free pid for a helper task")?;
+        // The helper leaves no trace: when another process has CRIU's pick
+        // here, the next free one does as well.
+        (criu..i32::MAX)
+            .find(|p| pids.binary_search(p).is_err() && !std::path::Path::new(&format!("/proc/{p}")).exists())
             .context("no free pid for a helper task")
     }
 
