@@ -180,7 +180,8 @@ fn fork_children(ctx: &Ctx, idx: usize, inh: &mut Inherited) -> Result<()> {
     let pid = tree.nodes[idx].pid;
     for &c in &tree.nodes[idx].children {
         let cpid = tree.nodes[c].pid;
-        match fork_with_pid(cpid, 0) {
+        // CLONE_FS: a child sharing our fs info (cwd, root, umask).
+        match fork_with_pid(cpid, crate::task::shared::clone_flags(tree, c)) {
             Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
             Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
             Ok(Forked::Child) => task_main(ctx, c, std::mem::take(inh)),
