@@ -328,7 +328,11 @@ impl Tree {
                         "task {pid} is in process group {pgid} of session {sid}, but its leader {} is in session {}: the images are inconsistent",
                         l.pid, l.sid
                     ),
-                    Some(l) => bail!("task {pid} is in process group {pgid}, but task {} is in group {}: the images are inconsistent", l.pid, l.pgid),
+                    Some(l) => bail!(
+                        "task {pid} is in process group {pgid}, whose leader {} left it for group {}: restoring that is not supported yet",
+                        l.pid,
+                        l.pgid
+                    ),
                     None if ours => {}
                     None if n.zombie() => bail!("zombie {pid} is in process group {pgid}, whose leader is not in the tree: a zombie can't fork the helper task that recreates it"),
                     None => self.add_helper(pgid, sid, pgid, i, &[])?,
