@@ -203,7 +203,7 @@ impl FdKind for Tty {
             // and closed again hangs the new slave up the same way.
             let _m = pty::open_master(&ptmx_path(reg), index, libc::O_RDWR as u32)?;
             crate::sys::tty::set_pty_locked(_m.as_fd(), false).with_context(|| format!("unlocking pty {index}"))?;
-            return pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode)).map(Some);
+            return pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode), info.uid.zip(info.gid)).map(Some);
         }
         if !master && !peer_live {
             if !cx.shell_job {
@@ -243,7 +243,7 @@ impl FdKind for Tty {
             let m = made.masters.get(&index).context("master made")?;
             return Ok(Some(m.try_clone().with_context(|| format!("dup of the master of pty {index}"))?));
         }
-        let s = pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode))?;
+        let s = pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode), info.uid.zip(info.gid))?;
         if !made.slaves.contains_key(&index) {
             made.slaves.insert(index, s.try_clone()?);
         }

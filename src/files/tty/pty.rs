@@ -244,8 +244,9 @@ pub fn set_params(fd: BorrowedFd<'_>, e: &TtyInfoEntry) -> Result<()> {
 }
 
 /// Open a slave of pty `index` at `path` (never as a controlling
-/// terminal), with the mode its path record had.
-pub fn open_slave(path: &str, index: u32, flags: u32, mode: Option<u32>) -> Result<OwnedFd> {
+/// terminal), with the mode its path record had and the owner its tty-info
+/// record had (devpts gives a new pty to whoever opened /dev/ptmx).
+pub fn open_slave(path: &str, index: u32, flags: u32, mode: Option<u32>, owner: Option<(u32, u32)>) -> Result<OwnedFd> {
     let acc = (flags as i32) & libc::O_ACCMODE;
     let f = std::fs::OpenOptions::new()
         .read(acc != libc::O_WRONLY)
@@ -255,6 +256,9 @@ pub fn open_slave(path: &str, index: u32, flags: u32, mode: Option<u32>) -> Resu
         .with_context(|| format!("can't open {path}, the slave of pty {index}"))?;
     if let Some(m) = mode {
         f.set_permissions(std::fs::Permissions::from_mode(m & 0o7777)).with_context(|| format!("chmod {path}"))?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).with_context(|| format!("chown {path} to {uid}:{gid}"))?;
     }
     Ok(f.into())
 }

@@ -25,7 +25,7 @@ fn openpty() -> Option<(OwnedFd, OwnedFd)> {
     let m: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open("/dev/ptmx").ok()?.into();
     t::set_pty_locked(m.as_fd(), false).ok()?;
     let n = t::pty_index(m.as_fd()).ok()?;
-    let s = super::pty::open_slave(&format!("/dev/pts/{n}"), n, libc::O_RDWR as u32, None).ok()?;
+    let s = super::pty::open_slave(&format!("/dev/pts/{n}"), n, libc::O_RDWR as u32, None, None).ok()?;
     Some((m, s))
 }
 
