@@ -105,16 +105,14 @@ impl FdKind for Tty {
         let info_id = pty::info_id(index, master);
         if !st.infos.iter().any(|i| i.id == info_id) {
             let (mut info, hung) = pty::info(fd.as_fd(), index, master, rdev, p.md.dev(), p.md.uid(), p.md.gid())?;
-            // A slave that is this task's controlling terminal.
-            if !master && !hung && u64::from(cx.stat.tty_nr) == rdev {
-                if !cx.shell_job {
-                    bail!("{who}: pty {index} is the controlling terminal of session {}: not supported yet", cx.stat.sid);
-                }
+            // A slave that is this task's controlling terminal: a pair's
+            // session is read from its master once every fd is seen.
+            if !master && !hung && u64::from(cx.stat.tty_nr) == rdev && cx.shell_job {
                 info.sid = cx.stat.sid as u32;
                 info.pgrp = cx.stat.tpgid.max(0) as u32;
             }
             st.infos.push(info);
-            st.ends.push(pty::End { index, master, who: who.clone(), fd: fd.try_clone()?, hung });
+            st.ends.push(pty::End { pid: p.pid, index, master, who: who.clone(), fd: fd.try_clone()?, hung });
         }
         // The path, for tools and for the restore's open.
         let regf_id = cx.files.alloc_id();
@@ -129,14 +127,21 @@ impl FdKind for Tty {
         })
     }
 
-    fn dumped_all(&self, st: &mut State, _files: &mut FileTable, _who: &str) -> Result<()> {
+    fn dumped_all(&self, st: &mut State, _files: &mut FileTable, who: &str) -> Result<()> {
         if st.get::<TtyInfos>().is_none() {
             return Ok(());
         }
         let t = st.get_mut::<TtyInfos>();
         // The copies of the ends go once read (the pty indices stay the tree's).
         let ends = std::mem::take(&mut t.ends);
-        pty::check_pairs(&ends, t.shell_job)?;
+        // `who` ends with the root's pid ("task P", "the tree of task P").
+        let root = who.rsplit(' ').next().and_then(|p| p.parse::<i32>().ok());
+        for (index, sid, pgrp) in pty::check_pairs(&ends, t.shell_job, root)? {
+            for i in t.infos.iter_mut().filter(|i| i.pty.as_ref().is_some_and(|p| p.index == index)) {
+                i.sid = sid as u32;
+                i.pgrp = pgrp as u32;
+            }
+        }
         t.data = pty::queued_data(&ends)?;
         Ok(())
     }
@@ -169,6 +174,12 @@ impl FdKind for Tty {
                 while let Some(e) = r.next_entry()? {
                     l.infos.push(e);
                 }
+                let mut c = CTTYS.lock().unwrap_or_else(|e| e.into_inner());
+                c.clear();
+                // Pairs only: a lone slave is criu's terminal (--shell-job).
+                let paired = |i: &TtyInfoEntry| l.infos.iter().any(|o| o.id == i.id ^ 1 && o.termios.is_some());
+                let pairs = l.infos.iter().filter(|i| i.sid != 0 && i.termios.is_some() && paired(i));
+                c.extend(pairs.filter_map(|i| Some((i.id, i.pty.as_ref()?.index, i.sid, i.pgrp))));
             } else {
                 let mut r = ImageReader::open_kind(dir, name, kinds::tty_data())?;
                 while let Some(e) = r.next_entry()? {
@@ -253,6 +264,19 @@ impl FdKind for Tty {
     fn opened_all(&self, cx: &mut OpenCx) -> Result<()> {
         let Some(loaded) = cx.images.state.get::<Loaded>() else { return Ok(()) };
         let made = std::mem::take(cx.state.get_mut::<pty::Made>());
+        // A session's terminal, in its leader (the root: we run in it,
+        // after its setsid), before any other task is forked.
+        let cttys = CTTYS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (_, index, sid, _) in cttys {
+            if !made.masters.contains_key(&index) {
+                continue;
+            }
+            if nix::unistd::getsid(None).map(|s| s.as_raw() as u32).ok() != Some(sid) || std::process::id() != sid {
+                bail!("pty {index} is the controlling terminal of session {sid}, whose leader is not the restored tree's root: not supported yet");
+            }
+            pty::take_ctty(&format!("/dev/pts/{index}"), index)?;
+            tracing::info!("pty {index}: the controlling terminal of session {sid} again");
+        }
         for (index, m) in &made.masters {
             let index = *index;
             let s = made.slaves.get(&index);
@@ -277,11 +301,32 @@ impl FdKind for Tty {
         Ok(())
     }
 
+    fn installed(&self, fe: &FileEntry, fd: i32) -> Result<()> {
+        // In the session's leader (the root, which took the terminal back
+        // before forking): the foreground group, every group existing now.
+        let Some(tfe) = fe.tty.as_ref() else { return Ok(()) };
+        let ctty = CTTYS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|c| c.0 == tfe.tty_info_id).copied();
+        let Some((_, index, sid, pgrp)) = ctty else { return Ok(()) };
+        if sid != std::process::id() || pgrp == 0 {
+            return Ok(());
+        }
+        if crate::sys::tty::foreground_of(fd).ok() == Some(pgrp as i32) {
+            return Ok(()); // done through its other end
+        }
+        crate::sys::tty::set_foreground_of(fd, pgrp as i32).with_context(|| format!("TIOCSPGRP {pgrp} on pty {index} (fd {fd})"))
+    }
+
     fn companions(&self, fe: &FileEntry) -> Vec<u32> {
         // The path record: the terminal is made again, not found there.
         fe.tty.as_ref().and_then(|t| t.regf_id).into_iter().collect()
     }
 }
+
+/// The restore's controlling terminals, (tty-info id, pty index, session,
+/// foreground group), from tty-info.img: read by the session's leader once
+/// its fds are in place (the restoring tasks are forked from the process
+/// that read the images).
+static CTTYS: std::sync::Mutex<Vec<(u32, u32, u32, u32)>> = std::sync::Mutex::new(Vec::new());
 
 /// The ptmx to open for a master: its recorded path, or /dev/ptmx.
 fn ptmx_path(reg: Option<&crate::images::pb::RegFileEntry>) -> String {

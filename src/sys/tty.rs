@@ -135,3 +135,44 @@ pub fn session(fd: BorrowedFd<'_>) -> std::io::Result<i32> {
 pub fn readable(fd: BorrowedFd<'_>) -> std::io::Result<usize> {
     get_int(fd, libc::FIONREAD).map(|n| n.max(0) as usize)
 }
+
+/// TIOCGPGRP: the terminal's foreground process group.
+pub fn foreground(fd: BorrowedFd<'_>) -> std::io::Result<i32> {
+    get_int(fd, libc::TIOCGPGRP)
+}
+
+/// TIOCSPGRP: set the terminal's foreground process group.
+pub fn set_foreground(fd: BorrowedFd<'_>, pgrp: i32) -> std::io::Result<()> {
+    set_int(fd, libc::TIOCSPGRP, pgrp)
+}
+
+/// TIOCSCTTY: make the terminal our session's controlling terminal
+/// (taking it from another session if need be: CAP_SYS_ADMIN).
+pub fn set_ctty(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int by value.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 1 as libc::c_int) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// TIOCGSID on fd number `fd` of ours (EBADF if there is none).
+pub fn session_of(fd: std::os::fd::RawFd) -> std::io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: TIOCGSID writes one int into `v`; a bad fd number is EBADF.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGSID, &mut v as *mut libc::c_int) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(v) }
+}
+
+/// TIOCSPGRP on fd number `fd` of ours (EBADF if there is none).
+pub fn set_foreground_of(fd: std::os::fd::RawFd, pgrp: i32) -> std::io::Result<()> {
+    // SAFETY: TIOCSPGRP reads one int; a bad fd number is EBADF.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCSPGRP, &pgrp as *const libc::c_int) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// TIOCGPGRP on fd number `fd` of ours (EBADF if there is none).
+pub fn foreground_of(fd: std::os::fd::RawFd) -> std::io::Result<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: TIOCGPGRP writes one int into `v`; a bad fd number is EBADF.
+    let r = unsafe { libc::ioctl(fd, libc::TIOCGPGRP, &mut v as *mut libc::c_int) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(v) }
+}

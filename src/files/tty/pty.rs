@@ -29,6 +29,8 @@ const DATA_MAX: usize = 16384;
 /// One pty end found at dump: a copy of the fd, for the queued data.
 #[derive(Debug)]
 pub struct End {
+    /// The task holding it.
+    pub pid: i32,
     pub index: u32,
     pub master: bool,
     pub who: String,
@@ -111,10 +113,18 @@ pub fn info(fd: BorrowedFd<'_>, index: u32, master: bool, rdev: u64, dev: u64, u
     Ok((e, false))
 }
 
+/// A pair that is a session's controlling terminal: (index, session,
+/// foreground group), as its master tells.
+pub type Ctty = (u32, i32, i32);
+
 /// Checks once every fd is seen: each live end has its peer in the tree
-/// (a lone slave only with --shell-job), and no pair is a session's
-/// controlling terminal.
-pub fn check_pairs(ends: &[End], shell_job: bool) -> Result<()> {
+/// (a lone slave only with --shell-job); a pair that is a session's
+/// controlling terminal belongs to the tree's root (`root`) as session
+/// leader, holding an end of it: the restore makes it the controlling
+/// terminal before any other task is forked (they inherit it). Gives
+/// those pairs.
+pub fn check_pairs(ends: &[End], shell_job: bool, root: Option<i32>) -> Result<Vec<Ctty>> {
+    let mut ctty = Vec::new();
     for e in ends.iter().filter(|e| !e.hung) {
         let peer = ends.iter().any(|o| o.index == e.index && o.master != e.master && !o.hung);
         if e.master {
@@ -122,13 +132,21 @@ pub fn check_pairs(ends: &[End], shell_job: bool) -> Result<()> {
                 bail!("{} is the master of pty {} whose slave is not held by the tree: not supported yet", e.who, e.index);
             }
             if let Ok(sid) = t::session(e.fd.as_fd()) {
-                bail!("{}: pty {} is the controlling terminal of session {sid}: not supported yet", e.who, e.index);
+                if Some(sid) != root || !ends.iter().any(|o| o.index == e.index && o.pid == sid) {
+                    bail!(
+                        "{}: pty {} is the controlling terminal of session {sid}, whose leader is not the dumped tree's root holding an fd of it: not supported yet",
+                        e.who,
+                        e.index
+                    );
+                }
+                let pgrp = t::foreground(e.fd.as_fd()).with_context(|| format!("TIOCGPGRP on {}", e.who))?;
+                ctty.push((e.index, sid, pgrp));
             }
         } else if !peer && !shell_job {
             bail!("{} is the slave of pty {} whose master is not held by the tree: dump it with --shell-job", e.who, e.index);
         }
     }
-    Ok(())
+    Ok(ctty)
 }
 
 /// Bytes waiting to be read on `fd` (non-blocking for the while: the
@@ -261,6 +279,17 @@ pub fn open_slave(path: &str, index: u32, flags: u32, mode: Option<u32>, owner: 
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).with_context(|| format!("chown {path} to {uid}:{gid}"))?;
     }
     Ok(f.into())
+}
+
+/// In the session's leader, at restore: make pty `index` (a new opening
+/// of its slave at `path`) the controlling terminal again.
+pub fn take_ctty(path: &str, index: u32) -> Result<()> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("can't open {path} to make pty {index} the controlling terminal"))?;
+    t::set_ctty(f.as_fd()).with_context(|| format!("TIOCSCTTY on pty {index} in task {}", std::process::id()))
 }
 
 /// Write the bytes queued towards one end through the other, non-blocking.
