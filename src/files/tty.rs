@@ -255,8 +255,8 @@ impl FdKind for Tty {
             return Ok(Some(m.try_clone().with_context(|| format!("dup of the master of pty {index}"))?));
         }
         let s = pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode), info.uid.zip(info.gid))?;
-        if !made.slaves.contains_key(&index) {
-            made.slaves.insert(index, s.try_clone()?);
+        if let std::collections::hash_map::Entry::Vacant(v) = made.slaves.entry(index) {
+            v.insert(s.try_clone()?);
         }
         Ok(Some(s))
     }

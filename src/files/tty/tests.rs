@@ -40,8 +40,8 @@ fn pty_pair_round_trip() {
     };
     let index = t::pty_index(m.as_fd()).unwrap();
     let mut k = t::termios(s.as_fd()).unwrap();
-    k.c_lflag &= !(libc::ECHO | libc::ICANON) as u32;
-    k.c_oflag &= !libc::OPOST as u32;
+    k.c_lflag &= !(libc::ECHO | libc::ICANON);
+    k.c_oflag &= !libc::OPOST;
     t::set_termios(s.as_fd(), &k).unwrap();
     let ws = t::Winsize { row: 33, col: 77, xpixel: 5, ypixel: 6 };
     t::set_winsize(m.as_fd(), &ws).unwrap();
@@ -98,8 +98,8 @@ fn lone_master_refused() {
         eprintln!("skipped: no /dev/ptmx to open a pty here");
         return;
     };
-    let ends = [pty::End { index: t::pty_index(m.as_fd()).unwrap(), master: true, who: "fd 3 of task 1".into(), fd: m, hung: false }];
-    let err = pty::check_pairs(&ends, false).unwrap_err().to_string();
+    let ends = [pty::End { pid: 1, index: t::pty_index(m.as_fd()).unwrap(), master: true, who: "fd 3 of task 1".into(), fd: m, hung: false }];
+    let err = pty::check_pairs(&ends, false, Some(1)).unwrap_err().to_string();
     assert!(err.contains("fd 3 of task 1 is the master of pty"), "{err}");
     drop(s);
 }
