@@ -399,20 +399,8 @@ fn python_threads_fixture_restores() {
     for f in &files {
         common::wait_nonempty(f);
     }
-    // A thread rewrites its file by truncating it first: a read can see it
-    // empty; the stamp is the first parseable read within 2 s.
-    let stamp = |f: &Path| {
-        let t0 = std::time::Instant::now();
-        loop {
-            if let Some(v) = std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<f64>().ok()) {
-                return v;
-            }
-            if t0.elapsed() > Duration::from_secs(2) {
-                return 0.0;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    // A thread rewrites its file by truncating it first (a read can see it empty).
+    let stamp = |f: &Path| common::read_number::<f64>(f);
     let first: Vec<f64> = files.iter().map(|f| stamp(f)).collect();
     std::thread::sleep(Duration::from_millis(600));
     for (f, a) in files.iter().zip(&first) {

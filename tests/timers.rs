@@ -50,9 +50,9 @@ while True: time.sleep(1)
     let after = std::fs::read_to_string(format!("/proc/{pid}/timers")).unwrap();
     // Same ids, signals, values, clocks; notified to the same (restored) pid.
     assert_eq!(after, before);
-    let n0: u64 = std::fs::read_to_string(&out).unwrap_or_default().parse().unwrap_or(0);
+    let n0: u64 = read_number(&out);
     std::thread::sleep(Duration::from_millis(500));
-    let n1: u64 = std::fs::read_to_string(&out).unwrap_or_default().parse().unwrap_or(0);
+    let n1: u64 = read_number(&out);
     assert!(n1 >= n0 + 5, "the 50 ms timer keeps firing: {n0} then {n1}");
     kill_and_reap(pid);
 }

@@ -15,6 +15,7 @@ pub mod kind;
 pub mod link_remap;
 pub mod locks;
 pub mod memfd;
+pub mod nsfile;
 pub mod pidfd;
 pub mod pipe;
 pub mod reg;

@@ -9,6 +9,7 @@ use crate::images::pb::FdTypes;
 /// Every kind of file description we carry.
 pub static KINDS: &[&dyn FdKind] = &[
     &super::memfd::Memfd,
+    &super::nsfile::NsFile,
     &super::reg::Reg,
     &super::pipe::Pipe,
     &super::fifo::Fifo,

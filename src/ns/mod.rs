@@ -30,6 +30,22 @@ struct NsIds {
     cgroup: u32,
 }
 
+/// The id our images give the tree's namespace of `kind` (its
+/// /proc/PID/ns name), as CRIU numbers them; 0 for an unknown kind.
+pub fn root_ns_id(kind: &str) -> u32 {
+    match kind {
+        "pid" => NS_IDS.pid,
+        "net" => NS_IDS.net,
+        "ipc" => NS_IDS.ipc,
+        "uts" => NS_IDS.uts,
+        "time" => NS_IDS.time,
+        "mnt" => NS_IDS.mnt,
+        "user" => NS_IDS.user,
+        "cgroup" => NS_IDS.cgroup,
+        _ => 0,
+    }
+}
+
 fn ids(object_id: u32) -> TaskKobjIdsEntry {
     TaskKobjIdsEntry {
         vm_id: object_id,

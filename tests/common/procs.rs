@@ -120,6 +120,19 @@ pub fn wait_nonempty(path: &Path) {
     }
 }
 
+/// The number a target keeps rewriting in `path` (truncate, then write: a
+/// read can see it empty): the first read that parses, within 2 s; 0 if
+/// none does.
+pub fn read_number<T: std::str::FromStr + Default>(path: &Path) -> T {
+    for _ in 0..400 {
+        if let Some(v) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    T::default()
+}
+
 /// A cgroup v1 freezer group of our own holding every thread of `pid`
 /// (named after the test binary's pid and `tag`); thawed, emptied and
 /// removed on drop.

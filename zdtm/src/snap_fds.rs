@@ -67,6 +67,11 @@ pub fn fds_state(pid: i32, s: &mut Snapshot) -> Result<(), String> {
                 target = format!("{k}#{i}]");
             }
         }
+        // A restore gives the tree a new time namespace (its clocks go on
+        // from the dump): a file of the task's own is that one again.
+        if target.starts_with("time:[") && link(&format!("{p}/ns/time")).is_ok_and(|own| own == target) {
+            target = "time:[the task's own]".to_string();
+        }
         let info = rd(&format!("{p}/fdinfo/{fd}")).unwrap_or_default();
         s.insert(format!("fd {fd:4}"), format!("{target} | {}", fdinfo(&info, &target)));
         match &pidfd {
