@@ -223,8 +223,21 @@ pub struct Made {
 }
 
 /// Open /dev/ptmx until it hands out index `index` (the ones before it
-/// are free only while we hold them; a taken index fails by name).
+/// are free only while we hold them). A taken index is waited for a
+/// little (a pty closing as the restore starts), then fails by name.
 pub fn open_master(path: &str, index: u32, flags: u32) -> Result<OwnedFd> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match open_master_once(path, index, flags)? {
+            Ok(m) => return Ok(m),
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Err(got) => bail!("pty {index} can't be made again: {path} hands out {got} (the index is taken)"),
+        }
+    }
+}
+
+/// One try: the master, or (Err) the index /dev/ptmx handed out instead.
+fn open_master_once(path: &str, index: u32, flags: u32) -> Result<std::result::Result<OwnedFd, u32>> {
     let mut held = Vec::new();
     for _ in 0..32 {
         let f = std::fs::OpenOptions::new()
@@ -235,10 +248,10 @@ pub fn open_master(path: &str, index: u32, flags: u32) -> Result<OwnedFd> {
             .with_context(|| format!("can't open {path} for pty {index}"))?;
         let got = t::pty_index(f.as_fd()).with_context(|| format!("TIOCGPTN on a new {path}"))?;
         if got == index {
-            return Ok(f.into());
+            return Ok(Ok(f.into()));
         }
         if got > index || index - got >= 32 {
-            bail!("pty {index} can't be made again: {path} hands out {got} (the index is taken)");
+            return Ok(Err(got));
         }
         held.push(f);
     }
