@@ -183,6 +183,10 @@ pub fn run(opts: &Opts) -> Result<i32> {
             c.ids.time_ns_id = Some(timens.ns_id());
             collected.push(c);
         }
+        // Tasks sharing their fs info (CLONE_FS) share its id.
+        let ppid = |p: i32| tasks.iter().find(|t| t.pid == p).map_or(0, |t| t.ppid);
+        let mut fs: Vec<_> = collected.iter_mut().map(|c| (c.pid, ppid(c.pid), &mut c.ids)).collect();
+        task::shared::fs_ids(&mut fs)?;
         sh.mem.dump_memfds(&sh.files, &dir)?;
         let mut tables: Vec<(i32, &[FdinfoEntry])> = collected.iter().map(|c| (c.pid, c.fdinfo.as_slice())).collect();
         tables.extend(tasks.iter().filter(|t| t.ctl.is_none()).map(|t| (t.pid, &[][..])));

@@ -63,6 +63,7 @@ fn load(dir: &ImageDir, opts: &Opts) -> Result<Tree> {
         }
     }
     tree.plan_ids(opts.shell_job)?;
+    crate::task::shared::check_restorable(&tree)?;
     Ok(tree)
 }
 

@@ -135,7 +135,8 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
     for &c in &node.children {
         let cpid = tree.nodes[c].pid;
-        match fork_with_pid(cpid, 0) {
+        // CLONE_FS: a child sharing our fs info (cwd, root, umask).
+        match fork_with_pid(cpid, crate::task::shared::clone_flags(tree, c)) {
             Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
             Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
             Ok(Forked::Child) => task_main(ctx, c, std::mem::take(&mut inh)),

@@ -43,7 +43,8 @@ pub(crate) fn single_threaded() -> bool {
 }
 
 /// fork(), but the child gets pid `pid` in our pid namespace (`flags` may
-/// add CLONE_PARENT for --restore-sibling). EEXIST: the pid is taken;
+/// add CLONE_PARENT for --restore-sibling, CLONE_FS for a child sharing
+/// its parent's fs info). EEXIST: the pid is taken;
 /// EDEADLK: this process has other threads (see below).
 ///
 /// Both sides return here. The child is a copy of this process with only

@@ -9,6 +9,8 @@ use super::ret::{check, Res};
 
 pub const KCMP_FILE: libc::c_int = 0;
 pub const KCMP_VM: libc::c_int = 1;
+pub const KCMP_FILES: libc::c_int = 2;
+pub const KCMP_FS: libc::c_int = 3;
 pub const KCMP_EPOLL_TFD: libc::c_int = 7;
 
 /// `kcmp(pid1, pid2, type, idx1, idx2)`: 0 equal, 1/2 ordered, 3 different.

@@ -14,6 +14,7 @@ pub mod posix_timers;
 pub mod remote;
 pub mod seccomp;
 pub mod settings;
+pub mod shared;
 pub mod thread;
 pub mod thread_info;
 pub mod tree;

@@ -151,20 +151,35 @@ fn child_check(k: usize, mem: &mut [u8], table: &[u8], page: usize, child: Optio
     }
     let mut c = Checks::new();
     check_contents(&mut c, mem, Some(k), page);
-    let root: Vec<u64> = table.chunks(8).map(|x| u64::from_le_bytes(x.try_into().unwrap_or_default())).collect();
-    match pagemap(mem, page) {
-        Ok(own) => {
-            let (mut apart, mut shared_own) = (Vec::new(), Vec::new());
-            for i in 0..PAGES {
-                let (mine, theirs) = (pfn(own[i]), pfn(root[i]));
-                if shared_with_root(k, i) {
-                    if mine.is_none() || mine != theirs {
-                        apart.push(i);
-                    }
-                } else if i != CHILD1_DROPPED && i != ROOT_DROPPED && mine.is_some() && mine == theirs {
-                    shared_own.push(i);
+    // The kernel may migrate a shared page (compaction) between the root's
+    // reading of its frames and ours: the root keeps publishing them until
+    // its children are done, so a page still apart after 2 s is not shared.
+    let compare = || -> Result<(Vec<usize>, Vec<usize>), String> {
+        let root: Vec<u64> = table.chunks(8).map(|x| u64::from_le_bytes(x.try_into().unwrap_or_default())).collect();
+        let own = pagemap(mem, page)?;
+        let (mut apart, mut shared_own) = (Vec::new(), Vec::new());
+        for i in 0..PAGES {
+            let (mine, theirs) = (pfn(own[i]), pfn(root[i]));
+            if shared_with_root(k, i) {
+                if mine.is_none() || mine != theirs {
+                    apart.push(i);
                 }
+            } else if i != CHILD1_DROPPED && i != ROOT_DROPPED && mine.is_some() && mine == theirs {
+                shared_own.push(i);
             }
+        }
+        Ok((apart, shared_own))
+    };
+    let mut got = compare();
+    for _ in 0..100 {
+        if !matches!(&got, Ok((apart, _)) if !apart.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        got = compare();
+    }
+    match got {
+        Ok((apart, shared_own)) => {
             c.check(apart.is_empty(), || {
                 format!("{} page(s) are no longer the root's frames, first {:?}", apart.len(), &apart[..apart.len().min(8)])
             });
@@ -270,6 +285,28 @@ fn main() {
         Err(e) => c.check(false, || e),
     }
     check_private(&mut c, mem);
+    // Publish our frames again and again while the children compare
+    // theirs (a page the kernel migrates meanwhile moves for all sharers).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let done = done.clone();
+        let (mem_at, table_at) = (mem.as_ptr() as usize, table.as_mut_ptr() as usize);
+        std::thread::spawn(move || {
+            // SAFETY: both mappings live for the program's life; the table is
+            // shared memory the children only read (a torn read is retried).
+            let (mem, table) = unsafe {
+                (std::slice::from_raw_parts(mem_at as *const u8, PAGES * page), std::slice::from_raw_parts_mut(table_at as *mut u8, PAGES * 8))
+            };
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(m) = pagemap(mem, page) {
+                    for (i, e) in m.iter().enumerate() {
+                        table[i * 8..i * 8 + 8].copy_from_slice(&e.to_le_bytes());
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
+    };
     for &k in &kids {
         // SAFETY: kill takes only integer arguments and touches no memory of ours.
         unsafe { libc::kill(k, libc::SIGTERM) };
@@ -277,5 +314,7 @@ fn main() {
     for (n, &k) in kids.iter().enumerate() {
         c.check(zdtm::exited_ok(k), || format!("child {n} ({k}) failed its checks (see the log)"));
     }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = publisher.join();
     c.finish()
 }
