@@ -1,26 +1,78 @@
-//! Terminals. A dump with --shell-job records the task's terminal fds as
-//! CRIU does for an external pty (tty_file_entry pointing at a tty_info
-//! record in tty-info.img, plus a regular-file record of its path); a
-//! restore with --shell-job connects those fds to the terminal criu runs
-//! on (its stdin), so the job comes back on the caller's terminal.
+//! Terminals (FD_TYPES TTY, tty-info.img, tty-data.img, as CRIU 4.2).
+//! Unix98 pty pairs held by the tree are carried whole ([`pty`]): both
+//! ends, their settings and queued bytes; a slave whose master was closed
+//! comes back hung up. A slave whose master is outside the tree is the
+//! task's terminal: a dump with --shell-job records it, and a restore with
+//! --shell-job connects it to the terminal criu runs on (its stdin). What
+//! else a terminal fd can be (/dev/tty, the console, a vt, a serial line,
+//! a pty that is a session's controlling terminal) is refused by name.
+
+pub mod pty;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 
 use anyhow::{bail, Context, Result};
 
-use super::kind::{DumpCx, FdKind, FdProbe, OpenCx, State};
+use super::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx, State};
 use super::{reg, FileTable};
 use crate::images::kind::kinds;
-use crate::images::pb::{
-    FdTypes, FileEntry, FownEntry, TermiosEntry, TtyFileEntry, TtyInfoEntry, TtyPtyEntry, TtyType, WinsizeEntry,
-};
-use crate::images::{ImageDir, ImageWriter};
-use crate::proc::stat::Stat;
+use crate::images::pb::{FdTypes, FileEntry, FownEntry, TtyDataEntry, TtyFileEntry, TtyInfoEntry, TtyType};
+use crate::images::{ImageDir, ImageReader, ImageWriter};
 
 /// The terminal kind (FD_TYPES TTY).
 pub struct Tty;
+
+/// What a dump gathers: tty-info records (one per pty end, as CRIU's
+/// bitmap keeps them) and the ends, for the checks and the queued data.
+#[derive(Debug, Default)]
+pub struct TtyInfos {
+    pub infos: Vec<TtyInfoEntry>,
+    pub ends: Vec<pty::End>,
+    pub data: Vec<TtyDataEntry>,
+    pub shell_job: bool,
+}
+
+/// A restore's view of tty-info.img and tty-data.img.
+#[derive(Debug, Default)]
+struct Loaded {
+    infos: Vec<TtyInfoEntry>,
+    data: Vec<TtyDataEntry>,
+}
+
+impl Loaded {
+    fn info(&self, id: u32) -> Option<&TtyInfoEntry> {
+        self.infos.iter().find(|i| i.id == id)
+    }
+    fn data(&self, id: u32) -> Option<&[u8]> {
+        self.data.iter().find(|d| d.tty_id == id).map(|d| &d.data[..])
+    }
+}
+
+/// Is this character device a terminal (tty, pty, console)?
+pub fn is_tty(rdev: u64) -> bool {
+    matches!(libc::major(rdev), 4 | 5 | 128..=143)
+}
+
+/// A pty end: Some(true) for a master (/dev/ptmx), Some(false) for a slave.
+fn pty_end(rdev: u64) -> Option<bool> {
+    match (libc::major(rdev), libc::minor(rdev)) {
+        (5, 2) | (128..=135, _) => Some(true),
+        (136..=143, _) => Some(false),
+        _ => None,
+    }
+}
+
+/// What a terminal that is no pty is, for a refusal.
+fn which_terminal(rdev: u64) -> &'static str {
+    match (libc::major(rdev), libc::minor(rdev)) {
+        (5, 0) => "/dev/tty (the controlling-terminal alias)",
+        (5, 1) => "the console",
+        (4, 1..=63) => "a virtual terminal",
+        _ => "a serial line",
+    }
+}
 
 impl FdKind for Tty {
     fn name(&self) -> &'static str {
@@ -32,12 +84,66 @@ impl FdKind for Tty {
     }
 
     fn claims(&self, p: &FdProbe) -> bool {
+        use std::os::unix::fs::FileTypeExt;
         p.md.file_type().is_char_device() && is_tty(p.md.rdev())
     }
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
-        let t = TtyFd { pid: p.pid, fd: p.fd, id, link: p.link, flags: p.flags };
-        dump(&t, cx.stat, cx.shell_job, cx.files, cx.fds.state.get_mut::<TtyInfos>())
+        let rdev = p.md.rdev();
+        let who = p.who();
+        let Some(master) = pty_end(rdev) else {
+            bail!("{who} is {} ({}): not supported yet", which_terminal(rdev), p.link);
+        };
+        let fd = p.dup()?;
+        let index = if master {
+            crate::sys::tty::pty_index(fd.as_fd()).with_context(|| format!("TIOCGPTN on {who}"))?
+        } else {
+            libc::minor(rdev) + (libc::major(rdev) - 136) * 256
+        };
+        let st = cx.fds.state.get_mut::<TtyInfos>();
+        st.shell_job = cx.shell_job;
+        let info_id = pty::info_id(index, master);
+        if !st.infos.iter().any(|i| i.id == info_id) {
+            let (mut info, hung) = pty::info(fd.as_fd(), index, master, rdev, p.md.dev(), p.md.uid(), p.md.gid())?;
+            // A slave that is this task's controlling terminal: a pair's
+            // session is read from its master once every fd is seen.
+            if !master && !hung && u64::from(cx.stat.tty_nr) == rdev && cx.shell_job {
+                info.sid = cx.stat.sid as u32;
+                info.pgrp = cx.stat.tpgid.max(0) as u32;
+            }
+            st.infos.push(info);
+            st.ends.push(pty::End { pid: p.pid, index, master, who: who.clone(), fd: fd.try_clone()?, hung });
+        }
+        // The path, for tools and for the restore's open.
+        let regf_id = cx.files.alloc_id();
+        // A hung-up slave's node is gone from devpts: its name stays.
+        let name = p.link.strip_suffix(" (deleted)").unwrap_or(p.link);
+        cx.files.push_reg(reg::entry(regf_id, name, &File::from(fd), p.flags, 0)?);
+        Ok(FileEntry {
+            r#type: FdTypes::Tty as i32,
+            id,
+            tty: Some(TtyFileEntry { id, tty_info_id: info_id, flags: p.flags, fown: FownEntry::default(), regf_id: Some(regf_id) }),
+            ..Default::default()
+        })
+    }
+
+    fn dumped_all(&self, st: &mut State, _files: &mut FileTable, who: &str) -> Result<()> {
+        if st.get::<TtyInfos>().is_none() {
+            return Ok(());
+        }
+        let t = st.get_mut::<TtyInfos>();
+        // The copies of the ends go once read (the pty indices stay the tree's).
+        let ends = std::mem::take(&mut t.ends);
+        // `who` ends with the root's pid ("task P", "the tree of task P").
+        let root = who.rsplit(' ').next().and_then(|p| p.parse::<i32>().ok());
+        for (index, sid, pgrp) in pty::check_pairs(&ends, t.shell_job, root)? {
+            for i in t.infos.iter_mut().filter(|i| i.pty.as_ref().is_some_and(|p| p.index == index)) {
+                i.sid = sid as u32;
+                i.pgrp = pgrp as u32;
+            }
+        }
+        t.data = pty::queued_data(&ends)?;
+        Ok(())
     }
 
     fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
@@ -47,6 +153,40 @@ impl FdKind for Tty {
             w.write(e)?;
         }
         w.finish()?;
+        if !t.data.is_empty() {
+            let mut w = ImageWriter::create(dir, "tty-data.img", kinds::tty_data())?;
+            for e in &t.data {
+                w.write(e)?;
+            }
+            w.finish()?;
+        }
+        Ok(())
+    }
+
+    fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
+        let l = imgs.state.get_mut::<Loaded>();
+        for (name, infos) in [("tty-info.img", true), ("tty-data.img", false)] {
+            if !dir.exists(name) {
+                continue;
+            }
+            if infos {
+                let mut r = ImageReader::open_kind(dir, name, kinds::tty_info())?;
+                while let Some(e) = r.next_entry()? {
+                    l.infos.push(e);
+                }
+                let mut c = CTTYS.lock().unwrap_or_else(|e| e.into_inner());
+                c.clear();
+                // Pairs only: a lone slave is criu's terminal (--shell-job).
+                let paired = |i: &TtyInfoEntry| l.infos.iter().any(|o| o.id == i.id ^ 1 && o.termios.is_some());
+                let pairs = l.infos.iter().filter(|i| i.sid != 0 && i.termios.is_some() && paired(i));
+                c.extend(pairs.filter_map(|i| Some((i.id, i.pty.as_ref()?.index, i.sid, i.pgrp))));
+            } else {
+                let mut r = ImageReader::open_kind(dir, name, kinds::tty_data())?;
+                while let Some(e) = r.next_entry()? {
+                    l.data.push(e);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -55,127 +195,147 @@ impl FdKind for Tty {
     }
 
     fn open(&self, fe: &FileEntry, fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
-        if !cx.shell_job {
-            bail!("fd {fd} is the task's terminal: restore it with --shell-job");
+        let tfe = fe.tty.as_ref().with_context(|| format!("file {} has no tty entry", fe.id))?;
+        let loaded = cx.images.state.get::<Loaded>();
+        let info = loaded
+            .and_then(|l| l.info(tfe.tty_info_id))
+            .with_context(|| format!("fd {fd}: tty {:#x} has no record {:#x} in tty-info.img", fe.id, tfe.tty_info_id))?;
+        if info.r#type != TtyType::Pty as i32 {
+            bail!("fd {fd}: terminal {:#x} is of type {} (not a pty): not supported yet", fe.id, info.r#type);
         }
-        fe.tty.as_ref().with_context(|| format!("file {} has no tty entry", fe.id))?;
-        Ok(Some(our_terminal()?.into()))
+        let index = info.pty.as_ref().with_context(|| format!("fd {fd}: pty record {:#x} has no index", info.id))?.index;
+        let master = info.id & 1 == 1;
+        let reg = tfe.regf_id.and_then(|r| cx.images.get(&r)).and_then(|f| f.reg.as_ref());
+        let has_info = |id: u32| cx.images.values().any(|f| f.tty.as_ref().is_some_and(|t| t.tty_info_id == id));
+        let peer_live = has_info(pty::info_id(index, !master))
+            && loaded.and_then(|l| l.info(pty::info_id(index, !master))).is_some_and(|i| i.termios.is_some());
+        if !master && info.termios.is_none() {
+            // Hung up: its master was closed. A master made for the while
+            // and closed again hangs the new slave up the same way.
+            let _m = pty::open_master(&ptmx_path(reg), index, libc::O_RDWR as u32)?;
+            crate::sys::tty::set_pty_locked(_m.as_fd(), false).with_context(|| format!("unlocking pty {index}"))?;
+            return pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode), info.uid.zip(info.gid)).map(Some);
+        }
+        if !master && !peer_live {
+            if !cx.shell_job {
+                bail!("fd {fd} is the slave of pty {index} whose master was not dumped: restore it with --shell-job");
+            }
+            return Ok(Some(our_terminal()?.into()));
+        }
+        let master_info = loaded.and_then(|l| l.info(pty::info_id(index, true))).cloned();
+        let made = cx.state.get_mut::<pty::Made>();
+        if !made.masters.contains_key(&index) {
+            let mi = master_info.with_context(|| format!("fd {fd}: pty {index} has no master record"))?;
+            let mflags = cx
+                .images
+                .values()
+                .filter_map(|f| f.tty.as_ref())
+                .find(|t| t.tty_info_id == mi.id)
+                .map_or(libc::O_RDWR as u32, |t| t.flags);
+            let mreg = cx
+                .images
+                .values()
+                .filter_map(|f| f.tty.as_ref())
+                .find(|t| t.tty_info_id == mi.id)
+                .and_then(|t| t.regf_id)
+                .and_then(|r| cx.images.get(&r))
+                .and_then(|f| f.reg.as_ref());
+            let m = pty::open_master(&ptmx_path(mreg), index, mflags)?;
+            crate::sys::tty::set_pty_locked(m.as_fd(), false).with_context(|| format!("unlocking pty {index}"))?;
+            pty::set_params(m.as_fd(), &mi)?;
+            if mi.packet_mode {
+                crate::sys::tty::set_packet_mode(m.as_fd(), true).with_context(|| format!("packet mode on pty {index}"))?;
+            }
+            let made = cx.state.get_mut::<pty::Made>();
+            made.masters.insert(index, m);
+        }
+        let made = cx.state.get_mut::<pty::Made>();
+        if master {
+            let m = made.masters.get(&index).context("master made")?;
+            return Ok(Some(m.try_clone().with_context(|| format!("dup of the master of pty {index}"))?));
+        }
+        let s = pty::open_slave(&slave_path(reg, index), index, tfe.flags, reg.and_then(|r| r.mode), info.uid.zip(info.gid))?;
+        if let std::collections::hash_map::Entry::Vacant(v) = made.slaves.entry(index) {
+            v.insert(s.try_clone()?);
+        }
+        Ok(Some(s))
+    }
+
+    fn opened_all(&self, cx: &mut OpenCx) -> Result<()> {
+        let Some(loaded) = cx.images.state.get::<Loaded>() else { return Ok(()) };
+        let made = std::mem::take(cx.state.get_mut::<pty::Made>());
+        // A session's terminal, in its leader (the root: we run in it,
+        // after its setsid), before any other task is forked.
+        let cttys = CTTYS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for (_, index, sid, _) in cttys {
+            if !made.masters.contains_key(&index) {
+                continue;
+            }
+            if nix::unistd::getsid(None).map(|s| s.as_raw() as u32).ok() != Some(sid) || std::process::id() != sid {
+                bail!("pty {index} is the controlling terminal of session {sid}, whose leader is not the restored tree's root: not supported yet");
+            }
+            pty::take_ctty(&format!("/dev/pts/{index}"), index)?;
+            tracing::info!("pty {index}: the controlling terminal of session {sid} again");
+        }
+        for (index, m) in &made.masters {
+            let index = *index;
+            let s = made.slaves.get(&index);
+            if let Some(d) = loaded.data(pty::info_id(index, false)) {
+                pty::refill(m.as_fd(), d, &format!("the master of pty {index}"))?;
+            }
+            if let (Some(d), Some(s)) = (loaded.data(pty::info_id(index, true)), s) {
+                pty::refill(s.as_fd(), d, &format!("the slave of pty {index}"))?;
+            }
+            let mi = loaded.info(pty::info_id(index, true));
+            let si = loaded.info(pty::info_id(index, false));
+            if mi.is_some_and(|i| i.exclusive) {
+                crate::sys::tty::set_exclusive(m.as_fd()).with_context(|| format!("TIOCEXCL on the master of pty {index}"))?;
+            }
+            if let (Some(s), true) = (s, si.is_some_and(|i| i.exclusive)) {
+                crate::sys::tty::set_exclusive(s.as_fd()).with_context(|| format!("TIOCEXCL on the slave of pty {index}"))?;
+            }
+            if mi.is_some_and(|i| i.locked) {
+                crate::sys::tty::set_pty_locked(m.as_fd(), true).with_context(|| format!("locking pty {index}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn installed(&self, fe: &FileEntry, fd: i32) -> Result<()> {
+        // In the session's leader (the root, which took the terminal back
+        // before forking): the foreground group, every group existing now.
+        let Some(tfe) = fe.tty.as_ref() else { return Ok(()) };
+        let ctty = CTTYS.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|c| c.0 == tfe.tty_info_id).copied();
+        let Some((_, index, sid, pgrp)) = ctty else { return Ok(()) };
+        if sid != std::process::id() || pgrp == 0 {
+            return Ok(());
+        }
+        if crate::sys::tty::foreground_of(fd).ok() == Some(pgrp as i32) {
+            return Ok(()); // done through its other end
+        }
+        crate::sys::tty::set_foreground_of(fd, pgrp as i32).with_context(|| format!("TIOCSPGRP {pgrp} on pty {index} (fd {fd})"))
     }
 
     fn companions(&self, fe: &FileEntry) -> Vec<u32> {
-        // The path record: the terminal comes from criu (--shell-job).
+        // The path record: the terminal is made again, not found there.
         fe.tty.as_ref().and_then(|t| t.regf_id).into_iter().collect()
     }
 }
 
-/// Is this character device a terminal (tty, pty, console)?
-pub fn is_tty(rdev: u64) -> bool {
-    matches!(libc::major(rdev), 4 | 5 | 136..=143)
+/// The restore's controlling terminals, (tty-info id, pty index, session,
+/// foreground group), from tty-info.img: read by the session's leader once
+/// its fds are in place (the restoring tasks are forked from the process
+/// that read the images).
+static CTTYS: std::sync::Mutex<Vec<(u32, u32, u32, u32)>> = std::sync::Mutex::new(Vec::new());
+
+/// The ptmx to open for a master: its recorded path, or /dev/ptmx.
+fn ptmx_path(reg: Option<&crate::images::pb::RegFileEntry>) -> String {
+    reg.map(|r| r.name.clone()).filter(|n| n.ends_with("ptmx")).unwrap_or_else(|| "/dev/ptmx".into())
 }
 
-/// How many `c_cc` words a termios record holds (CRIU's TERMIOS_NCC).
-const TERMIOS_NCC: usize = 19;
-/// How many control-character bytes CRIU packs into them (glibc's NCCS).
-const CC_BYTES: usize = 32;
-
-/// A termios record as CRIU 4.2 writes one: the kernel's settings (no
-/// speeds: TCGETS has none), and the control characters packed four to a
-/// word, little-endian, in the first 8 of the 19 words (CRIU copies glibc's
-/// 32-byte `c_cc` array over the words; it leaves the other 11 words
-/// unset, we write 0).
-fn termios_entry(t: &crate::sys::tty::KernelTermios) -> TermiosEntry {
-    let mut bytes = [0u8; CC_BYTES];
-    bytes[..t.c_cc.len()].copy_from_slice(&t.c_cc);
-    let mut c_cc: Vec<u32> = bytes.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
-    c_cc.resize(TERMIOS_NCC, 0);
-    TermiosEntry {
-        c_iflag: t.c_iflag,
-        c_oflag: t.c_oflag,
-        c_cflag: t.c_cflag,
-        c_lflag: t.c_lflag,
-        c_line: u32::from(t.c_line),
-        c_ispeed: 0,
-        c_ospeed: 0,
-        c_cc,
-    }
-}
-
-/// CRIU's tty_info id of a pty: its index, doubled, plus one for a master.
-fn info_id(index: u32, master: bool) -> u32 {
-    (index << 1) + u32::from(master)
-}
-
-/// Terminal records of a dump (tty-info.img entries).
-#[derive(Debug, Default)]
-pub struct TtyInfos {
-    pub infos: Vec<TtyInfoEntry>,
-}
-
-/// A terminal fd being dumped: fd `fd` of `pid`, its /proc link and open
-/// flags, under file id `id`.
-pub struct TtyFd<'a> {
-    pub pid: i32,
-    pub fd: i32,
-    pub id: u32,
-    pub link: &'a str,
-    pub flags: u32,
-}
-
-/// Record a terminal fd. Needs --shell-job: the terminal belongs to
-/// whoever started the task.
-pub fn dump(t: &TtyFd, stat: &Stat, shell_job: bool, files: &mut FileTable, infos: &mut TtyInfos) -> Result<FileEntry> {
-    let TtyFd { pid, fd, id, link, flags } = *t;
-    if !shell_job {
-        bail!("fd {fd} of task {pid} is a terminal ({link}): dump it with --shell-job");
-    }
-    let path = format!("/proc/{pid}/fd/{fd}");
-    let f = File::open(&path).with_context(|| format!("can't open the terminal of fd {fd} of {pid}"))?;
-    let md = f.metadata()?;
-    let rdev = md.rdev();
-    let index = link.strip_prefix("/dev/pts/").and_then(|n| n.parse::<u32>().ok());
-    let Some(index) = index else {
-        bail!("fd {fd} of task {pid} is a terminal other than a pty ({link}): not supported yet");
-    };
-    let info_id = match infos.infos.iter().find(|i| u64::from(i.rdev) == rdev) {
-        Some(i) => i.id,
-        None => {
-            let id = info_id(index, false);
-            let ctty = u64::from(stat.tty_nr) == rdev;
-            let ws = crate::sys::tty::get_winsize(f.as_fd()).ok();
-            infos.infos.push(TtyInfoEntry {
-                id,
-                r#type: TtyType::Pty as i32,
-                locked: false,
-                exclusive: false,
-                packet_mode: false,
-                sid: if ctty { stat.sid as u32 } else { 0 },
-                pgrp: if ctty { stat.tpgid.max(0) as u32 } else { 0 },
-                rdev: rdev as u32,
-                termios: crate::sys::tty::termios(f.as_fd()).ok().map(|t| termios_entry(&t)),
-                termios_locked: crate::sys::tty::locked_termios(f.as_fd()).ok().map(|t| termios_entry(&t)),
-                winsize: ws.map(|w| WinsizeEntry {
-                    ws_row: u32::from(w.row),
-                    ws_col: u32::from(w.col),
-                    ws_xpixel: u32::from(w.xpixel),
-                    ws_ypixel: u32::from(w.ypixel),
-                }),
-                pty: Some(TtyPtyEntry { index }),
-                dev: Some(md.dev() as u32),
-                uid: Some(md.uid()),
-                gid: Some(md.gid()),
-            });
-            id
-        }
-    };
-    // The path, for tools and for a restore without a terminal of its own.
-    let regf_id = files.alloc_id();
-    files.push_reg(reg::entry(regf_id, link, &f, flags, 0)?);
-    Ok(FileEntry {
-        r#type: FdTypes::Tty as i32,
-        id,
-        tty: Some(TtyFileEntry { id, tty_info_id: info_id, flags, fown: FownEntry::default(), regf_id: Some(regf_id) }),
-        ..Default::default()
-    })
+/// A slave's path: its recorded one, or /dev/pts/N.
+fn slave_path(reg: Option<&crate::images::pb::RegFileEntry>, index: u32) -> String {
+    reg.map(|r| r.name.clone()).filter(|n| !n.ends_with("ptmx")).unwrap_or_else(|| format!("/dev/pts/{index}"))
 }
 
 /// The terminal a --shell-job restore hands to the task: criu's stdin, if
@@ -193,17 +353,4 @@ pub fn our_terminal() -> Result<File> {
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn termios_as_criu_packs_it() {
-        let mut t = crate::sys::tty::KernelTermios { c_iflag: 1280, c_oflag: 5, c_cflag: 191, c_lflag: 35387, ..Default::default() };
-        t.c_cc[..12].copy_from_slice(&[3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0]);
-        t.c_cc[12..17].copy_from_slice(&[18, 15, 23, 22, 0]);
-        let e = super::termios_entry(&t);
-        // The words CRIU 4.2 wrote for the same terminal (/dev/pts/0 of a fresh openpty).
-        assert_eq!(&e.c_cc[..8], &[360651779, 65540, 1708817, 370609938, 0, 0, 0, 0]);
-        assert_eq!(e.c_cc.len(), 19);
-        assert_eq!((e.c_ispeed, e.c_ospeed), (0, 0));
-        assert_eq!((super::info_id(0, false), super::info_id(3, true)), (0, 7));
-    }
-}
+mod tests;

@@ -1,0 +1,105 @@
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use super::{pty, TtyInfos};
+use crate::sys::tty as t;
+
+#[test]
+fn termios_as_criu_packs_it() {
+    let mut k = t::KernelTermios { c_iflag: 1280, c_oflag: 5, c_cflag: 191, c_lflag: 35387, ..Default::default() };
+    k.c_cc[..12].copy_from_slice(&[3, 28, 127, 21, 4, 0, 1, 0, 17, 19, 26, 0]);
+    k.c_cc[12..17].copy_from_slice(&[18, 15, 23, 22, 0]);
+    let e = pty::termios_entry(&k);
+    // The words CRIU 4.2 wrote for the same terminal (/dev/pts/0 of a fresh openpty).
+    assert_eq!(&e.c_cc[..8], &[360651779, 65540, 1708817, 370609938, 0, 0, 0, 0]);
+    assert_eq!(e.c_cc.len(), 19);
+    assert_eq!((e.c_ispeed, e.c_ospeed), (0, 0));
+    assert_eq!(pty::kernel_termios(&e).unwrap(), k);
+    assert_eq!((pty::info_id(0, false), pty::info_id(3, true)), (0, 7));
+}
+
+/// The tests make ptys one at a time: a restore needs its index free.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn openpty() -> Option<(OwnedFd, OwnedFd)> {
+    let m: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open("/dev/ptmx").ok()?.into();
+    t::set_pty_locked(m.as_fd(), false).ok()?;
+    let n = t::pty_index(m.as_fd()).ok()?;
+    let s = super::pty::open_slave(&format!("/dev/pts/{n}"), n, libc::O_RDWR as u32, None, None).ok()?;
+    Some((m, s))
+}
+
+/// A pair with raw settings, a window size and bytes queued both ways
+/// comes back the same pair (same index) with all of it.
+#[test]
+fn pty_pair_round_trip() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    let index = t::pty_index(m.as_fd()).unwrap();
+    let mut k = t::termios(s.as_fd()).unwrap();
+    k.c_lflag &= !(libc::ECHO | libc::ICANON);
+    k.c_oflag &= !libc::OPOST;
+    t::set_termios(s.as_fd(), &k).unwrap();
+    let ws = t::Winsize { row: 33, col: 77, xpixel: 5, ypixel: 6 };
+    t::set_winsize(m.as_fd(), &ws).unwrap();
+    std::fs::File::from(m.try_clone().unwrap()).write_all(b"to-slave").unwrap();
+    std::fs::File::from(s.try_clone().unwrap()).write_all(b"to-master").unwrap();
+    let list = [m.as_raw_fd(), s.as_raw_fd()];
+    let (before, back, after) = crate::files::round_trip::run_with(&list, move || drop((m, s)));
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    let data = |d: &crate::files::round_trip::Dumped| {
+        let mut v: Vec<_> = d.fds.state.get::<TtyInfos>().unwrap().data.iter().map(|e| (e.tty_id, e.data.clone())).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(data(&before), vec![(pty::info_id(index, false), b"to-slave".to_vec()), (pty::info_id(index, true), b"to-master".to_vec())]);
+    assert_eq!(data(&after), data(&before));
+    let strip = |mut v: Vec<crate::images::pb::TtyInfoEntry>| {
+        for e in &mut v {
+            e.dev = None; // devpts vs /dev: the same either side, but not the point
+        }
+        v
+    };
+    assert_eq!(strip(infos(&after)), strip(infos(&before)));
+    assert_eq!(t::pty_index(back[0].as_fd()).unwrap(), index);
+    assert_eq!(t::get_winsize(back[1].as_fd()).unwrap(), ws);
+    let mut buf = [0u8; 64];
+    let n = std::fs::File::from(back[1].try_clone().unwrap()).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to-slave");
+    let n = std::fs::File::from(back[0].try_clone().unwrap()).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"to-master");
+}
+
+/// A slave whose master was closed comes back hung up, with a bare record.
+#[test]
+fn hung_slave_round_trip() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    drop(m);
+    let list = [s.as_raw_fd()];
+    let (before, back, after) = crate::files::round_trip::run_with(&list, move || drop(s));
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    assert!(infos(&before)[0].termios.is_none());
+    assert!(infos(&after)[0].termios.is_none());
+    assert_eq!(t::termios(back[0].as_fd()).unwrap_err().raw_os_error(), Some(libc::EIO));
+}
+
+/// A master whose slave is outside the tree is refused by name.
+#[test]
+fn lone_master_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    let ends = [pty::End { pid: 1, index: t::pty_index(m.as_fd()).unwrap(), master: true, who: "fd 3 of task 1".into(), fd: m, hung: false }];
+    let err = pty::check_pairs(&ends, false, Some(1)).unwrap_err().to_string();
+    assert!(err.contains("fd 3 of task 1 is the master of pty"), "{err}");
+    drop(s);
+}

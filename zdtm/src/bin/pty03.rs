@@ -1,0 +1,43 @@
+//! pty03: a pty master whose slave was opened and closed again (reads on
+//! the master give EIO). The slave
+//! is outside the tree: the dump is refused by fd (crfail), and the task
+//! runs on with its pty unchanged.
+
+use zdtm::Checks;
+
+fn main() {
+    zdtm::test_init();
+    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
+    let unlock: libc::c_int = 0;
+    let mut index: libc::c_int = -1;
+    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
+    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
+        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
+    }
+    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(slave) };
+    let read_errno = || {
+        let mut b = [0u8; 8];
+        // SAFETY: reading into our buffer.
+        let r = unsafe { libc::read(master, b.as_mut_ptr().cast(), b.len()) };
+        if r < 0 { zdtm::last_err().raw_os_error().unwrap_or(0) } else { 0 }
+    };
+    let want = read_errno();
+
+    zdtm::test_daemon();
+    zdtm::test_waitsig();
+
+    if zdtm::sabotaged() {
+        let s = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
+        // SAFETY: writing a literal into our own slave fd (the master can read it now).
+        unsafe { libc::write(s, b"x".as_ptr().cast(), 1) };
+    }
+    let mut ck = Checks::new();
+    let mut got: libc::c_int = -1;
+    // SAFETY: TIOCGPTN writes one int.
+    unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut got) };
+    ck.eq("pty index", got, index);
+    ck.eq("read on the master (its slave closed)", read_errno(), want);
+    ck.finish()
+}
