@@ -66,6 +66,7 @@ pub fn run(cfg: &Config, plans: &[Plan]) -> Summary {
         };
         let (excl, par): (Vec<&TestDesc>, Vec<&TestDesc>) = plan.tests.iter().partition(|t| t.excl);
         for t in excl {
+            let _machine_wide = excl_lock();
             run_one(cfg, plan, t, &out, skip);
         }
         let queue = Mutex::new(par.into_iter().collect::<VecDeque<_>>());
@@ -153,4 +154,15 @@ pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get() * 2)
         .unwrap_or(4)
+}
+
+/// `excl` tests run one at a time on the whole machine, not only within
+/// one runner: the interop plans run as parallel runners, and such tests
+/// take machine-wide things (a pty index, the huge page pool). The lock
+/// goes with the returned file.
+fn excl_lock() -> Option<fs::File> {
+    let f = fs::OpenOptions::new().create(true).append(true).open("/tmp/zdtm-excl.lock").ok()?;
+    // SAFETY: flock on our own open fd; it takes no pointers.
+    let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
+    (r == 0).then_some(f)
 }
