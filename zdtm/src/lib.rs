@@ -613,6 +613,27 @@ pub fn open_or_fail(path: &Path, flags: libc::c_int) -> libc::c_int {
     fd
 }
 
+/// fstat(2) of `fd`, failing the test if it can't.
+pub fn fstat_or_fail(fd: libc::c_int) -> libc::stat {
+    // SAFETY: a zeroed stat buffer filled by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat into our buffer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        fail(&format!("fstat {fd}: {}", last_err()));
+    }
+    st
+}
+
+/// A pipe (read end, write end), failing the test if it can't.
+pub fn pipe_or_fail() -> (libc::c_int, libc::c_int) {
+    let mut p = [0i32; 2];
+    // SAFETY: a valid out-array of two ints.
+    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
+        fail(&format!("pipe: {}", last_err()));
+    }
+    (p[0], p[1])
+}
+
 /// One read(2) of up to `max` bytes (empty on error or EOF).
 pub fn read_some(fd: libc::c_int, max: usize) -> Vec<u8> {
     let mut buf = vec![0u8; max];

@@ -7,16 +7,6 @@ use zdtm::Checks;
 
 const DATA: usize = 500;
 
-fn fstat(fd: libc::c_int) -> libc::stat {
-    // SAFETY: a zeroed stat buffer filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into our buffer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        zdtm::fail(&format!("fstat {fd}: {}", zdtm::last_err()));
-    }
-    st
-}
-
 fn main() {
     zdtm::test_init();
     let path = zdtm::filename().to_path_buf();
@@ -35,7 +25,7 @@ fn main() {
             zdtm::fail(&format!("unlink: {}", zdtm::last_err()));
         }
     }
-    let before = fstat(rw);
+    let before = zdtm::fstat_or_fail(rw);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -44,7 +34,7 @@ fn main() {
     }
 
     let mut ck = Checks::new();
-    let (a, b) = (fstat(rw), fstat(ro));
+    let (a, b) = (zdtm::fstat_or_fail(rw), zdtm::fstat_or_fail(ro));
     ck.eq("type and mode", a.st_mode, before.st_mode);
     ck.eq("one fifo", (a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
     ck.eq("link count", a.st_nlink, 0);

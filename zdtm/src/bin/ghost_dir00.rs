@@ -7,16 +7,6 @@
 
 use zdtm::Checks;
 
-fn fstat(fd: libc::c_int) -> libc::stat {
-    // SAFETY: a zeroed stat buffer filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into our buffer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        zdtm::fail(&format!("fstat {fd}: {}", zdtm::last_err()));
-    }
-    st
-}
-
 fn main() {
     zdtm::test_init();
     let base = zdtm::dirname().to_path_buf();
@@ -39,7 +29,7 @@ fn main() {
             zdtm::fail(&format!("chdir/rmdir/unlink: {}", zdtm::last_err()));
         }
     }
-    let (d0, n0) = (fstat(dfd), fstat(nfd));
+    let (d0, n0) = (zdtm::fstat_or_fail(dfd), zdtm::fstat_or_fail(nfd));
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -49,9 +39,9 @@ fn main() {
     }
 
     let mut ck = Checks::new();
-    let (d, n) = (fstat(dfd), fstat(nfd));
+    let (d, n) = (zdtm::fstat_or_fail(dfd), zdtm::fstat_or_fail(nfd));
     let cwd = zdtm::open_or_fail(std::path::Path::new("."), libc::O_RDONLY | libc::O_DIRECTORY);
-    let c = fstat(cwd);
+    let c = zdtm::fstat_or_fail(cwd);
     ck.eq("dir: type and mode", d.st_mode, d0.st_mode);
     ck.eq("dir: links", d.st_nlink, 0);
     ck.eq("cwd is the directory", (c.st_dev, c.st_ino), (d.st_dev, d.st_ino));

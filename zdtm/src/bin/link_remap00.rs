@@ -6,16 +6,6 @@
 
 use zdtm::Checks;
 
-fn fstat(fd: libc::c_int) -> libc::stat {
-    // SAFETY: a zeroed stat buffer filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into our buffer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        zdtm::fail(&format!("fstat {fd}: {}", zdtm::last_err()));
-    }
-    st
-}
-
 fn main() {
     zdtm::test_init();
     let a = zdtm::filename().to_path_buf();
@@ -37,7 +27,7 @@ fn main() {
     }
 
     let mut ck = Checks::new();
-    let st = fstat(fd);
+    let st = zdtm::fstat_or_fail(fd);
     let other = std::fs::metadata(&b).map(|m| (std::os::unix::fs::MetadataExt::dev(&m), std::os::unix::fs::MetadataExt::ino(&m))).unwrap_or_default();
     ck.eq("the other name's inode", (st.st_dev, st.st_ino), other);
     ck.eq("links", st.st_nlink, 1);

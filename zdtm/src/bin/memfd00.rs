@@ -41,16 +41,6 @@ fn seek(fd: i32, at: i64) {
     }
 }
 
-fn fstat(fd: i32) -> libc::stat {
-    // SAFETY: a zeroed stat buffer filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into our buffer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        zdtm::fail(&format!("fstat {fd}: {}", zdtm::last_err()));
-    }
-    st
-}
-
 fn fcntl(fd: i32, cmd: i32) -> i32 {
     // SAFETY: an fcntl query.
     unsafe { libc::fcntl(fd, cmd) }
@@ -94,14 +84,14 @@ fn main() {
         pwrite(rw, &[data[10] ^ 0xff], 10);
     }
     let mut ck = Checks::new();
-    let ino = fstat(rw).st_ino;
+    let ino = zdtm::fstat_or_fail(rw).st_ino;
     for (what, fd) in [("read-write", rw), ("read-only", ro), ("dup", dup)] {
         let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
         ck.eq(&format!("{what} fd: link"), link, format!("/memfd:{NAME} (deleted)"));
-        ck.eq(&format!("{what} fd: the read-write fd's inode"), fstat(fd).st_ino, ino);
+        ck.eq(&format!("{what} fd: the read-write fd's inode"), zdtm::fstat_or_fail(fd).st_ino, ino);
     }
     ck.eq("flags", [fcntl(rw, libc::F_GETFL), fcntl(ro, libc::F_GETFL), fcntl(dup, libc::F_GETFL)], flags);
-    ck.eq("size", fstat(rw).st_size, size as i64);
+    ck.eq("size", zdtm::fstat_or_fail(rw).st_size, size as i64);
     ck.eq("seals", fcntl(rw, libc::F_GET_SEALS), libc::F_SEAL_GROW | libc::F_SEAL_SHRINK);
     ck.eq("positions", [pos(rw), pos(ro), pos(dup)], [1234, 77, 1234]);
     let got = zdtm::pread(ro, 0, size + 10);

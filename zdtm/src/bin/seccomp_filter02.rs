@@ -76,15 +76,6 @@ fn child(req: i32, rep: i32) -> ! {
     }
 }
 
-fn pipe() -> (i32, i32) {
-    let mut p = [0i32; 2];
-    // SAFETY: a valid out-array of two ints.
-    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
-        zdtm::fail(&format!("pipe: {}", zdtm::last_err()));
-    }
-    (p[0], p[1])
-}
-
 fn ask_child(req: i32, rep: i32) -> String {
     // SAFETY: a one-byte write; reads into a local buffer.
     unsafe {
@@ -106,8 +97,8 @@ fn main() {
     let workers = [worker(false), worker(false)];
     sc::install(&[(SYSINFO, libc::EPERM)], sc::SECCOMP_FILTER_FLAG_TSYNC);
 
-    let (req_r, req_w) = pipe();
-    let (rep_r, rep_w) = pipe();
+    let (req_r, req_w) = zdtm::pipe_or_fail();
+    let (rep_r, rep_w) = zdtm::pipe_or_fail();
     // SAFETY: the child runs `child` and exits; it only spawns a thread.
     let pid = unsafe { libc::fork() };
     if pid < 0 {

@@ -14,19 +14,10 @@ fn seen() -> String {
     format!("{} {} {} {}", sc::errno_of(SYSINFO), sc::errno_of(TIMES), sc::status_field(me, "Seccomp"), sc::status_field(me, "Seccomp_filters"))
 }
 
-fn pipe() -> (i32, i32) {
-    let mut p = [0i32; 2];
-    // SAFETY: a valid out-array of two ints.
-    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
-        zdtm::fail(&format!("pipe: {}", zdtm::last_err()));
-    }
-    (p[0], p[1])
-}
-
 /// A child answering `seen()` on each request byte.
 fn spawn(own: bool) -> (i32, i32, i32) {
-    let (req_r, req_w) = pipe();
-    let (rep_r, rep_w) = pipe();
+    let (req_r, req_w) = zdtm::pipe_or_fail();
+    let (rep_r, rep_w) = zdtm::pipe_or_fail();
     // SAFETY: the child runs the loop below and exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {

@@ -80,15 +80,6 @@ fn serve(req: i32, rep: i32, buf: &[u8], sum: u64, thread: bool) -> ! {
     }
 }
 
-fn pipe() -> (i32, i32) {
-    let mut p = [0i32; 2];
-    // SAFETY: a valid out-array of two ints.
-    if unsafe { libc::pipe(p.as_mut_ptr()) } != 0 {
-        zdtm::fail(&format!("pipe: {}", zdtm::last_err()));
-    }
-    (p[0], p[1])
-}
-
 /// One byte from `fd` within 10 s.
 fn recv(fd: i32) -> Option<u8> {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
@@ -119,8 +110,8 @@ fn main() {
     let mut buf = vec![0u8; LEN];
     zdtm::datagen(&mut buf, 0x5ecc);
     let sum = checksum(&buf);
-    let (req_r, req_w) = pipe();
-    let (rep_r, rep_w) = pipe();
+    let (req_r, req_w) = zdtm::pipe_or_fail();
+    let (rep_r, rep_w) = zdtm::pipe_or_fail();
     // SAFETY: the child only runs `child` (raw syscalls, no allocation
     // after strict mode is on).
     let pid = unsafe { libc::fork() };
@@ -141,8 +132,8 @@ fn main() {
         libc::close(rep_w);
     }
     // A strict thread of ours, on its own pipes.
-    let (treq_r, treq_w) = pipe();
-    let (trep_r, trep_w) = pipe();
+    let (treq_r, treq_w) = zdtm::pipe_or_fail();
+    let (trep_r, trep_w) = zdtm::pipe_or_fail();
     let (tx, rx) = std::sync::mpsc::channel();
     let tbuf = buf.clone();
     let th = std::thread::spawn(move || {
