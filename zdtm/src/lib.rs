@@ -545,6 +545,7 @@ pub fn eventfd_count_test(add: u64) -> ! {
 }
 
 pub mod idcheck;
+pub mod ghost_holes;
 pub mod hugetlb;
 pub mod mem;
 pub mod mlock;
