@@ -635,6 +635,57 @@ pub fn pipe_or_fail() -> (libc::c_int, libc::c_int) {
     (p[0], p[1])
 }
 
+/// Fork a child that serves requests: it gets the read end of a request
+/// pipe and the write end of a reply pipe and runs `serve`, which is not
+/// to return (if it does, the child exits with 1); the parent gets (child
+/// pid, request write end, reply read end). Each side closes the other's
+/// ends.
+pub fn fork_server(serve: impl FnOnce(libc::c_int, libc::c_int)) -> (libc::c_int, libc::c_int, libc::c_int) {
+    let (req_r, req_w) = pipe_or_fail();
+    let (rep_r, rep_w) = pipe_or_fail();
+    // SAFETY: the child closes the parent's ends, runs `serve` and leaves
+    // with _exit: it never goes on as the parent.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        fail(&format!("fork: {}", last_err()));
+    }
+    if pid == 0 {
+        // SAFETY: closing our copies of the parent's ends.
+        unsafe {
+            libc::close(req_w);
+            libc::close(rep_r);
+        }
+        serve(req_r, rep_w);
+        // A server that returns ends the child: it never goes on as the parent.
+        // SAFETY: leaving the child at once.
+        unsafe { libc::_exit(1) }
+    }
+    // SAFETY: closing the child's ends.
+    unsafe {
+        libc::close(req_r);
+        libc::close(rep_w);
+    }
+    (pid, req_w, rep_r)
+}
+
+/// Ask a [`fork_server`] child: one request byte on `req`, then its reply
+/// line from `rep` (without the newline); "no answer" if the request can't
+/// be sent.
+pub fn ask_line(req: libc::c_int, rep: libc::c_int) -> String {
+    // SAFETY: a one-byte write; reads into a local buffer.
+    unsafe {
+        if libc::write(req, b"c".as_ptr().cast(), 1) != 1 {
+            return "no answer".into();
+        }
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while libc::read(rep, b.as_mut_ptr().cast(), 1) == 1 && b[0] != b'\n' {
+            out.push(b[0]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
 /// One read(2) of up to `max` bytes (empty on error or EOF).
 pub fn read_some(fd: libc::c_int, max: usize) -> Vec<u8> {
     let mut buf = vec![0u8; max];

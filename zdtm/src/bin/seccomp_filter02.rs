@@ -76,50 +76,17 @@ fn child(req: i32, rep: i32) -> ! {
     }
 }
 
-fn ask_child(req: i32, rep: i32) -> String {
-    // SAFETY: a one-byte write; reads into a local buffer.
-    unsafe {
-        if libc::write(req, b"c".as_ptr().cast(), 1) != 1 {
-            return "no answer".into();
-        }
-        let mut out = Vec::new();
-        let mut b = [0u8; 1];
-        while libc::read(rep, b.as_mut_ptr().cast(), 1) == 1 && b[0] != b'\n' {
-            out.push(b[0]);
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
-}
-
 fn main() {
     zdtm::test_init();
     sc::no_new_privs();
     let workers = [worker(false), worker(false)];
     sc::install(&[(SYSINFO, libc::EPERM)], sc::SECCOMP_FILTER_FLAG_TSYNC);
 
-    let (req_r, req_w) = zdtm::pipe_or_fail();
-    let (rep_r, rep_w) = zdtm::pipe_or_fail();
-    // SAFETY: the child runs `child` and exits; it only spawns a thread.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        zdtm::fail(&format!("fork: {}", zdtm::last_err()));
-    }
-    if pid == 0 {
-        // SAFETY: closing the parent's ends in the child.
-        unsafe {
-            libc::close(req_w);
-            libc::close(rep_r);
-        }
-        child(req_r, rep_w);
-    }
-    // SAFETY: closing the child's ends.
-    unsafe {
-        libc::close(req_r);
-        libc::close(rep_w);
-    }
+    // The child only spawns a thread and answers.
+    let (pid, req_w, rep_r) = zdtm::fork_server(|req, rep| child(req, rep));
     let (eperm, einval) = (libc::EPERM, libc::EINVAL);
     let child_want = format!("{eperm} 0 {einval} 2 1|{eperm} {} {eperm} 2 2", libc::EACCES);
-    if ask_child(req_w, rep_r) != child_want {
+    if zdtm::ask_line(req_w, rep_r) != child_want {
         zdtm::fail("the child's filters are not as set up");
     }
 
@@ -135,7 +102,7 @@ fn main() {
     for (i, w) in workers.iter().enumerate() {
         c.eq(&format!("thread {i}'s view (TSYNC)"), ask(w), Some(want.clone()));
     }
-    c.eq("the child's views (leader|thread)", ask_child(req_w, rep_r), child_want);
+    c.eq("the child's views (leader|thread)", zdtm::ask_line(req_w, rep_r), child_want);
     // SAFETY: our own child: killed and reaped.
     unsafe {
         libc::kill(pid, libc::SIGKILL);

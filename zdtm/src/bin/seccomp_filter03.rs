@@ -16,50 +16,20 @@ fn seen() -> String {
 
 /// A child answering `seen()` on each request byte.
 fn spawn(own: bool) -> (i32, i32, i32) {
-    let (req_r, req_w) = zdtm::pipe_or_fail();
-    let (rep_r, rep_w) = zdtm::pipe_or_fail();
-    // SAFETY: the child runs the loop below and exits.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        zdtm::fail(&format!("fork: {}", zdtm::last_err()));
-    }
-    if pid == 0 {
-        // SAFETY: closing the parent's ends; one-byte reads and line writes.
-        unsafe {
-            libc::close(req_w);
-            libc::close(rep_r);
-            if own {
-                sc::install(&[(TIMES, libc::EACCES)], 0);
-            }
-            let mut b = [0u8; 1];
-            while libc::read(req_r, b.as_mut_ptr().cast(), 1) == 1 {
-                let line = format!("{}\n", seen());
-                libc::write(rep_w, line.as_ptr().cast(), line.len());
-            }
-            libc::_exit(0);
+    zdtm::fork_server(move |req, rep| {
+        if own {
+            sc::install(&[(TIMES, libc::EACCES)], 0);
         }
-    }
-    // SAFETY: closing the child's ends.
-    unsafe {
-        libc::close(req_r);
-        libc::close(rep_w);
-    }
-    (pid, req_w, rep_r)
-}
-
-fn ask(req: i32, rep: i32) -> String {
-    // SAFETY: a one-byte write; reads into a local buffer.
-    unsafe {
-        if libc::write(req, b"c".as_ptr().cast(), 1) != 1 {
-            return "no answer".into();
-        }
-        let mut out = Vec::new();
         let mut b = [0u8; 1];
-        while libc::read(rep, b.as_mut_ptr().cast(), 1) == 1 && b[0] != b'\n' {
-            out.push(b[0]);
+        // SAFETY: one-byte reads into a local buffer and line writes.
+        unsafe {
+            while libc::read(req, b.as_mut_ptr().cast(), 1) == 1 {
+                let line = format!("{}\n", seen());
+                libc::write(rep, line.as_ptr().cast(), line.len());
+            }
+            libc::_exit(0)
         }
-        String::from_utf8_lossy(&out).into_owned()
-    }
+    })
 }
 
 fn main() {
@@ -69,7 +39,7 @@ fn main() {
     let kids = [spawn(false), spawn(true)];
     let want = [format!("{} 0 2 1", libc::EPERM), format!("{} {} 2 2", libc::EPERM, libc::EACCES)];
     for (k, w) in kids.iter().zip(&want) {
-        if ask(k.1, k.2) != *w {
+        if zdtm::ask_line(k.1, k.2) != *w {
             zdtm::fail("a child's filters are not as set up");
         }
     }
@@ -83,7 +53,7 @@ fn main() {
     let mut c = Checks::new();
     c.eq("the parent's view", seen(), want[0].clone());
     for (i, (k, w)) in kids.iter().zip(&want).enumerate() {
-        c.eq(&format!("child {i}'s view"), ask(k.1, k.2), w.clone());
+        c.eq(&format!("child {i}'s view"), zdtm::ask_line(k.1, k.2), w.clone());
     }
     for k in &kids {
         // SAFETY: our own children: killed and reaped.

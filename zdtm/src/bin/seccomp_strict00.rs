@@ -110,27 +110,9 @@ fn main() {
     let mut buf = vec![0u8; LEN];
     zdtm::datagen(&mut buf, 0x5ecc);
     let sum = checksum(&buf);
-    let (req_r, req_w) = zdtm::pipe_or_fail();
-    let (rep_r, rep_w) = zdtm::pipe_or_fail();
-    // SAFETY: the child only runs `child` (raw syscalls, no allocation
-    // after strict mode is on).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        zdtm::fail(&format!("fork: {}", zdtm::last_err()));
-    }
-    if pid == 0 {
-        // SAFETY: closing our copies of the parent's ends.
-        unsafe {
-            libc::close(req_w);
-            libc::close(rep_r);
-        }
-        serve(req_r, rep_w, &buf, sum, false);
-    }
-    // SAFETY: closing the child's ends.
-    unsafe {
-        libc::close(req_r);
-        libc::close(rep_w);
-    }
+    // The child only serves (raw syscalls, no allocation after strict mode
+    // is on).
+    let (pid, req_w, rep_r) = zdtm::fork_server(|req, rep| serve(req, rep, &buf, sum, false));
     // A strict thread of ours, on its own pipes.
     let (treq_r, treq_w) = zdtm::pipe_or_fail();
     let (trep_r, trep_w) = zdtm::pipe_or_fail();
