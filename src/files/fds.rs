@@ -102,18 +102,17 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
     }
 
     let mut p = FdProbe { pid, fd, link: &link, md: &md, info: &info, flags: file_flags, pidfd };
-    let Some(kind) = KINDS.iter().copied().find(|k| k.claims(&p)) else {
-        if flying {
-            bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
-        }
+    let kind = KINDS.iter().copied().find(|k| k.claims(&p));
+    // A file in flight is carried only by a kind that says it travels.
+    if flying && !kind.is_some_and(|k| k.travels()) {
+        bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
+    }
+    let Some(kind) = kind else {
         if link == "anon_inode:[io_uring]" {
             bail!("fd {fd} of task {pid} is an io_uring instance: not supported");
         }
         bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", p.describe());
     };
-    if flying && !kind.travels() {
-        bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
-    }
     let id = cx.files.alloc_id();
     if flying && info.get("lock").is_some() {
         bail!("a file in flight of type {} holds a file lock: locks of files in flight are not supported", p.describe());
