@@ -242,8 +242,36 @@ fn sleep_fixture_restores_detached() {
     assert!(session_empty(SLEEP_PID));
 }
 
-fn ticks() -> u64 {
-    count(Path::new(TIMER_FILE))
+/// The fixture's tick count. Its handler rewrites the file (truncate, then
+/// write), so an empty read is retried for up to a second; if the count
+/// still cannot be read, the panic says what became of the task: how it
+/// died (criu waits for it and exits with its status) or where it is stuck.
+fn ticks(r: &mut Restored, dir: &Path) -> u64 {
+    let t0 = Instant::now();
+    loop {
+        if let Some(n) = std::fs::read_to_string(TIMER_FILE).ok().and_then(|s| s.trim().parse().ok()) {
+            return n;
+        }
+        if t0.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let file = std::fs::read(TIMER_FILE).map(|b| format!("{:?}", String::from_utf8_lossy(&b)));
+    let criu = r.criu.as_mut().and_then(|c| c.try_wait().ok().flatten());
+    let pid = r.pid;
+    let proc_ = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_else(|e| format!("({e})"));
+    panic!(
+        "no tick count in {TIMER_FILE} for 1 s ({file:?}); criu restore: {criu:?}; task {pid}: stat {} wchan {} syscall {}\n{}",
+        proc_("stat").trim(),
+        proc_("wchan"),
+        proc_("syscall").trim(),
+        {
+            let log = log(dir, "restore.log");
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        }
+    );
 }
 
 #[test]
@@ -252,12 +280,12 @@ fn python_timer_fixture_keeps_ticking() {
     free_pid(TIMER_PID, &common::fixture_exe("python-timer", TIMER_PID));
     let _ = std::fs::remove_file(TIMER_FILE);
     let Some(dir) = common::fixture_copy("python-timer") else { return };
-    let r = Restored::start(dir.path(), &[]).unwrap();
+    let mut r = Restored::start(dir.path(), &[]).unwrap();
     assert_eq!(r.pid, TIMER_PID);
     std::thread::sleep(Duration::from_millis(500));
-    let a = ticks();
+    let a = ticks(&mut r, dir.path());
     std::thread::sleep(Duration::from_millis(1000));
-    let b = ticks();
+    let b = ticks(&mut r, dir.path());
     // 0.2 s period: about 5 ticks a second.
     assert!(a > 0 && b >= a + 3, "ticks {a} then {b}");
     check_layout(TIMER_PID, dir.path());
