@@ -1,40 +1,42 @@
-//! Unix sockets: a pair connected to each other inside the task (socketpair,
-//! or the two ends of a connection both held) is dumped as two
-//! unix_sk_entry records naming each other as peers, with the bytes queued
-//! in each receive queue in sk-queues.img (read without consuming them,
-//! through MSG_PEEK on a copy of the fd); restored with socketpair() and
-//! the queued data sent again, then each end shut down as it was
-//! (shutdown(2) after the refill). Sockets bound to a name or connected
-//! outside the task are refused by name, and so are queued messages whose
-//! control data (passed fds, sender credentials) can't be carried.
+//! Unix sockets of every shape but those bound to a deleted file, held
+//! by a task outside the tree, or with credentials in their queues. The
+//! dump records each as CRIU 4.2 does (unix_sk_entry in files.img: type,
+//! state, name and where it lives, peer, backlog, shutdown; the messages
+//! queued on it in sk-queues.img, read without consuming them); a
+//! connection not accepted yet names its listener as its peer. The
+//! restore (`restore`) makes them all at once, then refills the queues
+//! once every file is open (fds in flight included).
 
 mod diag;
+mod name;
 mod queue;
+mod restore;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{self, sockopt};
 
-pub use diag::{diag, entry, Diag, STATE_ESTABLISHED};
+pub use diag::{diag, entry, Diag, STATE_CLOSE, STATE_ESTABLISHED, STATE_LISTEN};
 pub use queue::{peek_queue, queue_entry, refill_and_shut, Queued};
 
 use crate::files::kind::{DumpCx, FdKind, FdProbe, Images, OpenCx, State};
 use crate::files::FileTable;
 use crate::images::kind::kinds;
-use crate::images::pb::{FdTypes, FdinfoEntry, FileEntry, SkPacketEntry, UnixSkEntry};
+use crate::images::pb::{FdTypes, FileEntry, SkPacketEntry};
 use crate::images::{ImageDir, ImageReader, ImageWriter};
 
 /// The unix socket kind (FD_TYPES UNIXSK). It claims every socket for now
 /// and refuses those that are not unix sockets.
 pub struct UnixSk;
 
-/// What the dump gathers: queued messages (sk-queues.img), every socket
-/// dumped (ino, peer ino), and records held back until their peer's is in.
+/// What the dump gathers: every unix socket of the namespace (read once),
+/// queued messages (sk-queues.img), every socket dumped (ino, peer ino),
+/// and records held back until their peer's is in.
 #[derive(Default)]
 struct Dumped {
+    all: Option<HashMap<u32, Diag>>,
     queues: Vec<(SkPacketEntry, Vec<u8>)>,
     socks: Vec<(u32, u32)>,
     waiting: Vec<(u32, FileEntry)>,
@@ -44,10 +46,46 @@ struct Dumped {
 #[derive(Default)]
 struct Queues(HashMap<u32, Vec<Queued>>);
 
-/// Pairs made at restore, (file id, peer's file id): refilled once every
-/// file is open, the files in flight included.
-#[derive(Default)]
-struct Pairs(Vec<(u32, u32)>);
+fn is_dgram(ty: u32) -> bool {
+    ty == libc::SOCK_DGRAM as u32
+}
+
+/// The peer a record names for socket `d`: its own peer, or for a
+/// connection no one accepted yet, the listener holding it. `who` names
+/// the fd for refusals.
+fn resolve_peer(d: &Diag, all: &HashMap<u32, Diag>, who: &str) -> Result<u32> {
+    let ino = d.ino;
+    if d.peer != 0 {
+        let Some(p) = all.get(&d.peer) else { bail!("unix socket {ino} ({who}) is connected to socket {}, which is gone", d.peer) };
+        if p.peer != ino && p.name.is_empty() {
+            bail!("unix socket {ino} ({who}) is connected to socket {}, which has no name and another peer", d.peer);
+        }
+        return Ok(d.peer);
+    }
+    if d.state == STATE_LISTEN {
+        if d.icons.contains(&0) {
+            bail!("unix socket {ino} ({who}) listens with a connection not accepted yet whose client is closed: what it sent can't be read");
+        }
+        return Ok(0);
+    }
+    if d.state != STATE_ESTABLISHED || is_dgram(d.ty) {
+        return Ok(0);
+    }
+    if let Some(l) = all.values().find(|l| l.state == STATE_LISTEN && l.icons.contains(&ino)) {
+        if d.wqlen != 0 {
+            bail!(
+                "unix socket {ino} ({who}) sent {} byte(s) on a connection listener {} has not accepted yet: they can't be read",
+                d.wqlen,
+                l.ino
+            );
+        }
+        return Ok(l.ino);
+    }
+    if d.shutdown != 3 {
+        bail!("unix socket {ino} ({who}) is connected to no socket but is not shut down (state {})", d.state);
+    }
+    Ok(0)
+}
 
 impl FdKind for UnixSk {
     fn name(&self) -> &'static str {
@@ -65,27 +103,53 @@ impl FdKind for UnixSk {
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
         let (pid, fd, ino) = (p.pid, p.fd, p.md.ino() as u32);
         let ours = p.dup()?;
-        let d = match diag(ino) {
-            Ok(d) if d.ino == ino => d,
-            _ => bail!("fd {fd} of task {pid} is a socket ({}) that is not a unix socket: not supported yet", p.link),
+        let who = p.who();
+        let st = cx.fds.state.get_mut::<Dumped>();
+        if st.all.is_none() {
+            st.all = Some(diag::all().context("listing the unix sockets")?);
+        }
+        let all = st.all.as_ref().context("the unix socket list")?;
+        let d = match all.get(&ino) {
+            Some(d) => d.clone(),
+            None => match diag(ino) {
+                Ok(d) if d.ino == ino => d,
+                _ => bail!("fd {fd} of task {pid} is a socket ({}) that is not a unix socket: not supported yet", p.link),
+            },
         };
-        let e = entry(id, &d, p.flags, ours.as_fd()).with_context(|| p.who())?;
-        let q = peek_queue(ours.as_fd(), d.ty, d.rqlen, d.shutdown).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
-        for (data, fds) in q {
-            let mut rights = Vec::new();
-            for f in fds {
-                rights.push(crate::files::fds::in_flight(f, cx).with_context(|| format!("queue of fd {fd} of task {pid}"))?);
+        if ![libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_SEQPACKET].contains(&(d.ty as i32)) {
+            bail!("unix socket {ino} ({who}) has type {}: not supported", d.ty);
+        }
+        if ![STATE_ESTABLISHED, STATE_CLOSE, STATE_LISTEN].contains(&d.state) {
+            bail!("unix socket {ino} ({who}) is in state {}: not supported", d.state);
+        }
+        let peer = resolve_peer(&d, all, &who)?;
+        let named = name::resolve(ours.as_fd(), ino, &d.name).with_context(|| who.clone())?;
+        if named.deleted {
+            bail!(
+                "unix socket {ino} ({who}) is bound to {}, whose file was deleted or replaced: not supported yet",
+                String::from_utf8_lossy(name::path_of(&d.name).unwrap_or_default())
+            );
+        }
+        let e = entry(id, &d, peer, p.flags, ours.as_fd(), named).with_context(|| who.clone())?;
+        // Only a connected stream or any datagram socket has a queue.
+        if is_dgram(d.ty) || d.state == STATE_ESTABLISHED {
+            let q = peek_queue(ours.as_fd(), d.ty, d.rqlen, d.shutdown).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
+            for (data, fds) in q {
+                let mut rights = Vec::new();
+                for f in fds {
+                    rights.push(crate::files::fds::in_flight(f, cx).with_context(|| format!("queue of fd {fd} of task {pid}"))?);
+                }
+                cx.fds.state.get_mut::<Dumped>().queues.push(queue_entry(id, data, rights));
             }
-            cx.fds.state.get_mut::<Dumped>().queues.push(queue_entry(id, data, rights));
         }
         Ok(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() })
     }
 
-    /// As in CRIU, a socket's record follows its peer's.
+    /// As in CRIU, a socket's record follows its peer's dump.
     fn record(&self, e: FileEntry, cx: &mut DumpCx) {
         let (ino, peer) = e.usk.as_ref().map_or((0, 0), |u| (u.ino, u.peer));
         let st = cx.fds.state.get_mut::<Dumped>();
-        if st.socks.iter().any(|(i, _)| *i == peer) {
+        if peer == 0 || st.socks.iter().any(|(i, _)| *i == peer) {
             cx.files.push(e);
         } else {
             st.waiting.push((peer, e));
@@ -102,7 +166,7 @@ impl FdKind for UnixSk {
     fn dumped_all(&self, st: &mut State, _files: &mut FileTable, who: &str) -> Result<()> {
         let Some(d) = st.get::<Dumped>() else { return Ok(()) };
         for (ino, peer) in &d.socks {
-            if !d.socks.iter().any(|(i, _)| i == peer) {
+            if *peer != 0 && !d.socks.iter().any(|(i, _)| i == peer) {
                 bail!("unix socket {ino} of {who} is connected to socket {peer} outside the dumped tasks: not supported yet");
             }
         }
@@ -133,65 +197,14 @@ impl FdKind for UnixSk {
         Ok(())
     }
 
-    fn open(&self, fe: &FileEntry, fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
-        let a = fe.usk.as_ref().with_context(|| format!("file {} has no unix socket entry", fe.id))?;
-        let (peer_id, b) = cx
-            .images
-            .values()
-            .find_map(|f| f.usk.as_ref().filter(|u| u.ino == a.peer).map(|u| (f.id, u)))
-            .with_context(|| format!("fd {fd}: the peer {} of unix socket {} is not in the image", a.peer, a.ino))?;
-        let (fa, fb) = restore_pair(a, b)?;
-        // The peer's fd is ready for when its fdinfo comes.
-        cx.opened.insert(peer_id, fb);
-        cx.state.get_mut::<Pairs>().0.push((fe.id, peer_id));
-        if let Some(q) = cx.images.state.get::<Queues>() {
-            for m in [fe.id, peer_id].iter().filter_map(|i| q.0.get(i)).flatten() {
-                cx.more.extend(m.rights.iter().map(|&id| FdinfoEntry { id, fd: u32::MAX, ..Default::default() }));
-            }
-        }
-        Ok(Some(fa))
+    fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        restore::open(fe, cx).map(Some)
     }
 
     fn opened_all(&self, cx: &mut OpenCx) -> Result<()> {
-        let Some(pairs) = cx.state.get::<Pairs>() else { return Ok(()) };
-        let none = Vec::new();
-        let queues = cx.images.state.get::<Queues>();
-        let queued = |id: u32| queues.and_then(|q| q.0.get(&id)).unwrap_or(&none);
-        for &(a, b) in &pairs.0 {
-            let (ea, eb) = match (cx.images.get(&a).and_then(|f| f.usk.as_ref()), cx.images.get(&b).and_then(|f| f.usk.as_ref())) {
-                (Some(x), Some(y)) => (x, y),
-                _ => bail!("unix sockets {a} and {b} lost their entries"),
-            };
-            let fd_of = |id: u32| cx.opened.get(&id).map(|f| f.as_raw_fd()).with_context(|| format!("file {id} in flight was not opened"));
-            let (fa, fb) = (cx.opened.get(&a), cx.opened.get(&b));
-            let (Some(fa), Some(fb)) = (fa, fb) else { bail!("unix sockets {a} and {b} were not opened") };
-            refill_and_shut([(fa.as_fd(), ea, queued(a)), (fb.as_fd(), eb, queued(b))], &fd_of)?;
-        }
-        Ok(())
+        restore::finish(cx)
     }
 }
-
-/// Recreate a pair: (fd for `a`, fd for `b`), each with its file flags and
-/// buffer sizes; [`refill_and_shut`] queues their messages after.
-pub fn restore_pair(a: &UnixSkEntry, b: &UnixSkEntry) -> Result<(OwnedFd, OwnedFd)> {
-    let ty = match a.r#type as i32 {
-        libc::SOCK_STREAM => socket::SockType::Stream,
-        libc::SOCK_DGRAM => socket::SockType::Datagram,
-        libc::SOCK_SEQPACKET => socket::SockType::SeqPacket,
-        t => bail!("unix socket {} has type {t}: not supported", a.ino),
-    };
-    let (fa, fb) = socket::socketpair(socket::AddressFamily::Unix, ty, None, socket::SockFlag::SOCK_CLOEXEC)
-        .with_context(|| format!("socketpair for sockets {} and {}", a.ino, b.ino))?;
-    for (fd, e) in [(&fa, a), (&fb, b)] {
-        // The kernel doubles what is set; the image holds the doubled value.
-        let _ = socket::setsockopt(fd, sockopt::SndBuf, &((e.opts.so_sndbuf / 2) as usize));
-        let _ = socket::setsockopt(fd, sockopt::RcvBuf, &((e.opts.so_rcvbuf / 2) as usize));
-        let fl = nix::fcntl::OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE);
-        nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)).context("F_SETFL on a socket")?;
-    }
-    Ok((fa, fb))
-}
-
 
 #[cfg(test)]
 mod tests {
@@ -225,5 +238,55 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = nix::unistd::read(&back[1], &mut buf).unwrap();
         assert_eq!(&buf[..n], b"to b!");
+    }
+
+    fn name(fd: &std::os::fd::OwnedFd) -> Vec<u8> {
+        let a: socket::UnixAddr = socket::getsockname(fd.as_raw_fd()).unwrap();
+        match (a.path(), a.as_abstract()) {
+            (Some(p), _) => std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec(),
+            (_, Some(n)) => [&[0u8][..], n].concat(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A datagram socket on a path with two messages queued, and a
+    /// stream listener on an abstract name with a client waiting.
+    #[test]
+    fn round_trip_bound_and_listening() {
+        use socket::UnixAddr;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("dg");
+        let dg = socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::empty(), None).unwrap();
+        socket::bind(dg.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        let tx = socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::empty(), None).unwrap();
+        for m in [&b"one"[..], b"two!"] {
+            socket::sendto(tx.as_raw_fd(), m, &UnixAddr::new(&path).unwrap(), socket::MsgFlags::empty()).unwrap();
+        }
+        let abs = format!("criu-rs-test-{}", std::process::id());
+        let l = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK, None).unwrap();
+        socket::bind(l.as_raw_fd(), &UnixAddr::new_abstract(abs.as_bytes()).unwrap()).unwrap();
+        socket::listen(&l, socket::Backlog::new(3).unwrap()).unwrap();
+        let c = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).unwrap();
+        socket::connect(c.as_raw_fd(), &UnixAddr::new_abstract(abs.as_bytes()).unwrap()).unwrap();
+        let fds = [dg.as_raw_fd(), l.as_raw_fd(), c.as_raw_fd()];
+        let (before, back, after) = crate::files::round_trip::run_with(&fds, || drop((dg, l, c)));
+        for i in 0..3 {
+            let (x, y) = (before.entries[i].usk.as_ref().unwrap(), after.entries[i].usk.as_ref().unwrap());
+            assert_eq!((x.r#type, x.state, x.flags, &x.name, x.backlog), (y.r#type, y.state, y.flags, &y.name, y.backlog), "socket {i}");
+        }
+        // The client names the listener as its peer.
+        assert_eq!(before.entries[2].usk.as_ref().unwrap().peer, before.entries[1].usk.as_ref().unwrap().ino);
+        assert_eq!(after.entries[2].usk.as_ref().unwrap().peer, after.entries[1].usk.as_ref().unwrap().ino);
+        assert_eq!(name(&back[0]), std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        assert_eq!(name(&back[1]), [&[0u8][..], abs.as_bytes()].concat());
+        let mut buf = [0u8; 16];
+        for m in [&b"one"[..], b"two!"] {
+            let n = socket::recv(back[0].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap();
+            assert_eq!(&buf[..n], m);
+        }
+        let a = socket::accept(back[1].as_raw_fd()).unwrap();
+        std::fs::File::from(back[2].try_clone().unwrap()).write_all(b"x").unwrap();
+        assert_eq!(socket::recv(a, &mut buf, socket::MsgFlags::empty()).unwrap(), 1);
+        nix::unistd::close(a).unwrap();
     }
 }
