@@ -88,8 +88,14 @@ pub fn listen(fd: i32, backlog: i32) {
 
 /// accept() without blocking: None when no connection waits.
 pub fn accept(fd: i32) -> Option<i32> {
+    // SAFETY: fcntl on our fd.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) };
     // SAFETY: no address wanted.
     let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_NONBLOCK) };
+    // SAFETY: fcntl on our fd.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, fl) };
     (c >= 0).then_some(c)
 }
 
