@@ -209,7 +209,7 @@ impl FdKind for UnixSk {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::{AsFd, AsRawFd};
 
     use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 
@@ -288,5 +288,40 @@ mod tests {
         std::fs::File::from(back[2].try_clone().unwrap()).write_all(b"x").unwrap();
         assert_eq!(socket::recv(a, &mut buf, socket::MsgFlags::empty()).unwrap(), 1);
         nix::unistd::close(a).unwrap();
+    }
+
+    /// An accepted connection (named after its listener) and a stream
+    /// whose peer wrote and closed.
+    #[test]
+    fn round_trip_accepted_and_closed_peer() {
+        use socket::UnixAddr;
+        let abs = format!("criu-rs-test-acc-{}", std::process::id());
+        let addr = UnixAddr::new_abstract(abs.as_bytes()).unwrap();
+        let l = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).unwrap();
+        socket::bind(l.as_raw_fd(), &addr).unwrap();
+        socket::listen(&l, socket::Backlog::new(3).unwrap()).unwrap();
+        let c = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::empty(), None).unwrap();
+        socket::connect(c.as_raw_fd(), &addr).unwrap();
+        let a = crate::sys::fd::accept_cloexec(l.as_fd()).unwrap();
+        std::fs::File::from(c.try_clone().unwrap()).write_all(b"c->a").unwrap();
+        let (s, t) = socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_NONBLOCK).unwrap();
+        std::fs::File::from(t).write_all(b"last").unwrap();
+        let fds = [l.as_raw_fd(), a.as_raw_fd(), c.as_raw_fd(), s.as_raw_fd()];
+        let (before, back, after) = crate::files::round_trip::run_with(&fds, || drop((l, a, c, s)));
+        for i in 0..4 {
+            let (x, y) = (before.entries[i].usk.as_ref().unwrap(), after.entries[i].usk.as_ref().unwrap());
+            assert_eq!((x.r#type, x.state, &x.name, x.shutdown), (y.r#type, y.state, &y.name, y.shutdown), "socket {i}");
+        }
+        assert_eq!(before.entries[3].usk.as_ref().unwrap().shutdown, Some(3));
+        let named = [&[0u8][..], abs.as_bytes()].concat();
+        assert_eq!(name(&back[1]), named);
+        let peer: UnixAddr = socket::getpeername(back[2].as_raw_fd()).unwrap();
+        assert_eq!(peer.as_abstract(), Some(abs.as_bytes()));
+        let mut buf = [0u8; 16];
+        let n = socket::recv(back[1].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap();
+        assert_eq!(&buf[..n], b"c->a");
+        let n = socket::recv(back[3].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap();
+        assert_eq!(&buf[..n], b"last");
+        assert_eq!(socket::recv(back[3].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap(), 0);
     }
 }
