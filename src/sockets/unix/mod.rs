@@ -1,5 +1,6 @@
-//! Unix sockets of every shape but those bound to a deleted file, held
-//! by a task outside the tree, or with credentials in their queues. The
+//! Unix sockets of every shape but those held by a task outside the tree
+//! or with credentials in their queues (bound to a deleted or replaced
+//! file too: ghosts, bound there again for a moment at restore). The
 //! dump records each as CRIU 4.2 does (unix_sk_entry in files.img: type,
 //! state, name and where it lives, peer, backlog, shutdown; the messages
 //! queued on it in sk-queues.img, read without consuming them); a
@@ -124,12 +125,6 @@ impl FdKind for UnixSk {
         }
         let peer = resolve_peer(&d, all, &who)?;
         let named = name::resolve(ours.as_fd(), ino, &d.name).with_context(|| who.clone())?;
-        if named.deleted {
-            bail!(
-                "unix socket {ino} ({who}) is bound to {}, whose file was deleted or replaced: not supported yet",
-                String::from_utf8_lossy(name::path_of(&d.name).unwrap_or_default())
-            );
-        }
         let e = entry(id, &d, peer, p.flags, ours.as_fd(), named).with_context(|| who.clone())?;
         // Only a connected stream or any datagram socket has a queue.
         if is_dgram(d.ty) || d.state == STATE_ESTABLISHED {
@@ -323,5 +318,29 @@ mod tests {
         let n = socket::recv(back[3].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap();
         assert_eq!(&buf[..n], b"last");
         assert_eq!(socket::recv(back[3].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap(), 0);
+    }
+
+    /// A datagram socket whose file was deleted, with a client connected:
+    /// bound again for a moment, its path left empty, the client reaching it.
+    #[test]
+    fn round_trip_ghost() {
+        use socket::UnixAddr;
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("gone");
+        let s = socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::empty(), None).unwrap();
+        socket::bind(s.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        let c = socket::socket(AddressFamily::Unix, SockType::Datagram, SockFlag::empty(), None).unwrap();
+        socket::connect(c.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let fds = [s.as_raw_fd(), c.as_raw_fd()];
+        let (before, back, after) = crate::files::round_trip::run_with(&fds, || drop((s, c)));
+        assert_eq!(before.entries[0].usk.as_ref().unwrap().deleted, Some(true));
+        assert_eq!(after.entries[0].usk.as_ref().unwrap().deleted, Some(true));
+        assert_eq!(after.entries[1].usk.as_ref().unwrap().peer, after.entries[0].usk.as_ref().unwrap().ino);
+        assert!(!path.exists());
+        assert_eq!(name(&back[0]), std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()));
+        socket::send(back[1].as_raw_fd(), b"hi", socket::MsgFlags::empty()).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(socket::recv(back[0].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap(), 2);
     }
 }

@@ -4,7 +4,7 @@
 //! there again (and connecting to it), the file given its owner and mode.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -124,10 +124,52 @@ pub fn bind(fd: BorrowedFd<'_>, e: &UnixSkEntry) -> Result<()> {
     })
 }
 
-/// Connect `fd` (unix socket `ino`) to the address of record `peer`.
-pub fn connect(fd: BorrowedFd<'_>, ino: u32, peer: &UnixSkEntry) -> Result<()> {
+/// Connect `fd` (unix socket `ino`) to the address of record `peer`, or
+/// when its file is gone from its path, through `ghost` (an O_PATH fd of
+/// that file).
+pub fn connect(fd: BorrowedFd<'_>, ino: u32, peer: &UnixSkEntry, ghost: Option<BorrowedFd<'_>>) -> Result<()> {
+    let what = || format!("connecting unix socket {ino} to {} (socket {})", shown(peer), peer.ino);
+    if let Some(g) = ghost {
+        let a = UnixAddr::new(format!("/proc/self/fd/{}", g.as_raw_fd()).as_str())?;
+        return socket::connect(fd.as_raw_fd(), &a).with_context(what);
+    }
     let a = addr(&peer.name)?;
-    in_name_dir(peer, || {
-        socket::connect(fd.as_raw_fd(), &a).with_context(|| format!("connecting unix socket {ino} to {} (socket {})", shown(peer), peer.ino))
-    })
+    in_name_dir(peer, || socket::connect(fd.as_raw_fd(), &a).with_context(what))
+}
+
+/// Bind `fd` to the record's path, whose file was deleted (or replaced)
+/// before the dump: the socket file is made there for a moment (what
+/// stands at the path moved aside, missing directories made), kept as an
+/// O_PATH fd (returned: peers connect through it), and removed again,
+/// the path given back as it was.
+pub fn bind_ghost(fd: BorrowedFd<'_>, e: &UnixSkEntry) -> Result<OwnedFd> {
+    let p = full_path(e).with_context(|| format!("unix socket {} was bound to a deleted file but has no path", e.ino))?;
+    let mut made = Vec::new();
+    let mut dir = p.parent().map(Path::to_path_buf);
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty() && std::fs::symlink_metadata(d).is_err()) {
+        made.push(d.clone());
+        dir = d.parent().map(Path::to_path_buf);
+    }
+    for d in made.iter().rev() {
+        std::fs::create_dir(d).with_context(|| format!("making {} for the deleted socket file of unix socket {}", d.display(), e.ino))?;
+    }
+    let mut parked = p.clone().into_os_string();
+    parked.push(".criu-sk-ghost");
+    let parked = PathBuf::from(parked);
+    let moved = std::fs::symlink_metadata(&p).is_ok();
+    if moved {
+        std::fs::rename(&p, &parked).with_context(|| format!("moving {} aside", p.display()))?;
+    }
+    let r = bind(fd, e).and_then(|()| {
+        nix::fcntl::open(&p, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+            .with_context(|| format!("O_PATH of the socket file {}", p.display()))
+    });
+    let _ = std::fs::remove_file(&p);
+    if moved {
+        std::fs::rename(&parked, &p).with_context(|| format!("moving {} back", p.display()))?;
+    }
+    for d in &made {
+        let _ = std::fs::remove_dir(d);
+    }
+    r
 }

@@ -41,6 +41,16 @@ struct Built {
     pairs: Vec<(u32, u32)>,
     /// Datagram sockets to connect to a peer's address once refilled.
     connects: Vec<(u32, u32)>,
+    /// Sockets bound to a deleted file: an O_PATH fd of their file.
+    ghosts: HashMap<u32, OwnedFd>,
+}
+
+impl Built {
+    /// The O_PATH fd to connect to socket file `id` through, if its file
+    /// was deleted.
+    fn ghost(&self, id: u32) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ghosts.get(&id).map(|f| f.as_fd())
+    }
 }
 
 fn sock_type(e: &UnixSkEntry) -> Result<SockType> {
@@ -96,9 +106,6 @@ fn build(cx: &OpenCx) -> Result<Built> {
         }
         if e.uflags != 0 {
             bail!("unix socket {} has flags {:#x} (callback, service or inherited socket): not supported", e.ino, e.uflags);
-        }
-        if e.deleted == Some(true) {
-            bail!("unix socket {} was bound to {}, a file deleted since: not supported yet", e.ino, name::shown(e));
         }
     }
     let mut b = Built::default();
@@ -161,10 +168,19 @@ fn build(cx: &OpenCx) -> Result<Built> {
         };
         b.fds.insert(id, fd);
     }
-    // Names, then listeners (unlinking what the dumped sockets left).
-    for &(id, e) in &all {
-        if let Some(fd) = b.fds.get(&id).filter(|_| !e.name.is_empty()) {
+    // Names (once the socket files the dumped sockets left are gone),
+    // then listeners.
+    for &(_, e) in &all {
+        if e.deleted != Some(true) {
             name::unlink_stale(e)?;
+        }
+    }
+    for &(id, e) in &all {
+        let Some(fd) = b.fds.get(&id).filter(|_| !e.name.is_empty()) else { continue };
+        if e.deleted == Some(true) {
+            let g = name::bind_ghost(fd.as_fd(), e)?;
+            b.ghosts.insert(id, g);
+        } else {
             name::bind(fd.as_fd(), e)?;
         }
     }
@@ -182,7 +198,7 @@ fn build(cx: &OpenCx) -> Result<Built> {
             name::unlink_stale(ec)?;
             name::bind(c.as_fd(), ec)?;
         }
-        name::connect(c.as_fd(), ec.ino, el)?;
+        name::connect(c.as_fd(), ec.ino, el, b.ghost(lid))?;
         let l = b.fds.get(&lid).context("the listener")?;
         let a = crate::sys::fd::accept_cloexec(l.as_fd()).with_context(|| format!("accepting unix socket {} from listener {}", ea.ino, el.ino))?;
         b.fds.insert(acc, a);
@@ -191,7 +207,7 @@ fn build(cx: &OpenCx) -> Result<Built> {
     }
     for &(id, lid) in &icons {
         let (e, l) = (entry(cx.images, id)?, entry(cx.images, lid)?);
-        name::connect(b.fds.get(&id).context("a client")?.as_fd(), e.ino, l)?;
+        name::connect(b.fds.get(&id).context("a client")?.as_fd(), e.ino, l, b.ghost(lid))?;
     }
     for &(id, e) in &all {
         if let Some(fd) = b.fds.get(&id) {
@@ -241,7 +257,7 @@ pub fn finish(cx: &mut OpenCx) -> Result<()> {
         return Ok(());
     }
     let b = std::mem::take(cx.state.get_mut::<Built>());
-    let (fds, queuers) = (b.fds, b.queuers);
+    let (fds, queuers, ghosts) = (b.fds, b.queuers, b.ghosts);
     let none = Vec::new();
     let queues = cx.images.state.get::<Queues>();
     let queued = |id: u32| -> &Vec<Queued> { queues.and_then(|q| q.0.get(&id)).unwrap_or(&none) };
@@ -258,7 +274,7 @@ pub fn finish(cx: &mut OpenCx) -> Result<()> {
     drop(queuers);
     for &(id, pid) in &b.connects {
         let fd = borrowed(id).with_context(|| format!("unix socket file {id} was not opened"))?;
-        name::connect(fd, entry(cx.images, id)?.ino, entry(cx.images, pid)?)?;
+        name::connect(fd, entry(cx.images, id)?.ino, entry(cx.images, pid)?, ghosts.get(&pid).map(|g| g.as_fd()))?;
     }
     let mut paired = Vec::new();
     for &(x, y) in &b.pairs {
