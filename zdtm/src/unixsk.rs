@@ -174,3 +174,15 @@ pub fn drain(fd: i32) -> Vec<u8> {
     }
     out
 }
+
+/// One blocking receive: None on error.
+pub fn recv_blocking(fd: i32) -> Option<Vec<u8>> {
+    let mut b = vec![0u8; 65536];
+    // SAFETY: receiving into our buffer.
+    let n = unsafe { libc::recv(fd, b.as_mut_ptr().cast(), b.len(), 0) };
+    if n < 0 {
+        return None;
+    }
+    b.truncate(n as usize);
+    Some(b)
+}

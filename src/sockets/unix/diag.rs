@@ -160,3 +160,18 @@ pub fn entry(id: u32, d: &Diag, peer: u32, file_flags: u32, fd: BorrowedFd<'_>, 
         mnt_id: None,
     })
 }
+
+/// The record standing for socket `d`, which no dumped task holds, as
+/// CRIU writes it for --ext-unix-sk: a listening datagram socket with its
+/// name, flagged USK_EXTERN, its options left zero.
+pub fn external(id: u32, d: &Diag) -> UnixSkEntry {
+    UnixSkEntry {
+        id,
+        ino: d.ino,
+        r#type: libc::SOCK_DGRAM as u32,
+        state: STATE_LISTEN,
+        uflags: super::USK_EXTERN,
+        name: d.name.clone(),
+        ..Default::default()
+    }
+}

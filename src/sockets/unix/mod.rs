@@ -43,6 +43,21 @@ struct Dumped {
     waiting: Vec<(u32, FileEntry)>,
 }
 
+/// --ext-unix-sk: a datagram socket may be connected to a named one no
+/// task of the tree holds (recorded as CRIU's USK_EXTERN entry, connected
+/// to again by name at restore).
+#[derive(Default)]
+pub struct External(pub bool);
+
+/// Say whether --ext-unix-sk was given, in the dump's or the restore's
+/// per-kind state.
+pub fn allow_external(st: &mut State, on: bool) {
+    st.get_mut::<External>().0 = on;
+}
+
+/// CRIU's USK_EXTERN.
+pub const USK_EXTERN: u32 = 1;
+
 /// sk-queues.img as a restore reads it: socket file id -> its messages.
 #[derive(Default)]
 struct Queues(HashMap<u32, Vec<Queued>>);
@@ -157,12 +172,38 @@ impl FdKind for UnixSk {
         }
     }
 
-    /// Each socket's peer must be one of the dumped sockets.
-    fn dumped_all(&self, st: &mut State, _files: &mut FileTable, who: &str) -> Result<()> {
-        let Some(d) = st.get::<Dumped>() else { return Ok(()) };
+    /// Each socket's peer must be one of the dumped sockets, or with
+    /// --ext-unix-sk a named datagram socket outside (an extern record
+    /// then stands for it, ahead of the records waiting for it).
+    fn dumped_all(&self, st: &mut State, files: &mut FileTable, who: &str) -> Result<()> {
+        let ext = st.get::<External>().is_some_and(|e| e.0);
+        if st.get::<Dumped>().is_none() {
+            return Ok(());
+        }
+        let d = st.get_mut::<Dumped>();
+        let mut outside: Vec<u32> = Vec::new();
         for (ino, peer) in &d.socks {
-            if *peer != 0 && !d.socks.iter().any(|(i, _)| i == peer) {
-                bail!("unix socket {ino} of {who} is connected to socket {peer} outside the dumped tasks: not supported yet");
+            if *peer == 0 || d.socks.iter().any(|(i, _)| i == peer) || outside.contains(peer) {
+                continue;
+            }
+            let p = d.all.as_ref().and_then(|a| a.get(peer));
+            match p {
+                _ if !ext => bail!(
+                    "unix socket {ino} of {who} is connected to socket {peer}, which no dumped task holds: dump with --ext-unix-sk to connect it again at restore (named datagram peers only)"
+                ),
+                Some(p) if is_dgram(p.ty) && !p.name.is_empty() => outside.push(*peer),
+                Some(p) if !is_dgram(p.ty) => bail!("unix socket {ino} of {who} is one half of a stream connection with socket {peer} outside the dumped tasks: it can't be carried"),
+                _ => bail!("unix socket {ino} of {who} is connected to socket {peer} outside the dumped tasks, which has no name: it can't be connected again"),
+            }
+        }
+        for peer in outside {
+            let p = d.all.as_ref().and_then(|a| a.get(&peer)).context("the outside peer")?;
+            let id = files.alloc_id();
+            files.push(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(diag::external(id, p)), ..Default::default() });
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut d.waiting).into_iter().partition(|(p, _)| *p == peer);
+            d.waiting = waiting;
+            for (_, r) in ready {
+                files.push(r);
             }
         }
         Ok(())

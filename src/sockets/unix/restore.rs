@@ -22,12 +22,9 @@ use nix::sys::socket::{self, sockopt, SockFlag, SockType};
 
 use super::name;
 use super::queue::{self, Queued};
-use super::{is_dgram, Queues, STATE_ESTABLISHED, STATE_LISTEN};
+use super::{is_dgram, External, Queues, STATE_ESTABLISHED, STATE_LISTEN, USK_EXTERN};
 use crate::files::kind::{Images, OpenCx};
 use crate::images::pb::{FdinfoEntry, FileEntry, UnixSkEntry};
-
-/// CRIU's USK_EXTERN: a record standing for a socket outside the tree.
-const USK_EXTERN: u32 = 1;
 
 /// The sockets made, by file id, until their fds are asked for.
 #[derive(Default)]
@@ -97,12 +94,18 @@ fn listener_of<'a>(e: &UnixSkEntry, all: &[(u32, &'a UnixSkEntry)]) -> Option<(u
 /// Make every unix socket of the image.
 fn build(cx: &OpenCx) -> Result<Built> {
     let all = records(cx.images);
-    let by_ino: HashMap<u32, (u32, &UnixSkEntry)> = all.iter().map(|&(id, e)| (e.ino, (id, e))).collect();
     let queues = cx.images.state.get::<Queues>();
     let has_queue = |id: u32| queues.and_then(|q| q.0.get(&id)).is_some_and(|m| !m.is_empty());
+    let ext = cx.images.state.get::<External>().is_some_and(|x| x.0);
     for (_, e) in &all {
-        if e.uflags & USK_EXTERN != 0 {
-            bail!("unix socket {} ({}) stands for a socket outside the dumped tree: --ext-unix-sk is not supported yet", e.ino, name::shown(e));
+        if e.uflags == USK_EXTERN {
+            if !ext {
+                bail!("unix socket {} ({}) of the image is outside the dumped tree: restore with --ext-unix-sk to connect to it again", e.ino, name::shown(e));
+            }
+            if e.name.is_empty() {
+                bail!("unix socket {} of the image is outside the dumped tree and has no name to connect to", e.ino);
+            }
+            continue;
         }
         if e.uflags != 0 {
             bail!("unix socket {} has flags {:#x} (callback, service or inherited socket): not supported", e.ino, e.uflags);
@@ -113,6 +116,10 @@ fn build(cx: &OpenCx) -> Result<Built> {
     let mut accepts: Vec<(u32, u32, u32)> = Vec::new();
     // Connections not accepted yet: (client, listener).
     let mut icons: Vec<(u32, u32)> = Vec::new();
+    // Records standing for sockets outside the tree are not made.
+    let all: Vec<(u32, &UnixSkEntry)> = all.into_iter().filter(|(_, e)| e.uflags & USK_EXTERN == 0).collect();
+    let all_ext = records(cx.images);
+    let by_ino: HashMap<u32, (u32, &UnixSkEntry)> = all_ext.iter().map(|&(id, e)| (e.ino, (id, e))).collect();
     for &(id, e) in &all {
         if b.fds.contains_key(&id) || accepts.iter().any(|&(a, c, _)| a == id || c == id) {
             continue;
