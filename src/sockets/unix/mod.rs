@@ -41,6 +41,9 @@ struct Dumped {
     queues: Vec<(SkPacketEntry, Vec<u8>)>,
     socks: Vec<(u32, u32)>,
     waiting: Vec<(u32, FileEntry)>,
+    /// Sockets whose queues are being read: one met again in flight in
+    /// its own queue (or a queue of its queue) is a loop.
+    reading: Vec<u32>,
 }
 
 /// --ext-unix-sk: a datagram socket may be connected to a named one no
@@ -103,6 +106,19 @@ fn resolve_peer(d: &Diag, all: &HashMap<u32, Diag>, who: &str) -> Result<u32> {
     Ok(0)
 }
 
+/// The messages queued on socket `d` (file `id`, `fd` our copy), the
+/// files they carry dumped as files in flight.
+fn read_queue(id: u32, d: &Diag, fd: std::os::fd::BorrowedFd<'_>, cx: &mut DumpCx) -> Result<()> {
+    for (data, fds) in peek_queue(fd, d.ty, d.rqlen, d.shutdown)? {
+        let mut rights = Vec::new();
+        for f in fds {
+            rights.push(crate::files::fds::in_flight(f, cx)?);
+        }
+        cx.fds.state.get_mut::<Dumped>().queues.push(queue_entry(id, data, rights));
+    }
+    Ok(())
+}
+
 impl FdKind for UnixSk {
     fn name(&self) -> &'static str {
         "unix socket"
@@ -114,6 +130,11 @@ impl FdKind for UnixSk {
 
     fn claims(&self, p: &FdProbe) -> bool {
         p.md.file_type().is_socket()
+    }
+
+    /// A unix socket passed in a queue (SCM_RIGHTS) is carried too.
+    fn travels(&self) -> bool {
+        true
     }
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
@@ -143,14 +164,13 @@ impl FdKind for UnixSk {
         let e = entry(id, &d, peer, p.flags, ours.as_fd(), named).with_context(|| who.clone())?;
         // Only a connected stream or any datagram socket has a queue.
         if is_dgram(d.ty) || d.state == STATE_ESTABLISHED {
-            let q = peek_queue(ours.as_fd(), d.ty, d.rqlen, d.shutdown).with_context(|| format!("queue of fd {fd} of task {pid}"))?;
-            for (data, fds) in q {
-                let mut rights = Vec::new();
-                for f in fds {
-                    rights.push(crate::files::fds::in_flight(f, cx).with_context(|| format!("queue of fd {fd} of task {pid}"))?);
-                }
-                cx.fds.state.get_mut::<Dumped>().queues.push(queue_entry(id, data, rights));
+            if cx.fds.state.get_mut::<Dumped>().reading.contains(&ino) {
+                bail!("unix socket {ino} ({who}) is in flight in its own queue (or in a queue of a socket in it): such a loop is not supported");
             }
+            cx.fds.state.get_mut::<Dumped>().reading.push(ino);
+            let r = read_queue(id, &d, ours.as_fd(), cx).with_context(|| format!("queue of fd {fd} of task {pid}"));
+            cx.fds.state.get_mut::<Dumped>().reading.retain(|&i| i != ino);
+            r?;
         }
         Ok(FileEntry { r#type: FdTypes::Unixsk as i32, id, usk: Some(e), ..Default::default() })
     }

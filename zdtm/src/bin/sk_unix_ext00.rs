@@ -20,8 +20,7 @@ fn wait_readable(fd: i32) -> bool {
 fn serve(srv: i32, to: &[u8]) -> ! {
     // SAFETY: plain syscall.
     unsafe { libc::alarm(120) };
-    loop {
-        let Some(m) = u::recv_blocking(srv) else { break };
+    while let Some(m) = u::recv_blocking(srv) {
         if m == b"bye" {
             break;
         }
