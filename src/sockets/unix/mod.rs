@@ -404,4 +404,31 @@ mod tests {
         let mut buf = [0u8; 4];
         assert_eq!(socket::recv(back[0].as_raw_fd(), &mut buf, socket::MsgFlags::MSG_DONTWAIT).unwrap(), 2);
     }
+
+    /// How a dump names a socket's peer, and what it refuses.
+    #[test]
+    fn peers_resolved_or_refused() {
+        use super::{resolve_peer, Diag, STATE_CLOSE, STATE_ESTABLISHED, STATE_LISTEN};
+        let st = libc::SOCK_STREAM as u32;
+        let d = |ino, state, peer| Diag { ino, ty: st, state, peer, ..Default::default() };
+        let listener = Diag { icons: vec![5, 6], name: b"/l\0".to_vec(), ..d(1, STATE_LISTEN, 0) };
+        let all: std::collections::HashMap<u32, Diag> =
+            [listener.clone(), d(2, STATE_ESTABLISHED, 3), d(3, STATE_ESTABLISHED, 2), d(5, STATE_ESTABLISHED, 0)].into_iter().map(|x| (x.ino, x)).collect();
+        // A pair names each other; a waiting client names its listener.
+        assert_eq!(resolve_peer(&all[&2], &all, "t").unwrap(), 3);
+        assert_eq!(resolve_peer(&all[&5], &all, "t").unwrap(), 1);
+        assert_eq!(resolve_peer(&listener, &all, "t").unwrap(), 0);
+        assert_eq!(resolve_peer(&d(9, STATE_CLOSE, 0), &all, "t").unwrap(), 0);
+        // A waiting client that sent data: its bytes can't be read.
+        let sent = Diag { wqlen: 3, ..d(6, STATE_ESTABLISHED, 0) };
+        assert!(resolve_peer(&sent, &all, "t").unwrap_err().to_string().contains("not accepted yet"));
+        // A listener whose waiting client closed.
+        let closed = Diag { icons: vec![0], ..listener.clone() };
+        assert!(resolve_peer(&closed, &all, "t").is_err());
+        // Connected to nothing: fine when shut down both ways (the peer closed), refused otherwise.
+        assert_eq!(resolve_peer(&Diag { shutdown: 3, ..d(7, STATE_ESTABLISHED, 0) }, &all, "t").unwrap(), 0);
+        assert!(resolve_peer(&d(8, STATE_ESTABLISHED, 0), &all, "t").is_err());
+        // A peer that is gone.
+        assert!(resolve_peer(&d(4, STATE_ESTABLISHED, 99), &all, "t").is_err());
+    }
 }
