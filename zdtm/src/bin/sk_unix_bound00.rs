@@ -4,7 +4,7 @@
 //! three messages queued — and connected datagram sockets: a client
 //! (abstract name) connected to a server on a path, a message queued each
 //! way. After restore each has its name (getsockname, byte for byte), its
-//! type and the queued messages, the path files their mode; the stream and
+//! type and the queued messages, the path files their mode and owner; the stream and
 //! seqpacket sockets listen and are reached through their names, the
 //! client's peer is the server and it reaches it again.
 
@@ -85,8 +85,11 @@ fn main() {
         c.eq(&format!("{what}: name as bound"), u::name(*fd), want.clone());
         c.eq(&format!("{what}: type"), u::opt(*fd, libc::SO_TYPE), *ty);
     }
-    let mode = std::fs::metadata(file.with_extension("st")).map(|m| m.mode() & 0o7777).unwrap_or(0);
-    c.eq("stream: file mode", mode, 0o640);
+    let md = std::fs::metadata(file.with_extension("st"));
+    c.eq("stream: file mode", md.as_ref().map(|m| m.mode() & 0o7777).unwrap_or(0), 0o640);
+    // SAFETY: getuid/getgid take nothing.
+    let me = unsafe { (libc::getuid(), libc::getgid()) };
+    c.eq("stream: file owner", md.as_ref().map(|m| (m.uid(), m.gid())).unwrap_or_default(), me);
     for m in msgs {
         c.eq("dgram: queued message", u::recv(dg), Some(m.to_vec()));
     }
