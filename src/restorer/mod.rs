@@ -670,6 +670,10 @@ pub fn step_name(step: u64) -> &'static str {
         TIMER_CREATE => "creating a POSIX timer with its id",
         TIMER_ARM => "arming a POSIX timer",
         FOWN => "setting an fd's owner or I/O signal (F_SETOWN_EX/F_SETSIG)",
+        AIO_SETUP => "io_setup (an AIO ring)",
+        AIO_RING => "an AIO ring unlike the dumped one (size, head or tail)",
+        AIO_SUBMIT => "moving an AIO ring's tail (io_submit to /dev/null)",
+        AIO_MOVE => "moving an AIO ring to its address (mremap)",
         _ => "unknown step",
     }
 }
