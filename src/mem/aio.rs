@@ -449,4 +449,50 @@ mod tests {
         mm.aios.clear();
         assert!(rings(&mm).is_err());
     }
+
+    /// A ring of our own, as the dump records it: the VMA and the
+    /// aio_ring_entry CRIU 4.2 writes, through mm-N.img and back to the
+    /// ring the restore makes; io_setup with the recorded nr_req makes a
+    /// ring of the same size on this machine.
+    #[test]
+    fn own_ring_round_trips_through_the_mm_image() {
+        let ctx = match crate::sys::probe::AioCtx::setup(16) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("skipped: no AIO here (io_setup: {e})");
+                return;
+            }
+        };
+        let ring_of = |id: u64| {
+            crate::proc::maps::read(std::process::id() as i32).unwrap().into_iter().find(|m| m.start == id).expect("the ring in our maps")
+        };
+        let m = ring_of(ctx.id());
+        assert!(is_ring(&m), "{m:?}");
+        let mut files = crate::files::FileTable::new();
+        let vmas = super::super::vma::collect(std::process::id() as i32, std::slice::from_ref(&m), &mut files, false).unwrap();
+        let e = vmas[0].entry;
+        assert_eq!((e.status, e.flags, e.fd, e.fdflags), (super::super::vma::status::AREA_AIORING, libc::MAP_SHARED as u32, -1, Some(libc::O_RDWR as u32)));
+        assert!(vmas[0].dumps_private_pages());
+        let len = m.end - m.start;
+        let mut b = vec![0u8; HEADER_LEN as usize];
+        crate::proc::mem(std::process::id() as i32).unwrap().read_exact_at(&mut b, m.start).unwrap();
+        let h = Header::parse(&b);
+        assert_eq!(h.check(len), Ok(()));
+        let aios = entries(&vmas).unwrap();
+        assert_eq!(aios, vec![AioRingEntry { id: ctx.id(), nr_req: nr_req(len).unwrap(), ring_len: len as u32 }]);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = crate::images::ImageDir::open(tmp.path()).unwrap();
+        let mm = MmEntry { vmas: vec![e], aios, ..Default::default() };
+        let kind = crate::images::kind::kinds::mm();
+        crate::task::images::write_one(&dir, &kind.file_name(1), kind, &mm).unwrap();
+        let back = crate::task::images::read_one(&dir, &kind.file_name(1), kind).unwrap();
+        assert_eq!(back.aios, mm.aios);
+        let rings = rings(&back).unwrap();
+        assert_eq!(rings, vec![Ring { addr: ctx.id(), len, nr_req: nr_req(len).unwrap() }]);
+
+        let again = crate::sys::probe::AioCtx::setup(rings[0].nr_req).unwrap();
+        let m2 = ring_of(again.id());
+        assert_eq!(m2.end - m2.start, len, "io_setup({}) made another size of ring", rings[0].nr_req);
+    }
 }
