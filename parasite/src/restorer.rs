@@ -839,6 +839,9 @@ fn queue_pending(c: &Ctx, pending: &[proto::Pending]) {
 
 const NR_IO_SETUP: usize = 206;
 const NR_IO_SUBMIT: usize = 209;
+const NR_SCHED_SETAFFINITY: usize = 203;
+const NR_SCHED_GETAFFINITY: usize = 204;
+const NR_GETCPU: usize = 309;
 const IOCB_CMD_PWRITE: u16 = 1;
 /// `struct aio_ring` (the header) and `struct io_event`.
 const AIO_HEADER: usize = 32;
@@ -923,6 +926,19 @@ fn aio_ring(c: &Ctx, r: &proto::AioRing) {
                 ptrs.add(i).write(mem as u64);
             }
         }
+        // On one CPU: the kernel caches free slots per CPU, and a slot left
+        // in another CPU's cache could make a full ring's requests fail.
+        let mut mask = [0u64; 16];
+        let mut cpu: u32 = 0;
+        let saved = sys3(NR_SCHED_GETAFFINITY, 0, size_of::<[u64; 16]>(), mask.as_mut_ptr() as usize);
+        let pinned = saved > 0
+            && sys3(NR_GETCPU, &mut cpu as *mut u32 as usize, 0, 0) == 0
+            && (cpu as usize) < 16 * 64
+            && {
+                let mut one = [0u64; 16];
+                one[cpu as usize / 64] = 1 << (cpu % 64);
+                sys3(NR_SCHED_SETAFFINITY, 0, size_of::<[u64; 16]>(), one.as_ptr() as usize) == 0
+            };
         let mut done = 0usize;
         while done < count {
             let n = c.check(step::AIO_SUBMIT, sys3(NR_IO_SUBMIT, ctx as usize, (count - done).min(batch), ptrs as usize));
@@ -933,6 +949,9 @@ fn aio_ring(c: &Ctx, r: &proto::AioRing) {
             // SAFETY: the new ring's head word; userspace may write it (this
             // is what io_getevents would leave there).
             unsafe { new.add(2).write_volatile(done.min(head as usize) as u32) };
+        }
+        if pinned {
+            c.check(step::AIO_SUBMIT, sys3(NR_SCHED_SETAFFINITY, 0, saved as usize, mask.as_ptr() as usize));
         }
         c.check(step::AIO_SUBMIT, sys2(NR_MUNMAP, mem, size));
     }

@@ -316,6 +316,16 @@ impl<'a> Probe<'a> {
         let before = self.read(addr, len)?;
         let h = Header::parse(&before);
         h.check(len).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        // A ring mapping a child inherited through fork is not a context
+        // of its own (the kernel gives contexts to no child): the restore
+        // would make one, and the mapping would no longer be shared.
+        let r = self.r.syscall(libc::SYS_io_getevents, [addr, 0, 0, 0, 0, 0])?;
+        if r == -(libc::EINVAL as i64) {
+            bail!("{what}: the mapping is not one of the task's AIO contexts (a ring inherited through fork): not supported");
+        }
+        if r < 0 {
+            bail!("{what}: io_getevents: {}", std::io::Error::from_raw_os_error(-r as i32));
+        }
         let n = u64::from(h.nr);
         let (head, tail) = (u64::from(h.head), u64::from(h.tail));
         let unreaped = (tail + n - head) % n;
