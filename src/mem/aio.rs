@@ -202,10 +202,16 @@ const IOCB_CMD_PWRITE: u16 = 1;
 /// short while, the dump refused when some remain (see the module doc).
 /// `r` runs syscalls in the task; its scratch page is used here.
 pub fn settle(pid: i32, r: &mut dyn Remote) -> Result<()> {
-    let rings: Vec<(u64, u64)> = crate::proc::maps::read(pid)?.iter().filter(|m| is_ring(m)).map(|m| (m.start, m.end - m.start)).collect();
+    let maps = crate::proc::maps::read(pid)?;
+    let rings: Vec<&MapEntry> = maps.iter().filter(|m| is_ring(m)).collect();
     if rings.is_empty() {
         return Ok(());
     }
+    // The probe writes the ring's head; the restore makes a read-write ring.
+    if let Some(m) = rings.iter().find(|m| !(m.read && m.write)) {
+        bail!("task {pid}: AIO ring at {:#x} (VMA {:#x}-{:#x}) is not mapped read-write: not supported", m.start, m.start, m.end);
+    }
+    let rings: Vec<(u64, u64)> = rings.iter().map(|m| (m.start, m.end - m.start)).collect();
     let mut p = Probe::open(pid, r)?;
     let res = rings.iter().try_for_each(|&(addr, len)| p.settle(addr, len));
     let closed = p.close();

@@ -2,8 +2,9 @@
 //! dump, the ring wrapped round (head near the end, tail past the start).
 //! After restore the events are reaped in order with their data, object
 //! and result, their buffers hold the bytes read, and a new read submitted
-//! on the same context completes. Sabotage: one event is reaped before the
-//! checks, which must then miss it.
+//! on the same context completes. A second, bigger context (a ring of five
+//! pages) holds unreaped events across its page boundaries. Sabotage: one
+//! event is reaped before the checks, which must then miss it.
 
 use zdtm::aio::{self, Iocb, IOCB_CMD_PREAD};
 use zdtm::Checks;
@@ -16,6 +17,9 @@ const PENDING: usize = 40;
 const REAPED: usize = 5;
 const CHUNK: usize = 8;
 const FILE_LEN: usize = 64;
+/// The bigger context: asked for this many events, holding `BIG_PENDING`.
+const BIG_NR: u32 = 300;
+const BIG_PENDING: usize = 200;
 
 fn read_cb(fd: i32, data: u64, buf: &mut [u8; CHUNK], off: usize) -> Iocb {
     Iocb {
@@ -69,6 +73,13 @@ fn main() {
     if tail >= head {
         zdtm::fail(&format!("the ring did not wrap: head {head} tail {tail}"));
     }
+    let big = aio::setup(BIG_NR);
+    let mut big_bufs = vec![[0u8; CHUNK]; BIG_PENDING];
+    let mut big_cbs: Vec<Iocb> = big_bufs.iter_mut().enumerate().map(|(i, b)| read_cb(fd, 5000 + i as u64, b, i * CHUNK)).collect();
+    match aio::submit(big, &mut big_cbs) {
+        Ok(n) if n == BIG_PENDING => {}
+        other => zdtm::fail(&format!("io_submit of {BIG_PENDING} on the bigger context: {other:?}")),
+    }
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -88,6 +99,24 @@ fn main() {
             }
         }
         Err(e) => ck.check(false, || format!("io_getevents: {e}")),
+    }
+    ck.check(aio::ring_mapped(big), || format!("no AIO ring at {big:#x} in our maps"));
+    match aio::getevents(big, 0, BIG_PENDING + 1, 0) {
+        Ok(ev) => {
+            ck.eq("unreaped events of the bigger context", ev.len(), BIG_PENDING);
+            let want = |i: usize| (5000 + i as u64, &big_cbs[i] as *const Iocb as u64, CHUNK as i64);
+            if let Some((k, e)) = ev.iter().enumerate().find(|(k, e)| (e.data, e.obj, e.res) != want(*k)) {
+                ck.eq(&format!("the first event of the bigger context that differs (#{k})"), (e.data, e.obj, e.res), want(k));
+            }
+        }
+        Err(e) => ck.check(false, || format!("io_getevents on the bigger context: {e}")),
+    }
+    for (i, b) in big_bufs.iter().enumerate() {
+        let off = (i * CHUNK) % FILE_LEN;
+        if b[..] != data[off..off + CHUNK] {
+            ck.eq(&format!("buffer of read {i} on the bigger context"), &b[..], &data[off..off + CHUNK]);
+            break;
+        }
     }
     for (i, b) in bufs.iter().enumerate() {
         let off = (i * CHUNK) % FILE_LEN;
