@@ -239,10 +239,20 @@ impl<'a> Probe<'a> {
         let possible = sys_cpus("possible")?.len() as u64;
         let mut p = Probe { pid, r, mem, page, null_fd: u64::MAX, saved_mask: Vec::new(), online, possible };
         p.write(page + PATH_AT, b"/dev/null\0")?;
-        let fd = p.call("open /dev/null", libc::SYS_openat, [libc::AT_FDCWD as u64, page + PATH_AT, (libc::O_WRONLY | libc::O_CLOEXEC) as u64, 0, 0, 0])?;
-        p.null_fd = fd as u64;
         let n = p.call("sched_getaffinity", libc::SYS_sched_getaffinity, [0, MASK_LEN, page + SAVED_MASK_AT, 0, 0, 0])?;
         p.saved_mask = p.r.read(page + SAVED_MASK_AT, n as usize)?;
+        let fd = p.call("open /dev/null", libc::SYS_openat, [libc::AT_FDCWD as u64, page + PATH_AT, (libc::O_WRONLY | libc::O_CLOEXEC) as u64, 0, 0, 0])?;
+        p.null_fd = fd as u64;
+        if let Err(e) = p.prepare_iocbs() {
+            let _ = p.close();
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    /// The probe's request in the scratch page, and the pointers to it.
+    fn prepare_iocbs(&mut self) -> Result<()> {
+        let (page, fd) = (self.page, self.null_fd);
         // The probe's request: a 1-byte write to /dev/null, done at once.
         let mut iocb = [0u8; 64];
         iocb[0..8].copy_from_slice(&TAG.to_le_bytes());
@@ -250,10 +260,9 @@ impl<'a> Probe<'a> {
         iocb[20..24].copy_from_slice(&(fd as u32).to_le_bytes());
         iocb[24..32].copy_from_slice(&(page + PATH_AT).to_le_bytes());
         iocb[32..40].copy_from_slice(&1u64.to_le_bytes());
-        p.write(page + IOCB_AT, &iocb)?;
+        self.write(page + IOCB_AT, &iocb)?;
         let ptrs: Vec<u8> = (0..PTRS).flat_map(|_| (page + IOCB_AT).to_le_bytes()).collect();
-        p.write(page + PTRS_AT, &ptrs)?;
-        Ok(p)
+        self.write(page + PTRS_AT, &ptrs)
     }
 
     fn call(&mut self, what: &str, nr: i64, args: [u64; 6]) -> Result<i64> {
@@ -346,10 +355,10 @@ impl<'a> Probe<'a> {
         let (end, in_flight) = loop {
             let end = u64::from(self.read_u32(addr + 12)?);
             let added = (end + n - tail) % n;
-            let Some(in_flight) = cap.checked_sub(unreaped + added).filter(|_| added >= ours) else {
-                bail!("{what}: the ring went from tail {tail} to {end} after {ours} requests of ours: can't account for its requests");
-            };
-            if fill_err.is_some() || in_flight == 0 || Instant::now() >= until {
+            // None: more events than the accounting allows (taken out below
+            // all the same, then the dump fails).
+            let in_flight = cap.checked_sub(unreaped + added).filter(|_| added >= ours);
+            if fill_err.is_some() || in_flight.is_none_or(|f| f == 0) || Instant::now() >= until {
                 break (end, in_flight);
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -379,6 +388,9 @@ impl<'a> Probe<'a> {
         if let Some(e) = fill_err {
             return Err(e.context(what));
         }
+        let Some(in_flight) = in_flight else {
+            bail!("{what}: the ring went from tail {tail} to {end} with {ours} requests of ours: can't account for its requests");
+        };
         let r = unpinned?;
         if r != 0 {
             bail!("task {}: restoring its CPU affinity failed: {}", self.pid, std::io::Error::from_raw_os_error(-r as i32));
