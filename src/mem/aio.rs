@@ -43,9 +43,9 @@ const WAIT: Duration = Duration::from_secs(1);
 /// `aio_data` of the probe's own requests.
 const TAG: u64 = 0x6372_6975_2d72_7321;
 
-/// Whether `m` is an AIO ring.
+/// Whether `m` is an AIO ring (older kernels name it "[aio]").
 pub fn is_ring(m: &MapEntry) -> bool {
-    m.shared && m.name == RING_NAME
+    m.shared && (m.name == RING_NAME || m.name.starts_with("[aio]"))
 }
 
 /// Fill `e` for ring `m` as CRIU 4.2 records one: MAP_SHARED, read-write

@@ -109,9 +109,9 @@ fn huge_size(v: &VmaEntry) -> Option<u64> {
 fn needs_premap(v: &VmaEntry, proxy: bool) -> bool {
     // An AIO ring: its dumped copy, private, for the restorer to read.
     v.status & status::AREA_AIORING != 0
-        || v.status & status::AREA_REGULAR != 0
-        && (proxy || v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0)
-        && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0
+        || (v.status & status::AREA_REGULAR != 0
+            && (proxy || v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0)
+            && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0)
 }
 
 fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &VmaEntry, write: bool) -> Result<File> {

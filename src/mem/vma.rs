@@ -66,7 +66,7 @@ impl Vma {
 
     /// Whether the memory dump stores this VMA's private pages.
     pub fn dumps_private_pages(&self) -> bool {
-        self.is(status::AREA_REGULAR) && (self.is(status::ANON_PRIVATE) || self.is(status::FILE_PRIVATE)) && !self.is(status::AREA_VVAR)
+        (self.is(status::AREA_REGULAR) && (self.is(status::ANON_PRIVATE) || self.is(status::FILE_PRIVATE)) && !self.is(status::AREA_VVAR))
             || self.is(status::AREA_AIORING)
     }
 }
