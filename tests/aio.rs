@@ -2,7 +2,8 @@
 //! real task (`tests/helpers/aio_target.rs`: two unreaped reads and a poll
 //! in flight on an empty pipe), seized as the dump seizes it. A poll that
 //! completes while the dump waits is taken in: its event follows the
-//! task's, and the dump goes on; one that does not is refused by name.
+//! task's, the ring's head and tail as before, and the dump goes on; one
+//! that does not is refused by name.
 //! Either way the task, released, reaps its events in order, unharmed by
 //! the probe's own requests. Needs root (ptrace).
 
@@ -32,13 +33,18 @@ fn poke(pid: i32, wfd: i32) {
     std::fs::write(format!("/proc/{pid}/fd/{wfd}"), b"x").unwrap();
 }
 
-/// The ring's unreaped event count, from its header.
-fn unreaped(pid: i32, ctx: u64) -> u32 {
+/// The ring's size, head and tail, from its header.
+fn header(pid: i32, ctx: u64) -> (u32, u32, u32) {
     use std::os::unix::fs::FileExt;
     let mut h = [0u8; 16];
     criu::proc::mem(pid).unwrap().read_exact_at(&mut h, ctx).unwrap();
     let w = |i: usize| u32::from_le_bytes(h[i * 4..i * 4 + 4].try_into().unwrap());
-    let (nr, head, tail) = (w(1), w(2), w(3));
+    (w(1), w(2), w(3))
+}
+
+/// The ring's unreaped event count.
+fn unreaped(pid: i32, ctx: u64) -> u32 {
+    let (nr, head, tail) = header(pid, ctx);
     (tail + nr - head) % nr
 }
 
@@ -85,8 +91,12 @@ fn a_request_completing_while_the_dump_waits_is_taken_in() {
     let tmp = common::tmpdir();
     let (t, ctx, wfd) = start(tmp.path());
     let pid = t.pid();
+    let (nr, head, tail) = header(pid, ctx);
     let r = settle(pid, wfd, Some(Duration::from_millis(200)));
     assert!(r.is_ok(), "{r:?}");
+    // As before, the poll's event after the reads: the probe's requests
+    // went round the ring.
+    assert_eq!(header(pid, ctx), (nr, head, (tail + 1) % nr), "the ring's header, before: {:?}", (nr, head, tail));
     assert_eq!(unreaped(pid, ctx), 3, "the two reads and the poll");
     let ev = reaped(tmp.path());
     assert_eq!(ev.iter().map(|e| e.0).collect::<Vec<_>>(), vec![2, 3, 9], "{ev:?}");

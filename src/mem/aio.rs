@@ -13,10 +13,14 @@
 //! complete at once (1-byte writes to /dev/null) until the kernel refuses
 //! more on every CPU, so that what the kernel holds back is known; slots
 //! neither free, nor events in the ring, are requests in flight. It waits
-//! a short while for those to complete, then takes its own events out
-//! again, leaving the task's events (and any that completed meanwhile) as
-//! the unreaped events at the end of the ring. A ring whose requests did
-//! not all complete is refused by name, the task left running.
+//! a short while for those to complete. With none left, it takes the
+//! kernel's tail on round the ring (more of its own requests, the head
+//! following them) to where the task's events end, and puts the task's
+//! events (and any that completed meanwhile) back in their slots: head and
+//! tail are the task's again. A ring whose requests did not all complete
+//! is refused by name, the task left running, its events moved to end at
+//! the kernel's tail (where a request still in flight may complete): the
+//! events and their order stay, the head and tail move.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -380,12 +384,28 @@ impl<'a> Probe<'a> {
             bail!("{what}: {} of the probe's {ours} events found in the ring", added - foreign.len() as u64);
         }
         events.extend(foreign.iter().map(|&i| &now[slot(i) as usize..(slot(i) + EVENT_LEN) as usize]));
-        let new_head = (end + n - events.len() as u64) % n;
+        let keep = events.len() as u64;
+        // Nothing in flight: the kernel's tail goes on round to where the
+        // task's events end, so that its head and tail are as they were.
+        // Else (or if that fails) the task's events move to end at the
+        // kernel's tail: a request still in flight may complete there.
+        let mut round_err = None;
+        let new_head = if fill_err.is_none() && in_flight == Some(0) && ours > 0 {
+            match self.round(addr, n, end, ours, keep) {
+                Ok(h) => h,
+                Err(e) => {
+                    round_err = Some(e);
+                    (u64::from(self.read_u32(addr + 12)?) + n - keep) % n
+                }
+            }
+        } else {
+            (end + n - keep) % n
+        };
         for (k, ev) in events.iter().enumerate() {
             self.write(addr + slot(new_head + k as u64), ev)?;
         }
         self.write(addr + 8, &(new_head as u32).to_le_bytes())?;
-        if let Some(e) = fill_err {
+        if let Some(e) = fill_err.or(round_err) {
             return Err(e.context(what));
         }
         let Some(in_flight) = in_flight else {
@@ -401,12 +421,52 @@ impl<'a> Probe<'a> {
                 WAIT.as_millis()
             );
         }
+        let now_tail = self.read_u32(addr + 12)?;
         tracing::info!(
-            "{what}: no request in flight ({} unreaped events, {} completed while waiting); head {head} tail {tail} now {new_head} {end}",
-            unreaped,
+            "{what}: no request in flight ({unreaped} unreaped events, {} completed while waiting, {ours} probe requests); head {head} tail {tail}, now {new_head} {now_tail}",
             foreign.len()
         );
         Ok(())
+    }
+
+    /// Take the kernel's tail of the ring at `addr` (`n` slots) from `end`
+    /// on round to `end + n - ours`, where it was before the probe's `ours`
+    /// requests (plus what completed since), with more of the probe's
+    /// requests, the head following them up to `keep` events short of the
+    /// tail (the kernel then counts `keep` slots taken, as before): the
+    /// head, which is the task's again.
+    fn round(&mut self, addr: u64, n: u64, end: u64, ours: u64, keep: u64) -> Result<u64> {
+        let x = n - ours;
+        let stop = x.checked_sub(keep).context("more events to keep than the round leaves room for")?;
+        // One CPU: free slots cached on another could stop the round.
+        let cpus = self.online.clone();
+        let mut pinned = false;
+        for cpu in cpus {
+            if self.pin(cpu)? {
+                pinned = true;
+                break;
+            }
+        }
+        let mut done = 0u64;
+        let res = (|| -> Result<()> {
+            // Every event taken for now: their slots are free again.
+            self.write(addr + 8, &(end as u32).to_le_bytes())?;
+            while done < x {
+                let k = (x - done).min(PTRS);
+                let r = self.r.syscall(libc::SYS_io_submit, [addr, k, self.page + PTRS_AT, 0, 0, 0])?;
+                if r <= 0 {
+                    bail!("task {}: io_submit on the AIO context {addr:#x}: {}", self.pid, std::io::Error::from_raw_os_error(-r as i32));
+                }
+                done += r as u64;
+                self.write(addr + 8, &(((end + done.min(stop)) % n) as u32).to_le_bytes())?;
+            }
+            Ok(())
+        })();
+        if pinned {
+            self.r.syscall(libc::SYS_sched_setaffinity, [0, self.saved_mask.len() as u64, self.page + SAVED_MASK_AT, 0, 0, 0])?;
+        }
+        res?;
+        Ok((end + stop) % n)
     }
 
     /// Close the /dev/null fd and give the task its CPU mask back.

@@ -37,6 +37,13 @@ fn main() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
     let ctx = aio::setup(16);
     let (child, req, rep) = zdtm::fork_server(|req, rep| serve(ctx, req, rep));
+    // Asked once before we are ready: the child has closed our pipe ends
+    // (the runner's snapshot sees its final fds) and sees our ring.
+    let (_, _, tail) = aio::ring_state(ctx);
+    let first = zdtm::ask_line(req, rep);
+    if first != format!("{} {tail}", libc::EINVAL) {
+        zdtm::fail(&format!("the child before the dump: {first:?} (want EINVAL and our tail {tail})"));
+    }
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
