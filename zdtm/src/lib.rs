@@ -828,6 +828,25 @@ pub mod aio {
         unsafe { (std::ptr::read_volatile(p.add(4)), std::ptr::read_volatile(p.add(2)), std::ptr::read_volatile(p.add(3))) }
     }
 
+    /// Reap up to `n` events from user space, as libaio does: read them out
+    /// of the ring and move its head (the kernel learns of it only when it
+    /// next looks at the head).
+    pub fn user_reap(ctx: u64, n: u32) -> Vec<IoEvent> {
+        let p = ctx as *mut u32;
+        // SAFETY: the ring is mapped at the context's address; its header
+        // is eight u32 words, the events (32 bytes each, `nr` of them) follow.
+        unsafe {
+            let nr = std::ptr::read_volatile(p.add(1));
+            let head = std::ptr::read_volatile(p.add(2));
+            let tail = std::ptr::read_volatile(p.add(3));
+            let avail = (tail + nr - head) % nr;
+            let events = (ctx as usize + 32) as *const IoEvent;
+            let out: Vec<IoEvent> = (0..n.min(avail)).map(|k| std::ptr::read_volatile(events.add(((head + k) % nr) as usize))).collect();
+            std::ptr::write_volatile(p.add(2), (head + out.len() as u32) % nr);
+            out
+        }
+    }
+
     /// Whether our maps show an AIO ring at `ctx`.
     pub fn ring_mapped(ctx: u64) -> bool {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();

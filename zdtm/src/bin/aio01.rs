@@ -1,8 +1,9 @@
 //! aio01: an AIO context whose ring holds completed but unreaped events at
 //! dump, the ring wrapped round (head near the end, tail past the start).
-//! After restore the events are reaped in order with their data, object
-//! and result, their buffers hold the bytes read, and a new read submitted
-//! on the same context completes. A second, bigger context (a ring of five
+//! Some were reaped from user space (the ring's head moved by hand, as
+//! libaio does). After restore the events are reaped in order with their
+//! data, object and result, their buffers hold the bytes read, and a new
+//! read submitted on the same context completes. A second, bigger context (a ring of five
 //! pages) holds unreaped events across its page boundaries. Sabotage: one
 //! event is reaped before the checks, which must then miss it.
 
@@ -12,9 +13,12 @@ use zdtm::Checks;
 /// Read-and-reap rounds before the pending ones: the ring's head and tail
 /// go past its end (127 events on one page) only after these.
 const ROUNDS: usize = 100;
-/// Reads completed before the dump, of which `REAPED` reaped.
+/// Reads completed before the dump, of which `REAPED` reaped with
+/// io_getevents, then `USER_REAPED` from user space (the head moved by
+/// hand, as libaio does: the kernel has not counted those slots free yet).
 const PENDING: usize = 40;
 const REAPED: usize = 5;
+const USER_REAPED: usize = 2;
 const CHUNK: usize = 8;
 const FILE_LEN: usize = 64;
 /// The bigger context: asked for this many events, holding `BIG_PENDING`.
@@ -69,6 +73,10 @@ fn main() {
         Ok(ev) if ev.len() == REAPED => {}
         other => zdtm::fail(&format!("reaping {REAPED}: {other:?}")),
     }
+    let by_hand: Vec<u64> = aio::user_reap(ctx, USER_REAPED as u32).iter().map(|e| e.data).collect();
+    if by_hand != (REAPED..REAPED + USER_REAPED).map(|i| 1000 + i as u64).collect::<Vec<_>>() {
+        zdtm::fail(&format!("reaping {USER_REAPED} from user space gave {by_hand:?}"));
+    }
     let (_, head, tail) = aio::ring_state(ctx);
     if tail >= head {
         zdtm::fail(&format!("the ring did not wrap: head {head} tail {tail}"));
@@ -89,13 +97,14 @@ fn main() {
 
     let mut ck = Checks::new();
     ck.check(aio::ring_mapped(ctx), || format!("no AIO ring at {ctx:#x} in our maps"));
-    let left = PENDING - REAPED;
+    let left = PENDING - REAPED - USER_REAPED;
     match aio::getevents(ctx, 0, PENDING, 0) {
         Ok(ev) => {
             ck.eq("unreaped events", ev.len(), left);
             let want = |i: usize| aio::IoEvent { data: 1000 + i as u64, obj: &cbs[i] as *const Iocb as u64, res: CHUNK as i64, res2: 0 };
-            if let Some((k, e)) = ev.iter().enumerate().find(|(k, e)| **e != want(REAPED + k)) {
-                ck.eq(&format!("the first unreaped event that differs (#{k})"), *e, want(REAPED + k));
+            let first = REAPED + USER_REAPED;
+            if let Some((k, e)) = ev.iter().enumerate().find(|(k, e)| **e != want(first + k)) {
+                ck.eq(&format!("the first unreaped event that differs (#{k})"), *e, want(first + k));
             }
         }
         Err(e) => ck.check(false, || format!("io_getevents: {e}")),
