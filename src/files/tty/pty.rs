@@ -5,7 +5,8 @@
 //! both ends are in the tree, as CRIU 4.2 does); at restore, a new master
 //! with the same index (opened until /dev/ptmx hands it out), its settings,
 //! its slaves, the queued bytes written back through the other end, and
-//! the lock. A session's controlling terminal is refused for now.
+//! the lock. A master whose slave was closed comes back with its slave
+//! opened and closed again (reads on it give EIO).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -36,6 +37,9 @@ pub struct End {
     pub who: String,
     pub fd: OwnedFd,
     pub hung: bool,
+    /// A master whose slave was opened and every opening of it closed
+    /// (POLLHUP): a lone master the restore makes again.
+    pub peer_closed: bool,
 }
 
 /// A termios record as CRIU 4.2 writes one: the kernel's settings (no
@@ -128,8 +132,16 @@ pub fn check_pairs(ends: &[End], shell_job: bool, root: Option<i32>) -> Result<V
     for e in ends.iter().filter(|e| !e.hung) {
         let peer = ends.iter().any(|o| o.index == e.index && o.master != e.master && !o.hung);
         if e.master {
+            if !peer && !e.peer_closed {
+                bail!("{} is the master of pty {} whose slave is open outside the tree (or was never opened): not supported yet", e.who, e.index);
+            }
             if !peer {
-                bail!("{} is the master of pty {} whose slave is not held by the tree: not supported yet", e.who, e.index);
+                // Its slave closed: what was queued for the master would
+                // have to be written back through a slave that is gone.
+                let n = t::readable(e.fd.as_fd()).with_context(|| format!("FIONREAD on {}", e.who))?;
+                if n > 0 {
+                    bail!("{} is the master of pty {} whose slave is closed, with {n} byte(s) still to read: not supported yet", e.who, e.index);
+                }
             }
             if let Ok(sid) = t::session(e.fd.as_fd()) {
                 if Some(sid) != root || !ends.iter().any(|o| o.index == e.index && o.pid == sid) {

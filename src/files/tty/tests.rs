@@ -98,8 +98,113 @@ fn lone_master_refused() {
         eprintln!("skipped: no /dev/ptmx to open a pty here");
         return;
     };
-    let ends = [pty::End { pid: 1, index: t::pty_index(m.as_fd()).unwrap(), master: true, who: "fd 3 of task 1".into(), fd: m, hung: false }];
+    let ends = [pty::End { pid: 1, index: t::pty_index(m.as_fd()).unwrap(), master: true, who: "fd 3 of task 1".into(), fd: m, hung: false, peer_closed: false }];
     let err = pty::check_pairs(&ends, false, Some(1)).unwrap_err().to_string();
     assert!(err.contains("fd 3 of task 1 is the master of pty"), "{err}");
     drop(s);
+}
+
+/// A master whose slave was closed comes back so: its slave opened and
+/// closed again, poll says hang-up and reads give EIO.
+#[test]
+fn closed_slave_master_round_trip() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    drop(s);
+    assert!(t::hung_up_peer(m.as_fd()).unwrap());
+    let index = t::pty_index(m.as_fd()).unwrap();
+    let list = [m.as_raw_fd()];
+    let (before, back, after) = crate::files::round_trip::run_with(&list, move || drop(m));
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    assert_eq!(infos(&after), infos(&before));
+    assert_eq!(t::pty_index(back[0].as_fd()).unwrap(), index);
+    assert!(t::hung_up_peer(back[0].as_fd()).unwrap(), "the restored master is not hung up");
+    let err = std::fs::File::from(back[0].try_clone().unwrap()).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+}
+
+/// A lone master whose closed slave left bytes to read is refused by name.
+#[test]
+fn closed_slave_master_with_bytes_refused() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    std::fs::File::from(s).write_all(b"left").unwrap();
+    let index = t::pty_index(m.as_fd()).unwrap();
+    let ends = [pty::End { pid: 1, index, master: true, who: "fd 3 of task 1".into(), fd: m, hung: false, peer_closed: true }];
+    let err = pty::check_pairs(&ends, false, Some(1)).unwrap_err().to_string();
+    assert!(err.contains("fd 3 of task 1") && err.contains("still to read"), "{err}");
+}
+
+/// Open `path` (a terminal of the machine), or say why the test skips.
+fn open_terminal(path: &str, flags: i32) -> Option<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let acc = flags & libc::O_ACCMODE;
+    match std::fs::OpenOptions::new()
+        .read(acc != libc::O_WRONLY)
+        .write(acc != libc::O_RDONLY)
+        .custom_flags((flags & !libc::O_ACCMODE) | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => Some(f.into()),
+        Err(e) => {
+            eprintln!("skipped: can't open {path} here: {e}");
+            None
+        }
+    }
+}
+
+/// The console comes back as /dev/console with its flags and one CONSOLE
+/// record (CRIU's id 2004) holding its settings.
+#[test]
+fn console_round_trip() {
+    let Some(c) = open_terminal("/dev/console", libc::O_RDWR | libc::O_NONBLOCK) else { return };
+    let (before, back, after) = crate::files::round_trip::run(&[c.as_raw_fd()]);
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    assert_eq!(infos(&before).len(), 1);
+    assert_eq!((infos(&before)[0].id, infos(&before)[0].r#type), (2004, crate::images::pb::TtyType::Console as i32));
+    assert_eq!(infos(&after), infos(&before));
+    let md = std::fs::File::from(back[0].try_clone().unwrap()).metadata().unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(md.rdev(), libc::makedev(5, 1));
+    assert_eq!(t::real_device(back[0].as_fd()).unwrap(), t::real_device(c.as_fd()).unwrap());
+    let fl = crate::sys::fd::get_fl(back[0].as_raw_fd()).unwrap();
+    assert_eq!(fl & (libc::O_ACCMODE | libc::O_NONBLOCK), libc::O_RDWR | libc::O_NONBLOCK);
+    assert_eq!(before.entries[0].tty.as_ref().unwrap().tty_info_id, 2004);
+}
+
+/// Two vts with the same settings share CRIU's one VT record (id 2008) and
+/// each comes back as itself; vts whose settings differ are refused.
+#[test]
+fn vt_round_trip() {
+    let Some(a) = open_terminal("/dev/tty11", libc::O_RDWR) else { return };
+    let Some(b) = open_terminal("/dev/tty12", libc::O_RDONLY | libc::O_NONBLOCK) else { return };
+    let (before, back, after) = crate::files::round_trip::run(&[a.as_raw_fd(), b.as_raw_fd()]);
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    assert_eq!(infos(&before).len(), 1);
+    assert_eq!((infos(&before)[0].id, infos(&before)[0].r#type), (2008, crate::images::pb::TtyType::Vt as i32));
+    assert_eq!(infos(&after), infos(&before));
+    use std::os::unix::fs::MetadataExt;
+    for (f, n) in back.iter().zip([11, 12]) {
+        assert_eq!(std::fs::File::from(f.try_clone().unwrap()).metadata().unwrap().rdev(), libc::makedev(4, n));
+    }
+    let fl = crate::sys::fd::get_fl(back[1].as_raw_fd()).unwrap();
+    assert_eq!(fl & (libc::O_ACCMODE | libc::O_NONBLOCK), libc::O_RDONLY | libc::O_NONBLOCK);
+    // tty12 with another interrupt character: the one record can't hold both.
+    let mut k = t::termios(b.as_fd()).unwrap();
+    let old = k;
+    k.c_cc[libc::VINTR] ^= 0x10;
+    t::set_termios(b.as_fd(), &k).unwrap();
+    let me = std::process::id() as i32;
+    let stat = crate::proc::stat::read(me).unwrap();
+    let (mut out, mut files) = (crate::files::fds::Fds::default(), crate::files::FileTable::new());
+    let err = crate::files::fds::dump_fds(me, &[a.as_raw_fd(), b.as_raw_fd()], &mut out, &mut files, &stat, false).unwrap_err();
+    t::set_termios(b.as_fd(), &old).unwrap();
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&format!("fd {} of task {me}", b.as_raw_fd())) && msg.contains("settings differ"), "{msg}");
 }

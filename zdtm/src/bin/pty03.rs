@@ -1,7 +1,7 @@
-//! pty03: a pty master whose slave was opened and closed again (reads on
-//! the master give EIO). The slave
-//! is outside the tree: the dump is refused by fd (crfail), and the task
-//! runs on with its pty unchanged.
+//! pty03: a pty master whose slave was opened and closed again: reads on
+//! the master give EIO and poll reports a hang-up. After restore the
+//! master has the same index and is still hung up that way (the restore
+//! opens its slave and closes it again).
 
 use zdtm::Checks;
 
@@ -38,6 +38,11 @@ fn main() {
     // SAFETY: TIOCGPTN writes one int.
     unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut got) };
     ck.eq("pty index", got, index);
+    let mut p = libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd of ours, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    ck.eq("poll on the master (its slave closed)", p.revents & (libc::POLLHUP | libc::POLLIN), libc::POLLHUP);
     ck.eq("read on the master (its slave closed)", read_errno(), want);
+    ck.eq("that read's error", want, libc::EIO);
     ck.finish()
 }
