@@ -199,3 +199,11 @@ pub fn hung_up_peer(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
     let r = unsafe { libc::poll(&mut p, 1, 0) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(p.revents & libc::POLLHUP != 0) }
 }
+
+/// Ignore SIGHUP (a test that is its session's leader closes its
+/// controlling terminal's master, which hangs the session up).
+#[cfg(test)]
+pub fn ignore_hangups() {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+}

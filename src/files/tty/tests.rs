@@ -208,3 +208,79 @@ fn vt_round_trip() {
     let msg = format!("{err:#}");
     assert!(msg.contains(&format!("fd {} of task {me}", b.as_raw_fd())) && msg.contains("settings differ"), "{msg}");
 }
+
+/// Set when the test runs again as the leader of a session of its own.
+const CTTY_INNER: &str = "CRIU_TEST_TTY_CTTY_INNER";
+
+/// /dev/tty in a session leader whose controlling terminal is a pty it
+/// holds both ends of: one CTTY record (CRIU's id 2012) with the session,
+/// and the restored fd is /dev/tty standing for the remade pty, which is
+/// the session's terminal again. Without the pair in the dump, /dev/tty
+/// is refused by fd. Runs in a new session: this test binary again under
+/// setsid(1).
+#[test]
+fn ctty_round_trip() {
+    if std::env::var_os(CTTY_INNER).is_some() {
+        return ctty_inner();
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().unwrap();
+    let out = match std::process::Command::new("setsid")
+        .arg("-w")
+        .arg(exe)
+        .args(["--exact", "files::tty::tests::ctty_round_trip", "--nocapture", "--test-threads=1"])
+        .env(CTTY_INNER, "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("skipped: can't run setsid(1) here: {e}");
+            return;
+        }
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the run in a session of its own failed:\n{text}");
+    assert!(text.contains("1 passed"), "the inner run did not run the test:\n{text}");
+    if let Some(l) = text.lines().find(|l| l.starts_with("skipped:")) {
+        eprintln!("{l}");
+    }
+}
+
+fn ctty_inner() {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id() as i32;
+    assert_eq!(nix::unistd::getsid(None).unwrap().as_raw(), me, "not a session leader");
+    // Closing the originals hangs the session up (as a dump's kill does).
+    t::ignore_hangups();
+    let Some((m, s)) = openpty() else {
+        eprintln!("skipped: no /dev/ptmx to open a pty here");
+        return;
+    };
+    t::set_ctty(s.as_fd()).expect("TIOCSCTTY");
+    let tty: OwnedFd = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").expect("/dev/tty").into();
+    let mut k = t::termios(tty.as_fd()).unwrap();
+    k.c_cc[libc::VINTR] = 0x07;
+    t::set_termios(tty.as_fd(), &k).unwrap();
+    let slave_dev = std::fs::File::from(s.try_clone().unwrap()).metadata().unwrap().rdev();
+
+    // /dev/tty without its pty: refused, naming the fd.
+    let stat = crate::proc::stat::read(me).unwrap();
+    let (mut out, mut files) = (crate::files::fds::Fds::default(), crate::files::FileTable::new());
+    crate::files::fds::dump_fds(me, &[tty.as_raw_fd()], &mut out, &mut files, &stat, false).unwrap();
+    let err = crate::files::fds::dumped_all(&mut out, &mut files, &format!("the test, task {me}")).unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains(&format!("fd {} of task {me} is /dev/tty", tty.as_raw_fd())), "{msg}");
+
+    let list = [m.as_raw_fd(), s.as_raw_fd(), tty.as_raw_fd()];
+    let (before, back, after) = crate::files::round_trip::run_with(&list, move || drop((m, s, tty)));
+    let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
+    let ctty = infos(&before).into_iter().find(|i| i.id == 2012).expect("a CTTY record");
+    assert_eq!((ctty.r#type, ctty.sid, ctty.rdev), (crate::images::pb::TtyType::Ctty as i32, me as u32, libc::makedev(5, 0) as u32));
+    assert_eq!(infos(&after), infos(&before));
+    let md = std::fs::File::from(back[2].try_clone().unwrap()).metadata().unwrap();
+    assert_eq!(md.rdev(), libc::makedev(5, 0));
+    assert_eq!(t::real_device(back[2].as_fd()).unwrap(), slave_dev);
+    assert_eq!(t::session(back[2].as_fd()).unwrap(), me);
+    assert_eq!(t::termios(back[2].as_fd()).unwrap().c_cc[libc::VINTR], 0x07);
+}

@@ -17,9 +17,9 @@ fn real_dev(fd: libc::c_int) -> (u32, u32) {
 
 /// The settings, window size and exclusive mode of the terminal at `fd`.
 fn state(fd: libc::c_int) -> (u32, u32, u32, u32, Vec<u8>, (u16, u16), libc::c_int) {
-    // SAFETY: zeroed buffers filled by tcgetattr, TIOCGWINSZ and TIOCGEXCL.
+    // SAFETY: a zeroed termios, filled by tcgetattr.
     let mut t: libc::termios = unsafe { std::mem::zeroed() };
-    let mut w: libc::winsize = unsafe { std::mem::zeroed() };
+    let mut w = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     let mut excl: libc::c_int = -1;
     // SAFETY: the calls write into our buffers.
     unsafe {
