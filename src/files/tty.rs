@@ -119,6 +119,9 @@ impl FdKind for Tty {
             }
             st.infos.push(info);
             let peer_closed = master && !hung && crate::sys::tty::hung_up_peer(fd.as_fd()).with_context(|| format!("poll on {who}"))?;
+            if peer_closed {
+                pty::check_closed_slave_node(p.pid, &slave_path_of_ptmx(p.link, index), &who)?;
+            }
             st.ends.push(pty::End { pid: p.pid, index, master, who: who.clone(), fd: fd.try_clone()?, hung, peer_closed });
         }
         // The path, for tools and for the restore's open.

@@ -321,3 +321,38 @@ pub fn take_ctty(path: &str, index: u32) -> Result<()> {
 pub fn refill(fd: BorrowedFd<'_>, data: &[u8], what: &str) -> Result<()> {
     put(fd, data, what)
 }
+
+/// A lone master whose slave is closed comes back with a slave node devpts
+/// makes anew (the restore opens /dev/ptmx as root): its owner and mode
+/// must be what that gives (the devpts mount's uid=, gid= and mode=, else
+/// root and 0600), or nothing in CRIU's records could make them so.
+/// `node` is the slave's path as task `pid` sees it.
+pub fn check_closed_slave_node(pid: i32, node: &str, who: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(format!("/proc/{pid}/root{node}")).with_context(|| format!("stat of {node}, the closed slave of {who}"))?;
+    let dir = node.rsplit_once('/').map_or("/", |(d, _)| d);
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).with_context(|| format!("reading /proc/{pid}/mountinfo"))?;
+    let opts = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let mut tail = tail.split(' ');
+            (head.split(' ').nth(4)? == dir && tail.next()? == "devpts").then(|| tail.nth(1).unwrap_or("").to_string())
+        })
+        .last()
+        .with_context(|| format!("{who}: no devpts mount at {dir} in task {pid}"))?;
+    let opt = |k: &str| opts.split(',').find_map(|o| o.strip_prefix(k)).map(str::to_string);
+    let want_uid = opt("uid=").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let want_gid = opt("gid=").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let want_mode = opt("mode=").and_then(|v| u32::from_str_radix(&v, 8).ok()).unwrap_or(0o600);
+    let got = (md.uid(), md.gid(), md.mode() & 0o7777);
+    if got != (want_uid, want_gid, want_mode) {
+        bail!(
+            "{who} is a pty master whose slave is closed; the slave's node {node} is {}:{} mode {:o}, a new one would be {want_uid}:{want_gid} mode {want_mode:o}: not supported yet",
+            got.0,
+            got.1,
+            got.2
+        );
+    }
+    Ok(())
+}
