@@ -334,12 +334,12 @@ pub fn check_closed_slave_node(pid: i32, node: &str, who: &str) -> Result<()> {
     let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).with_context(|| format!("reading /proc/{pid}/mountinfo"))?;
     let opts = mountinfo
         .lines()
-        .filter_map(|l| {
+        .rev()
+        .find_map(|l| {
             let (head, tail) = l.split_once(" - ")?;
             let mut tail = tail.split(' ');
             (head.split(' ').nth(4)? == dir && tail.next()? == "devpts").then(|| tail.nth(1).unwrap_or("").to_string())
         })
-        .last()
         .with_context(|| format!("{who}: no devpts mount at {dir} in task {pid}"))?;
     let opt = |k: &str| opts.split(',').find_map(|o| o.strip_prefix(k)).map(str::to_string);
     let want_uid = opt("uid=").and_then(|v| v.parse().ok()).unwrap_or(0);
