@@ -138,6 +138,9 @@ pub fn check_pairs(ends: &[End], shell_job: bool, root: Option<i32>) -> Result<V
             if !peer {
                 // Its slave closed: what was queued for the master would
                 // have to be written back through a slave that is gone.
+                // A poll first: it lets the kernel finish moving what the
+                // slave wrote into the master's buffer (FIONREAD does not).
+                t::hung_up_peer(e.fd.as_fd()).with_context(|| format!("poll on {}", e.who))?;
                 let n = t::readable(e.fd.as_fd()).with_context(|| format!("FIONREAD on {}", e.who))?;
                 if n > 0 {
                     bail!("{} is the master of pty {} whose slave is closed, with {n} byte(s) still to read: not supported yet", e.who, e.index);
