@@ -34,9 +34,10 @@ pub struct TtyInfos {
     pub ends: Vec<pty::End>,
     pub data: Vec<TtyDataEntry>,
     pub shell_job: bool,
-    /// Each /dev/tty fd: who holds it and the pty index it stands for
-    /// (checked once the sessions' terminals are known).
-    pub cttys: Vec<(String, u32)>,
+    /// Each /dev/tty fd: who holds it, the pty index it stands for (None:
+    /// not a pty), and the holder's session if it is that session's
+    /// terminal (checked once the sessions' terminals are known).
+    pub cttys: Vec<(String, Option<u32>, Option<i32>)>,
 }
 
 /// A restore's view of tty-info.img and tty-data.img.
@@ -147,10 +148,18 @@ impl FdKind for Tty {
         // `who` ends with the root's pid ("task P", "the tree of task P").
         let root = who.rsplit(' ').next().and_then(|p| p.parse::<i32>().ok());
         let sessions = pty::check_pairs(&ends, t.shell_job, root)?;
-        for (who, index) in &t.cttys {
-            if !sessions.iter().any(|s| s.0 == *index) {
-                bail!("{who} is /dev/tty standing for pty {index}, which is not the controlling terminal of the dumped tree's root (a session leader holding it): not supported yet");
+        for (who, index, sid) in &t.cttys {
+            if index.is_some_and(|i| sessions.iter().any(|s| s.0 == i)) {
+                continue;
             }
+            // With --shell-job: the terminal of a session outside the tree
+            // (no end of it dumped), whose place criu's terminal takes.
+            let outside = index.is_none_or(|i| !ends.iter().any(|e| e.master && e.index == i));
+            if t.shell_job && outside && sid.is_some_and(|s| Some(s) != root) {
+                continue;
+            }
+            let what = index.map_or("a terminal outside the tree".to_string(), |i| format!("pty {i}"));
+            bail!("{who} is /dev/tty standing for {what}, which is not the controlling terminal of the dumped tree's root (a session leader holding it){}: not supported yet", if t.shell_job { "" } else { " nor, with --shell-job, the one of the session it runs in" });
         }
         for (index, sid, pgrp) in sessions {
             for i in t.infos.iter_mut().filter(|i| i.pty.as_ref().is_some_and(|p| p.index == index)) {
@@ -392,10 +401,11 @@ fn dump_simple(p: &mut FdProbe, ty: TtyType, id: u32, cx: &mut DumpCx) -> Result
     let st = cx.fds.state.get_mut::<TtyInfos>();
     st.shell_job = cx.shell_job;
     if ty == TtyType::Ctty {
-        if !matches!(libc::major(real), 136..=143) {
+        let index = matches!(libc::major(real), 136..=143).then(|| libc::minor(real) + (libc::major(real) - 136) * 256);
+        if index.is_none() && !(cx.shell_job && own_ctty) {
             bail!("{who} is /dev/tty standing for device {}:{}, not a pty of the tree: not supported yet", libc::major(real), libc::minor(real));
         }
-        st.cttys.push((who.clone(), libc::minor(real) + (libc::major(real) - 136) * 256));
+        st.cttys.push((who.clone(), index, own_ctty.then_some(cx.stat.sid)));
     } else if own_ctty {
         bail!("{who} is {} ({}), the controlling terminal of task {}: not supported yet", simple::what(ty), p.link, p.pid);
     }

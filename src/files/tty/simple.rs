@@ -9,8 +9,10 @@
 //! What could not come back is refused at dump by fd: a /dev/tty that
 //! does not stand for a pty of the tree that is its root's controlling
 //! terminal (the restore opens /dev/tty in the root, after giving it that
-//! terminal back); a console or vt that is a task's controlling terminal;
-//! two vts with different settings (their one record can't hold both).
+//! terminal back), nor, with --shell-job, for the terminal of the session
+//! outside the tree it runs in (criu's terminal takes its place); a
+//! console or vt that is a task's controlling terminal; two vts with
+//! different settings (their one record can't hold both).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
