@@ -184,7 +184,20 @@ fn console_round_trip() {
 fn vt_round_trip() {
     let Some(a) = open_terminal("/dev/tty11", libc::O_RDWR) else { return };
     let Some(b) = open_terminal("/dev/tty12", libc::O_RDONLY | libc::O_NONBLOCK) else { return };
-    let (before, back, after) = crate::files::round_trip::run(&[a.as_raw_fd(), b.as_raw_fd()]);
+    // Both with the same odd interrupt character; the restore sets it back
+    // after it changed on tty11 in between (a vt outlives its fds).
+    for f in [&a, &b] {
+        let mut k = t::termios(f.as_fd()).unwrap();
+        k.c_cc[libc::VINTR] = 0x07;
+        t::set_termios(f.as_fd(), &k).unwrap();
+    }
+    let a2 = a.try_clone().unwrap();
+    let (before, back, after) = crate::files::round_trip::run_with(&[a.as_raw_fd(), b.as_raw_fd()], move || {
+        let mut k = t::termios(a2.as_fd()).unwrap();
+        k.c_cc[libc::VINTR] = 0x03;
+        t::set_termios(a2.as_fd(), &k).unwrap();
+    });
+    assert_eq!(t::termios(back[0].as_fd()).unwrap().c_cc[libc::VINTR], 0x07, "the vt's settings were not set back");
     let infos = |d: &crate::files::round_trip::Dumped| d.fds.state.get::<TtyInfos>().unwrap().infos.clone();
     assert_eq!(infos(&before).len(), 1);
     assert_eq!((infos(&before)[0].id, infos(&before)[0].r#type), (2008, crate::images::pb::TtyType::Vt as i32));
