@@ -185,7 +185,9 @@ fn vt_round_trip() {
     let Some(a) = open_terminal("/dev/tty11", libc::O_RDWR) else { return };
     let Some(b) = open_terminal("/dev/tty12", libc::O_RDONLY | libc::O_NONBLOCK) else { return };
     // Both with the same odd interrupt character; the restore sets it back
-    // after it changed on tty11 in between (a vt outlives its fds).
+    // after it changed on tty11 in between (a vt outlives its fds). Their
+    // settings are put back as they were at the end.
+    let orig = [t::termios(a.as_fd()).unwrap(), t::termios(b.as_fd()).unwrap()];
     for f in [&a, &b] {
         let mut k = t::termios(f.as_fd()).unwrap();
         k.c_cc[libc::VINTR] = 0x07;
@@ -210,14 +212,15 @@ fn vt_round_trip() {
     assert_eq!(fl & (libc::O_ACCMODE | libc::O_NONBLOCK), libc::O_RDONLY | libc::O_NONBLOCK);
     // tty12 with another interrupt character: the one record can't hold both.
     let mut k = t::termios(b.as_fd()).unwrap();
-    let old = k;
     k.c_cc[libc::VINTR] ^= 0x10;
     t::set_termios(b.as_fd(), &k).unwrap();
     let me = std::process::id() as i32;
     let stat = crate::proc::stat::read(me).unwrap();
     let (mut out, mut files) = (crate::files::fds::Fds::default(), crate::files::FileTable::new());
     let err = crate::files::fds::dump_fds(me, &[a.as_raw_fd(), b.as_raw_fd()], &mut out, &mut files, &stat, false).unwrap_err();
-    t::set_termios(b.as_fd(), &old).unwrap();
+    for (f, k) in [&a, &b].into_iter().zip(&orig) {
+        t::set_termios(f.as_fd(), k).unwrap();
+    }
     let msg = format!("{err:#}");
     assert!(msg.contains(&format!("fd {} of task {me}", b.as_raw_fd())) && msg.contains("settings differ"), "{msg}");
 }
