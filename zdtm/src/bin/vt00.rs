@@ -20,6 +20,7 @@ fn termios(fd: libc::c_int) -> libc::termios {
 fn main() {
     zdtm::test_init();
     let mut fds = Vec::new();
+    let mut orig = Vec::new();
     for (n, flags) in VTS {
         let path = format!("/dev/tty{n}");
         // SAFETY: a valid C string.
@@ -28,6 +29,7 @@ fn main() {
             zdtm::skip(&format!("can't open {path} here: {}", zdtm::last_err()));
         }
         let mut t = termios(fd);
+        orig.push(t);
         t.c_cc[libc::VINTR] = 0x07;
         t.c_lflag &= !libc::ECHO;
         // SAFETY: tcsetattr from our buffer.
@@ -55,6 +57,11 @@ fn main() {
         let t = termios(*fd);
         ck.eq(&format!("interrupt character of /dev/tty{n}"), t.c_cc[libc::VINTR], 0x07);
         ck.eq(&format!("echo on /dev/tty{n}"), t.c_lflag & libc::ECHO, 0);
+    }
+    // The vts outlive the test: their settings as they were.
+    for (fd, t) in fds.iter().zip(&orig) {
+        // SAFETY: tcsetattr from our buffer.
+        unsafe { libc::tcsetattr(*fd, libc::TCSANOW, t) };
     }
     ck.finish()
 }
