@@ -551,6 +551,7 @@ pub mod mem;
 pub mod mlock;
 pub mod locks;
 pub mod seccomp;
+pub mod pty;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
