@@ -4,4 +4,5 @@
 //! did not call for a netlink crate).
 
 pub mod netlink;
+pub mod nl;
 pub mod unix;
