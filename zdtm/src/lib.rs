@@ -855,3 +855,6 @@ pub mod aio {
         maps.lines().any(|l| l.starts_with(&format!("{ctx:x}-")) && l.ends_with("/[aio] (deleted)"))
     }
 }
+
+/// Netlink sockets (the netlink tests).
+pub mod netlink;
