@@ -8,7 +8,8 @@
 //! SOCK_DGRAM sockets (the record has no type: they would come back
 //! SOCK_RAW), and sockets of another network namespace. Groups above 32
 //! are carried (CRIU 4.2 refuses them); a socket subscribed without a port
-//! id gets its groups back without being bound.
+//! id gets its groups back without being bound. A socket in flight in a
+//! unix socket's queue is carried the same way.
 
 mod diag;
 mod opts;
@@ -108,6 +109,11 @@ impl FdKind for NetlinkSk {
 
     fn claims(&self, p: &FdProbe) -> bool {
         p.md.file_type().is_socket() && nlsock::proto_name(&p.proc_path()).is_ok_and(|n| n == "NETLINK")
+    }
+
+    /// A netlink socket passed in a unix socket's queue (SCM_RIGHTS) is carried too.
+    fn travels(&self) -> bool {
+        true
     }
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {

@@ -132,6 +132,25 @@ fn refusals_name_the_socket() {
     assert!(e.contains("SOCK_DGRAM"), "{e}");
 }
 
+/// A netlink socket subscribed to group 23 in flight in a unix datagram
+/// queue, its own fd closed: received after the restore, with its group.
+/// (Not bound: the dump's copy of a socket in flight lives on in this
+/// process, holding any port id.)
+#[test]
+fn round_trip_in_flight() {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let n = sock(ROUTE);
+    add_group(&n, 23);
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_CLOEXEC).unwrap();
+    crate::sys::scm::send(a.as_fd(), &[b"nl"], &[n.as_fd()]).unwrap();
+    let (_, back, _) = crate::files::round_trip::run_with(&[a.as_raw_fd(), b.as_raw_fd()], || drop((n, a, b)));
+    let mut buf = [0u8; 8];
+    let got = crate::sys::scm::recv(back[1].as_fd(), &mut buf, 1).unwrap();
+    assert_eq!((&buf[..got.len], got.fds.len()), (&b"nl"[..], 1));
+    assert_eq!(name(&got.fds[0]), (0, 1 << 22));
+    assert_eq!(nlsock::get_int(got.fds[0].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), ROUTE);
+}
+
 #[test]
 fn group_bitmap_to_numbers() {
     assert_eq!(groups_from(&[0x11, 1], 0), vec![1, 5, 33]);

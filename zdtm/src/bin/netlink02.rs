@@ -21,8 +21,8 @@ fn main() {
     zdtm::test_waitsig();
 
     if zdtm::sabotaged() {
-        // SAFETY: the kernel reads one int.
         let g = 35i32;
+        // SAFETY: the kernel reads one int.
         unsafe { libc::setsockopt(s, libc::SOL_NETLINK, libc::NETLINK_DROP_MEMBERSHIP, (&g as *const i32).cast(), 4) };
     }
     let mut ck = Checks::new();
