@@ -191,13 +191,12 @@ fn run_killed(args: &[&str], delay: Duration) -> (ExitStatus, bool) {
     (child.wait().unwrap(), false)
 }
 
-/// Duration of a full run of criu `args` (the best of three), and where
+/// Duration of a full run of criu `args` (the median of five), and where
 /// in it the task is seized until released: from the log's timestamps
-/// (`-v4`), shifted by criu's start-up as seen from here.
+/// (`-v4`, as the trials log), shifted by criu's start-up as seen from here.
 fn measure(args: &[&str], log: &Path, seize: &str, release: &str) -> (Duration, Duration, Duration) {
-    let mut best = Duration::MAX;
-    let mut window = (Duration::ZERO, Duration::ZERO);
-    for _ in 0..3 {
+    let mut runs = Vec::new();
+    for _ in 0..5 {
         let mut full: Vec<&str> = args.to_vec();
         let l = log.to_str().unwrap();
         full.extend(["-v4", "-o", l]);
@@ -210,36 +209,25 @@ fn measure(args: &[&str], log: &Path, seize: &str, release: &str) -> (Duration, 
             let v = l.strip_prefix('(')?.split(')').next()?.trim();
             v.parse::<f64>().ok().map(Duration::from_secs_f64)
         };
-        let last = text.lines().filter_map(stamp).last().unwrap_or(took);
+        let last = text.lines().rev().find_map(stamp).unwrap_or(took);
         let startup = took.saturating_sub(last);
         let first = |pat: &str| text.lines().filter(|l| l.contains(pat)).find_map(stamp);
-        let lastp = |pat: &str| text.lines().filter(|l| l.contains(pat)).filter_map(stamp).last();
-        if took < best {
-            best = took;
-            let a = first(seize).unwrap_or(Duration::ZERO) + startup;
-            let b = lastp(release).map_or(took, |b| b + startup);
-            window = (a, b.max(a));
-        }
+        let lastp = |pat: &str| text.lines().rev().filter(|l| l.contains(pat)).find_map(stamp);
+        let a = first(seize).unwrap_or(Duration::ZERO) + startup;
+        let b = lastp(release).map_or(took, |b| b + startup);
+        runs.push((took, a, b.max(a)));
         let _ = std::fs::remove_file(log);
     }
-    // The log costs time: scale the window to a run without it.
-    let mut plain = Duration::MAX;
-    for _ in 0..3 {
-        let t0 = Instant::now();
-        let st = criu_cmd().args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
-        assert!(st.success(), "criu {args:?}");
-        plain = plain.min(t0.elapsed());
-    }
-    let k = plain.as_secs_f64() / best.as_secs_f64();
-    (plain, window.0.mul_f64(k.min(1.0)), window.1.mul_f64(k.min(1.0)))
+    runs.sort();
+    runs[runs.len() / 2]
 }
 
-/// Delay `i` of `n`: every third spread over the whole run (0..1.2 x its
+/// Delay `i` of `n`: every third spread over the whole run (0..1.5 x its
 /// duration), the others over the seize/release window (widened by 2 ms).
 fn delay(i: usize, n: usize, total: Duration, win: (Duration, Duration)) -> Duration {
     let frac = |k: usize, m: usize| (k as f64 + 0.5) / m.max(1) as f64;
-    if i % 3 == 0 {
-        total.mul_f64(1.2 * frac(i / 3, n.div_ceil(3)))
+    if i.is_multiple_of(3) {
+        total.mul_f64(1.5 * frac(i / 3, n.div_ceil(3)))
     } else {
         let a = win.0.saturating_sub(Duration::from_millis(2));
         let b = win.1 + Duration::from_millis(2);
@@ -248,11 +236,20 @@ fn delay(i: usize, n: usize, total: Duration, win: (Duration, Duration)) -> Dura
     }
 }
 
+/// 1 if a killed trial's log shows the task seized and not yet released.
+fn killed_seized(log: &Path, finished: bool) -> usize {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let _ = std::fs::remove_file(log);
+    (!finished && text.contains("compel: seized") && !text.contains("compel: released")) as usize
+}
+
 /// Tally of one kind of trial.
 #[derive(Default)]
 struct Tally {
     trials: usize,
     finished: usize,
+    /// Killed while the task was seized (by the trial's log).
+    in_window: usize,
     harmed: Vec<String>,
     leftovers: Vec<String>,
 }
@@ -289,15 +286,17 @@ fn killed_dump_leaves_the_task_unharmed() {
     let log = scratch.path().join("measure.log");
     let mut task = Task::start();
     let pid = task.pid().to_string();
+    let trial_log = scratch.path().join("trial.log");
     let dargs = |leave: bool, p: &str| -> Vec<String> {
-        let mut v: Vec<String> = ["dump", "-t", p, "-D", imgs.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> =
+            ["dump", "-t", p, "-D", imgs.to_str().unwrap(), "-v4", "-o", trial_log.to_str().unwrap()].iter().map(|s| s.to_string()).collect();
         if leave {
             v.push("-R".into());
         }
         v
     };
     let args: Vec<String> = dargs(true, &pid);
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let argv: Vec<&str> = args.iter().map(String::as_str).filter(|a| !["-v4", "-o", trial_log.to_str().unwrap()].contains(a)).collect();
     let (total, a, b) = measure(&argv, &log, "compel: seized", "compel: parasite removed");
     assert!(task.check().is_none(), "a full dump -R changed the task: {:?}", task.check());
     println!("dump -R takes {total:?}; seized from {a:?} to {b:?}");
@@ -309,6 +308,7 @@ fn killed_dump_leaves_the_task_unharmed() {
         let args = dargs(true, &p);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let (st, finished) = run_killed(&argv, d);
+        r.in_window += killed_seized(&trial_log, finished);
         r.trials += 1;
         r.finished += finished as usize;
         if finished && !st.success() {
@@ -341,6 +341,7 @@ fn killed_dump_leaves_the_task_unharmed() {
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let d = delay(i, DUMP_TRIALS, total, (a, b));
         let (st, finished) = run_killed(&argv, d);
+        n.in_window += killed_seized(&trial_log, finished);
         n.trials += 1;
         let what = format!("dump killed at {d:?}");
         if finished && st.success() {
@@ -373,8 +374,12 @@ fn killed_dump_leaves_the_task_unharmed() {
     let harmed = r.harmed.len() + n.harmed.len();
     let left = r.leftovers.len() + n.leftovers.len();
     println!(
-        "kill test: dump {trials} trials ({} with -R, {} of them finished; {} without, {} finished), {harmed} harmed, {left} leftovers",
-        r.trials, r.finished, n.trials, n.finished
+        "kill test: dump {trials} trials ({} with -R, {} of them finished; {} without, {} finished; {} killed while the task was seized), {harmed} harmed, {left} leftovers",
+        r.trials,
+        r.finished,
+        n.trials,
+        n.finished,
+        r.in_window + n.in_window
     );
     let all: Vec<&String> = r.harmed.iter().chain(&n.harmed).chain(&r.leftovers).chain(&n.leftovers).collect();
     for p in all.iter().take(20) {

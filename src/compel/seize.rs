@@ -8,6 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::rescue::{self, Rescue, Undo};
 use super::{Ctx, Error, Result};
 use crate::arch::{self, FpuState, Regs};
 use crate::sys::ptrace;
@@ -58,6 +59,10 @@ pub struct Seized {
     /// executable mapping, as CRIU's compel picks it (so the same text page,
     /// which the poke makes private, is touched by either tool).
     syscall_ip: u64,
+    /// The rescue chain once armed (see `rescue`); None with `armed_tried`:
+    /// this thread cannot have one, remote syscalls use `syscall_ip`.
+    rescue: Option<Rescue>,
+    armed_tried: bool,
     released: bool,
     /// ptrace requests must come from the seizing thread.
     _not_send: PhantomData<*const ()>,
@@ -65,6 +70,10 @@ pub struct Seized {
 
 /// `PTRACE_O_SUSPEND_SECCOMP`: our injected syscalls bypass the task's filters.
 const PTRACE_O_SUSPEND_SECCOMP: i32 = 0x20_0000;
+/// `PTRACE_O_TRACESYSGOOD`: syscall stops are told apart from SIGTRAPs.
+const PTRACE_O_TRACESYSGOOD: i32 = 0x1;
+/// `MAP_FIXED_NOREPLACE`.
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 /// What /proc/PID/status tells about a task we are seizing.
 struct Status {
@@ -366,9 +375,8 @@ impl Seized {
         let group_stop = is_stop_signal(sig);
         let stop_pending = stop_signo.filter(|_| !group_stop);
         let requeue = (group_stop && st.sigstop_private, group_stop && st.sigstop_shared);
-        if st.seccomp {
-            ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
-        }
+        let options = PTRACE_O_TRACESYSGOOD | if st.seccomp { PTRACE_O_SUSPEND_SECCOMP } else { 0 };
+        ptrace::set_options(pid, options).ctx(pid, "PTRACE_SETOPTIONS")?;
         let mut saved = ThreadState {
             regs: Regs::get(pid).ctx(pid, "get registers")?,
             fpu: FpuState::get(pid).ctx(pid, "get FPU state")?,
@@ -393,6 +401,8 @@ impl Seized {
             fpu_dirty: false,
             saved,
             syscall_ip,
+            rescue: None,
+            armed_tried: false,
             released: false,
             _not_send: PhantomData,
         })
@@ -423,8 +433,219 @@ impl Seized {
     }
 
     /// Run syscall `nr` with `args` inside the task; its raw return value
-    /// (negative errno on failure). The task's state is put back after.
+    /// (negative errno on failure). The task's state is put back after
+    /// (or, while something is to be undone, it parks in the rescue chain).
     pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        if self.armed() {
+            return self.syscall_chained(nr, args);
+        }
+        self.syscall_poked(nr, args)
+    }
+
+    /// Arm the rescue chain once; whether it is armed.
+    fn armed(&mut self) -> bool {
+        if !self.armed_tried {
+            self.armed_tried = true;
+            let s = &self.saved;
+            if self.shadow_stack {
+                tracing::warn!(pid = self.pid.as_raw(), "compel: shadow stack: remote syscalls are poked into its text (a killed criu can harm it)");
+            } else {
+                match Rescue::arm(self.pid, &s.regs, &s.fpu, s.sigmask) {
+                    Ok(r) => {
+                        tracing::debug!(pid = self.pid.as_raw(), home = r.home, syscall = r.g.syscall_ret, sigreturn = r.g.sigreturn, "compel: rescue chain armed");
+                        self.rescue = Some(r);
+                    }
+                    Err(why) => tracing::warn!(pid = self.pid.as_raw(), "compel: no rescue chain ({why}): remote syscalls are poked into its text (a killed criu can harm it)"),
+                }
+            }
+        }
+        self.rescue.is_some()
+    }
+
+    /// A remote syscall at the task's own `syscall; ret`, its stack at the
+    /// rescue chain: if we die at any point, the task finishes the syscall,
+    /// runs the chain and returns home. Stopped at the syscall's exit.
+    fn syscall_chained(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
+        let pid = self.pid;
+        let (gadget, head) = match &self.rescue {
+            Some(r) => (r.g.syscall_ret, r.head),
+            None => return Err(self.unexpected("no rescue chain".into())),
+        };
+        let mut regs = self.saved.regs;
+        regs.set_syscall(gadget, nr, args);
+        regs.rsp = head;
+        // Registers first: from then on a dead tracer's task runs the chain.
+        regs.set(pid).ctx(pid, "set registers")?;
+        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
+        ptrace::syscall(pid, 0).ctx(pid, "PTRACE_SYSCALL")?;
+        let mut stops = 0;
+        while stops < 2 {
+            match waitpid(pid, Some(WaitPidFlag::__WALL)).ctx(pid, "waitpid")? {
+                WaitStatus::PtraceSyscall(_) => stops += 1,
+                WaitStatus::PtraceEvent(..) => {}
+                WaitStatus::Stopped(_, sig) if is_stop_signal(sig) => self.stop_pending = Some(sig),
+                WaitStatus::Stopped(_, sig) => {
+                    let ip = self.ip();
+                    let _ = self.settle();
+                    return Err(self.unexpected(format!("{sig} at ip {ip:#x} in remote syscall {nr}")));
+                }
+                other => {
+                    self.released = true;
+                    return Err(Error::Gone { pid: pid.as_raw(), what: format!("{other:?}") });
+                }
+            }
+            if stops < 2 {
+                ptrace::syscall(pid, 0).ctx(pid, "PTRACE_SYSCALL")?;
+            }
+        }
+        let out = Regs::get(pid).ctx(pid, "get registers")?;
+        let settled = self.settle();
+        if out.ip() != gadget + arch::rescue::RET_OFFSET || out.syscall_nr() != nr {
+            return Err(self.unexpected(format!("remote syscall {nr} stopped at ip {:#x} in syscall {}", out.ip(), out.syscall_nr())));
+        }
+        settled?;
+        Ok(out.retval())
+    }
+
+    /// Where the task waits between our steps: parked at the `ret` of the
+    /// gadget with its stack at the chain while something is to be undone
+    /// (a dead tracer's task then undoes it and goes home), else put back
+    /// as seized (FPU state, then mask, then registers: the last write is
+    /// the one that hands the task back).
+    pub(super) fn settle(&mut self) -> Result<()> {
+        let pid = self.pid;
+        if let Some(r) = self.rescue.as_ref().filter(|r| r.pending()) {
+            let mut regs = self.saved.regs;
+            regs.set_syscall(r.g.syscall_ret + arch::rescue::RET_OFFSET, -1, [0; 6]);
+            regs.rsp = r.head;
+            regs.set(pid).ctx(pid, "park the task in its rescue chain")?;
+            return ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK");
+        }
+        if self.fpu_dirty {
+            self.saved.fpu.set(pid).ctx(pid, "restore FPU state")?;
+            self.fpu_dirty = false;
+        }
+        self.restore_regs()
+    }
+
+    /// The start of the current rescue chain (what a parasite returns
+    /// through when its controller goes away), if armed.
+    pub(super) fn rescue_head(&self) -> Option<u64> {
+        self.rescue.as_ref().map(|r| r.head)
+    }
+
+    fn undo_push(&mut self, u: Undo) -> Result<()> {
+        let (pid, like) = (self.pid, self.saved.regs);
+        match self.rescue.as_mut() {
+            Some(r) => r.push(pid, &like, u).map_err(|what| Error::Unexpected { pid: pid.as_raw(), what: format!("rescue chain: {what}") }),
+            None => Ok(()),
+        }
+    }
+
+    /// Take `u` off the undo list (it was done, or proved unneeded) and
+    /// settle the task on the new chain.
+    fn undo_done(&mut self, u: Undo) -> Result<()> {
+        let (pid, like) = (self.pid, self.saved.regs);
+        if let Some(r) = self.rescue.as_mut() {
+            r.remove(pid, &like, u).map_err(|what| Error::Unexpected { pid: pid.as_raw(), what: format!("rescue chain: {what}") })?;
+            return self.settle();
+        }
+        Ok(())
+    }
+
+    /// Map `len` bytes of anonymous private memory with `prot` in the task.
+    /// Armed, at an address chosen first and on the undo list before the
+    /// mmap runs: a dead tracer's task unmaps it by itself.
+    pub fn map_anon(&mut self, len: u64, prot: u64) -> Result<u64> {
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let at = if self.armed() { rescue::free_gap(self.pid, len) } else { None };
+        let Some(at) = at else {
+            if self.rescue.is_some() {
+                tracing::warn!(pid = self.pid.as_raw(), len, "compel: no free gap to map at: the kernel picks (a killed criu can leave it mapped)");
+            }
+            return self.syscall_ok("mmap", libc::SYS_mmap, [0, len, prot, flags, u64::MAX, 0]);
+        };
+        let u = Undo::Munmap(at, len);
+        self.undo_push(u)?;
+        match self.syscall_ok("mmap", libc::SYS_mmap, [at, len, prot, flags | MAP_FIXED_NOREPLACE, u64::MAX, 0]) {
+            Ok(a) if a == at => Ok(a),
+            Ok(a) => {
+                // A kernel without MAP_FIXED_NOREPLACE took it as a hint.
+                let (pid, like) = (self.pid, self.saved.regs);
+                if let Some(r) = self.rescue.as_mut() {
+                    r.replace(pid, &like, u, Undo::Munmap(a, len)).map_err(|what| Error::Unexpected { pid: pid.as_raw(), what })?;
+                }
+                self.settle()?;
+                Ok(a)
+            }
+            Err(e) => {
+                let _ = self.undo_done(u);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unmap what [`Seized::map_anon`] mapped.
+    pub fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
+        self.syscall_ok("munmap", libc::SYS_munmap, [addr, len, 0, 0, 0, 0])?;
+        self.undo_done(Undo::Munmap(addr, len))
+    }
+
+    /// A socketpair of `ty` made in the task, its two fds written at `sv`
+    /// (task memory). Armed, the fds it will get are on the undo list first.
+    pub(super) fn socketpair(&mut self, ty: u64, sv: u64, read: impl Fn(u64) -> Result<(i32, i32)>) -> Result<(i32, i32)> {
+        let guess = if self.armed() { rescue::next_fds(self.pid) } else { None };
+        if let Some((a, b)) = guess {
+            self.undo_push(Undo::Close(a))?;
+            self.undo_push(Undo::Close(b))?;
+        }
+        let r = self.syscall_ok("socketpair", libc::SYS_socketpair, [libc::AF_UNIX as u64, ty, 0, sv, 0, 0]);
+        let got = r.and_then(|_| read(sv));
+        let Some((a, b)) = guess else { return got };
+        match got {
+            Ok((x, y)) if (x, y) == (a, b) => Ok((x, y)),
+            Ok((x, y)) => {
+                tracing::warn!(pid = self.pid.as_raw(), "compel: socketpair got fds {x}, {y}, not {a}, {b}: its fd table is shared");
+                let (pid, like) = (self.pid, self.saved.regs);
+                if let Some(r) = self.rescue.as_mut() {
+                    let fix = |e: String| Error::Unexpected { pid: pid.as_raw(), what: e };
+                    r.replace(pid, &like, Undo::Close(a), Undo::Close(x)).map_err(fix)?;
+                    r.replace(pid, &like, Undo::Close(b), Undo::Close(y)).map_err(fix)?;
+                }
+                self.settle()?;
+                Ok((x, y))
+            }
+            Err(e) => {
+                let _ = self.undo_done(Undo::Close(a));
+                let _ = self.undo_done(Undo::Close(b));
+                Err(e)
+            }
+        }
+    }
+
+    /// Close fd `fd` of the task (one [`Seized::socketpair`] made).
+    pub(super) fn close_fd(&mut self, fd: i32) -> Result<()> {
+        let r = self.syscall_ok("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]).map(drop);
+        self.undo_done(Undo::Close(fd)).and(r)
+    }
+
+    /// Undo, as remote syscalls, whatever is still on the undo list.
+    fn undo_all(&mut self) -> Result<()> {
+        let list: Vec<Undo> = self.rescue.as_ref().map(|r| r.undo_list().to_vec()).unwrap_or_default();
+        let mut res = Ok(());
+        for u in list.into_iter().rev() {
+            let r = match u {
+                Undo::Close(fd) => self.close_fd(fd),
+                Undo::Munmap(a, l) => self.unmap(a, l),
+            };
+            res = res.and(r);
+        }
+        res
+    }
+
+    /// The old way, for threads without a rescue chain: `syscall; int3`
+    /// poked at the injection address.
+    fn syscall_poked(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
         let pid = self.pid;
         let ip = self.syscall_ip;
         let orig = ptrace::peek(pid, ip).ctx(pid, "peek at the injection address")?;
@@ -469,11 +690,13 @@ impl Seized {
         }
     }
 
-    /// Set registers, block signals and let the task go.
+    /// Set registers, block signals and let the task go (registers first:
+    /// what they run returns through the rescue chain, which restores the
+    /// mask too).
     pub(super) fn start(&mut self, regs: &Regs) -> Result<()> {
         let pid = self.pid;
-        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
         regs.set(pid).ctx(pid, "set registers")?;
+        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
         ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")
     }
 
@@ -519,12 +742,23 @@ impl Seized {
         Error::Unexpected { pid: self.pid.as_raw(), what }
     }
 
-    /// Put the saved general registers and signal mask back.
+    /// Put the saved signal mask and general registers back (the mask
+    /// first: until the registers are back, what runs restores it anyway).
     pub(super) fn restore_regs(&self) -> Result<()> {
         let pid = self.pid;
-        let r = self.saved.regs.set(pid).ctx(pid, "restore registers");
         ptrace::set_sigmask(pid, self.saved.sigmask).ctx(pid, "restore the signal mask")?;
-        r
+        self.saved.regs.set(pid).ctx(pid, "restore registers")
+    }
+
+    /// Put everything back: undo what is still to be undone, then FPU
+    /// state, mask and registers (see `settle`).
+    pub(super) fn put_back(&mut self) -> Result<()> {
+        let r = self.undo_all();
+        if self.rescue.as_ref().is_some_and(Rescue::pending) {
+            // Left parked in the chain: detached, the task undoes the rest.
+            return r;
+        }
+        r.and(self.settle())
     }
 
     /// Restore the saved state and detach; a task that was stopped (or got
@@ -553,13 +787,9 @@ impl Seized {
         if self.released {
             return Ok(());
         }
+        let mut res = self.put_back();
         self.released = true;
         let pid = self.pid;
-        let mut res = self.restore_regs();
-        if self.fpu_dirty {
-            let r = self.saved.fpu.set(pid).ctx(pid, "restore FPU state");
-            res = res.and(r);
-        }
         if let Some(sig) = self.stop_pending {
             // Queued now, acted on once detached: the task stops, by the
             // signal it had (what its parent's wait reports).
