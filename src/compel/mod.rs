@@ -20,7 +20,8 @@
 //!   finds a `syscall; ret` and an `rt_sigreturn` stub in the task's own
 //!   read-only code and writes, below the task's stack pointer (past the
 //!   red zone), a "home" signal frame with the seized registers, FPU state
-//!   and signal mask. A syscall runs at that `syscall; ret` with the stack
+//!   and signal mask (what a signal delivered there would take, plus one
+//!   512-byte slot; the rest of any chain lives in a rescue page of ours). A syscall runs at that `syscall; ret` with the stack
 //!   pointer at the current rescue chain (registers set first, then every
 //!   signal blocked), under `PTRACE_SYSCALL`; its result is read at the
 //!   syscall-exit stop. Nothing of the task's code is overwritten. If criu

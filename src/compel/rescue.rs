@@ -1,20 +1,23 @@
 //! The rescue chain: what makes a seized task safe from a tracer that dies
 //! at any moment (issue 17). Owns finding the gadgets in the task's code,
-//! the home frame and the two chain areas on the task's stack, the list of
-//! things to undo (areas we mapped, fds we made), the chain of frames that
-//! undoes them, a free gap for our mappings, and the fds a new socketpair
-//! will get. [`super::Seized`] drives the task with it (see `mod.rs`).
+//! the home frame on the task's stack, the rescue page, the list of things
+//! to undo (areas we mapped, fds we made), the chain of frames that undoes
+//! them, a free gap for our mappings, and the fds a new socketpair will
+//! get. [`super::Seized`] drives the task with it (see `mod.rs`).
 //!
-//! Stack layout below the seized stack pointer (less the red zone), all in
-//! the task's own stack mapping, which by the ABI is free there:
+//! On the task's stack, below its stack pointer less the red zone (free by
+//! the ABI; about what a signal delivered there would take):
 //! ```text
 //! sp - 128 ─┐ home frame (the seized state; pretcode = rt_sigreturn stub)
-//!           │ chain area 1  (CHAIN_CAP slots)
-//!           │ chain area 0  (CHAIN_CAP slots)
+//!           │ one slot: munmap the rescue page, then home
 //! ```
-//! A chain is written into the area not in use, then made current by one
-//! register write (the stack pointer of the next syscall, or of the parked
-//! task), so a half-written chain is never one the task can run.
+//! Once something is to be undone, a rescue page of our own is mapped
+//! (the stack slot on the chain first) and holds the rest of the chain in
+//! two areas: a chain is written into the area not in use, then made
+//! current by one register write (the stack pointer of the next syscall,
+//! or of the parked task), so a half-written chain is never one the task
+//! can run. Every frame is loaded before its syscall runs, so the chain
+//! may unmap the page it lives in: that is its last step before home.
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -25,8 +28,10 @@ use nix::unistd::Pid;
 use crate::arch::rescue as arch;
 use crate::arch::{FpuState, Regs};
 
-/// Frames one chain can hold (the undo list's longest length).
+/// Frames one chain can hold in the rescue page (the undo list's longest length).
 pub(super) const CHAIN_CAP: usize = 6;
+/// Bytes of the rescue page: two chain areas.
+pub(super) const PAGE_LEN: u64 = (2 * CHAIN_CAP as u64 * arch::SLOT).div_ceil(PAGE) * PAGE;
 const PAGE: u64 = 4096;
 /// Lowest address we map at (above any mmap_min_addr).
 const MIN_ADDR: u64 = 0x1000_0000;
@@ -61,7 +66,10 @@ pub(super) struct Rescue {
     pub g: Gadgets,
     /// The home frame (its `pretcode`).
     pub home: u64,
-    areas: [u64; 2],
+    /// The stack slot below home: munmap the rescue page, then home.
+    slot: u64,
+    /// The rescue page, once mapped.
+    page: Option<u64>,
     active: usize,
     undo: Vec<Undo>,
     /// Where the current chain starts (home when nothing is to undo).
@@ -167,20 +175,44 @@ impl Rescue {
         let g = find_gadgets(pid, &maps).ok_or("no `syscall; ret` and rt_sigreturn stub in its code")?;
         let sp = regs.sp();
         let home = (sp - arch::RED_ZONE - arch::home_size(fpu)) & !63;
-        let area = CHAIN_CAP as u64 * arch::SLOT;
-        let areas = [home - 2 * area, home - area];
+        let slot = home - arch::SLOT;
         // All of it inside the mapping the stack pointer is in.
         let vma = maps.iter().find(|v| v.start < sp && sp <= v.end).ok_or_else(|| format!("its stack pointer {sp:#x} is in no mapping"))?;
-        if areas[0] < vma.start || !vma.perms.starts_with("rw") {
+        if slot < vma.start || !vma.perms.starts_with("rw") {
             return Err(format!("no room below its stack pointer {sp:#x} in {:#x}-{:#x}", vma.start, vma.end));
         }
         write_mem(pid, home, &arch::home_frame(regs, fpu, sigmask, home, g.sigreturn))?;
-        Ok(Rescue { g, home, areas, active: 0, undo: Vec::new(), head: home })
+        Ok(Rescue { g, home, slot, page: None, active: 0, undo: Vec::new(), head: home })
     }
 
-    /// Whether anything is to be undone (the task then parks in the chain).
+    /// Whether anything is to be undone, the rescue page included (the
+    /// task then parks in the chain).
     pub fn pending(&self) -> bool {
-        !self.undo.is_empty()
+        self.head != self.home
+    }
+
+    /// The rescue page, if mapped.
+    pub fn page(&self) -> Option<u64> {
+        self.page
+    }
+
+    /// Before mapping the rescue page at `addr`: its undo frame goes into
+    /// the stack slot and the chain starts there (an munmap of a free gap
+    /// does nothing if the mmap never ran).
+    pub fn page_prepare(&mut self, pid: Pid, like: &Regs, addr: u64) -> Result<(), String> {
+        let (nr, args) = Undo::Munmap(addr, PAGE_LEN).syscall();
+        write_mem(pid, self.slot, &arch::undo_frame(like, self.g.syscall_ret, nr, args, self.home + arch::ENTRY_OFFSET, self.g.sigreturn))?;
+        self.head = self.slot + arch::ENTRY_OFFSET;
+        Ok(())
+    }
+
+    /// The rescue page is mapped at `addr` (Some) or is gone (None; the
+    /// chain is home again).
+    pub fn page_set(&mut self, addr: Option<u64>) {
+        self.page = addr;
+        if addr.is_none() {
+            self.head = self.home;
+        }
     }
 
     /// What is to be undone, oldest first.
@@ -213,18 +245,20 @@ impl Rescue {
     }
 
     /// The chain for the current list, newest undo first, into the area
-    /// not in use; `head` then points at it.
+    /// of the rescue page not in use, then the stack slot (unmap the page)
+    /// and home; `head` then points at it.
     fn rewrite(&mut self, pid: Pid, like: &Regs) -> Result<(), String> {
+        let Some(page) = self.page else { return Err("no rescue page".into()) };
         if self.undo.is_empty() {
-            self.head = self.home;
+            self.head = self.slot + arch::ENTRY_OFFSET;
             return Ok(());
         }
         let spare = 1 - self.active;
-        let base = self.areas[spare];
+        let base = page + spare as u64 * CHAIN_CAP as u64 * arch::SLOT;
         let n = self.undo.len();
         let mut bytes = vec![0u8; n * arch::SLOT as usize];
         for (i, u) in self.undo.iter().rev().enumerate() {
-            let next = if i + 1 == n { self.home } else { base + (i as u64 + 1) * arch::SLOT };
+            let next = if i + 1 == n { self.slot } else { base + (i as u64 + 1) * arch::SLOT };
             let (nr, args) = u.syscall();
             let f = arch::undo_frame(like, self.g.syscall_ret, nr, args, next + arch::ENTRY_OFFSET, self.g.sigreturn);
             bytes[i * arch::SLOT as usize..][..f.len()].copy_from_slice(&f);

@@ -534,23 +534,72 @@ impl Seized {
         self.rescue.as_ref().map(|r| r.head)
     }
 
+    fn chain_err(&self, what: String) -> Error {
+        Error::Unexpected { pid: self.pid.as_raw(), what: format!("rescue chain: {what}") }
+    }
+
+    /// Put `u` on the undo list (the rescue page mapped first if needed).
     fn undo_push(&mut self, u: Undo) -> Result<()> {
         let (pid, like) = (self.pid, self.saved.regs);
-        match self.rescue.as_mut() {
-            Some(r) => r.push(pid, &like, u).map_err(|what| Error::Unexpected { pid: pid.as_raw(), what: format!("rescue chain: {what}") }),
-            None => Ok(()),
+        let Some(r) = self.rescue.as_mut() else { return Ok(()) };
+        if r.page().is_none() {
+            self.map_rescue_page()?;
+        }
+        let r = self.rescue.as_mut().ok_or_else(|| Error::Gone { pid: pid.as_raw(), what: "no rescue chain".into() })?;
+        r.push(pid, &like, u).map_err(|e| self.chain_err(e))
+    }
+
+    /// Map the rescue page, its undo frame (in the stack slot) current
+    /// before the mmap runs.
+    fn map_rescue_page(&mut self) -> Result<()> {
+        let (pid, like) = (self.pid, self.saved.regs);
+        let addr = rescue::free_gap(pid, rescue::PAGE_LEN).ok_or_else(|| self.chain_err("no free gap for the rescue page".into()))?;
+        let prepared = self.rescue.as_mut().map(|r| r.page_prepare(pid, &like, addr));
+        prepared.unwrap_or(Ok(())).map_err(|e| self.chain_err(e))?;
+        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64 | MAP_FIXED_NOREPLACE;
+        let r = self.syscall_ok("mmap", libc::SYS_mmap, [addr, rescue::PAGE_LEN, prot, flags, u64::MAX, 0]);
+        match r {
+            Ok(a) if a == addr => {
+                if let Some(r) = self.rescue.as_mut() {
+                    r.page_set(Some(addr));
+                }
+                Ok(())
+            }
+            other => {
+                let err = match other {
+                    Ok(a) => {
+                        // A kernel that took the address as a hint.
+                        let _ = self.syscall(libc::SYS_munmap, [a, rescue::PAGE_LEN, 0, 0, 0, 0]);
+                        self.chain_err(format!("the rescue page went to {a:#x}, not {addr:#x}"))
+                    }
+                    Err(e) => e,
+                };
+                if let Some(r) = self.rescue.as_mut() {
+                    r.page_set(None);
+                }
+                self.settle()?;
+                Err(err)
+            }
         }
     }
 
     /// Take `u` off the undo list (it was done, or proved unneeded) and
-    /// settle the task on the new chain.
+    /// settle the task on the new chain; with nothing left to undo, the
+    /// rescue page goes too.
     fn undo_done(&mut self, u: Undo) -> Result<()> {
         let (pid, like) = (self.pid, self.saved.regs);
-        if let Some(r) = self.rescue.as_mut() {
-            r.remove(pid, &like, u).map_err(|what| Error::Unexpected { pid: pid.as_raw(), what: format!("rescue chain: {what}") })?;
-            return self.settle();
+        let Some(r) = self.rescue.as_mut() else { return Ok(()) };
+        r.remove(pid, &like, u).map_err(|e| self.chain_err(e))?;
+        let page = self.rescue.as_ref().filter(|r| r.undo_list().is_empty()).and_then(Rescue::page);
+        if let Some(page) = page {
+            // Run with the chain at the stack slot: it unmaps the page too.
+            self.syscall_ok("munmap", libc::SYS_munmap, [page, rescue::PAGE_LEN, 0, 0, 0, 0])?;
+            if let Some(r) = self.rescue.as_mut() {
+                r.page_set(None);
+            }
         }
-        Ok(())
+        self.settle()
     }
 
     /// Map `len` bytes of anonymous private memory with `prot` in the task.
@@ -558,6 +607,10 @@ impl Seized {
     /// mmap runs: a dead tracer's task unmaps it by itself.
     pub fn map_anon(&mut self, len: u64, prot: u64) -> Result<u64> {
         let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        // The rescue page first: its own gap is taken before this one is chosen.
+        if self.armed() && self.rescue.as_ref().is_some_and(|r| r.page().is_none()) {
+            self.map_rescue_page()?;
+        }
         let at = if self.armed() { rescue::free_gap(self.pid, len) } else { None };
         let Some(at) = at else {
             if self.rescue.is_some() {
