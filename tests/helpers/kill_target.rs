@@ -4,7 +4,8 @@
 //! Sets up a counter file (DIR/counter, rewritten in place), a pipe, a
 //! socketpair, a 1 MiB pattern buffer and a signal mask with SIGUSR2,
 //! SIGWINCH and SIGRTMIN+3 blocked; a SIGUSR1 handler (SA_RESTART) asks for
-//! a report. Then, forever: count, pwrite the count, send 8 bytes through
+//! a report; two threads (the same mask) that sleep 2 ms at a time, any
+//! failure of theirs also written to DIR/fail. Then, forever: count, pwrite the count, send 8 bytes through
 //! the pipe and the socketpair and read them back, sleep 1 ms. Any failed
 //! or wrong syscall result writes DIR/fail (what and errno) and exits 3;
 //! an EINTR from the sleep is tolerated (it sleeps on). A report request
@@ -53,6 +54,9 @@ const EINTR: i32 = 4;
 const BUF_LEN: usize = 1 << 20;
 
 static ASKED: AtomicBool = AtomicBool::new(false);
+/// Threads running their loop (their start-up, which blocks every signal
+/// for a moment, is over).
+static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 extern "C" fn on_usr1(_: i32) {
     ASKED.store(true, Ordering::Relaxed);
@@ -141,10 +145,31 @@ fn main() {
             fail(&p, b"socketpair", errno());
         }
     }
+    for _ in 0..2 {
+        let fail_path = p.fail.clone();
+        std::thread::spawn(move || {
+            let p = Paths { fail: fail_path, report: CString::default(), report_tmp: CString::default() };
+            STARTED.fetch_add(1, Ordering::SeqCst);
+            loop {
+                let mut req = Timespec { sec: 0, nsec: 2_000_000 };
+                let mut rem = Timespec { sec: 0, nsec: 0 };
+                // SAFETY: stack structs.
+                while unsafe { nanosleep(&req, &mut rem) } != 0 {
+                    if errno() != EINTR {
+                        fail(&p, b"thread nanosleep", errno());
+                    }
+                    req = Timespec { sec: rem.sec, nsec: rem.nsec };
+                }
+            }
+        });
+    }
     // SAFETY: a path string.
     let counter = unsafe { open(counter_path.as_ptr(), O_WRONLY | O_CREAT | O_TRUNC, 0o644) };
     if counter < 0 {
         fail(&p, b"open counter", errno());
+    }
+    while STARTED.load(Ordering::SeqCst) < 2 {
+        std::thread::yield_now();
     }
     // SAFETY: a path string.
     unsafe { close(open(ready.as_ptr(), O_WRONLY | O_CREAT | O_TRUNC, 0o644)) };
