@@ -55,6 +55,10 @@
 //!   its area and goes home. Without a chain (the fallback), it loads a
 //!   frame of the seized state kept in its area, which then stays behind.
 //!
+//! Files: `seize.rs` seizing and releasing, `seize/syscalls.rs` remote
+//! syscalls and what compel maps and opens with them, `rescue.rs` the
+//! chain, `infect.rs` the parasite, `rseq.rs` rseq critical sections.
+//!
 //! Limits:
 //! - One thread per `Seized`. Seize every thread of the process before
 //!   running syscalls or the parasite in one of them (as CRIU does): the
