@@ -62,8 +62,9 @@
 //! Limits:
 //! - One thread per `Seized`. Seize every thread of the process before
 //!   running syscalls or the parasite in one of them (as CRIU does): the
-//!   syscall instruction is briefly written into text the other threads
-//!   share. [`Seized::seize_process`] does that: it seizes the leader and
+//!   parasite's area and the fds it makes belong to the whole process (and,
+//!   in the fallback, the syscall instruction is briefly written into text
+//!   the other threads share). [`Seized::seize_process`] does that: it seizes the leader and
 //!   every thread, listing /proc/PID/task again after each round of stops
 //!   until no new thread shows up (only a running thread can make one),
 //!   skipping threads that exit on the way. The parasite runs in the
@@ -72,6 +73,11 @@
 //! - x86_64 only for now (`Blob::SUPPORTED`); no parasite in threads using a
 //!   CET shadow stack; the RWX mapping fails under `PR_SET_MDWE` or an
 //!   SELinux policy denying execmem.
+//! - A stopped task whose criu is killed stays stopped, still in its
+//!   chain: what we mapped or opened goes once it is continued.
+//! - The home frame (and one slot) are written below the stack pointer, as
+//!   a signal frame would be; a thread on a stack too small for a signal
+//!   frame (which no ABI allows) would see the memory below it changed.
 //! - Tasks under seccomp are seized with `PTRACE_O_SUSPEND_SECCOMP` (needs
 //!   CAP_SYS_ADMIN), so our syscalls are not filtered.
 
