@@ -87,6 +87,8 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     // POSIX timers: their state asked of the task (before its scratch page
     // goes, so the page is never part of the memory dump).
     timers.posix = task::posix_timers::dump(pid, ctl)?;
+    // AIO rings: no request may be in flight (their pages go with the memory).
+    mem::aio::settle(pid, ctl)?;
     ctl.drop_scratch()?;
     let membarrier = task::settings::membarrier_mask(pid, ctl)?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);

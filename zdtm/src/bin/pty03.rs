@@ -1,7 +1,8 @@
-//! pty03: a pty master whose slave was opened and closed again (reads on
-//! the master give EIO). The slave
-//! is outside the tree: the dump is refused by fd (crfail), and the task
-//! runs on with its pty unchanged.
+//! pty03: a pty master whose slave was opened and closed again: reads on
+//! the master give EIO and poll reports a hang-up. After restore the
+//! master has the same index and is still hung up that way (the restore
+//! opens its slave and closes it again), and the slave's node has the
+//! same owner and mode (suid: devpts makes it root's, as the restore's).
 
 use zdtm::Checks;
 
@@ -24,6 +25,16 @@ fn main() {
         if r < 0 { zdtm::last_err().raw_os_error().unwrap_or(0) } else { 0 }
     };
     let want = read_errno();
+    let node = || {
+        let mut st: libc::stat = unsafe_stat_zeroed();
+        let p = zdtm::cpath(std::path::Path::new(&format!("/dev/pts/{index}")));
+        // SAFETY: stat of a C string into our buffer.
+        if unsafe { libc::stat(p.as_ptr(), &mut st) } != 0 {
+            return (u32::MAX, u32::MAX, 0);
+        }
+        (st.st_uid, st.st_gid, st.st_mode)
+    };
+    let want_node = node();
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -38,6 +49,17 @@ fn main() {
     // SAFETY: TIOCGPTN writes one int.
     unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut got) };
     ck.eq("pty index", got, index);
+    let mut p = libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd of ours, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    ck.eq("poll on the master (its slave closed)", p.revents & (libc::POLLHUP | libc::POLLIN), libc::POLLHUP);
     ck.eq("read on the master (its slave closed)", read_errno(), want);
+    ck.eq("that read's error", want, libc::EIO);
+    ck.eq("the slave's node (owner, group, mode)", node(), want_node);
     ck.finish()
+}
+
+fn unsafe_stat_zeroed() -> libc::stat {
+    // SAFETY: a zeroed stat is a valid buffer for stat(2) to fill.
+    unsafe { std::mem::zeroed() }
 }
