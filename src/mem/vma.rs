@@ -315,8 +315,9 @@ fn task_size() -> u64 {
 
 /// Check the VMAs of an mm image before a restore uses them: each one
 /// non-empty, page-aligned, below the top of the user address space (but
-/// the vsyscall page), in order and not overlapping the one before. The
-/// error names `image` and the VMA.
+/// the vsyscall page), in order and not overlapping the one before. Guard
+/// regions (VMA_AREA_GUARD, after the VMAs as CRIU 4.2 records them) lie
+/// inside VMAs: they are checked alone. The error names `image` and the VMA.
 pub fn validate(vmas: &[VmaEntry], image: &str) -> Result<()> {
     let top = task_size();
     let mut prev: Option<&VmaEntry> = None;
@@ -330,6 +331,9 @@ pub fn validate(vmas: &[VmaEntry], image: &str) -> Result<()> {
         }
         if v.end > top && v.status & status::AREA_VSYSCALL == 0 {
             bail!("{}: beyond the user address space (top {top:#x})", what());
+        }
+        if v.status & status::AREA_GUARD != 0 {
+            continue;
         }
         if let Some(p) = prev
             && v.start < p.end
@@ -348,7 +352,12 @@ mod tests {
     #[test]
     fn validate_names_the_image_and_the_vma() {
         let v = |start: u64, end: u64| VmaEntry { start, end, ..Default::default() };
-        let ok = [v(0x1000, 0x3000), v(0x3000, 0x4000), VmaEntry { status: status::AREA_VSYSCALL, ..v(0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000) }];
+        let ok = [
+            v(0x1000, 0x3000),
+            v(0x3000, 0x4000),
+            VmaEntry { status: status::AREA_VSYSCALL, ..v(0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000) },
+            guard_entry(0x2000, 0x3000),
+        ];
         validate(&ok, "mm-7.img").unwrap();
         for (bad, why) in [
             (vec![v(0x3000, 0x1000)], "start is not below"),
@@ -357,6 +366,7 @@ mod tests {
             (vec![v(0x1000, 0x8000_0000_0000_0000)], "beyond"),
             (vec![v(0x1000, 0x3000), v(0x2000, 0x4000)], "overlaps"),
             (vec![v(0x5000, 0x6000), v(0x1000, 0x2000)], "comes before"),
+            (vec![v(0x1000, 0x3000), guard_entry(0x2000, 0x1000)], "start is not below"),
         ] {
             let e = validate(&bad, "mm-7.img").unwrap_err().to_string();
             assert!(e.starts_with("mm-7.img: VMA #") && e.contains(why), "{e}");
