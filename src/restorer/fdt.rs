@@ -1,0 +1,171 @@
+//! The restoring tasks of one shared fd table (CLONE_FILES; the groups are
+//! `task::fdt::Tables`) meeting around its install. Their table is one:
+//! a close or dup2 by one is seen by all, so only the owner installs it
+//! (closing what no task keeps, putting every fd at its number), and only
+//! while every other task of the group waits, having told it the fds it
+//! keeps (its service fds). The meeting's pipes are made by the owner
+//! before it forks the group: every task of the group has them at the
+//! same numbers. Nobody waits on an EOF (a dead task's fds stay open in
+//! the table): each side also watches the other's pidfd.
+
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
+
+use crate::task::fdt::Tables;
+
+/// An fd of the shared table: never closed by dropping its holder.
+type Shared = ManuallyDrop<OwnedFd>;
+
+/// One member's pipes with the owner: `up` carries the fds it keeps,
+/// `down` the owner's word that the table is installed.
+struct Link {
+    member: usize,
+    pid: i32,
+    up: (Shared, Shared),
+    down: (Shared, Shared),
+}
+
+/// The meeting of one group (a copy in each task's memory, one set of fds).
+pub struct Meeting {
+    owner_pid: i32,
+    links: Vec<Link>,
+}
+
+/// What the owner writes once the table is installed.
+const INSTALLED: u8 = b'i';
+
+/// A pipe at `base` or above (out of the way of the table's fds).
+fn pipe(base: RawFd) -> Result<(Shared, Shared)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe2 for a shared fd table")?;
+    let lift = |fd: OwnedFd| crate::sys::fd::dup_cloexec_from(fd, base).context("F_DUPFD_CLOEXEC");
+    Ok((ManuallyDrop::new(lift(r)?), ManuallyDrop::new(lift(w)?)))
+}
+
+fn close(fd: Shared) {
+    drop(ManuallyDrop::into_inner(fd));
+}
+
+/// Wait until `fd` is readable; fail if process `pidfd` (task `peer`)
+/// exits first.
+fn wait_readable(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, peer: i32) -> Result<()> {
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN), PollFd::new(pidfd, PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => r.context("poll")?,
+        };
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP));
+        if ready(&fds[0]) {
+            return Ok(());
+        }
+        if ready(&fds[1]) {
+            bail!("task {peer}, which shares this task's fd table, exited before the table was installed");
+        }
+    }
+}
+
+fn read_exact(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        match nix::unistd::read(fd, &mut buf[at..]) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) => bail!("short read"),
+            Ok(n) => at += n,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(n) => buf = &buf[n..],
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn pidfd(pid: i32) -> Result<OwnedFd> {
+    crate::sys::pidfd::open(Pid::from_raw(pid)).with_context(|| format!("pidfd_open of task {pid}"))
+}
+
+impl Meeting {
+    /// The meeting of the group task `owner` installs (None: it has none),
+    /// made before it forks any of them, its fds at `base` or above;
+    /// `pids` of every node.
+    pub fn new(tables: &Tables, owner: usize, pids: &[i32], base: RawFd) -> Result<Option<Meeting>> {
+        let Some(group) = tables.group(owner).filter(|g| g[0] == owner) else { return Ok(None) };
+        let mut links = Vec::new();
+        for &m in &group[1..] {
+            links.push(Link { member: m, pid: pids[m], up: pipe(base)?, down: pipe(base)? });
+        }
+        Ok(Some(Meeting { owner_pid: pids[owner], links }))
+    }
+
+    /// Every fd of the meeting (the owner keeps them through its install).
+    pub fn fds(&self) -> Vec<RawFd> {
+        self.links.iter().flat_map(|l| [&l.up.0, &l.up.1, &l.down.0, &l.down.1]).map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// The owner: every member's kept fds, once each has sent them (failing
+    /// if one exits first).
+    pub fn gather(&self) -> Result<Vec<RawFd>> {
+        let mut all = Vec::new();
+        for l in &self.links {
+            let pidfd = pidfd(l.pid)?;
+            wait_readable(l.up.0.as_fd(), pidfd.as_fd(), l.pid)?;
+            let mut n = [0u8; 4];
+            read_exact(l.up.0.as_fd(), &mut n).with_context(|| format!("the fds task {} keeps", l.pid))?;
+            let mut buf = vec![0u8; 4 * u32::from_le_bytes(n) as usize];
+            read_exact(l.up.0.as_fd(), &mut buf).with_context(|| format!("the fds task {} keeps", l.pid))?;
+            all.extend(buf.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        }
+        Ok(all)
+    }
+
+    /// The owner: tell each member its table is installed. The pipes are
+    /// the members' to close.
+    pub fn installed(self) -> Result<()> {
+        for l in &self.links {
+            write_all(l.down.1.as_fd(), &[INSTALLED]).with_context(|| format!("telling task {} its fd table is installed", l.pid))?;
+        }
+        Ok(())
+    }
+
+    /// Member task `idx`: give the owner the fds it keeps (`keep`, all at
+    /// `base` or above, out of the table's way), wait until the owner
+    /// installed the table (failing if it exits first), then close its own
+    /// pipes (and nothing else of the group's).
+    pub fn member(self, idx: usize, keep: &[RawFd], base: RawFd) -> Result<()> {
+        let owner = self.owner_pid;
+        let Some(at) = self.links.iter().position(|l| l.member == idx) else { bail!("task {idx} is no member of this fd table's group") };
+        let pidfd = crate::sys::fd::dup_cloexec_from(pidfd(owner)?.as_fd(), base).context("F_DUPFD_CLOEXEC")?;
+        let mut msg = Vec::with_capacity(4 * (keep.len() + 2));
+        msg.extend_from_slice(&(keep.len() as u32 + 1).to_le_bytes());
+        for fd in keep.iter().chain([&pidfd.as_raw_fd()]) {
+            msg.extend_from_slice(&fd.to_le_bytes());
+        }
+        let l = &self.links[at];
+        write_all(l.up.1.as_fd(), &msg).with_context(|| format!("telling task {owner} the fds this task keeps"))?;
+        wait_readable(l.down.0.as_fd(), pidfd.as_fd(), owner)?;
+        let mut b = [0u8; 1];
+        read_exact(l.down.0.as_fd(), &mut b).with_context(|| format!("task {owner}'s word on the fd table"))?;
+        if b[0] != INSTALLED {
+            bail!("task {owner} sent {:?} where its fd table install was due", b[0] as char);
+        }
+        drop(pidfd);
+        let mut links = self.links;
+        let l = links.swap_remove(at);
+        for fd in [l.up.0, l.up.1, l.down.0, l.down.1] {
+            close(fd);
+        }
+        Ok(())
+    }
+}
