@@ -35,7 +35,11 @@ pub struct Meeting {
     links: Vec<Link>,
 }
 
-/// What the owner writes once the table is installed.
+/// A member: its children are forked.
+const FORKED: u8 = b'f';
+/// The owner: every task of the table forked its children.
+const ALL_FORKED: u8 = b'c';
+/// The owner: the table is installed.
 const INSTALLED: u8 = b'i';
 
 /// A pipe at `base` or above (out of the way of the table's fds).
@@ -112,6 +116,42 @@ impl Meeting {
     /// Every fd of the meeting (the owner keeps them through its install).
     pub fn fds(&self) -> Vec<RawFd> {
         self.links.iter().flat_map(|l| [&l.up.0, &l.up.1, &l.down.0, &l.down.1]).map(|f| f.as_raw_fd()).collect()
+    }
+
+    /// The owner: wait until every member forked its children (failing if
+    /// one exits first), then tell them. Until then no task of the table
+    /// closes a stage pipe end in it: each task forked from the table
+    /// takes a copy that matches what its memory says is there.
+    pub fn owner_forked(&self) -> Result<()> {
+        for l in &self.links {
+            let pidfd = pidfd(l.pid)?;
+            wait_readable(l.up.0.as_fd(), pidfd.as_fd(), l.pid)?;
+            let mut b = [0u8; 1];
+            read_exact(l.up.0.as_fd(), &mut b).with_context(|| format!("task {}'s word on its children", l.pid))?;
+            if b[0] != FORKED {
+                bail!("task {} sent {:?} where its children's fork was due", l.pid, b[0] as char);
+            }
+        }
+        for l in &self.links {
+            write_all(l.down.1.as_fd(), &[ALL_FORKED]).with_context(|| format!("telling task {} every child is forked", l.pid))?;
+        }
+        Ok(())
+    }
+
+    /// Member task `idx`: its children are forked; wait until every task of
+    /// the table forked its own (failing if the owner exits first).
+    pub fn member_forked(&self, idx: usize) -> Result<()> {
+        let owner = self.owner_pid;
+        let l = self.links.iter().find(|l| l.member == idx).with_context(|| format!("task {idx} is no member of this fd table's group"))?;
+        write_all(l.up.1.as_fd(), &[FORKED]).with_context(|| format!("telling task {owner} our children are forked"))?;
+        let pidfd = pidfd(owner)?;
+        wait_readable(l.down.0.as_fd(), pidfd.as_fd(), owner)?;
+        let mut b = [0u8; 1];
+        read_exact(l.down.0.as_fd(), &mut b).with_context(|| format!("task {owner}'s word on the forks"))?;
+        if b[0] != ALL_FORKED {
+            bail!("task {owner} sent {:?} where the end of the forks was due", b[0] as char);
+        }
+        Ok(())
     }
 
     /// The owner: every member's kept fds, once each has sent them (failing

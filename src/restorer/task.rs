@@ -213,6 +213,17 @@ fn fork_children(ctx: &Ctx, idx: usize, inh: &mut Inherited) -> Result<()> {
             Ok(Forked::Parent(_)) => {}
         }
     }
+    // In a shared table, no end is closed before every task of it forked
+    // its children (a child forked after a close would get a copy of the
+    // table without that fd, and close whatever had its number since).
+    if ctx.tables.group(idx).is_some() {
+        let t = inh.table.as_ref().with_context(|| format!("task {pid} shares its fd table but has no meeting"))?;
+        if ctx.tables.member(idx) {
+            t.member_forked(idx)?;
+        } else {
+            t.owner_forked()?;
+        }
+    }
     // Our children hold their own pipe ends now (in a shared table, each
     // end is closed by one task: `Tables::closes_chan`).
     for (j, c) in ctx.chans.iter().enumerate() {
