@@ -49,10 +49,6 @@ fn pipe(base: RawFd) -> Result<(Shared, Shared)> {
     Ok((ManuallyDrop::new(lift(r)?), ManuallyDrop::new(lift(w)?)))
 }
 
-fn close(fd: Shared) {
-    drop(ManuallyDrop::into_inner(fd));
-}
-
 /// Wait until `fd` is readable; fail if process `pidfd` (task `peer`)
 /// exits first.
 fn wait_readable(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, peer: i32) -> Result<()> {
@@ -172,7 +168,7 @@ impl Meeting {
 
     /// The owner: tell each member its table is installed. The pipes are
     /// the members' to close.
-    pub fn installed(self) -> Result<()> {
+    pub fn installed(&self) -> Result<()> {
         for l in &self.links {
             write_all(l.down.1.as_fd(), &[INSTALLED]).with_context(|| format!("telling task {} its fd table is installed", l.pid))?;
         }
@@ -183,7 +179,7 @@ impl Meeting {
     /// `base` or above, out of the table's way), wait until the owner
     /// installed the table (failing if it exits first), then close its own
     /// pipes (and nothing else of the group's).
-    pub fn member(self, idx: usize, keep: &[RawFd], base: RawFd) -> Result<()> {
+    pub fn member(&self, idx: usize, keep: &[RawFd], base: RawFd) -> Result<()> {
         let owner = self.owner_pid;
         let Some(at) = self.links.iter().position(|l| l.member == idx) else { bail!("task {idx} is no member of this fd table's group") };
         let pidfd = crate::sys::fd::dup_cloexec_from(pidfd(owner)?.as_fd(), base).context("F_DUPFD_CLOEXEC")?;
@@ -201,11 +197,62 @@ impl Meeting {
             bail!("task {owner} sent {:?} where its fd table install was due", b[0] as char);
         }
         drop(pidfd);
-        let mut links = self.links;
-        let l = links.swap_remove(at);
-        for fd in [l.up.0, l.up.1, l.down.0, l.down.1] {
-            close(fd);
+        for fd in [&l.up.0, &l.up.1, &l.down.0, &l.down.1] {
+            nix::unistd::close(fd.as_raw_fd()).context("closing a pipe of the fd table's meeting")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_open(fd: RawFd) -> bool {
+        std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok()
+    }
+
+    #[test]
+    fn the_owner_installs_once_each_member_forked_and_sent_its_fds() {
+        let me = std::process::id() as i32;
+        let tables = Tables::new(&[None, Some(0)], &[(me, Some(2)), (me, Some(2))]);
+        assert!(Meeting::new(&tables, 1, &[me, me], 100).unwrap().is_none(), "a member makes no meeting");
+        let m = Meeting::new(&tables, 0, &[me, me], 100).unwrap().expect("the owner's meeting");
+        let fds = m.fds();
+        assert_eq!(fds.len(), 4);
+        assert!(fds.iter().all(|&f| f >= 100), "{fds:?}");
+        let kept = std::thread::scope(|s| {
+            let member = s.spawn(|| -> Result<()> {
+                m.member_forked(1)?;
+                m.member(1, &[201, 202], 100)
+            });
+            m.owner_forked().unwrap();
+            let kept = m.gather().unwrap();
+            m.installed().unwrap();
+            member.join().unwrap().unwrap();
+            kept
+        });
+        // The member's fds, then its pidfd of the owner (closed by now).
+        assert_eq!((&kept[..2], kept.len()), (&[201, 202][..], 3), "{kept:?}");
+        assert!(kept[2] >= 100, "{kept:?}");
+        // The member closed its pipes; dropping the meeting closes nothing.
+        assert!(fds.iter().all(|&f| !is_open(f)), "{fds:?}");
+    }
+
+    #[test]
+    fn the_owner_fails_naming_a_member_that_exited() {
+        let me = std::process::id() as i32;
+        let mut kid = std::process::Command::new("true").spawn().unwrap();
+        let dead = kid.id() as i32;
+        // Exited, not reaped: its pid stays its own.
+        let _ = nix::sys::wait::waitid(nix::sys::wait::Id::Pid(Pid::from_raw(dead)), nix::sys::wait::WaitPidFlag::WEXITED | nix::sys::wait::WaitPidFlag::WNOWAIT);
+        let tables = Tables::new(&[None, Some(0)], &[(me, Some(2)), (dead, Some(2))]);
+        let m = Meeting::new(&tables, 0, &[me, dead], 100).unwrap().unwrap();
+        let e = m.owner_forked().unwrap_err().to_string();
+        let _ = kid.wait();
+        assert!(e.contains(&format!("task {dead}, which shares this task's fd table, exited")), "{e}");
+        for fd in m.fds() {
+            let _ = nix::unistd::close(fd);
+        }
     }
 }

@@ -484,7 +484,7 @@ fn prepare(
         }
         opened.install(&imgs.fdinfo, &all)?;
         fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
-        if let Some(t) = table {
+        if let Some(t) = &table {
             t.installed()?;
         }
     }
