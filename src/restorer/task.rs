@@ -80,7 +80,10 @@ fn task_main(ctx: &Ctx, idx: usize, inherited: Inherited) -> ! {
 }
 
 /// Everything a task does before its restorer (or, a zombie, its exit).
-fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+fn task_body(ctx: &Ctx, idx: usize, inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+    // An error leaves through exit_now, which closes what is ours: fds
+    // dropped on the way could be another task's (a shared table).
+    let mut inh = std::mem::ManuallyDrop::new(inh);
     let tree = ctx.tree;
     let node = &tree.nodes[idx];
     let pid = node.pid;
@@ -117,10 +120,10 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     }
     let imgs = match &node.body {
         Body::Zombie(core) => {
-            drop(inh);
+            drop(std::mem::ManuallyDrop::into_inner(inh));
             zombie(ctx, idx, core, ready, go)
         }
-        Body::Helper => helper(ctx, idx, inh, ready, go),
+        Body::Helper => helper(ctx, idx, std::mem::ManuallyDrop::into_inner(inh), ready, go),
         Body::Alive(t) => t,
     };
     // Orphans of a helper must come to us (a subreaper in the image)
@@ -187,7 +190,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             }
         }
     }
-    prepare(ctx, idx, imgs, inh, mem, ready, go)
+    prepare(ctx, idx, imgs, std::mem::ManuallyDrop::into_inner(inh), mem, ready, go)
 }
 
 /// Fork the children of task `idx` with their pids, each with its copy of
@@ -406,6 +409,16 @@ fn prepare(
     let tree = ctx.tree;
     let pid = imgs.pid();
     let core = &imgs.core;
+    // In a shared fd table the inherited fds are the owner's to close.
+    let Inherited { mut opened, shm, cow, table } = inh;
+    let member = ctx.tables.member(idx);
+    let shm = if member {
+        std::mem::forget(shm);
+        std::mem::forget(std::mem::take(&mut opened));
+        None
+    } else {
+        Some(shm)
+    };
     let tc = core.tc.as_ref().context("core image has no task core")?;
     let thc = core.thread_core.as_ref().context("core image has no thread core")?;
     let ti = core.thread_info.as_ref().context("core image has no registers")?;
@@ -417,16 +430,8 @@ fn prepare(
     task::settings::restore(pid, tc, &imgs.mm)?;
 
     // Memory was premapped and filled before the children were forked;
-    // the shared objects' fds go (before the fd table is set): in a shared
-    // fd table, they are the owner's to close.
-    let Inherited { mut opened, shm, cow, table } = inh;
-    let member = ctx.tables.member(idx);
-    if member {
-        std::mem::forget(shm);
-        std::mem::forget(std::mem::take(&mut opened));
-    } else {
-        drop(shm);
-    }
+    // the shared objects' fds go (before the fd table is set).
+    drop(shm);
     drop(cow);
 
     let tp = task::core::plan(core, tc, pid)?;
