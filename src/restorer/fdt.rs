@@ -1,12 +1,16 @@
 //! The restoring tasks of one shared fd table (CLONE_FILES; the groups are
-//! `task::fdt::Tables`) meeting around its install. Their table is one:
-//! a close or dup2 by one is seen by all, so only the owner installs it
-//! (closing what no task keeps, putting every fd at its number), and only
-//! while every other task of the group waits, having told it the fds it
-//! keeps (its service fds). The meeting's pipes are made by the owner
+//! `task::fdt::Tables`) meeting twice. Their table is one: a close or dup2
+//! by one is seen by all. First, once every task of it forked its
+//! children ([`Meeting::owner_forked`]): until then nobody closes a stage
+//! pipe end in it, so each child forked from the table gets the copies
+//! its memory names. Then around the install: only the owner installs the
+//! table (closing what no task keeps, putting every fd at its number), and
+//! only while every other task of the group waits, having told it the fds
+//! it keeps (its service fds). The meeting's pipes are made by the owner
 //! before it forks the group: every task of the group has them at the
-//! same numbers. Nobody waits on an EOF (a dead task's fds stay open in
-//! the table): each side also watches the other's pidfd.
+//! same numbers; each member closes its own pipes once the table is
+//! installed. Nobody waits on an EOF (a dead task's fds stay open in the
+//! table): each side also watches the other's pidfd.
 
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -20,8 +24,9 @@ use crate::task::fdt::Tables;
 /// An fd of the shared table: never closed by dropping its holder.
 type Shared = ManuallyDrop<OwnedFd>;
 
-/// One member's pipes with the owner: `up` carries the fds it keeps,
-/// `down` the owner's word that the table is installed.
+/// One member's pipes with the owner: `up` carries its word that its
+/// children are forked and then the fds it keeps, `down` the owner's words
+/// that every task forked its children and that the table is installed.
 struct Link {
     member: usize,
     pid: i32,
