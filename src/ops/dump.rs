@@ -96,6 +96,8 @@ fn collect(
     // POSIX timers: their state asked of the task (before its scratch page
     // goes, so the page is never part of the memory dump).
     timers.posix = task::posix_timers::dump(pid, ctl)?;
+    // AIO rings: no request may be in flight (their pages go with the memory).
+    mem::aio::settle(pid, ctl)?;
     ctl.drop_scratch()?;
     let membarrier = task::settings::membarrier_mask(pid, ctl)?;
     debug!("task {pid}: {} thread(s) dumped", others.len() + 1);
@@ -183,6 +185,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
+    crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;

@@ -473,6 +473,9 @@ fn prepare(
     for m in &mut mem.file_maps {
         m.fd = lift(&m.fd)?;
     }
+    if let Some(f) = mem.aio_null.as_mut() {
+        *f = lift(f)?;
+    }
     if let Some(l) = crate::log::lift_fd(base)? {
         keep.push(l);
     }
