@@ -1,6 +1,9 @@
-//! Sockets. Unix socket pairs for now (`unix`), found out about through
-//! sock_diag over a small netlink client (`netlink`, shared with the
-//! network probes of `criu check`).
+//! Sockets. Unix socket pairs (`unix`) and inet/inet6 sockets (`inet`),
+//! found out about through sock_diag over a small netlink client
+//! (`netlink`, shared with the network probes of `criu check`); the
+//! generic socket options both ways (`opts`).
 
+pub mod inet;
 pub mod netlink;
+pub mod opts;
 pub mod unix;
