@@ -119,7 +119,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     };
     if dgram {
         if d.rqlen != 0 {
-            bail!("{what} has {} byte(s) of datagrams queued: the image has no place for them (CRIU 4.2 drops them)", d.rqlen);
+            bail!("{what} has datagrams queued ({} bytes of its receive buffer): the image has no place for them (CRIU 4.2 drops them)", d.rqlen);
         }
         if d.wqlen != 0 || get_int(fd, libc::SOL_UDP, libc::UDP_CORK).unwrap_or(0) != 0 {
             bail!("{what} is corked or has datagrams waiting to be sent: not supported");
