@@ -39,10 +39,8 @@ pub fn decode_insn(v: u64) -> libc::sock_filter {
     libc::sock_filter { code: (v >> 48) as u16, jt: (v >> 40) as u8, jf: (v >> 32) as u8, k: v as u32 }
 }
 
-/// The record of socket `fd`'s options. `tcp` asks for the keepalive
-/// knobs too (TCP_KEEPCNT/IDLE/INTVL), kept when keepalive is on or a knob
-/// was changed from the namespace's default.
-pub fn dump(fd: BorrowedFd<'_>, tcp: bool) -> Result<SkOptsEntry> {
+/// The record of socket `fd`'s options.
+pub fn dump(fd: BorrowedFd<'_>) -> Result<SkOptsEntry> {
     for (name, what) in [
         (libc::SO_TIMESTAMP, "SO_TIMESTAMP"),
         (libc::SO_TIMESTAMPNS, "SO_TIMESTAMPNS"),
@@ -71,7 +69,7 @@ pub fn dump(fd: BorrowedFd<'_>, tcp: bool) -> Result<SkOptsEntry> {
     let passcred = flag(fd, libc::SO_PASSCRED, "SO_PASSCRED").unwrap_or(false);
     let passsec = flag(fd, libc::SO_PASSSEC, "SO_PASSSEC").unwrap_or(false);
     let keepalive = flag(fd, libc::SO_KEEPALIVE, "SO_KEEPALIVE")?;
-    let mut e = SkOptsEntry {
+    Ok(SkOptsEntry {
         so_sndbuf: get_int(fd, SOL, libc::SO_SNDBUF).context("getsockopt(SO_SNDBUF)")? as u32,
         so_rcvbuf: get_int(fd, SOL, libc::SO_RCVBUF).context("getsockopt(SO_RCVBUF)")? as u32,
         so_snd_tmo_sec: snd_sec,
@@ -96,23 +94,7 @@ pub fn dump(fd: BorrowedFd<'_>, tcp: bool) -> Result<SkOptsEntry> {
         so_linger: (on != 0).then_some(secs as u32),
         so_buf_lock: get_int(fd, SOL, libc::SO_BUF_LOCK).ok().map(|v| v as u32),
         ..Default::default()
-    };
-    if tcp {
-        let knob = |name: i32, what: &str| get_int(fd, libc::SOL_TCP, name).with_context(|| format!("getsockopt({what})"));
-        let cnt = knob(libc::TCP_KEEPCNT, "TCP_KEEPCNT")? as u32;
-        let idle = knob(libc::TCP_KEEPIDLE, "TCP_KEEPIDLE")? as u32;
-        let intvl = knob(libc::TCP_KEEPINTVL, "TCP_KEEPINTVL")? as u32;
-        let default = |f: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{f}")).ok().and_then(|s| s.trim().parse::<u32>().ok());
-        let changed = default("tcp_keepalive_probes") != Some(cnt)
-            || default("tcp_keepalive_time") != Some(idle)
-            || default("tcp_keepalive_intvl") != Some(intvl);
-        if keepalive || changed {
-            e.tcp_keepcnt = Some(cnt);
-            e.tcp_keepidle = Some(idle);
-            e.tcp_keepintvl = Some(intvl);
-        }
-    }
-    Ok(e)
+    })
 }
 
 fn set_timeval(fd: BorrowedFd<'_>, name: i32, sec: u64, usec: u64) -> nix::Result<()> {
@@ -160,6 +142,7 @@ pub fn restore(fd: BorrowedFd<'_>, e: &SkOptsEntry, who: &str) -> Result<()> {
         b.extend_from_slice(&(secs as i32).to_ne_bytes());
         raw::set_bytes(fd, SOL, libc::SO_LINGER, &b).with_context(|| format!("setsockopt(SO_LINGER) on {who}"))?;
     }
+    // Older images keep the keepalive knobs here (newer ones in tcp_opts).
     for (v, name, what) in [
         (e.tcp_keepcnt, libc::TCP_KEEPCNT, "TCP_KEEPCNT"),
         (e.tcp_keepidle, libc::TCP_KEEPIDLE, "TCP_KEEPIDLE"),

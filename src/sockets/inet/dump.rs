@@ -1,7 +1,7 @@
 //! The inet_sk_entry of one inet/inet6 socket, as CRIU 4.2 writes it: what
 //! inet_diag says of a hashed socket (listening, bound UDP, connected
-//! UDP), or what getsockname/getpeername/TCP_INFO say of one the kernel
-//! has not hashed (created, or bound TCP), the IP options and the generic
+//! UDP, raw), or what getsockname/getpeername/TCP_INFO say of one the
+//! kernel has not hashed (created, or bound TCP), the IP, TCP and generic
 //! socket options. What the image can't carry is refused here, by name.
 
 use std::collections::HashMap;
@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 
 use super::addr;
 use super::diag::{self, Diag};
-use crate::images::pb::{FownEntry, InetSkEntry, IpOptsEntry};
+use super::ipopts;
+use crate::images::pb::{FownEntry, InetSkEntry};
 use crate::sys::sockopt_raw::{self as raw, get_bytes, get_int};
 
 pub const TCP_ESTABLISHED: u32 = 1;
@@ -23,10 +24,16 @@ pub const TCP_LISTEN: u32 = 10;
 pub struct Collected(HashMap<(i32, i32), HashMap<u32, Diag>>);
 
 impl Collected {
+    /// Raw sockets are all asked for as IPPROTO_RAW (as CRIU does).
     fn lookup(&mut self, family: i32, proto: i32, ino: u32) -> Result<Option<Diag>> {
         let all = match self.0.entry((family, proto)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(diag::collect(family as u8, proto as u8, None)?),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(match diag::collect(family as u8, proto as u8, None) {
+                Ok(all) => all,
+                // No raw_diag module: raw sockets are read like unhashed ones.
+                Err(e) if proto == libc::IPPROTO_RAW && e.root_cause().downcast_ref() == Some(&nix::errno::Errno::ENOENT) => HashMap::new(),
+                Err(e) => return Err(e),
+            }),
         };
         Ok(all.get(&ino).cloned())
     }
@@ -65,6 +72,10 @@ fn proto_name(proto: i32) -> &'static str {
 /// state) say of a socket inet_diag does not list.
 fn unhashed(fd: BorrowedFd<'_>, ino: u32, proto: i32) -> Result<Diag> {
     let mut d = Diag { ino, state: TCP_CLOSE, ..Default::default() };
+    // SO_MEMINFO: receive memory in use (queued data), then at [2] send memory.
+    let mem = get_bytes(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, 36).context("getsockopt(SO_MEMINFO)")?;
+    let word = |i: usize| mem.get(i * 4..i * 4 + 4).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    d.rqlen = word(0);
     if let Some(a) = raw::name(fd, false).context("getsockname")? {
         let (port, w) = addr::to_image(&a);
         (d.src_port, d.src) = (port as u16, w);
@@ -104,14 +115,16 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     let proto = opt(libc::SO_PROTOCOL, "SO_PROTOCOL")?;
     let v6 = family == libc::AF_INET6;
     let what = format!("{who} (an {} {} socket, inode {ino})", if v6 { "IPv6" } else { "IPv4" }, proto_name(proto));
+    let raw_sk = ty == libc::SOCK_RAW;
     let dgram = match (ty, proto) {
         (libc::SOCK_STREAM, libc::IPPROTO_TCP) => false,
         (libc::SOCK_DGRAM, libc::IPPROTO_UDP | libc::IPPROTO_UDPLITE) => true,
-        (libc::SOCK_RAW, _) => bail!("{what} is a raw socket: not supported yet"),
+        (libc::SOCK_RAW, _) => true,
         (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => bail!("{what} is a ping socket: not supported yet"),
         _ => bail!("{what} has type {ty} and protocol {proto}: not supported"),
     };
-    let hashed = found.lookup(family, proto, ino).with_context(|| format!("sock_diag for {what}"))?;
+    let diag_proto = if raw_sk { libc::IPPROTO_RAW } else { proto };
+    let hashed = found.lookup(family, diag_proto, ino).with_context(|| format!("sock_diag for {what}"))?;
     let in_diag = hashed.is_some();
     let d = match hashed {
         Some(d) => d,
@@ -121,7 +134,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         if d.rqlen != 0 {
             bail!("{what} has datagrams queued ({} bytes of its receive buffer): the image has no place for them (CRIU 4.2 drops them)", d.rqlen);
         }
-        if d.wqlen != 0 || get_int(fd, libc::SOL_UDP, libc::UDP_CORK).unwrap_or(0) != 0 {
+        if d.wqlen != 0 || (!raw_sk && get_int(fd, libc::SOL_UDP, libc::UDP_CORK).unwrap_or(0) != 0) {
             bail!("{what} is corked or has datagrams waiting to be sent: not supported");
         }
     } else {
@@ -142,7 +155,10 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     }
     let n = if v6 { 4 } else { 1 };
     let v6only = if v6 { Some(get_int(fd, libc::SOL_IPV6, libc::IPV6_V6ONLY).context("getsockopt(IPV6_V6ONLY)")? != 0) } else { None };
-    let opts = crate::sockets::opts::dump(fd, !dgram).with_context(|| what.clone())?;
+    let opts = crate::sockets::opts::dump(fd).with_context(|| what.clone())?;
+    ipopts::refuse_uncarried(fd, v6, !dgram).with_context(|| what.clone())?;
+    let ip_opts = ipopts::dump_ip(fd, v6, raw_sk.then_some(proto)).with_context(|| what.clone())?;
+    let tcp_opts = if dgram { Default::default() } else { ipopts::dump_tcp(fd).with_context(|| what.clone())? };
     let ifname = if v6 && d.src_port != 0 && addr::needs_scope(&d.src) {
         match opts.so_bound_dev.clone() {
             Some(dev) => Some(dev),
@@ -151,7 +167,6 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     } else {
         None
     };
-    let freebind = get_int(fd, libc::SOL_IP, libc::IP_FREEBIND).context("getsockopt(IP_FREEBIND)")? != 0;
     Ok(InetSkEntry {
         id,
         ino,
@@ -168,10 +183,10 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         fown: FownEntry::default(),
         opts,
         v6only,
-        ip_opts: Some(IpOptsEntry { freebind: freebind.then_some(true), ..Default::default() }),
+        ip_opts: Some(ip_opts),
         ifname,
         ns_id: in_diag.then_some(crate::ns::NET_NS_ID),
         shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
-        tcp_opts: None,
+        tcp_opts: Some(tcp_opts),
     })
 }

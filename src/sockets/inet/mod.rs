@@ -1,12 +1,13 @@
 //! inet and inet6 sockets (FD_TYPES INETSK): TCP listening, created or
-//! bound; UDP and UDP-Lite, bound or connected; IPv4, IPv6 and IPv4-mapped
-//! IPv6 addresses, with their IP and socket options, as CRIU 4.2 records
-//! them in files.img. Connected TCP, queued datagrams, raw and ping
-//! sockets are refused at dump by name (`dump`).
+//! bound; UDP and UDP-Lite, bound or connected; raw sockets; IPv4, IPv6
+//! and IPv4-mapped IPv6 addresses, with their IP, TCP and socket options,
+//! as CRIU 4.2 records them in files.img. Connected TCP, queued datagrams
+//! and ping sockets are refused at dump by name (`dump`).
 
 mod addr;
 mod diag;
 mod dump;
+mod ipopts;
 mod restore;
 
 use std::os::fd::{AsFd, OwnedFd};

@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use anyhow::{bail, Context, Result};
 use nix::sys::socket;
 
-use super::addr;
+use super::{addr, ipopts};
 use super::dump::{TCP_CLOSE, TCP_LISTEN};
 use crate::images::pb::InetSkEntry;
 use crate::sys::sockopt_raw::{self as raw, set_int};
@@ -23,7 +23,7 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
     if family != libc::AF_INET && family != libc::AF_INET6 {
         bail!("{who} has family {family}: not an inet socket");
     }
-    if ty != libc::SOCK_STREAM && ty != libc::SOCK_DGRAM {
+    if ty != libc::SOCK_STREAM && ty != libc::SOCK_DGRAM && ty != libc::SOCK_RAW {
         bail!("{who} has type {ty}: not supported");
     }
     let v6 = family == libc::AF_INET6;
@@ -52,11 +52,12 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
             None => 0,
         };
         let a = addr::from_image(ie.family, ie.src_port, &ie.src_addr, scope).with_context(|| who.clone())?;
-        if v6 {
+        let tentative = v6 && ty != libc::SOCK_RAW;
+        if tentative {
             set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
         }
         raw::bind(fd, &a).with_context(|| format!("binding {who} to {a}"))?;
-        if v6 && !freebind {
+        if tentative && !freebind {
             set(libc::SOL_IP, libc::IP_FREEBIND, 0, "IP_FREEBIND")?;
         }
     }
@@ -73,7 +74,13 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
     if freebind {
         set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
     }
+    if let Some(o) = &ie.ip_opts {
+        ipopts::restore_ip(fd, o, v6, proto, &who)?;
+    }
     crate::sockets::opts::restore(fd, &ie.opts, &who)?;
+    if let Some(t) = ie.tcp_opts.as_ref().filter(|_| proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM) {
+        ipopts::restore_tcp(fd, t, &who)?;
+    }
     if let Some(how) = ie.shutdown.filter(|s| *s != 0) {
         let how = match how & 3 {
             1 => socket::Shutdown::Read,

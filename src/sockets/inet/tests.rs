@@ -58,10 +58,12 @@ fn round_trip() {
     }
     let l4 = isk(&before, 0);
     assert_eq!((l4.state, l4.backlog, l4.src_addr.clone()), (10, 7, vec![u32::from_ne_bytes([127, 0, 0, 1])]));
-    assert_eq!((l4.opts.reuseaddr, l4.opts.so_keepalive, l4.opts.tcp_keepidle, l4.opts.so_linger), (Some(true), Some(true), Some(77), Some(5)));
+    assert_eq!((l4.opts.reuseaddr, l4.opts.so_keepalive, l4.opts.so_linger), (Some(true), Some(true), Some(5)));
+    assert_eq!(l4.tcp_opts.as_ref().and_then(|t| t.keepidle), Some(77));
+    assert_eq!(l4.ip_opts.as_ref().and_then(|o| o.ttl), Some(get_int(back[0].as_fd(), libc::SOL_IP, libc::IP_TTL).unwrap() as u32));
     assert_eq!(isk(&before, 1).v6only, Some(false));
     let b = isk(&before, 2);
-    assert_eq!((b.state, b.ip_opts.unwrap().freebind), (7, Some(true)));
+    assert_eq!((b.state, b.ip_opts.clone().unwrap().freebind), (7, Some(true)));
     assert_eq!(b.src_addr[2], u32::from_ne_bytes([0, 0, 0xff, 0xff]));
     assert_eq!(isk(&before, 3).src_port, 0);
     assert_eq!((isk(&before, 4).proto, isk(&before, 4).v6only), (libc::IPPROTO_UDPLITE as u32, Some(true)));
@@ -106,3 +108,28 @@ fn refusals_name_the_socket() {
     assert!(format!("{err:#}").contains("datagrams queued"), "{err:#}");
 }
 
+
+#[test]
+fn raw_round_trip() {
+    let Ok(icmp) = raw::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) else {
+        eprintln!("skipped: no raw sockets here (CAP_NET_RAW)");
+        return;
+    };
+    // Every ICMP type filtered out: nothing queues up meanwhile.
+    raw::set_bytes(icmp.as_fd(), 255, 1, &u32::MAX.to_ne_bytes()).unwrap();
+    let ip = raw::socket(libc::AF_INET, libc::SOCK_RAW, 253).unwrap();
+    set_int(ip.as_fd(), libc::SOL_IP, libc::IP_HDRINCL, 1).unwrap();
+    bind(&ip, "127.0.0.1:0");
+    let icmp6 = raw::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6).unwrap();
+    raw::set_bytes(icmp6.as_fd(), 58, 1, &[0xff; 32]).unwrap();
+    let fds = [icmp.as_raw_fd(), ip.as_raw_fd(), icmp6.as_raw_fd()];
+    let (before, back, after) = crate::files::round_trip::run(&fds);
+    for i in 0..3 {
+        same(before.entries[i].isk.as_ref().unwrap(), after.entries[i].isk.as_ref().unwrap());
+    }
+    let r = |i: usize| before.entries[i].isk.clone().unwrap().ip_opts.unwrap().raw.unwrap();
+    assert_eq!(r(0).icmpv_filter, vec![u32::MAX]);
+    assert_eq!((r(1).hdrincl, before.entries[1].isk.as_ref().unwrap().src_port), (Some(true), 253));
+    assert_eq!(r(2).icmpv_filter, vec![u32::MAX; 8]);
+    assert_eq!(get_int(back[1].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), 253);
+}
