@@ -72,10 +72,9 @@ fn proto_name(proto: i32) -> &'static str {
 /// state) say of a socket inet_diag does not list.
 fn unhashed(fd: BorrowedFd<'_>, ino: u32, proto: i32) -> Result<Diag> {
     let mut d = Diag { ino, state: TCP_CLOSE, ..Default::default() };
-    // SO_MEMINFO: receive memory in use (queued data), then at [2] send memory.
+    // SO_MEMINFO's first word: receive memory in use (queued data).
     let mem = get_bytes(fd, libc::SOL_SOCKET, libc::SO_MEMINFO, 36).context("getsockopt(SO_MEMINFO)")?;
-    let word = |i: usize| mem.get(i * 4..i * 4 + 4).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-    d.rqlen = word(0);
+    d.rqlen = mem.get(..4).map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
     if let Some(a) = raw::name(fd, false).context("getsockname")? {
         let (port, w) = addr::to_image(&a);
         (d.src_port, d.src) = (port as u16, w);
