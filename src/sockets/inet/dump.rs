@@ -143,13 +143,17 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
                 bail!("{what} is listening with {} connection(s) not accepted yet: not supported", d.rqlen)
             }
             TCP_LISTEN => {}
-            s => bail!(
-                "{what} is a connection in state {} ({}:{} to port {}): connected TCP sockets are not supported yet",
-                state_name(s),
-                if v6 { "inet6" } else { "inet" },
-                d.src_port,
-                d.dst_port
-            ),
+            s => {
+                let at = |port: u16, w: &[u32; 4]| {
+                    addr::from_image(family as u32, u32::from(port), if v6 { &w[..] } else { &w[..1] }, 0).map_or_else(|_| format!("port {port}"), |a| a.to_string())
+                };
+                bail!(
+                    "{what} is a connection in state {} ({} to {}): connected TCP sockets are not supported yet",
+                    state_name(s),
+                    at(d.src_port, &d.src),
+                    at(d.dst_port, &d.dst)
+                )
+            }
         }
     }
     let n = if v6 { 4 } else { 1 };
