@@ -106,8 +106,9 @@ fn unhashed(fd: BorrowedFd<'_>, ino: u32, proto: i32) -> Result<Diag> {
 }
 
 /// The record of inet socket `fd` (our copy of fd `who`), file `id` with
-/// status flags `flags`.
-pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Collected, who: &str) -> Result<InetSkEntry> {
+/// status flags `flags`. `tcp_close` (--tcp-close) records connections
+/// (to be restored closed, as CRIU does) instead of refusing them.
+pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Collected, tcp_close: bool, who: &str) -> Result<InetSkEntry> {
     let opt = |name: i32, what: &str| get_int(fd, libc::SOL_SOCKET, name).with_context(|| format!("getsockopt({what}) on {who}"));
     let family = opt(libc::SO_DOMAIN, "SO_DOMAIN")?;
     let ty = opt(libc::SO_TYPE, "SO_TYPE")?;
@@ -143,12 +144,14 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
                 bail!("{what} is listening with {} connection(s) not accepted yet: not supported", d.rqlen)
             }
             TCP_LISTEN => {}
+            // ESTABLISHED, SYN_SENT, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING.
+            1 | 2 | 4 | 5 | 8 | 9 | 11 if tcp_close => {}
             s => {
                 let at = |port: u16, w: &[u32; 4]| {
                     addr::from_image(family as u32, u32::from(port), if v6 { &w[..] } else { &w[..1] }, 0).map_or_else(|_| format!("port {port}"), |a| a.to_string())
                 };
                 bail!(
-                    "{what} is a connection in state {} ({} to {}): connected TCP sockets are not supported yet",
+                    "{what} is a connection in state {} ({} to {}): connected TCP sockets are not supported yet (--tcp-close restores them closed)",
                     state_name(s),
                     at(d.src_port, &d.src),
                     at(d.dst_port, &d.dst)

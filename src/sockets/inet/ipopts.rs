@@ -35,9 +35,15 @@ pub fn refuse_uncarried(fd: BorrowedFd<'_>, v6: bool, tcp: bool) -> Result<()> {
         (libc::SOL_IP, libc::IP_TRANSPARENT, "IP_TRANSPARENT", Some(0)),
         (libc::SOL_IP, libc::IP_RECVTOS, "IP_RECVTOS", Some(0)),
         (libc::SOL_IP, libc::IP_RECVTTL, "IP_RECVTTL", Some(0)),
-        (libc::SOL_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL", Some(1)),
-        (libc::SOL_IP, libc::IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP", Some(1)),
     ];
+    // Multicast settings mean nothing to TCP (an accepted socket's TTL is
+    // the SYN's).
+    if !tcp {
+        checks.extend([
+            (libc::SOL_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL", Some(1)),
+            (libc::SOL_IP, libc::IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP", Some(1)),
+        ]);
+    }
     if v6 {
         checks.extend([
             (libc::SOL_IP, libc::IP_TOS, "IP_TOS", Some(0)),
@@ -45,9 +51,13 @@ pub fn refuse_uncarried(fd: BorrowedFd<'_>, v6: bool, tcp: bool) -> Result<()> {
             (libc::SOL_IPV6, libc::IPV6_TCLASS, "IPV6_TCLASS", Some(0)),
             (libc::SOL_IPV6, libc::IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", sysctl("/proc/sys/net/ipv6/conf/all/hop_limit")),
             (libc::SOL_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR", Some(0)),
-            (libc::SOL_IPV6, libc::IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS", Some(1)),
-            (libc::SOL_IPV6, libc::IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP", Some(1)),
         ]);
+        if !tcp {
+            checks.extend([
+                (libc::SOL_IPV6, libc::IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS", Some(1)),
+                (libc::SOL_IPV6, libc::IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP", Some(1)),
+            ]);
+        }
     }
     if tcp {
         checks.extend([

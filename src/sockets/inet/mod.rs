@@ -1,8 +1,9 @@
 //! inet and inet6 sockets (FD_TYPES INETSK): TCP listening, created or
 //! bound; UDP and UDP-Lite, bound or connected; raw sockets; IPv4, IPv6
 //! and IPv4-mapped IPv6 addresses, with their IP, TCP and socket options,
-//! as CRIU 4.2 records them in files.img. Connected TCP, queued datagrams
-//! and ping sockets are refused at dump by name (`dump`).
+//! as CRIU 4.2 records them in files.img; with --tcp-close, connected TCP
+//! sockets, which come back closed. Connected TCP otherwise, queued
+//! datagrams and ping sockets are refused at dump by name (`dump`).
 
 mod addr;
 mod diag;
@@ -25,6 +26,11 @@ pub struct InetSk;
 /// The kernel's names of inet protocols (the `system.sockprotoname` xattr).
 const INET_PROTOS: &[&str] = &["TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6", "PING", "PINGv6"];
 
+/// --tcp-close at restore (set by the restore in the images' state):
+/// connected TCP sockets come back closed.
+#[derive(Default)]
+pub struct TcpClose(pub bool);
+
 /// Sockets opened by this restore, by file id: their SO_REUSE* flags are
 /// set as recorded once all are bound.
 #[derive(Default)]
@@ -46,14 +52,16 @@ impl FdKind for InetSk {
 
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
         let ours = p.dup()?;
+        let tcp_close = cx.fds.tcp_close;
         let found = cx.fds.state.get_mut::<dump::Collected>();
-        let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, &p.who())?;
+        let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
         Ok(FileEntry { r#type: FdTypes::Inetsk as i32, id, isk: Some(e), ..Default::default() })
     }
 
     fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
         let ie = fe.isk.as_ref().with_context(|| format!("file {} has no inet socket entry", fe.id))?;
-        let sk = restore::open(ie)?;
+        let tcp_close = cx.images.state.get::<TcpClose>().is_some_and(|t| t.0);
+        let sk = restore::open(ie, tcp_close)?;
         cx.state.get_mut::<Opened>().0.push(fe.id);
         Ok(Some(sk))
     }

@@ -16,8 +16,10 @@ use crate::images::pb::InetSkEntry;
 use crate::sys::sockopt_raw::{self as raw, set_int};
 
 /// The socket of record `ie` again (its file status flags are the
-/// caller's).
-pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
+/// caller's). A connected TCP socket is refused unless `tcp_close`
+/// (--tcp-close): then it comes back as CRIU restores it, a TCP socket
+/// neither bound nor connected, shut both ways.
+pub fn open(ie: &InetSkEntry, tcp_close: bool) -> Result<OwnedFd> {
     let who = format!("inet socket {} (inode {})", ie.id, ie.ino);
     let (family, ty, proto) = (ie.family as i32, ie.r#type as i32, ie.proto as i32);
     if family != libc::AF_INET && family != libc::AF_INET6 {
@@ -31,8 +33,9 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
     if ie.src_addr.len() < n || ie.dst_addr.len() < n || (v6 && (ie.src_addr.len() != 4 || ie.dst_addr.len() != 4)) {
         bail!("{who}: addresses of {} and {} word(s) for family {family}", ie.src_addr.len(), ie.dst_addr.len());
     }
-    if proto == libc::IPPROTO_TCP && ie.dst_port != 0 {
-        bail!("{who} is a connected TCP socket (state {}): not supported yet", ie.state);
+    let closed = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM && ie.dst_port != 0;
+    if closed && !tcp_close {
+        bail!("{who} is a connected TCP socket (state {}): not supported yet (--tcp-close restores it closed)", ie.state);
     }
     let sk = raw::socket(family, ty, proto).with_context(|| format!("socket({family}, {ty}, {proto}) for {who}"))?;
     let fd = sk.as_fd();
@@ -43,7 +46,7 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
     set(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
     set(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT")?;
     let freebind = ie.ip_opts.as_ref().and_then(|o| o.freebind) == Some(true);
-    if ie.src_port != 0 {
+    if ie.src_port != 0 && !closed {
         let scope = match ie.ifname.as_deref() {
             Some(dev) => std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
                 .ok()
@@ -67,7 +70,7 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
         }
         raw::listen(fd, ie.backlog as i32).with_context(|| format!("listen on {who}"))?;
     }
-    if ie.dst_port != 0 {
+    if ie.dst_port != 0 && !closed {
         let a = addr::from_image(ie.family, ie.dst_port, &ie.dst_addr, 0).with_context(|| who.clone())?;
         raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?;
     }
@@ -81,7 +84,8 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
     if let Some(t) = ie.tcp_opts.as_ref().filter(|_| proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM) {
         ipopts::restore_tcp(fd, t, &who)?;
     }
-    if let Some(how) = ie.shutdown.filter(|s| *s != 0) {
+    let shut = if closed { Some(3) } else { ie.shutdown.filter(|s| *s != 0) };
+    if let Some(how) = shut {
         let how = match how & 3 {
             1 => socket::Shutdown::Read,
             2 => socket::Shutdown::Write,
@@ -91,7 +95,7 @@ pub fn open(ie: &InetSkEntry) -> Result<OwnedFd> {
         match socket::shutdown(fd.as_raw_fd(), how) {
             Ok(()) => {}
             // A socket never connected takes the bits and says ENOTCONN.
-            Err(nix::errno::Errno::ENOTCONN) if ie.state == TCP_CLOSE => {}
+            Err(nix::errno::Errno::ENOTCONN) if ie.state == TCP_CLOSE || closed => {}
             Err(e) => return Err(e).with_context(|| format!("shutdown({how:?}) of {who}")),
         }
     }

@@ -96,7 +96,7 @@ fn refusals_name_the_socket() {
         let md = std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         let mut found = super::dump::Collected::default();
         let who = format!("fd {} of task {me}", fd.as_raw_fd());
-        let err = super::dump::entry(fd, std::os::unix::fs::MetadataExt::ino(&md) as u32, 1, 2, &mut found, &who).unwrap_err();
+        let err = super::dump::entry(fd, std::os::unix::fs::MetadataExt::ino(&md) as u32, 1, 2, &mut found, false, &who).unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains(&who) && msg.contains(words), "{msg}");
     }
@@ -104,7 +104,7 @@ fn refusals_name_the_socket() {
     u.send_to(b"x", u.local_addr().unwrap()).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     let md = std::fs::metadata(format!("/proc/self/fd/{}", u.as_raw_fd())).unwrap();
-    let err = super::dump::entry(u.as_fd(), std::os::unix::fs::MetadataExt::ino(&md) as u32, 1, 2, &mut Default::default(), "udp").unwrap_err();
+    let err = super::dump::entry(u.as_fd(), std::os::unix::fs::MetadataExt::ino(&md) as u32, 1, 2, &mut Default::default(), false, "udp").unwrap_err();
     assert!(format!("{err:#}").contains("datagrams queued"), "{err:#}");
 }
 
@@ -132,4 +132,20 @@ fn raw_round_trip() {
     assert_eq!((r(1).hdrincl, before.entries[1].isk.as_ref().unwrap().src_port), (Some(true), 253));
     assert_eq!(r(2).icmpv_filter, vec![u32::MAX; 8]);
     assert_eq!(get_int(back[1].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), 253);
+}
+
+#[test]
+fn tcp_close_records_a_connection_and_restores_it_closed() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let md = std::fs::metadata(format!("/proc/self/fd/{}", c.as_raw_fd())).unwrap();
+    let ino = std::os::unix::fs::MetadataExt::ino(&md) as u32;
+    let ie = super::dump::entry(c.as_fd(), ino, 1, 2, &mut Default::default(), true, "client").unwrap();
+    assert_eq!((ie.state, ie.dst_port), (1, u32::from(l.local_addr().unwrap().port())));
+    assert!(format!("{:#}", super::restore::open(&ie, false).unwrap_err()).contains("--tcp-close"));
+    let back = super::restore::open(&ie, true).unwrap();
+    assert_eq!(get_int(back.as_fd(), libc::SOL_SOCKET, libc::SO_TYPE).unwrap(), libc::SOCK_STREAM);
+    assert_eq!(raw::name(back.as_fd(), true).unwrap_err(), nix::errno::Errno::ENOTCONN);
+    let mut b = [0u8; 4];
+    assert_eq!(nix::sys::socket::recv(back.as_raw_fd(), &mut b, nix::sys::socket::MsgFlags::MSG_DONTWAIT), Ok(0));
 }
