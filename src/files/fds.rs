@@ -107,7 +107,7 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
     let kind = KINDS.iter().copied().find(|k| k.claims(&p));
     // A file in flight is carried only by a kind that says it travels.
     if flying && !kind.is_some_and(|k| k.travels()) {
-        bail!("a file in flight is of type {}: only regular files, directories, devices and pipes are carried in flight yet", p.describe());
+        bail!("a file in flight is of type {}: only regular files, directories, devices, pipes and unix sockets are carried in flight yet", p.describe());
     }
     let Some(kind) = kind else {
         if link == "anon_inode:[io_uring]" {

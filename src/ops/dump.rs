@@ -171,6 +171,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
     sh.fds.tcp_close = opts.tcp_close;
+    crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;

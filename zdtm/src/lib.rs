@@ -747,6 +747,7 @@ pub fn pidfd_exit_status(fd: i32) -> Option<i32> {
     }
     Some((info[7] >> 32) as u32 as i32)
 }
+pub mod unixsk;
 
 /// inet socket helpers (the inet tests).
 pub mod inet;

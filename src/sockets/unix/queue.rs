@@ -15,7 +15,9 @@ use crate::images::pb::{ScmEntry, SkPacketEntry, UnixSkEntry};
 /// `shutdown` are the socket's sk_shutdown bits (a shut receive side reads
 /// as end of file once the queue is empty).
 pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<(Vec<u8>, Vec<OwnedFd>)>> {
-    if rqlen == 0 {
+    // A stream's rqlen counts every byte; a datagram socket's only its
+    // first message, which may be empty.
+    if rqlen == 0 && ty == libc::SOCK_STREAM as u32 {
         return Ok(Vec::new());
     }
     let saved = crate::sys::sockopt::peek_off(fd).unwrap_or(-1);
@@ -27,8 +29,10 @@ pub fn peek_queue(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Res
 
 fn peek_all(fd: BorrowedFd<'_>, ty: u32, rqlen: u32, shutdown: u32) -> Result<Vec<(Vec<u8>, Vec<OwnedFd>)>> {
     let mut out: Vec<(Vec<u8>, Vec<OwnedFd>)> = Vec::new();
-    let mut buf = vec![0u8; rqlen.max(65536) as usize];
     let stream = ty == libc::SOCK_STREAM as u32;
+    // A message is at most what a sender's buffer holds (SO_SNDBUF tops
+    // at a few MiB): room for the largest.
+    let mut buf = vec![0u8; if stream { rqlen.max(65536) as usize } else { (rqlen as usize).max(8 << 20) }];
     let passcred = socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false);
     loop {
         // The peek gives us copies of the fds: ours.
@@ -92,24 +96,35 @@ impl Queued {
 /// down as it was (a shut sending side would refuse the refill).
 pub fn refill_and_shut(ends: [(BorrowedFd<'_>, &UnixSkEntry, &[Queued]); 2], fd_of: &dyn Fn(u32) -> Result<i32>) -> Result<()> {
     for (i, (_, e, msgs)) in ends.iter().enumerate() {
-        let sender = ends[1 - i].0;
-        for m in msgs.iter() {
-            let fds = m.rights.iter().map(|&id| fd_of(id)).collect::<Result<Vec<i32>>>()?;
-            let iov = [std::io::IoSlice::new(&m.data)];
-            let cmsg = [socket::ControlMessage::ScmRights(&fds)];
-            let cmsgs: &[socket::ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
-            socket::sendmsg::<()>(sender.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_DONTWAIT, None)
-                .with_context(|| format!("refilling the queue of unix socket {}", e.ino))?;
-        }
+        send_all(ends[1 - i].0, e.ino, msgs, fd_of)?;
     }
     for (fd, e, _) in ends {
-        let how = match e.shutdown.unwrap_or(0) & 3 {
-            0 => continue,
-            1 => socket::Shutdown::Read,
-            2 => socket::Shutdown::Write,
-            _ => socket::Shutdown::Both,
-        };
-        socket::shutdown(fd.as_raw_fd(), how).with_context(|| format!("shutdown of unix socket {}", e.ino))?;
+        shut(fd, e)?;
     }
     Ok(())
+}
+
+/// Send `msgs` from `sender` (connected to unix socket `ino`), with the
+/// fds they carry (`fd_of` gives our fd for a file id).
+pub fn send_all(sender: BorrowedFd<'_>, ino: u32, msgs: &[Queued], fd_of: &dyn Fn(u32) -> Result<i32>) -> Result<()> {
+    for m in msgs {
+        let fds = m.rights.iter().map(|&id| fd_of(id)).collect::<Result<Vec<i32>>>()?;
+        let iov = [std::io::IoSlice::new(&m.data)];
+        let cmsg = [socket::ControlMessage::ScmRights(&fds)];
+        let cmsgs: &[socket::ControlMessage<'_>] = if fds.is_empty() { &[] } else { &cmsg };
+        socket::sendmsg::<()>(sender.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_DONTWAIT, None)
+            .with_context(|| format!("refilling the queue of unix socket {ino}"))?;
+    }
+    Ok(())
+}
+
+/// Shut socket `fd` down as its record says.
+pub fn shut(fd: BorrowedFd<'_>, e: &UnixSkEntry) -> Result<()> {
+    let how = match e.shutdown.unwrap_or(0) & 3 {
+        0 => return Ok(()),
+        1 => socket::Shutdown::Read,
+        2 => socket::Shutdown::Write,
+        _ => socket::Shutdown::Both,
+    };
+    socket::shutdown(fd.as_raw_fd(), how).with_context(|| format!("shutdown of unix socket {}", e.ino))
 }
