@@ -35,17 +35,17 @@ pub struct Diag {
     pub shutdown: u32,
 }
 
-/// The sockets of `family`/`proto` in our network namespace, by inode.
-/// Raw sockets are asked for with IPPROTO_RAW and the protocol in the
-/// request's raw-protocol byte.
-pub fn collect(family: u8, proto: u8, raw: Option<u8>) -> Result<HashMap<u32, Diag>> {
+/// The sockets of `family`/`proto` in our network namespace in one of
+/// `states` (a bit per TCP state), by inode. Raw sockets are asked for
+/// with IPPROTO_RAW and the protocol in the request's raw-protocol byte.
+pub fn collect(family: u8, proto: u8, raw: Option<u8>, states: u32) -> Result<HashMap<u32, Diag>> {
     let mut nl = Netlink::open(SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
     let mut req = Vec::with_capacity(56);
     req.push(family);
     req.push(proto);
     req.push(0); // no extensions
     req.push(raw.unwrap_or(0));
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req.extend_from_slice(&states.to_ne_bytes());
     req.extend_from_slice(&[0u8; 48]); // no socket id: all of them
     let msgs = nl
         .request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &req)
@@ -98,7 +98,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let ino = std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&l))).unwrap().ino() as u32;
-        let all = super::collect(libc::AF_INET as u8, libc::IPPROTO_TCP as u8, None).unwrap();
+        let all = super::collect(libc::AF_INET as u8, libc::IPPROTO_TCP as u8, None, u32::MAX).unwrap();
         let d = &all[&ino];
         assert_eq!(d.state, 10);
         assert_eq!(d.src_port, port);

@@ -28,7 +28,7 @@ impl Collected {
     fn lookup(&mut self, family: i32, proto: i32, ino: u32) -> Result<Option<Diag>> {
         let all = match self.0.entry((family, proto)) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(match diag::collect(family as u8, proto as u8, None) {
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(match diag::collect(family as u8, proto as u8, None, states(proto)) {
                 Ok(all) => all,
                 // No raw_diag module: raw sockets are read like unhashed ones.
                 Err(e) if proto == libc::IPPROTO_RAW && e.root_cause().downcast_ref() == Some(&nix::errno::Errno::ENOENT) => HashMap::new(),
@@ -36,6 +36,17 @@ impl Collected {
             }),
         };
         Ok(all.get(&ino).cloned())
+    }
+}
+
+/// The states asked of inet_diag, as CRIU asks them: for TCP every state
+/// but CLOSE (a socket only bound is read like an unhashed one, so its
+/// record has no ns_id, as CRIU's), all of them for the others.
+fn states(proto: i32) -> u32 {
+    if proto == libc::IPPROTO_TCP {
+        [TCP_LISTEN, TCP_ESTABLISHED, 2, 4, 5, 8, 9, 11].iter().fold(0, |m, s| m | 1 << s)
+    } else {
+        u32::MAX
     }
 }
 
