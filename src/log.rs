@@ -105,9 +105,22 @@ pub fn reopen_for_pid(pid: i32) -> std::io::Result<()> {
     if let Some(path) = sink.path.clone() {
         let mut name = path.into_os_string();
         name.push(format!(".{pid}"));
-        let path = PathBuf::from(name);
-        sink.file = Some(open_log(&path)?);
-        sink.path = Some(path);
+        // The base path stays: a grandchild's log is LOG.PID as well,
+        // never LOG.PARENT.PID.
+        sink.file = Some(open_log(&PathBuf::from(name))?);
+    }
+    Ok(())
+}
+
+/// A restoring process sharing its fd table with another (CLONE_FILES):
+/// log through a copy of the log file's fd of its own, the shared one left
+/// to the other process (never closed here).
+pub fn own_fd() -> std::io::Result<()> {
+    let mut sink = state().sink.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = sink.file.take() {
+        let copy = f.try_clone();
+        std::mem::forget(f);
+        sink.file = Some(copy?);
     }
     Ok(())
 }

@@ -313,6 +313,7 @@ pub unsafe extern "C" fn restorer_main(args: *const Args) -> ! {
     }
 
     memory(&c);
+    aio_rings(&c);
     mm_fields(&c);
     signals_and_timers(&c);
     if a.flags & flag::SCHED != 0 {
@@ -834,4 +835,129 @@ fn queue_pending(c: &Ctx, pending: &[proto::Pending]) {
         };
         c.check(step::SIGQUEUE, r);
     }
+}
+
+const NR_IO_SETUP: usize = 206;
+const NR_IO_SUBMIT: usize = 209;
+const NR_SCHED_SETAFFINITY: usize = 203;
+const NR_SCHED_GETAFFINITY: usize = 204;
+const NR_GETCPU: usize = 309;
+const IOCB_CMD_PWRITE: u16 = 1;
+/// `struct aio_ring` (the header) and `struct io_event`.
+const AIO_HEADER: usize = 32;
+const AIO_EVENT: usize = 32;
+/// MAP_PRIVATE | MAP_ANONYMOUS.
+const MAP_PRIVATE_ANON: usize = 0x02 | 0x20;
+
+/// `struct iocb`.
+#[repr(C)]
+struct Iocb {
+    data: u64,
+    key: u32,
+    rw_flags: u32,
+    opcode: u16,
+    reqprio: i16,
+    fildes: u32,
+    buf: u64,
+    nbytes: u64,
+    offset: i64,
+    reserved2: u64,
+    flags: u32,
+    resfd: u32,
+}
+
+/// The AIO rings, once every area is in place.
+fn aio_rings(c: &Ctx) {
+    for r in c.slice::<proto::AioRing>(c.a.aio_rings) {
+        aio_ring(c, r);
+    }
+}
+
+/// One AIO ring, as CRIU 4.2 restores one: a new context of the dumped
+/// size; the kernel's own copy of the tail (which completions write into
+/// the ring) brought to the dumped tail by requests that complete at once
+/// (1-byte writes to /dev/null), the ring's head following them as far as
+/// the dumped head, so that the kernel counts the dumped unreaped events
+/// as taken slots; the events copied in; then the new ring moved over the
+/// dumped copy at the old address, which makes that address the context's
+/// id again.
+fn aio_ring(c: &Ctx, r: &proto::AioRing) {
+    let old = r.addr as *const u32;
+    // SAFETY: `memory` moved the dumped ring (a private copy, `len` bytes)
+    // to `addr`; its header is eight u32 words.
+    let (nr, head, tail) = unsafe { (old.add(1).read_volatile(), old.add(2).read_volatile(), old.add(3).read_volatile()) };
+    let mut ctx: u64 = 0;
+    c.check(step::AIO_SETUP, sys2(NR_IO_SETUP, r.nr_req as usize, &mut ctx as *mut u64 as usize));
+    let new = ctx as *mut u32;
+    let slots = (r.len as usize).saturating_sub(AIO_HEADER) / AIO_EVENT;
+    // SAFETY: io_setup mapped the new ring's header at `ctx`.
+    let new_nr = unsafe { new.add(1).read_volatile() };
+    if nr as usize != slots || new_nr != nr || head >= nr || tail >= nr {
+        c.fail(step::AIO_RING, -EINVAL);
+    }
+    if head != 0 || tail != 0 {
+        // Past the end and round again when the tail wrapped, so that the
+        // kernel's count of completed events covers the unreaped ones.
+        let count = if tail < head { nr + tail } else { tail } as usize;
+        let batch = count.min(nr as usize - 1);
+        let size = size_of::<Iocb>() + batch * 8;
+        let mem = c.check(step::AIO_SUBMIT, sys(NR_MMAP, [0, size, PROT_RW, MAP_PRIVATE_ANON, usize::MAX, 0])) as usize;
+        let byte = 0u8;
+        let iocb = Iocb {
+            data: 0,
+            key: 0,
+            rw_flags: 0,
+            opcode: IOCB_CMD_PWRITE,
+            reqprio: 0,
+            fildes: c.a.aio_null_fd as u32,
+            buf: &byte as *const u8 as u64,
+            nbytes: 1,
+            offset: 0,
+            reserved2: 0,
+            flags: 0,
+            resfd: 0,
+        };
+        let ptrs = (mem + size_of::<Iocb>()) as *mut u64;
+        // SAFETY: `mem` is a fresh private mapping of `size` bytes: the iocb,
+        // then `batch` pointers to it.
+        unsafe {
+            (mem as *mut Iocb).write(iocb);
+            for i in 0..batch {
+                ptrs.add(i).write(mem as u64);
+            }
+        }
+        // On one CPU: the kernel caches free slots per CPU, and a slot left
+        // in another CPU's cache could make a full ring's requests fail.
+        let mut mask = [0u64; 16];
+        let mut cpu: u32 = 0;
+        let saved = sys3(NR_SCHED_GETAFFINITY, 0, size_of::<[u64; 16]>(), mask.as_mut_ptr() as usize);
+        let pinned = saved > 0
+            && sys3(NR_GETCPU, &mut cpu as *mut u32 as usize, 0, 0) == 0
+            && (cpu as usize) < 16 * 64
+            && {
+                let mut one = [0u64; 16];
+                one[cpu as usize / 64] = 1 << (cpu % 64);
+                sys3(NR_SCHED_SETAFFINITY, 0, size_of::<[u64; 16]>(), one.as_ptr() as usize) == 0
+            };
+        let mut done = 0usize;
+        while done < count {
+            let n = c.check(step::AIO_SUBMIT, sys3(NR_IO_SUBMIT, ctx as usize, (count - done).min(batch), ptrs as usize));
+            if n <= 0 {
+                c.fail(step::AIO_SUBMIT, -EINVAL);
+            }
+            done += n as usize;
+            // SAFETY: the new ring's head word; userspace may write it (this
+            // is what io_getevents would leave there).
+            unsafe { new.add(2).write_volatile(done.min(head as usize) as u32) };
+        }
+        if pinned {
+            c.check(step::AIO_SUBMIT, sys3(NR_SCHED_SETAFFINITY, 0, saved as usize, mask.as_ptr() as usize));
+        }
+        c.check(step::AIO_SUBMIT, sys2(NR_MUNMAP, mem, size));
+    }
+    // SAFETY: both rings are `len` bytes; the events follow the header.
+    unsafe {
+        core::ptr::copy_nonoverlapping((r.addr as usize + AIO_HEADER) as *const u8, (ctx as usize + AIO_HEADER) as *mut u8, r.len as usize - AIO_HEADER);
+    }
+    c.check(step::AIO_MOVE, mremap(ctx, r.len, r.addr));
 }

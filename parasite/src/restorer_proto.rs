@@ -137,6 +137,12 @@ pub mod step {
     pub const TLS: u64 = 47;
     /// seccomp(SECCOMP_SET_MODE_FILTER) of one of the thread's filters.
     pub const SECCOMP_FILTER: u64 = 48;
+    /// An AIO ring: io_setup, a ring unlike the dumped one (EINVAL), the
+    /// requests that move its tail, or the move to the old address.
+    pub const AIO_SETUP: u64 = 49;
+    pub const AIO_RING: u64 = 50;
+    pub const AIO_SUBMIT: u64 = 51;
+    pub const AIO_MOVE: u64 = 52;
 }
 
 words! {
@@ -319,6 +325,17 @@ words! {
 }
 
 words! {
+    /// An AIO context to recreate: its ring was at `addr` (the context id),
+    /// `len` bytes, made by io_setup(`nr_req`); the dumped ring is premapped
+    /// there (moved into place like any private area).
+    pub struct AioRing {
+        pub addr: u64,
+        pub len: u64,
+        pub nr_req: u64,
+    }
+}
+
+words! {
     /// `struct prctl_mm_map` fields but the auxv pointer and exe fd.
     pub struct MmMap {
         pub start_code: u64,
@@ -411,5 +428,9 @@ words! {
         /// order: the last thing it does before `rt_sigreturn` (see
         /// `flag::SECCOMP_EARLY`); a TSYNC one covers every thread.
         pub seccomp: Slice,
+        /// AIO rings (`AioRing`s), recreated once memory is in place, and
+        /// an fd open on /dev/null for them (u64::MAX: none).
+        pub aio_rings: Slice,
+        pub aio_null_fd: u64,
     }
 }

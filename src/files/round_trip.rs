@@ -26,7 +26,7 @@ fn dump_all(list: &[RawFd]) -> (Vec<crate::images::pb::FdinfoEntry>, Fds, FileTa
     let stat = crate::proc::stat::read(me).expect("our stat");
     let (mut out, mut files) = (Fds::default(), FileTable::new());
     let infos = fds::dump_fds(me, list, &mut out, &mut files, &stat, false).expect("dumping our fds");
-    fds::dumped_all(&mut out, &mut files, "the test").expect("the kinds' last readings");
+    fds::dumped_all(&mut out, &mut files, &format!("the test, task {me}")).expect("the kinds' last readings");
     (infos, out, files)
 }
 

@@ -3,11 +3,13 @@
 //! ends, their settings and queued bytes; a slave whose master was closed
 //! comes back hung up. A slave whose master is outside the tree is the
 //! task's terminal: a dump with --shell-job records it, and a restore with
-//! --shell-job connects it to the terminal criu runs on (its stdin). What
-//! else a terminal fd can be (/dev/tty, the console, a vt, a serial line,
-//! a pty that is a session's controlling terminal) is refused by name.
+//! --shell-job connects it to the terminal criu runs on (its stdin).
+//! /dev/tty, the console and the vts are opened again by path
+//! ([`simple`]). What else a terminal fd can be (a serial line, /dev/tty0)
+//! is refused by name.
 
 pub mod pty;
+pub mod simple;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,6 +34,10 @@ pub struct TtyInfos {
     pub ends: Vec<pty::End>,
     pub data: Vec<TtyDataEntry>,
     pub shell_job: bool,
+    /// Each /dev/tty fd: who holds it, the pty index it stands for (None:
+    /// not a pty), and the holder's session if it is that session's
+    /// terminal (checked once the sessions' terminals are known).
+    pub cttys: Vec<(String, Option<u32>, Option<i32>)>,
 }
 
 /// A restore's view of tty-info.img and tty-data.img.
@@ -67,9 +73,7 @@ fn pty_end(rdev: u64) -> Option<bool> {
 /// What a terminal that is no pty is, for a refusal.
 fn which_terminal(rdev: u64) -> &'static str {
     match (libc::major(rdev), libc::minor(rdev)) {
-        (5, 0) => "/dev/tty (the controlling-terminal alias)",
-        (5, 1) => "the console",
-        (4, 1..=63) => "a virtual terminal",
+        (4, 0) => "/dev/tty0 (the current-vt alias)",
         _ => "a serial line",
     }
 }
@@ -92,7 +96,10 @@ impl FdKind for Tty {
         let rdev = p.md.rdev();
         let who = p.who();
         let Some(master) = pty_end(rdev) else {
-            bail!("{who} is {} ({}): not supported yet", which_terminal(rdev), p.link);
+            let Some(ty) = simple::type_of(rdev) else {
+                bail!("{who} is {} ({}): not supported yet", which_terminal(rdev), p.link);
+            };
+            return dump_simple(p, ty, id, cx);
         };
         let fd = p.dup()?;
         let index = if master {
@@ -112,7 +119,11 @@ impl FdKind for Tty {
                 info.pgrp = cx.stat.tpgid.max(0) as u32;
             }
             st.infos.push(info);
-            st.ends.push(pty::End { pid: p.pid, index, master, who: who.clone(), fd: fd.try_clone()?, hung });
+            let peer_closed = master && !hung && crate::sys::tty::hung_up_peer(fd.as_fd()).with_context(|| format!("poll on {who}"))?;
+            if peer_closed {
+                pty::check_closed_slave_node(p.pid, &slave_path_of_ptmx(p.link, index), &who)?;
+            }
+            st.ends.push(pty::End { pid: p.pid, index, master, who: who.clone(), fd: fd.try_clone()?, hung, peer_closed });
         }
         // The path, for tools and for the restore's open.
         let regf_id = cx.files.alloc_id();
@@ -136,7 +147,21 @@ impl FdKind for Tty {
         let ends = std::mem::take(&mut t.ends);
         // `who` ends with the root's pid ("task P", "the tree of task P").
         let root = who.rsplit(' ').next().and_then(|p| p.parse::<i32>().ok());
-        for (index, sid, pgrp) in pty::check_pairs(&ends, t.shell_job, root)? {
+        let sessions = pty::check_pairs(&ends, t.shell_job, root)?;
+        for (who, index, sid) in &t.cttys {
+            if index.is_some_and(|i| sessions.iter().any(|s| s.0 == i)) {
+                continue;
+            }
+            // With --shell-job: the terminal of a session outside the tree
+            // (no end of it dumped), whose place criu's terminal takes.
+            let outside = index.is_none_or(|i| !ends.iter().any(|e| e.master && e.index == i));
+            if t.shell_job && outside && sid.is_some_and(|s| Some(s) != root) {
+                continue;
+            }
+            let what = index.map_or("a terminal outside the tree".to_string(), |i| format!("pty {i}"));
+            bail!("{who} is /dev/tty standing for {what}, which is not the controlling terminal of the dumped tree's root (a session leader holding it){}: not supported yet", if t.shell_job { "" } else { " nor, with --shell-job, the one of the session it runs in" });
+        }
+        for (index, sid, pgrp) in sessions {
             for i in t.infos.iter_mut().filter(|i| i.pty.as_ref().is_some_and(|p| p.index == index)) {
                 i.sid = sid as u32;
                 i.pgrp = pgrp as u32;
@@ -200,12 +225,31 @@ impl FdKind for Tty {
         let info = loaded
             .and_then(|l| l.info(tfe.tty_info_id))
             .with_context(|| format!("fd {fd}: tty {:#x} has no record {:#x} in tty-info.img", fe.id, tfe.tty_info_id))?;
-        if info.r#type != TtyType::Pty as i32 {
-            bail!("fd {fd}: terminal {:#x} is of type {} (not a pty): not supported yet", fe.id, info.r#type);
+        let reg = tfe.regf_id.and_then(|r| cx.images.get(&r)).and_then(|f| f.reg.as_ref());
+        match TtyType::try_from(info.r#type) {
+            Ok(TtyType::Pty) => {}
+            Ok(ty @ (TtyType::Console | TtyType::Vt | TtyType::Ctty)) => {
+                let path = match (reg, ty) {
+                    (Some(r), _) => r.name.clone(),
+                    (None, TtyType::Console) => "/dev/console".into(),
+                    (None, TtyType::Ctty) => "/dev/tty".into(),
+                    (None, _) => bail!("fd {fd}: vt {:#x} has no path record", fe.id),
+                };
+                if ty == TtyType::Ctty {
+                    // It stands for the caller's terminal: opened once the
+                    // root is its session's leader with it again.
+                    let late = cx.state.get_mut::<LateCttys>();
+                    if !late.0.iter().any(|l| l.0 == fe.id) {
+                        late.0.push((fe.id, tfe.flags, path));
+                    }
+                    return Ok(None);
+                }
+                return simple::open(&path, tfe.flags, info).with_context(|| format!("fd {fd}")).map(Some);
+            }
+            _ => bail!("fd {fd}: terminal {:#x} is of type {} (not a pty, console, vt or /dev/tty): not supported yet", fe.id, info.r#type),
         }
         let index = info.pty.as_ref().with_context(|| format!("fd {fd}: pty record {:#x} has no index", info.id))?.index;
         let master = info.id & 1 == 1;
-        let reg = tfe.regf_id.and_then(|r| cx.images.get(&r)).and_then(|f| f.reg.as_ref());
         let has_info = |id: u32| cx.images.values().any(|f| f.tty.as_ref().is_some_and(|t| t.tty_info_id == id));
         let peer_live = has_info(pty::info_id(index, !master))
             && loaded.and_then(|l| l.info(pty::info_id(index, !master))).is_some_and(|i| i.termios.is_some());
@@ -243,6 +287,14 @@ impl FdKind for Tty {
             let m = pty::open_master(&ptmx_path(mreg), index, mflags)?;
             crate::sys::tty::set_pty_locked(m.as_fd(), false).with_context(|| format!("unlocking pty {index}"))?;
             pty::set_params(m.as_fd(), &mi)?;
+            if master && !peer_live {
+                // A lone master: its slave was closed (the dump checks
+                // that). An opening of the slave, closed again, hangs the
+                // new master up the same way.
+                let spath = slave_path_of_ptmx(&ptmx_path(mreg), index);
+                drop(pty::open_slave(&spath, index, libc::O_RDWR as u32, None, None)?);
+                tracing::info!("pty {index}: its slave opened and closed again (it was closed at dump)");
+            }
             if mi.packet_mode {
                 crate::sys::tty::set_packet_mode(m.as_fd(), true).with_context(|| format!("packet mode on pty {index}"))?;
             }
@@ -276,6 +328,12 @@ impl FdKind for Tty {
             }
             pty::take_ctty(&format!("/dev/pts/{index}"), index)?;
             tracing::info!("pty {index}: the controlling terminal of session {sid} again");
+        }
+        for (id, flags, path) in std::mem::take(&mut cx.state.get_mut::<LateCttys>().0) {
+            let info = loaded.info(simple::info_id(TtyType::Ctty)).with_context(|| format!("file {id:#x}: no /dev/tty record in tty-info.img"))?;
+            let f = simple::open(&path, flags, info)
+                .with_context(|| format!("file {id:#x}: {path} stands for the controlling terminal, which the restoring root (task {}) lacks", std::process::id()))?;
+            cx.opened.insert(id, f);
         }
         for (index, m) in &made.masters {
             let index = *index;
@@ -328,9 +386,68 @@ impl FdKind for Tty {
 /// that read the images).
 static CTTYS: std::sync::Mutex<Vec<(u32, u32, u32, u32)>> = std::sync::Mutex::new(Vec::new());
 
+/// Dump an fd of a path-opened terminal (/dev/tty, the console, a vt):
+/// one record per type, a path record, and the checks a restore needs.
+fn dump_simple(p: &mut FdProbe, ty: TtyType, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
+    let who = p.who();
+    let rdev = p.md.rdev();
+    let fd = p.dup()?;
+    // The terminal it stands for (/dev/tty and /dev/console are aliases).
+    let real = match ty {
+        TtyType::Vt => rdev,
+        _ => crate::sys::tty::real_device(fd.as_fd()).with_context(|| format!("TIOCGDEV on {who} ({}): is it hung up?", p.link))?,
+    };
+    let own_ctty = u64::from(cx.stat.tty_nr) == real;
+    let st = cx.fds.state.get_mut::<TtyInfos>();
+    st.shell_job = cx.shell_job;
+    if ty == TtyType::Ctty {
+        let index = matches!(libc::major(real), 136..=143).then(|| libc::minor(real) + (libc::major(real) - 136) * 256);
+        if index.is_none() && !(cx.shell_job && own_ctty) {
+            bail!("{who} is /dev/tty standing for device {}:{}, not a pty of the tree: not supported yet", libc::major(real), libc::minor(real));
+        }
+        st.cttys.push((who.clone(), index, own_ctty.then_some(cx.stat.sid)));
+    } else if own_ctty {
+        bail!("{who} is {} ({}), the controlling terminal of task {}: not supported yet", simple::what(ty), p.link, p.pid);
+    }
+    let sid_pgrp = if own_ctty { (cx.stat.sid, cx.stat.tpgid) } else { (0, 0) };
+    let info = simple::info(fd.as_fd(), ty, rdev, p.md.dev(), (p.md.uid(), p.md.gid()), sid_pgrp, &who)?;
+    match st.infos.iter().find(|i| i.id == info.id) {
+        None => st.infos.push(info),
+        Some(had) if simple::same_state(had, &info) => {}
+        Some(_) => bail!(
+            "{who} is {} ({}) whose settings differ from another one's of the tree: CRIU's one record per terminal type can't hold both",
+            simple::what(ty),
+            p.link
+        ),
+    }
+    let regf_id = cx.files.alloc_id();
+    cx.files.push_reg(reg::entry(regf_id, p.link, &File::from(fd), p.flags, 0)?);
+    Ok(FileEntry {
+        r#type: FdTypes::Tty as i32,
+        id,
+        tty: Some(TtyFileEntry { id, tty_info_id: simple::info_id(ty), flags: p.flags, fown: FownEntry::default(), regf_id: Some(regf_id) }),
+        ..Default::default()
+    })
+}
+
+/// /dev/tty fds the restore opens once the root has its controlling
+/// terminal again: (file id, status flags, path).
+#[derive(Debug, Default)]
+struct LateCttys(Vec<(u32, u32, String)>);
+
 /// The ptmx to open for a master: its recorded path, or /dev/ptmx.
 fn ptmx_path(reg: Option<&crate::images::pb::RegFileEntry>) -> String {
     reg.map(|r| r.name.clone()).filter(|n| n.ends_with("ptmx")).unwrap_or_else(|| "/dev/ptmx".into())
+}
+
+/// The slave of pty `index` next to master path `ptmx` (/dev/ptmx ->
+/// /dev/pts/N, /dev/pts/ptmx -> /dev/pts/N).
+fn slave_path_of_ptmx(ptmx: &str, index: u32) -> String {
+    match ptmx.strip_suffix("ptmx") {
+        Some(dir) if dir.ends_with("pts/") => format!("{dir}{index}"),
+        Some(dir) => format!("{dir}pts/{index}"),
+        None => format!("/dev/pts/{index}"),
+    }
 }
 
 /// A slave's path: its recorded one, or /dev/pts/N.

@@ -55,6 +55,7 @@ impl Dumper {
         st.memwrite_us += mem_stats.memwrite_us;
         let mut mm = mm_entry(stat, report.brk, crate::proc::auxv(pid)?, exe_id, &vmas, &guards, report.dumpable);
         mm.thp_disabled = Some(crate::task::settings::thp_disabled(pid, report.thp_disabled)?);
+        mm.aios = super::aio::entries(&vmas)?;
         Ok(mm)
     }
 

@@ -1,9 +1,10 @@
-//! Task memory: VMAs (`vma`), the page dump (`pages`), memfd objects
+//! Task memory: VMAs (`vma`), AIO rings (`aio`), the page dump (`pages`), memfd objects
 //! (`memfd`), hugetlb page sizes (`hugetlb`), shared memory contents at restore (`shmem`), the restore's
 //! premap (`premap`), the copy-on-write sharing children take from their
 //! parent's premap (`inherit`) and vDSO decision (`vdso`), and the
 //! mm_entry that ties them to the task's mm boundaries (`mm`).
 
+pub mod aio;
 pub mod hugetlb;
 pub mod inherit;
 pub mod memfd;

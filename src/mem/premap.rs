@@ -76,6 +76,10 @@ pub struct MemPlan {
     /// Our own mappings the restorer must drop (everything but the premap
     /// region, the restorer's own region and the vDSO areas).
     pub own: Vec<(u64, u64)>,
+    /// AIO rings the restorer recreates over their premapped copies, and
+    /// /dev/null for the requests that bring each ring's tail into place.
+    pub aio_rings: Vec<super::aio::Ring>,
+    pub aio_null: Option<OwnedFd>,
 }
 
 /// A free range of `len` bytes avoiding every range in `avoid`, searching
@@ -103,9 +107,11 @@ fn huge_size(v: &VmaEntry) -> Option<u64> {
 /// Whether `v` is premapped here. The image's vDSO and vvar are, only
 /// when they are restored as memory (`proxy`).
 fn needs_premap(v: &VmaEntry, proxy: bool) -> bool {
-    v.status & status::AREA_REGULAR != 0
-        && (proxy || v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0)
-        && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0
+    // An AIO ring: its dumped copy, private, for the restorer to read.
+    v.status & status::AREA_AIORING != 0
+        || (v.status & status::AREA_REGULAR != 0
+            && (proxy || v.status & (status::AREA_VDSO | status::AREA_VVAR) == 0)
+            && v.status & (status::ANON_PRIVATE | status::FILE_PRIVATE | status::ANON_SHARED) != 0)
 }
 
 fn open_mapped(files: &HashMap<u32, RegFileEntry>, shared: &SharedShmem, v: &VmaEntry, write: bool) -> Result<File> {
@@ -196,6 +202,11 @@ pub fn premap(
     avoid.extend_from_slice(extra_avoid);
     let base = find_hole(total.max(PAGE_SIZE), &avoid).context("no room in the address space to premap the task's memory")?;
     let mut plan = MemPlan { region: (base, total), ..Default::default() };
+    plan.aio_rings = super::aio::rings(mm_e)?;
+    if !plan.aio_rings.is_empty() {
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null").context("opening /dev/null for the AIO rings")?;
+        plan.aio_null = Some(OwnedFd::from(null));
+    }
 
     // Areas, laid out one page apart so the kernel never merges them.
     let mut at = base;

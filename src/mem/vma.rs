@@ -66,7 +66,8 @@ impl Vma {
 
     /// Whether the memory dump stores this VMA's private pages.
     pub fn dumps_private_pages(&self) -> bool {
-        self.is(status::AREA_REGULAR) && (self.is(status::ANON_PRIVATE) || self.is(status::FILE_PRIVATE)) && !self.is(status::AREA_VVAR)
+        (self.is(status::AREA_REGULAR) && (self.is(status::ANON_PRIVATE) || self.is(status::FILE_PRIVATE)) && !self.is(status::AREA_VVAR))
+            || self.is(status::AREA_AIORING)
     }
 }
 
@@ -161,11 +162,8 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 }
                 continue;
             }
-            // An io_setup ring: the kernel names it so (a shared mapping of
-            // the aio pseudo-filesystem).
-            n if m.shared && (n == "/[aio] (deleted)" || n.starts_with("[aio]")) => {
-                bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): not supported", m.start, m.start, m.end)
-            }
+            // An io_setup ring (a shared mapping of the aio pseudo-filesystem).
+            _ if super::aio::is_ring(m) => super::aio::record_vma(m, &mut e),
             _ if m.has_flag("ht") => {
                 // hugetlb, as CRIU 4.2 records it: the page size in the
                 // flags; a memfd, or shared anonymous memory as a memfd

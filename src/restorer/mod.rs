@@ -22,6 +22,7 @@
 
 mod args;
 mod cleaner;
+pub mod fdt;
 pub mod plan;
 pub mod stages;
 pub mod task;
@@ -95,6 +96,7 @@ fn go(plan: Plan, l: Launch) -> ! {
     for m in mem.file_maps {
         let _ = m.fd.into_raw_fd();
     }
+    let _ = mem.aio_null.map(IntoRawFd::into_raw_fd);
     let _ = ready_fd.into_raw_fd();
     crate::sys::restorer::enter(l.entry, l.sp, l.args)
 }
@@ -278,15 +280,20 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         .iter()
         .map(|m| m.fd.as_raw_fd())
         .chain(plan.exe_fd.as_ref().map(AsRawFd::as_raw_fd))
+        .chain(plan.mem.aio_null.as_ref().map(AsRawFd::as_raw_fd))
         .chain([ready])
         .min()
         .unwrap_or(ready);
-    let mut close: Vec<u32> = std::fs::read_dir("/proc/self/fd")
-        .context("listing our fds")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&fd| fd >= lowest && fd != ready)
-        .map(|fd| fd as u32)
-        .collect();
+    let mut close: Vec<u32> = match &plan.own_fds {
+        // A shared table: other tasks' service fds are there too.
+        Some(own) => own.iter().copied().filter(|&fd| fd != ready).map(|fd| fd as u32).collect(),
+        None => std::fs::read_dir("/proc/self/fd")
+            .context("listing our fds")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&fd| fd >= lowest && fd != ready)
+            .map(|fd| fd as u32)
+            .collect(),
+    };
     close.sort_unstable();
 
     let mut keep: Vec<(u64, u64)> = plan.mem.moves.iter().map(|m| (m.from, m.len)).collect();
@@ -531,6 +538,9 @@ fn build_args(
     let close = if close.is_empty() { vec![0u32; 1024.max(plan.mem.file_maps.len() + 8)] } else { close.to_vec() };
     a.close_fds = b.push_u32(&close);
     a.fault = injected_fault_step();
+    let rings: Vec<proto::AioRing> = plan.mem.aio_rings.iter().map(|r| proto::AioRing { addr: r.addr, len: r.len, nr_req: u64::from(r.nr_req) }).collect();
+    a.aio_rings = b.push(&rings);
+    a.aio_null_fd = plan.mem.aio_null.as_ref().map_or(u64::MAX, |f| f.as_raw_fd() as u64);
     a.frame = if lay.frame != 0 { lay.frame } else { b.size().div_ceil(64) * 64 };
     Ok(b.finish(&a))
 }
@@ -665,6 +675,10 @@ pub fn step_name(step: u64) -> &'static str {
         TIMER_CREATE => "creating a POSIX timer with its id",
         TIMER_ARM => "arming a POSIX timer",
         FOWN => "setting an fd's owner or I/O signal (F_SETOWN_EX/F_SETSIG)",
+        AIO_SETUP => "io_setup (an AIO ring)",
+        AIO_RING => "an AIO ring unlike the dumped one (size, head or tail)",
+        AIO_SUBMIT => "moving an AIO ring's tail (io_submit to /dev/null)",
+        AIO_MOVE => "moving an AIO ring to its address (mremap)",
         _ => "unknown step",
     }
 }

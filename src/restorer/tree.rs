@@ -59,9 +59,7 @@ impl TaskImages {
                 crate::task::thread_info::check_restorable(ti, *tid as u32)?;
             }
         }
-        if let Some(v) = imgs.mm.vmas.iter().find(|v| v.status & crate::mem::vma::status::AREA_AIORING != 0) {
-            bail!("task {pid} has an AIO ring at {:#x} (VMA {:#x}-{:#x}): restoring AIO rings is not supported", v.start, v.start, v.end);
-        }
+        crate::mem::aio::rings(&imgs.mm).with_context(|| format!("mm-{pid}.img"))?;
         Ok(TaskImages { pstree: pstree.clone(), imgs, vdso: Default::default() })
     }
 

@@ -176,3 +176,34 @@ pub fn foreground_of(fd: std::os::fd::RawFd) -> std::io::Result<i32> {
     let r = unsafe { libc::ioctl(fd, libc::TIOCGPGRP, &mut v as *mut libc::c_int) };
     if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(v) }
 }
+
+/// TIOCGDEV: the device number of the terminal behind `fd` (for /dev/tty
+/// and /dev/console, the one they stand for).
+pub fn real_device(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+    let mut v: libc::c_uint = 0;
+    // SAFETY: TIOCGDEV writes one unsigned int (the old-style dev_t) into `v`.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGDEV, &mut v as *mut libc::c_uint) };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // The kernel's new_encode_dev: minor's low byte, major, minor's high bits.
+    let (major, minor) = ((v & 0xfff00) >> 8, (v & 0xff) | ((v >> 12) & 0xfff00));
+    Ok(libc::makedev(major, minor))
+}
+
+/// poll() once, without waiting: whether `fd` reports POLLHUP (on a pty
+/// master: its slave was opened and every opening of it closed).
+pub fn hung_up_peer(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd of ours, no timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(p.revents & libc::POLLHUP != 0) }
+}
+
+/// Ignore SIGHUP (a test that is its session's leader closes its
+/// controlling terminal's master, which hangs the session up).
+#[cfg(test)]
+pub fn ignore_hangups() {
+    // SAFETY: SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+}

@@ -551,6 +551,7 @@ pub mod mem;
 pub mod mlock;
 pub mod locks;
 pub mod seccomp;
+pub mod pty;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
@@ -747,7 +748,135 @@ pub fn pidfd_exit_status(fd: i32) -> Option<i32> {
     }
     Some((info[7] >> 32) as u32 as i32)
 }
+
+/// Wait (at most 10 s) until the low byte of a shared step counter (the
+/// rest may carry a payload) reaches `n`.
+pub fn wait_step(step: &std::sync::atomic::AtomicU64, n: u64) -> bool {
+    let t = std::time::Instant::now();
+    while step.load(std::sync::atomic::Ordering::SeqCst) & 0xff < n {
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+/// The inode fd `fd` is open on; None if it is not open.
+pub fn fd_ino(fd: libc::c_int) -> Option<u64> {
+    // SAFETY: a zeroed stat buffer filled by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat into our buffer.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+}
+
 pub mod unixsk;
+
+/// AIO (io_setup) for the aio tests: the kernel ABI's iocb and io_event,
+/// and the syscalls as thin calls returning errors as `io::Error`.
+pub mod aio {
+    pub const IOCB_CMD_PREAD: u16 = 0;
+    pub const IOCB_CMD_POLL: u16 = 5;
+    /// `struct aio_ring`'s magic, at byte 16 of the ring (the context's address).
+    pub const RING_MAGIC: u32 = 0xa10a10a1;
+
+    /// `struct iocb`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Iocb {
+        pub data: u64,
+        pub key: u32,
+        pub rw_flags: u32,
+        pub lio_opcode: u16,
+        pub reqprio: i16,
+        pub fildes: u32,
+        pub buf: u64,
+        pub nbytes: u64,
+        pub offset: i64,
+        pub reserved2: u64,
+        pub flags: u32,
+        pub resfd: u32,
+    }
+
+    /// `struct io_event`.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct IoEvent {
+        pub data: u64,
+        pub obj: u64,
+        pub res: i64,
+        pub res2: i64,
+    }
+
+    /// io_setup(nr): the context; skips the test where the kernel has no AIO.
+    pub fn setup(nr: u32) -> u64 {
+        let mut ctx: u64 = 0;
+        // SAFETY: io_setup writes the context into our u64.
+        if unsafe { libc::syscall(libc::SYS_io_setup, nr, &mut ctx as *mut u64) } != 0 {
+            let e = super::last_err();
+            if e.raw_os_error() == Some(libc::ENOSYS) {
+                super::skip("no AIO (io_setup) in this kernel");
+            }
+            super::fail(&format!("io_setup: {e}"));
+        }
+        ctx
+    }
+
+    /// io_submit of `cbs` (which must stay in place until their events are
+    /// reaped): how many went in.
+    pub fn submit(ctx: u64, cbs: &mut [Iocb]) -> Result<usize, std::io::Error> {
+        let mut list: Vec<*mut Iocb> = cbs.iter_mut().map(|c| c as *mut Iocb).collect();
+        // SAFETY: valid iocbs, alive as long as the caller keeps `cbs`.
+        let r = unsafe { libc::syscall(libc::SYS_io_submit, ctx, list.len() as libc::c_long, list.as_mut_ptr()) };
+        if r < 0 { Err(super::last_err()) } else { Ok(r as usize) }
+    }
+
+    /// io_getevents(min, max) with a timeout in milliseconds.
+    pub fn getevents(ctx: u64, min: usize, max: usize, ms: i64) -> Result<Vec<IoEvent>, std::io::Error> {
+        let mut evs = vec![IoEvent::default(); max];
+        let ts = libc::timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 };
+        // SAFETY: room for `max` events, a valid timeout.
+        let r = unsafe { libc::syscall(libc::SYS_io_getevents, ctx, min as libc::c_long, max as libc::c_long, evs.as_mut_ptr(), &ts as *const libc::timespec) };
+        if r < 0 {
+            return Err(super::last_err());
+        }
+        evs.truncate(r as usize);
+        Ok(evs)
+    }
+
+    /// The ring header's magic, head and tail, read at the context's address.
+    pub fn ring_state(ctx: u64) -> (u32, u32, u32) {
+        let p = ctx as *const u32;
+        // SAFETY: the ring is mapped at the context's address (callers check
+        // /proc/self/maps first); its header is eight u32 words.
+        unsafe { (std::ptr::read_volatile(p.add(4)), std::ptr::read_volatile(p.add(2)), std::ptr::read_volatile(p.add(3))) }
+    }
+
+    /// Reap up to `n` events from user space, as libaio does: read them out
+    /// of the ring and move its head (the kernel learns of it only when it
+    /// next looks at the head).
+    pub fn user_reap(ctx: u64, n: u32) -> Vec<IoEvent> {
+        let p = ctx as *mut u32;
+        // SAFETY: the ring is mapped at the context's address; its header
+        // is eight u32 words, the events (32 bytes each, `nr` of them) follow.
+        unsafe {
+            let nr = std::ptr::read_volatile(p.add(1));
+            let head = std::ptr::read_volatile(p.add(2));
+            let tail = std::ptr::read_volatile(p.add(3));
+            let avail = (tail + nr - head) % nr;
+            let events = (ctx as usize + 32) as *const IoEvent;
+            let out: Vec<IoEvent> = (0..n.min(avail)).map(|k| std::ptr::read_volatile(events.add(((head + k) % nr) as usize))).collect();
+            std::ptr::write_volatile(p.add(2), (head + out.len() as u32) % nr);
+            out
+        }
+    }
+
+    /// Whether our maps show an AIO ring at `ctx`.
+    pub fn ring_mapped(ctx: u64) -> bool {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        maps.lines().any(|l| l.starts_with(&format!("{ctx:x}-")) && l.ends_with("/[aio] (deleted)"))
+    }
+}
 
 /// inet socket helpers (the inet tests).
 pub mod inet;

@@ -80,7 +80,10 @@ pub fn maps_state(pid: i32, s: &mut Snapshot) -> Result<(), String> {
         if let Some((_, same)) = SHMEM_PATHS.iter().find(|(alias, _)| path == *alias) {
             path = same.to_string();
         }
-        let shmem = path.starts_with("/dev/zero")
+        // An AIO ring's inode is its context's: a restore makes a new one
+        // (the program knows the context by its address, which stays).
+        let shmem = path == "/[aio] (deleted)"
+            || path.starts_with("/dev/zero")
             || path.starts_with("/anon_hugepage")
             || path.starts_with("/SYSV")
             || path.starts_with("/memfd:");

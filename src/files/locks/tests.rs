@@ -103,7 +103,9 @@ fn round_trip() {
     fds::write_images(&out, &dir).unwrap();
     assert!(dir.exists("filelocks.img"));
     drop((ff, fp, fo, fl));
-    // The locks went with the files.
+    // The locks went with the files, once no child forked meanwhile by a
+    // test running in parallel holds a copy of their descriptions.
+    wait_unlocked(&[&pf, &pp, &po, &pl]);
     let probe = open(&pp, true);
     sys::fcntl_lock(probe.as_fd(), libc::F_OFD_SETLK, &mut sys::record(libc::F_WRLCK, 0, 0)).expect("nothing locked any more");
     drop(probe);
@@ -122,6 +124,21 @@ fn round_trip() {
         let _ = nix::unistd::close(*fd);
     }
     assert_eq!(after, before);
+}
+
+/// Wait (up to 10 s) until /proc/locks lists no lock on any of `paths`.
+fn wait_unlocked(paths: &[&std::path::Path]) {
+    use std::os::unix::fs::MetadataExt;
+    let inos: Vec<String> = paths.iter().map(|p| format!(":{} ", std::fs::metadata(p).expect("a test file").ino())).collect();
+    let t0 = std::time::Instant::now();
+    loop {
+        let locks = std::fs::read_to_string("/proc/locks").expect("/proc/locks");
+        if !locks.lines().any(|l| inos.iter().any(|i| l.contains(i.as_str()))) {
+            return;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "locks still held after the files were closed:\n{locks}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// An image naming an fd the task lacks is an error naming both.

@@ -5,7 +5,8 @@
 //! both ends are in the tree, as CRIU 4.2 does); at restore, a new master
 //! with the same index (opened until /dev/ptmx hands it out), its settings,
 //! its slaves, the queued bytes written back through the other end, and
-//! the lock. A session's controlling terminal is refused for now.
+//! the lock. A master whose slave was closed comes back with its slave
+//! opened and closed again (reads on it give EIO).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -36,6 +37,9 @@ pub struct End {
     pub who: String,
     pub fd: OwnedFd,
     pub hung: bool,
+    /// A master whose slave was opened and every opening of it closed
+    /// (POLLHUP): a lone master the restore makes again.
+    pub peer_closed: bool,
 }
 
 /// A termios record as CRIU 4.2 writes one: the kernel's settings (no
@@ -128,8 +132,19 @@ pub fn check_pairs(ends: &[End], shell_job: bool, root: Option<i32>) -> Result<V
     for e in ends.iter().filter(|e| !e.hung) {
         let peer = ends.iter().any(|o| o.index == e.index && o.master != e.master && !o.hung);
         if e.master {
+            if !peer && !e.peer_closed {
+                bail!("{} is the master of pty {} whose slave is open outside the tree (or was never opened): not supported yet", e.who, e.index);
+            }
             if !peer {
-                bail!("{} is the master of pty {} whose slave is not held by the tree: not supported yet", e.who, e.index);
+                // Its slave closed: what was queued for the master would
+                // have to be written back through a slave that is gone.
+                // A poll first: it lets the kernel finish moving what the
+                // slave wrote into the master's buffer (FIONREAD does not).
+                t::hung_up_peer(e.fd.as_fd()).with_context(|| format!("poll on {}", e.who))?;
+                let n = t::readable(e.fd.as_fd()).with_context(|| format!("FIONREAD on {}", e.who))?;
+                if n > 0 {
+                    bail!("{} is the master of pty {} whose slave is closed, with {n} byte(s) still to read: not supported yet", e.who, e.index);
+                }
             }
             if let Ok(sid) = t::session(e.fd.as_fd()) {
                 if Some(sid) != root || !ends.iter().any(|o| o.index == e.index && o.pid == sid) {
@@ -308,4 +323,39 @@ pub fn take_ctty(path: &str, index: u32) -> Result<()> {
 /// Write the bytes queued towards one end through the other, non-blocking.
 pub fn refill(fd: BorrowedFd<'_>, data: &[u8], what: &str) -> Result<()> {
     put(fd, data, what)
+}
+
+/// A lone master whose slave is closed comes back with a slave node devpts
+/// makes anew (the restore opens /dev/ptmx as root): its owner and mode
+/// must be what that gives (the devpts mount's uid=, gid= and mode=, else
+/// root and 0600), or nothing in CRIU's records could make them so.
+/// `node` is the slave's path as task `pid` sees it.
+pub fn check_closed_slave_node(pid: i32, node: &str, who: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(format!("/proc/{pid}/root{node}")).with_context(|| format!("stat of {node}, the closed slave of {who}"))?;
+    let dir = node.rsplit_once('/').map_or("/", |(d, _)| d);
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).with_context(|| format!("reading /proc/{pid}/mountinfo"))?;
+    let opts = mountinfo
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let mut tail = tail.split(' ');
+            (head.split(' ').nth(4)? == dir && tail.next()? == "devpts").then(|| tail.nth(1).unwrap_or("").to_string())
+        })
+        .with_context(|| format!("{who}: no devpts mount at {dir} in task {pid}"))?;
+    let opt = |k: &str| opts.split(',').find_map(|o| o.strip_prefix(k)).map(str::to_string);
+    let want_uid = opt("uid=").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let want_gid = opt("gid=").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let want_mode = opt("mode=").and_then(|v| u32::from_str_radix(&v, 8).ok()).unwrap_or(0o600);
+    let got = (md.uid(), md.gid(), md.mode() & 0o7777);
+    if got != (want_uid, want_gid, want_mode) {
+        bail!(
+            "{who} is a pty master whose slave is closed; the slave's node {node} is {}:{} mode {:o}, a new one would be {want_uid}:{want_gid} mode {want_mode:o}: not supported yet",
+            got.0,
+            got.1,
+            got.2
+        );
+    }
+    Ok(())
 }

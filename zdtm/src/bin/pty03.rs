@@ -1,20 +1,14 @@
-//! pty03: a pty master whose slave was opened and closed again (reads on
-//! the master give EIO). The slave
-//! is outside the tree: the dump is refused by fd (crfail), and the task
-//! runs on with its pty unchanged.
+//! pty03: a pty master whose slave was opened and closed again: reads on
+//! the master give EIO and poll reports a hang-up. After restore the
+//! master has the same index and is still hung up that way (the restore
+//! opens its slave and closes it again), and the slave's node has the
+//! same owner and mode (suid: devpts makes it root's, as the restore's).
 
 use zdtm::Checks;
 
 fn main() {
     zdtm::test_init();
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
+    let (master, slave, index) = zdtm::pty::openpty(libc::O_NONBLOCK);
     // SAFETY: closing our own fd.
     unsafe { libc::close(slave) };
     let read_errno = || {
@@ -24,6 +18,16 @@ fn main() {
         if r < 0 { zdtm::last_err().raw_os_error().unwrap_or(0) } else { 0 }
     };
     let want = read_errno();
+    let node = || {
+        let mut st: libc::stat = unsafe_stat_zeroed();
+        let p = zdtm::cpath(std::path::Path::new(&format!("/dev/pts/{index}")));
+        // SAFETY: stat of a C string into our buffer.
+        if unsafe { libc::stat(p.as_ptr(), &mut st) } != 0 {
+            return (u32::MAX, u32::MAX, 0);
+        }
+        (st.st_uid, st.st_gid, st.st_mode)
+    };
+    let want_node = node();
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -37,7 +41,18 @@ fn main() {
     let mut got: libc::c_int = -1;
     // SAFETY: TIOCGPTN writes one int.
     unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut got) };
-    ck.eq("pty index", got, index);
+    ck.eq("pty index", got, index as i32);
+    let mut p = libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd of ours, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) };
+    ck.eq("poll on the master (its slave closed)", p.revents & (libc::POLLHUP | libc::POLLIN), libc::POLLHUP);
     ck.eq("read on the master (its slave closed)", read_errno(), want);
+    ck.eq("that read's error", want, libc::EIO);
+    ck.eq("the slave's node (owner, group, mode)", node(), want_node);
     ck.finish()
+}
+
+fn unsafe_stat_zeroed() -> libc::stat {
+    // SAFETY: a zeroed stat is a valid buffer for stat(2) to fill.
+    unsafe { std::mem::zeroed() }
 }
