@@ -877,3 +877,6 @@ pub mod aio {
         maps.lines().any(|l| l.starts_with(&format!("{ctx:x}-")) && l.ends_with("/[aio] (deleted)"))
     }
 }
+
+/// inet socket helpers (the inet tests).
+pub mod inet;
