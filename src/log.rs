@@ -112,6 +112,19 @@ pub fn reopen_for_pid(pid: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A restoring process sharing its fd table with another (CLONE_FILES):
+/// log through a copy of the log file's fd of its own, the shared one left
+/// to the other process (never closed here).
+pub fn own_fd() -> std::io::Result<()> {
+    let mut sink = state().sink.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = sink.file.take() {
+        let copy = f.try_clone();
+        std::mem::forget(f);
+        sink.file = Some(copy?);
+    }
+    Ok(())
+}
+
 /// Move the log file's fd to a number >= `min` (a restore installing the
 /// task's fd table keeps logging there). Returns the new fd, if the log is
 /// a file.

@@ -75,8 +75,17 @@ fn ask_parasites(tasks: &mut Vec<Task>) -> Result<Vec<(i32, ParasiteReport)>> {
     Ok(reports)
 }
 
-/// Collect live task `t`, the `nth` of the tree, with its parasite's report.
-fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts: &Opts, sh: &mut Shared) -> Result<TaskImages> {
+/// Collect live task `t`, the `nth` of the tree, with its parasite's report;
+/// `fdt`: the fd table it shares with its parent, dumped with the parent.
+fn collect(
+    t: &mut Task,
+    nth: u32,
+    report: ParasiteReport,
+    fdt: Option<Vec<FdinfoEntry>>,
+    dir: &ImageDir,
+    opts: &Opts,
+    sh: &mut Shared,
+) -> Result<TaskImages> {
     let (pid, stat, threads) = (t.pid, &t.stat, &mut t.threads);
     let ctl = t.ctl.as_mut().context("a live task")?;
     let status = proc::status::read(pid)?;
@@ -97,7 +106,10 @@ fn collect(t: &mut Task, nth: u32, report: ParasiteReport, dir: &ImageDir, opts:
     let mm = sh.mem.dump(pid, stat, &report, &mut sh.files, dir, opts.allow_uprobes)?;
 
     inject_fault(Stage::Files)?;
-    let fdinfo = fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?;
+    let fdinfo = match fdt {
+        Some(table) => table,
+        None => fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?,
+    };
     let fs = task::fs::dump(&mut sh.files, pid, status.umask)?;
 
     inject_fault(Stage::Core)?;
@@ -116,8 +128,9 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &S
     for t in tasks.iter().filter(|t| t.zombie()) {
         task::images::write_zombie(dir, t)?;
     }
-    for c in collected {
-        c.write(dir)?;
+    for (k, c) in collected.iter().enumerate() {
+        // A table shared (CLONE_FILES) is written once: fdinfo-FILES_ID.img.
+        c.write(dir, !collected[..k].iter().any(|o| o.ids.files_id == c.ids.files_id))?;
     }
     sh.files.write(dir)?;
     fds::write_images(&sh.fds, dir)?;
@@ -176,14 +189,21 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
         crate::scripts::run(crate::scripts::Action::QueryExtFiles, opts, Some(&dir), Some(pid))?;
-        let mut collected = Vec::new();
+        let mut collected: Vec<TaskImages> = Vec::new();
+        // Tasks of one fd table (CLONE_FILES) share its id, and the table
+        // is dumped once, with the first of them (the parent).
+        let live_pp: Vec<(i32, i32)> = tasks.iter().filter(|t| !t.zombie()).map(|t| (t.pid, t.ppid)).collect();
+        let files_ids = task::fdt::files_ids(&live_pp)?;
         for t in tasks.iter_mut() {
             if t.zombie() {
                 continue;
             }
+            let nth = collected.len();
             let report = reports.iter().position(|(p, _)| *p == t.pid).map(|i| reports.swap_remove(i).1).context("parasite report")?;
-            let mut c = collect(t, collected.len() as u32, report, &dir, opts, &mut sh)?;
+            let fdt = collected.iter().position(|c| c.pid == t.ppid).filter(|&p| files_ids[p] == files_ids[nth]).map(|p| collected[p].fdinfo.clone());
+            let mut c = collect(t, nth as u32, report, fdt, &dir, opts, &mut sh)?;
             c.ids.time_ns_id = Some(timens.ns_id());
+            c.ids.files_id = files_ids[nth];
             collected.push(c);
         }
         // Tasks sharing their fs info (CLONE_FS) share its id.

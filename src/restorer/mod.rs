@@ -22,6 +22,7 @@
 
 mod args;
 mod cleaner;
+pub mod fdt;
 pub mod plan;
 pub mod stages;
 pub mod task;
@@ -283,12 +284,16 @@ fn fill(plan: &Plan, lay: &Layout, pieces: &[VdsoPiece], targets: &[(u64, u64)])
         .chain([ready])
         .min()
         .unwrap_or(ready);
-    let mut close: Vec<u32> = std::fs::read_dir("/proc/self/fd")
-        .context("listing our fds")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&fd| fd >= lowest && fd != ready)
-        .map(|fd| fd as u32)
-        .collect();
+    let mut close: Vec<u32> = match &plan.own_fds {
+        // A shared table: other tasks' service fds are there too.
+        Some(own) => own.iter().copied().filter(|&fd| fd != ready).map(|fd| fd as u32).collect(),
+        None => std::fs::read_dir("/proc/self/fd")
+            .context("listing our fds")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&fd| fd >= lowest && fd != ready)
+            .map(|fd| fd as u32)
+            .collect(),
+    };
     close.sort_unstable();
 
     let mut keep: Vec<(u64, u64)> = plan.mem.moves.iter().map(|m| (m.from, m.len)).collect();

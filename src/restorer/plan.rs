@@ -122,6 +122,10 @@ pub struct Plan {
     /// once every restored task's cleaner exists (an orphaned cleaner goes
     /// to the nearest subreaper: it must not be this task).
     pub child_subreaper: bool,
+    /// An fd table shared with another task (CLONE_FILES): the service fds
+    /// that are this task's (the restorer closes only these; the other
+    /// task's are in the table too). None: every fd above the task's.
+    pub own_fds: Option<Vec<i32>>,
 }
 
 /// The report word meaning "restored, held until the go-ahead".

@@ -5,7 +5,8 @@
 //! children with their pids, meet criu at the stages (`stages`), then
 //! either die as a zombie with its exit status ([`zombie`]) or set up what
 //! the restorer does not ([`prepare`]: name, settings, rlimits, fs, fds)
-//! and hand over the plan.
+//! and hand over the plan. Tasks sharing an fd table (CLONE_FILES) touch
+//! only their own fds in it: one installs the table (`restorer::fdt`).
 
 use std::fs::File;
 use std::io::Write;
@@ -25,16 +26,21 @@ use crate::images::ImageDir;
 use crate::mem::premap;
 use crate::opts::Opts;
 use crate::sys::clone::{fork_with_pid, Forked};
+use crate::task::fdt::Tables;
 use crate::task::{self, thread};
+use super::fdt::Meeting;
 
 /// What the root makes for the whole tree before it forks: the files and
 /// the anonymous shared memory tasks share. Each task takes its copy, and
-/// with it where its parent premapped its memory (`cow`).
+/// with it where its parent premapped its memory (`cow`); a task sharing
+/// its parent's fd table takes the same fds, not copies, and the meeting
+/// of the tasks of that table (`table`).
 #[derive(Default)]
 struct Inherited {
     opened: fd_restore::Opened,
     shm: premap::SharedShmem,
     cow: Option<crate::mem::inherit::Premapped>,
+    table: Option<Meeting>,
 }
 
 /// What every restoring task reads (a copy of criu's memory, by fork).
@@ -43,11 +49,13 @@ struct Ctx<'a> {
     dir: &'a ImageDir,
     opts: &'a Opts,
     chans: &'a [Chan],
+    /// Which tasks are one fd table.
+    tables: Tables,
 }
 
 /// Become the root of the tree (we were just forked with its pid).
 pub fn root_main(tree: &Tree, dir: &ImageDir, opts: &Opts, chans: &[Chan]) -> ! {
-    task_main(&Ctx { tree, dir, opts, chans }, 0, Inherited::default())
+    task_main(&Ctx { tree, dir, opts, chans, tables: Tables::of(tree) }, 0, Inherited::default())
 }
 
 /// Become task `idx` of the tree (we were just forked with its pid).
@@ -72,7 +80,10 @@ fn task_main(ctx: &Ctx, idx: usize, inherited: Inherited) -> ! {
 }
 
 /// Everything a task does before its restorer (or, a zombie, its exit).
-fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+fn task_body(ctx: &Ctx, idx: usize, inh: Inherited, ready: &mut Option<OwnedFd>, go: OwnedFd) -> Result<Plan> {
+    // An error leaves through exit_now, which closes what is ours: fds
+    // dropped on the way could be another task's (a shared table).
+    let mut inh = std::mem::ManuallyDrop::new(inh);
     let tree = ctx.tree;
     let node = &tree.nodes[idx];
     let pid = node.pid;
@@ -94,6 +105,10 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             c.go.close_write();
         }
     }
+    if ctx.tables.member(idx) {
+        // The log fd is the owner's (one table): ours is a copy.
+        crate::log::own_fd().context("a log fd of its own")?;
+    }
     if ctx.opts.log_file_per_pid {
         // --log-pid: this restoring process logs to LOG.PID from here on.
         crate::log::reopen_for_pid(pid).context("--log-pid")?;
@@ -105,10 +120,10 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     }
     let imgs = match &node.body {
         Body::Zombie(core) => {
-            drop(inh);
+            drop(std::mem::ManuallyDrop::into_inner(inh));
             zombie(ctx, idx, core, ready, go)
         }
-        Body::Helper => helper(ctx, idx, inh, ready, go),
+        Body::Helper => helper(ctx, idx, std::mem::ManuallyDrop::into_inner(inh), ready, go),
         Body::Alive(t) => t,
     };
     // Orphans of a helper must come to us (a subreaper in the image)
@@ -147,6 +162,11 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
     let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
     drop(own);
     inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
+    let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();
+    if let Some(m) = Meeting::new(&ctx.tables, idx, &pids, service_base(&imgs.fdinfo))? {
+        info!("task {pid}: installs the fd table it shares with {} other task(s)", m.fds().len() / 4);
+        inh.table = Some(m);
+    }
     fork_children(ctx, idx, &mut inh)?;
     report(ready, msg::FORKED)?;
     wait_for(&go, msg::PROCEED)?;
@@ -170,7 +190,7 @@ fn task_body(ctx: &Ctx, idx: usize, mut inh: Inherited, ready: &mut Option<Owned
             }
         }
     }
-    prepare(ctx, idx, imgs, inh, mem, ready, go)
+    prepare(ctx, idx, imgs, std::mem::ManuallyDrop::into_inner(inh), mem, ready, go)
 }
 
 /// Fork the children of task `idx` with their pids, each with its copy of
@@ -180,17 +200,37 @@ fn fork_children(ctx: &Ctx, idx: usize, inh: &mut Inherited) -> Result<()> {
     let pid = tree.nodes[idx].pid;
     for &c in &tree.nodes[idx].children {
         let cpid = tree.nodes[c].pid;
-        // CLONE_FS: a child sharing our fs info (cwd, root, umask).
+        // CLONE_FS: a child sharing our fs info (cwd, root, umask);
+        // CLONE_FILES: our fd table.
         match fork_with_pid(cpid, crate::task::shared::clone_flags(tree, c)) {
             Err(nix::errno::Errno::EEXIST) => bail!("pid {cpid} is taken: can't restore task {cpid}"),
             Err(e) => bail!("clone3 with pid {cpid} (a child of {pid}): {e}"),
-            Ok(Forked::Child) => task_main(ctx, c, std::mem::take(inh)),
+            Ok(Forked::Child) => {
+                let mut theirs = std::mem::take(inh);
+                if !ctx.tables.member(c) {
+                    // Its copies of the meeting's fds go with its install.
+                    theirs.table = None;
+                }
+                task_main(ctx, c, theirs)
+            }
             Ok(Forked::Parent(_)) => {}
         }
     }
-    // Our children hold their own pipe ends now.
+    // In a shared table, no end is closed before every task of it forked
+    // its children (a child forked after a close would get a copy of the
+    // table without that fd, and close whatever had its number since).
+    if ctx.tables.group(idx).is_some() {
+        let t = inh.table.as_ref().with_context(|| format!("task {pid} shares its fd table but has no meeting"))?;
+        if ctx.tables.member(idx) {
+            t.member_forked(idx)?;
+        } else {
+            t.owner_forked()?;
+        }
+    }
+    // Our children hold their own pipe ends now (in a shared table, each
+    // end is closed by one task: `Tables::closes_chan`).
     for (j, c) in ctx.chans.iter().enumerate() {
-        if j != idx {
+        if ctx.tables.closes_chan(idx, j) {
             c.ready.close_write();
             c.go.close_read();
         }
@@ -348,6 +388,13 @@ fn zombie(ctx: &Ctx, idx: usize, core: &CoreEntry, ready: &mut Option<OwnedFd>, 
     crate::sys::restorer::exit_now((code >> 8) & 0xff)
 }
 
+/// The lowest fd number of a task's service fds: above every fd of its
+/// table `fdinfo`, and not below 100.
+fn service_base(fdinfo: &[FdinfoEntry]) -> i32 {
+    let top = fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2).max(2) + 1;
+    top.max(100)
+}
+
 /// Everything before the restorer of a live task: returns the plan, with
 /// the ready fd moved into it.
 fn prepare(
@@ -362,6 +409,16 @@ fn prepare(
     let tree = ctx.tree;
     let pid = imgs.pid();
     let core = &imgs.core;
+    // In a shared fd table the inherited fds are the owner's to close.
+    let Inherited { mut opened, shm, cow, table } = inh;
+    let member = ctx.tables.member(idx);
+    let shm = if member {
+        std::mem::forget(shm);
+        std::mem::forget(std::mem::take(&mut opened));
+        None
+    } else {
+        Some(shm)
+    };
     let tc = core.tc.as_ref().context("core image has no task core")?;
     let thc = core.thread_core.as_ref().context("core image has no thread core")?;
     let ti = core.thread_info.as_ref().context("core image has no registers")?;
@@ -374,7 +431,6 @@ fn prepare(
 
     // Memory was premapped and filled before the children were forked;
     // the shared objects' fds go (before the fd table is set).
-    let Inherited { mut opened, shm, cow } = inh;
     drop(shm);
     drop(cow);
 
@@ -400,8 +456,7 @@ fn prepare(
 
     // Service fds go above the task's fds; then the task's fd table (the
     // files opened for the tree, those it names).
-    let top = imgs.fdinfo.iter().map(|f| f.fd as i32).max().unwrap_or(2).max(2) + 1;
-    let base = top.max(100);
+    let base = service_base(&imgs.fdinfo);
     let mut keep = Vec::new();
     let mut lift = |fd: &OwnedFd| -> Result<OwnedFd> {
         let n = crate::sys::fd::dup_cloexec_from(fd, base).context("F_DUPFD_CLOEXEC")?;
@@ -424,9 +479,23 @@ fn prepare(
     if let Some(l) = crate::log::lift_fd(base)? {
         keep.push(l);
     }
-    opened.open_deferred(&imgs.fdinfo, &tree.files)?;
-    opened.install(&imgs.fdinfo, &keep)?;
-    fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
+    if member {
+        // The owner installs our shared table while we wait.
+        table.with_context(|| format!("task {pid} shares its fd table but has no meeting"))?.member(idx, &keep, base)?;
+    } else {
+        opened.open_deferred(&imgs.fdinfo, &tree.files)?;
+        let mut all = keep.clone();
+        if let Some(t) = &table {
+            // Every fd the other tasks of our table keep, and the meeting's.
+            all.extend(t.gather()?);
+            all.extend(t.fds());
+        }
+        opened.install(&imgs.fdinfo, &all)?;
+        fd_restore::installed(&imgs.fdinfo, &tree.files, &tree.files_before(idx))?;
+        if let Some(t) = &table {
+            t.installed()?;
+        }
+    }
     // Locks and leases: their fds are at their numbers, and none of the
     // task's fds is closed from here on (a close drops its POSIX locks).
     crate::files::locks::restore(pid, &imgs.fdinfo, &tree.files)?;
@@ -465,6 +534,7 @@ fn prepare(
         leave_stopped: ctx.opts.final_state == crate::opts::FinalState::Stopped,
         stop_signo: tp.stop.map_or(0, |s| s as i32),
         child_subreaper: tp.child_subreaper,
+        own_fds: ctx.tables.group(idx).map(|_| keep.clone()),
     };
     info!("task {pid}: files, memory and state prepared; jumping to the restorer");
     Ok(plan)

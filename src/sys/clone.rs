@@ -78,3 +78,26 @@ pub fn fork_with_pid(pid: i32, flags: u64) -> Result<Forked, Errno> {
         r => Ok(Forked::Parent(Pid::from_raw(r as i32))),
     }
 }
+
+/// A child made with clone3 `flags` (CLONE_FILES, CLONE_FS: what kcmp is
+/// to see shared) that does nothing until it is killed, and dies with us:
+/// for tests.
+#[cfg(test)]
+pub(crate) fn spawn_sleeper(flags: u64) -> Result<Pid, Errno> {
+    let mut args = CloneArgs { flags, exit_signal: libc::SIGCHLD as u64, ..Default::default() };
+    // SAFETY: fork-like (no CLONE_VM, no new stack); the child calls only
+    // prctl and pause (async-signal-safe, no allocation, no lock) until a
+    // signal kills it, so it is sound from a process with other threads.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
+    match r {
+        r if r < 0 => Err(Errno::last()),
+        0 => loop {
+            // SAFETY: plain syscalls on integers; the child never returns.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+                libc::pause();
+            }
+        },
+        r => Ok(Pid::from_raw(r as i32)),
+    }
+}

@@ -53,8 +53,9 @@ impl TaskImages {
         Ok(TaskImages { pid, core, threads, ids, mm, fs, fdinfo })
     }
 
-    /// core-TID.img of every thread, ids, mm, fs and the fd table.
-    pub fn write(&self, dir: &ImageDir) -> Result<()> {
+    /// core-TID.img of every thread, ids, mm, fs and (`with_table`: not
+    /// written already for a task sharing it) the fd table.
+    pub fn write(&self, dir: &ImageDir, with_table: bool) -> Result<()> {
         let pid = self.pid as u64;
         write_one(dir, &kinds::core().file_name(pid), kinds::core(), &self.core)?;
         for (tid, core) in &self.threads {
@@ -63,6 +64,9 @@ impl TaskImages {
         write_one(dir, &kinds::ids().file_name(pid), kinds::ids(), &self.ids)?;
         write_one(dir, &kinds::mm().file_name(pid), kinds::mm(), &self.mm)?;
         write_one(dir, &kinds::fs().file_name(pid), kinds::fs(), &self.fs)?;
+        if !with_table {
+            return Ok(());
+        }
         let mut w = ImageWriter::create(dir, &kinds::fdinfo().file_name(u64::from(self.ids.files_id)), kinds::fdinfo())?;
         for e in &self.fdinfo {
             w.write(e)?;
@@ -111,7 +115,7 @@ mod tests {
             fs: FsEntry { cwd_id: 3, root_id: 4, umask: Some(0o22) },
             fdinfo: vec![FdinfoEntry { id: 1, fd: 0, ..Default::default() }, FdinfoEntry { id: 2, fd: 9, ..Default::default() }],
         };
-        t.write(&dir).unwrap();
+        t.write(&dir, true).unwrap();
         let back = TaskImages::read(&dir, 41, &[42, 43], t.core.clone()).unwrap();
         assert_eq!((back.threads, back.ids, back.mm, back.fs, back.fdinfo), (t.threads, t.ids, t.mm, t.fs, t.fdinfo));
     }

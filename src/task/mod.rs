@@ -6,6 +6,7 @@
 
 pub mod core;
 pub mod creds;
+pub mod fdt;
 pub mod freeze;
 pub mod fs;
 pub mod images;

@@ -6,7 +6,8 @@
 //! parent's is forked with CLONE_FS ([`clone_flags`]). Sharing a restore
 //! could not rebuild (with a task other than the parent, or under a root
 //! of its own) is refused by name.
-//! Shared fd tables (CLONE_FILES) are refused by `task::tree`.
+//! Shared fd tables (CLONE_FILES) are `task::fdt`'s (numbered by
+//! [`assign`] too, forked with CLONE_FILES by [`clone_flags`]).
 
 use anyhow::{bail, Result};
 use nix::unistd::Pid;
@@ -18,11 +19,14 @@ use crate::sys::kcmp::{kcmp, KCMP_FS};
 /// The first fs_id of a dump's tasks (criu's own is 1).
 const FIRST_FS_ID: u32 = 2;
 
-/// The fs_id of each of `n` live tasks in pstree order (parents first):
-/// `same(i, j)` says whether tasks i and j share their fs, `parent(i)` is
-/// task i's parent among them, `name(i)` names it in errors.
-fn assign(
+/// The ids (fs_id, files_id) of each of `n` live tasks in pstree order
+/// (parents first): `same(i, j)` says whether tasks i and j share the
+/// object (`what` names it in errors), `parent(i)` is task i's parent
+/// among them, `name(i)` names it in errors. Only a child can share its
+/// parent's: other sharing is refused.
+pub(super) fn assign(
     n: usize,
+    what: &str,
     same: impl Fn(usize, usize) -> Result<bool>,
     parent: impl Fn(usize) -> Option<usize>,
     name: impl Fn(usize) -> i32,
@@ -37,15 +41,14 @@ fn assign(
             }
         }
         let Some(j) = with else {
-            // A new fs: the next number.
+            // A new object: the next number.
             ids.push(ids.iter().max().map_or(FIRST_FS_ID, |m| m + 1));
             continue;
         };
         match parent(i) {
             Some(p) if p == j || same(p, i)? => ids.push(ids[p]),
             _ => bail!(
-                "task {} shares its fs info (CLONE_FS: cwd, root, umask) with task {}, which is not its parent: \
-                 dumping that is not supported",
+                "task {} shares its {what} with task {}, which is not its parent: dumping that is not supported",
                 name(i),
                 name(j)
             ),
@@ -66,7 +69,7 @@ pub fn fs_ids(tasks: &mut [(i32, i32, &mut TaskKobjIdsEntry)]) -> Result<()> {
         }
     };
     let parent = |i: usize| pids.iter().position(|p| p.0 == pids[i].1);
-    let ids = assign(pids.len(), same, parent, |i| pids[i].0)?;
+    let ids = assign(pids.len(), "fs info (CLONE_FS: cwd, root, umask)", same, parent, |i| pids[i].0)?;
     for (i, t) in tasks.iter_mut().enumerate() {
         t.2.fs_id = ids[i];
         let shared = ids.iter().filter(|&&x| x == ids[i]).count() > 1;
@@ -86,15 +89,19 @@ fn has_host_root(pid: i32) -> Result<bool> {
 }
 
 /// The clone flags task `idx` of the restore's tree is forked with: CLONE_FS
-/// when its fs_id is its (live) parent's.
+/// when its fs_id is its (live) parent's, CLONE_FILES when its files_id is
+/// (as CRIU 4.2's get_clone_mask).
 pub fn clone_flags(tree: &Tree, idx: usize) -> u64 {
     let node = &tree.nodes[idx];
     let (Some(me), Some(p)) = (node.alive(), node.parent.and_then(|p| tree.nodes[p].alive())) else { return 0 };
+    let mut flags = 0;
     if shares_fs(&me.ids, &p.ids) {
-        libc::CLONE_FS as u64
-    } else {
-        0
+        flags |= libc::CLONE_FS as u64;
     }
+    if me.ids.files_id == p.ids.files_id {
+        flags |= libc::CLONE_FILES as u64;
+    }
+    flags
 }
 
 fn shares_fs(a: &TaskKobjIdsEntry, b: &TaskKobjIdsEntry) -> bool {
@@ -105,20 +112,20 @@ fn shares_fs(a: &TaskKobjIdsEntry, b: &TaskKobjIdsEntry) -> bool {
 type IdOf = fn(&TaskKobjIdsEntry) -> u32;
 
 /// Tasks sharing any of these the restore refuses: it gives each task its
-/// own (CRIU 4.2 forks a task sharing its parent's fd table with
-/// CLONE_FILES; we do not yet).
-const NOT_RESTORED: [(&str, IdOf); 3] = [
-    ("fd table (files_id", |i| i.files_id),
+/// own.
+const NOT_RESTORED: [(&str, IdOf); 2] = [
     ("address space (vm_id", |i| i.vm_id),
     ("signal handlers (sighand_id", |i| i.sighand_id),
 ];
 
 /// Refuse a tree sharing what the restore can't share again
-/// ([`NOT_RESTORED`]), or whose shared fs it can't rebuild: forks share
+/// ([`NOT_RESTORED`]; fd tables other than a child's with its parent:
+/// `task::fdt`), or whose shared fs it can't rebuild: forks share
 /// only with the parent, so the tasks of one fs_id must hang together
 /// from one of them through parents (one has no parent among them); and
 /// the root of a shared fs must be the host's (see [`fs_ids`]).
 pub fn check_restorable(tree: &Tree) -> Result<()> {
+    super::fdt::Tables::of(tree).check()?;
     let live: Vec<(i32, &TaskKobjIdsEntry)> = tree.live_ids();
     for (k, &(pid, ids)) in live.iter().enumerate() {
         for (what, id) in NOT_RESTORED {
@@ -162,17 +169,17 @@ mod tests {
     fn a_child_sharing_its_parents_fs_takes_its_id() {
         // 0 -> 1 (shares with 0), 0 -> 2 (own), 2 -> 3 (shares with 2)
         let parents = [None, Some(0), Some(0), Some(2)];
-        let ids = assign(4, groups(&[&[0, 1], &[2, 3]]), |i| parents[i], |i| i as i32).unwrap();
+        let ids = assign(4, "fs", groups(&[&[0, 1], &[2, 3]]), |i| parents[i], |i| i as i32).unwrap();
         assert_eq!(ids, vec![2, 2, 3, 3]);
         // nobody shares: each its own, counted on
-        let ids = assign(4, groups(&[]), |i| parents[i], |i| i as i32).unwrap();
+        let ids = assign(4, "fs", groups(&[]), |i| parents[i], |i| i as i32).unwrap();
         assert_eq!(ids, vec![2, 3, 4, 5]);
     }
 
     #[test]
     fn a_grandchild_sharing_through_its_parent_is_fine() {
         let parents = [None, Some(0), Some(1)];
-        let ids = assign(3, groups(&[&[0, 1, 2]]), |i| parents[i], |i| i as i32).unwrap();
+        let ids = assign(3, "fs", groups(&[&[0, 1, 2]]), |i| parents[i], |i| i as i32).unwrap();
         assert_eq!(ids, vec![2, 2, 2]);
     }
 
@@ -180,7 +187,7 @@ mod tests {
     fn sharing_with_a_task_other_than_the_parent_is_refused() {
         // 2's parent 1 has its own fs; 2 shares the root's.
         let parents = [None, Some(0), Some(1)];
-        let e = assign(3, groups(&[&[0, 2]]), |i| parents[i], |i| 100 + i as i32).unwrap_err();
+        let e = assign(3, "fs info", groups(&[&[0, 2]]), |i| parents[i], |i| 100 + i as i32).unwrap_err();
         assert!(e.to_string().contains("task 102 shares its fs info"), "{e}");
         assert!(e.to_string().contains("task 100"), "{e}");
     }

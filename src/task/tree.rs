@@ -30,9 +30,8 @@ pub fn children(pid: i32) -> Result<Vec<i32>> {
 }
 
 /// What two processes of a dumped tree may not share yet (kcmp types).
-/// Shared fs info is carried (`task::shared`).
-const SHARED_KINDS: [(i32, &str); 3] =
-    [(1, "address space (CLONE_VM, e.g. a vfork child)"), (2, "fd table (CLONE_FILES)"), (4, "signal handlers (CLONE_SIGHAND)")];
+/// Shared fs info (`task::shared`) and fd tables (`task::fdt`) are carried.
+const SHARED_KINDS: [(i32, &str); 2] = [(1, "address space (CLONE_VM, e.g. a vfork child)"), (4, "signal handlers (CLONE_SIGHAND)")];
 
 /// Refuse a child that shares kernel objects with its parent (CRIU restores
 /// such sharing; we do not yet).

@@ -551,6 +551,7 @@ pub mod mem;
 pub mod mlock;
 pub mod locks;
 pub mod seccomp;
+pub mod pty;
 
 /// The data extents of file `fd` as SEEK_DATA/SEEK_HOLE report them, as
 /// (start, end); the file offset is kept.
@@ -747,6 +748,28 @@ pub fn pidfd_exit_status(fd: i32) -> Option<i32> {
     }
     Some((info[7] >> 32) as u32 as i32)
 }
+
+/// Wait (at most 10 s) until the low byte of a shared step counter (the
+/// rest may carry a payload) reaches `n`.
+pub fn wait_step(step: &std::sync::atomic::AtomicU64, n: u64) -> bool {
+    let t = std::time::Instant::now();
+    while step.load(std::sync::atomic::Ordering::SeqCst) & 0xff < n {
+        if t.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+/// The inode fd `fd` is open on; None if it is not open.
+pub fn fd_ino(fd: libc::c_int) -> Option<u64> {
+    // SAFETY: a zeroed stat buffer filled by fstat.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat into our buffer.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+}
+
 pub mod unixsk;
 
 /// AIO (io_setup) for the aio tests: the kernel ABI's iocb and io_event,

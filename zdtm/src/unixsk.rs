@@ -186,3 +186,56 @@ pub fn recv_blocking(fd: i32) -> Option<Vec<u8>> {
     b.truncate(n as usize);
     Some(b)
 }
+
+/// Wait up to 5 s for something to read on `fd`.
+pub fn wait_readable(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd of ours.
+    unsafe { libc::poll(&mut p, 1, 5000) == 1 }
+}
+
+/// Start a server outside the test's tree: a grandchild in a session of
+/// its own (the test's session and group ids are its pid, which the
+/// restore needs free), with a two-minute time limit, that runs `serve`
+/// and never comes back. `serve` gets a `ready` callback to call once its
+/// socket can be reached. Returns the server's pid.
+pub fn spawn_outside(serve: impl FnOnce(&dyn Fn())) -> i32 {
+    let (ready_r, ready_w) = crate::pipe_or_fail();
+    // SAFETY: the child forks the server and leaves at once; the server
+    // runs `serve` and leaves with _exit, never going on as the test.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: as above.
+        if unsafe { libc::fork() } == 0 {
+            // SAFETY: plain syscalls.
+            unsafe {
+                libc::setsid();
+                libc::alarm(120);
+                libc::close(ready_r);
+            }
+            let ready = || {
+                // SAFETY: our pid to the test, then our write end closed.
+                unsafe {
+                    let pid = libc::getpid().to_ne_bytes();
+                    libc::write(ready_w, pid.as_ptr().cast(), pid.len());
+                    libc::close(ready_w);
+                }
+            };
+            serve(&ready);
+            // SAFETY: leaving the server process.
+            unsafe { libc::_exit(0) }
+        }
+        // SAFETY: leaving the child.
+        unsafe { libc::_exit(0) }
+    }
+    // SAFETY: closing our write end.
+    unsafe { libc::close(ready_w) };
+    let mut pid = [0u8; 4];
+    // SAFETY: reading the server's pid into our buffer.
+    if unsafe { libc::read(ready_r, pid.as_mut_ptr().cast(), 4) } != 4 {
+        crate::fail("the outside server did not start");
+    }
+    crate::wait_ready_closed(ready_r);
+    crate::exited_ok(child);
+    i32::from_ne_bytes(pid)
+}

@@ -1,60 +1,23 @@
-//! aio00: an AIO context (io_setup) and its ring mapped in our memory, no
-//! request in flight. We refuse to dump the ring (CRIU 4.2 carries it): the
-//! dump must name it and leave us running. After, the context still works:
+//! aio00: an AIO context (io_setup) used once, its ring mapped in our
+//! memory, no request in flight. After restore the context still works:
 //! its ring is at the context's address (magic 0xa10a10a1) and a read
 //! submitted through it completes with the file's bytes.
 
-use zdtm::Checks;
-
-const IOCB_CMD_PREAD: u16 = 0;
-const AIO_RING_MAGIC: u32 = 0xa10a10a1;
-
-/// struct iocb.
-#[repr(C)]
-#[derive(Default)]
-struct Iocb {
-    data: u64,
-    key: u32,
-    rw_flags: u32,
-    lio_opcode: u16,
-    reqprio: i16,
-    fildes: u32,
-    buf: u64,
-    nbytes: u64,
-    offset: i64,
-    reserved2: u64,
-    flags: u32,
-    resfd: u32,
-}
-
-/// struct io_event.
-#[repr(C)]
-#[derive(Default, Debug)]
-struct IoEvent {
-    data: u64,
-    obj: u64,
-    res: i64,
-    res2: i64,
-}
+use zdtm::{aio, Checks};
 
 /// Read 16 bytes of `fd` through the context: the bytes read or an error.
 fn aio_read(ctx: u64, fd: i32) -> Result<Vec<u8>, String> {
     let mut buf = [0u8; 16];
-    let mut cb = Iocb { data: 7, lio_opcode: IOCB_CMD_PREAD, fildes: fd as u32, buf: buf.as_mut_ptr() as u64, nbytes: 16, ..Default::default() };
-    let mut list = [&mut cb as *mut Iocb];
-    // SAFETY: one valid iocb whose buffer outlives the wait below.
-    let r = unsafe { libc::syscall(libc::SYS_io_submit, ctx, 1, list.as_mut_ptr()) };
-    if r != 1 {
-        return Err(format!("io_submit: {r} ({})", zdtm::last_err()));
+    let mut cb = [aio::Iocb { data: 7, lio_opcode: aio::IOCB_CMD_PREAD, fildes: fd as u32, buf: buf.as_mut_ptr() as u64, nbytes: 16, ..Default::default() }];
+    match aio::submit(ctx, &mut cb) {
+        Ok(1) => {}
+        r => return Err(format!("io_submit: {r:?}")),
     }
-    let mut ev = IoEvent::default();
-    let ts = libc::timespec { tv_sec: 5, tv_nsec: 0 };
-    // SAFETY: room for one event, a valid timeout.
-    let r = unsafe { libc::syscall(libc::SYS_io_getevents, ctx, 1, 1, &mut ev as *mut IoEvent, &ts as *const libc::timespec) };
-    if r != 1 || ev.data != 7 || ev.res < 0 {
-        return Err(format!("io_getevents: {r} ({}), event {ev:?}", zdtm::last_err()));
+    let evs = aio::getevents(ctx, 1, 1, 5000).map_err(|e| format!("io_getevents: {e}"))?;
+    match evs.first() {
+        Some(ev) if ev.data == 7 && ev.res >= 0 => Ok(buf[..ev.res as usize].to_vec()),
+        _ => Err(format!("io_getevents: {evs:?}")),
     }
-    Ok(buf[..ev.res as usize].to_vec())
 }
 
 fn main() {
@@ -67,15 +30,7 @@ fn main() {
     }
     let file = std::fs::File::open(path).unwrap_or_else(|e| zdtm::fail(&format!("open {}: {e}", path.display())));
     let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-    let mut ctx: u64 = 0;
-    // SAFETY: io_setup writes the context into our u64.
-    if unsafe { libc::syscall(libc::SYS_io_setup, 16, &mut ctx as *mut u64) } != 0 {
-        let e = zdtm::last_err();
-        if e.raw_os_error() == Some(libc::ENOSYS) {
-            zdtm::skip("no AIO (io_setup) in this kernel");
-        }
-        zdtm::fail(&format!("io_setup: {e}"));
-    }
+    let ctx = aio::setup(16);
     // Used once before the dump: the ring's head and tail moved.
     if let Err(e) = aio_read(ctx, fd) {
         zdtm::fail(&e);
@@ -93,7 +48,7 @@ fn main() {
     if !ring.is_empty() {
         // SAFETY: the ring's header, mapped at the context's address.
         let magic = unsafe { std::ptr::read_volatile((ctx as *const u32).add(4)) };
-        ck.eq("ring magic", magic, AIO_RING_MAGIC);
+        ck.eq("ring magic", magic, aio::RING_MAGIC);
     }
     ck.eq("a read through the context", aio_read(ctx, fd), Ok(data.to_vec()));
     ck.finish()

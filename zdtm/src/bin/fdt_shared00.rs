@@ -1,36 +1,15 @@
-//! fdt_shared00 (crfail): a parent and a child sharing their fd table
-//! (clone with CLONE_FILES, not a thread). Before the dump the parent
-//! opens a pipe and queues bytes in it; after it the child reads them from
+//! fdt_shared00: a parent and a child sharing their fd table (clone with
+//! CLONE_FILES, not a thread). Before the fork the parent opens a pipe;
+//! after it the parent queues bytes in it and the child reads them from
 //! the same fd number, then opens a file at a new fd the parent must see
 //! (the same inode), and the parent closes it (the child must see it
-//! gone). Our restore does not rebuild a shared fd table yet, so the dump
-//! refuses the child by name and the tree runs on.
+//! gone): the restored table is one again.
 //! Sabotage: the parent leaves the shared table (unshare CLONE_FILES).
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
 
-use zdtm::Checks;
-
-/// Wait (at most 10 s) until the shared step counter's low byte reaches `n`.
-fn wait_step(step: &AtomicU64, n: u64) -> bool {
-    let t = Instant::now();
-    while step.load(Ordering::SeqCst) & 0xff < n {
-        if t.elapsed() > Duration::from_secs(10) {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
-}
-
-fn fd_ino(fd: i32) -> Option<u64> {
-    // SAFETY: a zeroed stat buffer filled by fstat.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat into our buffer.
-    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
-}
+use zdtm::{fd_ino, wait_step, Checks};
 
 fn main() {
     zdtm::test_init();

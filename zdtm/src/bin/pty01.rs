@@ -28,23 +28,10 @@ fn view(slave: libc::c_int) -> (i32, i32, i32) {
 
 fn main() {
     zdtm::test_init();
-    // SAFETY: plain getters.
-    let (me, sid) = unsafe { (libc::getpid(), libc::getsid(0)) };
-    if me != sid {
-        zdtm::skip("the test must be a session leader (the runner starts it with setsid)");
-    }
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
-    // SAFETY: TIOCSCTTY on our session's new terminal.
-    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } != 0 {
-        zdtm::fail(&format!("TIOCSCTTY: {}", zdtm::last_err()));
-    }
+    let me = zdtm::pty::session_leader_or_skip();
+    let sid = me;
+    let (_master, slave, _) = zdtm::pty::openpty(0);
+    zdtm::pty::make_ctty(slave);
     // The child: its own group, made the foreground one; it checks its view
     // after restore and reports through a pipe.
     let mut to_child = [0; 2];

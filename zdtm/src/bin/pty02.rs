@@ -32,14 +32,7 @@ fn rdev(fd: libc::c_int) -> (u32, u32) {
 
 fn main() {
     zdtm::test_init();
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
+    let (master, slave, _) = zdtm::pty::openpty(0);
     // SAFETY: closing our own fd.
     unsafe { libc::close(master) };
     let want = behaviour(slave);

@@ -8,14 +8,7 @@ use zdtm::Checks;
 
 fn main() {
     zdtm::test_init();
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
+    let (master, slave, index) = zdtm::pty::openpty(libc::O_NONBLOCK);
     // SAFETY: closing our own fd.
     unsafe { libc::close(slave) };
     let read_errno = || {
@@ -48,7 +41,7 @@ fn main() {
     let mut got: libc::c_int = -1;
     // SAFETY: TIOCGPTN writes one int.
     unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut got) };
-    ck.eq("pty index", got, index);
+    ck.eq("pty index", got, index as i32);
     let mut p = libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 };
     // SAFETY: one pollfd of ours, no wait.
     unsafe { libc::poll(&mut p, 1, 0) };

@@ -53,23 +53,9 @@ fn read_waiting(fd: libc::c_int, max: usize) -> Vec<u8> {
 
 fn main() {
     zdtm::test_init();
-    // SAFETY: plain getters.
-    let (me, sid) = unsafe { (libc::getpid(), libc::getsid(0)) };
-    if me != sid {
-        zdtm::skip("the test must be a session leader (the runner starts it with setsid)");
-    }
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
-    // SAFETY: TIOCSCTTY on our session's new terminal.
-    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } != 0 {
-        zdtm::fail(&format!("TIOCSCTTY: {}", zdtm::last_err()));
-    }
+    let me = zdtm::pty::session_leader_or_skip();
+    let (master, slave, index) = zdtm::pty::openpty(0);
+    zdtm::pty::make_ctty(slave);
     let tty = zdtm::open_or_fail(std::path::Path::new("/dev/tty"), libc::O_RDWR | libc::O_NONBLOCK);
     // Raw, through /dev/tty: the bytes are what was written. An odd
     // interrupt character to recognize the settings by.
@@ -84,7 +70,7 @@ fn main() {
         zdtm::fail(&format!("tcsetattr on /dev/tty: {}", zdtm::last_err()));
     }
     write_all(tty, QUEUED);
-    let slave_dev = (136 + index as u32 / 256, index as u32 % 256);
+    let slave_dev = (136 + index / 256, index % 256);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();

@@ -15,31 +15,14 @@ fn real_dev(fd: libc::c_int) -> (u32, u32) {
     ((v & 0xfff00) >> 8, (v & 0xff) | ((v >> 12) & 0xfff00))
 }
 
-/// A pty pair (master, slave, index).
-fn openpty() -> (libc::c_int, libc::c_int, u32) {
-    let master = zdtm::open_or_fail(std::path::Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY);
-    let unlock: libc::c_int = 0;
-    let mut index: libc::c_int = -1;
-    // SAFETY: TIOCSPTLCK reads one int, TIOCGPTN writes one.
-    if unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) } != 0 || unsafe { libc::ioctl(master, libc::TIOCGPTN, &mut index) } != 0 {
-        zdtm::fail(&format!("unlockpt/ptsname: {}", zdtm::last_err()));
-    }
-    let slave = zdtm::open_or_fail(std::path::Path::new(&format!("/dev/pts/{index}")), libc::O_RDWR | libc::O_NOCTTY);
-    (master, slave, index as u32)
-}
-
 fn main() {
     zdtm::test_init();
-    // SAFETY: plain getters.
-    let (me, sid) = unsafe { (libc::getpid(), libc::getsid(0)) };
-    if me != sid {
-        zdtm::skip("the test must be a session leader (the runner starts it with setsid)");
-    }
+    zdtm::pty::session_leader_or_skip();
     // Giving up a terminal hangs up its foreground group: ours.
     // SAFETY: SIG_IGN installs no handler code.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
-    let (_ma, sa, a) = openpty();
-    let (_mb, sb, b) = openpty();
+    let (_ma, sa, a) = zdtm::pty::openpty(0);
+    let (_mb, sb, b) = zdtm::pty::openpty(0);
     // SAFETY: TIOCSCTTY / TIOCNOTTY on our own terminals.
     if unsafe { libc::ioctl(sa, libc::TIOCSCTTY, 0) } != 0 {
         zdtm::fail(&format!("TIOCSCTTY on pty {a}: {}", zdtm::last_err()));
