@@ -105,9 +105,9 @@ pub fn reopen_for_pid(pid: i32) -> std::io::Result<()> {
     if let Some(path) = sink.path.clone() {
         let mut name = path.into_os_string();
         name.push(format!(".{pid}"));
-        let path = PathBuf::from(name);
-        sink.file = Some(open_log(&path)?);
-        sink.path = Some(path);
+        // The base path stays: a grandchild's log is LOG.PID as well,
+        // never LOG.PARENT.PID.
+        sink.file = Some(open_log(&PathBuf::from(name))?);
     }
     Ok(())
 }

@@ -305,6 +305,33 @@ fn dump_and_restore_recreate_the_tree() {
     all_counting(tmp.path());
 }
 
+/// `--log-pid`: every restoring process logs to restore.log.PID, its own
+/// pid only (a grandchild's log once got its parent's pid too).
+#[test]
+fn log_pid_names_each_log_by_its_pid() {
+    let Some(py) = python() else { return };
+    let _g = serial();
+    let tmp = tmpdir();
+    let mut tr = Tree::start(py, tmp.path());
+    let pids = tr.pids();
+    let imgs = tmp.path().join("imgs");
+    dump_ok(tr.root, &imgs, &[]);
+    tr.t.reap();
+    kill_all(&pids);
+    let o = restore(&imgs, &[], &["--log-pid"]);
+    let _r = Restored(pids.clone());
+    assert!(o.status.success(), "restore: {}\n{}", text(&o.stderr), log(&imgs, "restore.log"));
+    let logs: Vec<String> = std::fs::read_dir(&imgs)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_prefix("restore.log.").map(str::to_string))
+        .collect();
+    assert!(logs.iter().all(|s| s.parse::<i32>().is_ok()), "logs named by more than one pid: {logs:?}");
+    for p in [tr.leader, tr.grandchild, tr.writer] {
+        assert!(logs.contains(&p.to_string()), "no restore.log.{p}: {logs:?}");
+    }
+}
+
 #[test]
 fn restore_twice_from_one_dump() {
     let Some(py) = python() else { return };

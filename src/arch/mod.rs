@@ -15,6 +15,10 @@
 //!   relative to the injection address.
 //! - [`sigframe`]: the `rt_sigframe` the parasite loads with `rt_sigreturn`
 //!   if its controller disappears (`build`, `SIGRETURN_SP_OFFSET`, `size`).
+//! - [`rescue`]: the kill-safe injection's pieces: the byte patterns of a
+//!   `syscall; ret` gadget and an `rt_sigreturn` stub to look for in the
+//!   task's code, the "home" frame (the seized state) and the "undo" frames
+//!   (one syscall each, chained through their stack pointers).
 //! - [`vdso_jump`] and [`VDSO_JUMP_LEN`]: the jump a vDSO proxy writes
 //!   over each exported function of an image's vDSO.
 

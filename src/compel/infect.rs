@@ -125,40 +125,46 @@ impl Infected {
         let layout = RemoteMap::layout(sigframe::size(&state.fpu));
 
         let prot = (libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC) as u64;
-        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-        let base = self.s().syscall_ok("mmap", libc::SYS_mmap, [0, layout.len, prot, flags, u64::MAX, 0])?;
+        let base = self.s().map_anon(layout.len, prot)?;
         let map = layout.at(base);
         self.map = Some(map);
 
         // The control channel: a socketpair made in the task; we take one
         // end out with pidfd_getfd and close it there.
         let ty = (libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC) as u64;
-        self.s().syscall_ok("socketpair", libc::SYS_socketpair, [libc::AF_UNIX as u64, ty, 0, map.boot, 0, 0])?;
-        let mut pair = [0u8; 8];
-        read_remote(pid, map.boot, &mut pair)?;
-        let ours = i32::from_le_bytes(pair[4..].try_into().unwrap_or_default());
-        self.remote_sock = Some(i32::from_le_bytes(pair[..4].try_into().unwrap_or_default()));
+        let (theirs, ours) = self.s().socketpair(ty, map.boot, |sv| {
+            let mut pair = [0u8; 8];
+            read_remote(pid, sv, &mut pair)?;
+            Ok((i32::from_le_bytes([pair[0], pair[1], pair[2], pair[3]]), i32::from_le_bytes([pair[4], pair[5], pair[6], pair[7]])))
+        })?;
+        self.remote_sock = Some(theirs);
         let tgid = self.s().tgid();
         let taken = pidfd::open(tgid)
             .and_then(|pfd| pidfd::getfd(pfd.as_fd(), ours))
             .ctx(pid, "pidfd_getfd of the control socket");
-        self.s().syscall_ok("close", libc::SYS_close, [ours as u64, 0, 0, 0, 0, 0])?;
+        self.s().close_fd(ours)?;
         let sock = taken?;
         setsockopt(&sock, sockopt::ReceiveTimeout, &TimeVal::new(0, POLL.as_micros() as i64)).ctx(pid, "SO_RCVTIMEO")?;
         self.sock = Some(sock);
 
-        // Blob, boot arguments and the way back (signal frame).
+        // Blob, boot arguments and the way back: the rescue chain (it
+        // closes the parasite's socket, unmaps this area and goes home),
+        // or, without one, a signal frame of the seized state in the area.
+        let head = self.s().rescue_head();
         let boot = BootArgs {
             magic: proto::BOOT_MAGIC,
             sock: self.remote_sock.unwrap_or(-1),
             _pad: 0,
-            sigreturn_sp: map.frame + sigframe::SIGRETURN_SP_OFFSET,
+            sigreturn_sp: head.unwrap_or(map.frame) + sigframe::SIGRETURN_SP_OFFSET,
             sas: map.frame + sigframe::UC_STACK_OFFSET,
             rx: map.rx,
             tx: map.tx,
             buf_len: map.buf_len,
         };
-        let frame = sigframe::build(&state.regs.rewound_for_sigreturn(), &state.fpu, state.sigmask, map.frame);
+        let frame = match head {
+            Some(_) => Vec::new(),
+            None => sigframe::build(&state.regs.rewound_for_sigreturn(), &state.fpu, state.sigmask, map.frame),
+        };
         write_remote(pid, &[(map.base, &Blob::relocated(map.base)), (map.boot, bytes_of(&boot)), (map.frame, &frame)])?;
 
         let mut regs: Regs = state.regs;
@@ -276,13 +282,13 @@ impl Infected {
         res?;
         let mut res = Ok(());
         if let Some(fd) = self.remote_sock.take() {
-            res = self.s().syscall_ok("close", libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]).map(drop);
+            res = self.s().close_fd(fd);
         }
         if let Some(map) = self.map.take() {
-            let r = self.s().syscall_ok("munmap", libc::SYS_munmap, [map.base, map.len, 0, 0, 0, 0]);
-            res = res.and(r.map(drop));
+            let r = self.s().unmap(map.base, map.len);
+            res = res.and(r);
         }
-        self.s().restore_regs()?;
+        self.s().settle()?;
         tracing::debug!(pid = pid.as_raw(), "compel: parasite removed");
         res
     }

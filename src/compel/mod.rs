@@ -16,36 +16,55 @@
 //! - **Seize**: `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, then save the general
 //!   registers, the XSAVE area and the signal mask. A task found in a group
 //!   stop (or with a SIGSTOP queued) is stopped again on release.
-//! - **Remote syscall**: `syscall; int3` is poked over the first word of
-//!   the task's first executable mapping (where CRIU's compel puts it, so
-//!   both leave the same text page private), registers set (`orig_rax = -1`, so a
-//!   syscall the task was stopped in is not restarted under us), the task
-//!   runs with every signal blocked until the trap, then the text word and
-//!   registers are put back. Restoring the untouched saved registers at the
-//!   end lets the kernel restart an interrupted `nanosleep`/`pause` itself.
+//! - **Remote syscall** (kill-safe, `rescue`): at the first one, compel
+//!   finds a `syscall; ret` and an `rt_sigreturn` stub in the task's own
+//!   read-only code and writes, below the task's stack pointer (past the
+//!   red zone), a "home" signal frame with the seized registers, FPU state
+//!   and signal mask (what a signal delivered there would take, plus one
+//!   512-byte slot; the rest of any chain lives in a rescue page of ours). A syscall runs at that `syscall; ret` with the stack
+//!   pointer at the current rescue chain (registers set first, then every
+//!   signal blocked), under `PTRACE_SYSCALL`; its result is read at the
+//!   syscall-exit stop. Nothing of the task's code is overwritten. If criu
+//!   dies at any moment, the task finishes the syscall, `ret` enters the
+//!   chain: one frame per thing to undo (close an fd we made, unmap an area
+//!   we mapped; each frame runs that syscall at the gadget, signals
+//!   blocked), then the home frame puts it back exactly where it was
+//!   (mask, FPU and sigaltstack too; a `nanosleep`-like syscall interrupted
+//!   by the seize returns `EINTR`, as after any signal handler). Between
+//!   our steps the task either has its seized state back (nothing to undo)
+//!   or is parked at the gadget's `ret` with its stack at the chain. What
+//!   we map goes at an address chosen in a free gap and is on the undo
+//!   list before the mmap runs (`MAP_FIXED_NOREPLACE`); a socketpair's two
+//!   fds are the lowest free ones, on the list before it runs. Putting
+//!   the task back writes FPU state, mask, then registers (the last write
+//!   hands it back). A thread without the gadgets or room on its stack, or
+//!   with a CET shadow stack, falls back (logged) to the old way: `syscall;
+//!   int3` poked over the first word of its first executable mapping (where
+//!   CRIU's compel puts it), which a killed criu can leave behind.
 //! - **Infect**: one anonymous RWX mapping holds the relocated blob, a boot
-//!   page, receive/transmit buffers, the parasite stack and, above the stack,
-//!   an `rt_sigframe` with the saved registers, FPU state and signal mask.
+//!   page, receive/transmit buffers and the parasite stack.
 //!   The control channel is a `SOCK_SEQPACKET` socketpair made inside the
 //!   task; our end is pulled out with `pidfd_getfd`, so no socket name or
 //!   network namespace is involved. The parasite greets us with its pid.
 //! - **Cure**: `PTRACE_INTERRUPT` the idle parasite (it sits in `recvmsg`),
-//!   close the socket, remote `close` + `munmap`, restore the general and FPU
-//!   registers and the signal mask, detach.
+//!   close the socket, remote `close` + `munmap`, restore the FPU state,
+//!   signal mask and registers, detach.
 //! - **Safety net**: if we die while the parasite runs, the kernel detaches
-//!   the task and closes our socket end; the parasite reads EOF and loads the
-//!   prepared frame with `rt_sigreturn`, so the task carries on. That path
-//!   leaves the parasite mapping (and nothing else) behind in the task, and a
-//!   `nanosleep`-like syscall interrupted by the seize returns `EINTR`
-//!   (rt_sigreturn discards the kernel's restart block); `pause`-like ones
-//!   restart. A SIGKILL during the few remote syscalls of infect or cure
-//!   themselves is not covered (nor is it in CRIU).
+//!   the task and closes our socket end; the parasite reads EOF and
+//!   `rt_sigreturn`s into the rescue chain, which closes its socket, unmaps
+//!   its area and goes home. Without a chain (the fallback), it loads a
+//!   frame of the seized state kept in its area, which then stays behind.
+//!
+//! Files: `seize.rs` seizing and releasing, `seize/syscalls.rs` remote
+//! syscalls and what compel maps and opens with them, `rescue.rs` the
+//! chain, `infect.rs` the parasite, `rseq.rs` rseq critical sections.
 //!
 //! Limits:
 //! - One thread per `Seized`. Seize every thread of the process before
 //!   running syscalls or the parasite in one of them (as CRIU does): the
-//!   syscall instruction is briefly written into text the other threads
-//!   share. [`Seized::seize_process`] does that: it seizes the leader and
+//!   parasite's area and the fds it makes belong to the whole process (and,
+//!   in the fallback, the syscall instruction is briefly written into text
+//!   the other threads share). [`Seized::seize_process`] does that: it seizes the leader and
 //!   every thread, listing /proc/PID/task again after each round of stops
 //!   until no new thread shows up (only a running thread can make one),
 //!   skipping threads that exit on the way. The parasite runs in the
@@ -54,12 +73,18 @@
 //! - x86_64 only for now (`Blob::SUPPORTED`); no parasite in threads using a
 //!   CET shadow stack; the RWX mapping fails under `PR_SET_MDWE` or an
 //!   SELinux policy denying execmem.
+//! - A stopped task whose criu is killed stays stopped, still in its
+//!   chain: what we mapped or opened goes once it is continued.
+//! - The home frame (and one slot) are written below the stack pointer, as
+//!   a signal frame would be; a thread on a stack too small for a signal
+//!   frame (which no ABI allows) would see the memory below it changed.
 //! - Tasks under seccomp are seized with `PTRACE_O_SUSPEND_SECCOMP` (needs
 //!   CAP_SYS_ADMIN), so our syscalls are not filtered.
 
 mod blob;
 mod infect;
 pub mod proto;
+mod rescue;
 pub mod rseq;
 mod seize;
 

@@ -8,8 +8,11 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::rescue::Rescue;
 use super::{Ctx, Error, Result};
-use crate::arch::{self, FpuState, Regs};
+
+mod syscalls;
+use crate::arch::{FpuState, Regs};
 use crate::sys::ptrace;
 
 /// `PTRACE_EVENT_STOP`: group stop or `PTRACE_INTERRUPT` trap.
@@ -58,6 +61,10 @@ pub struct Seized {
     /// executable mapping, as CRIU's compel picks it (so the same text page,
     /// which the poke makes private, is touched by either tool).
     syscall_ip: u64,
+    /// The rescue chain once armed (see `rescue`); None with `armed_tried`:
+    /// this thread cannot have one, remote syscalls use `syscall_ip`.
+    rescue: Option<Rescue>,
+    armed_tried: bool,
     released: bool,
     /// ptrace requests must come from the seizing thread.
     _not_send: PhantomData<*const ()>,
@@ -65,6 +72,10 @@ pub struct Seized {
 
 /// `PTRACE_O_SUSPEND_SECCOMP`: our injected syscalls bypass the task's filters.
 const PTRACE_O_SUSPEND_SECCOMP: i32 = 0x20_0000;
+/// `PTRACE_O_TRACESYSGOOD`: syscall stops are told apart from SIGTRAPs.
+const PTRACE_O_TRACESYSGOOD: i32 = 0x1;
+/// `MAP_FIXED_NOREPLACE`.
+const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
 
 /// What /proc/PID/status tells about a task we are seizing.
 struct Status {
@@ -366,9 +377,8 @@ impl Seized {
         let group_stop = is_stop_signal(sig);
         let stop_pending = stop_signo.filter(|_| !group_stop);
         let requeue = (group_stop && st.sigstop_private, group_stop && st.sigstop_shared);
-        if st.seccomp {
-            ptrace::set_options(pid, PTRACE_O_SUSPEND_SECCOMP).ctx(pid, "PTRACE_O_SUSPEND_SECCOMP")?;
-        }
+        let options = PTRACE_O_TRACESYSGOOD | if st.seccomp { PTRACE_O_SUSPEND_SECCOMP } else { 0 };
+        ptrace::set_options(pid, options).ctx(pid, "PTRACE_SETOPTIONS")?;
         let mut saved = ThreadState {
             regs: Regs::get(pid).ctx(pid, "get registers")?,
             fpu: FpuState::get(pid).ctx(pid, "get FPU state")?,
@@ -393,6 +403,8 @@ impl Seized {
             fpu_dirty: false,
             saved,
             syscall_ip,
+            rescue: None,
+            armed_tried: false,
             released: false,
             _not_send: PhantomData,
         })
@@ -422,58 +434,13 @@ impl Seized {
         &self.saved
     }
 
-    /// Run syscall `nr` with `args` inside the task; its raw return value
-    /// (negative errno on failure). The task's state is put back after.
-    pub fn syscall(&mut self, nr: i64, args: [u64; 6]) -> Result<i64> {
-        let pid = self.pid;
-        let ip = self.syscall_ip;
-        let orig = ptrace::peek(pid, ip).ctx(pid, "peek at the injection address")?;
-        ptrace::poke(pid, ip, arch::patch_syscall(orig)).ctx(pid, "poke the syscall instruction")?;
-        let mut regs = self.saved.regs;
-        regs.set_syscall(ip, nr, args);
-        let res = self.run(&regs, ip + arch::SYSCALL_TRAP_IP);
-        let put_back = ptrace::poke(pid, ip, orig).ctx(pid, "restore the text at the injection address");
-        let restored = self.restore_regs();
-        let regs = res?;
-        put_back?;
-        restored?;
-        Ok(regs.retval())
-    }
-
-    /// Like [`Seized::syscall`], but a negative result becomes an error.
-    pub fn syscall_ok(&mut self, op: &'static str, nr: i64, args: [u64; 6]) -> Result<u64> {
-        let r = self.syscall(nr, args)?;
-        if (-4095..0).contains(&r) {
-            return Err(Error::Remote { pid: self.pid.as_raw(), op, errno: Errno::from_raw(-r as i32) });
-        }
-        Ok(r as u64)
-    }
-
-    /// Start the task at `regs` with signals blocked ([`BLOCK_ALL`]) and wait for the
-    /// `int3` that leaves the ip at `trap_ip`.
-    fn run(&mut self, regs: &Regs, trap_ip: u64) -> Result<Regs> {
-        self.start(regs)?;
-        loop {
-            match self.wait()? {
-                Some(Signal::SIGTRAP) => {
-                    let r = Regs::get(self.pid).ctx(self.pid, "get registers")?;
-                    let (_, code) = ptrace::siginfo(self.pid).ctx(self.pid, "PTRACE_GETSIGINFO")?;
-                    if r.ip() == trap_ip && code == SI_KERNEL {
-                        return Ok(r);
-                    }
-                    return Err(self.unexpected(format!("SIGTRAP (code {code}) at ip {:#x}", r.ip())));
-                }
-                Some(sig) => return Err(self.unexpected(format!("{sig} at ip {:#x}", self.ip()))),
-                None => ptrace::cont(self.pid, 0).ctx(self.pid, "PTRACE_CONT")?,
-            }
-        }
-    }
-
-    /// Set registers, block signals and let the task go.
+    /// Set registers, block signals and let the task go (registers first:
+    /// what they run returns through the rescue chain, which restores the
+    /// mask too).
     pub(super) fn start(&mut self, regs: &Regs) -> Result<()> {
         let pid = self.pid;
-        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
         regs.set(pid).ctx(pid, "set registers")?;
+        ptrace::set_sigmask(pid, BLOCK_ALL).ctx(pid, "PTRACE_SETSIGMASK")?;
         ptrace::cont(pid, 0).ctx(pid, "PTRACE_CONT")
     }
 
@@ -519,12 +486,23 @@ impl Seized {
         Error::Unexpected { pid: self.pid.as_raw(), what }
     }
 
-    /// Put the saved general registers and signal mask back.
+    /// Put the saved signal mask and general registers back (the mask
+    /// first: until the registers are back, what runs restores it anyway).
     pub(super) fn restore_regs(&self) -> Result<()> {
         let pid = self.pid;
-        let r = self.saved.regs.set(pid).ctx(pid, "restore registers");
         ptrace::set_sigmask(pid, self.saved.sigmask).ctx(pid, "restore the signal mask")?;
-        r
+        self.saved.regs.set(pid).ctx(pid, "restore registers")
+    }
+
+    /// Put everything back: undo what is still to be undone, then FPU
+    /// state, mask and registers (see `settle`).
+    pub(super) fn put_back(&mut self) -> Result<()> {
+        let r = self.undo_all();
+        if self.rescue.as_ref().is_some_and(Rescue::pending) {
+            // Left parked in the chain: detached, the task undoes the rest.
+            return r;
+        }
+        r.and(self.settle())
     }
 
     /// Restore the saved state and detach; a task that was stopped (or got
@@ -553,13 +531,9 @@ impl Seized {
         if self.released {
             return Ok(());
         }
+        let mut res = self.put_back();
         self.released = true;
         let pid = self.pid;
-        let mut res = self.restore_regs();
-        if self.fpu_dirty {
-            let r = self.saved.fpu.set(pid).ctx(pid, "restore FPU state");
-            res = res.and(r);
-        }
         if let Some(sig) = self.stop_pending {
             // Queued now, acted on once detached: the task stops, by the
             // signal it had (what its parent's wait reports).

@@ -2,8 +2,10 @@
 //! pipe (its inode) and a regular-file record of its path and open flags
 //! (regf_id), and the bytes buffered in it in fifo-data.img, once per FIFO.
 //! At restore the path is opened read-write first (so no open waits for
-//! the other end), then with the record's flags; the first description of
-//! each FIFO refills it through the read-write one.
+//! the other end), then with the record's flags, each open non-blocking
+//! and checked to be the FIFO looked at (nothing swapped in can make us
+//! wait); the first description of each FIFO refills it through the
+//! read-write one.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -84,20 +86,10 @@ impl FdKind for Fifo {
         if !md.file_type().is_fifo() {
             bail!("{path} (fd {fd}) was a fifo and is not one any more");
         }
-        // Read-write: never waits, and keeps the FIFO's buffer while the
-        // other ends open.
-        let rw = OpenOptions::new().read(true).write(true).open(path).with_context(|| format!("can't open fifo {path}"))?;
-        if rw.metadata()?.ino() != md.ino() {
-            bail!("fifo {path} changed while it was opened");
-        }
+        // Read-write: keeps the FIFO's buffer while the other ends open.
+        let rw = open_checked(path, libc::O_RDWR, &md).with_context(|| format!("can't open fifo {path}"))?;
         let flags = reg.flags as i32 & !super::restore::OPEN_ONLY;
-        let acc = flags & libc::O_ACCMODE;
-        let f = OpenOptions::new()
-            .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
-            .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
-            .custom_flags(flags & !libc::O_ACCMODE)
-            .open(path)
-            .with_context(|| format!("can't open fifo {path} for fd {fd}"))?;
+        let f = open_checked(path, flags, &md).with_context(|| format!("can't open fifo {path} for fd {fd}"))?;
         if cx.state.get_mut::<Refilled>().0.insert(fifo.pipe_id)
             && let Some(d) = cx.images.state.get::<Data>().and_then(|d| d.0.get(&fifo.pipe_id))
         {
@@ -111,6 +103,28 @@ impl FdKind for Fifo {
         // to check would wait for a writer).
         fe.fifo.as_ref().and_then(|f| f.regf_id).into_iter().collect()
     }
+}
+
+/// Open `path` with `flags`, non-blocking (whatever was put in the FIFO's
+/// place meanwhile must not make us wait), check it is still the FIFO
+/// looked at (`md`), then give it `flags`' blocking mode.
+fn open_checked(path: &str, flags: i32, md: &std::fs::Metadata) -> Result<File> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let acc = flags & libc::O_ACCMODE;
+    let f = OpenOptions::new()
+        .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
+        .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
+        .custom_flags((flags & !libc::O_ACCMODE) | libc::O_NONBLOCK)
+        .open(path)?;
+    let now = f.metadata()?;
+    if (now.dev(), now.ino()) != (md.dev(), md.ino()) {
+        bail!("fifo {path} changed while it was opened");
+    }
+    if flags & libc::O_NONBLOCK == 0 {
+        let fl = fcntl(&f, FcntlArg::F_GETFL)?;
+        fcntl(&f, FcntlArg::F_SETFL(OFlag::from_bits_retain(fl & !libc::O_NONBLOCK)))?;
+    }
+    Ok(f)
 }
 
 #[cfg(test)]

@@ -1,14 +1,17 @@
 //! Regular files, directories, O_PATH fds and the char devices CRIU
 //! records the same way (such as /dev/null): the reg_file_entry a dump
-//! writes, the checks a restore makes against it, and reopening it by path
-//! at its position. Unlinked ones are carried as ghosts (`ghost.rs`).
+//! writes, the checks a restore makes against it (through an O_PATH fd
+//! first: nothing that could block is opened before its type is known),
+//! and reopening it by path at its position. Unlinked ones are carried as
+//! ghosts (`ghost.rs`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 use anyhow::{bail, Context, Result};
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 use super::elf;
 use super::kind::{DumpCx, FdKind, FdProbe, OpenCx};
@@ -103,12 +106,30 @@ pub fn reopen(e: &RegFileEntry) -> Result<File> {
         flags &= !libc::O_TMPFILE;
     }
     let acc = flags & libc::O_ACCMODE;
+    // What is there now, looked at first through an O_PATH fd (which never
+    // blocks): a FIFO or device put in the file's place is refused by name
+    // before anything opens it. The open itself is non-blocking (a device
+    // may wait in open, a tty for its carrier; a FIFO swapped in meanwhile
+    // for a peer) and must find the file looked at; the task's flags are
+    // then put back.
+    let probe = open_path(&e.name, flags & libc::O_NOFOLLOW)?;
+    let md = probe.metadata().with_context(|| format!("can't stat {}", e.name))?;
+    check_type(e, &md)?;
+    let nonblock = flags & (libc::O_NONBLOCK | libc::O_PATH) == 0;
     let f = OpenOptions::new()
         .read(acc == libc::O_RDONLY || acc == libc::O_RDWR)
         .write(acc == libc::O_WRONLY || acc == libc::O_RDWR)
-        .custom_flags(flags & !libc::O_ACCMODE)
+        .custom_flags((flags & !libc::O_ACCMODE) | if nonblock { libc::O_NONBLOCK } else { 0 })
         .open(&e.name)
         .with_context(|| format!("can't open {}", e.name))?;
+    let now = f.metadata().with_context(|| format!("can't stat {}", e.name))?;
+    if (now.dev(), now.ino()) != (md.dev(), md.ino()) {
+        bail!("{} changed while it was opened", e.name);
+    }
+    if nonblock {
+        let fl = fcntl(&f, FcntlArg::F_GETFL).with_context(|| format!("F_GETFL of {}", e.name))?;
+        fcntl(&f, FcntlArg::F_SETFL(OFlag::from_bits_retain(fl & !libc::O_NONBLOCK))).with_context(|| format!("F_SETFL of {}", e.name))?;
+    }
     validate(e, &f)?;
     let is_file = f.metadata().is_ok_and(|m| m.file_type().is_file());
     // An O_PATH fd has no position (and refuses lseek).
@@ -146,14 +167,37 @@ pub fn entry(id: u32, name: &str, file: &File, flags: u32, pos: u64) -> Result<R
 }
 
 /// Open the file of `e` to check it against its record: as an O_PATH fd
-/// was (not following a symlink it was opened on), else for reading.
+/// was (not following a symlink it was opened on), else a regular file for
+/// reading (its ELF build-id), anything else as an O_PATH fd (opening a
+/// FIFO or device to look at it could wait).
 pub fn open_for_check(e: &RegFileEntry) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
     let flags = e.flags as i32;
-    if flags & libc::O_PATH != 0 {
-        return std::fs::OpenOptions::new().read(true).custom_flags(libc::O_PATH | (flags & libc::O_NOFOLLOW)).open(&e.name);
+    let path = open_path_io(&e.name, flags & libc::O_NOFOLLOW)?;
+    if flags & libc::O_PATH != 0 || !path.metadata()?.file_type().is_file() {
+        return Ok(path);
     }
-    File::open(&e.name)
+    File::open(format!("/proc/self/fd/{}", path.as_raw_fd()))
+}
+
+/// An O_PATH fd on `name` (`nofollow`: O_NOFOLLOW or 0).
+fn open_path_io(name: &str, nofollow: i32) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_PATH | libc::O_CLOEXEC | nofollow).open(name)
+}
+
+fn open_path(name: &str, nofollow: i32) -> Result<File> {
+    open_path_io(name, nofollow).with_context(|| format!("can't open {name}"))
+}
+
+/// The file at the record's path must be of the recorded type (one with no
+/// recorded type must not be a FIFO or socket: those have records of their
+/// own, and opening one could wait).
+fn check_type(e: &RegFileEntry, md: &std::fs::Metadata) -> Result<()> {
+    let now = md.mode() & libc::S_IFMT;
+    match e.mode {
+        Some(mode) if mode & libc::S_IFMT != now => bail!("{} changed type since dump (mode {:o}, now {:o})", e.name, mode, md.mode()),
+        None if now == libc::S_IFIFO || now == libc::S_IFSOCK => bail!("{} is a {} now", e.name, if now == libc::S_IFIFO { "FIFO" } else { "socket" }),
+        _ => Ok(()),
+    }
 }
 
 /// What a restore checks of a regular file against its record: still a file

@@ -303,9 +303,75 @@ pub fn guard_entry(start: u64, end: u64) -> VmaEntry {
     VmaEntry { start, end, status: status::AREA_GUARD, fd: -1, ..Default::default() }
 }
 
+/// The top of the user address space: 56 bits with 5-level paging (the
+/// `la57` CPU flag), else 47, less a page.
+fn task_size() -> u64 {
+    static LA57: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let la57 = *LA57.get_or_init(|| {
+        std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|c| c.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "la57")))
+    });
+    (1u64 << if la57 { 56 } else { 47 }) - 4096
+}
+
+/// Check the VMAs of an mm image before a restore uses them: each one
+/// non-empty, page-aligned, below the top of the user address space (but
+/// the vsyscall page), in order and not overlapping the one before. Guard
+/// regions (VMA_AREA_GUARD, after the VMAs as CRIU 4.2 records them) lie
+/// inside VMAs: they are checked alone. The error names `image` and the VMA.
+pub fn validate(vmas: &[VmaEntry], image: &str) -> Result<()> {
+    let top = task_size();
+    let mut prev: Option<&VmaEntry> = None;
+    for (i, v) in vmas.iter().enumerate() {
+        let what = || format!("{image}: VMA #{i} {:#x}-{:#x}", v.start, v.end);
+        if v.start >= v.end {
+            bail!("{}: its start is not below its end", what());
+        }
+        if v.start % 4096 != 0 || v.end % 4096 != 0 {
+            bail!("{}: not page-aligned", what());
+        }
+        if v.end > top && v.status & status::AREA_VSYSCALL == 0 {
+            bail!("{}: beyond the user address space (top {top:#x})", what());
+        }
+        if v.status & status::AREA_GUARD != 0 {
+            continue;
+        }
+        if let Some(p) = prev
+            && v.start < p.end
+        {
+            bail!("{}: overlaps or comes before the VMA before it ({:#x}-{:#x})", what(), p.start, p.end);
+        }
+        prev = Some(v);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_names_the_image_and_the_vma() {
+        let v = |start: u64, end: u64| VmaEntry { start, end, ..Default::default() };
+        let ok = [
+            v(0x1000, 0x3000),
+            v(0x3000, 0x4000),
+            VmaEntry { status: status::AREA_VSYSCALL, ..v(0xffff_ffff_ff60_0000, 0xffff_ffff_ff60_1000) },
+            guard_entry(0x2000, 0x3000),
+        ];
+        validate(&ok, "mm-7.img").unwrap();
+        for (bad, why) in [
+            (vec![v(0x3000, 0x1000)], "start is not below"),
+            (vec![v(0x1000, 0x1000)], "start is not below"),
+            (vec![v(0x1000, 0x1800)], "page-aligned"),
+            (vec![v(0x1000, 0x8000_0000_0000_0000)], "beyond"),
+            (vec![v(0x1000, 0x3000), v(0x2000, 0x4000)], "overlaps"),
+            (vec![v(0x5000, 0x6000), v(0x1000, 0x2000)], "comes before"),
+            (vec![v(0x1000, 0x3000), guard_entry(0x2000, 0x1000)], "start is not below"),
+        ] {
+            let e = validate(&bad, "mm-7.img").unwrap_err().to_string();
+            assert!(e.starts_with("mm-7.img: VMA #") && e.contains(why), "{e}");
+        }
+    }
 
     fn anon(flags: &[&str]) -> MapEntry {
         MapEntry {

@@ -82,3 +82,15 @@ pub fn grow(addr: u64, len: u64, new_len: u64) -> Result<(), Errno> {
     let r = unsafe { libc::mremap(addr as *mut libc::c_void, len as usize, new_len as usize, 0) };
     if r == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(()) }
 }
+
+/// The first offset of `needle` in `hay` (libc's memmem: fast in
+/// unoptimised builds too, where compel scans a libc's whole text).
+pub fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    // SAFETY: both pointers come from live slices with their lengths;
+    // memmem only reads within them and returns a pointer into `hay` or NULL.
+    let p = unsafe { libc::memmem(hay.as_ptr().cast(), hay.len(), needle.as_ptr().cast(), needle.len()) };
+    if p.is_null() { None } else { Some(p as usize - hay.as_ptr() as usize) }
+}

@@ -48,6 +48,11 @@ pub fn cont(pid: Pid, sig: i32) -> Res<()> {
     raw(libc::PTRACE_CONT, pid, 0, sig as usize).map(drop)
 }
 
+/// `PTRACE_SYSCALL`: continue to the next syscall entry or exit, delivering `sig`.
+pub fn syscall(pid: Pid, sig: i32) -> Res<()> {
+    raw(libc::PTRACE_SYSCALL, pid, 0, sig as usize).map(drop)
+}
+
 /// `PTRACE_DETACH`, delivering `sig` (0 for none).
 pub fn detach(pid: Pid, sig: i32) -> Res<()> {
     raw(libc::PTRACE_DETACH, pid, 0, sig as usize).map(drop)

@@ -175,8 +175,21 @@ pub struct Plan {
     pub child_subreaper: bool,
 }
 
+/// The rlimits of task `pid`'s core image must be ones that can be set: a
+/// soft limit above its hard one is refused, naming the image.
+pub fn check_rlimits(core: &CoreEntry, pid: i32) -> Result<()> {
+    let limits = core.tc.as_ref().and_then(|tc| tc.rlimits.as_ref());
+    for (res, l) in limits.iter().flat_map(|rl| rl.rlimits.iter()).enumerate() {
+        if l.cur > l.max {
+            bail!("core-{pid}.img: rlimit {res} has its soft limit {} above its hard limit {}", l.cur, l.max);
+        }
+    }
+    Ok(())
+}
+
 /// The task-level parts of the plan of task `pid` (`core` holds its task core).
 pub fn plan(core: &CoreEntry, tc: &TaskCoreEntry, pid: i32) -> Result<Plan> {
+    check_rlimits(core, pid)?;
     Ok(Plan {
         stop: stop_signal(core, pid)?,
         rlimits: tc
@@ -228,6 +241,10 @@ mod tests {
         assert_eq!(p.stop, d.stop);
         assert_eq!(p.rlimits, vec![(0, 1, 2), (1, u64::MAX, u64::MAX), (2, 8 << 20, u64::MAX)]);
         assert_eq!(p.personality, d.personality);
+        let mut bad = core.clone();
+        bad.tc.as_mut().unwrap().rlimits.as_mut().unwrap().rlimits[1] = RlimitEntry { cur: 5, max: 4 };
+        let e = plan(&bad, bad.tc.as_ref().unwrap(), 7).unwrap_err().to_string();
+        assert!(e.starts_with("core-7.img: rlimit 1 ") && e.contains("soft limit 5 above its hard limit 4"), "{e}");
         assert_eq!(p.sigactions, d.sigactions);
         assert_eq!(p.itimers.as_ref(), Some(&d.timers));
         assert_eq!(p.posix_timers, d.timers.posix);

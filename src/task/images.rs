@@ -47,7 +47,10 @@ impl TaskImages {
         }
         let id = pid as u64;
         let ids = read_one(dir, &kinds::ids().file_name(id), kinds::ids())?;
-        let mm = read_one(dir, &kinds::mm().file_name(id), kinds::mm())?;
+        let mm_name = kinds::mm().file_name(id);
+        let mm = read_one(dir, &mm_name, kinds::mm())?;
+        crate::mem::vma::validate(&mm.vmas, &mm_name)?;
+        super::core::check_rlimits(&core, pid)?;
         let fs = read_one(dir, &kinds::fs().file_name(id), kinds::fs())?;
         let fdinfo = ImageReader::open_kind(dir, &kinds::fdinfo().file_name(u64::from(ids.files_id)), kinds::fdinfo())?.all()?;
         Ok(TaskImages { pid, core, threads, ids, mm, fs, fdinfo })

@@ -107,7 +107,7 @@ impl Ctl {
     /// Unmap the scratch page (before the memory dump, so it is not dumped).
     pub fn drop_scratch(&mut self) -> Result<()> {
         if let Some(a) = self.scratch.take() {
-            self.seized.syscall_ok("munmap", libc::SYS_munmap, [a, 4096, 0, 0, 0, 0])?;
+            self.seized.unmap(a, 4096)?;
         }
         Ok(())
     }
@@ -122,9 +122,8 @@ impl Remote for Ctl {
         if let Some(a) = self.scratch {
             return Ok(a);
         }
-        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
-        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
-        let a = self.seized.syscall_ok("mmap", libc::SYS_mmap, [0, 4096, prot, flags, u64::MAX, 0])?;
+        // Mapped so that a killed criu's task unmaps it by itself.
+        let a = self.seized.map_anon(4096, (libc::PROT_READ | libc::PROT_WRITE) as u64)?;
         self.scratch = Some(a);
         Ok(a)
     }

@@ -1,10 +1,12 @@
 //! x86_64: registers (`regs`), XSAVE state (`fpu`), the signal frame
 //! (`sigframe`), this CPU's description and compatibility checks (`cpu`),
-//! the injected syscall instruction and the vDSO proxy's jump (`vdso`).
+//! the injected syscall instruction and the vDSO proxy's jump (`vdso`),
+//! the gadgets and frames of the kill-safe injection (`rescue`).
 
 pub mod cpu;
 mod fpu;
 mod regs;
+pub mod rescue;
 pub mod sigframe;
 mod vdso;
 

@@ -68,12 +68,22 @@ pub const UC_STACK_OFFSET: u64 = 24;
 pub const FPSTATE_OFFSET: u64 = 512;
 
 const UC_FP_XSTATE: u64 = 0x1;
-const UC_SIGCONTEXT_SS: u64 = 0x2;
-const UC_STRICT_RESTORE_SS: u64 = 0x4;
+pub const UC_SIGCONTEXT_SS: u64 = 0x2;
+pub const UC_STRICT_RESTORE_SS: u64 = 0x4;
 
 /// Bytes the frame and its FPU image take.
 pub fn size(fpu: &FpuState) -> u64 {
     FPSTATE_OFFSET + fpu.frame_size() as u64
+}
+
+/// The general registers of a frame's `mcontext` (fpstate left as it is).
+pub fn fill_mcontext(m: &mut Sigcontext, regs: &Regs) {
+    (m.r8, m.r9, m.r10, m.r11) = (regs.r8, regs.r9, regs.r10, regs.r11);
+    (m.r12, m.r13, m.r14, m.r15) = (regs.r12, regs.r13, regs.r14, regs.r15);
+    (m.rdi, m.rsi, m.rbp, m.rbx) = (regs.rdi, regs.rsi, regs.rbp, regs.rbx);
+    (m.rdx, m.rax, m.rcx, m.rsp) = (regs.rdx, regs.rax, regs.rcx, regs.rsp);
+    (m.rip, m.eflags) = (regs.rip, regs.eflags);
+    (m.cs, m.gs, m.fs, m.ss) = (regs.cs as u16, regs.gs as u16, regs.fs as u16, regs.ss as u16);
 }
 
 /// The frame to place at `addr` (which must be 64-byte aligned) in the task.
@@ -84,14 +94,8 @@ pub fn build(regs: &Regs, fpu: &FpuState, sigmask: u64, addr: u64) -> Vec<u8> {
     let mut f: RtSigframe = zeroed();
     f.uc_flags = UC_FP_XSTATE | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
     f.ss_flags = 2; // SS_DISABLE until the parasite stores the real one.
-    let m = &mut f.mcontext;
-    (m.r8, m.r9, m.r10, m.r11) = (regs.r8, regs.r9, regs.r10, regs.r11);
-    (m.r12, m.r13, m.r14, m.r15) = (regs.r12, regs.r13, regs.r14, regs.r15);
-    (m.rdi, m.rsi, m.rbp, m.rbx) = (regs.rdi, regs.rsi, regs.rbp, regs.rbx);
-    (m.rdx, m.rax, m.rcx, m.rsp) = (regs.rdx, regs.rax, regs.rcx, regs.rsp);
-    (m.rip, m.eflags) = (regs.rip, regs.eflags);
-    (m.cs, m.gs, m.fs, m.ss) = (regs.cs as u16, regs.gs as u16, regs.fs as u16, regs.ss as u16);
-    m.fpstate = addr + FPSTATE_OFFSET;
+    fill_mcontext(&mut f.mcontext, regs);
+    f.mcontext.fpstate = addr + FPSTATE_OFFSET;
     f.sigmask = sigmask;
 
     let mut out = bytes_of(&f).to_vec();
