@@ -1,6 +1,6 @@
 //! What LXC, runc and test harnesses pass on every dump and restore is
 //! accepted, and the objects those options permit are carried (file locks)
-//! or still refused by name when we cannot carry them (inet sockets,
+//! or still refused by name when we cannot carry them (connected TCP,
 //! unlinked files with other links, a task in other cgroups under
 //! --manage-cgroups).
 
@@ -66,17 +66,17 @@ fn file_locks_are_dumped_with_file_locks() {
 }
 
 #[test]
-fn inet_sockets_are_refused_by_name_with_tcp_established() {
+fn connected_tcp_is_refused_by_name_with_tcp_established() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
     let script = format!(
-        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nopen('{}','w').close()\nwhile True: time.sleep(1)",
+        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nc=socket.create_connection(s.getsockname())\na=s.accept()\nopen('{}','w').close()\nwhile True: time.sleep(1)",
         ready.display()
     );
     let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("imgs"), &["--tcp-established", "--skip-in-flight"]);
-    assert!(err.contains(&format!("of task {} is a socket", t.pid())) && err.contains("not a unix socket"), "{err}");
+    assert!(err.contains(&format!("of task {}", t.pid())) && err.contains("is a connection in state ESTABLISHED"), "{err}");
 }
 
 #[test]

@@ -3,7 +3,13 @@
 //! multiple of the page) is dumped in CRIU 4.2's memfd form (MEMFD files,
 //! memfd.img, pagemap-shmem-INODE.img) and restored with the same names,
 //! contents, sizes, modes, seals and VmFlags, twice in a row (the restored task
-//! dumps again).
+//! dumps again, and once more before either task touches its mappings:
+//! the memfd's pages then lie in the page cache only, not in the tasks'
+//! page tables).
+//!
+//! The program's report waits for its child's answer (up to 30 s, the child
+//! named when it never answers or is gone), so a loaded machine slows the
+//! test down rather than failing it.
 
 mod common;
 
@@ -34,12 +40,20 @@ mb=mmap(2*ps,RW,PRIVATE,b)
 ctypes.memmove(mb,b'cow',3)
 mb2=mmap(ps,1,SHARED,b,ps)
 os.close(a); os.close(b)
+U=signal.SIGUSR1
+# SIGUSR1 kills a task without a handler: blocked over the fork, each side
+# unblocks it once its handler is in place (a signal sent before waits).
+signal.pthread_sigmask(signal.SIG_BLOCK,[U])
 child=os.fork()
 if child==0:
     def c(*x):
         ctypes.memmove(ma+ps,b'child',5)
         open('{out}.child','w').write('1')
-    signal.signal(signal.SIGUSR1,c)
+    # A child slow to start, as on a loaded machine: the first report's
+    # signal comes before its handler is in place, every run.
+    time.sleep(0.3)
+    signal.signal(U,c)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK,[U])
     while True: time.sleep(1)
 def info(addr):
     for l in open('/proc/self/maps'):
@@ -61,17 +75,21 @@ def vmflags(addr):
 def h(*x):
     try: os.unlink('{out}.child')
     except FileNotFoundError: pass
-    os.kill(child,signal.SIGUSR1)
-    for i in range(200):
-        if os.path.exists('{out}.child'): break
+    os.kill(child,U)
+    answer='no answer from the child in 30 s'
+    for i in range(3000):
+        if os.path.exists('{out}.child'): answer=None; break
+        if os.waitpid(child,os.WNOHANG)[0]: answer='the child is gone'; break
         time.sleep(0.01)
     r=[info(ma),info(mb),info(mb2),
-       ctypes.string_at(ma,5).decode(),ctypes.string_at(ma+ps,5).decode(),ctypes.string_at(ma+2*ps,5).decode(),ctypes.string_at(ma+3*ps+95,5).decode(),
+       ctypes.string_at(ma,5).decode(),answer or ctypes.string_at(ma+ps,5).decode(),ctypes.string_at(ma+2*ps,5).decode(),ctypes.string_at(ma+3*ps+95,5).decode(),
        ctypes.string_at(mb,4).decode(),ctypes.string_at(mb+ps,1).decode(),ctypes.string_at(mb2,1).decode(),
        vmflags(ma),vmflags(mb),vmflags(mb2)]
     ctypes.memmove(ma+ps,b'-----',5)
-    open('{out}','w').write('|'.join(r))
-signal.signal(signal.SIGUSR1,h)
+    open('{out}.tmp','w').write('|'.join(r))
+    os.rename('{out}.tmp','{out}')
+signal.signal(U,h)
+signal.pthread_sigmask(signal.SIG_UNBLOCK,[U])
 open('{ready}','w').close()
 while True: time.sleep(1)
 "#,
@@ -96,7 +114,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     let out = tmp.path().join("out");
     let mut t = Target::spawn(py, &["-c", &script(&ready, &out)], Some(&ready));
     let pid = t.pid();
-    let before = ask(pid, &out);
+    let before = report(pid, &out);
     let n = 4096 * 3 + 100;
     let (sa, sb) = (libc::F_SEAL_GROW | libc::F_SEAL_SHRINK, libc::F_SEAL_SEAL);
     let f: Vec<&str> = before.split('|').collect();
@@ -137,7 +155,7 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     }
 
     restore_detached(&imgs);
-    assert_eq!(ask(pid, &out), before, "after the first restore");
+    assert_eq!(report(pid, &out), before, "after the first restore");
     std::fs::remove_file(&out).unwrap();
 
     // The restored tree dumps and restores again.
@@ -147,7 +165,46 @@ fn memfd_mappings_come_back_with_names_contents_and_seals_twice() {
     assert!(o.status.success(), "second dump: {}", text(&o.stderr));
     all_gone(&[pid, child]);
     restore_detached(&again);
-    assert_eq!(ask(pid, &out), before, "after the second restore");
+    // Dumped again at once, before either task touches its mappings: the
+    // restore filled the objects through mappings of its own, so their
+    // pages are in the page cache, not in the tasks' page tables.
+    for p in [pid, child] {
+        let rss = shm_rss_kb(p);
+        eprintln!("task {p}: Rss of its /memfd:shm mapping after the second restore: {rss} kB");
+    }
+    let third = tmp.path().join("third");
+    std::fs::create_dir_all(&third).unwrap();
+    let o = criu(&["dump", "-t", &pid.to_string(), "-D", third.to_str().unwrap()]);
+    assert!(o.status.success(), "third dump: {}", text(&o.stderr));
+    all_gone(&[pid, child]);
+    restore_detached(&third);
+    assert_eq!(report(pid, &out), before, "after the third restore (dumped untouched)");
+}
+
+/// The Rss (kB) of task `pid`'s mapping of memfd "shm", from its smaps.
+fn shm_rss_kb(pid: i32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut on = false;
+    for l in smaps.lines() {
+        if l.split_whitespace().next().is_some_and(|f| f.contains('-') && !f.ends_with(':')) {
+            on = l.contains("/memfd:shm (deleted)");
+        } else if on && l.starts_with("Rss:") {
+            return l.split_whitespace().nth(1).unwrap().parse().unwrap();
+        }
+    }
+    panic!("task {pid} maps no /memfd:shm: {smaps}");
+}
+
+/// Send the program SIGUSR1 and return its report: written whole (renamed
+/// into place), after up to 30 s for its child's answer, so waited for up
+/// to 60 s. A child that never answers is named in the report.
+fn report(pid: i32, out: &std::path::Path) -> String {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let t0 = std::time::Instant::now();
+    while !out.exists() && t0.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::fs::read_to_string(out).unwrap_or_default()
 }
 
 /// Kills the restored tree at the end of the test, passed or not (only

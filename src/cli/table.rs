@@ -121,11 +121,10 @@ pub const OPTIONS: &[OptSpec] = &[
     o("cgroup-root", None, Required, Permits, "[CTL:]/ROOT", "change the cgroup root of a controller")
         .why("restore: accepted when it names criu's own cgroup (runc moves criu there), else refused"),
     o("tcp-established", None, Bool, Permits, "", "checkpoint/restore established TCP connections")
-        .why("inet sockets are refused by name"),
+        .why("connected TCP sockets are refused by name"),
     o("skip-in-flight", None, Bool, Permits, "", "skip in-flight TCP connections")
-        .why("inet sockets are refused by name"),
-    o("tcp-close", None, Bool, NoEffect, "", "restore connected TCP sockets closed")
-        .why("no image of ours holds a TCP socket"),
+        .why("a listener with connections not accepted yet is refused by name"),
+    o("tcp-close", None, Bool, Yes, "", "restore connected TCP sockets closed"),
     o("evasive-devices", None, Bool, Permits, "", "use any path to a device file")
         .why("devices are reopened by their recorded path; a missing one fails the restore by name"),
     o("page-server", None, Bool, NotYet, "", "send pages to a page server")

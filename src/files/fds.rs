@@ -30,6 +30,8 @@ pub struct Fds {
     held: Vec<OwnedFd>,
     /// --file-locks: carry the locks and leases fds hold (else refused).
     pub file_locks: bool,
+    /// --tcp-close: connected TCP sockets are recorded, to come back closed.
+    pub tcp_close: bool,
 }
 
 /// Dump every fd of `pid` into `files` (and `out`, shared by the tree's

@@ -14,6 +14,7 @@ pub static KINDS: &[&dyn FdKind] = &[
     &super::pipe::Pipe,
     &super::fifo::Fifo,
     &super::tty::Tty,
+    &crate::sockets::inet::InetSk,
     &crate::sockets::nl::NetlinkSk,
     &crate::sockets::unix::UnixSk,
     &super::inotify::Inotify,

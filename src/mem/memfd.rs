@@ -327,6 +327,13 @@ mod tests {
         let mem = std::fs::OpenOptions::new().read(true).write(true).open("/proc/self/mem").unwrap();
         mem.write_all_at(b"beyond", at + size + 10).unwrap();
         nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::F_SEAL_GROW)).unwrap();
+        // "first" (written with pwrite, never touched through the mapping)
+        // is in the page cache only, not in this task's page tables: the
+        // dump must find it in the object, not through the task's pagemap.
+        let pagemap = File::open("/proc/self/pagemap").unwrap();
+        let mut pte = [0u8; 8];
+        pagemap.read_exact_at(&mut pte, at / PAGE * 8).unwrap();
+        assert_eq!(u64::from_ne_bytes(pte) >> 63, 0, "the first page of the mapping is already in the page tables");
 
         let pid = std::process::id() as i32;
         let maps = crate::proc::maps::read(pid).unwrap();
@@ -339,6 +346,8 @@ mod tests {
         let dir = ImageDir::open(tmp.path()).unwrap();
         let mut done = Vec::new();
         crate::mem::pages::dump_shmem(pid, &vmas, &dir, 1, &mut done).unwrap();
+        pagemap.read_exact_at(&mut pte, at / PAGE * 8).unwrap();
+        assert_eq!(u64::from_ne_bytes(pte) >> 63, 0, "the dump faulted the first page into the task");
         // Dumped with the mapping already: not again.
         assert_eq!(files.memfds.dump_contents(&dir, &mut 2, &mut done).unwrap(), 0);
         files.write(&dir).unwrap();

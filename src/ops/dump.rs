@@ -185,6 +185,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
+    sh.fds.tcp_close = opts.tcp_close;
     crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {

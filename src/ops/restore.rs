@@ -59,6 +59,7 @@ fn load(dir: &ImageDir, opts: &Opts) -> Result<Tree> {
     // Unlinked files come back under a name every task opens them by,
     // and are unlinked again once all of them hold what they need.
     tree.files.prepare(dir)?;
+    tree.files.state.get_mut::<crate::sockets::inet::TcpClose>().0 = opts.tcp_close;
     crate::sockets::unix::allow_external(&mut tree.files.state, opts.ext_unix_sk);
     tree.check_files(&opts.inherit_fds)?;
     tree.check_pids_free()?;

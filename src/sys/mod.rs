@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod tty;
 pub mod wait;
 pub mod sockopt;
+pub mod sockopt_raw;
 pub mod nlsock;
 pub mod anonfd;
 pub mod fhandle;

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod shared;
 pub mod thread;
 pub mod thread_info;
+pub mod tid_address;
 pub mod tree;
 
 use anyhow::{Context, Result};

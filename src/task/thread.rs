@@ -4,7 +4,8 @@
 //! mode and parent-death signal. The leader goes through the same code as
 //! every other thread (CRIU's `dump_task_thread` / `dump_thread_core`);
 //! what only the thread itself can tell comes from syscalls run in that
-//! thread through a [`Remote`] over its own seized state ([`ask`]), or
+//! thread through a [`Remote`] over its own seized state ([`ask`]; the
+//! clear_tid address has a fallback, [`super::tid_address`]), or
 //! for the leader from the parasite. At restore, the same record becomes
 //! the restorer's [`plan`] of a thread (scheduling, seccomp, rseq as the
 //! restore reads them: [`sched_of`], [`seccomp_strict`], [`rseq_of`]).
@@ -37,11 +38,13 @@ pub struct Asked {
     pub pdeath: u32,
 }
 
-/// Ask thread `tid` of `pid` through `r` (syscalls run in that thread).
-pub fn ask(pid: i32, tid: i32, r: &mut dyn Remote) -> Result<Asked> {
+/// Ask thread `tid` of `pid`, whose thread pointer is `tp`, through `r`
+/// (syscalls run in that thread); `offset`: where the leader's clear_tid
+/// lies in its thread descriptor ([`super::tid_address`]).
+pub fn ask(pid: i32, tid: i32, tp: u64, offset: Option<u64>, r: &mut dyn Remote) -> Result<Asked> {
     let what = |w: &str| format!("{w} of thread {tid} of {pid}");
     Ok(Asked {
-        tid_addr: remote::tid_address(r).with_context(|| what("clear_tid address"))?,
+        tid_addr: super::tid_address::get(pid, tid, tp, offset, r)?,
         sas: remote::sigaltstack(r).with_context(|| what("sigaltstack"))?,
         secbits: remote::securebits(r).with_context(|| what("securebits"))?,
         pdeath: remote::pdeath_sig(r).with_context(|| what("parent-death signal"))?,
@@ -160,10 +163,12 @@ pub fn dump_all(pid: i32, ctl: &mut remote::Ctl, threads: &mut [crate::compel::S
     let leader = dump(pid, pid, ctl.seized.state(), asked, true)?;
     let mut others = Vec::with_capacity(threads.len());
     if !threads.is_empty() {
+        let offset = super::tid_address::descriptor_offset(report.tid_address, ctl.seized.state().regs.thread_pointer());
         let page = ctl.scratch()?;
         for t in threads.iter_mut() {
             let tid = t.pid().as_raw();
-            let asked = ask(pid, tid, &mut remote::ThreadRemote { seized: t, scratch: page })?;
+            let tp = t.state().regs.thread_pointer();
+            let asked = ask(pid, tid, tp, offset, &mut remote::ThreadRemote { seized: t, scratch: page })?;
             others.push(dump(pid, tid, t.state(), asked, false)?);
         }
         ctl.drop_scratch()?;

@@ -878,5 +878,7 @@ pub mod aio {
     }
 }
 
+/// inet socket helpers (the inet tests).
+pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;

@@ -65,6 +65,12 @@ impl Regs {
         ptrace::set_regs(pid, ptrace::NT_PRSTATUS, self)
     }
 
+    /// The thread pointer (fs base on x86_64): where the C library keeps
+    /// the thread's control block.
+    pub fn thread_pointer(&self) -> u64 {
+        self.fs_base
+    }
+
     pub fn ip(&self) -> u64 {
         self.rip
     }

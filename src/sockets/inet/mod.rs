@@ -1,0 +1,84 @@
+//! inet and inet6 sockets (FD_TYPES INETSK): TCP listening, created or
+//! bound; UDP and UDP-Lite, bound or connected; raw sockets; IPv4, IPv6
+//! and IPv4-mapped IPv6 addresses, with their IP, TCP and socket options,
+//! as CRIU 4.2 records them in files.img; with --tcp-close, connected TCP
+//! sockets, which come back closed. Connected TCP otherwise, queued
+//! datagrams and ping sockets are refused at dump by name (`dump`).
+
+mod addr;
+mod diag;
+mod dump;
+mod ipopts;
+mod restore;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use anyhow::{Context, Result};
+
+use crate::files::kind::{DumpCx, FdKind, FdProbe, OpenCx};
+use crate::images::pb::{FdTypes, FileEntry};
+
+/// The inet socket kind. It claims the sockets whose protocol the kernel
+/// names as an inet one (the unix kind takes the rest).
+pub struct InetSk;
+
+/// The kernel's names of inet protocols (the `system.sockprotoname` xattr).
+const INET_PROTOS: &[&str] = &["TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPLITEv6", "RAW", "RAWv6", "PING", "PINGv6"];
+
+/// --tcp-close at restore (set by the restore in the images' state):
+/// connected TCP sockets come back closed.
+#[derive(Default)]
+pub struct TcpClose(pub bool);
+
+/// Sockets opened by this restore, by file id: their SO_REUSE* flags are
+/// set as recorded once all are bound.
+#[derive(Default)]
+struct Opened(Vec<u32>);
+
+impl FdKind for InetSk {
+    fn name(&self) -> &'static str {
+        "inet socket"
+    }
+
+    fn fd_type(&self) -> FdTypes {
+        FdTypes::Inetsk
+    }
+
+    fn claims(&self, p: &FdProbe) -> bool {
+        p.md.file_type().is_socket()
+            && crate::sys::sockopt_raw::proto_name(&p.proc_path()).is_ok_and(|n| INET_PROTOS.contains(&n.as_str()))
+    }
+
+    fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
+        let ours = p.dup()?;
+        let tcp_close = cx.fds.tcp_close;
+        let found = cx.fds.state.get_mut::<dump::Collected>();
+        let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
+        Ok(FileEntry { r#type: FdTypes::Inetsk as i32, id, isk: Some(e), ..Default::default() })
+    }
+
+    fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
+        let ie = fe.isk.as_ref().with_context(|| format!("file {} has no inet socket entry", fe.id))?;
+        let tcp_close = cx.images.state.get::<TcpClose>().is_some_and(|t| t.0);
+        let sk = restore::open(ie, tcp_close)?;
+        cx.state.get_mut::<Opened>().0.push(fe.id);
+        Ok(Some(sk))
+    }
+
+    fn status_flags(&self, fe: &FileEntry) -> Option<u32> {
+        fe.isk.as_ref().map(|i| i.flags)
+    }
+
+    fn opened_all(&self, cx: &mut OpenCx) -> Result<()> {
+        let Some(ids) = cx.state.get::<Opened>() else { return Ok(()) };
+        for id in &ids.0 {
+            let (Some(fd), Some(ie)) = (cx.opened.get(id), cx.images.get(id).and_then(|f| f.isk.as_ref())) else { continue };
+            restore::settle(fd.as_fd(), ie)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

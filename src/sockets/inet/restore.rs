@@ -1,0 +1,118 @@
+//! An inet/inet6 socket made again from its inet_sk_entry, in CRIU 4.2's
+//! order: socket, IPV6_V6ONLY, SO_REUSEADDR/SO_REUSEPORT held on (sockets
+//! of the tree may share a port), bind (IPv6 through IP_FREEBIND, as the
+//! address may still be tentative), listen, connect (UDP), the IP and
+//! socket options, shutdown. [`settle`] gives each socket its own
+//! SO_REUSEADDR/SO_REUSEPORT once every socket is bound.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::socket;
+
+use super::{addr, ipopts};
+use super::dump::{TCP_CLOSE, TCP_LISTEN};
+use crate::images::pb::InetSkEntry;
+use crate::sys::sockopt_raw::{self as raw, set_int};
+
+/// The socket of record `ie` again (its file status flags are the
+/// caller's). A connected TCP socket is refused unless `tcp_close`
+/// (--tcp-close): then it comes back as CRIU restores it, a TCP socket
+/// neither bound nor connected, shut both ways.
+pub fn open(ie: &InetSkEntry, tcp_close: bool) -> Result<OwnedFd> {
+    let who = format!("inet socket {} (inode {})", ie.id, ie.ino);
+    let (family, ty, proto) = (ie.family as i32, ie.r#type as i32, ie.proto as i32);
+    if family != libc::AF_INET && family != libc::AF_INET6 {
+        bail!("{who} has family {family}: not an inet socket");
+    }
+    if ty != libc::SOCK_STREAM && ty != libc::SOCK_DGRAM && ty != libc::SOCK_RAW {
+        bail!("{who} has type {ty}: not supported");
+    }
+    let v6 = family == libc::AF_INET6;
+    let n = if v6 { 4 } else { 1 };
+    if ie.src_addr.len() < n || ie.dst_addr.len() < n || (v6 && (ie.src_addr.len() != 4 || ie.dst_addr.len() != 4)) {
+        bail!("{who}: addresses of {} and {} word(s) for family {family}", ie.src_addr.len(), ie.dst_addr.len());
+    }
+    let closed = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM && ie.dst_port != 0;
+    if closed && !tcp_close {
+        bail!("{who} is a connected TCP socket (state {}): not supported yet (--tcp-close restores it closed)", ie.state);
+    }
+    let sk = raw::socket(family, ty, proto).with_context(|| format!("socket({family}, {ty}, {proto}) for {who}"))?;
+    let fd = sk.as_fd();
+    let set = |level: i32, name: i32, v: i32, what: &str| set_int(fd, level, name, v).with_context(|| format!("setsockopt({what}) on {who}"));
+    if ie.v6only == Some(true) {
+        set(libc::SOL_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
+    }
+    set(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1, "SO_REUSEADDR")?;
+    set(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1, "SO_REUSEPORT")?;
+    let freebind = ie.ip_opts.as_ref().and_then(|o| o.freebind) == Some(true);
+    if ie.src_port != 0 && !closed {
+        let scope = match ie.ifname.as_deref() {
+            Some(dev) => std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .with_context(|| format!("{who} is bound through device {dev}, which is not here"))?,
+            None => 0,
+        };
+        let a = addr::from_image(ie.family, ie.src_port, &ie.src_addr, scope).with_context(|| who.clone())?;
+        let tentative = v6 && ty != libc::SOCK_RAW;
+        if tentative {
+            set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
+        }
+        raw::bind(fd, &a).with_context(|| format!("binding {who} to {a}"))?;
+        if tentative && !freebind {
+            set(libc::SOL_IP, libc::IP_FREEBIND, 0, "IP_FREEBIND")?;
+        }
+    }
+    if ie.state == TCP_LISTEN {
+        if proto != libc::IPPROTO_TCP {
+            bail!("{who} is listening but its protocol is {proto}");
+        }
+        raw::listen(fd, ie.backlog as i32).with_context(|| format!("listen on {who}"))?;
+    }
+    if ie.dst_port != 0 && !closed {
+        let a = addr::from_image(ie.family, ie.dst_port, &ie.dst_addr, 0).with_context(|| who.clone())?;
+        raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?;
+    }
+    if freebind {
+        set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
+    }
+    if let Some(o) = &ie.ip_opts {
+        ipopts::restore_ip(fd, o, v6, proto, &who)?;
+    }
+    crate::sockets::opts::restore(fd, &ie.opts, &who)?;
+    if let Some(t) = ie.tcp_opts.as_ref().filter(|_| proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM) {
+        ipopts::restore_tcp(fd, t, &who)?;
+    }
+    let shut = if closed { Some(3) } else { ie.shutdown.filter(|s| *s != 0) };
+    if let Some(how) = shut {
+        let how = match how & 3 {
+            1 => socket::Shutdown::Read,
+            2 => socket::Shutdown::Write,
+            _ => socket::Shutdown::Both,
+        };
+        use std::os::fd::AsRawFd;
+        match socket::shutdown(fd.as_raw_fd(), how) {
+            Ok(()) => {}
+            // A socket never connected takes the bits and says ENOTCONN.
+            Err(nix::errno::Errno::ENOTCONN) if ie.state == TCP_CLOSE || closed => {}
+            Err(e) => return Err(e).with_context(|| format!("shutdown({how:?}) of {who}")),
+        }
+    }
+    Ok(sk)
+}
+
+/// Once every socket of the tree is bound: SO_REUSEADDR and SO_REUSEPORT
+/// as recorded.
+pub fn settle(fd: BorrowedFd<'_>, ie: &InetSkEntry) -> Result<()> {
+    let who = format!("inet socket {} (inode {})", ie.id, ie.ino);
+    for (on, name, what) in [
+        (ie.opts.reuseaddr, libc::SO_REUSEADDR, "SO_REUSEADDR"),
+        (ie.opts.so_reuseport, libc::SO_REUSEPORT, "SO_REUSEPORT"),
+    ] {
+        if on != Some(true) {
+            set_int(fd, libc::SOL_SOCKET, name, 0).with_context(|| format!("setsockopt({what}) on {who}"))?;
+        }
+    }
+    Ok(())
+}
