@@ -6,7 +6,8 @@
 //! read or a pending error (CRIU 4.2 refuses queued data too), a dump the
 //! kernel is still producing, NETLINK_* options (PKTINFO, EXT_ACK, ...),
 //! SOCK_DGRAM sockets (the record has no type: they would come back
-//! SOCK_RAW), and sockets of another network namespace. Groups above 32
+//! SOCK_RAW), and sockets of another network namespace; socket options as
+//! `sockets::opts` carries and refuses them. Groups above 32
 //! are carried (CRIU 4.2 refuses them); a socket subscribed without a port
 //! id gets its groups back without being bound. A socket in flight in a
 //! unix socket's queue is carried the same way.
@@ -27,6 +28,7 @@ pub use diag::Diag;
 use crate::files::kind::{DumpCx, FdKind, FdProbe, OpenCx};
 use crate::images::pb::{FdTypes, FileEntry, NetlinkSkEntry};
 use crate::sys::nlsock;
+use crate::sys::sockopt_raw::{get_int, proto_name};
 
 /// The netlink socket kind (FD_TYPES NETLINKSK).
 pub struct NetlinkSk;
@@ -54,7 +56,7 @@ fn check_carriable(fd: BorrowedFd<'_>, who: &str) -> Result<()> {
     if nlsock::netns_ino(fd).with_context(|| format!("the network namespace of {who}"))? != ours {
         bail!("{who} lives in another network namespace: not supported");
     }
-    let ty = nlsock::get_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).with_context(|| format!("SO_TYPE of {who}"))?;
+    let ty = get_int(fd, libc::SOL_SOCKET, libc::SO_TYPE).with_context(|| format!("SO_TYPE of {who}"))?;
     if ty != libc::SOCK_RAW {
         bail!("{who} is of type {ty} (SOCK_DGRAM): the image has no place for the type (it would come back SOCK_RAW)");
     }
@@ -68,7 +70,7 @@ fn check_carriable(fd: BorrowedFd<'_>, who: &str) -> Result<()> {
         bail!("{who} has a pending error (a lost message, ENOBUFS): it can't be carried");
     }
     for (opt, name) in NL_OPTS {
-        if nlsock::get_int(fd, libc::SOL_NETLINK, *opt).unwrap_or(0) != 0 {
+        if get_int(fd, libc::SOL_NETLINK, *opt).unwrap_or(0) != 0 {
             bail!("{who} has {name} set, which the image has no place for");
         }
     }
@@ -92,7 +94,7 @@ fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, file_flags: u32, d: Option<&Diag
             e.dst_group = d.dst_group;
             e.ns_id = Some(crate::ns::NET_NS_ID);
         }
-        None => e.protocol = nlsock::get_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).with_context(|| format!("SO_PROTOCOL of {who}"))? as u32,
+        None => e.protocol = get_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).with_context(|| format!("SO_PROTOCOL of {who}"))? as u32,
     }
     e.opts = opts::dump(fd, who)?;
     Ok(e)
@@ -108,7 +110,7 @@ impl FdKind for NetlinkSk {
     }
 
     fn claims(&self, p: &FdProbe) -> bool {
-        p.md.file_type().is_socket() && nlsock::proto_name(&p.proc_path()).is_ok_and(|n| n == "NETLINK")
+        p.md.file_type().is_socket() && proto_name(&p.proc_path()).is_ok_and(|n| n == "NETLINK")
     }
 
     /// A netlink socket passed in a unix socket's queue (SCM_RIGHTS) is carried too.

@@ -10,7 +10,7 @@ use nix::sys::socket::{bind, connect, getsockname, NetlinkAddr};
 
 use super::opts;
 use crate::images::pb::NetlinkSkEntry;
-use crate::sys::nlsock;
+use crate::sys::sockopt_raw;
 
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
 /// sk_state of a socket connected somewhere.
@@ -34,7 +34,7 @@ pub fn groups_from(bitmap: &[u32], from: usize) -> Vec<u32> {
 /// The socket of record `ne`.
 pub fn open(ne: &NetlinkSkEntry) -> Result<OwnedFd> {
     let who = format!("netlink socket {:#x} (file {})", ne.ino, ne.id);
-    let sk = nlsock::socket(ne.protocol as i32).with_context(|| format!("creating {who} (protocol {})", ne.protocol))?;
+    let sk = sockopt_raw::socket(libc::AF_NETLINK, libc::SOCK_RAW, ne.protocol as i32).with_context(|| format!("creating {who} (protocol {})", ne.protocol))?;
     if ne.portid != 0 {
         let first = ne.groups.first().copied().unwrap_or(0);
         bind(sk.as_raw_fd(), &NetlinkAddr::new(ne.portid, first)).with_context(|| format!("binding {who} to port id {} (groups {first:#x})", ne.portid))?;
@@ -44,7 +44,7 @@ pub fn open(ne: &NetlinkSkEntry) -> Result<OwnedFd> {
         }
     }
     for g in groups_from(&ne.groups, usize::from(ne.portid != 0)) {
-        nlsock::set_int(sk.as_fd(), libc::SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g as i32).with_context(|| format!("subscribing {who} to group {g}"))?;
+        sockopt_raw::set_int(sk.as_fd(), libc::SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, g as i32).with_context(|| format!("subscribing {who} to group {g}"))?;
     }
     if ne.state == CONNECTED {
         if ne.dst_group > 32 {

@@ -1,5 +1,6 @@
 //! The round trip of netlink sockets (bound with groups below and above
-//! 32, connected, unbound and non-blocking, subscribed without a port id)
+//! 32, connected, unbound and non-blocking with a filter, subscribed
+//! without a port id, in flight)
 //! and the dump's refusals.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -7,17 +8,17 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::sys::socket::{bind, connect, getsockname, sendto, MsgFlags, NetlinkAddr};
 
 use super::restore::groups_from;
-use crate::sys::nlsock;
+use crate::sys::sockopt_raw as raw;
 
 const ROUTE: i32 = libc::NETLINK_ROUTE;
 const GENERIC: i32 = libc::NETLINK_GENERIC;
 
 fn sock(proto: i32) -> OwnedFd {
-    nlsock::socket(proto).unwrap()
+    raw::socket(libc::AF_NETLINK, libc::SOCK_RAW, proto).unwrap()
 }
 
 fn add_group(fd: &OwnedFd, g: i32) {
-    nlsock::set_int(fd.as_fd(), libc::SOL_NETLINK, 1, g).unwrap();
+    raw::set_int(fd.as_fd(), libc::SOL_NETLINK, 1, g).unwrap();
 }
 
 fn name(fd: &OwnedFd) -> (u32, u32) {
@@ -29,7 +30,7 @@ fn name(fd: &OwnedFd) -> (u32, u32) {
 /// (RTNLGRP_BRVLAN): not on kernels with 32 route groups or fewer.
 fn has_group_33() -> bool {
     let s = sock(ROUTE);
-    nlsock::set_int(s.as_fd(), libc::SOL_NETLINK, 1, 33).is_ok()
+    raw::set_int(s.as_fd(), libc::SOL_NETLINK, 1, 33).is_ok()
 }
 
 #[test]
@@ -52,7 +53,9 @@ fn round_trip() {
     // Route: unbound, non-blocking, a bigger receive buffer.
     let u = sock(ROUTE);
     nix::fcntl::fcntl(&u, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK)).unwrap();
-    nlsock::set_int(u.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 300_000).unwrap();
+    raw::set_int(u.as_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 300_000).unwrap();
+    // ... and a classic BPF filter (accept everything: ret 0xffff).
+    raw::attach_filter(u.as_fd(), &[libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0xffff }]).unwrap();
     // Route: subscribed to group 3 without being bound; connected to group 2.
     let s = sock(ROUTE);
     add_group(&s, 3);
@@ -68,7 +71,7 @@ fn round_trip() {
             (y.protocol, y.state, y.flags, y.portid, &y.groups, y.dst_portid, y.dst_group, y.ns_id),
             "socket {i}"
         );
-        assert_eq!((x.opts.so_rcvbuf, x.opts.so_sndbuf, x.opts.so_buf_lock), (y.opts.so_rcvbuf, y.opts.so_sndbuf, y.opts.so_buf_lock), "socket {i}");
+        assert_eq!(x.opts, y.opts, "socket {i}");
         assert_eq!(name(&back[i]), names[i], "socket {i}");
     }
     let rec = |i: usize| before.entries[i].nlsk.clone().unwrap();
@@ -76,6 +79,8 @@ fn round_trip() {
     assert_eq!((rec(1).portid, rec(1).state, rec(1).dst_portid, rec(1).dst_group), (port, 1, 777, 0));
     assert_eq!((rec(2).portid, rec(2).state, rec(2).ns_id), (0, 0, None));
     assert_ne!(rec(2).flags & libc::O_NONBLOCK as u32, 0);
+    assert_eq!(rec(2).opts.so_filter.len(), 1);
+    assert_eq!((rec(2).opts.so_passcred, rec(2).opts.so_passsec), (Some(false), Some(false)));
     assert_eq!((rec(3).portid, &rec(3).groups), (0, &vec![4]));
     assert_eq!((rec(4).state, rec(4).dst_group), (1, 2));
     // Still a route socket: a request gets its answer.
@@ -117,7 +122,7 @@ fn refusals_name_the_socket() {
     assert!(e.contains("netlink socket") && e.contains(&format!("fd {}", q.as_raw_fd())) && e.contains("queued"), "{e}");
     // NETLINK_EXT_ACK on.
     let x = sock(GENERIC);
-    nlsock::set_int(x.as_fd(), libc::SOL_NETLINK, 11, 1).unwrap();
+    raw::set_int(x.as_fd(), libc::SOL_NETLINK, 11, 1).unwrap();
     let e = refusal(&x);
     assert!(e.contains("NETLINK_EXT_ACK"), "{e}");
     // SOCK_DGRAM.
@@ -148,7 +153,7 @@ fn round_trip_in_flight() {
     let got = crate::sys::scm::recv(back[1].as_fd(), &mut buf, 1).unwrap();
     assert_eq!((&buf[..got.len], got.fds.len()), (&b"nl"[..], 1));
     assert_eq!(name(&got.fds[0]), (0, 1 << 22));
-    assert_eq!(nlsock::get_int(got.fds[0].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), ROUTE);
+    assert_eq!(raw::get_int(got.fds[0].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), ROUTE);
 }
 
 #[test]
