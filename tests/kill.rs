@@ -421,14 +421,14 @@ fn killed_dump_leaves_the_task_unharmed() {
     let trials = r.trials + n.trials;
     let harmed = r.harmed.len() + n.harmed.len();
     let left = r.leftovers.len() + n.leftovers.len();
-    println!(
+    say(&format!(
         "kill test: dump {trials} trials ({} with -R, {} of them finished; {} without, {} finished; {} killed while the task was seized), {harmed} harmed, {left} leftovers",
         r.trials,
         r.finished,
         n.trials,
         n.finished,
         r.in_window + n.in_window
-    );
+    ));
     if !settled.is_empty() {
         println!("  {} trial(s) where a thread took a moment to get home, e.g. {}", settled.len(), settled[0]);
     }
@@ -505,15 +505,22 @@ fn killed_restore_leaves_nothing_or_a_complete_task() {
         }
         let _ = std::fs::remove_file(dir.join("fail"));
     }
-    println!(
+    say(&format!(
         "kill test: restore {} trials, {} complete, {} harmed (half-restored), {} leftovers",
         t.trials,
         t.finished,
         t.harmed.len(),
         t.leftovers.len()
-    );
+    ));
     for p in t.harmed.iter().chain(&t.leftovers).take(20) {
         println!("  {p}");
     }
     assert!(t.harmed.is_empty() && t.leftovers.is_empty(), "killed restores left harm behind");
+}
+
+/// A line for the CI log: straight to stderr, which the test harness does
+/// not capture (its `println!` output shows only when a test fails).
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
