@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 
 use anyhow::{bail, Context, Result};
-use nix::sys::socket::{self, sockopt};
+use nix::sys::socket;
 
 use crate::images::pb::{FownEntry, SkOptsEntry, UnixSkEntry};
 use crate::sockets::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
@@ -114,26 +114,15 @@ pub fn all() -> Result<HashMap<u32, Diag>> {
     Ok(out)
 }
 
+/// The generic options as every socket kind records them
+/// ([`crate::sockets::opts`]: set ones the record has no place for are
+/// refused); CRIU 4.2's unix records always carry SO_PASSCRED and
+/// SO_PASSSEC, also when off.
 fn opts(fd: BorrowedFd<'_>) -> Result<SkOptsEntry> {
-    let snd = socket::getsockopt(&fd, sockopt::SndBuf).context("SO_SNDBUF")?;
-    let rcv = socket::getsockopt(&fd, sockopt::RcvBuf).context("SO_RCVBUF")?;
-    Ok(SkOptsEntry {
-        so_sndbuf: snd as u32,
-        so_rcvbuf: rcv as u32,
-        reuseaddr: Some(false),
-        so_priority: Some(0),
-        so_rcvlowat: Some(1),
-        so_passcred: Some(socket::getsockopt(&fd, sockopt::PassCred).unwrap_or(false)),
-        so_passsec: Some(false),
-        so_dontroute: Some(false),
-        so_no_check: Some(false),
-        so_reuseport: Some(false),
-        so_broadcast: Some(false),
-        so_keepalive: Some(false),
-        so_oobinline: Some(0),
-        so_buf_lock: Some(0),
-        ..Default::default()
-    })
+    let mut o = crate::sockets::opts::dump(fd)?;
+    o.so_passcred = Some(o.so_passcred.unwrap_or(false));
+    o.so_passsec = Some(o.so_passsec.unwrap_or(false));
+    Ok(o)
 }
 
 /// The record of socket `d` (`fd` being our copy of it), connected to

@@ -230,9 +230,11 @@ fn entry(imgs: &Images, id: u32) -> Result<&UnixSkEntry> {
 }
 
 fn buffers_and_flags(fd: &OwnedFd, e: &UnixSkEntry) -> Result<()> {
-    // The kernel doubles what is set; the image holds the doubled value.
-    let _ = socket::setsockopt(fd, sockopt::SndBuf, &((e.opts.so_sndbuf / 2) as usize));
-    let _ = socket::setsockopt(fd, sockopt::RcvBuf, &((e.opts.so_rcvbuf / 2) as usize));
+    let who = format!("unix socket {}", e.ino);
+    crate::sockets::opts::restore(fd.as_fd(), &e.opts, &who)?;
+    if e.opts.reuseaddr == Some(true) {
+        crate::sys::sockopt_raw::set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1).with_context(|| format!("setsockopt(SO_REUSEADDR) on {who}"))?;
+    }
     let fl = nix::fcntl::OFlag::from_bits_truncate(e.flags as i32 & !libc::O_ACCMODE);
     nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETFL(fl)).with_context(|| format!("F_SETFL on unix socket {}", e.ino))?;
     Ok(())

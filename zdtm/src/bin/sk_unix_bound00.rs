@@ -64,6 +64,12 @@ fn main() {
     u::connect(cli, &srv_name);
     u::send(cli, b"ping");
     u::send_to(srv, b"pong", &cli_name);
+    // A socket option the record carries (it once came back as 0).
+    let prio: libc::c_int = 6;
+    // SAFETY: one int for SO_PRIORITY on our socket.
+    if unsafe { libc::setsockopt(srv, libc::SOL_SOCKET, libc::SO_PRIORITY, (&prio as *const libc::c_int).cast(), 4) } != 0 {
+        zdtm::fail(&format!("SO_PRIORITY: {}", zdtm::last_err()));
+    }
 
     let names: Vec<(&str, i32, Name, libc::c_int)> = vec![
         ("stream", st, st_name.clone(), libc::SOCK_STREAM),
@@ -97,6 +103,7 @@ fn main() {
     c.eq("server: queued message", u::recv(srv), Some(b"ping".to_vec()));
     c.eq("client: queued message", u::recv(cli), Some(b"pong".to_vec()));
     c.eq("client: peer", u::peer(cli), srv_name.clone());
+    c.eq("server: SO_PRIORITY", u::opt(srv, libc::SO_PRIORITY), 6);
     u::send(cli, b"again");
     c.eq("server: message after restore", u::recv(srv), Some(b"again".to_vec()));
     u::send_to(sender, b"more", &dg_name);
