@@ -186,6 +186,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
     sh.fds.tcp_close = opts.tcp_close;
+    crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok);
     crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
@@ -237,6 +238,8 @@ pub fn run(opts: &Opts) -> Result<i32> {
         // Leave every task exactly as it was.
         return Err(failed(tasks, e));
     }
+    // Connections of a dead tree stay in repair mode (closed silently).
+    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state == crate::opts::FinalState::Dead);
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

@@ -9,4 +9,5 @@ pub mod inet;
 pub mod netlink;
 pub mod nl;
 pub mod opts;
+pub mod tcp_repair;
 pub mod unix;

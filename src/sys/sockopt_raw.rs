@@ -195,3 +195,32 @@ pub fn poll_now(fd: BorrowedFd<'_>, events: i16) -> Res<i16> {
     check_int(unsafe { libc::poll(&mut p, 1, 0) })?;
     Ok(p.revents)
 }
+
+/// ioctl(fd, req, &int) for the socket ioctls that answer one int
+/// (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD).
+pub fn ioctl_int(fd: BorrowedFd<'_>, req: libc::c_ulong) -> Res<i32> {
+    let mut v: libc::c_int = 0;
+    // SAFETY: these requests write one int into `v`.
+    check_int(unsafe { libc::ioctl(fd.as_raw_fd(), req as _, &mut v) })?;
+    Ok(v)
+}
+
+/// recv(fd, buf, flags): the number of bytes received.
+pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: i32) -> Res<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    Ok(n as usize)
+}
+
+/// send(fd, buf, flags): the number of bytes sent.
+pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: i32) -> Res<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
+    let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    Ok(n as usize)
+}

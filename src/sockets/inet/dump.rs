@@ -21,7 +21,12 @@ pub const TCP_LISTEN: u32 = 10;
 
 /// inet_diag answers of this dump, by (family, protocol), then inode.
 #[derive(Default)]
-pub struct Collected(HashMap<(i32, i32), HashMap<u32, Diag>>);
+pub struct Collected(HashMap<(i32, i32), HashMap<u32, Diag>>, pub Established);
+
+/// --tcp-established: ESTABLISHED connections are recorded (their stream
+/// is read through repair mode by the caller).
+#[derive(Default)]
+pub struct Established(pub bool);
 
 impl Collected {
     /// Raw sockets are all asked for as IPPROTO_RAW (as CRIU does).
@@ -155,6 +160,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
                 bail!("{what} is listening with {} connection(s) not accepted yet: not supported", d.rqlen)
             }
             TCP_LISTEN => {}
+            TCP_ESTABLISHED if found.1 .0 => {}
             // ESTABLISHED, SYN_SENT, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING.
             1 | 2 | 4 | 5 | 8 | 9 | 11 if tcp_close => {}
             s => {
@@ -162,7 +168,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
                     addr::from_image(family as u32, u32::from(port), if v6 { &w[..] } else { &w[..1] }, 0).map_or_else(|_| format!("port {port}"), |a| a.to_string())
                 };
                 bail!(
-                    "{what} is a connection in state {} ({} to {}): connected TCP sockets are not supported yet (--tcp-close restores them closed)",
+                    "{what} is a connection in state {} ({} to {}): connected TCP sockets need --tcp-established (ESTABLISHED only) or --tcp-close (restored closed)",
                     state_name(s),
                     at(d.src_port, &d.src),
                     at(d.dst_port, &d.dst)

@@ -18,6 +18,9 @@ use anyhow::{Context, Result};
 
 use crate::files::kind::{DumpCx, FdKind, FdProbe, OpenCx};
 use crate::images::pb::{FdTypes, FileEntry};
+use crate::images::ImageDir;
+use crate::files::kind::{Images, State};
+use crate::sockets::tcp_repair;
 
 /// The inet socket kind. It claims the sockets whose protocol the kernel
 /// names as an inet one (the unix kind takes the rest).
@@ -30,6 +33,10 @@ const INET_PROTOS: &[&str] = &["TCP", "TCPv6", "UDP", "UDPv6", "UDP-Lite", "UDPL
 /// connected TCP sockets come back closed.
 #[derive(Default)]
 pub struct TcpClose(pub bool);
+
+/// Restore: the streams of ESTABLISHED connections (tcp-stream-INO.img), by inode.
+#[derive(Default)]
+struct Streams(std::collections::HashMap<u32, tcp_repair::Stream>);
 
 /// Sockets opened by this restore, by file id: their SO_REUSE* flags are
 /// set as recorded once all are bound.
@@ -53,15 +60,28 @@ impl FdKind for InetSk {
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
         let ours = p.dup()?;
         let tcp_close = cx.fds.tcp_close;
+        let established = cx.fds.state.get_mut::<tcp_repair::Paused>().allowed;
         let found = cx.fds.state.get_mut::<dump::Collected>();
+        found.1 .0 = established;
         let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
+        if established && e.state == dump::TCP_ESTABLISHED && e.proto == libc::IPPROTO_TCP as u32 {
+            let who = format!("{} (a TCP connection, inode {})", p.who(), e.ino);
+            if e.shutdown.is_some() {
+                anyhow::bail!("{who} is shut down in one direction: half-closed connections are not supported yet");
+            }
+            let paused = cx.fds.state.get_mut::<tcp_repair::Paused>();
+            let fd = paused.pause(ours).with_context(|| format!("TCP_REPAIR on {who}"))?;
+            let s = tcp_repair::save(fd, &who)?;
+            paused.streams.push((e.ino, s));
+        }
         Ok(FileEntry { r#type: FdTypes::Inetsk as i32, id, isk: Some(e), ..Default::default() })
     }
 
     fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
         let ie = fe.isk.as_ref().with_context(|| format!("file {} has no inet socket entry", fe.id))?;
         let tcp_close = cx.images.state.get::<TcpClose>().is_some_and(|t| t.0);
-        let sk = restore::open(ie, tcp_close)?;
+        let stream = cx.images.state.get::<Streams>().and_then(|s| s.0.get(&ie.ino));
+        let sk = restore::open_with(ie, tcp_close, stream)?;
         cx.state.get_mut::<Opened>().0.push(fe.id);
         Ok(Some(sk))
     }
@@ -76,6 +96,33 @@ impl FdKind for InetSk {
             let (Some(fd), Some(ie)) = (cx.opened.get(id), cx.images.get(id).and_then(|f| f.isk.as_ref())) else { continue };
             restore::settle(fd.as_fd(), ie)?;
         }
+        // Every connection of the tree exists: out of repair mode.
+        for id in &ids.0 {
+            let (Some(fd), Some(ie)) = (cx.opened.get(id), cx.images.get(id).and_then(|f| f.isk.as_ref())) else { continue };
+            if cx.images.state.get::<Streams>().is_some_and(|s| s.0.contains_key(&ie.ino)) {
+                tcp_repair::set_repair(fd.as_fd(), false).with_context(|| format!("leaving repair mode on inet socket {} (inode {})", ie.id, ie.ino))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_images(&self, st: &State, dir: &ImageDir) -> Result<()> {
+        let Some(p) = st.get::<tcp_repair::Paused>() else { return Ok(()) };
+        for (ino, s) in &p.streams {
+            tcp_repair::write(dir, *ino, s)?;
+        }
+        Ok(())
+    }
+
+    fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
+        let mut found = std::collections::HashMap::new();
+        for fe in imgs.entries.values() {
+            let Some(ie) = fe.isk.as_ref().filter(|i| i.state == dump::TCP_ESTABLISHED && i.proto == libc::IPPROTO_TCP as u32) else { continue };
+            if let Some(s) = tcp_repair::read(dir, ie.ino)? {
+                found.insert(ie.ino, s);
+            }
+        }
+        imgs.state.get_mut::<Streams>().0 = found;
         Ok(())
     }
 }

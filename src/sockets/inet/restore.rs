@@ -11,7 +11,8 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket;
 
 use super::{addr, ipopts};
-use super::dump::{TCP_CLOSE, TCP_LISTEN};
+use super::dump::{TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
+use crate::sockets::tcp_repair::{self, Stream};
 use crate::images::pb::InetSkEntry;
 use crate::sys::sockopt_raw::{self as raw, set_int};
 
@@ -19,7 +20,15 @@ use crate::sys::sockopt_raw::{self as raw, set_int};
 /// caller's). A connected TCP socket is refused unless `tcp_close`
 /// (--tcp-close): then it comes back as CRIU restores it, a TCP socket
 /// neither bound nor connected, shut both ways.
+#[cfg(test)]
 pub fn open(ie: &InetSkEntry, tcp_close: bool) -> Result<OwnedFd> {
+    open_with(ie, tcp_close, None)
+}
+
+/// [`open`], with the stream of an ESTABLISHED connection (from its
+/// tcp-stream image): the connection comes back through repair mode, and
+/// stays in it (the caller takes it out once every socket exists).
+pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> Result<OwnedFd> {
     let who = format!("inet socket {} (inode {})", ie.id, ie.ino);
     let (family, ty, proto) = (ie.family as i32, ie.r#type as i32, ie.proto as i32);
     if family != libc::AF_INET && family != libc::AF_INET6 {
@@ -33,13 +42,18 @@ pub fn open(ie: &InetSkEntry, tcp_close: bool) -> Result<OwnedFd> {
     if ie.src_addr.len() < n || ie.dst_addr.len() < n || (v6 && (ie.src_addr.len() != 4 || ie.dst_addr.len() != 4)) {
         bail!("{who}: addresses of {} and {} word(s) for family {family}", ie.src_addr.len(), ie.dst_addr.len());
     }
-    let closed = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM && ie.dst_port != 0;
+    let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
+    let stream = stream.filter(|_| tcp && ie.state == TCP_ESTABLISHED && ie.dst_port != 0);
+    let closed = tcp && ie.dst_port != 0 && stream.is_none();
     if closed && !tcp_close {
         bail!("{who} is a connected TCP socket (state {}): not supported yet (--tcp-close restores it closed)", ie.state);
     }
     let sk = raw::socket(family, ty, proto).with_context(|| format!("socket({family}, {ty}, {proto}) for {who}"))?;
     let fd = sk.as_fd();
     let set = |level: i32, name: i32, v: i32, what: &str| set_int(fd, level, name, v).with_context(|| format!("setsockopt({what}) on {who}"));
+    if stream.is_some() {
+        tcp_repair::set_repair(fd, true).with_context(|| format!("TCP_REPAIR on {who}"))?;
+    }
     if ie.v6only == Some(true) {
         set(libc::SOL_IPV6, libc::IPV6_V6ONLY, 1, "IPV6_V6ONLY")?;
     }
@@ -72,7 +86,10 @@ pub fn open(ie: &InetSkEntry, tcp_close: bool) -> Result<OwnedFd> {
     }
     if ie.dst_port != 0 && !closed {
         let a = addr::from_image(ie.family, ie.dst_port, &ie.dst_addr, 0).with_context(|| who.clone())?;
-        raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?;
+        match stream {
+            Some(s) => tcp_repair::restore(fd, s, &a, &who)?,
+            None => raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?,
+        }
     }
     if freebind {
         set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;

@@ -1,0 +1,87 @@
+//! Reading a connection in repair mode: TCP_INFO (state, negotiated
+//! options), the queue lengths (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), MSS and
+//! timestamp, the window (TCP_REPAIR_WINDOW), each queue's sequence
+//! number (TCP_QUEUE_SEQ) and bytes (MSG_PEEK on the selected queue).
+
+use std::os::fd::BorrowedFd;
+
+use anyhow::{bail, Context, Result};
+
+use super::{Stream, TCPI_OPT_WSCALE, TCP_RECV_QUEUE, TCP_SEND_QUEUE};
+use crate::images::pb::TcpStreamEntry;
+use crate::sys::sockopt_raw::{get_bytes, get_int, ioctl_int, recv, set_int};
+
+const SIOCINQ: libc::c_ulong = libc::FIONREAD;
+const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ;
+const SIOCOUTQNSD: libc::c_ulong = 0x894B;
+
+/// The stream of established connection `fd`, in repair mode already.
+/// `who` names it in errors.
+pub fn save(fd: BorrowedFd<'_>, who: &str) -> Result<Stream> {
+    let info = get_bytes(fd, libc::SOL_TCP, libc::TCP_INFO, 8).with_context(|| format!("getsockopt(TCP_INFO) on {who}"))?;
+    if info.len() < 7 {
+        bail!("{who}: TCP_INFO answered {} bytes", info.len());
+    }
+    if info[0] != 1 {
+        bail!("{who} left the ESTABLISHED state (now {}) while being dumped", info[0]);
+    }
+    let q = |req, what: &str| ioctl_int(fd, req).with_context(|| format!("ioctl({what}) on {who}")).map(|v| v as u32);
+    let outq_len = q(SIOCOUTQ, "SIOCOUTQ")?;
+    let unsq_len = q(SIOCOUTQNSD, "SIOCOUTQNSD")?;
+    let inq_len = q(SIOCINQ, "SIOCINQ")?;
+    let opt = |name, what: &str| get_int(fd, libc::SOL_TCP, name).with_context(|| format!("getsockopt({what}) on {who}"));
+    let mss_clamp = opt(libc::TCP_MAXSEG, "TCP_MAXSEG")? as u32;
+    let timestamp = opt(libc::TCP_TIMESTAMP, "TCP_TIMESTAMP")? as u32;
+    let opt_mask = u32::from(info[5]);
+    let (snd_wscale, rcv_wscale) =
+        if opt_mask & TCPI_OPT_WSCALE != 0 { (u32::from(info[6] & 0xf), u32::from(info[6] >> 4)) } else { (0, 0) };
+    let mut e = TcpStreamEntry {
+        inq_len,
+        outq_len,
+        opt_mask,
+        snd_wscale,
+        mss_clamp,
+        rcv_wscale: Some(rcv_wscale),
+        timestamp: Some(timestamp),
+        unsq_len: Some(unsq_len),
+        ..Default::default()
+    };
+    match get_bytes(fd, libc::SOL_TCP, libc::TCP_REPAIR_WINDOW, 20) {
+        Ok(w) if w.len() == 20 => {
+            let at = |i: usize| u32::from_ne_bytes([w[i * 4], w[i * 4 + 1], w[i * 4 + 2], w[i * 4 + 3]]);
+            e.snd_wl1 = Some(at(0));
+            e.snd_wnd = Some(at(1));
+            e.max_window = Some(at(2));
+            e.rcv_wnd = Some(at(3));
+            e.rcv_wup = Some(at(4));
+        }
+        Ok(w) => bail!("{who}: TCP_REPAIR_WINDOW answered {} bytes", w.len()),
+        Err(nix::errno::Errno::ENOPROTOOPT) => {}
+        Err(err) => return Err(err).with_context(|| format!("getsockopt(TCP_REPAIR_WINDOW) on {who}")),
+    }
+    let (inq_seq, inq) = queue(fd, TCP_RECV_QUEUE, inq_len, who)?;
+    let (outq_seq, outq) = queue(fd, TCP_SEND_QUEUE, outq_len, who)?;
+    (e.inq_seq, e.outq_seq) = (inq_seq, outq_seq);
+    if opt(libc::TCP_NODELAY, "TCP_NODELAY")? != 0 {
+        e.nodelay = Some(true);
+    }
+    if opt(libc::TCP_CORK, "TCP_CORK")? != 0 {
+        e.cork = Some(true);
+    }
+    Ok(Stream { entry: e, inq, outq })
+}
+
+/// The sequence number at the end of queue `which` and its `len` bytes.
+fn queue(fd: BorrowedFd<'_>, which: i32, len: u32, who: &str) -> Result<(u32, Vec<u8>)> {
+    let name = if which == TCP_RECV_QUEUE { "receive" } else { "send" };
+    set_int(fd, libc::SOL_TCP, libc::TCP_REPAIR_QUEUE, which).with_context(|| format!("selecting the {name} queue of {who}"))?;
+    let seq = get_int(fd, libc::SOL_TCP, libc::TCP_QUEUE_SEQ).with_context(|| format!("getsockopt(TCP_QUEUE_SEQ) of the {name} queue of {who}"))?;
+    let mut buf = vec![0u8; len as usize];
+    if len != 0 {
+        let n = recv(fd, &mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT).with_context(|| format!("reading the {name} queue of {who}"))?;
+        if n != buf.len() {
+            bail!("{who}: its {name} queue holds {len} bytes but {n} could be read");
+        }
+    }
+    Ok((seq as u32, buf))
+}

@@ -1,0 +1,66 @@
+//! A loopback connection with data queued both ways, saved in repair mode
+//! and restored on a new socket pair: the byte streams go on exactly.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
+
+use super::*;
+
+fn repair_allowed() -> bool {
+    let s = TcpStream::connect(TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
+    let Ok(s) = s else { return false };
+    set_repair(s.as_fd(), true).is_ok()
+}
+
+#[test]
+fn a_connection_saved_and_restored_keeps_its_queues() {
+    if !repair_allowed() {
+        eprintln!("skipped: TCP_REPAIR not allowed here (needs CAP_NET_ADMIN)");
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut b, _) = l.accept().unwrap();
+    a.write_all(b"from a to b").unwrap();
+    b.write_all(b"from b to a, longer").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (an, bn) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let mut streams = Vec::new();
+    for s in [&a, &b] {
+        set_repair(s.as_fd(), true).unwrap();
+        streams.push(save(s.as_fd(), "test").unwrap());
+    }
+    assert_eq!(streams[0].inq, b"from b to a, longer");
+    assert_eq!(streams[1].inq, b"from a to b");
+    // Both go silently (in repair mode), and come back.
+    drop((a, b));
+    let mut back = Vec::new();
+    for (s, (me, peer)) in streams.iter().zip([(an, bn), (bn, an)]) {
+        let fd = crate::sys::sockopt_raw::socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
+        set_repair(fd.as_fd(), true).unwrap();
+        crate::sys::sockopt_raw::bind(fd.as_fd(), &me).unwrap();
+        restore(fd.as_fd(), s, &peer, "test").unwrap();
+        back.push(fd);
+    }
+    for fd in &back {
+        set_repair(fd.as_fd(), false).unwrap();
+    }
+    let mut a2 = TcpStream::from(back.remove(0));
+    let mut b2 = TcpStream::from(back.remove(0));
+    a2.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    b2.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 19];
+    a2.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from b to a, longer");
+    a2.write_all(b"more").unwrap();
+    let mut buf = [0u8; 15];
+    b2.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"from a to bmore");
+    // The image keeps it all.
+    let dir = tempfile::tempdir().unwrap();
+    let d = crate::images::ImageDir::open(dir.path()).unwrap();
+    write(&d, 77, &streams[0]).unwrap();
+    assert_eq!(read(&d, 77).unwrap().as_ref(), Some(&streams[0]));
+    assert!(read(&d, 78).unwrap().is_none());
+}
