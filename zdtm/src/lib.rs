@@ -882,3 +882,4 @@ pub mod aio {
 pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;
+pub mod tcp;

@@ -87,7 +87,12 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
     if ie.dst_port != 0 && !closed {
         let a = addr::from_image(ie.family, ie.dst_port, &ie.dst_addr, 0).with_context(|| who.clone())?;
         match stream {
-            Some(s) => tcp_repair::restore(fd, s, &a, &who)?,
+            Some(s) => {
+                // The queues go back into buffers of their recorded sizes.
+                set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, (ie.opts.so_sndbuf / 2) as i32, "SO_SNDBUFFORCE")?;
+                set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (ie.opts.so_rcvbuf / 2) as i32, "SO_RCVBUFFORCE")?;
+                tcp_repair::restore(fd, s, &a, &who)?
+            }
             None => raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?,
         }
     }
