@@ -112,3 +112,16 @@ pub fn outq(fd: i32) -> i32 {
     unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut v) };
     v
 }
+
+/// Write all of `b` (blocking).
+pub fn fill_bytes(fd: i32, b: &[u8]) {
+    let mut off = 0;
+    while off < b.len() {
+        // SAFETY: sending from our buffer.
+        let r = unsafe { libc::send(fd, b[off..].as_ptr().cast(), b.len() - off, libc::MSG_NOSIGNAL) };
+        if r <= 0 {
+            return;
+        }
+        off += r as usize;
+    }
+}
