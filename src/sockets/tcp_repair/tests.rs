@@ -64,3 +64,25 @@ fn a_connection_saved_and_restored_keeps_its_queues() {
     assert_eq!(read(&d, 77).unwrap().as_ref(), Some(&streams[0]));
     assert!(read(&d, 78).unwrap().is_none());
 }
+
+#[test]
+fn paused_sockets_leave_repair_mode_unless_the_tree_is_gone() {
+    if !repair_allowed() {
+        eprintln!("skipped: TCP_REPAIR not allowed here (needs CAP_NET_ADMIN)");
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let repair = |s: &TcpStream| crate::sys::sockopt_raw::get_int(s.as_fd(), libc::SOL_TCP, libc::TCP_REPAIR).unwrap();
+    for (keep, want) in [(false, 0), (true, 1)] {
+        let mut p = Paused::default();
+        p.pause(a.as_fd().try_clone_to_owned().unwrap()).unwrap();
+        assert_eq!(repair(&a), 1);
+        if keep {
+            p.keep();
+        }
+        drop(p);
+        assert_eq!(repair(&a), want, "keep {keep}");
+        set_repair(a.as_fd(), false).unwrap();
+    }
+}
