@@ -2,7 +2,8 @@
 //! address: each queue's first sequence number, connect (no SYN in repair
 //! mode), the negotiated options and timestamp, the receive queue, the
 //! send queue (its sent part in repair mode, the unsent part sent as
-//! data), the window, TCP_NODELAY and TCP_CORK. The socket stays in
+//! data), the window, TCP_NODELAY and TCP_CORK (kept here by CRIUs before
+//! 4.x). The socket stays in
 //! repair mode; the caller takes it out once the tree's sockets exist.
 
 use std::net::SocketAddr;

@@ -2,6 +2,8 @@
 //! options), the queue lengths (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), MSS and
 //! timestamp, the window (TCP_REPAIR_WINDOW), each queue's sequence
 //! number (TCP_QUEUE_SEQ) and bytes (MSG_PEEK on the selected queue).
+//! Checked against CRIU 4.2's dump of the same live connection: the same
+//! fields, seqs, lengths and queue bytes.
 
 use std::os::fd::BorrowedFd;
 
@@ -62,12 +64,8 @@ pub fn save(fd: BorrowedFd<'_>, who: &str) -> Result<Stream> {
     let (inq_seq, inq) = queue(fd, TCP_RECV_QUEUE, inq_len, who)?;
     let (outq_seq, outq) = queue(fd, TCP_SEND_QUEUE, outq_len, who)?;
     (e.inq_seq, e.outq_seq) = (inq_seq, outq_seq);
-    if opt(libc::TCP_NODELAY, "TCP_NODELAY")? != 0 {
-        e.nodelay = Some(true);
-    }
-    if opt(libc::TCP_CORK, "TCP_CORK")? != 0 {
-        e.cork = Some(true);
-    }
+    // TCP_NODELAY and TCP_CORK go in the inet record's tcp_opts (CRIU 4.2
+    // writes them there, not here).
     Ok(Stream { entry: e, inq, outq })
 }
 
