@@ -121,7 +121,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("cgroup-root", None, Required, Permits, "[CTL:]/ROOT", "change the cgroup root of a controller")
         .why("restore: accepted when it names criu's own cgroup (runc moves criu there), else refused"),
     o("tcp-established", None, Bool, Permits, "", "checkpoint/restore established TCP connections")
-        .why("connected TCP sockets are refused by name"),
+        .why("without it an ESTABLISHED connection is refused by name (other connected states always are)"),
     o("skip-in-flight", None, Bool, Permits, "", "skip in-flight TCP connections")
         .why("a listener with connections not accepted yet is refused by name"),
     o("tcp-close", None, Bool, Yes, "", "restore connected TCP sockets closed"),
