@@ -3,7 +3,9 @@
 //! (the `system.sockprotoname` xattr of its /proc fd link) and classic BPF
 //! socket filters (SO_GET_FILTER, SO_ATTACH_FILTER); socket(2) and
 //! listen(2) with any protocol number and backlog; bind, connect and the
-//! socket's own and peer's names with std's inet addresses; poll now.
+//! socket's own and peer's names with std's inet addresses; poll now;
+//! the one-int socket ioctls (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and
+//! recv/send with flags (TCP repair's queues).
 
 use std::ffi::CString;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
