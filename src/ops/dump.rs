@@ -238,8 +238,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         // Leave every task exactly as it was.
         return Err(failed(tasks, e));
     }
-    // Connections of a dead tree stay in repair mode (closed silently).
-    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state == crate::opts::FinalState::Dead);
+    // Connections of a tree that does not run on stay in repair mode (as
+    // CRIU: a dead tree's close silently).
+    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

@@ -57,7 +57,7 @@ pub fn repair_off_quiet(fd: BorrowedFd<'_>) -> nix::Result<()> {
 /// Dump: --tcp-established was given, the sockets paused so far (copies
 /// of their descriptions) and their streams by inode. Dropped, it takes
 /// the sockets out of repair mode, unless [`Paused::keep`] said the tree
-/// is gone (a socket closed in repair mode goes silently).
+/// does not run on (a socket closed in repair mode goes silently).
 #[derive(Default)]
 pub struct Paused {
     pub allowed: bool,
@@ -74,7 +74,7 @@ impl Paused {
         Ok(self.held.last().map(|f| f.as_fd()).unwrap_or_else(|| unreachable!()))
     }
 
-    /// The dumped tasks are dead: leave their sockets in repair mode.
+    /// The dumped tasks do not run on: leave their sockets in repair mode.
     pub fn keep(&mut self) {
         self.keep = true;
     }
@@ -98,10 +98,10 @@ pub fn allow(st: &mut crate::files::kind::State, on: bool) {
     st.get_mut::<Paused>().allowed = on;
 }
 
-/// The dump is over and its tasks are dead (`dead`): keep their sockets
-/// in repair mode.
-pub fn finish(st: &mut crate::files::kind::State, dead: bool) {
-    if dead {
+/// The dump is over and its tasks do not run on (`stay`: dead, or left
+/// stopped for the restore): keep their sockets in repair mode.
+pub fn finish(st: &mut crate::files::kind::State, stay: bool) {
+    if stay {
         st.get_mut::<Paused>().keep();
     }
 }
