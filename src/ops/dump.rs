@@ -161,6 +161,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     info!("Dumping processes (pid: {pid})");
     crate::ops::cpuinfo::dump_if_asked(opts, &dir)?;
     let lock_method = crate::net::lock::Method::from_opt(opts.network_lock.as_deref())?;
+    info!("Network lock method: {}", lock_method.name());
     crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
     inject_fault(Stage::Collect)?;
     freeze::precheck(pid)?;
