@@ -160,7 +160,7 @@ pub struct NetLock {
 impl NetLock {
     /// A lock by `method`; `id` names the nftables table (the dump's run id).
     pub fn new(method: Method, id: &str) -> NetLock {
-        NetLock { method, table: format!("inet CRIU-{id}"), table_made: false, locked: Vec::new() }
+        NetLock { method, table: table_name(id), table_made: false, locked: Vec::new() }
     }
 
     pub fn method(&self) -> Method {
@@ -227,6 +227,15 @@ impl NetLock {
     }
 }
 
+/// The nftables table of a lock named by `id`: "inet CRIU-<id>" cut to
+/// 31 bytes, as CRIU 4.2 cuts it (its name buffer holds 32 with the NUL:
+/// a run id's UUID loses its tail), so either tool finds the other's.
+pub fn table_name(id: &str) -> String {
+    let mut t = format!("inet CRIU-{id}");
+    t.truncate(31);
+    t
+}
+
 /// The restore's unlock, after every connection is in place and before
 /// any task runs: what the dump of `files` by `method` left locked is
 /// released (rules or table no longer there are not an error, as CRIU).
@@ -245,10 +254,7 @@ pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, 
             }
         }
         Method::Nftables => {
-            let table = match run_id {
-                Some(id) => format!("inet CRIU-{id}"),
-                None => format!("inet CRIU-{root_pid}"),
-            };
+            let table = table_name(&run_id.map_or_else(|| root_pid.to_string(), str::to_string));
             if lock_cmd::nft_has_table(&table) {
                 match lock_cmd::nft_run(&format!("delete table {table}\n")) {
                     Ok(()) => info!("network lock (nftables): deleted table {table}"),

@@ -62,7 +62,7 @@ fn locks_and_unlocks(method: Method) {
     assert!(arrives(&mut server, 6, Duration::from_secs(10)), "{method:?}: nothing passed after the unlock");
     assert!(arrives(&mut client, 4, Duration::from_secs(10)), "{method:?}: nothing passed back after the unlock");
     if method == Method::Nftables {
-        assert!(!lock_cmd::nft_has_table(&format!("inet CRIU-test-{}", std::process::id())), "the table outlived the unlock");
+        assert!(!lock_cmd::nft_has_table(&super::lock::table_name(&format!("test-{}", std::process::id()))), "the table outlived the unlock");
     }
 }
 
@@ -86,6 +86,13 @@ fn iptables_lock_drops_a_loopback_connection_until_unlocked() {
     if let Err(why) = in_netns(|| locks_and_unlocks(Method::Iptables)) {
         println!("skipped: {why}");
     }
+}
+
+#[test]
+fn table_names_are_cut_as_criu_4_2_cuts_them() {
+    // Seen in a CRIU 4.2 restore log: "delete table inet CRIU-a8b9a1d2-bd71-46e2-8b".
+    assert_eq!(super::lock::table_name("a8b9a1d2-bd71-46e2-8b5e-0123456789ab"), "inet CRIU-a8b9a1d2-bd71-46e2-8b");
+    assert_eq!(super::lock::table_name("4242"), "inet CRIU-4242");
 }
 
 #[test]

@@ -145,12 +145,12 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &S
 /// Release the network lock the dump took, if any (failures are logged:
 /// the tasks go on either way).
 fn unlock(sh: &mut Shared) {
+    info!("Unlock network");
     let lock = sh.fds.state.get_mut::<NetLock>();
-    if lock.taken() {
-        info!("Unlock network");
-        if let Err(e) = lock.unlock() {
-            tracing::error!("{e:#}");
-        }
+    if lock.taken()
+        && let Err(e) = lock.unlock()
+    {
+        tracing::error!("{e:#}");
     }
 }
 
@@ -185,6 +185,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         freeze::release_all(tasks);
         e.context(what.clone())
     };
+    // As CRIU: the tree is in criu's net namespace, so the lock is taken
+    // connection by connection as the sockets are dumped (no script).
+    info!("Lock network");
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
     let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
         Ok(t) => t,
