@@ -180,3 +180,52 @@ fn a_dump_failing_after_the_lock_releases_it_and_the_connection_carries_on() {
         println!("skipped: {why}");
     }
 }
+
+#[test]
+fn restore_releases_the_nftables_table_the_dump_left_and_runs_no_unlock_script() {
+    let _g = serial();
+    if !has("nft") {
+        println!("skipped: nft is not installed");
+        return;
+    }
+    let r = in_netns(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let imgs = tmp.path().join("imgs");
+        std::fs::create_dir(&imgs).unwrap();
+        let s = recording_script(tmp.path());
+        let mut t = Target::sleeper();
+        let pid = t.pid();
+        let (code, log) = criu(&["dump", "-t", &pid.to_string(), "--network-lock", "nftables"], &imgs, &[]);
+        assert_eq!(code, 0, "{log}");
+        t.reap();
+        // The lock a dump of a connection leaves behind (no connection is
+        // dumped with its state yet): its table, by the dump's run id.
+        let inv = criu::images::inventory::read(&criu::images::ImageDir::open(&imgs).unwrap()).unwrap();
+        assert_eq!(inv.network_lock_method, Some(1));
+        let table = criu::net::lock::table_name(inv.dump_criu_run_id.as_deref().unwrap());
+        let add = Command::new("nft").args(["add", "table"]).args(table.split(' ')).status().unwrap();
+        assert!(add.success());
+        let other = Command::new("nft").args(["add", "table", "inet", "CRIU-someone-else"]).status().unwrap();
+        assert!(other.success());
+        let out = common::criu_cmd()
+            .args(["restore", "-d", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log", "--no-default-config"])
+            .args(["--action-script", s.to_str().unwrap()])
+            .env_remove("CRIU_CONFIG_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default();
+        assert!(out.status.success(), "restore: {log}");
+        common::kill_and_reap(pid);
+        let tables = netfilter();
+        assert!(!tables.contains(&format!("table {table} ")), "the restore left the lock's table:\n{tables}\n{log}");
+        assert!(tables.contains("CRIU-someone-else"), "the restore deleted another table:\n{tables}");
+        let calls = std::fs::read_to_string(tmp.path().join("calls")).unwrap();
+        assert_eq!(calls.lines().collect::<Vec<_>>(), ["pre-restore", "post-restore", "pre-resume", "post-resume"]);
+        let at = |s: &str| log.find(s).unwrap_or_else(|| panic!("{s} not in\n{log}"));
+        assert!(at("Unlock network") < at("pre-resume"), "{log}");
+    });
+    if let Err(why) = r {
+        println!("skipped: {why}");
+    }
+}
