@@ -101,6 +101,16 @@ impl Tree {
     fn live(&self) -> Vec<i32> {
         vec![self.root, self.leader, self.grandchild, self.writer]
     }
+
+    /// Dump the tree (it is killed) into `DIR/imgs`, make sure every one
+    /// of its processes is gone, and return the images' folder.
+    fn dump_and_kill(&mut self, dir: &Path) -> std::path::PathBuf {
+        let imgs = dir.join("imgs");
+        dump_ok(self.root, &imgs, &[]);
+        self.t.reap();
+        kill_all(&self.pids());
+        imgs
+    }
 }
 
 /// Per pid: (state, ppid, pgid, sid, tracer, comm, exit code field).
@@ -279,10 +289,7 @@ fn dump_and_restore_recreate_the_tree() {
     let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
     let before = seen(&pids);
-    let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &[]);
-    tr.t.reap();
-    kill_all(&pids);
+    let imgs = tr.dump_and_kill(tmp.path());
 
     let o = restore(&imgs, &[], &[]);
     let _r = Restored(pids.clone());
@@ -314,10 +321,7 @@ fn log_pid_names_each_log_by_its_pid() {
     let tmp = tmpdir();
     let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
-    let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &[]);
-    tr.t.reap();
-    kill_all(&pids);
+    let imgs = tr.dump_and_kill(tmp.path());
     let o = restore(&imgs, &[], &["--log-pid"]);
     let _r = Restored(pids.clone());
     assert!(o.status.success(), "restore: {}\n{}", text(&o.stderr), log(&imgs, "restore.log"));
@@ -339,10 +343,7 @@ fn restore_twice_from_one_dump() {
     let tmp = tmpdir();
     let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
-    let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &[]);
-    tr.t.reap();
-    kill_all(&pids);
+    let imgs = tr.dump_and_kill(tmp.path());
     for round in 0..2 {
         let o = restore(&imgs, &[], &[]);
         let r = Restored(pids.clone());
@@ -379,10 +380,7 @@ fn failed_restores_leave_nothing() {
     let tmp = tmpdir();
     let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
-    let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &[]);
-    tr.t.reap();
-    kill_all(&pids);
+    let imgs = tr.dump_and_kill(tmp.path());
     // The restorer fails (in every task: MOVE, step 6), or the cleaner
     // does, or post-restore/pre-resume scripts while the tree is held.
     let script = tmp.path().join("fail.sh");
@@ -443,10 +441,7 @@ fn a_taken_pid_of_a_child_is_refused() {
     let tmp = tmpdir();
     let mut tr = Tree::start(py, tmp.path());
     let pids = tr.pids();
-    let imgs = tmp.path().join("imgs");
-    dump_ok(tr.root, &imgs, &[]);
-    tr.t.reap();
-    kill_all(&pids);
+    let imgs = tr.dump_and_kill(tmp.path());
     // Rewrite the grandchild's pid in pstree.img to one that is taken (ours).
     let me = std::process::id();
     let dir = criu::images::ImageDir::open(&imgs).unwrap();

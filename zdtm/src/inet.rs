@@ -186,3 +186,29 @@ pub fn listener_works(l: RawFd, a: &SocketAddr) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A TCP connection to IPv4 listener `l`: (client, accepted server end).
+pub fn tcp_pair(l: RawFd) -> (RawFd, RawFd) {
+    let a = name(l, false).unwrap_or_else(|| crate::fail("listener address"));
+    let c = socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    if let Err(e) = connect(c, &a) {
+        crate::fail(&format!("connect: {e}"));
+    }
+    // SAFETY: accept with no address wanted.
+    let s = unsafe { libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut()) };
+    if s < 0 {
+        crate::fail(&format!("accept: {}", last_err()));
+    }
+    (c, s)
+}
+
+/// Whether `m` (at most 16 bytes) sent on `from` arrives whole on `to`
+/// within 5 s.
+pub fn through(from: RawFd, to: RawFd, m: &[u8]) -> bool {
+    let mut b = [0u8; 16];
+    // SAFETY: sending our buffer.
+    let sent = unsafe { libc::send(from, m.as_ptr().cast(), m.len(), libc::MSG_NOSIGNAL) } == m.len() as isize;
+    // SAFETY: receiving into our buffer.
+    let got = sent && wait_for(to, libc::POLLIN, 5000) && unsafe { libc::recv(to, b.as_mut_ptr().cast(), b.len(), 0) } == m.len() as isize;
+    got && b[..m.len()] == *m
+}

@@ -11,29 +11,6 @@
 use zdtm::inet::{self, name, opt};
 use zdtm::Checks;
 
-fn pair(l: i32) -> (i32, i32) {
-    let a = name(l, false).unwrap_or_else(|| zdtm::fail("listener address"));
-    let c = inet::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-    if let Err(e) = inet::connect(c, &a) {
-        zdtm::fail(&format!("connect: {e}"));
-    }
-    // SAFETY: accept with no address wanted.
-    let s = unsafe { libc::accept(l, std::ptr::null_mut(), std::ptr::null_mut()) };
-    if s < 0 {
-        zdtm::fail(&format!("accept: {}", zdtm::last_err()));
-    }
-    (c, s)
-}
-
-fn through(from: i32, to: i32, m: &[u8]) -> bool {
-    let mut b = [0u8; 16];
-    // SAFETY: sending our buffer.
-    let sent = unsafe { libc::send(from, m.as_ptr().cast(), m.len(), libc::MSG_NOSIGNAL) } == m.len() as isize;
-    // SAFETY: receiving into our buffer.
-    let got = sent && inet::wait_for(to, libc::POLLIN, 5000) && unsafe { libc::recv(to, b.as_mut_ptr().cast(), b.len(), 0) } == m.len() as isize;
-    got && b[..m.len()] == *m
-}
-
 fn timens() -> Option<std::fs::Metadata> {
     std::fs::metadata("/proc/self/ns/time").ok()
 }
@@ -44,8 +21,8 @@ fn main() {
     let l = inet::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
     inet::bind(l, "127.0.0.1:0");
     inet::listen(l, 4);
-    let (c1, s1) = pair(l);
-    let (c2, s2) = pair(l);
+    let (c1, s1) = inet::tcp_pair(l);
+    let (c2, s2) = inet::tcp_pair(l);
     // SAFETY: shutdown of our socket.
     unsafe { libc::shutdown(c2, libc::SHUT_WR) };
     // SAFETY: closing our listener.
@@ -71,8 +48,8 @@ fn main() {
             ck.eq(&format!("{w}: read after the restore"), n, 0);
         }
     } else {
-        ck.check(through(c1, s1, b"c1->s1") && through(s1, c1, b"s1->c1"), || "the established connection lost its way".into());
-        ck.check(through(s2, c2, b"s2->c2"), || "the half-closed connection can't carry bytes to the client".into());
+        ck.check(inet::through(c1, s1, b"c1->s1") && inet::through(s1, c1, b"s1->c1"), || "the established connection lost its way".into());
+        ck.check(inet::through(s2, c2, b"s2->c2"), || "the half-closed connection can't carry bytes to the client".into());
     }
     ck.finish()
 }
