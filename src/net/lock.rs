@@ -227,6 +227,12 @@ impl NetLock {
     }
 }
 
+/// Whether the nftables method can work here: `nft` checks the lock's
+/// table (concatenated sets included) against the kernel without applying it.
+pub fn nftables_usable() -> bool {
+    lock_cmd::nft_check(&lock_cmd::nft_table_script(&table_name("check"))).is_ok()
+}
+
 /// The nftables table of a lock named by `id`: "inet CRIU-<id>" cut to
 /// 31 bytes, as CRIU 4.2 cuts it (its name buffer holds 32 with the NUL:
 /// a run id's UUID loses its tail), so either tool finds the other's.
@@ -239,10 +245,11 @@ pub fn table_name(id: &str) -> String {
 /// The restore's unlock, after every connection is in place and before
 /// any task runs: what the dump of `files` by `method` left locked is
 /// released (rules or table no longer there are not an error, as CRIU).
-/// Every connected TCP entry is tried: the restore can't tell whether the
-/// dump ran with `--tcp-close` (then nothing was locked).
-pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, files: impl IntoIterator<Item = &'a FileEntry>) {
-    let conns = connections(files, false);
+/// With iptables, every connected TCP entry is tried, unless the restore
+/// brings them back closed (`tcp_close`: as CRIU, which unlocks only the
+/// connections it restores with their state).
+pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, files: impl IntoIterator<Item = &'a FileEntry>, tcp_close: bool) {
+    let conns = connections(files, tcp_close);
     match method {
         Method::Skip => {}
         Method::Iptables => {

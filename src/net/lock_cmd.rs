@@ -83,6 +83,11 @@ pub fn nft_run(script: &str) -> Result<()> {
     run("nft", &["-f", "-"], Some(script))
 }
 
+/// Check `script` with `nft -c -f -` (nothing is applied).
+pub fn nft_check(script: &str) -> Result<()> {
+    run("nft", &["-c", "-f", "-"], Some(script))
+}
+
 /// Whether nftables has `table` ("inet NAME").
 pub fn nft_has_table(table: &str) -> bool {
     let mut a = vec!["list", "table"];
