@@ -229,3 +229,50 @@ fn restore_releases_the_nftables_table_the_dump_left_and_runs_no_unlock_script()
         println!("skipped: {why}");
     }
 }
+
+#[test]
+fn our_restore_releases_the_iptables_lock_criu_4_2_left_on_its_dump() {
+    let _g = serial();
+    let (Some(py), Some(criu42)) = (common::python(), common::criu42()) else {
+        println!("skipped: no python or no CRIU 4.2");
+        return;
+    };
+    if !has("iptables") {
+        println!("skipped: iptables is not installed");
+        return;
+    }
+    let py = py.to_string();
+    let r = in_netns(move || {
+        let (mut t, _tmp, imgs) = start(&py);
+        let before = netfilter();
+        let pid = t.child.id() as i32;
+        let out = Command::new(&criu42)
+            .args(["dump", "-t", &pid.to_string(), "-D", imgs.to_str().unwrap(), "-v4", "-o", "dump.log", "--tcp-established"])
+            .args(["--shell-job", "--network-lock", "iptables"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let log = std::fs::read_to_string(imgs.join("dump.log")).unwrap_or_default();
+        if !out.status.success() {
+            println!("skipped: CRIU 4.2's dump failed: {}", log.lines().filter(|l| l.contains("Error")).collect::<Vec<_>>().join(" | "));
+            return;
+        }
+        let _ = t.child.wait();
+        let locked = netfilter();
+        assert!(locked.contains("0xC114") || locked.contains("0xc114"), "CRIU 4.2 took no iptables lock:\n{locked}");
+        // Ours brings the connection back closed; the lock goes all the same.
+        let out = common::criu_cmd()
+            .args(["restore", "-d", "--tcp-close", "--shell-job", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let rlog = std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default();
+        assert!(out.status.success(), "restore: {rlog}");
+        common::kill_and_reap(pid);
+        let after = netfilter();
+        assert!(!after.contains("0xC114") && !after.contains("0xc114"), "the lock outlived our restore:\n{after}\n(before the dump:\n{before})");
+    });
+    if let Err(why) = r {
+        println!("skipped: {why}");
+    }
+}

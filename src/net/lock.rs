@@ -245,11 +245,12 @@ pub fn table_name(id: &str) -> String {
 /// The restore's unlock, after every connection is in place and before
 /// any task runs: what the dump of `files` by `method` left locked is
 /// released (rules or table no longer there are not an error, as CRIU).
-/// With iptables, every connected TCP entry is tried, unless the restore
-/// brings them back closed (`tcp_close`: as CRIU, which unlocks only the
-/// connections it restores with their state).
-pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, files: impl IntoIterator<Item = &'a FileEntry>, tcp_close: bool) {
-    let conns = connections(files, tcp_close);
+/// With iptables, every connected TCP entry is tried, also under
+/// `--tcp-close` at restore: images dumped with the state of their
+/// connections (CRIU 4.2's `--tcp-established`) may be restored closed,
+/// and their rules must not outlive the restore.
+pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, files: impl IntoIterator<Item = &'a FileEntry>) {
+    let conns = connections(files, false);
     match method {
         Method::Skip => {}
         Method::Iptables => {

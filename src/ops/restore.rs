@@ -133,7 +133,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     // locked is let go once every connection is back.
     let unlock = || {
         info!("Unlock network ({})", lock_method.name());
-        crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values(), opts.tcp_close);
+        crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
     };
     let mut rs = fork_root(&tree, &dir, opts)?;
     let root = rs.root;
