@@ -24,7 +24,7 @@
 use std::net::IpAddr;
 
 use anyhow::{bail, Result};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::lock_cmd;
 use crate::images::pb::{FileEntry, InetSkEntry};
@@ -254,10 +254,10 @@ pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, 
     match method {
         Method::Skip => {}
         Method::Iptables => {
-            for c in &conns {
+            for c in conns.iter().filter(|c| lock_cmd::iptables_locked(c)) {
                 match lock_cmd::iptables_switch(c, false) {
                     Ok(()) => info!("network lock (iptables): unlocked connection {c}"),
-                    Err(e) => debug!("network unlock of {c}: {e:#}"),
+                    Err(e) => warn!("network unlock of {c}: {e:#}"),
                 }
             }
         }

@@ -36,12 +36,17 @@ fn run(cmd: &str, args: &[&str], stdin: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Whether this iptables takes `-w` (wait for the xtables lock).
+/// Whether this iptables takes `-w` (wait for the xtables lock): a check
+/// (`-C`) answers 0 or 1 when it does, 2 on an unknown option; unlike a
+/// listing, it makes no table on an nf_tables backend.
 fn iptables_wait(cmd: &'static str) -> bool {
     static V4: OnceLock<bool> = OnceLock::new();
     static V6: OnceLock<bool> = OnceLock::new();
     let cell = if cmd == "iptables" { &V4 } else { &V6 };
-    *cell.get_or_init(|| run(cmd, &["-w", "-n", "-L", "INPUT"], None).is_ok())
+    *cell.get_or_init(|| {
+        let st = Command::new(cmd).args(["-w", "-t", "filter", "-C", "INPUT", "-j", "ACCEPT"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        st.is_ok_and(|s| matches!(s.code(), Some(0 | 1)))
+    })
 }
 
 fn argv(v: &[String]) -> Vec<&str> {
@@ -51,6 +56,18 @@ fn argv(v: &[String]) -> Vec<&str> {
 /// Add (`lock`) or delete the two rules that drop `c`'s packets: INPUT
 /// from the peer, OUTPUT to it. A failed second rule takes the first back.
 pub fn iptables_switch(c: &Conn, lock: bool) -> Result<()> {
+    iptables_rules(c, if lock { "-A" } else { "-D" })
+}
+
+/// Whether `c`'s lock rules are there (`iptables -C`, which changes
+/// nothing: a delete of a missing rule would make an empty filter table
+/// on an nf_tables backend).
+pub fn iptables_locked(c: &Conn) -> bool {
+    iptables_rules(c, "-C").is_ok()
+}
+
+fn iptables_rules(c: &Conn, op: &'static str) -> Result<()> {
+    let lock = op != "-D";
     let cmd = if c.v6() { "ip6tables" } else { "iptables" };
     let rule = |chain: &str, src: String, sport: u16, dst: String, dport: u16, add: bool| -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
@@ -58,7 +75,12 @@ pub fn iptables_switch(c: &Conn, lock: bool) -> Result<()> {
             a.push("-w".into());
         }
         let (sp, dp) = (sport.to_string(), dport.to_string());
-        for s in ["-t", "filter", if add { "-A" } else { "-D" }, chain, "--protocol", "tcp", "-m", "mark", "!", "--mark", REPAIR_MARK] {
+        let op = match (op, add) {
+            ("-C", _) => "-C",
+            (_, true) => "-A",
+            (_, false) => "-D",
+        };
+        for s in ["-t", "filter", op, chain, "--protocol", "tcp", "-m", "mark", "!", "--mark", REPAIR_MARK] {
             a.push(s.into());
         }
         for s in ["--source", &src, "--sport", &sp, "--destination", &dst, "--dport", &dp, "-j", "DROP"] {
@@ -71,6 +93,9 @@ pub fn iptables_switch(c: &Conn, lock: bool) -> Result<()> {
     run(cmd, &argv(&input), None)?;
     let output = rule("OUTPUT", s, c.sport, d.clone(), c.dport, lock);
     if let Err(e) = run(cmd, &argv(&output), None) {
+        if op == "-C" {
+            return Err(e);
+        }
         let undo = rule("INPUT", d, c.dport, c.src.to_string(), c.sport, !lock);
         let _ = run(cmd, &argv(&undo), None);
         return Err(e);
