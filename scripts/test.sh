@@ -13,6 +13,12 @@ fi
 # CRIU's own crit (Debian package criu) is an independent check of the images we write.
 command -v crit >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq criu >/dev/null; }
 
+# The network lock (--network-lock nftables|iptables) runs nft and iptables; its tests make a
+# network namespace and bring lo up with ip.
+for tool in nft:nftables iptables:iptables ip:iproute2; do
+    command -v "${tool%%:*}" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${tool#*:}" >/dev/null; }
+done
+
 # The reference CRIU 4.2 (the zdtm interop matrix in tests/zdtm.rs runs it): its runtime libraries.
 criu42=../shared/tools/criu-4.2
 if [ -f "$criu42/install-deps.sh" ]; then

@@ -23,6 +23,7 @@ pub mod images;
 pub mod kerndat;
 pub mod log;
 pub mod mem;
+pub mod net;
 pub mod ns;
 pub mod ops;
 pub mod opts;

@@ -161,7 +161,7 @@ pub const OPTIONS: &[OptSpec] = &[
         .why("restore always checks type, size and build-id; a mismatch is refused by name"),
     o("skip-file-rwx-check", None, Bool, NoEffect, "", "skip checking file permissions on restore")
         .why("restore makes no rwx check beyond opening the file"),
-    o("network-lock", None, Required, NoEffect, "iptables|nftables|skip", "network locking method")
+    o("network-lock", None, Required, Yes, "iptables|nftables|skip", "network locking method")
         .why("only locks a dumped net namespace or TCP sockets, both refused"),
     o("allow-uprobes", None, Bool, Yes, "", "allow dumping tasks with uprobes VMAs"),
     o("unprivileged", None, Bool, NoEffect, "", "run without CAP_SYS_ADMIN where possible")

@@ -691,11 +691,14 @@ fn check_apparmor_stacking() -> bool {
     false
 }
 
-/// Network locking with nftables needs a libnftables-backed implementation
-/// we don't have; the iptables method is the one available.
+/// Network locking with nftables: `nft` runs and the kernel takes the
+/// lock's table with its concatenated sets (a dry run, nothing applied).
 fn check_network_lock_nftables() -> bool {
-    tracing::warn!("Nftables based locking requires libnftables and set concatenations support");
-    false
+    let ok = crate::net::lock::nftables_usable();
+    if !ok {
+        tracing::warn!("Nftables based locking requires nft and set concatenations support");
+    }
+    ok
 }
 
 fn check_sockopt_buf_lock() -> bool {

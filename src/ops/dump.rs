@@ -17,6 +17,7 @@ use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
 use crate::images::pb::{FdinfoEntry, SeccompEntry};
 use crate::images::{inventory, ImageDir};
+use crate::net::lock::NetLock;
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
 use crate::task::images::TaskImages;
@@ -34,6 +35,8 @@ pub enum Stage {
     Files = 5,
     Core = 6,
     Write = 7,
+    /// After the network lock is taken (the failure must release it).
+    Locked = 8,
 }
 
 /// `CRIU_FAULT=N`: fail the dump on purpose at stage N (tests of the
@@ -121,9 +124,11 @@ fn collect(
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry, run_id: &str) -> Result<()> {
     inject_fault(Stage::Write)?;
-    inventory::write(dir, &inventory::new(ns::root_ids(), inventory::run_id()))?;
+    let mut inv = inventory::new(ns::root_ids(), run_id.to_string());
+    inv.network_lock_method = sh.fds.state.get::<NetLock>().map(|l| l.method().inventory());
+    inventory::write(dir, &inv)?;
     task::images::write_pstree(dir, tasks, collected)?;
     for t in tasks.iter().filter(|t| t.zombie()) {
         task::images::write_zombie(dir, t)?;
@@ -137,12 +142,26 @@ fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &S
     task::images::write_one(dir, "seccomp.img", kinds::seccomp(), seccomp)
 }
 
+/// Release the network lock the dump took, if any (failures are logged:
+/// the tasks go on either way).
+fn unlock(sh: &mut Shared) {
+    info!("Unlock network");
+    let lock = sh.fds.state.get_mut::<NetLock>();
+    if lock.taken()
+        && let Err(e) = lock.unlock()
+    {
+        tracing::error!("{e:#}");
+    }
+}
+
 /// Run `criu dump`.
 pub fn run(opts: &Opts) -> Result<i32> {
     let pid = opts.tree_id.context("dump needs -t PID")?;
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     info!("Dumping processes (pid: {pid})");
     crate::ops::cpuinfo::dump_if_asked(opts, &dir)?;
+    let lock_method = crate::net::lock::Method::from_opt(opts.network_lock.as_deref())?;
+    info!("Network lock method: {}", lock_method.name());
     crate::scripts::run(crate::scripts::Action::PreDump, opts, Some(&dir), Some(pid))?;
     inject_fault(Stage::Collect)?;
     freeze::precheck(pid)?;
@@ -166,6 +185,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         freeze::release_all(tasks);
         e.context(what.clone())
     };
+    // As CRIU: the tree is in criu's net namespace, so the lock is taken
+    // connection by connection as the sockets are dumped (no script).
+    info!("Lock network");
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
     let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
         Ok(t) => t,
@@ -187,6 +209,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.fds.file_locks = opts.handle_file_locks;
     sh.fds.tcp_close = opts.tcp_close;
     crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok);
+    // The network lock: each connection dumped with its state is locked
+    // (by the socket dump, or below once all are found) until the
+    // restore; the nftables table is named by this dump's run id.
+    let run_id = inventory::run_id();
+    *sh.fds.state.get_mut::<NetLock>() = NetLock::new(lock_method, &run_id);
     crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
@@ -208,6 +235,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
             c.ids.files_id = files_ids[nth];
             collected.push(c);
         }
+        let conns = crate::net::lock::connections(sh.files.entries(), opts.tcp_close);
+        sh.fds.state.get_mut::<NetLock>().lock_all(&conns)?;
+        inject_fault(Stage::Locked)?;
         // Tasks sharing their fs info (CLONE_FS) share its id.
         let ppid = |p: i32| tasks.iter().find(|t| t.pid == p).map_or(0, |t| t.ppid);
         let mut fs: Vec<_> = collected.iter_mut().map(|c| (c.pid, ppid(c.pid), &mut c.ids)).collect();
@@ -230,17 +260,23 @@ pub fn run(opts: &Opts) -> Result<i32> {
         timens.read_clocks()?;
         // Seccomp filters: seccomp.img, and each filtered thread's core.
         let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
-        write_images(&dir, &tasks, &collected, &sh, &seccomp)?;
+        write_images(&dir, &tasks, &collected, &sh, &seccomp, &run_id)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
     if let Err(e) = result {
-        // Leave every task exactly as it was.
+        // Leave every task exactly as it was, its connections unlocked.
+        unlock(&mut sh);
         return Err(failed(tasks, e));
     }
     // Connections of a tree that does not run on stay in repair mode (as
     // CRIU: a dead tree's close silently).
     crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
+    // Tasks that run on need their connections (CRIU keeps the lock only
+    // for tasks that die or stay stopped: the restore releases it).
+    if opts.final_state == crate::opts::FinalState::Alive {
+        unlock(&mut sh);
+    }
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

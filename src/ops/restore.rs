@@ -127,6 +127,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
     let tree = load(&dir, opts)?;
     let pid = tree.root().pid;
+    let inv = crate::images::inventory::read(&dir)?;
+    let lock_method = crate::net::lock::Method::from_inventory(inv.network_lock_method)?;
+    // After post-restore, before pre-resume (as CRIU): what the dump
+    // locked is let go once every connection is back.
+    let unlock = || {
+        info!("Unlock network ({})", lock_method.name());
+        crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
+    };
     let mut rs = fork_root(&tree, &dir, opts)?;
     let root = rs.root;
 
@@ -143,6 +151,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         // Everything is in place and no task has run yet: a failing
         // script here undoes the restore.
         for action in [crate::scripts::Action::PostRestore, crate::scripts::Action::PreResume] {
+            if action == crate::scripts::Action::PreResume {
+                unlock();
+            }
             if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
                 rs.kill_all();
                 return Err(e.context(format!("restore aborted at {action}; {what}")));
@@ -160,6 +171,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             rs.kill_all();
             return Err(e.context(format!("restore aborted at post-restore; {what}")));
         }
+        unlock();
         crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
     }
     drop(rs);

@@ -69,6 +69,10 @@ impl FdKind for InetSk {
             if e.shutdown.is_some() {
                 anyhow::bail!("{who} is shut down in one direction: half-closed connections are not supported yet");
             }
+            // Locked before it is read (as CRIU): no packet reaches it until the restore.
+            if let Some(c) = crate::net::lock::Conn::of(&e) {
+                cx.fds.state.get_mut::<crate::net::lock::NetLock>().lock(&c).with_context(|| format!("locking {who}"))?;
+            }
             let paused = cx.fds.state.get_mut::<tcp_repair::Paused>();
             let fd = paused.pause(ours).with_context(|| format!("TCP_REPAIR on {who}"))?;
             let s = tcp_repair::save(fd, &who)?;
