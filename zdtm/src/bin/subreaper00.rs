@@ -100,6 +100,10 @@ fn main() {
     // A1: fork G1, leave.
     let a1 = fork();
     if a1 == 0 {
+        // G1 is born with SIGTERM at its default: the runner may look at
+        // it as soon as A1 has reported it, before G1 runs at all.
+        // SAFETY: resetting a disposition.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
         let g = fork();
         if g == 0 {
             grandchild();
