@@ -384,28 +384,27 @@ impl Tree {
         Ok(())
     }
 
-    /// A pid for a helper that stands for no task of the images, as CRIU
-    /// picks it: walking the tree's pids (threads and helpers included)
-    /// up from the lowest, the one after the first that is not followed by
-    /// its successor (or, taken here, the next free one).
+    /// A pid for a helper that stands for no task of the images. CRIU
+    /// takes the one just after the tree's pids; but that is where the
+    /// kernel hands out the next pids too (the tree was just made, or just
+    /// restored), so another process could take it before the helper is
+    /// forked. The helper leaves no trace, so any free pid does: the first
+    /// free one half the pid space away from the last pid handed out.
     fn free_pid(&self) -> Result<i32> {
-        let mut pids: Vec<i32> = self
+        let pids: std::collections::HashSet<i32> = self
             .nodes
             .iter()
             .flat_map(|n| std::iter::once(n.pid).chain(n.alive().into_iter().flat_map(|t| t.threads.iter().map(|(tid, _)| *tid))))
             .collect();
-        pids.sort_unstable();
-        pids.dedup();
-        let criu = pids
-            .windows(2)
-            .find(|w| w[1] > w[0] + 1)
-            .map_or(pids.last().copied(), |w| Some(w[0]))
-            .and_then(|p| p.checked_add(1))
-            .context("no free pid for a helper task")?;
-        // The helper leaves no trace: when another process has CRIU's pick
-        // here, the next free one does as well.
-        (criu..i32::MAX)
-            .find(|p| pids.binary_search(p).is_err() && !std::path::Path::new(&format!("/proc/{p}")).exists())
+        let read = |f: &str| std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<i32>().ok());
+        let max = read("/proc/sys/kernel/pid_max").unwrap_or(32768);
+        let last = read("/proc/sys/kernel/ns_last_pid").unwrap_or(0);
+        // Pids below 300 are handed out only once, at boot.
+        let (low, span) = (300, max - 300);
+        anyhow::ensure!(span > 0, "no free pid for a helper task (pid_max is {max})");
+        (0..span)
+            .map(|k| low + ((last - low).rem_euclid(span) + span / 2 + k) % span)
+            .find(|p| !pids.contains(p) && !std::path::Path::new(&format!("/proc/{p}")).exists())
             .context("no free pid for a helper task")
     }
 
