@@ -208,7 +208,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
     sh.fds.tcp_close = opts.tcp_close;
-    crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok);
+    crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok, opts.tcp_skip_in_flight);
     // The network lock: each connection dumped with its state is locked
     // (by the socket dump, or below once all are found) until the
     // restore; the nftables table is named by this dump's run id.

@@ -125,3 +125,219 @@ pub fn fill_bytes(fd: i32, b: &[u8]) {
         off += r as usize;
     }
 }
+
+/// TCP states as TCP_INFO gives them.
+pub const ESTABLISHED: u8 = 1;
+pub const FIN_WAIT2: u8 = 5;
+pub const CLOSE_WAIT: u8 = 8;
+
+/// The TCP state of `fd` (TCP_INFO's first byte); 0 if it can't be read.
+pub fn state(fd: i32) -> u8 {
+    let mut info = [0u8; 8];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into our buffer.
+    let r = unsafe { libc::getsockopt(fd, libc::SOL_TCP, libc::TCP_INFO, info.as_mut_ptr().cast(), &mut len) };
+    if r != 0 {
+        return 0;
+    }
+    info[0]
+}
+
+/// Wait up to 5 s for `fd` to be in TCP state `want`.
+pub fn wait_state(fd: i32, want: u8) -> bool {
+    for _ in 0..500 {
+        if state(fd) == want {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    false
+}
+
+/// shutdown(fd, SHUT_WR).
+pub fn shut_wr(fd: i32) {
+    // SAFETY: plain syscall on our socket.
+    if unsafe { libc::shutdown(fd, libc::SHUT_WR) } != 0 {
+        crate::fail(&format!("shutdown(SHUT_WR): {}", crate::last_err()));
+    }
+}
+
+/// Whether the next read of `fd` gives end of file (waiting up to 10 s).
+pub fn at_eof(fd: i32) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut b = [0u8; 1];
+    // SAFETY: one local pollfd; a one-byte read into our buffer.
+    unsafe { libc::poll(&mut p, 1, 10_000) == 1 && libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) == 0 }
+}
+
+/// One direction pair of a connection under steady traffic: bytes of
+/// pattern `out` sent in order, bytes of pattern `inp` received and
+/// checked in order, each byte counted once.
+pub struct Flow {
+    pub fd: i32,
+    out: u8,
+    inp: u8,
+    pub sent: usize,
+    pub got: usize,
+    /// The first received byte that broke the pattern (its index).
+    pub bad: Option<usize>,
+    /// What ended the flow early: end of file or an error.
+    pub broken: Option<String>,
+}
+
+impl Flow {
+    pub fn new(fd: i32, out: u8, inp: u8) -> Flow {
+        // SAFETY: plain fcntl on our socket.
+        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+        Flow { fd, out, inp, sent: 0, got: 0, bad: None, broken: None }
+    }
+
+    /// Send up to `max` more bytes (without blocking).
+    pub fn send(&mut self, max: usize) {
+        let chunk: Vec<u8> = (self.sent..self.sent + max).map(|i| pattern(self.out, i)).collect();
+        // SAFETY: sending from our buffer.
+        let r = unsafe { libc::send(self.fd, chunk.as_ptr().cast(), chunk.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        if r > 0 {
+            self.sent += r as usize;
+        } else if r < 0 {
+            let e = crate::last_err();
+            if e.raw_os_error() != Some(libc::EAGAIN) && self.broken.is_none() {
+                self.broken = Some(format!("send after {} bytes: {e}", self.sent));
+            }
+        }
+    }
+
+    /// Take in what is queued (without blocking), checking it.
+    pub fn recv(&mut self) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: receiving into our buffer.
+            let r = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if r == 0 {
+                if self.broken.is_none() {
+                    self.broken = Some(format!("end of file after {} bytes", self.got));
+                }
+                return;
+            }
+            if r < 0 {
+                let e = crate::last_err();
+                if e.raw_os_error() != Some(libc::EAGAIN) && self.broken.is_none() {
+                    self.broken = Some(format!("recv after {} bytes: {e}", self.got));
+                }
+                return;
+            }
+            let n = r as usize;
+            if self.bad.is_none() {
+                if let Some(at) = mismatch(&buf[..n], self.inp, self.got) {
+                    self.bad = Some(self.got + at);
+                }
+            }
+            self.got += n;
+        }
+    }
+
+    /// One round: wait up to `ms` for the socket, send a chunk of `chunk`
+    /// bytes and take in what came.
+    pub fn step(&mut self, ms: i32, chunk: usize) {
+        let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+        // SAFETY: one local pollfd.
+        unsafe { libc::poll(&mut p, 1, ms) };
+        if chunk != 0 {
+            self.send(chunk);
+        }
+        self.recv();
+    }
+
+    /// Receive until `total` bytes came in all (waiting up to 20 s).
+    pub fn drain_to(&mut self, total: usize) {
+        for _ in 0..2000 {
+            if self.got >= total || self.broken.is_some() {
+                return;
+            }
+            self.step(10, 0);
+        }
+    }
+
+    /// What went wrong, if anything, with `want` bytes to have come in.
+    pub fn verdict(&self, want: usize) -> Option<String> {
+        if let Some(b) = &self.broken {
+            return Some(b.clone());
+        }
+        if let Some(at) = self.bad {
+            return Some(format!("byte {at} of the stream is wrong (lost or duplicated bytes)"));
+        }
+        (self.got != want).then(|| format!("{} bytes came where {want} were sent", self.got))
+    }
+}
+
+/// Bytes each side sends per round under traffic, and the round's wait.
+pub const TRAFFIC_CHUNK: usize = 8192;
+const TRAFFIC_MS: i32 = 5;
+
+/// The peer outside the tree under traffic (tcp05, tcp06): sends pattern
+/// `out` and checks pattern `inp` on `fd` until the test sends "stop S"
+/// on datagram socket `ctl`; then it stops sending, takes in the test's S
+/// bytes and answers "SENT VERDICT" to the test's datagram socket `reply`.
+pub fn peer_traffic(fd: i32, ctl: i32, reply: &[u8], out: u8, inp: u8) -> ! {
+    let mut f = Flow::new(fd, out, inp);
+    loop {
+        f.step(TRAFFIC_MS, TRAFFIC_CHUNK);
+        let Some(m) = crate::unixsk::recv(ctl) else { continue };
+        let want: usize = String::from_utf8_lossy(m.strip_prefix(b"stop ").unwrap_or(b"")).parse().unwrap_or(0);
+        f.drain_to(want);
+        let v = f.verdict(want).unwrap_or_else(|| "ok".into());
+        crate::unixsk::send_to(ctl, format!("{} {v}", f.sent).as_bytes(), reply);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        // SAFETY: leaving the peer process.
+        unsafe { libc::_exit(0) }
+    }
+}
+
+/// The test's side under traffic: every flow sends and receives until
+/// the runner's signal (dumps and restores happen meanwhile). Sabotaged,
+/// one byte is taken from the first flow's socket behind its back.
+pub fn traffic_until_signal(flows: &mut [Flow]) {
+    crate::test_daemon();
+    while crate::test_go() {
+        for f in flows.iter_mut() {
+            f.step(TRAFFIC_MS, TRAFFIC_CHUNK);
+        }
+    }
+    crate::after_signal();
+    if crate::sabotaged() {
+        let fd = flows[0].fd;
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one local pollfd.
+        unsafe { libc::poll(&mut p, 1, 5000) };
+        crate::read_some(fd, 1);
+    }
+}
+
+/// The end of a flow with an outside peer: "stop SENT" to the peer's
+/// datagram socket `ctl_name`, its answer on ours (`reply_name`), the
+/// peer's bytes taken in; checks counts and order both ways.
+pub fn finish_with_peer(f: &mut Flow, ctl_name: &[u8], reply_name: &[u8], ck: &mut crate::Checks) {
+    let v = crate::unixsk::socket(libc::SOCK_DGRAM);
+    crate::unixsk::bind(v, reply_name);
+    let go = crate::unixsk::socket(libc::SOCK_DGRAM);
+    crate::unixsk::send_to(go, format!("stop {}", f.sent).as_bytes(), ctl_name);
+    let mut answer = None;
+    for _ in 0..3000 {
+        f.step(10, 0);
+        if let Some(a) = crate::unixsk::recv(v) {
+            answer = Some(String::from_utf8_lossy(&a).to_string());
+            break;
+        }
+    }
+    let Some(answer) = answer else {
+        ck.check(false, || "the outside peer never answered".into());
+        return;
+    };
+    let (sent, verdict) = answer.split_once(' ').unwrap_or((&answer, ""));
+    let sent: usize = sent.parse().unwrap_or(0);
+    ck.eq("the outside peer's verdict on the test's bytes", verdict.to_string(), "ok".to_string());
+    f.drain_to(sent);
+    ck.eq("the test's verdict on the outside peer's bytes", f.verdict(sent), None);
+    ck.check(f.sent > 0 && sent > 0, || format!("no traffic: {} bytes sent, {sent} received", f.sent));
+    crate::log_line(&format!("{} bytes sent, {sent} received", f.sent));
+}
