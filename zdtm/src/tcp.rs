@@ -186,9 +186,17 @@ pub struct Flow {
 }
 
 impl Flow {
+    /// Buffer sizes are set (so the kernel does not tune them on its
+    /// own) and the socket made non-blocking.
     pub fn new(fd: i32, out: u8, inp: u8) -> Flow {
-        // SAFETY: plain fcntl on our socket.
-        unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+        let buf: libc::c_int = 64 << 10;
+        // SAFETY: plain fcntl and setsockopt on our socket with a local int.
+        unsafe {
+            libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
+            for o in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+                libc::setsockopt(fd, libc::SOL_SOCKET, o, (&buf as *const libc::c_int).cast(), 4);
+            }
+        }
         Flow { fd, out, inp, sent: 0, got: 0, bad: None, broken: None }
     }
 
@@ -239,7 +247,8 @@ impl Flow {
     /// One round: wait up to `ms` for the socket, send a chunk of `chunk`
     /// bytes and take in what came.
     pub fn step(&mut self, ms: i32, chunk: usize) {
-        let mut p = libc::pollfd { fd: self.fd, events: libc::POLLIN | libc::POLLOUT, revents: 0 };
+        let events = if chunk != 0 { libc::POLLIN | libc::POLLOUT } else { libc::POLLIN };
+        let mut p = libc::pollfd { fd: self.fd, events, revents: 0 };
         // SAFETY: one local pollfd.
         unsafe { libc::poll(&mut p, 1, ms) };
         if chunk != 0 {
@@ -270,19 +279,40 @@ impl Flow {
     }
 }
 
-/// Bytes each side sends per round under traffic, and the round's wait.
+/// Bytes each side sends per round under traffic, and the round's length.
 pub const TRAFFIC_CHUNK: usize = 8192;
-const TRAFFIC_MS: i32 = 5;
+const TRAFFIC_MS: u64 = 5;
+
+/// One round of traffic on `flows`: what comes in is taken at once (the
+/// receive queues stay empty but for a moment, as the runner's /proc
+/// compare looks at them), and every `TRAFFIC_MS` each flow sends a chunk.
+pub fn pump(flows: &mut [Flow], last: &mut std::time::Instant) {
+    let mut p: Vec<libc::pollfd> = flows.iter().map(|f| libc::pollfd { fd: f.fd, events: libc::POLLIN, revents: 0 }).collect();
+    let left = std::time::Duration::from_millis(TRAFFIC_MS).saturating_sub(last.elapsed());
+    // SAFETY: our pollfd array, its length.
+    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, left.as_millis() as i32) };
+    for f in flows.iter_mut() {
+        f.recv();
+    }
+    if last.elapsed() >= std::time::Duration::from_millis(TRAFFIC_MS) {
+        *last = std::time::Instant::now();
+        for f in flows.iter_mut() {
+            f.send(TRAFFIC_CHUNK);
+        }
+    }
+}
 
 /// The peer outside the tree under traffic (tcp05, tcp06): sends pattern
 /// `out` and checks pattern `inp` on `fd` until the test sends "stop S"
 /// on datagram socket `ctl`; then it stops sending, takes in the test's S
 /// bytes and answers "SENT VERDICT" to the test's datagram socket `reply`.
 pub fn peer_traffic(fd: i32, ctl: i32, reply: &[u8], out: u8, inp: u8) -> ! {
-    let mut f = Flow::new(fd, out, inp);
+    let mut f = [Flow::new(fd, out, inp)];
+    let mut last = std::time::Instant::now();
     loop {
-        f.step(TRAFFIC_MS, TRAFFIC_CHUNK);
+        pump(&mut f, &mut last);
         let Some(m) = crate::unixsk::recv(ctl) else { continue };
+        let f = &mut f[0];
         let want: usize = String::from_utf8_lossy(m.strip_prefix(b"stop ").unwrap_or(b"")).parse().unwrap_or(0);
         f.drain_to(want);
         let v = f.verdict(want).unwrap_or_else(|| "ok".into());
@@ -297,11 +327,14 @@ pub fn peer_traffic(fd: i32, ctl: i32, reply: &[u8], out: u8, inp: u8) -> ! {
 /// the runner's signal (dumps and restores happen meanwhile). Sabotaged,
 /// one byte is taken from the first flow's socket behind its back.
 pub fn traffic_until_signal(flows: &mut [Flow]) {
+    let mut last = std::time::Instant::now();
+    // Under way, with what came so far taken in, before the runner looks.
+    for _ in 0..20 {
+        pump(flows, &mut last);
+    }
     crate::test_daemon();
     while crate::test_go() {
-        for f in flows.iter_mut() {
-            f.step(TRAFFIC_MS, TRAFFIC_CHUNK);
-        }
+        pump(flows, &mut last);
     }
     crate::after_signal();
     if crate::sabotaged() {

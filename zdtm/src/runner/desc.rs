@@ -1,5 +1,5 @@
 //! The test list: `tests.desc`'s lines (a test's name and its flags
-//! `suid`, `noauto`, `crfail`, `excl`, `opts: --OPTION ...`,
+//! `suid`, `noauto`, `crfail`, `excl`, `traffic`, `opts: --OPTION ...`,
 //! `criu42-fail[(SIDE)]: REASON`) parsed into `TestDesc`s.
 
 use super::interop;
@@ -11,6 +11,10 @@ pub struct TestDesc {
     pub noauto: bool,
     pub crfail: bool,
     pub excl: bool,
+    /// `traffic`: its sockets carry data without pause, so the queued
+    /// bytes the /proc compare reads (SIOCINQ) differ from one moment to
+    /// the next; the program counts and checks every byte itself.
+    pub traffic: bool,
     /// `opts: --OPTION ...` (as CRIU's zdtm desc `opts`): criu options the
     /// test's state needs (`--file-locks`), given to every dump, pre-dump
     /// and restore of it, whichever criu runs them.
@@ -46,6 +50,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             noauto: false,
             crfail: false,
             excl: false,
+            traffic: false,
             opts: Vec::new(),
             criu42_fail,
         };
@@ -68,6 +73,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
                 "noauto" => d.noauto = true,
                 "crfail" => d.crfail = true,
                 "excl" => d.excl = true,
+                "traffic" => d.traffic = true,
                 _ => return Err(format!("tests.desc:{}: unknown flag {f:?}", n + 1)),
             }
         }
