@@ -235,10 +235,10 @@ impl Flow {
                 return;
             }
             let n = r as usize;
-            if self.bad.is_none() {
-                if let Some(at) = mismatch(&buf[..n], self.inp, self.got) {
-                    self.bad = Some(self.got + at);
-                }
+            if self.bad.is_none()
+                && let Some(at) = mismatch(&buf[..n], self.inp, self.got)
+            {
+                self.bad = Some(self.got + at);
             }
             self.got += n;
         }

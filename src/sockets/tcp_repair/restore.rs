@@ -24,7 +24,7 @@ pub fn restore(fd: BorrowedFd<'_>, s: &Stream, state: u32, src: &SocketAddr, dst
         bail!("{who}: TCP state {} can't be restored", crate::sockets::inet::state_name(state));
     }
     let mstate = state_bit(state);
-    let mut e = s.entry.clone();
+    let mut e = s.entry;
     // The sequence numbers count the FINs; the queues do not hold them.
     if mstate & (RCVQ_FIRST_FIN | RCVQ_SECOND_FIN) != 0 {
         e.inq_seq = e.inq_seq.wrapping_sub(1);
