@@ -128,8 +128,11 @@ pub fn fill_bytes(fd: i32, b: &[u8]) {
 
 /// TCP states as TCP_INFO gives them.
 pub const ESTABLISHED: u8 = 1;
+pub const FIN_WAIT1: u8 = 4;
 pub const FIN_WAIT2: u8 = 5;
 pub const CLOSE_WAIT: u8 = 8;
+pub const LAST_ACK: u8 = 9;
+pub const CLOSING: u8 = 11;
 
 /// The TCP state of `fd` (TCP_INFO's first byte); 0 if it can't be read.
 pub fn state(fd: i32) -> u8 {
