@@ -220,10 +220,15 @@ impl Flow {
 
     /// Take in what is queued (without blocking), checking it.
     pub fn recv(&mut self) {
+        self.recv_at_most(usize::MAX);
+    }
+
+    /// Take in at most `max` of the bytes queued (without blocking).
+    pub fn recv_at_most(&mut self, mut max: usize) {
         let mut buf = vec![0u8; 65536];
-        loop {
-            // SAFETY: receiving into our buffer.
-            let r = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        while max > 0 {
+            // SAFETY: receiving into our buffer, at most its length.
+            let r = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len().min(max), libc::MSG_DONTWAIT) };
             if r == 0 {
                 if self.broken.is_none() {
                     self.broken = Some(format!("end of file after {} bytes", self.got));
@@ -238,6 +243,7 @@ impl Flow {
                 return;
             }
             let n = r as usize;
+            max -= n;
             if self.bad.is_none()
                 && let Some(at) = mismatch(&buf[..n], self.inp, self.got)
             {
@@ -286,21 +292,17 @@ impl Flow {
 pub const TRAFFIC_CHUNK: usize = 8192;
 const TRAFFIC_MS: u64 = 5;
 
-/// One round of traffic on `flows`: what comes in is taken at once (the
-/// receive queues stay empty but for a moment, as the runner's /proc
-/// compare looks at them), and every `TRAFFIC_MS` each flow sends a chunk.
+/// One round of traffic on `flows`: every `TRAFFIC_MS` each flow sends a
+/// chunk and takes in half a chunk of what came, so that both queues of
+/// every connection stay full (the window closes, the sender's queue
+/// holds sent and unsent bytes) whenever a dump comes.
 pub fn pump(flows: &mut [Flow], last: &mut std::time::Instant) {
-    let mut p: Vec<libc::pollfd> = flows.iter().map(|f| libc::pollfd { fd: f.fd, events: libc::POLLIN, revents: 0 }).collect();
-    let left = std::time::Duration::from_millis(TRAFFIC_MS).saturating_sub(last.elapsed());
-    // SAFETY: our pollfd array, its length.
-    unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, left.as_millis() as i32) };
-    for f in flows.iter_mut() {
-        f.recv();
-    }
+    std::thread::sleep(std::time::Duration::from_millis(TRAFFIC_MS).saturating_sub(last.elapsed()));
     if last.elapsed() >= std::time::Duration::from_millis(TRAFFIC_MS) {
         *last = std::time::Instant::now();
         for f in flows.iter_mut() {
             f.send(TRAFFIC_CHUNK);
+            f.recv_at_most(TRAFFIC_CHUNK / 2);
         }
     }
 }
@@ -331,8 +333,8 @@ pub fn peer_traffic(fd: i32, ctl: i32, reply: &[u8], out: u8, inp: u8) -> ! {
 /// one byte more goes out on the first flow's socket behind its back.
 pub fn traffic_until_signal(flows: &mut [Flow]) {
     let mut last = std::time::Instant::now();
-    // Under way, with what came so far taken in, before the runner looks.
-    for _ in 0..20 {
+    // Under way, the queues filling, before the runner looks.
+    for _ in 0..40 {
         pump(flows, &mut last);
     }
     crate::test_daemon();

@@ -15,7 +15,7 @@ use std::os::fd::BorrowedFd;
 use anyhow::{bail, Context, Result};
 
 use super::*;
-use crate::sys::sockopt_raw::{connect, send, set_bytes};
+use crate::sys::sockopt_raw::{connect, get_int, send, set_bytes};
 
 /// Restore `s` on `fd` (in repair mode, bound to `src`), connected to
 /// `dst`, in TCP state `state`.
@@ -61,12 +61,24 @@ pub fn restore(fd: BorrowedFd<'_>, s: &Stream, state: u32, src: &SocketAddr, dst
     }
     fill(fd, TCP_RECV_QUEUE, &s.inq, who)?;
     let sent = (e.outq_len - unsent) as usize;
+    // The queue goes back in skbs of other sizes than the ones the
+    // kernel had built, which may take more of the send buffer: it is
+    // made room for while the queue is refilled, then set back.
+    let sndbuf = get_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).with_context(|| format!("getsockopt(SO_SNDBUF) on {who}"))?;
+    let room = |v: i32, what: &str| set_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).with_context(|| format!("setsockopt(SO_SNDBUFFORCE) on {who} {what}"));
+    if e.outq_len != 0 {
+        room(sndbuf.saturating_add(e.outq_len.saturating_mul(2).min(i32::MAX as u32) as i32), "for its send queue")?;
+    }
     fill(fd, TCP_SEND_QUEUE, &s.outq[..sent], who)?;
     if unsent != 0 {
         // Never sent: given to the stack as new data, out of repair mode.
         repair_off_quiet(fd).with_context(|| format!("leaving repair mode on {who}"))?;
         push(fd, &s.outq[sent..]).with_context(|| format!("sending the unsent bytes of {who}"))?;
         set_repair(fd, true).with_context(|| format!("repair mode on {who}"))?;
+    }
+    if e.outq_len != 0 {
+        // SO_SNDBUF answers twice what was asked (the kernel's doubling).
+        room(sndbuf / 2, "back to its size")?;
     }
     if let (Some(wl1), Some(wnd), Some(max), Some(mut rwnd), Some(mut rwup)) = (e.snd_wl1, e.snd_wnd, e.max_window, e.rcv_wnd, e.rcv_wup) {
         if mstate & (RCVQ_FIRST_FIN | RCVQ_SECOND_FIN) != 0 {
