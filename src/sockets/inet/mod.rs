@@ -67,8 +67,7 @@ impl FdKind for InetSk {
         let found = cx.fds.state.get_mut::<dump::Collected>();
         found.1 .0 = established;
         found.2 .0 = skip_in_flight;
-        let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
-        let mut e = e;
+        let mut e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
         if established && tcp_repair::carried(e.state) && e.proto == libc::IPPROTO_TCP as u32 && e.dst_port != 0 {
             let who = format!("{} (a TCP connection, inode {})", p.who(), e.ino);
             // Locked before it is read (as CRIU): no packet reaches it until the restore.
