@@ -30,7 +30,7 @@ pub fn align(n: usize) -> usize {
 /// cannot decode.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{}", .0.desc())]
+    #[error("{0}")]
     Sys(#[from] Errno),
     #[error("undecodable netlink reply of type {ty}: {msg}")]
     Decode { ty: u16, msg: String },
@@ -141,7 +141,7 @@ pub struct Netlink {
 impl Netlink {
     /// A socket of `proto` in the calling thread's network namespace.
     pub fn open(proto: SockProtocol) -> Result<Self, Errno> {
-        let sock = netlink_sys::Socket::new(proto as isize).map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        let sock = netlink_sys::Socket::new(proto as isize).map_err(|e| errno_of(&e))?;
         Ok(Self { sock, seq: 0x1000, buf: Vec::with_capacity(RECV_BUF) })
     }
 
@@ -213,10 +213,14 @@ fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> Result<T, Errno> {
     loop {
         match f() {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+            Err(e) => return Err(errno_of(&e)),
             Ok(v) => return Ok(v),
         }
     }
+}
+
+fn errno_of(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// Encode one attribute (rtattr / nlattr share the layout); a type with
