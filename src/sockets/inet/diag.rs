@@ -179,4 +179,22 @@ mod tests {
         assert_eq!(d.src[0], u32::from_ne_bytes([127, 0, 0, 1]));
         assert_eq!(d.wqlen, 128);
     }
+
+    #[test]
+    fn a_raw_request_carries_its_protocol() {
+        let msg = SockDiagMessage::InetRequest(InetRequest {
+            family: libc::AF_INET as u8,
+            protocol: libc::IPPROTO_RAW as u8,
+            extensions: ExtensionFlags::empty(),
+            states: StateFlags::from_bits_retain(u32::MAX),
+            socket_id: SocketId::new_v4(),
+        });
+        let req = InetDiag { msg, raw: libc::IPPROTO_ICMP as u8 };
+        let mut b = vec![0xaa; req.buffer_len()];
+        req.serialize(&mut b);
+        // struct inet_diag_req_raw: family, protocol, ext, raw protocol, states, id.
+        assert_eq!(b.len(), 56);
+        assert_eq!(b[..8], [libc::AF_INET as u8, 255, 0, 1, 0xff, 0xff, 0xff, 0xff]);
+        assert!(b[8..].iter().all(|&x| x == 0));
+    }
 }
