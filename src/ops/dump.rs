@@ -265,18 +265,21 @@ pub fn run(opts: &Opts) -> Result<i32> {
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
     if let Err(e) = result {
-        // Leave every task exactly as it was, its connections unlocked.
+        // Leave every task exactly as it was, its connections unlocked
+        // and out of repair mode before it runs again.
         unlock(&mut sh);
+        crate::sockets::tcp_repair::finish(&mut sh.fds.state, false);
         return Err(failed(tasks, e));
     }
-    // Connections of a tree that does not run on stay in repair mode (as
-    // CRIU: a dead tree's close silently).
-    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     // Tasks that run on need their connections (CRIU keeps the lock only
     // for tasks that die or stay stopped: the restore releases it).
     if opts.final_state == crate::opts::FinalState::Alive {
         unlock(&mut sh);
     }
+    // Connections of a tree that does not run on stay in repair mode (as
+    // CRIU: a dead tree's close silently); the others leave it before
+    // their tasks run (in repair mode a read fails with EPERM).
+    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

@@ -121,17 +121,21 @@ impl Paused {
     pub fn keep(&mut self) {
         self.keep = true;
     }
+
+    /// Take every socket paused so far out of repair mode (once).
+    pub fn resume(&mut self) {
+        for fd in std::mem::take(&mut self.held) {
+            if let Err(e) = set_repair(fd.as_fd(), false) {
+                tracing::error!("taking a TCP socket out of repair mode: {e}");
+            }
+        }
+    }
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        for fd in &self.held {
-            if let Err(e) = set_repair(fd.as_fd(), false) {
-                tracing::error!("taking a TCP socket out of repair mode: {e}");
-            }
+        if !self.keep {
+            self.resume();
         }
     }
 }
@@ -143,11 +147,15 @@ pub fn allow(st: &mut crate::files::kind::State, on: bool, skip_in_flight: bool)
     p.skip_in_flight = skip_in_flight;
 }
 
-/// The dump is over and its tasks do not run on (`stay`: dead, or left
-/// stopped for the restore): keep their sockets in repair mode.
+/// The dump is over (or failed), before its tasks are let go: if they do
+/// not run on (`stay`: dead, or left stopped for the restore) their
+/// sockets stay in repair mode; else the sockets leave it now.
 pub fn finish(st: &mut crate::files::kind::State, stay: bool) {
+    let p = st.get_mut::<Paused>();
     if stay {
-        st.get_mut::<Paused>().keep();
+        p.keep();
+    } else {
+        p.resume();
     }
 }
 
