@@ -7,6 +7,7 @@
 //!   own FIN waits; the server end in FIN_WAIT2);
 //! - LAST_ACK (the server shut down first, then the client, whose FIN
 //!   waits; the server end in FIN_WAIT2).
+//!
 //! After restore each end is in its state; each reader takes every byte
 //! in order, then end of file, and the states move on to the end.
 
