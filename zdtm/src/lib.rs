@@ -883,3 +883,5 @@ pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;
 pub mod tcp;
+/// Packet sockets (the packet tests).
+pub mod packet;

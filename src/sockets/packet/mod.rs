@@ -8,9 +8,10 @@
 //! fanout's flags (which packet_diag leaves out and CRIU 4.2 loses),
 //! getsockopt(PACKET_FANOUT). A ring the task maps is recorded as a
 //! VMA_AREA_SOCKET VMA naming the socket's file (`ring`); the restore maps
-//! the new socket's ring there. A ring's frames are not carried (CRIU 4.2
-//! does not either): frames waiting to be read, in the ring or the receive
-//! queue, are refused at dump, as are a pending error, options the record
+//! the new socket's ring there. A ring's frames and the kernel's place in
+//! it are not carried (CRIU 4.2 does not either): a ring is carried only
+//! while unused, and frames waiting in the receive queue are refused at
+//! dump, as are a pending error, options the record
 //! has no place for (PACKET_QDISC_BYPASS, TX_HAS_OFF, IGNORE_OUTGOING, a
 //! virtio header size other than PACKET_VNET_HDR's), a fanout group that
 //! steers through a BPF program, a socket whose interface is down, and
@@ -163,6 +164,7 @@ fn entry(fd: BorrowedFd<'_>, id: u32, file_flags: u32, d: &diag::Diag, who: &str
     if !spkt {
         check_options(fd, who)?;
     }
+    ring::check_unused(fd, d, who)?;
     Ok(PacketSockEntry {
         id,
         r#type: d.ty,

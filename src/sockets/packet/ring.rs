@@ -5,9 +5,20 @@
 //! the task's fds (CRIU 4.2 restores a ring only through an fd of the
 //! mapping task), and a mapping of part of a ring (the kernel maps a
 //! ring only whole, from offset 0).
+//!
+//! A ring is carried only while no frame of it was used: the kernel's
+//! place in a ring (the frame it fills or sends next) can't be read or
+//! set, and a restore (ours or CRIU 4.2's) makes the ring anew, empty, at
+//! its first frame. So the dump reads the ring's frame (or, for a v3 rx
+//! ring, block) headers through a mapping of its own and refuses a ring
+//! whose headers are not as the kernel made them.
 
-use anyhow::{bail, Result};
+use std::os::fd::BorrowedFd;
+use std::os::unix::fs::FileExt;
 
+use anyhow::{bail, Context, Result};
+
+use super::diag::{Diag, Ring};
 use super::Dumped;
 use crate::files::kind::State;
 use crate::images::pb::{FdinfoEntry, MmEntry};
@@ -34,6 +45,69 @@ pub fn link_maps(pid: i32, mm: &mut MmEntry, fdinfo: &[FdinfoEntry], st: &State)
             );
         }
         v.shmid = u64::from(id);
+    }
+    Ok(())
+}
+
+const TPACKET_V3: u32 = 2;
+/// The header bytes read of each frame (every version's status and
+/// lengths lie in them).
+const HDR: usize = 32;
+
+/// Where a used frame or block was found: (ring, index).
+fn first_used(mem: &std::fs::File, base: u64, r: &Ring, v3_blocks: bool) -> Result<Option<usize>> {
+    let mut h = [0u8; HDR];
+    if v3_blocks {
+        for b in 0..r.block_nr as u64 {
+            mem.read_exact_at(&mut h, base + b * u64::from(r.block_size)).context("reading a ring block header")?;
+            let word = |at: usize| u32::from_ne_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+            let seq = u64::from_ne_bytes(h[24..32].try_into().unwrap_or([0; 8]));
+            // A fresh ring: block 0 open (sequence number 1), no block
+            // handed to the user or holding a frame.
+            let fresh_seq = u64::from(b == 0);
+            if word(8) != 0 || word(12) != 0 || seq != fresh_seq {
+                return Ok(Some(b as usize));
+            }
+        }
+        return Ok(None);
+    }
+    let per_block = (r.block_size / r.frame_size.max(1)).max(1);
+    for i in 0..r.frame_nr {
+        let at = u64::from(i / per_block) * u64::from(r.block_size) + u64::from(i % per_block) * u64::from(r.frame_size);
+        mem.read_exact_at(&mut h, base + at).context("reading a ring frame header")?;
+        if h.iter().any(|&b| b != 0) {
+            return Ok(Some(i as usize));
+        }
+    }
+    Ok(None)
+}
+
+/// Refuse the rings of packet socket `fd` (`d`) once used (see above).
+pub fn check_unused(fd: BorrowedFd<'_>, d: &Diag, who: &str) -> Result<()> {
+    let (rx, tx) = (d.rx.unwrap_or_default(), d.tx.unwrap_or_default());
+    let total = rx.bytes() + tx.bytes();
+    if total == 0 {
+        return Ok(());
+    }
+    let at = crate::sys::mm::map(0, total, libc::PROT_READ, libc::MAP_SHARED, Some(fd), 0)
+        .with_context(|| format!("mapping the rings of {who} to read them"))?;
+    let found = (|| -> Result<Vec<(&str, usize)>> {
+        let mem = std::fs::File::open("/proc/self/mem").context("/proc/self/mem")?;
+        let mut out = Vec::new();
+        if d.rx.is_some() && let Some(i) = first_used(&mem, at, &rx, d.version == TPACKET_V3)? {
+            out.push(("rx", i));
+        }
+        if d.tx.is_some() && let Some(i) = first_used(&mem, at + rx.bytes(), &tx, false)? {
+            out.push(("tx", i));
+        }
+        Ok(out)
+    })();
+    crate::sys::mm::unmap(at, total).with_context(|| format!("unmapping the rings of {who}"))?;
+    if let Some((ring, i)) = found.with_context(|| who.to_string())?.first() {
+        let unit = if *ring == "rx" && d.version == TPACKET_V3 { "block" } else { "frame" };
+        bail!(
+            "{who}: its {ring} ring was used ({unit} {i} is not as the kernel made it): the kernel's place in a ring and its frames can't be carried, only a ring not used yet (a restore makes it anew, empty)"
+        );
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::sys::sockopt_raw as raw;
 /// one per test so parallel tests never see each other's frames.
 const P_TRIP: u16 = 0x88b5;
 const P_REFUSE: u16 = 0x88b6;
+const P_RING: u16 = 0x88bb;
 
 fn lo() -> i32 {
     std::fs::read_to_string("/sys/class/net/lo/ifindex").expect("lo's index").trim().parse().expect("an index")
@@ -47,7 +48,7 @@ fn mreq(fd: &OwnedFd, ty: u16, addr: &[u8]) {
 }
 
 fn ring(fd: &OwnedFd, name: i32, block: u32, blocks: u32, frame: u32) {
-    let req: Vec<u8> = [block, blocks, frame, block / frame * blocks].iter().flat_map(|v| v.to_ne_bytes()).collect();
+    let req: Vec<u8> = [block, blocks, frame, block / frame * blocks, 0, 0, 0].iter().flat_map(|v| v.to_ne_bytes()).collect();
     raw::set_bytes(fd.as_fd(), libc::SOL_PACKET, name, &req).unwrap();
 }
 
@@ -166,4 +167,42 @@ fn refusals_name_the_socket() {
     set(&b, opt::QDISC_BYPASS, 1);
     let e = refusal(&b);
     assert!(e.contains("PACKET_QDISC_BYPASS"), "{e}");
+}
+
+/// Rings of each version are carried while unused, refused once the
+/// kernel filled a frame (even one handed back: its place moved on).
+#[test]
+fn rings_carried_only_unused() {
+    let tx_sock = bound(libc::SOCK_RAW, P_RING);
+    for version in [0, 1, 2] {
+        let g = bound(libc::SOCK_RAW, P_RING);
+        set(&g, opt::VERSION, version);
+        ring(&g, opt::RX_RING, 8192, 2, 2048);
+        ring(&g, opt::TX_RING, 4096, 1, 2048);
+        let fresh = crate::files::round_trip::dump(&[g.as_raw_fd()]);
+        let e = fresh.entries[0].psk.clone().unwrap();
+        assert_eq!((e.version, e.rx_ring.map(|r| r.block_nr), e.tx_ring.map(|r| r.frame_nr)), (version as u32, Some(2), Some(2)));
+        raw::send(tx_sock.as_fd(), &frame(P_RING, b"ring"), 0).unwrap();
+        let mut ok = false;
+        for _ in 0..100 {
+            if raw::poll_now(g.as_fd(), libc::POLLIN).unwrap() & libc::POLLIN != 0 {
+                ok = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(ok, "v{} ring: no frame arrived", version + 1);
+        let e = refusal(&g);
+        assert!(e.contains("waiting"), "v{}: {e}", version + 1);
+        // Handed back to the kernel (status 0: v1's is 8 bytes at the
+        // frame's start, v2's 4; v3's block status is at byte 8).
+        let at = crate::sys::mm::map(0, 8192 * 2 + 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, Some(g.as_fd()), 0).unwrap();
+        let mem = std::fs::OpenOptions::new().write(true).open("/proc/self/mem").unwrap();
+        let (off, len) = [(0, 8), (0, 4), (8, 4)][version as usize];
+        std::os::unix::fs::FileExt::write_all_at(&mem, &[0u8; 8][..len], at + off).unwrap();
+        crate::sys::mm::unmap(at, 8192 * 2 + 4096).unwrap();
+        assert_eq!(raw::poll_now(g.as_fd(), libc::POLLIN).unwrap() & libc::POLLIN, 0, "v{}: the frame was handed back", version + 1);
+        let e = refusal(&g);
+        assert!(e.contains("rx ring was used"), "v{}: {e}", version + 1);
+    }
 }
