@@ -9,6 +9,9 @@ use nix::errno::Errno;
 
 use super::ret::{check_int, Res};
 
+/// The old SOCK_PACKET type.
+const SOCK_PACKET: i32 = 10;
+
 /// bind(fd, sockaddr_ll { protocol (network order), ifindex }): protocol 0
 /// keeps the socket's own.
 pub fn bind_ll(fd: BorrowedFd<'_>, proto_be: u16, ifindex: i32) -> Res<()> {
@@ -39,8 +42,8 @@ pub fn bind_spkt(fd: BorrowedFd<'_>, name: &str) -> Res<()> {
 }
 
 /// A packet socket's own address: (interface index, protocol in network
-/// order) of a sockaddr_ll, or, for SOCK_PACKET (sockaddr_pkt), the
-/// interface name as `Err` of the pair.
+/// order) of a sockaddr_ll, or, for a SOCK_PACKET socket (sockaddr_pkt),
+/// the interface name as `Err` of the pair.
 pub fn name(fd: BorrowedFd<'_>) -> Res<Result<(i32, u16), String>> {
     // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -48,7 +51,10 @@ pub fn name(fd: BorrowedFd<'_>) -> Res<Result<(i32, u16), String>> {
     // SAFETY: the kernel writes at most `len` bytes into `ss` and the
     // address's length into `len`.
     check_int(unsafe { libc::getsockname(fd.as_raw_fd(), (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) })?;
-    if (len as usize) < std::mem::size_of::<libc::sockaddr_ll>() {
+    let (mut ty, mut tlen) = (0i32, 4 as libc::socklen_t);
+    // SAFETY: the kernel writes one int into `ty`.
+    check_int(unsafe { libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut i32).cast(), &mut tlen) })?;
+    if ty == SOCK_PACKET {
         // SAFETY: sockaddr_storage is larger than and aligned for sockaddr.
         let a: libc::sockaddr = unsafe { std::ptr::read((&ss as *const libc::sockaddr_storage).cast()) };
         let name: Vec<u8> = a.sa_data.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
