@@ -114,7 +114,7 @@ fn ring(b: &[u8]) -> Result<Ring> {
 /// packet_diag_mclist entries: index, count, type, alen, 32 address bytes.
 fn mclist(b: &[u8]) -> Result<Vec<Mc>> {
     const LEN: usize = 44;
-    if b.len() % LEN != 0 {
+    if !b.len().is_multiple_of(LEN) {
         bail!("packet_diag mclist of {} bytes", b.len());
     }
     b.chunks_exact(LEN)
