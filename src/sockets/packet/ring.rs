@@ -111,3 +111,30 @@ pub fn check_unused(fd: BorrowedFd<'_>, d: &Diag, who: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::pb::VmaEntry;
+
+    fn mm(start: u64, len: u64, pgoff: u64, ino: u64) -> MmEntry {
+        let v = VmaEntry { start, end: start + len, pgoff, shmid: ino, status: status::AREA_REGULAR | status::AREA_SOCKET, ..Default::default() };
+        MmEntry { vmas: vec![v], ..Default::default() }
+    }
+
+    #[test]
+    fn socket_vmas_get_their_file_id_or_are_refused() {
+        let mut st = State::default();
+        st.get_mut::<Dumped>().sockets.insert(77, (5, 0x6000));
+        let fds = [FdinfoEntry { id: 5, fd: 3, ..Default::default() }];
+        let mut ok = mm(0x10000, 0x6000, 0, 77);
+        link_maps(1, &mut ok, &fds, &st).unwrap();
+        assert_eq!(ok.vmas[0].shmid, 5);
+        let e = link_maps(1, &mut mm(0x10000, 0x6000, 0, 78), &fds, &st).unwrap_err().to_string();
+        assert!(e.contains("socket:[78]") && e.contains("not a packet socket"), "{e}");
+        let e = link_maps(1, &mut mm(0x10000, 0x6000, 0, 77), &[], &st).unwrap_err().to_string();
+        assert!(e.contains("holds no fd"), "{e}");
+        let e = link_maps(1, &mut mm(0x10000, 0x1000, 0x1000, 77), &fds, &st).unwrap_err().to_string();
+        assert!(e.contains("whole ring"), "{e}");
+    }
+}
