@@ -14,7 +14,7 @@
 //! dump, as are a pending error, options the record
 //! has no place for (PACKET_QDISC_BYPASS, TX_HAS_OFF, IGNORE_OUTGOING, a
 //! virtio header size other than PACKET_VNET_HDR's), a fanout group that
-//! steers through a BPF program, a socket whose interface is down, and
+//! steers through a BPF program, a socket whose interface is down or gone, and
 //! sockets of another network namespace.
 
 mod diag;
@@ -157,6 +157,9 @@ fn ring(r: &diag::Ring) -> PacketRing {
 /// lists of it.
 fn entry(fd: BorrowedFd<'_>, id: u32, file_flags: u32, d: &diag::Diag, who: &str) -> Result<PacketSockEntry> {
     check_state(fd, who)?;
+    if (d.ifindex as i32) < 0 {
+        bail!("{who} was bound to an interface that is gone: it can't be carried");
+    }
     if d.flags & diag::PDI_RUNNING == 0 && d.proto_be != 0 && d.ifindex != 0 {
         bail!("{who} is bound to interface {} but not receiving (the interface is down or gone): it can't be carried", d.ifindex);
     }
