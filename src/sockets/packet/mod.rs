@@ -168,6 +168,10 @@ fn entry(fd: BorrowedFd<'_>, id: u32, file_flags: u32, d: &diag::Diag, who: &str
         check_options(fd, who)?;
     }
     ring::check_unused(fd, d, who)?;
+    let opts = crate::sockets::opts::dump(fd).with_context(|| who.to_string())?;
+    if let Some(n) = d.filter_len.filter(|&n| n != 0 && n != opts.so_filter.len()) {
+        bail!("{who}: packet_diag lists a filter of {n} instructions, SO_GET_FILTER gave {}", opts.so_filter.len());
+    }
     Ok(PacketSockEntry {
         id,
         r#type: d.ty,
@@ -187,7 +191,7 @@ fn entry(fd: BorrowedFd<'_>, id: u32, file_flags: u32, d: &diag::Diag, who: &str
         rx_ring: d.rx.as_ref().map(ring),
         tx_ring: d.tx.as_ref().map(ring),
         ns_id: Some(crate::ns::NET_NS_ID),
-        opts: crate::sockets::opts::dump(fd).with_context(|| who.to_string())?,
+        opts,
         ..Default::default()
     })
 }
