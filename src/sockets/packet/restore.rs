@@ -9,14 +9,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
 
-use super::{opt, SOCK_PACKET};
+use super::{opt, FANOUT_UNIQUEID, SOCK_PACKET};
 use crate::images::pb::{PacketRing, PacketSockEntry};
 use crate::sys::packet as pk;
 use crate::sys::sockopt_raw::{self as raw, set_int};
-
-/// PACKET_FANOUT_FLAG_UNIQUEID in the fanout word: never passed back (the
-/// group is joined by its id).
-const FANOUT_UNIQUEID: u32 = 0x20 << 24;
 
 fn set(fd: BorrowedFd<'_>, name: i32, what: &str, val: u32, who: &str) -> Result<()> {
     set_int(fd, libc::SOL_PACKET, name, val as i32).with_context(|| format!("setsockopt({what}, {val}) on {who}"))
