@@ -883,5 +883,6 @@ pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;
 pub mod tcp;
-/// Packet sockets (the packet tests).
+/// Packet sockets (the packet tests) and their mapped rings.
 pub mod packet;
+pub mod packet_ring;

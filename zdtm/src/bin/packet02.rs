@@ -7,7 +7,8 @@
 //! ring, and finds it in the first rx frame of the first socket and in the
 //! first block of the second.
 
-use zdtm::packet::{self as pk, RingMap, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION};
+use zdtm::packet_ring::{RingMap, TP_STATUS_USER};
+use zdtm::packet::{self as pk, PACKET_RX_RING, PACKET_TX_RING, PACKET_VERSION};
 use zdtm::Checks;
 
 const ETH: u16 = 0x88b9;
@@ -61,7 +62,7 @@ fn main() {
     // v3: the first block, once retired (status USER): its first packet.
     let mut got = Err("the first block was never handed over".to_string());
     for _ in 0..200 {
-        if m3.u32_at(8) & pk::TP_STATUS_USER != 0 {
+        if m3.u32_at(8) & TP_STATUS_USER != 0 {
             let first = m3.u32_at(16) as usize;
             let (snap, mac) = (m3.u32_at(first + 12) as usize, m3.u16_at(first + 24) as usize);
             got = Ok((m3.u32_at(12), m3.bytes(first + mac, snap)));

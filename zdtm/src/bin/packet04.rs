@@ -4,7 +4,8 @@
 //! frame), so the dump must be refused by name, leaving the task running;
 //! the ring then still fills its second frame.
 
-use zdtm::packet::{self as pk, RingMap, PACKET_RX_RING, PACKET_VERSION};
+use zdtm::packet_ring::{RingMap, TP_STATUS_USER};
+use zdtm::packet::{self as pk, PACKET_RX_RING, PACKET_VERSION};
 use zdtm::Checks;
 
 const ETH: u16 = 0x88bc;
@@ -36,7 +37,7 @@ fn main() {
 
     if zdtm::sabotaged() {
         // The first frame the program's again: the kernel skips it.
-        m.set_u32(0, pk::TP_STATUS_USER);
+        m.set_u32(0, TP_STATUS_USER);
     }
     let mut ck = Checks::new();
     let second = pk::frame(ETH, b"second");
