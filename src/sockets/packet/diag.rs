@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::SockProtocol;
 
-use crate::sockets::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::sockets::netlink::{attrs, DiagRequest, Netlink, NLM_F_DUMP, NLM_F_REQUEST, SOCK_DIAG_BY_FAMILY};
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
 /// PACKET_SHOW_INFO | MCLIST | RING_CFG | FANOUT | MEMINFO | FILTER.
 const SHOW_ALL: u32 = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20;
 const DIAG_INFO: u16 = 0;
@@ -83,16 +82,10 @@ pub struct Diag {
     pub filter_len: Option<usize>,
 }
 
-fn request() -> Vec<u8> {
-    let mut req = Vec::with_capacity(20);
-    req.push(libc::AF_PACKET as u8);
-    req.push(0);
-    req.extend_from_slice(&0u16.to_ne_bytes());
-    req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
-    req.extend_from_slice(&SHOW_ALL.to_ne_bytes());
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // no cookie
-    req.extend_from_slice(&u32::MAX.to_ne_bytes());
-    req
+/// A dump of every packet socket with everything packet_diag shows (the
+/// shared [`DiagRequest`]: packet_diag_req has netlink_diag_req's layout).
+fn request() -> DiagRequest {
+    DiagRequest::dump(libc::AF_PACKET as u8, 0, SHOW_ALL)
 }
 
 fn word(b: &[u8], at: usize) -> Result<u32> {
@@ -166,7 +159,7 @@ pub fn parse(p: &[u8]) -> Result<Diag> {
 /// Every packet socket of our network namespace, by inode.
 pub fn all() -> Result<HashMap<u32, Diag>> {
     let mut nl = Netlink::open(SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
-    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &request()).context("packet_diag dump")?;
+    let msgs = nl.exchange(request().msg(), NLM_F_REQUEST | NLM_F_DUMP).context("packet_diag dump")?;
     let mut out = HashMap::new();
     for m in msgs.iter().filter(|m| m.ty == SOCK_DIAG_BY_FAMILY) {
         let d = parse(&m.payload).context("packet_diag dump")?;
