@@ -40,5 +40,11 @@ pub fn run(opts: &Opts, args: &[String]) -> Result<i32> {
     let sk = socket_fd(args.first().map(String::as_str).unwrap_or(""))?;
     let peer = peer(&sk)?;
     tracing::info!("RPC: serving pid {} on fd {}", peer.pid, sk.as_raw_fd());
+    // A `criu service` connection from a non-root user: its rights only.
+    if peer.standalone
+        && let Some(c) = crate::ops::auth::Caller::of_socket(&sk)?
+    {
+        crate::ops::auth::install(c)?;
+    }
     Ok(server::serve(opts, &sk, peer))
 }

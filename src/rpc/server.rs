@@ -21,6 +21,7 @@ use crate::cli::table::{self, Support};
 use crate::images::kind::kinds;
 use crate::images::pb::PstreeEntry;
 use crate::images::{ImageDir, ImageError, ImageReader};
+use crate::ops::auth;
 use crate::opts::Opts;
 
 /// Serve requests on `sk` until one fails, the client closes, or a request
@@ -125,6 +126,8 @@ fn errno_of(e: &anyhow::Error) -> Option<i32> {
     e.chain().find_map(|cause| {
         if let Some(r) = cause.downcast_ref::<ReqError>() {
             Some(r.errno())
+        } else if let Some(d) = cause.downcast_ref::<auth::Denied>() {
+            Some(d.errno())
         } else if let Some(n) = cause.downcast_ref::<nix::errno::Errno>() {
             Some(*n as i32)
         } else if let Some(io) = cause.downcast_ref::<std::io::Error>() {
@@ -167,6 +170,7 @@ fn feature_check(req: &CriuReq) -> Result<CriuResp> {
 
 fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Check)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
     let code = crate::ops::check::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "criu check found problems (see the log)");
     Ok(ok(CriuReqType::Check))
@@ -176,6 +180,7 @@ fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
 /// request's options.
 fn cpuinfo(base: &Opts, peer: Peer, req: &CriuReq, ty: CriuReqType) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Cpuinfo)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
     let sub = if ty == CriuReqType::CpuinfoDump { "dump" } else { "check" };
     let code = crate::ops::cpuinfo::run(&setup.opts, &[sub.to_string()])?;
     anyhow::ensure!(code == 0, "cpuinfo {sub} failed (see the log)");
@@ -184,6 +189,11 @@ fn cpuinfo(base: &Opts, peer: Peer, req: &CriuReq, ty: CriuReqType) -> Result<Cr
 
 fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Dump)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
+    if let (Some(c), Some(pid)) = (auth::caller(), setup.opts.tree_id) {
+        // Before anything touches the root task; the whole tree is checked once frozen.
+        auth::dump::check_task(c, pid, false)?;
+    }
     let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
     let code = crate::ops::dump::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "dump finished with code {code}");
@@ -192,6 +202,7 @@ fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp
 
 fn restore(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Restore)?;
+    auth::opts::check(auth::caller(), &setup.opts, true)?;
     let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
     let code = crate::ops::restore::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "restore finished with code {code}");
@@ -209,6 +220,9 @@ fn root_pid(opts: &Opts) -> Result<i32> {
 /// WAIT_PID: wait for a child of ours (a task restored without rst_sibling).
 fn wait_pid(req: &CriuReq) -> Result<CriuResp> {
     let pid = req.pid.ok_or_else(|| ReqError::Bad("WAIT_PID without a pid".into()))?;
+    if let Some(c) = auth::caller() {
+        auth::dump::check_own(c, pid as i32)?;
+    }
     let st = waitpid(Pid::from_raw(pid as i32), None).with_context(|| format!("waiting for {pid}"))?;
     let status = match st {
         WaitStatus::Exited(_, code) => code << 8,
