@@ -366,6 +366,84 @@ fn other_requests_of_a_user_run_with_its_rights() {
 }
 
 #[test]
+fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_once_frozen() {
+    let _g = serial();
+    if !python_or_skip() {
+        return;
+    }
+    let svc = Service::start();
+    let dir = svc.dir("imgs", NOBODY, 0o700);
+    // The root task is the user's; its child made itself non-dumpable.
+    let script = "import ctypes, os, time\nif os.fork() == 0:\n    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\ntime.sleep(100000)\n";
+    subreaper();
+    criu::sys::fd::cloexec_from(3).unwrap();
+    let child = Command::new("setsid")
+        .args([client_python().unwrap(), "-c", script])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir("/")
+        .spawn()
+        .unwrap();
+    let t = Target { child };
+    let pid = t.pid();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let kid = loop {
+        let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(k) = kids.split_whitespace().next().and_then(|k| k.parse::<i32>().ok())
+            && std::fs::metadata(format!("/proc/{k}/status")).is_ok_and(|m| m.uid() == 0)
+            && state(pid) == Some(('S', 0))
+        {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "the child never became non-dumpable");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
+    assert_denied(&r, &format!("dump task {kid}: it is not dumpable"));
+    assert!(errmsg(&r).contains("every task of it was left running"), "{}", errmsg(&r));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(state(pid), Some(('S', 0)));
+    assert_eq!(state(kid), Some(('S', 0)));
+    assert!(!listing(&dir).iter().any(|f| f.ends_with(".img")), "{:?}", listing(&dir));
+    kill_and_reap(kid);
+}
+
+#[test]
+fn an_executable_with_file_capabilities_is_refused_to_a_user() {
+    let _g = serial();
+    if !python_or_skip() {
+        return;
+    }
+    let has_setcap = Command::new("setcap").arg("-h").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    if !has_setcap {
+        println!("skipping: no setcap(8) here");
+        return;
+    }
+    let svc = Service::start();
+    let dir = svc.dir("imgs", NOBODY, 0o700);
+    let bin = svc.dir("bin", 0, 0o755).join("sleep");
+    std::fs::copy("/usr/bin/sleep", &bin).unwrap();
+    subreaper();
+    criu::sys::fd::cloexec_from(3).unwrap();
+    let child = Command::new("setsid").arg(&bin).arg("100000").uid(NOBODY).gid(NOBODY).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).current_dir("/").spawn().unwrap();
+    let mut t = Target { child };
+    let pid = t.pid();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
+    assert!(r.success, "{}\n{}", errmsg(&r), log_of(&dir, "dump.log"));
+    t.reap();
+    // The executable gains a capability after the dump.
+    let st = Command::new("setcap").arg("cap_net_raw+ep").arg(&bin).status().unwrap();
+    assert!(st.success(), "setcap");
+    let r = svc.ask(NOBODY, &restore_req(), &[&dir]);
+    assert_denied(&r, &format!("restore task {pid}: its executable {} has file capabilities CAP_NET_RAW", bin.display()));
+    assert!(state(pid).is_none());
+}
+
+#[test]
 fn pycriu_dumps_and_restores_through_the_service_as_root() {
     let _g = serial();
     let py = "/usr/bin/python3";

@@ -64,6 +64,17 @@ pub fn serve(base: &Opts, sk: &OwnedFd, peer: Peer) -> i32 {
     }
 }
 
+/// Answer the first request with `e` (nothing is run); returns the exit code.
+pub fn refuse(sk: &OwnedFd, e: anyhow::Error) -> i32 {
+    tracing::error!("{e:#}");
+    let ty = match wire::recv_req(sk) {
+        Ok(req) => CriuReqType::try_from(req.r#type).unwrap_or(CriuReqType::Empty),
+        Err(_) => CriuReqType::Empty,
+    };
+    let _ = wire::send_resp(sk, &fail(ty, &e));
+    1
+}
+
 /// Requests that may keep the connection open (CRIU's chk_keepopen_req).
 fn keep_open_ok(t: CriuReqType) -> bool {
     use CriuReqType::*;

@@ -1,8 +1,8 @@
 //! What a confined caller may dump: tasks it could ptrace itself. Every
 //! thread has the caller's uid as its real, effective and saved uid and
 //! the caller's gid as its real, effective and saved gid, no permitted
-//! capability the caller lacks, and the task is dumpable (/proc/PID is
-//! owned by root otherwise). Checked for the root task before anything
+//! capability the caller lacks, and the task is dumpable (the files in
+//! /proc/PID are root's otherwise). Checked for the root task before anything
 //! touches it ([`check_task`]) and for every task once the tree is frozen
 //! ([`check_tree`]: no task can change its credentials any more).
 
@@ -42,7 +42,7 @@ pub fn check_task(c: &Caller, pid: i32, zombie: bool) -> Result<()> {
         check_creds(c, pid, tid, &st)?;
     }
     if !zombie {
-        let owner = std::fs::metadata(format!("/proc/{pid}")).with_context(|| format!("stat /proc/{pid}"))?.uid();
+        let owner = std::fs::metadata(format!("/proc/{pid}/status")).with_context(|| format!("stat /proc/{pid}/status"))?.uid();
         if owner != c.uid {
             return Err(c.deny(format!("dump task {pid}: it is not dumpable (setuid, setgid or PR_SET_DUMPABLE 0)")).into());
         }

@@ -120,3 +120,28 @@ impl Caller {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl Caller {
+    /// A caller with these ids and permitted capabilities, this process's
+    /// limits and settings otherwise (for the checks' unit tests).
+    pub fn for_tests(uid: u32, gid: u32, groups: Vec<u32>, cap_prm: u64) -> Caller {
+        let me = std::process::id() as i32;
+        let mut status = crate::proc::status::read(me).unwrap();
+        status.cap_prm = cap_prm;
+        status.no_new_privs = false;
+        Caller {
+            pid: me,
+            uid,
+            gid,
+            groups,
+            status,
+            limits: crate::proc::limits::read(me).unwrap(),
+            loginuid: crate::task::settings::loginuid(me).unwrap(),
+            oom_score_adj: 0,
+            nice: 0,
+            lsm_label: None,
+            pidfd: crate::sys::pidfd::open(nix::unistd::Pid::from_raw(me)).unwrap(),
+        }
+    }
+}

@@ -232,7 +232,104 @@ pub fn check_tree(tree: &Tree) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::file_caps;
+    use super::*;
+    use crate::images::pb::{InetSkEntry, RlimitEntry, TaskCoreEntry, TaskRlimitsEntry};
+
+    fn nobody() -> Caller {
+        Caller::for_tests(65534, 65534, vec![65534, 100], 0)
+    }
+
+    fn own() -> CredsEntry {
+        CredsEntry {
+            uid: 65534,
+            euid: 65534,
+            suid: 65534,
+            fsuid: 65534,
+            gid: 65534,
+            egid: 65534,
+            sgid: 65534,
+            fsgid: 65534,
+            cap_inh: vec![0, 0],
+            cap_prm: vec![0, 0],
+            cap_eff: vec![0, 0],
+            cap_bnd: vec![0, 0],
+            cap_amb: vec![0, 0],
+            groups: vec![100],
+            ..Default::default()
+        }
+    }
+
+    fn refusal(r: Result<()>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.downcast_ref::<super::super::Denied>().map(|d| d.errno()), Some(libc::EPERM), "{e:#}");
+        e.to_string()
+    }
+
+    #[test]
+    fn credentials_must_be_the_callers() {
+        let c = nobody();
+        check_creds(&c, "task 9", Some(&own())).unwrap();
+        let e = refusal(check_creds(&c, "task 9", Some(&CredsEntry { suid: 0, ..own() })));
+        assert_eq!(e, "RPC client uid 65534 (pid ".to_string() + &c.pid.to_string() + ") may not restore task 9: it claims uids [65534, 65534, 0, 65534]");
+        assert!(refusal(check_creds(&c, "task 9", Some(&CredsEntry { fsgid: 0, ..own() }))).contains("claims gids"));
+        assert!(refusal(check_creds(&c, "task 9", Some(&CredsEntry { groups: vec![0], ..own() }))).contains("supplementary group 0"));
+        assert!(refusal(check_creds(&c, "task 9", Some(&CredsEntry { cap_prm: vec![0, 1], ..own() }))).contains("permitted capabilities hold CAP_MAC_OVERRIDE"));
+        assert!(refusal(check_creds(&c, "task 9", Some(&CredsEntry { cap_amb: vec![1 << 12, 0], ..own() }))).contains("ambient capabilities hold CAP_NET_ADMIN"));
+        assert!(refusal(check_creds(&c, "task 9", Some(&CredsEntry { secbits: 1, ..own() }))).contains("needs CAP_SETPCAP"));
+        assert!(refusal(check_creds(&c, "task 9", None)).contains("no credentials"));
+        // A caller holding a capability may give it.
+        let admin = Caller::for_tests(65534, 65534, vec![], 1 << 12);
+        check_creds(&admin, "task 9", Some(&CredsEntry { cap_eff: vec![1 << 12, 0], groups: vec![], ..own() })).unwrap();
+        // no_new_privs stays when the caller has it.
+        let mut nnp = nobody();
+        nnp.status.no_new_privs = true;
+        assert!(refusal(check_creds(&nnp, "task 9", Some(&own()))).contains("without no_new_privs"));
+        check_creds(&nnp, "task 9", Some(&CredsEntry { no_new_privs: Some(1), ..own() })).unwrap();
+    }
+
+    #[test]
+    fn task_settings_within_the_callers() {
+        let c = nobody();
+        let core = |tc: TaskCoreEntry| CoreEntry { tc: Some(tc), ..Default::default() };
+        let mine: Vec<RlimitEntry> = c.limits.iter().map(|&(cur, max)| RlimitEntry { cur, max }).collect();
+        let tc = TaskCoreEntry { rlimits: Some(TaskRlimitsEntry { rlimits: mine.clone() }), loginuid: c.loginuid, oom_score_adj: Some(5), ..Default::default() };
+        check_task_core(&c, 9, &core(tc.clone())).unwrap();
+        // A hard limit above the caller's (ours: the first finite one).
+        let mut more = mine.clone();
+        match more.iter().position(|l| l.max != u64::MAX) {
+            Some(res) => {
+                more[res].max += 1;
+                let e = refusal(check_task_core(&c, 9, &core(TaskCoreEntry { rlimits: Some(TaskRlimitsEntry { rlimits: more }), ..tc.clone() })));
+                let name = crate::proc::limits::NAMES[res];
+                assert!(e.contains(&format!("\"{name}\" hard limit")) && e.contains("CAP_SYS_RESOURCE"), "{e}");
+            }
+            None => println!("skipping the rlimit case: every hard limit of this process is unlimited"),
+        }
+        let e = refusal(check_task_core(&c, 9, &core(TaskCoreEntry { oom_score_adj: Some(-1), ..tc.clone() })));
+        assert!(e.contains("oom_score_adj -1"), "{e}");
+        let e = refusal(check_task_core(&c, 9, &core(TaskCoreEntry { loginuid: Some(c.loginuid.unwrap_or(0).wrapping_add(1)), ..tc })));
+        assert!(e.contains("CAP_AUDIT_CONTROL"), "{e}");
+    }
+
+    #[test]
+    fn privileged_descriptions_are_refused() {
+        let c = nobody();
+        let inet = |ty: i32, proto: i32, state: u32, port: u32| FileEntry {
+            r#type: FdTypes::Inetsk as i32,
+            id: 3,
+            isk: Some(InetSkEntry { r#type: ty as u32, proto: proto as u32, state, src_port: port, ..Default::default() }),
+            ..Default::default()
+        };
+        check_file(&c, &inet(libc::SOCK_STREAM, libc::IPPROTO_TCP, TCP_LISTEN, 8080), 1024).unwrap();
+        check_file(&c, &inet(libc::SOCK_DGRAM, libc::IPPROTO_UDP, TCP_CLOSE, 0), 1024).unwrap();
+        assert!(refusal(check_file(&c, &inet(libc::SOCK_STREAM, libc::IPPROTO_TCP, TCP_LISTEN, 80), 1024)).contains("port 80"));
+        assert!(refusal(check_file(&c, &inet(libc::SOCK_STREAM, libc::IPPROTO_TCP, 1, 8080), 1024)).contains("repair mode"));
+        assert!(refusal(check_file(&c, &inet(libc::SOCK_RAW, libc::IPPROTO_ICMP, TCP_CLOSE, 0), 1024)).contains("CAP_NET_RAW"));
+        let packet = FileEntry { r#type: FdTypes::Packetsk as i32, id: 4, ..Default::default() };
+        assert!(refusal(check_file(&c, &packet, 1024)).contains("packet socket 0x4"));
+        // The sysctl moves the line.
+        check_file(&c, &inet(libc::SOCK_STREAM, libc::IPPROTO_TCP, TCP_LISTEN, 80), 0).unwrap();
+    }
 
     #[test]
     fn file_caps_join_the_permitted_halves() {
