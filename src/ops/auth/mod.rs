@@ -2,13 +2,16 @@
 //! root on a socket anyone can connect to; a connection whose peer
 //! (SO_PEERCRED) is not root is confined to what that user could do
 //! without criu:
-//! - [`peer`]: the caller's credentials, read once when the worker starts,
-//!   and the worker's switch to the caller's filesystem credentials
-//!   (supplementary groups, fsgid, fsuid) before any request is read, so
-//!   every path criu opens, creates or lists for that request (images dir,
-//!   work dir, log, config file, the restored tasks' files) is checked by
-//!   the kernel against the caller's rights; exec'd helpers would get root's
-//!   back, so the options that run any are refused ([`opts`]);
+//! - [`peer`]: the caller's credentials, read once when the worker starts;
+//!   before any request is read the worker takes the caller's groups and
+//!   its uid and gid as effective (so filesystem) ids, and drops the
+//!   capabilities that bypass file permissions, so the kernel checks every
+//!   path criu opens, creates or lists for that caller (images dir, work
+//!   dir, log, config file, the restored tasks' files) against the
+//!   caller's rights; real and saved ids stay root's (the caller can't
+//!   ptrace or signal the worker). The options that would run programs
+//!   (which get root's rights back at exec) or reach beyond the caller are
+//!   refused ([`opts`]);
 //! - [`dump`]: every task of the tree must be one the caller could ptrace
 //!   (its uids and gids, dumpable, capabilities within the caller's),
 //!   checked before the root is seized and again once the tree is frozen;

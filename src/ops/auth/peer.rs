@@ -130,6 +130,7 @@ impl Caller {
         let mut status = crate::proc::status::read(me).unwrap();
         status.cap_prm = cap_prm;
         status.no_new_privs = false;
+        status.seccomp = 0;
         Caller {
             pid: me,
             uid,

@@ -18,7 +18,8 @@
 //!   files (CAP_NET_ADMIN), fanotify groups (CAP_SYS_ADMIN), BPF maps
 //!   (CAP_BPF);
 //! - an LSM label of the caller's that criu's (given to restored tasks)
-//!   is not.
+//!   is not, or seccomp filters on the caller (its restored tasks would
+//!   escape them).
 //!
 //! Files the tasks open are the kernel's to check (the worker works with
 //! the caller's filesystem credentials, [`super::peer`]).
@@ -206,6 +207,9 @@ fn unprivileged_port_start() -> u32 {
 /// confined.
 pub fn check_tree(tree: &Tree) -> Result<()> {
     let Some(c) = super::caller() else { return Ok(()) };
+    if c.status.seccomp != 0 {
+        return Err(c.deny(format!("restore: the client runs under seccomp (mode {}), which restored tasks would not keep", c.status.seccomp)).into());
+    }
     if let Some(why) = &c.lsm_label {
         return Err(c.deny(format!("restore: restored tasks would not keep the client's LSM label ({why})")).into());
     }
