@@ -366,7 +366,7 @@ fn other_requests_of_a_user_run_with_its_rights() {
 }
 
 #[test]
-fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_once_frozen() {
+fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_untouched() {
     let _g = serial();
     if !python_or_skip() {
         return;
@@ -403,7 +403,6 @@ fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_once_frozen() {
     };
     let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
     assert_denied(&r, &format!("dump task {kid}: it is not dumpable"));
-    assert!(errmsg(&r).contains("every task of it was left running"), "{}", errmsg(&r));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(state(pid), Some(('S', 0)));
     assert_eq!(state(kid), Some(('S', 0)));

@@ -87,6 +87,10 @@ fn handle(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq, ty: Option<CriuR
         let e = ReqError::Bad(format!("unknown request type {} (CRIU 4.2 knows types 1..=13)", req.r#type));
         return fail(Empty, &e.into());
     };
+    if let Some(c) = auth::caller().filter(|c| !c.alive()) {
+        // Its pid may name another process now: nothing runs for it.
+        return fail(ty, &c.deny("be served: it exited (its pid may be another process's now)").into());
+    }
     let r = match ty {
         Version => Ok(version()),
         FeatureCheck => feature_check(req),
@@ -202,8 +206,8 @@ fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Dump)?;
     auth::opts::check(auth::caller(), &setup.opts, false)?;
     if let (Some(c), Some(pid)) = (auth::caller(), setup.opts.tree_id) {
-        // Before anything touches the root task; the whole tree is checked once frozen.
-        auth::dump::check_task(c, pid, false)?;
+        // Before anything touches a task; the whole tree again once frozen.
+        auth::dump::check_live_tree(c, pid)?;
     }
     let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
     let code = crate::ops::dump::run(&setup.opts)?;

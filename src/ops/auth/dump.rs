@@ -2,9 +2,9 @@
 //! thread has the caller's uid as its real, effective and saved uid and
 //! the caller's gid as its real, effective and saved gid, no permitted
 //! capability the caller lacks, and the task is dumpable (the files in
-//! /proc/PID are root's otherwise). Checked for the root task before anything
-//! touches it ([`check_task`]) and for every task once the tree is frozen
-//! ([`check_tree`]: no task can change its credentials any more).
+//! /proc/PID are root's otherwise). Checked for every task before anything
+//! touches any ([`check_live_tree`]) and for every task once the tree is
+//! frozen ([`check_tree`]: no task can change its credentials any more).
 
 use std::os::unix::fs::MetadataExt;
 
@@ -45,6 +45,30 @@ pub fn check_task(c: &Caller, pid: i32, zombie: bool) -> Result<()> {
         let owner = std::fs::metadata(format!("/proc/{pid}/status")).with_context(|| format!("stat /proc/{pid}/status"))?.uid();
         if owner != c.uid {
             return Err(c.deny(format!("dump task {pid}: it is not dumpable (setuid, setgid or PR_SET_DUMPABLE 0)")).into());
+        }
+    }
+    Ok(())
+}
+
+/// The tree of `root` as it is now (each thread's children, through
+/// /proc), each task checked before criu touches any: a refusal here
+/// leaves every task as it was. Tasks forked meanwhile are checked by
+/// [`check_tree`] once the tree is frozen.
+pub fn check_live_tree(c: &Caller, root: i32) -> Result<()> {
+    let mut todo = vec![root];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(pid) = todo.pop() {
+        if !seen.insert(pid) {
+            continue;
+        }
+        let zombie = crate::proc::stat::read(pid).with_context(|| format!("can't dump task {pid}: no such process"))?.state == 'Z';
+        check_task(c, pid, zombie)?;
+        if zombie {
+            continue;
+        }
+        for tid in crate::proc::threads(pid)? {
+            let kids = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")).unwrap_or_default();
+            todo.extend(kids.split_whitespace().filter_map(|k| k.parse::<i32>().ok()));
         }
     }
     Ok(())

@@ -3,14 +3,13 @@
 //! (SO_PEERCRED) is not root is confined to what that user could do
 //! without criu:
 //! - [`peer`]: the caller's credentials, read once when the worker starts;
-//!   before any request is read the worker takes the caller's groups and
-//!   its uid and gid as effective (so filesystem) ids, and drops the
-//!   capabilities that bypass file permissions, so the kernel checks every
+//!   before any request is read the worker takes the caller's groups, uid
+//!   and gid as all its ids and drops the capabilities that bypass file
+//!   permissions, CAP_SYS_PTRACE and CAP_KILL, so the kernel checks every
 //!   path criu opens, creates or lists for that caller (images dir, work
 //!   dir, log, config file, the restored tasks' files) against the
-//!   caller's rights; real and saved ids stay root's (the caller can't
-//!   ptrace or signal the worker). The options that would run programs
-//!   (which get root's rights back at exec) or reach beyond the caller are
+//!   caller's rights, and criu reaches the caller's tasks as their owner.
+//!   The options that would run programs or reach beyond the caller are
 //!   refused ([`opts`]);
 //! - [`dump`]: every task of the tree must be one the caller could ptrace
 //!   (its uids and gids, dumpable, capabilities within the caller's),

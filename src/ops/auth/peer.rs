@@ -16,11 +16,12 @@ use crate::proc::status::Status;
 /// SECBIT_NO_SETUID_FIXUP.
 const SECBIT_NO_SETUID_FIXUP: u32 = 1 << 2;
 
-/// The capabilities that bypass file permissions (what the kernel drops
-/// when the fsuid leaves 0): CAP_CHOWN, CAP_DAC_OVERRIDE,
-/// CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_LINUX_IMMUTABLE,
-/// CAP_MKNOD, CAP_MAC_OVERRIDE.
-const FS_CAPS: [u32; 8] = [0, 1, 2, 3, 4, 9, 27, 32];
+/// What a confined worker gives up: the capabilities that bypass file
+/// permissions (those the kernel drops when the fsuid leaves 0: CAP_CHOWN,
+/// CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID,
+/// CAP_LINUX_IMMUTABLE, CAP_MKNOD, CAP_MAC_OVERRIDE), CAP_KILL and
+/// CAP_SYS_PTRACE.
+pub const DROPPED: [u32; 10] = [0, 1, 2, 3, 4, 5, 9, 19, 27, 32];
 
 /// A non-root RPC caller.
 pub struct Caller {
@@ -88,33 +89,35 @@ impl Caller {
         self.status.cap_prm
     }
 
-    /// This process takes the caller's groups and its uid and gid as
-    /// effective (so filesystem) ids, keeping root as real and saved ids
-    /// (the caller can neither ptrace nor signal it) and its capabilities
-    /// but those that bypass file permissions (CAP_DAC_OVERRIDE,
-    /// CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_FSETID, CAP_CHOWN, CAP_MKNOD,
-    /// CAP_LINUX_IMMUTABLE, CAP_MAC_OVERRIDE: gone from the effective,
-    /// permitted and inheritable sets; the bounding set stays whole, as
-    /// the restored tasks' comes from it). From then on the kernel checks every path
-    /// criu opens, creates or lists against the caller's rights, and criu's
-    /// own /proc/PID is the caller's uid's as a restored task's is (it is
-    /// made dumpable again). Done before any thread exists: threads and
-    /// children inherit it.
+    /// This process becomes the caller's: its groups, its uid and gid as
+    /// real, effective, saved and filesystem ids; it keeps the
+    /// capabilities a dump or restore needs (SECBIT_NO_SETUID_FIXUP keeps
+    /// them across the uid change) but not [`DROPPED`]: those that bypass
+    /// file permissions, CAP_SYS_PTRACE (the caller's tasks are ptraced as
+    /// their owner; without it /proc/PID/fd and /proc/PID/root of other
+    /// users' tasks stay closed) and CAP_KILL. The bounding set stays whole
+    /// (restored tasks take theirs from it). From then on the kernel checks
+    /// every path criu opens, creates or lists for the request against the
+    /// caller's rights, and criu's own /proc/PID is the caller's uid's, as
+    /// a restored task's (it is made dumpable again); the caller can still
+    /// not ptrace it (its capabilities are not within the caller's).
+    /// Done before any thread exists: threads and children inherit it.
     pub fn confine(&self) -> Result<()> {
         let fail = |what: &str, e: nix::errno::Errno| anyhow::anyhow!("can't take RPC client uid {}'s credentials: {what}: {e}", self.uid);
         let groups: Vec<Gid> = self.groups.iter().map(|&g| Gid::from_raw(g)).collect();
         nix::unistd::setgroups(&groups).map_err(|e| fail("setgroups", e))?;
         // The uid change keeps the capabilities (they are dropped below, selectively).
         crate::sys::caps::set_securebits(SECBIT_NO_SETUID_FIXUP).map_err(|e| fail("securebits", e))?;
-        nix::unistd::setresgid(Gid::from_raw(u32::MAX), Gid::from_raw(self.gid), Gid::from_raw(u32::MAX)).map_err(|e| fail("setresgid", e))?;
-        nix::unistd::setresuid(Uid::from_raw(u32::MAX), Uid::from_raw(self.uid), Uid::from_raw(u32::MAX)).map_err(|e| fail("setresuid", e))?;
+        let (g, u) = (Gid::from_raw(self.gid), Uid::from_raw(self.uid));
+        nix::unistd::setresgid(g, g, g).map_err(|e| fail("setresgid", e))?;
+        nix::unistd::setresuid(u, u, u).map_err(|e| fail("setresuid", e))?;
         let (eff, prm, inh) = crate::sys::caps::get().map_err(|e| fail("capget", e))?;
-        let mask = FS_CAPS.iter().fold(0u64, |m, c| m | (1 << c));
+        let mask = DROPPED.iter().fold(0u64, |m, c| m | (1 << c));
         crate::sys::caps::set(eff & !mask, prm & !mask, inh & !mask).map_err(|e| fail("capset", e))?;
         nix::sys::prctl::set_dumpable(true).map_err(|e| fail("PR_SET_DUMPABLE", e))?;
         let me = crate::proc::status::read(std::process::id() as i32)?;
-        if [me.uids[1], me.uids[3], me.gids[1], me.gids[3]] != [self.uid, self.uid, self.gid, self.gid] || me.cap_eff & mask != 0 {
-            bail!("can't take RPC client uid {}'s credentials: criu has uids {:?}, gids {:?}, CapEff {:#x}", self.uid, me.uids, me.gids, me.cap_eff);
+        if me.uids != [self.uid; 4] || me.gids != [self.gid; 4] || me.cap_prm & mask != 0 {
+            bail!("can't take RPC client uid {}'s credentials: criu has uids {:?}, gids {:?}, CapPrm {:#x}", self.uid, me.uids, me.gids, me.cap_prm);
         }
         tracing::info!("RPC client uid {} gid {} (pid {}): confined to its credentials", self.uid, self.gid, self.pid);
         Ok(())
