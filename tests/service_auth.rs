@@ -250,6 +250,67 @@ fn a_user_dumps_and_restores_its_own_task_with_its_own_files() {
     kill_and_reap(pid);
 }
 
+/// What each fd of `pid` is: its path, or its kind for a pipe or socket.
+fn fd_kinds(pid: i32) -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let t = std::fs::read_link(e.path()).unwrap().to_string_lossy().into_owned();
+            (e.file_name().to_string_lossy().parse().unwrap(), t.split(":[").next().unwrap().to_string())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_user_restores_its_files_pipes_and_sockets() {
+    let _g = serial();
+    if !python_or_skip() {
+        return;
+    }
+    let svc = Service::start();
+    let dir = svc.dir("imgs", NOBODY, 0o700);
+    let work = svc.dir("work", NOBODY, 0o700);
+    let script = "import os, socket, time, sys\n\
+        os.chdir(sys.argv[1])\n\
+        f = open('data.txt', 'w+'); f.write('hello'); f.flush()\n\
+        r, w = os.pipe(); os.write(w, b'piped')\n\
+        a, b = socket.socketpair(); a.send(b'queued')\n\
+        l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen()\n\
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(('127.0.0.1', 0))\n\
+        open('ready', 'w').close()\n\
+        time.sleep(100000)\n";
+    subreaper();
+    criu::sys::fd::cloexec_from(3).unwrap();
+    let child = Command::new("setsid")
+        .args([client_python().unwrap(), "-c", script, work.to_str().unwrap()])
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .current_dir("/")
+        .spawn()
+        .unwrap();
+    let mut t = Target { child };
+    let pid = t.pid();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !work.join("ready").exists() {
+        assert!(Instant::now() < deadline, "the program never got ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = (fd_kinds(pid), creds(pid));
+    let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
+    assert!(r.success, "{}\n{}", errmsg(&r), log_of(&dir, "dump.log"));
+    t.reap();
+    let r = svc.ask(NOBODY, &restore_req(), &[&dir]);
+    assert!(r.success, "{}\n{}", errmsg(&r), log_of(&dir, "restore.log"));
+    assert_eq!((fd_kinds(pid), creds(pid)), before);
+    kill_and_reap(pid);
+}
+
 #[test]
 fn a_dir_the_user_cannot_write_stays_untouched() {
     let _g = serial();
