@@ -462,13 +462,14 @@ fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_untouched() {
         assert!(Instant::now() < deadline, "the child never became non-dumpable");
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Ended however the test ends (it is not our child).
+    let _kid = common::Restored(kid);
     let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
     assert_denied(&r, &format!("dump task {kid}: it is not dumpable"));
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(state(pid), Some(('S', 0)));
     assert_eq!(state(kid), Some(('S', 0)));
     assert!(!listing(&dir).iter().any(|f| f.ends_with(".img")), "{:?}", listing(&dir));
-    kill_and_reap(kid);
 }
 
 #[test]
@@ -501,6 +502,65 @@ fn an_executable_with_file_capabilities_is_refused_to_a_user() {
     let r = svc.ask(NOBODY, &restore_req(), &[&dir]);
     assert_denied(&r, &format!("restore task {pid}: its executable {} has file capabilities CAP_NET_RAW", bin.display()));
     assert!(state(pid).is_none());
+}
+
+#[test]
+fn images_cannot_reach_through_other_users_proc_links() {
+    let _g = serial();
+    if !python_or_skip() {
+        return;
+    }
+    let svc = Service::start();
+    let dir = svc.dir("imgs", NOBODY, 0o700);
+    // A root task whose cwd the user can enter but not reach by path.
+    let vault = svc.dir("vault", 0, 0o700);
+    let inner = vault.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::set_permissions(&inner, std::fs::Permissions::from_mode(0o711)).unwrap();
+    let root_task = Command::new("/usr/bin/sleep").arg("100000").current_dir(&inner).stdin(Stdio::null()).spawn().unwrap();
+    let root_task = Target { child: root_task };
+    let mut t = nobody_sleeper();
+    let pid = t.pid();
+    let r = svc.ask(NOBODY, &dump_req(pid), &[&dir]);
+    assert!(r.success, "{}\n{}", errmsg(&r), log_of(&dir, "dump.log"));
+    t.reap();
+    // The images say: cwd is the root task's, through /proc.
+    let d = ImageDir::open(&dir).unwrap();
+    let name = format!("fs-{pid}.img");
+    let mut fs = ImageReader::open_kind(&d, &name, kinds::fs()).unwrap().all().unwrap().remove(0);
+    let mut files = ImageReader::open_kind(&d, "files.img", kinds::files()).unwrap().all().unwrap();
+    let new_id = files.iter().map(|f| f.id).max().unwrap() + 1;
+    let mut cwd = files.iter().find(|f| f.id == fs.cwd_id).unwrap().clone();
+    cwd.id = new_id;
+    let through = format!("/proc/{}/cwd", root_task.pid());
+    let reg = cwd.reg.as_mut().unwrap();
+    reg.id = new_id;
+    reg.name = through.clone();
+    files.push(cwd);
+    fs.cwd_id = new_id;
+    for (n, write) in [(name.as_str(), true), ("files.img", false)] {
+        std::fs::remove_file(dir.join(n)).unwrap();
+        if write {
+            let mut w = ImageWriter::create(&d, n, kinds::fs()).unwrap();
+            w.write(&fs).unwrap();
+            w.finish().unwrap();
+        } else {
+            let mut w = ImageWriter::create(&d, n, kinds::files()).unwrap();
+            files.iter().for_each(|f| w.write(f).unwrap());
+            w.finish().unwrap();
+        }
+        std::os::unix::fs::chown(dir.join(n), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let r = svc.ask(NOBODY, &restore_req(), &[&dir]);
+    assert!(!r.success, "restored with its cwd in {}", inner.display());
+    let log = log_of(&dir, "restore.log");
+    assert!(errmsg(&r).contains(&through) && errmsg(&r).contains("Permission denied"), "{}\n{log}", errmsg(&r));
+    assert!(state(pid).is_none());
+    // Root may.
+    let r = svc.ask(0, &req(CriuReqType::Restore, in_dir("root-restore.log")), &[&dir]);
+    assert!(r.success, "{}\n{}", errmsg(&r), log_of(&dir, "root-restore.log"));
+    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), inner);
+    kill_and_reap(pid);
 }
 
 #[test]
