@@ -424,6 +424,18 @@ fn other_requests_of_a_user_run_with_its_rights() {
     let r = svc.ask(NOBODY, &req(CriuReqType::Dump, opts), &[&dir]);
     assert_denied(&r, "use option action-script");
     assert_eq!(state(t.pid()), Some(('S', 0)));
+    let r = svc.ask(NOBODY, &req(CriuReqType::Restore, CriuOpts { shell_job: Some(true), ..in_dir("restore.log") }), &[&dir]);
+    assert_denied(&r, "use option shell-job on restore");
+
+    // WAIT_PID of a root task: refused to the user; root waits as before
+    // (the task is no child of the worker: ECHILD).
+    let root_task = Target::sleeper();
+    let wait = CriuReq { r#type: CriuReqType::WaitPid as i32, pid: Some(root_task.pid() as u32), ..Default::default() };
+    assert_denied(&svc.ask(NOBODY, &wait, &[]), "wait for task");
+    let r = svc.ask(0, &wait, &[]);
+    assert!(!r.success);
+    assert_eq!(r.cr_errno, Some(libc::ECHILD), "{}", errmsg(&r));
+    assert_eq!(state(root_task.pid()), Some(('S', 0)));
 }
 
 #[test]
