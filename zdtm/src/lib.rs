@@ -883,3 +883,5 @@ pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;
 pub mod tcp;
+/// ICMP ping sockets (the ping tests).
+pub mod ping;
