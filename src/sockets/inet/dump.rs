@@ -190,6 +190,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     let v6only = if v6 { Some(get_int(fd, libc::SOL_IPV6, libc::IPV6_V6ONLY).context("getsockopt(IPV6_V6ONLY)")? != 0) } else { None };
     let opts = crate::sockets::opts::dump(fd).with_context(|| what.clone())?;
     uncarried::refuse_uncarried(fd, v6, !dgram).with_context(|| what.clone())?;
+    super::mcast::refuse_memberships(fd, v6, !dgram).with_context(|| what.clone())?;
     let ip_opts = ipopts::dump_ip(fd, v6, raw_sk.then_some(proto)).with_context(|| what.clone())?;
     let tcp_opts = if dgram { Default::default() } else { ipopts::dump_tcp(fd).with_context(|| what.clone())? };
     let ifname = if v6 && d.src_port != 0 && addr::needs_scope(&d.src) {

@@ -10,6 +10,7 @@ mod addr;
 mod diag;
 mod dump;
 mod ipopts;
+mod mcast;
 mod ping;
 mod restore;
 mod uncarried;
