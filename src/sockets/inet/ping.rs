@@ -38,10 +38,8 @@ pub fn peer(d: &mut Diag, v6: bool) -> Result<()> {
     }
     let path = format!("/proc/thread-self/net/{}", if v6 { "icmp6" } else { "icmp" });
     let table = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    if let Some((_, st, w, port)) = table.lines().skip(1).filter_map(parse_line).find(|l| l.0 == d.ino) {
-        if st == TCP_ESTABLISHED {
-            (d.state, d.dst, d.dst_port) = (st, w, port);
-        }
+    if let Some((_, st, w, port)) = table.lines().skip(1).filter_map(parse_line).find(|l| l.0 == d.ino && l.1 == TCP_ESTABLISHED) {
+        (d.state, d.dst, d.dst_port) = (st, w, port);
     }
     Ok(())
 }

@@ -196,7 +196,7 @@ mod tests {
             assert!(err.contains(what) && err.contains("sk"), "{err}");
         }
         let s = raw::socket(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
-        let other = ["reno", "cubic"].into_iter().find(|c| std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").map_or(false, |d| d.trim() != *c));
+        let other = ["reno", "cubic"].into_iter().find(|c| std::fs::read_to_string("/proc/sys/net/ipv4/tcp_congestion_control").is_ok_and(|d| d.trim() != *c));
         if let Some(cc) = other.filter(|cc| set_bytes(s.as_fd(), libc::SOL_TCP, libc::TCP_CONGESTION, cc.as_bytes()).is_ok()) {
             let md = std::fs::metadata(format!("/proc/self/fd/{}", s.as_raw_fd())).unwrap();
             let ino = std::os::unix::fs::MetadataExt::ino(&md) as u32;

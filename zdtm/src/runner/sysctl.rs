@@ -34,12 +34,9 @@ impl Drop for PingRange {
     fn drop(&mut self) {
         let mut h = HELD.lock().unwrap_or_else(|e| e.into_inner());
         h.0 -= 1;
-        if h.0 == 0 {
-            if let Some(old) = h.1.take() {
-                if let Err(e) = std::fs::write(RANGE, &old) {
-                    eprintln!("WARNING: putting {RANGE} back to {old:?}: {e}");
-                }
-            }
+        let old = if h.0 == 0 { h.1.take() } else { None };
+        if let Some(Err(e)) = old.as_ref().map(|old| std::fs::write(RANGE, old)) {
+            eprintln!("WARNING: putting {RANGE} back to {old:?}: {e}");
         }
     }
 }
