@@ -114,5 +114,19 @@ mod tests {
         assert!(err.contains("mc") && err.contains("multicast group 239.1.2.3 on interface 1"), "{err}");
         raw::set_bytes(s.as_fd(), libc::SOL_IP, libc::IP_DROP_MEMBERSHIP, &m).unwrap();
         assert!(entry().is_ok());
+
+        // IPv6: ipv6_mreq for ff05::1:3 on interface 1.
+        let s6 = raw::socket(libc::AF_INET6, libc::SOCK_DGRAM, 0).unwrap();
+        let md = std::fs::metadata(format!("/proc/self/fd/{}", s6.as_raw_fd())).unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&md) as u32;
+        let g: std::net::Ipv6Addr = "ff05::1:3".parse().unwrap();
+        let mut m6 = g.octets().to_vec();
+        m6.extend_from_slice(&1i32.to_ne_bytes());
+        if let Err(e) = raw::set_bytes(s6.as_fd(), libc::SOL_IPV6, libc::IPV6_ADD_MEMBERSHIP, &m6) {
+            eprintln!("skipped IPv6: can't join a group on lo ({e})");
+            return;
+        }
+        let err = super::super::dump::entry(s6.as_fd(), ino, 1, 2, &mut Default::default(), false, "mc6").unwrap_err();
+        assert!(format!("{err:#}").contains("multicast group ff05::1:3 on interface 1"), "{err:#}");
     }
 }
