@@ -142,7 +142,8 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         _ => bail!("{what} has type {ty} and protocol {proto}: not supported"),
     };
     // No sock_diag module answers for ping sockets: read like unhashed
-    // ones (as CRIU), their state and peer from /proc/net/icmp.
+    // ones (as CRIU), their state and peer from /proc/net/icmp (raw ones
+    // without raw_diag: /proc/net/raw).
     let diag_proto = if raw_sk { libc::IPPROTO_RAW } else { proto };
     let hashed = if ping { None } else { found.lookup(family, diag_proto, ino).with_context(|| format!("sock_diag for {what}"))? };
     let in_diag = hashed.is_some();
@@ -150,8 +151,14 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         Some(d) => d,
         None => unhashed(fd, ino, proto).with_context(|| what.clone())?,
     };
-    if ping {
-        super::ping::peer(&mut d, v6).with_context(|| what.clone())?;
+    if !in_diag && (ping || raw_sk) {
+        let table = match (ping, v6) {
+            (true, false) => "icmp",
+            (true, true) => "icmp6",
+            (false, false) => "raw",
+            (false, true) => "raw6",
+        };
+        super::procnet::peer(&mut d, table).with_context(|| what.clone())?;
     }
     if proto == libc::IPPROTO_UDPLITE {
         uncarried::refuse_udplite_coverage(fd).with_context(|| what.clone())?;

@@ -12,6 +12,7 @@ mod dump;
 mod ipopts;
 mod mcast;
 mod ping;
+mod procnet;
 mod restore;
 mod uncarried;
 

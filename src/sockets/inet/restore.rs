@@ -1,8 +1,9 @@
 //! An inet/inet6 socket made again from its inet_sk_entry, in CRIU 4.2's
-//! order: socket (a ping socket's through `ping`), IPV6_V6ONLY, SO_REUSEADDR/SO_REUSEPORT held on (sockets
-//! of the tree may share a port), bind (IPv6 through IP_FREEBIND, as the
-//! address may still be tentative), listen, connect (datagram sockets: to port 0 too), the IP and
-//! socket options, shutdown. [`settle`] gives each socket its own
+//! order: socket (a ping socket's through `ping`), IPV6_V6ONLY,
+//! SO_REUSEADDR/SO_REUSEPORT held on (sockets of the tree may share a
+//! port), bind (through IP_FREEBIND when recorded, and for IPv6, as the
+//! address may still be tentative), listen, connect (datagram sockets to
+//! port 0 too), the IP and socket options, shutdown. [`settle`] gives each socket its own
 //! SO_REUSEADDR/SO_REUSEPORT once every socket is bound.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
