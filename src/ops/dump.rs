@@ -185,6 +185,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         freeze::release_all(tasks);
         e.context(what.clone())
     };
+    // A confined RPC caller dumps only tasks it could ptrace (held still now).
+    let all: Vec<(i32, bool)> = tasks.iter().map(|t| (t.pid, t.zombie())).collect();
+    if let Err(e) = crate::ops::auth::dump::check_tree(&all) {
+        return Err(failed(tasks, e));
+    }
     // As CRIU: the tree is in criu's net namespace, so the lock is taken
     // connection by connection as the sockets are dumped (no script).
     info!("Lock network");
