@@ -886,3 +886,5 @@ pub mod tcp;
 /// Packet sockets (the packet tests) and their mapped rings.
 pub mod packet;
 pub mod packet_ring;
+/// ICMP ping sockets (the ping tests).
+pub mod ping;

@@ -1,5 +1,5 @@
 //! The test list: `tests.desc`'s lines (a test's name and its flags
-//! `suid`, `noauto`, `crfail`, `excl`, `opts: --OPTION ...`,
+//! `suid`, `noauto`, `crfail`, `excl`, `ping`, `opts: --OPTION ...`,
 //! `criu42-fail[(SIDE)]: REASON`) parsed into `TestDesc`s.
 
 use super::interop;
@@ -11,6 +11,9 @@ pub struct TestDesc {
     pub noauto: bool,
     pub crfail: bool,
     pub excl: bool,
+    /// `ping`: the test makes ping sockets; net.ipv4.ping_group_range is
+    /// widened for its run (`sysctl.rs`).
+    pub ping: bool,
     /// `opts: --OPTION ...` (as CRIU's zdtm desc `opts`): criu options the
     /// test's state needs (`--file-locks`), given to every dump, pre-dump
     /// and restore of it, whichever criu runs them.
@@ -46,6 +49,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             noauto: false,
             crfail: false,
             excl: false,
+            ping: false,
             opts: Vec::new(),
             criu42_fail,
         };
@@ -68,6 +72,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
                 "noauto" => d.noauto = true,
                 "crfail" => d.crfail = true,
                 "excl" => d.excl = true,
+                "ping" => d.ping = true,
                 _ => return Err(format!("tests.desc:{}: unknown flag {f:?}", n + 1)),
             }
         }
