@@ -133,14 +133,14 @@ impl DumpNetns {
     pub fn write(&self, dir: &ImageDir) -> Result<()> {
         let id = OWN_NET_NS_ID;
         info!("Dump NET namespace info {id} via {}", self.root);
-        let mut netns = NetnsEntry::default();
-        let mut links = Vec::new();
-        if !self.empty {
-            let back = self.back.as_ref().context("criu's namespace")?;
-            let (l, nsids) = link::dump(id, back.as_fd(), crate::ns::NET_NS_ID, self.root)?;
-            links = l;
-            tools::dump(dir, id)?;
-            netns = NetnsEntry {
+        if self.empty {
+            // --empty-ns net: no image of it at all (as CRIU 4.2).
+            return Ok(());
+        }
+        let back = self.back.as_ref().context("criu's namespace")?;
+        let (links, nsids) = link::dump(id, back.as_fd(), crate::ns::NET_NS_ID, self.root)?;
+        tools::dump(dir, id)?;
+        let netns = NetnsEntry {
                 def_conf4: sysctl::read_conf(false, "default")?,
                 all_conf4: sysctl::read_conf(false, "all")?,
                 def_conf6: sysctl::read_conf(true, "default")?,
@@ -149,8 +149,7 @@ impl DumpNetns {
                 unix_conf: sysctl::read_unix()?,
                 ipv4_sysctl: sysctl::read_ipv4()?,
                 ..Default::default()
-            };
-        }
+        };
         let name = kinds::netdev().file_name(u64::from(id));
         let mut w = ImageWriter::create(dir, &name, kinds::netdev())?;
         for l in &links {
@@ -159,9 +158,7 @@ impl DumpNetns {
         w.finish()?;
         let name = kinds::netns().file_name(u64::from(id));
         let mut w = ImageWriter::create(dir, &name, kinds::netns())?;
-        if !self.empty {
-            w.write(&netns)?;
-        }
+        w.write(&netns)?;
         w.finish()?;
         Ok(())
     }
@@ -258,11 +255,12 @@ pub fn enter(dir: &ImageDir, opts: &crate::opts::Opts, live: &[(i32, &TaskKobjId
     if let Some(k) = netns.as_ref().and_then(|n| n.ext_key.as_deref()) {
         bail!("{}: the network namespace is an external one ({k}): not supported", dir.display(&netns_name));
     }
-    let links: Vec<NetDeviceEntry> = if opts.empty_ns_net {
+    // (A dump with --empty-ns net wrote none of the images.)
+    let netdev = kinds::netdev().file_name(u64::from(id));
+    let links: Vec<NetDeviceEntry> = if opts.empty_ns_net || !dir.exists(&netdev) {
         Vec::new()
     } else {
-        let name = kinds::netdev().file_name(u64::from(id));
-        ImageReader::open_kind(dir, &name, kinds::netdev())?.all()?
+        ImageReader::open_kind(dir, &netdev, kinds::netdev())?.all()?
     };
     sysctl::WEAK.store(opts.weak_sysctls, Ordering::Relaxed);
     let back = open_ns("thread-self")?;
