@@ -14,16 +14,13 @@ use super::sysctl;
 use crate::images::pb::{NdType, NetDeviceEntry, NetnsId, SysctlEntry};
 
 /// The links of the namespace the calling thread is in, and the ids it
-/// gives other dumped namespaces (`criu_ns`, numbered `criu_ns_id`, where
-/// the outer ends of its veths live). `ns_id` numbers this namespace.
-pub fn dump(ns_id: u32, criu_ns: BorrowedFd<'_>, criu_ns_id: u32, root: i32) -> Result<(Vec<NetDeviceEntry>, Vec<NetnsId>)> {
+/// gives the other dumped namespaces: none, as CRIU 4.2 (the only other
+/// one it knows is criu's, which it does not count; a veth to it has no
+/// peer_nsid, "external"). `ns_id` numbers this namespace.
+pub fn dump(ns_id: u32, root: i32) -> Result<(Vec<NetDeviceEntry>, Vec<NetnsId>)> {
     let mut nl = Rtnl::open()?;
-    // Listing the links gives the namespaces of their peers an id here.
     let links = nl.links()?;
-    let mut nsids = Vec::new();
-    if let Some(v) = nl.nsid_of(criu_ns)? {
-        nsids.push(NetnsId { target_ns_id: criu_ns_id, netnsid_value: v });
-    }
+    let nsids = Vec::new();
     let mut out = Vec::new();
     for l in &links {
         out.push(dump_one(l, ns_id, &nsids, root)?);
@@ -125,8 +122,16 @@ pub fn restore(
     defaults: (&[SysctlEntry], &[SysctlEntry]),
     veth_pairs: &[(String, String)],
     criu_ns: BorrowedFd<'_>,
+    nsids: &[NetnsId],
 ) -> Result<()> {
     let mut nl = Rtnl::open()?;
+    // The ids the namespace gave criu's (where the veth peers go), first.
+    for n in nsids {
+        if n.target_ns_id != crate::ns::NET_NS_ID {
+            bail!("the namespace gave id {} to namespace {}, which is not in the images", n.netnsid_value, n.target_ns_id);
+        }
+        nl.set_nsid(criu_ns, n.netnsid_value)?;
+    }
     for nde in links {
         let ty = NdType::try_from(nde.r#type).ok();
         info!("Restoring link {} type {}", nde.name, nde.r#type);
@@ -147,7 +152,20 @@ pub fn restore(
                     LinkInfo::Kind(InfoKind::Veth),
                     LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
                 ]));
-                nl.new_link(m, &what)?;
+                // The namespace dumped may still be going away with the
+                // outer end of its veth (namespaces are torn down after
+                // their last task): its name is free in a moment.
+                let outer = outer_name(veth_pairs, &nde.name).map(|(o, _)| o.to_string());
+                let mut tries = 0;
+                loop {
+                    match nl.new_link(m.clone(), &what) {
+                        Err(e) if tries < 100 && outer.is_some() && format!("{e:#}").contains("File exists") => {
+                            tries += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(30));
+                        }
+                        r => break r?,
+                    }
+                }
             }
             _ => bail!("link {} (index {}) is of type {}: only lo and veth links can be restored", nde.name, nde.ifindex, nde.r#type),
         }

@@ -137,8 +137,7 @@ impl DumpNetns {
             // --empty-ns net: no image of it at all (as CRIU 4.2).
             return Ok(());
         }
-        let back = self.back.as_ref().context("criu's namespace")?;
-        let (links, nsids) = link::dump(id, back.as_fd(), crate::ns::NET_NS_ID, self.root)?;
+        let (links, nsids) = link::dump(id, self.root)?;
         tools::dump(dir, id)?;
         let netns = NetnsEntry {
                 def_conf4: sysctl::read_conf(false, "default")?,
@@ -281,7 +280,8 @@ pub fn enter(dir: &ImageDir, opts: &crate::opts::Opts, live: &[(i32, &TaskKobjId
     }
     let empty = Vec::new();
     let defaults = netns.as_ref().map_or((&empty[..], &empty[..]), |n| (&n.def_conf4[..], &n.def_conf6[..]));
-    link::restore(&links, defaults, &opts.veth_pairs, criu_ns.as_fd())?;
+    let nsids = netns.as_ref().map_or(&[][..], |n| &n.nsids[..]);
+    link::restore(&links, defaults, &opts.veth_pairs, criu_ns.as_fd(), nsids)?;
     tools::restore(dir, id)?;
     Ok(Some(entered))
 }

@@ -1,6 +1,6 @@
 //! rtnetlink requests of the namespace code, on the rust-netlink crates
 //! (netlink-sys for the socket, netlink-packet-route for the messages):
-//! the link dump, link changes, the nsid of another namespace. A socket
+//! the link dump, link changes, the id given to another namespace. A socket
 //! talks to the namespace of the thread that made it.
 
 use anyhow::{bail, Context, Result};
@@ -87,22 +87,12 @@ impl Rtnl {
         self.request(RouteNetlinkMessage::SetLink(link), NLM_F_REQUEST | NLM_F_ACK, what).map(drop)
     }
 
-    /// The id this namespace gives the namespace `fd` stands for (None:
-    /// not assigned).
-    pub fn nsid_of(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> Result<Option<i32>> {
+    /// Give the namespace `fd` stands for the id `nsid` in this one.
+    pub fn set_nsid(&mut self, fd: std::os::fd::BorrowedFd<'_>, nsid: i32) -> Result<()> {
         use std::os::fd::AsRawFd;
         let mut m = NsidMessage::default();
         m.attributes.push(NsidAttribute::Fd(fd.as_raw_fd() as u32));
-        let replies = self.request(RouteNetlinkMessage::GetNsId(m), NLM_F_REQUEST | NLM_F_ACK, "RTM_GETNSID")?;
-        for r in replies {
-            if let RouteNetlinkMessage::NewNsId(m) = r {
-                for a in m.attributes {
-                    if let NsidAttribute::Id(id) = a {
-                        return Ok((id >= 0).then_some(id));
-                    }
-                }
-            }
-        }
-        Ok(None)
+        m.attributes.push(NsidAttribute::Id(nsid));
+        self.request(RouteNetlinkMessage::NewNsId(m), NLM_F_REQUEST | NLM_F_ACK, &format!("RTM_NEWNSID {nsid}")).map(drop)
     }
 }

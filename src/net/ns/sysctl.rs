@@ -139,14 +139,14 @@ pub fn read_unix() -> Result<Vec<SysctlEntry>> {
     UNIX.iter().map(|k| read_one(&format!("unix/{k}"), false)).collect()
 }
 
-/// The ipv4 sysctls of the image: the ping group range, only when it is
-/// not a new namespace's.
+/// The ipv4 sysctls of the image: the ping group range, its value left
+/// out when it is a new namespace's (as CRIU 4.2 writes it).
 pub fn read_ipv4() -> Result<Vec<SysctlEntry>> {
-    let e = read_one(PING_GROUP_RANGE, true)?;
-    Ok(match &e.sarg {
-        Some(v) if v.split_whitespace().collect::<Vec<_>>() != PING_DEFAULT.split_whitespace().collect::<Vec<_>>() => vec![e],
-        _ => Vec::new(),
-    })
+    let mut e = read_one(PING_GROUP_RANGE, true)?;
+    if e.sarg.as_deref().is_some_and(|v| v.split_whitespace().eq(PING_DEFAULT.split_whitespace())) {
+        e.sarg = None;
+    }
+    Ok(vec![e])
 }
 
 fn same(a: &SysctlEntry, b: &SysctlEntry) -> bool {
