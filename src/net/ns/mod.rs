@@ -306,3 +306,16 @@ pub fn unlock_restored(opts: &crate::opts::Opts, dir: &ImageDir, root: i32) {
         tracing::error!("network unlock: {e:#}");
     }
 }
+
+/// Refuse a socket `who` of a network namespace other than the tree's (the
+/// one criu's thread is in during the dump): its restore would make it in
+/// the tree's namespace.
+pub fn check_socket_netns(fd: std::os::fd::BorrowedFd<'_>, who: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = std::fs::metadata("/proc/thread-self/ns/net").context("the dump's network namespace")?.ino();
+    let theirs = crate::sys::nlsock::netns_ino(fd).with_context(|| format!("the network namespace of {who}"))?;
+    if theirs != ours {
+        bail!("{who} is a socket of network namespace net:[{theirs}], not the tree's (net:[{ours}]): sockets of other network namespaces are not carried");
+    }
+    Ok(())
+}
