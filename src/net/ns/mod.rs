@@ -137,35 +137,41 @@ impl DumpNetns {
             // --empty-ns net: no image of it at all (as CRIU 4.2).
             return Ok(());
         }
-        let (links, nsids) = link::dump(id, self.root)?;
-        tools::dump(dir, id)?;
-        let netns = NetnsEntry {
-                def_conf4: sysctl::read_conf(false, "default")?,
-                all_conf4: sysctl::read_conf(false, "all")?,
-                def_conf6: sysctl::read_conf(true, "default")?,
-                all_conf6: sysctl::read_conf(true, "all")?,
-                nsids,
-                unix_conf: sysctl::read_unix()?,
-                ipv4_sysctl: sysctl::read_ipv4()?,
-                ..Default::default()
-        };
-        let name = kinds::netdev().file_name(u64::from(id));
-        let mut w = ImageWriter::create(dir, &name, kinds::netdev())?;
-        for l in &links {
-            w.write(l)?;
-        }
-        w.finish()?;
-        let name = kinds::netns().file_name(u64::from(id));
-        let mut w = ImageWriter::create(dir, &name, kinds::netns())?;
-        w.write(&netns)?;
-        w.finish()?;
-        Ok(())
+        dump_images(dir, id, self.root)
     }
 
     /// A dump whose tasks die: the restore lifts the lock.
     pub fn keep_locked(&mut self) {
         self.locked = false;
     }
+}
+
+/// The images of namespace `id` (of the tree of `root`), read in the
+/// namespace the calling thread is in.
+fn dump_images(dir: &ImageDir, id: u32, root: i32) -> Result<()> {
+    let (links, nsids) = link::dump(id, root)?;
+    tools::dump(dir, id)?;
+    let netns = NetnsEntry {
+        def_conf4: sysctl::read_conf(false, "default")?,
+        all_conf4: sysctl::read_conf(false, "all")?,
+        def_conf6: sysctl::read_conf(true, "default")?,
+        all_conf6: sysctl::read_conf(true, "all")?,
+        nsids,
+        unix_conf: sysctl::read_unix()?,
+        ipv4_sysctl: sysctl::read_ipv4()?,
+        ..Default::default()
+    };
+    let name = kinds::netdev().file_name(u64::from(id));
+    let mut w = ImageWriter::create(dir, &name, kinds::netdev())?;
+    for l in &links {
+        w.write(l)?;
+    }
+    w.finish()?;
+    let name = kinds::netns().file_name(u64::from(id));
+    let mut w = ImageWriter::create(dir, &name, kinds::netns())?;
+    w.write(&netns)?;
+    w.finish()?;
+    Ok(())
 }
 
 impl Drop for DumpNetns {
@@ -245,22 +251,7 @@ pub fn image_id(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Opt
 /// and set up (nothing when the tree was in criu's).
 pub fn enter(dir: &ImageDir, opts: &crate::opts::Opts, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Option<Entered>> {
     let Some(id) = image_id(dir, live)? else { return Ok(None) };
-    let netns_name = kinds::netns().file_name(u64::from(id));
-    let netns: Option<NetnsEntry> = if dir.exists(&netns_name) {
-        ImageReader::open_kind(dir, &netns_name, kinds::netns())?.next_entry()?
-    } else {
-        None
-    };
-    if let Some(k) = netns.as_ref().and_then(|n| n.ext_key.as_deref()) {
-        bail!("{}: the network namespace is an external one ({k}): not supported", dir.display(&netns_name));
-    }
-    // (A dump with --empty-ns net wrote none of the images.)
-    let netdev = kinds::netdev().file_name(u64::from(id));
-    let links: Vec<NetDeviceEntry> = if opts.empty_ns_net || !dir.exists(&netdev) {
-        Vec::new()
-    } else {
-        ImageReader::open_kind(dir, &netdev, kinds::netdev())?.all()?
-    };
+    let images = Images::read(dir, id, opts.empty_ns_net)?;
     sysctl::WEAK.store(opts.weak_sysctls, Ordering::Relaxed);
     let back = open_ns("thread-self")?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNET).context("Unable to create a new netns")?;
@@ -270,20 +261,56 @@ pub fn enter(dir: &ImageDir, opts: &crate::opts::Opts, live: &[(i32, &TaskKobjId
         return Ok(Some(entered));
     }
     let criu_ns = entered.back.as_ref().context("criu's namespace")?;
-    if let Some(n) = &netns {
-        sysctl::write_conf(false, "all", &n.all_conf4, None)?;
-        sysctl::write_conf(false, "default", &n.def_conf4, None)?;
-        sysctl::write_conf(true, "all", &n.all_conf6, None)?;
-        sysctl::write_conf(true, "default", &n.def_conf6, None)?;
-        sysctl::write_unix(&n.unix_conf)?;
-        sysctl::write_ipv4(&n.ipv4_sysctl)?;
-    }
-    let empty = Vec::new();
-    let defaults = netns.as_ref().map_or((&empty[..], &empty[..]), |n| (&n.def_conf4[..], &n.def_conf6[..]));
-    let nsids = netns.as_ref().map_or(&[][..], |n| &n.nsids[..]);
-    link::restore(&links, defaults, &opts.veth_pairs, criu_ns.as_fd(), nsids)?;
-    tools::restore(dir, id)?;
+    images.setup(dir, &opts.veth_pairs, criu_ns.as_fd())?;
     Ok(Some(entered))
+}
+
+/// The images of a namespace to restore.
+struct Images {
+    id: u32,
+    netns: Option<NetnsEntry>,
+    links: Vec<NetDeviceEntry>,
+}
+
+impl Images {
+    /// Namespace `id`'s images (`empty`: --empty-ns net, no links).
+    fn read(dir: &ImageDir, id: u32, empty: bool) -> Result<Images> {
+        let netns_name = kinds::netns().file_name(u64::from(id));
+        let netns: Option<NetnsEntry> = if dir.exists(&netns_name) {
+            ImageReader::open_kind(dir, &netns_name, kinds::netns())?.next_entry()?
+        } else {
+            None
+        };
+        if let Some(k) = netns.as_ref().and_then(|n| n.ext_key.as_deref()) {
+            bail!("{}: the network namespace is an external one ({k}): not supported", dir.display(&netns_name));
+        }
+        // (A dump with --empty-ns net wrote none of the images.)
+        let netdev = kinds::netdev().file_name(u64::from(id));
+        let links: Vec<NetDeviceEntry> = if empty || !dir.exists(&netdev) {
+            Vec::new()
+        } else {
+            ImageReader::open_kind(dir, &netdev, kinds::netdev())?.all()?
+        };
+        Ok(Images { id, netns, links })
+    }
+
+    /// Set up the (new) namespace the calling thread is in: sysctls,
+    /// links (veth peers into `criu_ns`), the tools' state.
+    fn setup(&self, dir: &ImageDir, veth_pairs: &[(String, String)], criu_ns: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        if let Some(n) = &self.netns {
+            sysctl::write_conf(false, "all", &n.all_conf4, None)?;
+            sysctl::write_conf(false, "default", &n.def_conf4, None)?;
+            sysctl::write_conf(true, "all", &n.all_conf6, None)?;
+            sysctl::write_conf(true, "default", &n.def_conf6, None)?;
+            sysctl::write_unix(&n.unix_conf)?;
+            sysctl::write_ipv4(&n.ipv4_sysctl)?;
+        }
+        let empty = Vec::new();
+        let defaults = self.netns.as_ref().map_or((&empty[..], &empty[..]), |n| (&n.def_conf4[..], &n.def_conf6[..]));
+        let nsids = self.netns.as_ref().map_or(&[][..], |n| &n.nsids[..]);
+        link::restore(&self.links, defaults, veth_pairs, criu_ns, nsids)?;
+        tools::restore(dir, self.id)
+    }
 }
 
 /// Run `f` in the network namespace of task `pid` (criu's thread returns
@@ -319,3 +346,6 @@ pub fn check_socket_netns(fd: std::os::fd::BorrowedFd<'_>, who: &str) -> Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
