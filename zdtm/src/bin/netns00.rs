@@ -3,8 +3,9 @@
 //! listener on 10.99.0.1, a unix datagram queue length of 37 and
 //! ipv4 forwarding on. After the restore, from inside: still in a
 //! namespace other than the host's, lo up with the address and the
-//! route, both sysctls, and the listener (same address, same inode kind)
-//! accepts a new connection to 10.99.0.1.
+//! route, both sysctls, the listener (same address) accepts a new
+//! connection to 10.99.0.1, and an fd open on /proc/self/ns/net is the
+//! file of the namespace the task is in.
 //!
 //! `--sabotage check`: the address is removed before the checks.
 
@@ -25,6 +26,8 @@ fn main() {
     inet::bind(l, "10.99.0.1:0");
     inet::listen(l, 4);
     let addr = name(l, false);
+    // A file of the namespace (ns_file_entry with the namespace's id).
+    let nsf = zdtm::open_or_fail(std::path::Path::new("/proc/self/ns/net"), libc::O_RDONLY);
 
     zdtm::test_daemon();
     zdtm::test_waitsig();
@@ -45,6 +48,8 @@ fn main() {
     c.eq("net.unix.max_dgram_qlen", rd("/proc/sys/net/unix/max_dgram_qlen"), "37".to_string());
     c.eq("net.ipv4.conf.all.forwarding", rd("/proc/sys/net/ipv4/conf/all/forwarding"), "1".to_string());
     c.eq("listener address", name(l, false), addr);
+    let link = |p: &str| std::fs::read_link(p).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+    c.eq("the fd on /proc/self/ns/net", link(&format!("/proc/self/fd/{nsf}")), zdtm::netns_link());
     match addr {
         Some(a) => {
             let to: SocketAddr = a;
