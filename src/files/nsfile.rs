@@ -69,7 +69,7 @@ impl FdKind for NsFile {
         // The tree may be in a time namespace of its own (a restored one):
         // the dump records it as such (timens), and so its file.
         let ns_id = match kind {
-            "time" if task_own && ours != Some(ino) => crate::ns::OWN_TIME_NS_ID,
+            "time" if task_own && ours != Some(ino) => crate::ns::own_time_ns_id(),
             "net" if task_own && ours == Some(ino) => crate::ns::sock_net_ns_id(),
             _ if task_own && ours == Some(ino) => ns_id(),
             _ => bail!(
@@ -89,7 +89,8 @@ impl FdKind for NsFile {
             .find(|(_, c, _)| *c == e.ns_cflag)
             .copied()
             .with_context(|| format!("fd {fd}: namespace file {} has an unknown namespace flag {:#x}", fe.id, e.ns_cflag))?;
-        let tree_time = kind == "time" && e.ns_id == crate::ns::OWN_TIME_NS_ID;
+        // (The tree's own time namespace is 9, or 10 after its own network one.)
+        let tree_time = kind == "time" && (e.ns_id == crate::ns::OWN_TIME_NS_ID || e.ns_id == crate::ns::OWN_TIME_NS_ID + 1);
         let tree_net = kind == "net" && e.ns_id == crate::net::ns::OWN_NET_NS_ID;
         if e.ns_id != ns_id() && !tree_time && !tree_net {
             bail!("fd {fd}: namespace file {} is of {kind} namespace {}, not the tree's: restoring namespaces is not supported yet", fe.id, e.ns_id);

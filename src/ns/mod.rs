@@ -19,6 +19,13 @@ pub fn sock_net_ns_id() -> u32 {
     SOCK_NET_NS_ID.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// The time_ns_id of a tree's own time namespace in this dump: after
+/// the tree's own network namespace, when it has one (CRIU numbers the
+/// root's namespaces in kind order, net before time).
+pub fn own_time_ns_id() -> u32 {
+    if sock_net_ns_id() == NET_NS_ID { OWN_TIME_NS_ID } else { OWN_TIME_NS_ID + 1 }
+}
+
 /// Set by the dump of a tree with a network namespace of its own (and
 /// back to criu's when it ends).
 pub fn set_sock_net_ns_id(id: u32) {

@@ -200,7 +200,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Err(e) => return Err(failed(tasks, e)),
     };
     if let Some(n) = netns.as_mut() {
-        timens.renumber(n.ns_id() + 1);
+        timens.renumber(ns::own_time_ns_id());
         if let Err(e) = n.lock(opts, &dir, lock_method) {
             n.unlock(opts, &dir);
             return Err(failed(tasks, e));
