@@ -195,7 +195,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
     };
-    let mut netns = match DumpNetns::of_tree(&live, opts.empty_ns_net) {
+    let mut netns = match DumpNetns::of_tree(&live, opts.empty_ns_net, &opts.external) {
         Ok(n) => n,
         Err(e) => return Err(failed(tasks, e)),
     };

@@ -70,12 +70,18 @@ impl DumpNetns {
     /// For the live tasks `pids` (the root first): None when the root is
     /// in criu's namespace; else every task (and thread) must be in the
     /// root's, which criu's thread enters.
-    pub fn of_tree(pids: &[i32], empty: bool) -> Result<Option<DumpNetns>> {
+    /// `externals`: the `--external` values (the namespace named as an
+    /// external one is refused: it is not carried yet).
+    pub fn of_tree(pids: &[i32], empty: bool, externals: &[String]) -> Result<Option<DumpNetns>> {
         let root = *pids.first().context("an empty tree")?;
         if !is_own(root)? {
             return Ok(None);
         }
         let theirs = ns_link(&root.to_string())?;
+        let ino = theirs.to_string_lossy().trim_start_matches("net:[").trim_end_matches(']').to_string();
+        if let Some(x) = externals.iter().find(|x| x.starts_with(&format!("net[{ino}]:"))) {
+            bail!("--external {x}: the network namespace of task {root} as an external one is not supported yet");
+        }
         for &pid in pids {
             for tid in crate::proc::threads(pid)? {
                 let ns = ns_link(&format!("{pid}/task/{tid}"))?;
