@@ -215,6 +215,9 @@ impl Entered {
     /// Back to criu's namespace; the outer ends of `--veth-pair
     /// IN=OUT@BRIDGE` go into their bridges.
     pub fn leave(mut self) -> Result<()> {
+        // (The root, forked by now, has its copy; a later restore by this
+        // process, a service, starts without.)
+        ROOT_WAITS.store(false, Ordering::SeqCst);
         let fd = self.back.take().context("left twice")?;
         setns(&fd, "criu's network namespace after forking the root")?;
         link::move_to_bridges(&self.veth_pairs)
@@ -223,6 +226,7 @@ impl Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        ROOT_WAITS.store(false, Ordering::SeqCst);
         if let Some(fd) = self.back.take()
             && let Err(e) = setns(&fd, "criu's network namespace")
         {
