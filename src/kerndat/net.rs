@@ -8,11 +8,17 @@ use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::socket::{self, AddressFamily, SockFlag, SockProtocol, SockType};
 
-use crate::sockets::netlink::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, Netlink, attr, attrs};
+use netlink_packet_core::Emitable;
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkInfo, LinkMessage};
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
+use netlink_packet_route::{AddressFamily as RtFamily, RouteNetlinkMessage};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId};
+use netlink_packet_sock_diag::unix::{ShowFlags, UnixRequest};
+
+use crate::sockets::netlink::{DiagRequest, Netlink, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST, SOCK_DIAG_BY_FAMILY};
 use super::{Ctx, Probe, ProbeError};
 use crate::sys::probe as k;
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const IPPROTO_UDPLITE: u8 = 136;
@@ -51,39 +57,47 @@ impl DiagKind {
         matches!(self.family as i32, libc::AF_INET | libc::AF_INET6) && self.protocol == IPPROTO_RAW
     }
 
+    /// The request: unix and inet ones as netlink-packet-sock-diag makes
+    /// them, packet and netlink ones (no crate models them) as the shared
+    /// [`DiagRequest`].
     fn request(&self) -> Vec<u8> {
-        let mut r = vec![self.family, self.protocol];
+        let emit = |m: &dyn Emitable| {
+            let mut v = vec![0; m.buffer_len()];
+            m.emit(&mut v);
+            v
+        };
         match self.family as i32 {
-            libc::AF_UNIX => {
-                // pad, states (all), ino, show (name|vfs|peer|icons|rqlen), cookie
-                r.extend_from_slice(&[0, 0]);
-                r.extend_from_slice(&u32::MAX.to_ne_bytes());
-                r.extend_from_slice(&0u32.to_ne_bytes());
-                r.extend_from_slice(&0x1fu32.to_ne_bytes());
-                r.extend_from_slice(&[0; 8]);
-            }
-            libc::AF_PACKET | libc::AF_NETLINK => {
-                // pad, ino, show, cookie
-                let show: u32 = if self.family as i32 == libc::AF_PACKET { 0xf } else { 2 };
-                r.extend_from_slice(&[0, 0]);
-                r.extend_from_slice(&0u32.to_ne_bytes());
-                r.extend_from_slice(&show.to_ne_bytes());
-                r.extend_from_slice(&[0; 8]);
-            }
+            libc::AF_UNIX => emit(&UnixRequest {
+                state_flags: unix_states(),
+                inode: 0,
+                show_flags: ShowFlags::NAME | ShowFlags::VFS | ShowFlags::PEER | ShowFlags::ICONS | ShowFlags::RQLEN,
+                cookie: [0; 8],
+            }),
+            // packet: info, mclist, ring, fanout; netlink: groups
+            libc::AF_PACKET => emit(&DiagRequest { cookie: [0; 2], ..DiagRequest::dump(self.family, self.protocol, 0xf) }),
+            libc::AF_NETLINK => emit(&DiagRequest { cookie: [0; 2], ..DiagRequest::dump(self.family, self.protocol, 2) }),
             _ => {
-                // idiag_ext, pad, states, inet_diag_sockid (48 bytes)
                 let states: u32 = if self.protocol == IPPROTO_TCP {
                     [10u32, 1, 4, 5, 8, 9, 11, 2].iter().map(|s| 1u32 << s).sum()
                 } else {
                     u32::MAX
                 };
-                r.extend_from_slice(&[0, 0]);
-                r.extend_from_slice(&states.to_ne_bytes());
-                r.extend_from_slice(&[0; 48]);
+                let socket_id = if self.family as i32 == libc::AF_INET6 { SocketId::new_v6() } else { SocketId::new_v4() };
+                emit(&InetRequest {
+                    family: self.family,
+                    protocol: self.protocol,
+                    extensions: ExtensionFlags::empty(),
+                    states: netlink_packet_sock_diag::inet::StateFlags::from_bits_retain(states),
+                    socket_id,
+                })
             }
         }
-        r
     }
+}
+
+/// Every state, for the unix dump.
+fn unix_states() -> netlink_packet_sock_diag::unix::StateFlags {
+    netlink_packet_sock_diag::unix::StateFlags::from_bits_retain(u32::MAX)
 }
 
 /// The dumps socket collection makes, in CRIU's order.
@@ -244,54 +258,34 @@ pub fn probe_ipv6_freebind() -> Probe<bool> {
     }
 }
 
-const RTM_NEWLINK: u16 = 16;
-const RTM_GETLINK: u16 = 18;
-const RTM_SETLINK: u16 = 19;
-const RTM_NEWNSID: u16 = 88;
-const RTM_GETNSID: u16 = 90;
-const NETNSA_NSID: u16 = 1;
-const NETNSA_PID: u16 = 2;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_LINKINFO: u16 = 18;
-const IFLA_NET_NS_FD: u16 = 28;
-const IFLA_LINK_NETNSID: u16 = 37;
-const IFLA_NEW_IFINDEX: u16 = 49;
-const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const VETH_INFO_PEER: u16 = 1;
-const NLA_F_NESTED: u16 = 0x8000;
-
-fn ifinfomsg(index: i32) -> Vec<u8> {
-    let mut v = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
-    v.extend_from_slice(&index.to_ne_bytes());
-    v.extend_from_slice(&[0; 8]);
-    v
-}
-
 /// RTM_GETNSID for our own pid answers with a NETNSA_NSID attribute.
 pub fn probe_nsid() -> Probe<bool> {
     let Ok(mut nl) = Netlink::open(SockProtocol::NetlinkRoute) else {
         tracing::warn!("Unable to create a netlink socket: NSID can't be used.");
         return Ok(false);
     };
-    let mut req = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
-    req.extend(attr(NETNSA_PID, &(nix::unistd::getpid().as_raw() as u32).to_ne_bytes()));
-    let Ok(msgs) = nl.request(RTM_GETNSID, NLM_F_REQUEST, &req) else { return Ok(false) };
-    Ok(msgs
-        .iter()
-        .filter(|m| m.ty == RTM_NEWNSID && m.payload.len() >= 4)
-        .any(|m| attrs(&m.payload[4..]).iter().any(|(t, _)| *t == NETNSA_NSID)))
+    let mut req = NsidMessage::default();
+    req.attributes.push(NsidAttribute::Pid(nix::unistd::getpid().as_raw() as u32));
+    let Ok(msgs) = nl.exchange(RouteNetlinkMessage::GetNsId(req), NLM_F_REQUEST) else { return Ok(false) };
+    Ok(msgs.iter().any(|m| {
+        matches!(m, RouteNetlinkMessage::NewNsId(n) if n.attributes.iter().any(|a| matches!(a, NsidAttribute::Id(_))))
+    }))
+}
+
+/// A link message for link `index` with `attributes`.
+fn link(index: u32, attributes: Vec<LinkAttribute>) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes = attributes;
+    m
 }
 
 /// RTM_SETLINK with IFLA_NEW_IFINDEX = -1 on a missing link: ERANGE when
 /// the attribute is known (its policy rejects -1), ENODEV when ignored.
 pub fn probe_newifindex() -> Probe<bool> {
     let mut nl = Netlink::open(SockProtocol::NetlinkRoute).ctx("Unable to create a netlink socket")?;
-    let mut req = ifinfomsg(0);
-    req.extend(attr(IFLA_NEW_IFINDEX, &(-1i32).to_ne_bytes()));
-    req.extend(attr(IFLA_IFNAME, b"criu-kdat"));
-    match nl.request(RTM_SETLINK, NLM_F_REQUEST | NLM_F_CREATE, &req) {
+    let req = link(0, vec![LinkAttribute::NewIfIndex(-1), LinkAttribute::IfName("criu-kdat".into())]);
+    match nl.exchange(RouteNetlinkMessage::SetLink(req), NLM_F_REQUEST | NLM_F_CREATE).map_err(|e| e.errno()) {
         Err(Errno::ERANGE) => Ok(true),
         Err(Errno::ENODEV) => Ok(false),
         Ok(_) => Err(ProbeError::msg("Unexpected success of RTM_SETLINK on criu-kdat")),
@@ -307,24 +301,24 @@ pub fn probe_link_nsid() -> Probe<bool> {
         let peer_ns = std::fs::File::open("/proc/thread-self/ns/net").ctx("Can't open ns/net")?;
         nix::sched::unshare(CloneFlags::CLONE_NEWNET).ctx("Unable create a network namespace")?;
         let mut nl = Netlink::open(SockProtocol::NetlinkRoute).ctx("Unable to create a netlink socket")?;
-        let mut peer = ifinfomsg(11);
-        peer.extend(attr(IFLA_NET_NS_FD, &(peer_ns.as_raw_fd() as u32).to_ne_bytes()));
-        let mut data = attr(VETH_INFO_PEER, &peer);
-        data = attr(IFLA_INFO_DATA | NLA_F_NESTED, &data);
-        let mut info = attr(IFLA_INFO_KIND, b"veth");
-        info.extend(data);
-        let mut req = ifinfomsg(10);
-        req.extend(attr(IFLA_IFNAME, b"veth\0"));
-        req.extend(attr(IFLA_MTU, &1500u32.to_ne_bytes()));
-        req.extend(attr(IFLA_LINKINFO | NLA_F_NESTED, &info));
-        nl.request(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, &req).ctx("Unable to create a veth pair")?;
+        let peer = link(11, vec![LinkAttribute::NetNsFd(peer_ns.as_raw_fd())]);
+        let info = vec![LinkInfo::Kind(InfoKind::Veth), LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer)))];
+        let req = link(
+            10,
+            vec![LinkAttribute::IfName("veth".into()), LinkAttribute::Mtu(1500), LinkAttribute::LinkInfo(info)],
+        );
+        nl.exchange(RouteNetlinkMessage::NewLink(req), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL)
+            .map_err(|e| e.errno())
+            .ctx("Unable to create a veth pair")?;
+        let mut all = LinkMessage::default();
+        all.header.interface_family = RtFamily::Packet;
         let links = nl
-            .request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, &[libc::AF_PACKET as u8, 0, 0, 0])
+            .exchange(RouteNetlinkMessage::GetLink(all), NLM_F_REQUEST | NLM_F_DUMP)
+            .map_err(|e| e.errno())
             .ctx("check_link_nsid failed")?;
-        Ok(links
-            .iter()
-            .filter(|m| m.ty == RTM_NEWLINK && m.payload.len() >= 16)
-            .any(|m| attrs(&m.payload[16..]).iter().any(|(t, _)| *t == IFLA_LINK_NETNSID)))
+        Ok(links.iter().any(|m| {
+            matches!(m, RouteNetlinkMessage::NewLink(l) if l.attributes.iter().any(|a| matches!(a, LinkAttribute::LinkNetNsId(_))))
+        }))
     })
     .join()
     .map_err(|_| ProbeError::msg("link_nsid probe thread panicked"))?;

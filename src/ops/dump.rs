@@ -186,6 +186,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         freeze::release_all(tasks);
         e.context(what.clone())
     };
+    // A confined RPC caller dumps only tasks it could ptrace (held still now).
+    let all: Vec<(i32, bool)> = tasks.iter().map(|t| (t.pid, t.zombie())).collect();
+    if let Err(e) = crate::ops::auth::dump::check_tree(&all) {
+        return Err(failed(tasks, e));
+    }
     // As CRIU: a tree in criu's net namespace is locked connection by
     // connection as the sockets are dumped (no script); one with its own
     // namespace (entered by criu's thread until the end) is locked whole.
@@ -195,6 +200,11 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
     };
+    if opts.cgroups_checked()
+        && let Err(e) = live.iter().try_for_each(|&p| crate::cgroup::membership::check_same_as_criu(p))
+    {
+        return Err(failed(tasks, e));
+    }
     let mut netns = match DumpNetns::of_tree(&live, opts.empty_ns_net, &opts.external) {
         Ok(n) => n,
         Err(e) => return Err(failed(tasks, e)),
@@ -207,11 +217,6 @@ pub fn run(opts: &Opts) -> Result<i32> {
         }
     }
     let net_ns_id = netns.as_ref().map_or(ns::NET_NS_ID, DumpNetns::ns_id);
-    if opts.cgroups_checked()
-        && let Err(e) = live.iter().try_for_each(|&p| crate::cgroup::membership::check_same_as_criu(p))
-    {
-        return Err(failed(tasks, e));
-    }
     // What only each task can tell, through the parasite.
     let mut reports = match ask_parasites(&mut tasks) {
         Ok(r) => r,

@@ -49,6 +49,8 @@ use crate::sys::clone::{fork_with_pid, Forked};
 /// before any task exists (vDSO, sessions and groups).
 fn load(dir: &ImageDir, opts: &Opts) -> Result<Tree> {
     let mut tree = Tree::load(dir)?;
+    // A confined RPC caller restores only what it could make itself.
+    crate::ops::auth::restore::check_tree(&tree)?;
     let pid = tree.root().pid;
     if tree.nodes.len() == 1 {
         info!("Restoring task {pid}");

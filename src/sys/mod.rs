@@ -33,3 +33,5 @@ pub mod fhandle;
 pub mod sigreset;
 pub mod timers;
 pub mod locks;
+pub mod xattr;
+pub mod caps;

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use nix::sys::socket::SockProtocol;
 
-use crate::sockets::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use crate::sockets::netlink::{attrs, DiagRequest, Netlink, SOCK_DIAG_BY_FAMILY, NLM_F_DUMP, NLM_F_REQUEST};
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NDIAG_PROTO_ALL: u8 = 0xff;
 const NDIAG_SHOW_GROUPS: u32 = 2;
 const NDIAG_SHOW_FLAGS: u32 = 8;
@@ -37,16 +36,10 @@ pub struct Diag {
     pub flags: u32,
 }
 
-fn request() -> Vec<u8> {
-    let mut req = Vec::with_capacity(20);
-    req.push(libc::AF_NETLINK as u8);
-    req.push(NDIAG_PROTO_ALL);
-    req.extend_from_slice(&0u16.to_ne_bytes());
-    req.extend_from_slice(&0u32.to_ne_bytes()); // any inode
-    req.extend_from_slice(&(NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS).to_ne_bytes());
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // no cookie
-    req.extend_from_slice(&u32::MAX.to_ne_bytes());
-    req
+/// Every netlink socket, with its groups and flags (netlink-packet-sock-diag
+/// has no netlink_diag: the shared [`DiagRequest`]).
+fn request() -> DiagRequest {
+    DiagRequest::dump(libc::AF_NETLINK as u8, NDIAG_PROTO_ALL, NDIAG_SHOW_GROUPS | NDIAG_SHOW_FLAGS)
 }
 
 fn word(b: &[u8], at: usize) -> Result<u32> {
@@ -86,7 +79,7 @@ pub fn parse(p: &[u8]) -> Result<Diag> {
 /// Every netlink socket of our network namespace the kernel lists, by inode.
 pub fn all() -> Result<HashMap<u32, Diag>> {
     let mut nl = Netlink::open(SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
-    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &request()).context("netlink_diag dump")?;
+    let msgs = nl.exchange(request().msg(), NLM_F_REQUEST | NLM_F_DUMP).context("netlink_diag dump")?;
     let mut out = HashMap::new();
     for m in msgs.iter().filter(|m| m.ty == SOCK_DIAG_BY_FAMILY) {
         let d = parse(&m.payload).context("netlink_diag dump")?;

@@ -91,16 +91,19 @@ fn round_trip() {
     assert!(n >= 16 && u16::from_ne_bytes([buf[4], buf[5]]) == libc::RTM_NEWLINK, "a link answer");
 }
 
-/// RTM_GETLINK, a dump of every link.
+/// RTM_GETLINK, a dump of every link (netlink-packet-route's message).
 fn link_dump_request() -> Vec<u8> {
-    let mut m = Vec::new();
-    m.extend_from_slice(&32u32.to_ne_bytes());
-    m.extend_from_slice(&libc::RTM_GETLINK.to_ne_bytes());
-    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    m.extend_from_slice(&1u32.to_ne_bytes());
-    m.extend_from_slice(&0u32.to_ne_bytes());
-    m.extend_from_slice(&[0u8; 16]); // ifinfomsg, AF_UNSPEC
-    m
+    use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::{link::LinkMessage, RouteNetlinkMessage};
+    let mut header = NetlinkHeader::default();
+    header.flags = crate::sockets::netlink::NLM_F_REQUEST | crate::sockets::netlink::NLM_F_DUMP;
+    header.sequence_number = 1;
+    let mut m = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(LinkMessage::default())));
+    m.finalize();
+    let mut buf = vec![0; m.buffer_len()];
+    m.serialize(&mut buf);
+    assert_eq!(buf.len(), 32);
+    buf
 }
 
 fn refusal(fd: &OwnedFd) -> String {

@@ -4,26 +4,19 @@
 
 use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use nix::sys::socket;
 
-use crate::images::pb::{FownEntry, SkOptsEntry, UnixSkEntry};
-use crate::sockets::netlink::{attrs, Netlink, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{Emitable, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_sock_diag::unix::nlas::{Nla, UnixDiagName};
+use netlink_packet_sock_diag::unix::{ShowFlags, StateFlags, UnixRequest, UnixResponse};
+use netlink_packet_sock_diag::SockDiagMessage;
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const UDIAG_SHOW_NAME: u32 = 1;
-const UDIAG_SHOW_VFS: u32 = 2;
-const UDIAG_SHOW_PEER: u32 = 4;
-const UDIAG_SHOW_ICONS: u32 = 8;
-const UDIAG_SHOW_RQLEN: u32 = 16;
-const SHOW_ALL: u32 = UDIAG_SHOW_NAME | UDIAG_SHOW_VFS | UDIAG_SHOW_PEER | UDIAG_SHOW_ICONS | UDIAG_SHOW_RQLEN;
-const UNIX_DIAG_NAME: u16 = 0;
-const UNIX_DIAG_VFS: u16 = 1;
-const UNIX_DIAG_PEER: u16 = 2;
-const UNIX_DIAG_ICONS: u16 = 3;
-const UNIX_DIAG_RQLEN: u16 = 4;
-const UNIX_DIAG_SHUTDOWN: u16 = 6;
+use crate::images::pb::{FownEntry, SkOptsEntry, UnixSkEntry};
+use crate::sockets::netlink::Netlink;
+
 /// TCP_ESTABLISHED, as unix_diag reports a connected socket.
 pub const STATE_ESTABLISHED: u32 = 1;
 /// TCP_CLOSE: an unconnected socket.
@@ -40,7 +33,7 @@ pub struct Diag {
     /// The address (sun_path bytes as bound: a path with its NUL, or an
     /// abstract name starting with a NUL byte).
     pub name: Vec<u8>,
-    /// (device, inode) of the socket's file, for a path name.
+    /// (inode, device) of the socket's file, for a path name.
     pub vfs: Option<(u32, u32)>,
     pub peer: u32,
     /// A listening socket's connections not accepted yet: the inodes of
@@ -56,62 +49,67 @@ pub struct Diag {
     pub shutdown: u32,
 }
 
-fn request(ino: u32) -> Vec<u8> {
-    let mut req = Vec::with_capacity(24);
-    req.push(libc::AF_UNIX as u8);
-    req.push(0);
-    req.extend_from_slice(&0u16.to_ne_bytes());
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // all states
-    req.extend_from_slice(&ino.to_ne_bytes());
-    req.extend_from_slice(&SHOW_ALL.to_ne_bytes());
-    req.extend_from_slice(&u32::MAX.to_ne_bytes()); // no cookie
-    req.extend_from_slice(&u32::MAX.to_ne_bytes());
-    req
+/// The request for socket `ino` (0: every socket), every state, with
+/// name, file, peer, pending connections and queue lengths.
+fn request(ino: u32) -> SockDiagMessage {
+    SockDiagMessage::UnixRequest(UnixRequest {
+        state_flags: StateFlags::from_bits_retain(u32::MAX),
+        inode: ino,
+        show_flags: ShowFlags::NAME | ShowFlags::VFS | ShowFlags::PEER | ShowFlags::ICONS | ShowFlags::RQLEN,
+        cookie: [0xff; 8],
+    })
 }
 
-fn parse(p: &[u8]) -> Result<Diag> {
-    if p.len() < 16 {
-        bail!("short unix_diag answer");
-    }
-    let mut d = Diag { ino: u32::from_ne_bytes(p[4..8].try_into()?), ty: u32::from(p[1]), state: u32::from(p[2]), ..Default::default() };
-    for (ty, data) in attrs(&p[16..]) {
-        match ty {
-            UNIX_DIAG_NAME => d.name = data.to_vec(),
-            UNIX_DIAG_VFS if data.len() >= 8 => {
-                d.vfs = Some((u32::from_ne_bytes(data[..4].try_into()?), u32::from_ne_bytes(data[4..8].try_into()?)))
+fn parse(r: &UnixResponse) -> Diag {
+    let mut d = Diag { ino: r.header.inode, ty: u32::from(r.header.kind), state: u32::from(r.header.state), ..Default::default() };
+    for nla in &r.nlas {
+        match nla {
+            Nla::Name(UnixDiagName::Pathname(p)) => {
+                d.name = p.as_bytes().to_vec();
+                d.name.push(0);
             }
-            UNIX_DIAG_PEER if data.len() >= 4 => d.peer = u32::from_ne_bytes(data[..4].try_into()?),
-            UNIX_DIAG_ICONS => d.icons = data.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            UNIX_DIAG_RQLEN if data.len() >= 8 => {
-                d.rqlen = u32::from_ne_bytes(data[..4].try_into()?);
-                d.wqlen = u32::from_ne_bytes(data[4..8].try_into()?);
+            Nla::Name(UnixDiagName::Abstract(a)) => {
+                d.name = Vec::with_capacity(a.len() + 1);
+                d.name.push(0);
+                d.name.extend_from_slice(a);
             }
-            UNIX_DIAG_SHUTDOWN if !data.is_empty() => d.shutdown = u32::from(data[0] & 3),
+            Nla::Vfs(v) => {
+                // The crate keeps the fields private: read them back from
+                // its encoding (struct unix_diag_vfs: inode, device).
+                let mut b = [0u8; 8];
+                v.emit(&mut b);
+                d.vfs = Some((u32::from_ne_bytes([b[0], b[1], b[2], b[3]]), u32::from_ne_bytes([b[4], b[5], b[6], b[7]])));
+            }
+            Nla::Peer(p) => d.peer = *p,
+            Nla::PendingConnections(c) => d.icons = c.clone(),
+            Nla::ReceiveQueueLength(r, w) => (d.rqlen, d.wqlen) = (*r, *w),
+            Nla::Shutdown(s) => d.shutdown = u32::from(s & 3),
             _ => {}
         }
     }
-    Ok(d)
+    d
+}
+
+fn unix_replies(msgs: Vec<SockDiagMessage>) -> impl Iterator<Item = Diag> {
+    msgs.into_iter().filter_map(|m| match m {
+        SockDiagMessage::UnixResponse(r) => Some(parse(&r)),
+        _ => None,
+    })
 }
 
 /// Ask the kernel about unix socket `ino` (in our network namespace).
 pub fn diag(ino: u32) -> Result<Diag> {
     let mut nl = Netlink::open(socket::SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
-    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, &request(ino)).with_context(|| format!("unix_diag for socket {ino}"))?;
-    let m = msgs.iter().find(|m| m.ty == SOCK_DIAG_BY_FAMILY).with_context(|| format!("no unix_diag answer for socket {ino}"))?;
-    parse(&m.payload).with_context(|| format!("unix_diag for socket {ino}"))
+    let msgs = nl.exchange(request(ino), NLM_F_REQUEST).with_context(|| format!("unix_diag for socket {ino}"))?;
+    unix_replies(msgs).next().with_context(|| format!("no unix_diag answer for socket {ino}"))
 }
 
 /// Every unix socket of our network namespace, by inode (the peers and
 /// listeners a dumped socket names may be held by no task of the tree).
 pub fn all() -> Result<HashMap<u32, Diag>> {
     let mut nl = Netlink::open(socket::SockProtocol::NetlinkSockDiag).context("sock_diag netlink")?;
-    let msgs = nl.request(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &request(0)).context("unix_diag dump")?;
-    let mut out = HashMap::new();
-    for m in msgs.iter().filter(|m| m.ty == SOCK_DIAG_BY_FAMILY) {
-        let d = parse(&m.payload).context("unix_diag dump")?;
-        out.insert(d.ino, d);
-    }
-    Ok(out)
+    let msgs = nl.exchange(request(0), NLM_F_REQUEST | NLM_F_DUMP).context("unix_diag dump")?;
+    Ok(unix_replies(msgs).map(|d| (d.ino, d)).collect())
 }
 
 /// The generic options as every socket kind records them
@@ -162,5 +160,81 @@ pub fn external(id: u32, d: &Diag) -> UnixSkEntry {
         uflags: super::USK_EXTERN,
         name: d.name.clone(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::net::{UnixListener, UnixStream};
+
+    use netlink_packet_core::Parseable;
+
+    use super::*;
+    use crate::sockets::netlink::attr;
+
+    fn ino_of(fd: &impl AsRawFd) -> u32 {
+        std::fs::metadata(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap().ino() as u32
+    }
+
+    /// A unix_diag_msg (family, type, state, pad, inode, cookie) and attributes.
+    fn reply(ty: u8, state: u8, ino: u32, attrs: &[Vec<u8>]) -> UnixResponse {
+        let mut p = vec![libc::AF_UNIX as u8, ty, state, 0];
+        p.extend_from_slice(&ino.to_ne_bytes());
+        p.extend_from_slice(&[0xff; 8]);
+        attrs.iter().for_each(|a| p.extend_from_slice(a));
+        UnixResponse::parse(&p[..]).unwrap()
+    }
+
+    #[test]
+    fn parses_every_attribute_the_dump_reads() {
+        let w = |v: &[u32]| v.iter().flat_map(|x| x.to_ne_bytes()).collect::<Vec<u8>>();
+        let r = reply(
+            1,
+            10,
+            77,
+            &[
+                attr(0, b"/tmp/sock\0"),
+                attr(1, &w(&[5, 9])),
+                attr(2, &w(&[78])),
+                attr(3, &w(&[80, 0, 81])),
+                attr(4, &w(&[3, 128])),
+                attr(6, &[2]),
+            ],
+        );
+        let d = parse(&r);
+        assert_eq!((d.ino, d.ty, d.state), (77, 1, 10));
+        assert_eq!(d.name, b"/tmp/sock\0");
+        assert_eq!(d.vfs, Some((5, 9)));
+        assert_eq!(d.peer, 78);
+        assert_eq!(d.icons, vec![80, 0, 81]);
+        assert_eq!((d.rqlen, d.wqlen, d.shutdown), (3, 128, 2));
+        // An abstract name keeps its leading NUL; no attributes, no values.
+        let d = parse(&reply(2, 7, 5, &[attr(0, b"\0abs\0x")]));
+        assert_eq!(d.name, b"\0abs\0x");
+        assert_eq!((d.vfs, d.peer, d.rqlen, d.shutdown), (None, 0, 0, 0));
+        assert!(parse(&reply(2, 7, 5, &[])).name.is_empty());
+    }
+
+    #[test]
+    fn asks_the_kernel_for_one_and_for_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l");
+        let l = UnixListener::bind(&path).unwrap();
+        let c = UnixStream::connect(&path).unwrap();
+        let (a, b) = UnixStream::pair().unwrap();
+        b.shutdown(std::net::Shutdown::Write).unwrap();
+        let d = diag(ino_of(&l)).unwrap();
+        let mut name = path.as_os_str().as_bytes().to_vec();
+        name.push(0);
+        assert_eq!((d.state, d.name), (STATE_LISTEN, name));
+        let md = std::fs::metadata(&path).unwrap();
+        assert_eq!(d.vfs.map(|v| v.0), Some(md.ino() as u32));
+        assert_eq!(d.icons, vec![ino_of(&c)]);
+        let all = all().unwrap();
+        assert_eq!(all[&ino_of(&a)].peer, ino_of(&b));
+        assert_eq!(all[&ino_of(&b)].shutdown, 2);
+        assert_eq!(all[&ino_of(&a)].ty, libc::SOCK_STREAM as u32);
     }
 }
