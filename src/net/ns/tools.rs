@@ -8,6 +8,7 @@
 //! with CRIU.
 
 use std::fs::File;
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
@@ -143,11 +144,56 @@ fn ip_restore(dir: &ImageDir, name: &str, obj: &str) -> Result<()> {
     run(&ip_tool(), &[obj, "restore"], f.into(), Stdio::null()).with_context(|| format!("restoring {}", dir.display(name)))
 }
 
+/// The magic `ip ... save` starts its dump with.
+const IP_DUMP_MAGIC: u32 = 0x4531_1224;
+/// rtm_flags the kernel refuses in a new route: they only describe the
+/// state of its link when saved (a veth whose peer was down).
+const RTNH_F_DEAD: u32 = 1;
+const RTNH_F_LINKDOWN: u32 = 16;
+
+/// A route dump of `ip route save` with the link-state flags taken off
+/// each route (the routes are the same; the kernel sets them again from
+/// the links). Anything not shaped as expected is left as it is.
+fn without_link_state(mut b: Vec<u8>) -> Vec<u8> {
+    if b.len() < 4 || u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) != IP_DUMP_MAGIC {
+        return b;
+    }
+    let mut off = 4;
+    while off + 16 <= b.len() {
+        let len = u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]]) as usize;
+        let ty = u16::from_ne_bytes([b[off + 4], b[off + 5]]);
+        if len < 16 || off + len > b.len() {
+            break;
+        }
+        // RTM_NEWROUTE: rtmsg's flags after its eight one-byte fields.
+        if ty == libc::RTM_NEWROUTE && len >= 16 + 12 {
+            let f = off + 16 + 8;
+            let flags = u32::from_ne_bytes([b[f], b[f + 1], b[f + 2], b[f + 3]]) & !(RTNH_F_DEAD | RTNH_F_LINKDOWN);
+            b[f..f + 4].copy_from_slice(&flags.to_ne_bytes());
+        }
+        off += (len + 3) & !3;
+    }
+    b
+}
+
+/// `ip route restore` from image `name`, the link-state flags off.
+fn route_restore(dir: &ImageDir, name: &str) -> Result<()> {
+    let Some(mut f) = nonempty(dir, name)? else { return Ok(()) };
+    let mut b = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut b).with_context(|| format!("reading {}", dir.display(name)))?;
+    let b = without_link_state(b);
+    // ip reads it with ftell: a file, not a pipe.
+    let fd = nix::sys::memfd::memfd_create("criu-route", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).context("memfd_create")?;
+    let mut tmp = File::from(fd);
+    tmp.write_all(&b).and_then(|()| std::io::Seek::rewind(&mut tmp)).with_context(|| format!("copying {}", dir.display(name)))?;
+    run(&ip_tool(), &["route", "restore"], tmp.into(), Stdio::null()).with_context(|| format!("restoring {}", dir.display(name)))
+}
+
 /// Restore what [`dump`] saved, into the namespace of the calling thread.
 pub fn restore(dir: &ImageDir, id: u32) -> Result<()> {
     ip_restore(dir, &ifaddr(id), "addr")?;
-    ip_restore(dir, &route(id), "route")?;
-    ip_restore(dir, &route6(id), "route")?;
+    route_restore(dir, &route(id))?;
+    route_restore(dir, &route6(id))?;
     if nonempty(dir, &rule(id))?.is_some() {
         // A new namespace has the default rules: they are in the image.
         let ip = ip_tool();
@@ -178,4 +224,33 @@ pub fn restore(dir: &ImageDir, id: u32) -> Result<()> {
         run_sh(&cmd, f.into(), Stdio::null()).with_context(|| format!("restoring {}", dir.display(&nftables(id))))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route_msg(flags: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&28u32.to_ne_bytes());
+        m.extend_from_slice(&libc::RTM_NEWROUTE.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&[2, 24, 0, 0, 254, 2, 253, 1]);
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m
+    }
+
+    #[test]
+    fn link_state_flags_come_off_routes_only() {
+        let mut b = IP_DUMP_MAGIC.to_ne_bytes().to_vec();
+        b.extend(route_msg(RTNH_F_LINKDOWN | RTNH_F_DEAD | 4));
+        b.extend(route_msg(RTNH_F_LINKDOWN));
+        let out = without_link_state(b.clone());
+        let mut want = IP_DUMP_MAGIC.to_ne_bytes().to_vec();
+        want.extend(route_msg(4));
+        want.extend(route_msg(0));
+        assert_eq!(out, want);
+        // Not an ip dump: untouched.
+        assert_eq!(without_link_state(b[4..].to_vec()), b[4..].to_vec());
+    }
 }
