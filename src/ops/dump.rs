@@ -114,6 +114,8 @@ fn collect(
         Some(table) => table,
         None => fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?,
     };
+    let mut mm = mm;
+    crate::sockets::packet::ring::link_maps(pid, &mut mm, &fdinfo, &sh.fds.state)?;
     let fs = task::fs::dump(&mut sh.files, pid, status.umask)?;
 
     inject_fault(Stage::Core)?;

@@ -28,6 +28,7 @@ pub mod wait;
 pub mod sockopt;
 pub mod sockopt_raw;
 pub mod nlsock;
+pub mod packet;
 pub mod anonfd;
 pub mod fhandle;
 pub mod sigreset;

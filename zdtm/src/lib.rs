@@ -917,3 +917,6 @@ pub fn own_netns(host: &str) -> bool {
     let ours = netns_link();
     !ours.is_empty() && ours != host
 }
+/// Packet sockets (the packet tests) and their mapped rings.
+pub mod packet;
+pub mod packet_ring;
