@@ -139,6 +139,9 @@ fn task_body(ctx: &Ctx, idx: usize, inh: Inherited, ready: &mut Option<OwnedFd>,
     crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
     crate::sys::sigreset::unblock(Signal::SIGCHLD).context("unblocking SIGCHLD")?;
     if idx == 0 {
+        if crate::net::ns::root_waits() {
+            wait_for(&go, msg::NETNS_READY)?;
+        }
         // Every file of the tree, once: the children inherit them.
         let inherit: Vec<(i32, String)> = ctx
             .opts

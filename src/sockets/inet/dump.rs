@@ -226,7 +226,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         v6only,
         ip_opts: Some(ip_opts),
         ifname,
-        ns_id: in_diag.then_some(crate::ns::NET_NS_ID),
+        ns_id: in_diag.then_some(crate::ns::sock_net_ns_id()),
         shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
         tcp_opts: Some(tcp_opts),
     })
