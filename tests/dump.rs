@@ -132,16 +132,16 @@ fn failed_dumps_leave_the_task_running_untouched() {
 #[test]
 fn an_fd_we_cannot_dump_is_named_and_the_task_survives() {
     let _g = serial();
-    // python opens a packet socket (a kind nobody carries yet: netlink,
-    // unix and inet sockets are) on fd 3 and sleeps.
+    // python opens a packet socket on fd 3 with PACKET_QDISC_BYPASS on
+    // (263, 20: an option its record has no place for) and sleeps.
     let Some(prog) = python() else { return };
-    let t = Target::spawn_group(prog, &["-c", "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_DGRAM,0)\nassert s.fileno()==3\ntime.sleep(100000)"]);
+    let t = Target::spawn_group(prog, &["-c", "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_DGRAM,0)\nassert s.fileno()==3\ns.setsockopt(263,20,1)\ntime.sleep(100000)"]);
     std::thread::sleep(Duration::from_millis(300));
     let before = t.maps();
     let tmp = tempfile::tempdir().unwrap();
     let (rc, err) = criu(&["dump", "-t", &t.pid().to_string(), "-D", tmp.path().to_str().unwrap()]);
     assert_eq!(rc, 1, "{err}");
-    assert!(err.contains("fd 3") && err.contains("socket"), "{err}");
+    assert!(err.contains("fd 3") && err.contains("PACKET_QDISC_BYPASS"), "{err}");
     assert_eq!(t.state(), Some('S'));
     assert_eq!(t.maps(), before);
 }

@@ -166,10 +166,8 @@ pub const OPTIONS: &[OptSpec] = &[
     o("allow-uprobes", None, Bool, Yes, "", "allow dumping tasks with uprobes VMAs"),
     o("unprivileged", None, Bool, NoEffect, "", "run without CAP_SYS_ADMIN where possible")
         .why("ours carries the same state either way, or fails on a missing privilege"),
-    o("weak-sysctls", None, Bool, NoEffect, "", "skip sysctls that are missing on restore")
-        .why("sysctls belong to namespaces, refused"),
-    o("empty-ns", None, Required, NoEffect, "net", "create an empty namespace")
-        .why("only for a dumped net namespace, refused"),
+    o("weak-sysctls", None, Bool, Yes, "", "skip sysctls that are missing on restore"),
+    o("empty-ns", None, Required, Yes, "net", "create an empty namespace"),
     o("join-ns", Some('J'), Required, NotYet, "NS:PATH[,OPT]", "join an existing namespace")
         .why("the tree would run in criu's namespaces instead"),
     // restore.
@@ -181,8 +179,7 @@ pub const OPTIONS: &[OptSpec] = &[
     o("inherit-fd", None, Required, Yes, "fd[N]:RES", "use an inherited fd for a resource"),
     o("exec-cmd", None, Flag, NotYet, "", "exec the given command after restore")
         .why("the command would not run"),
-    o("veth-pair", None, Required, NoEffect, "IN=OUT", "outer name of a veth device")
-        .why("net namespaces are refused"),
+    o("veth-pair", None, Required, Yes, "IN=OUT", "outer name of a veth device"),
     o("lsm-profile", None, Required, NotYet, "TYPE:NAME", "LSM profile for restore")
         .why("we cannot apply an LSM profile: the tree would run unconfined"),
     o("lsm-mount-context", None, Required, NoEffect, "CTX", "SELinux mount context for restore")

@@ -115,6 +115,9 @@ fn one(pid: i32, fd: i32, cx: &mut DumpCx, pidfd: &mut Option<OwnedFd>, flying: 
         }
         bail!("fd {fd} of task {pid} is of type {}: this kind of file is not supported yet", p.describe());
     };
+    if std::os::unix::fs::FileTypeExt::is_socket(&md.file_type()) {
+        crate::net::ns::check_socket_netns(p.dup()?.as_fd(), &what)?;
+    }
     let id = cx.files.alloc_id();
     if flying && info.get("lock").is_some() {
         bail!("a file in flight of type {} holds a file lock: locks of files in flight are not supported", p.describe());

@@ -1,7 +1,7 @@
 //! Namespace files (nsfs: an fd open on /proc/PID/ns/KIND): as CRIU 4.2
 //! records them, a ns_file_entry with the namespace's id in the images,
-//! its CLONE_NEW* flag and the open flags. Namespaces are not dumped yet,
-//! so only a file of a namespace the dumped task is in itself (the tree's,
+//! its CLONE_NEW* flag and the open flags. Namespaces are not dumped yet
+//! (but the root's network one: `net::ns`), so only a file of a namespace the dumped task is in itself (the tree's,
 //! criu's too; for time, also the tree's own time namespace) is carried; a
 //! restore opens /proc/self/ns/KIND of the task that opens it, which is in
 //! that namespace again. Others are refused by name.
@@ -57,7 +57,9 @@ impl FdKind for NsFile {
         // The task's own namespace of that kind (and so the tree's):
         // for a pid file, the one its children go to counts too.
         let own = |name: &str| std::fs::metadata(format!("/proc/{}/ns/{name}", p.pid)).map(|m| m.ino()).ok();
-        let ours = std::fs::metadata(format!("/proc/self/ns/{kind}")).map(|m| m.ino()).ok();
+        // (criu's thread is in the tree's network namespace during the
+        // dump of a tree that has its own: `net::ns`.)
+        let ours = std::fs::metadata(format!("/proc/thread-self/ns/{kind}")).map(|m| m.ino()).ok();
         let alt = match kind {
             "pid" => own("pid_for_children"),
             "time" => own("time_for_children"),
@@ -67,7 +69,8 @@ impl FdKind for NsFile {
         // The tree may be in a time namespace of its own (a restored one):
         // the dump records it as such (timens), and so its file.
         let ns_id = match kind {
-            "time" if task_own && ours != Some(ino) => crate::ns::OWN_TIME_NS_ID,
+            "time" if task_own && ours != Some(ino) => crate::ns::own_time_ns_id(),
+            "net" if task_own && ours == Some(ino) => crate::ns::sock_net_ns_id(),
             _ if task_own && ours == Some(ino) => ns_id(),
             _ => bail!(
                 "{} is open on {}, a namespace other than the dumped tree's: namespace files of other namespaces are not supported yet",
@@ -86,8 +89,10 @@ impl FdKind for NsFile {
             .find(|(_, c, _)| *c == e.ns_cflag)
             .copied()
             .with_context(|| format!("fd {fd}: namespace file {} has an unknown namespace flag {:#x}", fe.id, e.ns_cflag))?;
-        let tree_time = kind == "time" && e.ns_id == crate::ns::OWN_TIME_NS_ID;
-        if e.ns_id != ns_id() && !tree_time {
+        // (The tree's own time namespace is 9, or 10 after its own network one.)
+        let tree_time = kind == "time" && (e.ns_id == crate::ns::OWN_TIME_NS_ID || e.ns_id == crate::ns::OWN_TIME_NS_ID + 1);
+        let tree_net = kind == "net" && e.ns_id == crate::net::ns::OWN_NET_NS_ID;
+        if e.ns_id != ns_id() && !tree_time && !tree_net {
             bail!("fd {fd}: namespace file {} is of {kind} namespace {}, not the tree's: restoring namespaces is not supported yet", fe.id, e.ns_id);
         }
         use std::os::unix::fs::OpenOptionsExt;

@@ -16,6 +16,7 @@ pub static KINDS: &[&dyn FdKind] = &[
     &super::tty::Tty,
     &crate::sockets::inet::InetSk,
     &crate::sockets::nl::NetlinkSk,
+    &crate::sockets::packet::PacketSk,
     &crate::sockets::unix::UnixSk,
     &super::inotify::Inotify,
     &super::fanotify::Fanotify,

@@ -125,6 +125,11 @@ impl Opened {
         self.by_id.remove(&id)
     }
 
+    /// The description opened for file `id` (kept).
+    pub fn get(&self, id: u32) -> Option<&OwnedFd> {
+        self.by_id.get(&id)
+    }
+
     /// Open what the kinds left for the task itself (files under /proc/PID
     /// of a task of the tree): every task exists by now.
     pub fn open_deferred(&mut self, fdinfo: &[FdinfoEntry], imgs: &Images) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Task memory: VMAs (`vma`), AIO rings (`aio`), the page dump (`pages`), memfd objects
 //! (`memfd`), hugetlb page sizes (`hugetlb`), shared memory contents at restore (`shmem`), the restore's
-//! premap (`premap`), the copy-on-write sharing children take from their
+//! premap (`premap`), packet-socket rings mapped by the task (`packet_ring`), the copy-on-write sharing children take from their
 //! parent's premap (`inherit`) and vDSO decision (`vdso`), and the
 //! mm_entry that ties them to the task's mm boundaries (`mm`).
 
@@ -9,6 +9,7 @@ pub mod hugetlb;
 pub mod inherit;
 pub mod memfd;
 pub mod mm;
+pub mod packet_ring;
 pub mod pages;
 pub mod premap;
 pub mod shmem;

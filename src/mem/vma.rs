@@ -1,7 +1,7 @@
 //! VMAs: from /proc/PID/smaps to the vma_entry records of mm-PID.img, with
 //! CRIU's status bits, mmap flags, madvise bits and file ids; the special
-//! areas ([vdso], [vvar] + [vvar_vclock], [vsyscall], [heap]) marked as
-//! CRIU marks them; what we cannot dump yet refused with the VMA named.
+//! areas ([vdso], [vvar] + [vvar_vclock], [vsyscall], [heap], packet
+//! rings: `packet_ring`) marked as CRIU marks them; what we cannot dump yet refused with the VMA named.
 
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -222,6 +222,7 @@ pub fn collect(pid: i32, maps: &[MapEntry], files: &mut FileTable, allow_uprobes
                 e.flags |= flag as u32;
                 e.status = status::AREA_REGULAR | st | status::AREA_MEMFD;
             }
+            _ if super::packet_ring::is_socket(m) => super::packet_ring::dump_vma(pid, m, &mut e)?,
             _ if m.is_file() => {
                 let path = format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end);
                 let fdflags = super::memfd::link_access(&path).with_context(what)?;

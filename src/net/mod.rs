@@ -6,3 +6,5 @@ pub mod lock;
 mod lock_cmd;
 #[cfg(test)]
 mod lock_tests;
+/// A tree's own network namespace (`ns`): its images, made anew at restore.
+pub mod ns;

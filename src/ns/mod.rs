@@ -7,8 +7,30 @@ pub mod timens;
 
 use crate::images::pb::TaskKobjIdsEntry;
 
-/// The id of the (only) network namespace in our images.
+/// The id of criu's network namespace in our images.
 pub const NET_NS_ID: u32 = NS_IDS.net;
+
+/// The net namespace id the sockets being dumped get: criu's, or the
+/// tree's own while `net::ns::DumpNetns` holds it.
+static SOCK_NET_NS_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(NS_IDS.net);
+
+/// The ns_id of a socket record of the dump (the tree's network namespace).
+pub fn sock_net_ns_id() -> u32 {
+    SOCK_NET_NS_ID.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The time_ns_id of a tree's own time namespace in this dump: after
+/// the tree's own network namespace, when it has one (CRIU numbers the
+/// root's namespaces in kind order, net before time).
+pub fn own_time_ns_id() -> u32 {
+    if sock_net_ns_id() == NET_NS_ID { OWN_TIME_NS_ID } else { OWN_TIME_NS_ID + 1 }
+}
+
+/// Set by the dump of a tree with a network namespace of its own (and
+/// back to criu's when it ends).
+pub fn set_sock_net_ns_id(id: u32) {
+    SOCK_NET_NS_ID.store(id, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// The time_ns_id of a tree in criu's own time namespace.
 pub const CRIU_TIME_NS_ID: u32 = NS_IDS.time;

@@ -111,6 +111,8 @@ pub struct DumpTimens {
     own: bool,
     /// The clocks as read by [`DumpTimens::read_clocks`] (else at write).
     read: Option<TimensEntry>,
+    /// Its id when own (the next after criu's and the tree's other ones).
+    id: u32,
 }
 
 impl DumpTimens {
@@ -118,8 +120,8 @@ impl DumpTimens {
     /// in the root's time namespace, with its children's the same.
     pub fn of_tree(pids: &[i32]) -> Result<DumpTimens> {
         let root = *pids.first().context("an empty tree")?;
-        let Some(ours) = links("self")? else { return Ok(DumpTimens { root, own: false, read: None }) };
-        let Some((root_ns, _)) = links(&root.to_string())? else { return Ok(DumpTimens { root, own: false, read: None }) };
+        let Some(ours) = links("self")? else { return Ok(DumpTimens { root, own: false, read: None, id: super::OWN_TIME_NS_ID }) };
+        let Some((root_ns, _)) = links(&root.to_string())? else { return Ok(DumpTimens { root, own: false, read: None, id: super::OWN_TIME_NS_ID }) };
         for &pid in pids {
             // Each thread has its own (a thread's unshare makes one for
             // the children it forks).
@@ -145,13 +147,19 @@ impl DumpTimens {
             info!("Will take time namespace in the image");
             info!("Add time ns {} pid {root}", super::OWN_TIME_NS_ID);
         }
-        Ok(DumpTimens { root, own, read: None })
+        Ok(DumpTimens { root, own, read: None, id: super::OWN_TIME_NS_ID })
+    }
+
+    /// Number an own namespace `id` (the tree has another namespace of its
+    /// own, numbered before it, as CRIU 4.2 does: net comes first).
+    pub fn renumber(&mut self, id: u32) {
+        self.id = id;
     }
 
     /// The time_ns_id of every task's ids.
     pub fn ns_id(&self) -> u32 {
         if self.own {
-            super::OWN_TIME_NS_ID
+            self.id
         } else {
             super::CRIU_TIME_NS_ID
         }

@@ -17,7 +17,8 @@ use crate::files::{fds, FileTable};
 use crate::images::kind::kinds;
 use crate::images::pb::{FdinfoEntry, SeccompEntry};
 use crate::images::{inventory, ImageDir};
-use crate::net::lock::NetLock;
+use crate::net::lock::{Method, NetLock};
+use crate::net::ns::DumpNetns;
 use crate::opts::Opts;
 use crate::task::freeze::{self, Task};
 use crate::task::images::TaskImages;
@@ -113,6 +114,8 @@ fn collect(
         Some(table) => table,
         None => fds::dump(pid, &mut sh.fds, &mut sh.files, stat, opts.shell_job)?,
     };
+    let mut mm = mm;
+    crate::sockets::packet::ring::link_maps(pid, &mut mm, &fdinfo, &sh.fds.state)?;
     let fs = task::fs::dump(&mut sh.files, pid, status.umask)?;
 
     inject_fault(Stage::Core)?;
@@ -124,10 +127,10 @@ fn collect(
 }
 
 /// Every image: inventory, pstree, each task's, the files' and seccomp.img.
-fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry, run_id: &str) -> Result<()> {
+fn write_images(dir: &ImageDir, tasks: &[Task], collected: &[TaskImages], sh: &Shared, seccomp: &SeccompEntry, run_id: &str, lock: Method) -> Result<()> {
     inject_fault(Stage::Write)?;
     let mut inv = inventory::new(ns::root_ids(), run_id.to_string());
-    inv.network_lock_method = sh.fds.state.get::<NetLock>().map(|l| l.method().inventory());
+    inv.network_lock_method = Some(lock.inventory());
     inventory::write(dir, &inv)?;
     task::images::write_pstree(dir, tasks, collected)?;
     for t in tasks.iter().filter(|t| t.zombie()) {
@@ -185,8 +188,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
         freeze::release_all(tasks);
         e.context(what.clone())
     };
-    // As CRIU: the tree is in criu's net namespace, so the lock is taken
-    // connection by connection as the sockets are dumped (no script).
+    // A confined RPC caller dumps only tasks it could ptrace (held still now).
+    let all: Vec<(i32, bool)> = tasks.iter().map(|t| (t.pid, t.zombie())).collect();
+    if let Err(e) = crate::ops::auth::dump::check_tree(&all) {
+        return Err(failed(tasks, e));
+    }
+    // As CRIU: a tree in criu's net namespace is locked connection by
+    // connection as the sockets are dumped (no script); one with its own
+    // namespace (entered by criu's thread until the end) is locked whole.
     info!("Lock network");
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
     let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
@@ -198,10 +207,25 @@ pub fn run(opts: &Opts) -> Result<i32> {
     {
         return Err(failed(tasks, e));
     }
+    let mut netns = match DumpNetns::of_tree(&live, opts.empty_ns_net, &opts.external) {
+        Ok(n) => n,
+        Err(e) => return Err(failed(tasks, e)),
+    };
+    if let Some(n) = netns.as_mut() {
+        timens.renumber(ns::own_time_ns_id());
+        if let Err(e) = n.lock(opts, &dir, lock_method) {
+            n.unlock(opts, &dir);
+            return Err(failed(tasks, e));
+        }
+    }
+    let net_ns_id = netns.as_ref().map_or(ns::NET_NS_ID, DumpNetns::ns_id);
     // What only each task can tell, through the parasite.
     let mut reports = match ask_parasites(&mut tasks) {
         Ok(r) => r,
-        Err(e) => return Err(failed(tasks, e)),
+        Err(e) => {
+            netns.iter_mut().for_each(|n| n.unlock(opts, &dir));
+            return Err(failed(tasks, e));
+        }
     };
 
     let mut sh = Shared { files: FileTable::new(), fds: fds::Fds::default(), mem: mem::mm::Dumper::new(), seccomp: Vec::new() };
@@ -213,7 +237,8 @@ pub fn run(opts: &Opts) -> Result<i32> {
     // (by the socket dump, or below once all are found) until the
     // restore; the nftables table is named by this dump's run id.
     let run_id = inventory::run_id();
-    *sh.fds.state.get_mut::<NetLock>() = NetLock::new(lock_method, &run_id);
+    let per_conn = if netns.is_some() { Method::Skip } else { lock_method };
+    *sh.fds.state.get_mut::<NetLock>() = NetLock::new(per_conn, &run_id);
     crate::sockets::unix::allow_external(&mut sh.fds.state, opts.ext_unix_sk);
     sh.files.link_remap = opts.link_remap_ok;
     let result = (|| -> Result<()> {
@@ -232,6 +257,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             let fdt = collected.iter().position(|c| c.pid == t.ppid).filter(|&p| files_ids[p] == files_ids[nth]).map(|p| collected[p].fdinfo.clone());
             let mut c = collect(t, nth as u32, report, fdt, &dir, opts, &mut sh)?;
             c.ids.time_ns_id = Some(timens.ns_id());
+            c.ids.net_ns_id = Some(net_ns_id);
             c.ids.files_id = files_ids[nth];
             collected.push(c);
         }
@@ -260,7 +286,10 @@ pub fn run(opts: &Opts) -> Result<i32> {
         timens.read_clocks()?;
         // Seccomp filters: seccomp.img, and each filtered thread's core.
         let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
-        write_images(&dir, &tasks, &collected, &sh, &seccomp, &run_id)?;
+        write_images(&dir, &tasks, &collected, &sh, &seccomp, &run_id, lock_method)?;
+        if let Some(n) = &netns {
+            n.write(&dir)?;
+        }
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
@@ -269,17 +298,22 @@ pub fn run(opts: &Opts) -> Result<i32> {
         // and out of repair mode before it runs again.
         unlock(&mut sh);
         crate::sockets::tcp_repair::finish(&mut sh.fds.state, false);
+        netns.iter_mut().for_each(|n| n.unlock(opts, &dir));
         return Err(failed(tasks, e));
     }
     // Tasks that run on need their connections (CRIU keeps the lock only
     // for tasks that die or stay stopped: the restore releases it).
     if opts.final_state == crate::opts::FinalState::Alive {
         unlock(&mut sh);
+        netns.iter_mut().for_each(|n| n.unlock(opts, &dir));
+    } else {
+        netns.iter_mut().for_each(DumpNetns::keep_locked);
     }
     // Connections of a tree that does not run on stay in repair mode (as
     // CRIU: a dead tree's close silently); the others leave it before
     // their tasks run (in repair mode a read fails with EPERM).
     crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
+    drop(netns);
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

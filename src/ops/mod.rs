@@ -2,6 +2,7 @@
 //! what we can't do yet, starts logging and dispatches; each command lives
 //! in its own file and reads like CRIU's stages.
 
+pub mod auth;
 pub mod check;
 pub mod cpuinfo;
 pub mod dump;

@@ -49,6 +49,8 @@ use crate::sys::clone::{fork_with_pid, Forked};
 /// before any task exists (vDSO, sessions and groups).
 fn load(dir: &ImageDir, opts: &Opts) -> Result<Tree> {
     let mut tree = Tree::load(dir)?;
+    // A confined RPC caller restores only what it could make itself.
+    crate::ops::auth::restore::check_tree(&tree)?;
     let pid = tree.root().pid;
     if tree.nodes.len() == 1 {
         info!("Restoring task {pid}");
@@ -81,13 +83,17 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     let pid = tree.root().pid;
     let chans: Vec<Chan> = tree.nodes.iter().map(|_| Chan::new()).collect::<Result<_>>()?;
     let flags = if opts.restore_sibling { libc::CLONE_PARENT as u64 } else { 0 };
+    // The tree's own network namespace, set up before the root is in it.
+    let netns = crate::net::ns::enter(dir, opts, &tree.live_ids())?;
     let timens = crate::ns::timens::enter(dir, opts.unprivileged, &tree.live_ids())?;
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {
         restorer::task::root_main(tree, dir, opts, &chans)
     }
     let own_timens = timens.as_ref().is_some_and(|t| t.own());
+    let (own_netns, empty_netns) = (netns.is_some(), netns.as_ref().is_some_and(|n| n.empty));
     let left = timens.map(crate::ns::timens::Entered::leave).transpose();
+    let left = left.and(netns.map(crate::net::ns::Entered::leave).transpose());
     let (ready, go) = stages::criu_ends(&chans);
     let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
@@ -100,12 +106,27 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
         rs.kill_all();
         return Err(e.context(format!("task {pid} was killed")));
     }
-    if opts.restore_sibling || own_timens {
+    if opts.restore_sibling || own_timens || own_netns {
         for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
-            if let Err(e) = crate::scripts::run(action, opts, Some(dir), Some(pid)) {
+            // --empty-ns net: the namespace the script set up is locked
+            // as the images would have it (CRIU does it here).
+            let locked = || crate::net::ns::in_netns_of(pid, crate::net::ns::lock::lock).and_then(|r| r);
+            let r = if action == crate::scripts::Action::PostSetupNamespaces && empty_netns { locked() } else { Ok(()) };
+            if let Err(e) = r.and_then(|()| crate::scripts::run(action, opts, Some(dir), Some(pid))) {
                 rs.kill_all();
                 return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
             }
+        }
+    }
+    if own_netns {
+        // The root makes its sockets once its namespace is ready.
+        let sent = rs.go[0].as_mut().context("the root's go pipe").and_then(|f| {
+            use std::io::Write;
+            f.write_all(&[stages::msg::NETNS_READY]).context("telling the root its network namespace is ready")
+        });
+        if let Err(e) = sent {
+            rs.kill_all();
+            return Err(e.context(format!("task {pid} was killed")));
         }
     }
     Ok(rs)
@@ -143,9 +164,18 @@ fn restore_tree(dir: &ImageDir, opts: &Opts, inv: &crate::images::pb::InventoryE
     let pid = tree.root().pid;
     // After post-restore, before pre-resume (as CRIU): what the dump
     // locked is let go once every connection is back.
+    let own_netns = crate::net::ns::image_id(&dir, &tree.live_ids())?.is_some();
     let unlock = || {
         info!("Unlock network ({})", lock_method.name());
-        crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
+        let per_conn = || crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
+        if own_netns {
+            crate::net::ns::unlock_restored(opts, &dir, pid);
+            if let Err(e) = crate::net::ns::in_netns_of(pid, per_conn) {
+                tracing::error!("{e:#}");
+            }
+        } else {
+            per_conn();
+        }
     };
     let mut rs = fork_root(&tree, dir, opts)?;
     let root = rs.root;

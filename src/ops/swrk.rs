@@ -40,5 +40,12 @@ pub fn run(opts: &Opts, args: &[String]) -> Result<i32> {
     let sk = socket_fd(args.first().map(String::as_str).unwrap_or(""))?;
     let peer = peer(&sk)?;
     tracing::info!("RPC: serving pid {} on fd {}", peer.pid, sk.as_raw_fd());
+    // A `criu service` connection from a non-root user: its rights only.
+    if peer.standalone
+        && let Err(e) = crate::ops::auth::Caller::of_socket(&sk).and_then(|c| c.map(crate::ops::auth::install).transpose())
+    {
+        // Nothing runs for a caller whose rights we could not take.
+        return Ok(server::refuse(&sk, e.context("the RPC client's credentials")));
+    }
     Ok(server::serve(opts, &sk, peer))
 }

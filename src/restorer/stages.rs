@@ -117,6 +117,9 @@ pub mod msg {
     pub const PROCEED: u8 = b'P';
     /// criu (to the cleaners): resume.
     pub const GO: u8 = b'g';
+    /// criu (to the root of a tree with its own network namespace): the
+    /// namespace is set up (scripts included); make the files.
+    pub const NETNS_READY: u8 = b'N';
 }
 
 /// Read a one-byte stage report `want` of task `pid`.

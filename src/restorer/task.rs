@@ -139,6 +139,9 @@ fn task_body(ctx: &Ctx, idx: usize, inh: Inherited, ready: &mut Option<OwnedFd>,
     crate::sys::sigreset::default(Signal::SIGCHLD).context("SIGCHLD to its default")?;
     crate::sys::sigreset::unblock(Signal::SIGCHLD).context("unblocking SIGCHLD")?;
     if idx == 0 {
+        if crate::net::ns::root_waits() {
+            wait_for(&go, msg::NETNS_READY)?;
+        }
         // Every file of the tree, once: the children inherit them.
         let inherit: Vec<(i32, String)> = ctx
             .opts
@@ -159,7 +162,8 @@ fn task_body(ctx: &Ctx, idx: usize, inh: Inherited, ready: &mut Option<OwnedFd>,
     // Memory before the children: they take what they share with it
     // (`mem::inherit`).
     let own = crate::proc::maps::read(std::process::id() as i32)?;
-    let mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
+    let mut mem = premap::premap(&imgs.mm, &tree.regs_by_id(), ctx.dir, pid as u64, &own, &[], &inh.shm, &imgs.vdso, inh.cow.as_ref())?;
+    mem.file_maps.extend(crate::mem::packet_ring::file_maps(&imgs.mm, &inh.opened)?);
     drop(own);
     inh.cow = Some(crate::mem::inherit::Premapped::new(pid as u64, &imgs.mm, &mem));
     let pids: Vec<i32> = tree.nodes.iter().map(|n| n.pid).collect();

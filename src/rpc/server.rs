@@ -21,6 +21,7 @@ use crate::cli::table::{self, Support};
 use crate::images::kind::kinds;
 use crate::images::pb::PstreeEntry;
 use crate::images::{ImageDir, ImageError, ImageReader};
+use crate::ops::auth;
 use crate::opts::Opts;
 
 /// Serve requests on `sk` until one fails, the client closes, or a request
@@ -63,6 +64,17 @@ pub fn serve(base: &Opts, sk: &OwnedFd, peer: Peer) -> i32 {
     }
 }
 
+/// Answer the first request with `e` (nothing is run); returns the exit code.
+pub fn refuse(sk: &OwnedFd, e: anyhow::Error) -> i32 {
+    tracing::error!("{e:#}");
+    let ty = match wire::recv_req(sk) {
+        Ok(req) => CriuReqType::try_from(req.r#type).unwrap_or(CriuReqType::Empty),
+        Err(_) => CriuReqType::Empty,
+    };
+    let _ = wire::send_resp(sk, &fail(ty, &e));
+    1
+}
+
 /// Requests that may keep the connection open (CRIU's chk_keepopen_req).
 fn keep_open_ok(t: CriuReqType) -> bool {
     use CriuReqType::*;
@@ -75,6 +87,10 @@ fn handle(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq, ty: Option<CriuR
         let e = ReqError::Bad(format!("unknown request type {} (CRIU 4.2 knows types 1..=13)", req.r#type));
         return fail(Empty, &e.into());
     };
+    if let Some(c) = auth::caller().filter(|c| !c.alive()) {
+        // Its pid may name another process now: nothing runs for it.
+        return fail(ty, &c.deny("be served: it exited (its pid may be another process's now)").into());
+    }
     let r = match ty {
         Version => Ok(version()),
         FeatureCheck => feature_check(req),
@@ -125,6 +141,8 @@ fn errno_of(e: &anyhow::Error) -> Option<i32> {
     e.chain().find_map(|cause| {
         if let Some(r) = cause.downcast_ref::<ReqError>() {
             Some(r.errno())
+        } else if let Some(d) = cause.downcast_ref::<auth::Denied>() {
+            Some(d.errno())
         } else if let Some(n) = cause.downcast_ref::<nix::errno::Errno>() {
             Some(*n as i32)
         } else if let Some(io) = cause.downcast_ref::<std::io::Error>() {
@@ -167,6 +185,7 @@ fn feature_check(req: &CriuReq) -> Result<CriuResp> {
 
 fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Check)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
     let code = crate::ops::check::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "criu check found problems (see the log)");
     Ok(ok(CriuReqType::Check))
@@ -176,6 +195,7 @@ fn check(base: &Opts, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
 /// request's options.
 fn cpuinfo(base: &Opts, peer: Peer, req: &CriuReq, ty: CriuReqType) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Cpuinfo)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
     let sub = if ty == CriuReqType::CpuinfoDump { "dump" } else { "check" };
     let code = crate::ops::cpuinfo::run(&setup.opts, &[sub.to_string()])?;
     anyhow::ensure!(code == 0, "cpuinfo {sub} failed (see the log)");
@@ -184,6 +204,11 @@ fn cpuinfo(base: &Opts, peer: Peer, req: &CriuReq, ty: CriuReqType) -> Result<Cr
 
 fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Dump)?;
+    auth::opts::check(auth::caller(), &setup.opts, false)?;
+    if let (Some(c), Some(pid)) = (auth::caller(), setup.opts.tree_id) {
+        // Before anything touches a task; the whole tree again once frozen.
+        auth::dump::check_live_tree(c, pid)?;
+    }
     let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
     let code = crate::ops::dump::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "dump finished with code {code}");
@@ -192,6 +217,7 @@ fn dump(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp
 
 fn restore(base: &Opts, sk: &OwnedFd, peer: Peer, req: &CriuReq) -> Result<CriuResp> {
     let setup = opts::setup(base, req.opts.as_ref(), peer, Mode::Restore)?;
+    auth::opts::check(auth::caller(), &setup.opts, true)?;
     let _notify = if setup.notify { Some(notify::Guard::install(sk)?) } else { None };
     let code = crate::ops::restore::run(&setup.opts)?;
     anyhow::ensure!(code == 0, "restore finished with code {code}");
@@ -209,6 +235,9 @@ fn root_pid(opts: &Opts) -> Result<i32> {
 /// WAIT_PID: wait for a child of ours (a task restored without rst_sibling).
 fn wait_pid(req: &CriuReq) -> Result<CriuResp> {
     let pid = req.pid.ok_or_else(|| ReqError::Bad("WAIT_PID without a pid".into()))?;
+    if let Some(c) = auth::caller() {
+        auth::dump::check_own(c, pid as i32)?;
+    }
     let st = waitpid(Pid::from_raw(pid as i32), None).with_context(|| format!("waiting for {pid}"))?;
     let status = match st {
         WaitStatus::Exited(_, code) => code << 8,

@@ -4,7 +4,7 @@
 //! socket filters (SO_GET_FILTER, SO_ATTACH_FILTER); socket(2) and
 //! listen(2) with any protocol number and backlog; bind, connect and the
 //! socket's own and peer's names with std's inet addresses; poll now;
-//! the one-int socket ioctls (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and
+//! getsockopt with an in-out buffer; the one-int socket ioctls (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and
 //! recv/send with flags (TCP repair's queues).
 
 use std::ffi::CString;
@@ -36,6 +36,19 @@ pub fn get_bytes(fd: BorrowedFd<'_>, level: i32, name: i32, max: usize) -> Res<V
     // length it wrote into `len`.
     check_int(unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len) })?;
     buf.truncate((len as usize).min(max));
+    Ok(buf)
+}
+
+/// getsockopt(level, name) with `buf` as input and output (options that
+/// read what to answer about from the buffer, as MCAST_MSFILTER): the
+/// bytes the kernel wrote back.
+pub fn get_inout(fd: BorrowedFd<'_>, level: i32, name: i32, mut buf: Vec<u8>) -> Res<Vec<u8>> {
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: the kernel reads and writes at most `len` bytes of `buf` and
+    // the length it wrote into `len`.
+    check_int(unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len) })?;
+    let n = (len as usize).min(buf.len());
+    buf.truncate(n);
     Ok(buf)
 }
 

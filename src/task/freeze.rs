@@ -29,8 +29,10 @@ pub fn precheck(pid: i32) -> Result<proc::stat::Stat> {
     Ok(stat)
 }
 
+/// The root may have a network namespace of its own (`net::ns` carries
+/// it); any other namespace must be criu's.
 fn check_namespaces(pid: i32) -> Result<()> {
-    let foreign = super::foreign_namespaces(pid)?;
+    let foreign: Vec<&str> = super::foreign_namespaces(pid)?.into_iter().filter(|n| *n != "net").collect();
     if !foreign.is_empty() {
         bail!("task {pid} is in its own {} namespace(s): dumping namespaces is not supported yet", foreign.join(", "));
     }
@@ -40,6 +42,10 @@ fn check_namespaces(pid: i32) -> Result<()> {
 /// What a child must pass before it is seized.
 fn check_child(pid: i32, parent: i32) -> Result<()> {
     check_namespaces(pid)?;
+    let net = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/net")).with_context(|| format!("can't read net namespace of {p}"));
+    if net(pid)? != net(parent)? {
+        bail!("task {pid} is in a network namespace other than its parent {parent}'s: nested network namespaces can't be dumped");
+    }
     tree::check_not_shared(parent, pid)
 }
 

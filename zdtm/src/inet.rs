@@ -29,7 +29,8 @@ pub fn have_ipv6() -> bool {
     try_bind(fd, &"[::1]:0".parse().unwrap_or_else(|_| fail("parse"))).is_ok()
 }
 
-fn raw(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+/// A socket address as the kernel takes it (storage and length).
+pub fn raw_addr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: plain data; zeroes are valid.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match a {
@@ -61,7 +62,7 @@ fn raw(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 fn try_bind(fd: RawFd, a: &SocketAddr) -> std::io::Result<()> {
-    let (ss, len) = raw(a);
+    let (ss, len) = raw_addr(a);
     // SAFETY: the kernel reads `len` bytes from `ss`.
     if unsafe { libc::bind(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } != 0 {
         return Err(last_err());
@@ -87,7 +88,7 @@ pub fn listen(fd: RawFd, backlog: i32) {
 
 /// connect(fd, a) (a non-blocking socket may answer EINPROGRESS).
 pub fn connect(fd: RawFd, a: &SocketAddr) -> std::io::Result<()> {
-    let (ss, len) = raw(a);
+    let (ss, len) = raw_addr(a);
     // SAFETY: the kernel reads `len` bytes from `ss`.
     if unsafe { libc::connect(fd, (&ss as *const libc::sockaddr_storage).cast(), len) } != 0 {
         let e = last_err();

@@ -883,3 +883,42 @@ pub mod inet;
 /// Netlink sockets (the netlink tests).
 pub mod netlink;
 pub mod tcp;
+
+/// Network namespace tests: make this process a network namespace of its
+/// own (needs root; skips with the reason when the kernel refuses).
+/// Returns the namespace it left (for [`own_netns`]).
+pub fn unshare_net() -> String {
+    let before = netns_link();
+    // SAFETY: plain syscall on this (single-threaded) process.
+    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+        skip(&format!("unshare(CLONE_NEWNET): {}", last_err()));
+    }
+    before
+}
+
+/// This process's network namespace ("net:[INODE]").
+pub fn netns_link() -> String {
+    std::fs::read_link("/proc/self/ns/net").map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Run a system tool (`ip`, `sysctl`, `nft`, ...) for a network test; its
+/// stdout, or fail naming it.
+pub fn run_tool(cmd: &str, args: &[&str]) -> String {
+    match std::process::Command::new(cmd).args(args).stdin(std::process::Stdio::null()).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Ok(o) => fail(&format!("{cmd} {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => skip(&format!("{cmd} can't run here: {e}")),
+    }
+}
+
+/// Whether this process is in a network namespace other than `host` (the
+/// one [`unshare_net`] left).
+pub fn own_netns(host: &str) -> bool {
+    let ours = netns_link();
+    !ours.is_empty() && ours != host
+}
+/// Packet sockets (the packet tests) and their mapped rings.
+pub mod packet;
+pub mod packet_ring;
+/// ICMP ping sockets (the ping tests).
+pub mod ping;

@@ -71,6 +71,8 @@ mod selftest;
 mod report;
 #[path = "runner/driver.rs"]
 mod driver;
+#[path = "runner/sysctl.rs"]
+mod sysctl;
 
 pub use snapshot::{Snapshot, descendants, diff, snapshot_tree, task_state};
 // The runner's API as before the split; each crate including this file

@@ -80,6 +80,11 @@ pub fn maps_state(pid: i32, s: &mut Snapshot) -> Result<(), String> {
         if let Some((_, same)) = SHMEM_PATHS.iter().find(|(alias, _)| path == *alias) {
             path = same.to_string();
         }
+        // A packet ring's socket is a new one after a restore (the fds'
+        // compare numbers sockets; the program checks its ring).
+        if path.starts_with("socket:[") {
+            path = "socket:[]".into();
+        }
         // An AIO ring's inode is its context's: a restore makes a new one
         // (the program knows the context by its address, which stays).
         let shmem = path == "/[aio] (deleted)"

@@ -255,7 +255,11 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
             .collect();
         ns.sort();
         for n in ns {
-            s.insert(format!("ns {n}"), link(&format!("{p}/ns/{n}")).unwrap_or_else(|e| e));
+            let l = link(&format!("{p}/ns/{n}")).unwrap_or_else(|e| e);
+            // A tree with a network namespace of its own comes back in a
+            // new one: what counts is that it is still not the runner's.
+            let l = if n == "net" && l != link("/proc/self/ns/net").unwrap_or_default() { "own (not criu's)".to_string() } else { l };
+            s.insert(format!("ns {n}"), l);
         }
     }
     let mut tids: Vec<String> = fs::read_dir(format!("{p}/task"))

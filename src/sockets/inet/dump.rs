@@ -12,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use super::addr;
 use super::diag::{self, Diag};
 use super::ipopts;
+use super::uncarried;
 use crate::images::pb::{FownEntry, InetSkEntry};
 use crate::sys::sockopt_raw::{self as raw, get_bytes, get_int};
 
@@ -137,20 +138,36 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     let v6 = family == libc::AF_INET6;
     let what = format!("{who} (an {} {} socket, inode {ino})", if v6 { "IPv6" } else { "IPv4" }, proto_name(proto));
     let raw_sk = ty == libc::SOCK_RAW;
+    let ping = ty == libc::SOCK_DGRAM && (proto == libc::IPPROTO_ICMP || proto == libc::IPPROTO_ICMPV6);
     let dgram = match (ty, proto) {
         (libc::SOCK_STREAM, libc::IPPROTO_TCP) => false,
         (libc::SOCK_DGRAM, libc::IPPROTO_UDP | libc::IPPROTO_UDPLITE) => true,
         (libc::SOCK_RAW, _) => true,
-        (libc::SOCK_DGRAM, libc::IPPROTO_ICMP | libc::IPPROTO_ICMPV6) => bail!("{what} is a ping socket: not supported yet"),
+        _ if ping => true,
         _ => bail!("{what} has type {ty} and protocol {proto}: not supported"),
     };
+    // No sock_diag module answers for ping sockets: read like unhashed
+    // ones (as CRIU), their state and peer from /proc/net/icmp (raw ones
+    // without raw_diag: /proc/net/raw).
     let diag_proto = if raw_sk { libc::IPPROTO_RAW } else { proto };
-    let hashed = found.lookup(family, diag_proto, ino).with_context(|| format!("sock_diag for {what}"))?;
+    let hashed = if ping { None } else { found.lookup(family, diag_proto, ino).with_context(|| format!("sock_diag for {what}"))? };
     let in_diag = hashed.is_some();
-    let d = match hashed {
+    let mut d = match hashed {
         Some(d) => d,
         None => unhashed(fd, ino, proto).with_context(|| what.clone())?,
     };
+    if !in_diag && (ping || raw_sk) {
+        let table = match (ping, v6) {
+            (true, false) => "icmp",
+            (true, true) => "icmp6",
+            (false, false) => "raw",
+            (false, true) => "raw6",
+        };
+        super::procnet::peer(&mut d, table).with_context(|| what.clone())?;
+    }
+    if proto == libc::IPPROTO_UDPLITE {
+        uncarried::refuse_udplite_coverage(fd).with_context(|| what.clone())?;
+    }
     if dgram {
         if d.rqlen != 0 {
             bail!("{what} has datagrams queued ({} bytes of its receive buffer): the image has no place for them (CRIU 4.2 drops them)", d.rqlen);
@@ -193,7 +210,8 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     let n = if v6 { 4 } else { 1 };
     let v6only = if v6 { Some(get_int(fd, libc::SOL_IPV6, libc::IPV6_V6ONLY).context("getsockopt(IPV6_V6ONLY)")? != 0) } else { None };
     let opts = crate::sockets::opts::dump(fd).with_context(|| what.clone())?;
-    ipopts::refuse_uncarried(fd, v6, !dgram).with_context(|| what.clone())?;
+    uncarried::refuse_uncarried(fd, v6, !dgram).with_context(|| what.clone())?;
+    super::mcast::refuse_memberships(fd, v6, !dgram).with_context(|| what.clone())?;
     let ip_opts = ipopts::dump_ip(fd, v6, raw_sk.then_some(proto)).with_context(|| what.clone())?;
     let tcp_opts = if dgram { Default::default() } else { ipopts::dump_tcp(fd).with_context(|| what.clone())? };
     let ifname = if v6 && d.src_port != 0 && addr::needs_scope(&d.src) {
@@ -222,7 +240,7 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
         v6only,
         ip_opts: Some(ip_opts),
         ifname,
-        ns_id: in_diag.then_some(crate::ns::NET_NS_ID),
+        ns_id: in_diag.then_some(crate::ns::sock_net_ns_id()),
         shutdown: (d.shutdown != 0).then_some(d.shutdown as i32),
         tcp_opts: Some(tcp_opts),
     })

@@ -3,11 +3,11 @@
 //! IP_TOS when set, IP_PKTINFO / IPV6_RECVPKTINFO, a raw socket's
 //! IP_HDRINCL, IP_NODEFRAG and ICMP filter) and tcp_opts_entry (TCP_CORK,
 //! TCP_NODELAY when set, the keepalive knobs always). Options with no
-//! place in the image are refused when they differ from their default.
+//! place in the image are `uncarried`'s.
 
 use std::os::fd::BorrowedFd;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::images::pb::{IpOptsEntry, IpOptsRawEntry, TcpOptsEntry};
 use crate::sys::sockopt_raw::{self as raw, get_int, set_int};
@@ -22,58 +22,6 @@ const IPV6_HDRINCL: i32 = 36;
 
 fn int(fd: BorrowedFd<'_>, level: i32, name: i32, what: &str) -> Result<i32> {
     get_int(fd, level, name).with_context(|| format!("getsockopt({what})"))
-}
-
-fn sysctl(path: &str) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Refuse options the image can't carry, set away from their defaults.
-pub fn refuse_uncarried(fd: BorrowedFd<'_>, v6: bool, tcp: bool) -> Result<()> {
-    let mut checks: Vec<(i32, i32, &str, Option<i32>)> = vec![
-        (libc::SOL_IP, libc::IP_RECVERR, "IP_RECVERR", Some(0)),
-        (libc::SOL_IP, libc::IP_TRANSPARENT, "IP_TRANSPARENT", Some(0)),
-        (libc::SOL_IP, libc::IP_RECVTOS, "IP_RECVTOS", Some(0)),
-        (libc::SOL_IP, libc::IP_RECVTTL, "IP_RECVTTL", Some(0)),
-    ];
-    // Multicast settings mean nothing to TCP (an accepted socket's TTL is
-    // the SYN's).
-    if !tcp {
-        checks.extend([
-            (libc::SOL_IP, libc::IP_MULTICAST_TTL, "IP_MULTICAST_TTL", Some(1)),
-            (libc::SOL_IP, libc::IP_MULTICAST_LOOP, "IP_MULTICAST_LOOP", Some(1)),
-        ]);
-    }
-    if v6 {
-        checks.extend([
-            (libc::SOL_IP, libc::IP_TOS, "IP_TOS", Some(0)),
-            (libc::SOL_IP, libc::IP_TTL, "IP_TTL", sysctl("/proc/sys/net/ipv4/ip_default_ttl")),
-            (libc::SOL_IPV6, libc::IPV6_TCLASS, "IPV6_TCLASS", Some(0)),
-            (libc::SOL_IPV6, libc::IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", sysctl("/proc/sys/net/ipv6/conf/all/hop_limit")),
-            (libc::SOL_IPV6, libc::IPV6_RECVERR, "IPV6_RECVERR", Some(0)),
-        ]);
-        if !tcp {
-            checks.extend([
-                (libc::SOL_IPV6, libc::IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS", Some(1)),
-                (libc::SOL_IPV6, libc::IPV6_MULTICAST_LOOP, "IPV6_MULTICAST_LOOP", Some(1)),
-            ]);
-        }
-    }
-    if tcp {
-        checks.extend([
-            (libc::SOL_TCP, libc::TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT", Some(0)),
-            (libc::SOL_TCP, libc::TCP_DEFER_ACCEPT, "TCP_DEFER_ACCEPT", Some(0)),
-            (libc::SOL_TCP, libc::TCP_FASTOPEN, "TCP_FASTOPEN", Some(0)),
-        ]);
-    }
-    for (level, name, what, default) in checks {
-        let Some(default) = default else { continue };
-        match get_int(fd, level, name) {
-            Ok(v) if v != default => bail!("the socket has {what} {v} (default {default}), which the image has no place for"),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 /// ip_opts_entry of socket `fd` (`raw_proto`: a raw socket's protocol).

@@ -1,15 +1,20 @@
 //! inet and inet6 sockets (FD_TYPES INETSK): TCP listening, created or
-//! bound; UDP and UDP-Lite, bound or connected; raw sockets; IPv4, IPv6
-//! and IPv4-mapped IPv6 addresses, with their IP, TCP and socket options,
-//! as CRIU 4.2 records them in files.img; with --tcp-close, connected TCP
-//! sockets, which come back closed. Connected TCP otherwise, queued
-//! datagrams and ping sockets are refused at dump by name (`dump`).
+//! bound; UDP, UDP-Lite and ICMP ping sockets (`ping`), bound or
+//! connected; raw sockets; IPv4, IPv6 and IPv4-mapped IPv6 addresses,
+//! with their IP, TCP and socket options, as CRIU 4.2 records them in
+//! files.img; with --tcp-close, connected TCP sockets, which come back
+//! closed. Connected TCP otherwise, queued datagrams and options the
+//! image has no place for are refused at dump by name (`dump`).
 
 mod addr;
 mod diag;
 mod dump;
 mod ipopts;
+mod mcast;
+mod ping;
+mod procnet;
 mod restore;
+mod uncarried;
 
 pub use dump::state_name;
 
@@ -138,3 +143,5 @@ impl FdKind for InetSk {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod ping_tests;

@@ -1,8 +1,9 @@
 //! An inet/inet6 socket made again from its inet_sk_entry, in CRIU 4.2's
-//! order: socket, IPV6_V6ONLY, SO_REUSEADDR/SO_REUSEPORT held on (sockets
-//! of the tree may share a port), bind (IPv6 through IP_FREEBIND, as the
-//! address may still be tentative), listen, connect (UDP), the IP and
-//! socket options, shutdown. [`settle`] gives each socket its own
+//! order: socket (a ping socket's through `ping`), IPV6_V6ONLY,
+//! SO_REUSEADDR/SO_REUSEPORT held on (sockets of the tree may share a
+//! port), bind (through IP_FREEBIND when recorded, and for IPv6, as the
+//! address may still be tentative), listen, connect (datagram sockets to
+//! port 0 too), the IP and socket options, shutdown. [`settle`] gives each socket its own
 //! SO_REUSEADDR/SO_REUSEPORT once every socket is bound.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -48,7 +49,12 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
     if closed && !tcp_close {
         bail!("{who} is a connected TCP socket (state {}): not supported yet (--tcp-close restores it closed)", ie.state);
     }
-    let sk = raw::socket(family, ty, proto).with_context(|| format!("socket({family}, {ty}, {proto}) for {who}"))?;
+    let ping = ty == libc::SOCK_DGRAM && (proto == libc::IPPROTO_ICMP || proto == libc::IPPROTO_ICMPV6);
+    let sk = if ping {
+        super::ping::socket(family, proto, &who)?
+    } else {
+        raw::socket(family, ty, proto).with_context(|| format!("socket({family}, {ty}, {proto}) for {who}"))?
+    };
     let fd = sk.as_fd();
     let set = |level: i32, name: i32, v: i32, what: &str| set_int(fd, level, name, v).with_context(|| format!("setsockopt({what}) on {who}"));
     if stream.is_some() {
@@ -70,7 +76,8 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
         };
         let a = addr::from_image(ie.family, ie.src_port, &ie.src_addr, scope).with_context(|| who.clone())?;
         let tentative = v6 && ty != libc::SOCK_RAW;
-        if tentative {
+        // IP_FREEBIND as recorded before bind: the address may not be local.
+        if tentative || freebind {
             set(libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
         }
         raw::bind(fd, &a).with_context(|| format!("binding {who} to {a}"))?;
@@ -84,7 +91,10 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
         }
         raw::listen(fd, ie.backlog as i32).with_context(|| format!("listen on {who}"))?;
     }
-    if ie.dst_port != 0 && !closed {
+    // A datagram socket connected to port 0 (a ping or raw socket's usual
+    // peer) has only its state and address to say so.
+    let dgram_peer = !tcp && ie.state == TCP_ESTABLISHED && ie.dst_addr.iter().any(|w| *w != 0);
+    if (ie.dst_port != 0 || dgram_peer) && !closed {
         let a = addr::from_image(ie.family, ie.dst_port, &ie.dst_addr, 0).with_context(|| who.clone())?;
         match stream {
             Some(s) => {

@@ -120,6 +120,9 @@ fn raw_round_trip() {
     let ip = raw::socket(libc::AF_INET, libc::SOCK_RAW, 253).unwrap();
     set_int(ip.as_fd(), libc::SOL_IP, libc::IP_HDRINCL, 1).unwrap();
     bind(&ip, "127.0.0.1:0");
+    // Connected (to port 0, the only one a raw socket has): the state and
+    // peer address come back.
+    raw::connect(ip.as_fd(), &"127.0.0.1:0".parse().unwrap()).unwrap();
     let icmp6 = raw::socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6).unwrap();
     raw::set_bytes(icmp6.as_fd(), 58, 1, &[0xff; 32]).unwrap();
     let fds = [icmp.as_raw_fd(), ip.as_raw_fd(), icmp6.as_raw_fd()];
@@ -130,6 +133,8 @@ fn raw_round_trip() {
     let r = |i: usize| before.entries[i].isk.clone().unwrap().ip_opts.unwrap().raw.unwrap();
     assert_eq!(r(0).icmpv_filter, vec![u32::MAX]);
     assert_eq!((r(1).hdrincl, before.entries[1].isk.as_ref().unwrap().src_port), (Some(true), 253));
+    let ip = before.entries[1].isk.clone().unwrap();
+    assert_eq!((ip.state, ip.dst_port, ip.dst_addr), (1, 0, vec![u32::from_ne_bytes([127, 0, 0, 1])]));
     assert_eq!(r(2).icmpv_filter, vec![u32::MAX; 8]);
     assert_eq!(get_int(back[1].as_fd(), libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap(), 253);
 }

@@ -92,7 +92,7 @@ fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, file_flags: u32, d: Option<&Diag
             e.groups = d.groups.clone();
             e.dst_portid = d.dst_portid;
             e.dst_group = d.dst_group;
-            e.ns_id = Some(crate::ns::NET_NS_ID);
+            e.ns_id = Some(crate::ns::sock_net_ns_id());
         }
         None => e.protocol = get_int(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).with_context(|| format!("SO_PROTOCOL of {who}"))? as u32,
     }

@@ -143,7 +143,7 @@ pub fn entry(id: u32, d: &Diag, peer: u32, file_flags: u32, fd: BorrowedFd<'_>, 
         file_perms: named.perms,
         name_dir: named.name_dir,
         deleted: named.deleted.then_some(true),
-        ns_id: Some(crate::ns::NET_NS_ID),
+        ns_id: Some(crate::ns::sock_net_ns_id()),
         mnt_id: None,
     })
 }

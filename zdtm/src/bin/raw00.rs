@@ -1,7 +1,9 @@
 //! raw00 (suid: raw sockets need CAP_NET_RAW): an ICMP raw socket with
 //! every ICMP type filtered out (ICMP_FILTER), an ICMPv6 one with its
-//! ICMPV6_FILTER blocking all, and a protocol-253 socket bound to
-//! 127.0.0.1 with IP_HDRINCL. After the restore each has its family,
+//! ICMPV6_FILTER blocking all, and a protocol-253 socket bound to a
+//! loopback address of its own (127.X.Y.Z from its pid: a raw socket gets
+//! every packet of its protocol to its address, so runs of raw00 at once
+//! would feed each other) with IP_HDRINCL. After the restore each has its family,
 //! protocol, filter, header-include flag and address; the protocol-253
 //! socket still receives a packet sent to it over loopback.
 
@@ -27,7 +29,8 @@ fn main() {
     inet::set_bytes(icmp6, 58, 1, &[0xff; 32], "ICMPV6_FILTER");
     let p253 = inet::socket(libc::AF_INET, libc::SOCK_RAW, 253);
     inet::set_opt(p253, libc::SOL_IP, libc::IP_HDRINCL, 1, "IP_HDRINCL");
-    inet::bind(p253, "127.0.0.1:0");
+    let pid = std::process::id();
+    inet::bind(p253, &format!("127.{}.{}.{}:0", (pid >> 16) & 0xff, (pid >> 8) & 0xff, (pid & 0xff).max(1)));
     let addr = name(p253, false);
 
     zdtm::test_daemon();
@@ -47,7 +50,7 @@ fn main() {
     c.eq("ICMPV6_FILTER", get(icmp6, 58, 1, 32), vec![0xff; 32]);
     c.eq("proto 253: IP_HDRINCL", opt(p253, libc::SOL_IP, libc::IP_HDRINCL), Some(1));
     c.eq("proto 253: address", name(p253, false), addr);
-    // A packet of protocol 253 to 127.0.0.1 reaches it (IP header first).
+    // A packet of protocol 253 to its address reaches it (IP header first).
     let s = inet::socket(libc::AF_INET, libc::SOCK_RAW, 253);
     if let Some(a) = addr {
         let _ = inet::connect(s, &a);

@@ -358,6 +358,11 @@ impl Case<'_> {
         if self.plan.flavor != "h" {
             return Res::Skip(format!("flavor {} is not built yet", self.plan.flavor));
         }
+        // Held until the test is cleaned up, whatever its result.
+        let _range = match self.test.ping.then(super::sysctl::PingRange::widen).transpose() {
+            Ok(r) => r,
+            Err(e) => return Res::Skip(e),
+        };
         let res = match self.start() {
             Err(r) => r,
             Ok(()) => match self.exercise() {
@@ -366,6 +371,7 @@ impl Case<'_> {
             },
         };
         self.cleanup();
+        drop(_range);
         match res {
             Res::Pass(_) if self.refused.is_some() => Res::Refused(self.refused.take().unwrap_or_default()),
             Res::Pass(None) => Res::Pass(self.note.take()),

@@ -1,5 +1,5 @@
 //! The test list: `tests.desc`'s lines (a test's name and its flags
-//! `suid`, `noauto`, `crfail`, `excl`, `traffic`, `opts: --OPTION ...`,
+//! `suid`, `noauto`, `crfail`, `excl`, `traffic`, `ping`, `opts: --OPTION ...`,
 //! `criu42-fail[(SIDE)]: REASON`) parsed into `TestDesc`s.
 
 use super::interop;
@@ -15,6 +15,9 @@ pub struct TestDesc {
     /// bytes the /proc compare reads (SIOCINQ) differ from one moment to
     /// the next; the program counts and checks every byte itself.
     pub traffic: bool,
+    /// `ping`: the test makes ping sockets; net.ipv4.ping_group_range is
+    /// widened for its run (`sysctl.rs`).
+    pub ping: bool,
     /// `opts: --OPTION ...` (as CRIU's zdtm desc `opts`): criu options the
     /// test's state needs (`--file-locks`), given to every dump, pre-dump
     /// and restore of it, whichever criu runs them.
@@ -51,6 +54,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             crfail: false,
             excl: false,
             traffic: false,
+            ping: false,
             opts: Vec::new(),
             criu42_fail,
         };
@@ -74,6 +78,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
                 "crfail" => d.crfail = true,
                 "excl" => d.excl = true,
                 "traffic" => d.traffic = true,
+                "ping" => d.ping = true,
                 _ => return Err(format!("tests.desc:{}: unknown flag {f:?}", n + 1)),
             }
         }

@@ -1,0 +1,84 @@
+//! The namespace's images both ways in throw-away namespaces (helper
+//! threads: a thread's namespace is its own): set one up, dump its
+//! images, make a new one from them, dump that one again; the records and
+//! what `ip` shows must be the same.
+
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::process::Command;
+
+use super::*;
+
+fn ip(args: &[&str]) -> String {
+    let o = Command::new("ip").args(args).output().expect("ip runs");
+    assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What `ip` shows of the namespace, without the counters.
+fn shown() -> Vec<String> {
+    vec![ip(&["-o", "link"]), ip(&["-o", "addr"]), ip(&["route"]), ip(&["rule"])]
+}
+
+fn read(dir: &ImageDir) -> (NetnsEntry, Vec<NetDeviceEntry>) {
+    let i = Images::read(dir, OWN_NET_NS_ID, false).expect("images");
+    (i.netns.expect("netns entry"), i.links)
+}
+
+/// Run `f` in a new network namespace of a helper thread (None: the
+/// kernel refused one, the reason printed).
+fn in_new_netns<T: Send + 'static>(f: impl FnOnce(OwnedFd) -> T + Send + 'static) -> Option<T> {
+    std::thread::spawn(move || {
+        let back = open_ns("thread-self").expect("our namespace");
+        if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET) {
+            eprintln!("skipped: unshare(CLONE_NEWNET): {e}");
+            return None;
+        }
+        Some(f(back))
+    })
+    .join()
+    .expect("the helper thread")
+}
+
+#[test]
+fn images_round_trip() {
+    if Command::new("ip").arg("-V").output().is_err() {
+        eprintln!("skipped: no ip tool here");
+        return;
+    }
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let (p1, p2): (PathBuf, PathBuf) = (d1.path().into(), d2.path().into());
+    let first = in_new_netns(move |_| {
+        ip(&["link", "set", "lo", "up"]);
+        ip(&["addr", "add", "10.77.0.1/24", "dev", "lo"]);
+        ip(&["route", "add", "10.78.0.0/16", "via", "10.77.0.2", "dev", "lo"]);
+        for (k, v) in [("ipv4/conf/all/forwarding", "1"), ("ipv4/conf/lo/accept_local", "1"), ("unix/max_dgram_qlen", "41")] {
+            std::fs::write(format!("/proc/sys/net/{k}"), v).unwrap();
+        }
+        dump_images(&ImageDir::open(&p1).unwrap(), OWN_NET_NS_ID, 0).unwrap();
+        shown()
+    });
+    let Some(first) = first else { return };
+    let p1b = d1.path().to_path_buf();
+    let second = in_new_netns(move |back| {
+        let dir = ImageDir::open(&p1b).unwrap();
+        Images::read(&dir, OWN_NET_NS_ID, false).unwrap().setup(&dir, &[], back.as_fd()).unwrap();
+        dump_images(&ImageDir::open(&p2).unwrap(), OWN_NET_NS_ID, 0).unwrap();
+        shown()
+    })
+    .expect("a second namespace");
+    assert_eq!(first, second);
+    let (n1, l1) = read(&ImageDir::open(d1.path()).unwrap());
+    let (n2, l2) = read(&ImageDir::open(d2.path()).unwrap());
+    assert_eq!(n1, n2);
+    assert_eq!(l1, l2);
+    // What was set is in the records.
+    assert_eq!(n1.unix_conf[0].iarg, Some(41));
+    let fwd = sysctl::CONF4.iter().position(|k| *k == "forwarding").unwrap();
+    assert_eq!(n1.all_conf4[fwd].iarg, Some(1));
+    assert_eq!(l1.len(), 1, "only lo: {l1:?}");
+    assert_eq!(l1[0].name, "lo");
+    let al = sysctl::CONF4.iter().position(|k| *k == "accept_local").unwrap();
+    assert_eq!(l1[0].conf4[al].iarg, Some(1));
+}
