@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use nix::sys::socket;
 
 use super::{addr, ipopts};
-use super::dump::{TCP_CLOSE, TCP_LISTEN};
+use super::dump::{TCP_CLOSE, TCP_ESTABLISHED, TCP_LISTEN};
 use crate::sockets::tcp_repair::{self, Stream};
 use crate::images::pb::InetSkEntry;
 use crate::sys::sockopt_raw::{self as raw, set_int};
