@@ -164,12 +164,12 @@ fn restore_tree(dir: &ImageDir, opts: &Opts, inv: &crate::images::pb::InventoryE
     let pid = tree.root().pid;
     // After post-restore, before pre-resume (as CRIU): what the dump
     // locked is let go once every connection is back.
-    let own_netns = crate::net::ns::image_id(&dir, &tree.live_ids())?.is_some();
+    let own_netns = crate::net::ns::image_id(dir, &tree.live_ids())?.is_some();
     let unlock = || {
         info!("Unlock network ({})", lock_method.name());
         let per_conn = || crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
         if own_netns {
-            crate::net::ns::unlock_restored(opts, &dir, pid);
+            crate::net::ns::unlock_restored(opts, dir, pid);
             if let Err(e) = crate::net::ns::in_netns_of(pid, per_conn) {
                 tracing::error!("{e:#}");
             }
