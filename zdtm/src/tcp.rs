@@ -343,12 +343,14 @@ pub fn traffic_until_signal(flows: &mut [Flow]) {
     }
     crate::after_signal();
     if crate::sabotaged() {
-        // Once the send buffer has room (the peer reads on).
+        // Once the send buffer has room (the peer reads on; so do we, for
+        // a peer in the test).
         for _ in 0..500 {
             // SAFETY: one byte from a local buffer.
             if unsafe { libc::send(flows[0].fd, [0xffu8].as_ptr().cast(), 1, libc::MSG_NOSIGNAL) } == 1 {
                 break;
             }
+            flows.iter_mut().for_each(Flow::recv);
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
