@@ -27,6 +27,15 @@ else
     echo "note: no $criu42/install-deps.sh: the zdtm interop runs will skip (no CRIU 4.2)" >&2
 fi
 
+# Restores give tasks back their pids; a pid freed by a killed tree can be taken by any new
+# process once the kernel's pid counter wraps (at 32768 by default, a few times per run here).
+# That race is the machine's, not ours (CRIU has it too): with the largest pid space, the counter
+# does not wrap during a run.
+if [ -w /proc/sys/kernel/pid_max ] && [ "$(cat /proc/sys/kernel/pid_max)" -lt 4194304 ]; then
+    echo 4194304 > /proc/sys/kernel/pid_max
+fi
+echo "kernel.pid_max = $(cat /proc/sys/kernel/pid_max)"
+
 cargo build --all-targets
 # Lints (the workspace [lints] table: clippy::undocumented_unsafe_blocks and
 # the rest), every member crate and target.

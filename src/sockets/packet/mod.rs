@@ -190,7 +190,7 @@ fn entry(fd: BorrowedFd<'_>, id: u32, file_flags: u32, d: &diag::Diag, who: &str
         fanout: if spkt { None } else { fanout(fd, d, who)? },
         rx_ring: d.rx.as_ref().map(ring),
         tx_ring: d.tx.as_ref().map(ring),
-        ns_id: Some(crate::ns::NET_NS_ID),
+        ns_id: Some(crate::ns::sock_net_ns_id()),
         opts,
         ..Default::default()
     })
