@@ -38,7 +38,7 @@ fn main() {
         let c = tcp::connect(port);
         tcp::fill_bytes(c, b"in flight!");
         ready();
-        std::thread::sleep(std::time::Duration::from_secs(100));
+        std::thread::sleep(std::time::Duration::from_secs(20));
         // SAFETY: leaving the client process.
         unsafe { libc::_exit(0) }
     });
