@@ -288,7 +288,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
         write_images(&dir, &tasks, &collected, &sh, &seccomp, &run_id, lock_method)?;
         if let Some(n) = &netns {
-            n.write(&dir)?;
+            n.write(&dir, &sh.fds.state)?;
         }
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))

@@ -29,6 +29,8 @@ pub mod sockopt;
 pub mod sockopt_raw;
 pub mod nlsock;
 pub mod packet;
+pub mod tun;
+pub mod fsmount;
 pub mod anonfd;
 pub mod fhandle;
 pub mod sigreset;

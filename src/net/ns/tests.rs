@@ -56,7 +56,7 @@ fn images_round_trip() {
         for (k, v) in [("ipv4/conf/all/forwarding", "1"), ("ipv4/conf/lo/accept_local", "1"), ("unix/max_dgram_qlen", "41")] {
             std::fs::write(format!("/proc/sys/net/{k}"), v).unwrap();
         }
-        dump_images(&ImageDir::open(&p1).unwrap(), OWN_NET_NS_ID, 0).unwrap();
+        dump_images(&ImageDir::open(&p1).unwrap(), OWN_NET_NS_ID, 0, None).unwrap();
         shown()
     });
     let Some(first) = first else { return };
@@ -64,7 +64,7 @@ fn images_round_trip() {
     let second = in_new_netns(move |back| {
         let dir = ImageDir::open(&p1b).unwrap();
         Images::read(&dir, OWN_NET_NS_ID, false).unwrap().setup(&dir, &[], back.as_fd()).unwrap();
-        dump_images(&ImageDir::open(&p2).unwrap(), OWN_NET_NS_ID, 0).unwrap();
+        dump_images(&ImageDir::open(&p2).unwrap(), OWN_NET_NS_ID, 0, None).unwrap();
         shown()
     })
     .expect("a second namespace");
