@@ -223,13 +223,34 @@ pub fn restore(
         }
         let now = made.iter().filter(|m| **m).count();
         if now == links.len() {
-            return Ok(());
+            return bridge_mtus(&mut nl, links);
         }
         if now == before {
             let left: Vec<&str> = links.iter().zip(&made).filter(|(_, m)| !**m).map(|(n, _)| n.name.as_str()).collect();
             bail!("Unable to restore network links: {} wait for links that are never made", left.join(", "));
         }
     }
+}
+
+/// A bridge's MTU follows its ports' as they join (until set by hand):
+/// set again where it moved.
+fn bridge_mtus(nl: &mut Rtnl, links: &[NetDeviceEntry]) -> Result<()> {
+    let now = nl.links()?;
+    for b in links.iter().filter(|n| n.r#type == NdType::Bridge as i32) {
+        let cur = now.iter().find(|l| l.header.index == b.ifindex).and_then(|l| {
+            l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::Mtu(m) => Some(*m),
+                _ => None,
+            })
+        });
+        if cur.is_some_and(|m| m != b.mtu) {
+            let mut m = LinkMessage::default();
+            m.header.index = b.ifindex;
+            m.attributes.push(LinkAttribute::Mtu(b.mtu));
+            nl.set_link(m, &format!("setting the MTU {} of bridge {}", b.mtu, b.name))?;
+        }
+    }
+    Ok(())
 }
 
 fn write_confs(nde: &NetDeviceEntry, defaults: (&[SysctlEntry], &[SysctlEntry])) -> Result<()> {
