@@ -164,3 +164,57 @@ impl FdKind for Tun {
         Ok(Some(f.into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsFd, AsRawFd};
+
+    use super::*;
+
+    /// In a helper thread's own network namespace: a tun file attached to
+    /// a device tells its name, flags and settings; outside a tree with a
+    /// network namespace of its own, the dump refuses it by fd.
+    #[test]
+    fn attached_file_and_refusal() {
+        let Ok(f) = <std::fs::File as OpenOptionsExt>::open_rw("/dev/net/tun") else {
+            eprintln!("skipped: no /dev/net/tun here");
+            return;
+        };
+        drop(f);
+        let r = std::thread::spawn(|| {
+            if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+                eprintln!("skipped: unshare(CLONE_NEWNET): {e}");
+                return None;
+            }
+            let f = <std::fs::File as OpenOptionsExt>::open_rw("/dev/net/tun").unwrap();
+            assert_eq!(ioc::get_iff(f.as_fd()), Err(nix::errno::Errno::EBADFD), "not attached yet");
+            ioc::set_iff(f.as_fd(), "zq0", (libc::IFF_TUN | libc::IFF_NO_PI) as u32).unwrap();
+            ioc::set_sndbuf(f.as_fd(), 65536).unwrap();
+            ioc::set_vnet_hdr_sz(f.as_fd(), 12).unwrap();
+            let (name, flags) = ioc::get_iff(f.as_fd()).unwrap();
+            let lp = link_params(f.as_fd(), &name, flags).unwrap();
+            let me = std::process::id() as i32;
+            let stat = crate::proc::stat::read(me).unwrap();
+            let (mut out, mut files) = (super::super::fds::Fds::default(), super::super::FileTable::new());
+            let err = super::super::fds::dump_fds(me, &[f.as_raw_fd()], &mut out, &mut files, &stat, false).unwrap_err();
+            Some((name, flags, lp, format!("{err:#}"), f.as_raw_fd()))
+        })
+        .join()
+        .unwrap();
+        let Some((name, flags, lp, err, fd)) = r else { return };
+        assert_eq!(name, "zq0");
+        assert_eq!(flags & 0x0fff, libc::IFF_TUN as u32, "a tun, not persistent (IFF_NO_PI shares IFF_NOFILTER's bit)");
+        assert_eq!(lp, LinkParams { vnethdr: 12, sndbuf: 65536 });
+        assert!(err.contains(&format!("fd {fd}")) && err.contains("tun"), "{err}");
+    }
+
+    trait OpenOptionsExt {
+        fn open_rw(p: &str) -> std::io::Result<std::fs::File>;
+    }
+
+    impl OpenOptionsExt for std::fs::File {
+        fn open_rw(p: &str) -> std::io::Result<std::fs::File> {
+            std::fs::OpenOptions::new().read(true).write(true).open(p)
+        }
+    }
+}
