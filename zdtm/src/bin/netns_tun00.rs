@@ -2,10 +2,13 @@
 //! a tun file attached to the non-persistent tun device zt0 (IFF_TUN |
 //! IFF_NO_PI, send buffer 123456, vnet header size 12, 10.77.0.1/24, up)
 //! and made a persistent tap device zt1 (owner 1234, group 2345, a fixed
-//! MAC, 10.78.0.1/24) that no file holds. After the restore, from inside:
+//! MAC, 10.78.0.1/24) that no file holds, and two files attached to the
+//! multi-queue tap zt2, the second one's queue disabled (IFF_DETACH_QUEUE).
+//! After the restore, from inside:
 //! the file is still attached to zt0 with the same flags (not persistent),
 //! send buffer and header size; zt1 is a persistent tap with its owner,
-//! group and MAC; both have their addresses; a datagram sent to
+//! group and MAC; zt2's files are attached with their flags, the second
+//! one's queue still disabled; zt0 and zt1 have their addresses; a datagram sent to
 //! 10.77.0.2 comes out of the tun file, and a packet written into it
 //! reaches a socket bound to 10.77.0.1.
 //!
@@ -94,6 +97,21 @@ fn main() {
     run_tool("ip", &["tuntap", "add", "zt1", "mode", "tap", "user", "1234", "group", "2345"]);
     run_tool("ip", &["link", "set", "zt1", "address", "02:00:0a:4e:00:01"]);
     run_tool("ip", &["addr", "add", "10.78.0.1/24", "dev", "zt1"]);
+    // A multi-queue tap zt2 with two queues, the second one disabled.
+    let q: Vec<RawFd> = (0..2).map(|_| zdtm::open_or_fail(std::path::Path::new("/dev/net/tun"), libc::O_RDWR)).collect();
+    for &f in &q {
+        let r = ifreq("zt2", libc::IFF_TAP | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE);
+        // SAFETY: the kernel reads one struct ifreq from `r`.
+        if unsafe { libc::ioctl(f, libc::TUNSETIFF as _, &r as *const IfReq) } != 0 {
+            zdtm::fail(&format!("TUNSETIFF zt2: {}", zdtm::last_err()));
+        }
+    }
+    let r = ifreq("", libc::IFF_DETACH_QUEUE);
+    // SAFETY: the kernel reads one struct ifreq from `r`.
+    if unsafe { libc::ioctl(q[1], libc::TUNSETQUEUE as _, &r as *const IfReq) } != 0 {
+        zdtm::fail(&format!("TUNSETQUEUE: {}", zdtm::last_err()));
+    }
+    let qflags: Vec<(String, u32)> = q.iter().map(|&f| get_iff(f)).collect();
     let (name0, flags0) = get_iff(tun);
     let rx = inet::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
     inet::bind(rx, "10.77.0.1:4500");
@@ -111,6 +129,9 @@ fn main() {
     c.eq("the tun file's flags", flags, flags0);
     c.check(flags & libc::IFF_PERSIST as u32 == 0, || format!("zt0 became persistent (flags {flags:#x})"));
     c.eq("TUNGETSNDBUF", get_int(tun, libc::TUNGETSNDBUF), 123456);
+    let now: Vec<(String, u32)> = q.iter().map(|&f| get_iff(f)).collect();
+    c.eq("zt2's queues (device, flags)", now.clone(), qflags);
+    c.check(now[1].1 & libc::IFF_DETACH_QUEUE as u32 != 0 && now[0].1 & libc::IFF_DETACH_QUEUE as u32 == 0, || format!("zt2's queues: {now:?}"));
     c.eq("TUNGETVNETHDRSZ", get_int(tun, libc::TUNGETVNETHDRSZ), 12);
     let t1 = run_tool("ip", &["-o", "-d", "link", "show", "zt1"]);
     for want in ["tun type tap", "persist on", "user 1234", "group 2345", "02:00:0a:4e:00:01"] {
