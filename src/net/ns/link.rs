@@ -136,6 +136,9 @@ fn dump_one(l: &LinkMessage, ns_id: u32, nsids: &[NetnsId], root: i32, attached:
         master,
         ..Default::default()
     };
+    if nde.master.is_some() {
+        super::bridge::check_port(l, &who)?;
+    }
     match nd {
         NdType::Bridge => super::bridge::check(l, &who)?,
         NdType::Macvlan => nde.macvlan = Some(super::macvlan::entry(l, &who)?),
