@@ -12,8 +12,23 @@ fn sock(family: i32, ty: i32, proto: i32) -> OwnedFd {
     raw::socket(family, ty, proto).unwrap()
 }
 
-fn bind(fd: &OwnedFd, a: &str) {
-    raw::bind(fd.as_fd(), &a.parse().unwrap()).unwrap();
+/// Bind to address `ip` at a free port below the kernel's ephemeral
+/// range: the round trip closes the socket and binds its port again, and
+/// a port the kernel hands out could go to another test's connection in
+/// between (seen in CI: EADDRINUSE).
+fn bind(fd: &OwnedFd, ip: &str) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u16 = range.split_whitespace().next().and_then(|p| p.parse().ok()).unwrap_or(32768);
+    let (first, span) = (1024u16, low.saturating_sub(1024).max(1));
+    let start = (std::process::id() as u16).wrapping_mul(31).wrapping_add(fd.as_raw_fd() as u16 * 997);
+    for k in 0..span {
+        let port = first + (start.wrapping_add(k)) % span;
+        let a = ip.replacen(":0", &format!(":{port}"), 1).rsplit_once(':').map(|(h, _)| format!("{h}:{port}")).unwrap();
+        if raw::bind(fd.as_fd(), &a.parse().unwrap()).is_ok() {
+            return;
+        }
+    }
+    panic!("no free port below {low} for {ip}");
 }
 
 fn same(a: &InetSkEntry, b: &InetSkEntry) {
@@ -42,7 +57,9 @@ fn round_trip() {
     set_int(bound.as_fd(), libc::SOL_IP, libc::IP_FREEBIND, 1).unwrap();
     bind(&bound, "[::ffff:127.0.0.1]:0");
     let fresh = sock(libc::AF_INET, libc::SOCK_STREAM, 0);
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp = sock(libc::AF_INET, libc::SOCK_DGRAM, 0);
+    bind(&udp, "127.0.0.1:0");
+    let udp = UdpSocket::from(udp);
     udp.connect("127.0.0.1:9").unwrap();
     nix::sys::socket::shutdown(udp.as_raw_fd(), nix::sys::socket::Shutdown::Read).unwrap();
     let lite = sock(libc::AF_INET6, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE);
