@@ -90,7 +90,8 @@ impl FdKind for NsFile {
             .copied()
             .with_context(|| format!("fd {fd}: namespace file {} has an unknown namespace flag {:#x}", fe.id, e.ns_cflag))?;
         // (The tree's own time namespace is 9, or 10 after its own network one.)
-        let tree_time = kind == "time" && (e.ns_id == crate::ns::OWN_TIME_NS_ID || e.ns_id == crate::ns::OWN_TIME_NS_ID + 1);
+        // (The tree's own time namespace comes after criu's eight ids.)
+        let tree_time = kind == "time" && e.ns_id >= crate::ns::OWN_TIME_NS_ID;
         let tree_net = kind == "net" && e.ns_id == crate::net::ns::OWN_NET_NS_ID;
         if e.ns_id != ns_id() && !tree_time && !tree_net {
             bail!("fd {fd}: namespace file {} is of {kind} namespace {}, not the tree's: restoring namespaces is not supported yet", fe.id, e.ns_id);

@@ -1,9 +1,14 @@
 //! Namespaces and kernel-object ids: the ids-PID.img record, the root ids
-//! of inventory.img; `timens` the time namespace (timens-ID.img, and the
-//! one a restore makes). Tasks in namespaces of their own of other kinds
-//! are refused until namespace dump lands.
+//! of inventory.img; `ids` CRIU's namespace numbering, `kind` the
+//! namespace-kind interface and its table (what is carried, what is
+//! refused), `uts` the UTS namespace (the IPC one is `crate::ipc`),
+//! `timens` the time namespace (timens-ID.img, and the one a restore
+//! makes). The network namespace is `crate::net::ns`.
 
+pub mod ids;
+pub mod kind;
 pub mod timens;
+pub mod uts;
 
 use crate::images::pb::TaskKobjIdsEntry;
 
@@ -23,7 +28,19 @@ pub fn sock_net_ns_id() -> u32 {
 /// the tree's own network namespace, when it has one (CRIU numbers the
 /// root's namespaces in kind order, net before time).
 pub fn own_time_ns_id() -> u32 {
+    let t = *TREE_NS.lock().unwrap_or_else(|e| e.into_inner());
+    if t.own(ids::Kind::Time) {
+        return t.id(ids::Kind::Time);
+    }
     if sock_net_ns_id() == NET_NS_ID { OWN_TIME_NS_ID } else { OWN_TIME_NS_ID + 1 }
+}
+
+/// The namespace ids of the tree being dumped (criu's outside a dump).
+static TREE_NS: std::sync::Mutex<ids::TreeNs> = std::sync::Mutex::new(ids::TreeNs::criu());
+
+/// Set by the dump once the tree is frozen (back to criu's at its end).
+pub fn set_tree_ns(t: ids::TreeNs) {
+    *TREE_NS.lock().unwrap_or_else(|e| e.into_inner()) = t;
 }
 
 /// Set by the dump of a tree with a network namespace of its own (and

@@ -86,6 +86,8 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     // The tree's own network namespace, set up before the root is in it.
     let netns = crate::net::ns::enter(dir, opts, &tree.live_ids())?;
     let timens = crate::ns::timens::enter(dir, opts.unprivileged, &tree.live_ids())?;
+    // Its own uts and ipc namespaces, made and filled by criu's thread.
+    let other_ns = crate::ns::kind::enter(dir, &tree.live_ids())?;
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {
         restorer::task::root_main(tree, dir, opts, &chans)
@@ -94,6 +96,8 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     let (own_netns, empty_netns) = (netns.is_some(), netns.as_ref().is_some_and(|n| n.empty));
     let left = timens.map(crate::ns::timens::Entered::leave).transpose();
     let left = left.and(netns.map(crate::net::ns::Entered::leave).transpose());
+    let own_other = other_ns.is_some();
+    let left = left.and(other_ns.map(crate::ns::kind::Entered::leave).transpose());
     let (ready, go) = stages::criu_ends(&chans);
     let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
@@ -106,7 +110,7 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
         rs.kill_all();
         return Err(e.context(format!("task {pid} was killed")));
     }
-    if opts.restore_sibling || own_timens || own_netns {
+    if opts.restore_sibling || own_timens || own_netns || own_other {
         for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
             // --empty-ns net: the namespace the script set up is locked
             // as the images would have it (CRIU does it here).
