@@ -66,7 +66,7 @@ fn file_locks_are_dumped_with_file_locks() {
 }
 
 #[test]
-fn tcp_established_carries_established_connections_and_refuses_closing_ones_by_name() {
+fn tcp_established_carries_established_and_closing_connections_and_refuses_syn_sent_by_name() {
     let Some(py) = python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let ready = tmp.path().join("ready");
@@ -85,14 +85,32 @@ fn tcp_established_carries_established_connections_and_refuses_closing_ones_by_n
     assert_eq!(streams, 2, "a tcp-stream image for each end");
     assert_eq!(state(t.pid()).map(|s| s != 'Z'), Some(true), "the task runs on");
     drop(t);
+    // A connection whose peer closed (CLOSE_WAIT, the other end gone) is
+    // carried too, as CRIU 4.2 carries it.
     let script = format!(
         "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen()\nc=socket.create_connection(s.getsockname())\na=s.accept()\na[0].close()\ntime.sleep(0.2)\nopen('{}','w').close()\nwhile True: time.sleep(1)",
         ready.display()
     );
     std::fs::remove_file(&ready).unwrap();
     let t = Target::spawn(py, &["-c", &script], Some(&ready));
+    let imgs = tmp.path().join("imgs2");
+    std::fs::create_dir_all(&imgs).unwrap();
+    let p = t.pid().to_string();
+    let o = criu(&["dump", "-R", "-t", &p, "-D", imgs.to_str().unwrap(), "-o", "dump.log", "--tcp-established", "--skip-in-flight"]);
+    assert!(o.status.success(), "dump: {}", text(&o.stderr));
+    let streams = std::fs::read_dir(&imgs).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("tcp-stream-")).count();
+    assert_eq!(streams, 1, "a tcp-stream image for the CLOSE_WAIT end");
+    drop(t);
+    // A connection not made yet (SYN_SENT: its SYN dropped by a listener
+    // whose accept queue is full) is refused by name.
+    let script = format!(
+        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nc=socket.create_connection(s.getsockname())\ntime.sleep(0.1)\nd=socket.socket()\nd.setblocking(False)\nd.connect_ex(s.getsockname())\ntime.sleep(0.1)\nopen('{}','w').close()\nwhile True: time.sleep(1)",
+        ready.display()
+    );
+    std::fs::remove_file(&ready).unwrap();
+    let t = Target::spawn(py, &["-c", &script], Some(&ready));
     let err = dump_refused(t.pid(), &tmp.path().join("refused"), &["--tcp-established", "--skip-in-flight"]);
-    assert!(err.contains(&format!("of task {}", t.pid())) && err.contains("is a connection in state CLOSE_WAIT"), "{err}");
+    assert!(err.contains(&format!("of task {}", t.pid())) && err.contains("is a connection in state SYN_SENT"), "{err}");
 }
 
 #[test]

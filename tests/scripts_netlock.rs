@@ -285,3 +285,80 @@ fn our_restore_releases_the_iptables_lock_criu_4_2_left_on_its_dump() {
         println!("skipped: {why}");
     }
 }
+
+/// Hold pid `pid` with a sleeping process (ns_last_pid, retried while
+/// other processes take the pid first): true once it is held.
+fn hold_pid(py: &str, pid: i32) -> bool {
+    const HOLD: &str = r#"
+import os, sys, time
+p = int(sys.argv[1])
+for _ in range(500):
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(p - 1))
+    c = os.fork()
+    if c == 0:
+        if os.getpid() == p:
+            os.setsid()
+            time.sleep(120)
+        os._exit(0)
+    if c == p:
+        sys.exit(0)
+    os.waitpid(c, 0)
+sys.exit(1)
+"#;
+    Command::new(py).args(["-c", HOLD, &pid.to_string()]).stdin(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+fn a_restore_failing_on_a_taken_pid_releases_the_lock_and_a_later_restore_carries_the_connection() {
+    let _g = serial();
+    let Some(py) = common::python() else { return };
+    common::subreaper();
+    let py = py.to_string();
+    let r = in_netns(move || {
+        for method in ["iptables", "nftables"] {
+            let tool = if method == "nftables" { "nft" } else { "iptables" };
+            if !has(tool) {
+                println!("{method}: skipped: {tool} is not installed");
+                continue;
+            }
+            let (mut t, tmp, imgs) = start(&py);
+            if method == "iptables" {
+                // iptables' empty filter table (see above) made first.
+                for op in ["-A", "-D"] {
+                    let _ = Command::new("iptables").args([op, "INPUT", "-p", "udp", "--dport", "9", "-j", "ACCEPT"]).status();
+                    let _ = Command::new("iptables").args([op, "OUTPUT", "-p", "udp", "--dport", "9", "-j", "ACCEPT"]).status();
+                }
+            }
+            let before = netfilter();
+            let pid = t.child.id() as i32;
+            let (code, log) = criu(&["dump", "-t", &pid.to_string(), "--tcp-established", "--network-lock", method], &imgs, &[]);
+            assert_eq!(code, 0, "{method}: dump: {log}");
+            let _ = t.child.wait();
+            assert_ne!(netfilter(), before, "{method}: the dump took no lock:\n{log}");
+            assert!(hold_pid(&py, pid), "{method}: pid {pid} could not be held");
+            let restore = || {
+                let out = common::criu_cmd()
+                    .args(["restore", "-d", "-D", imgs.to_str().unwrap(), "-v4", "-o", "restore.log", "--no-default-config", "--tcp-established"])
+                    .env_remove("CRIU_CONFIG_FILE")
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                (out.status.success(), common::text(&out.stderr), std::fs::read_to_string(imgs.join("restore.log")).unwrap_or_default())
+            };
+            let (ok, err, rlog) = restore();
+            assert!(!ok && err.contains("is taken"), "{method}: the restore with pid {pid} held did not fail on it: {err}\n{rlog}");
+            assert_eq!(netfilter(), before, "{method}: the failed restore left the lock:\n{rlog}");
+            common::kill_until_gone(pid);
+            let (ok, err, rlog) = restore();
+            assert!(ok, "{method}: the restore after the failed one: {err}\n{rlog}");
+            let restored = common::Restored(pid);
+            assert!(flows(tmp.path()), "{method}: the connection carries nothing after the restore:\n{rlog}");
+            assert_eq!(netfilter(), before, "{method}: the restore left the lock:\n{rlog}");
+            drop(restored);
+        }
+    });
+    if let Err(why) = r {
+        println!("skipped: {why}");
+    }
+}

@@ -130,6 +130,21 @@ fn zdtm() {
     assert_clean("zdtm", &sum);
 }
 
+/// Issue 13's acceptance: established TCP under steady traffic both ways
+/// survives 10 dumps and restores in a row with no byte lost or
+/// duplicated, with the server in the tree (tcp05), the client (tcp06)
+/// or both ends (tcp07); each program counts and checks every byte.
+#[test]
+fn tcp_under_traffic_survives_ten_dumps_and_restores() {
+    let (bins, cfg, _) = setup();
+    let all = runner::parse_desc(runner::DESC).expect("zdtm/tests.desc");
+    let args: Vec<String> = ["-t", "tcp05", "-t", "tcp06", "-t", "tcp07", "--iters", "10"].iter().map(|s| s.to_string()).collect();
+    let cli = runner::parse_cli(&args, &all, None, &bins).expect("the runner's arguments");
+    let sum = runner::run(&cfg, &cli.plans);
+    assert_clean("tcp under traffic, 10 iterations", &sum);
+    assert_eq!(sum.passed, 3, "every traffic test must pass (none skipped or refused)");
+}
+
 /// One direction of the interop matrix with the reference CRIU 4.2;
 /// skipped, with the reason printed, when that binary is absent.
 fn interop(dir: runner::interop::Direction) {

@@ -272,3 +272,27 @@ pub fn unlock_restored<'a>(method: Method, run_id: Option<&str>, root_pid: i32, 
         }
     }
 }
+
+/// The unlock of a restore that failed (at any step: a pid taken, a file
+/// changed, a task that died): what the dump of the images in `dir`
+/// locked is let go, read from files.img and pstree.img themselves (the
+/// restore may have failed before it read them). Nothing of the lock is
+/// left behind; images that can't be read leave nothing to find.
+pub fn unlock_failed_restore(method: Method, run_id: Option<&str>, dir: &crate::images::ImageDir) {
+    use crate::images::file::ImageReader;
+    use crate::images::kind::kinds;
+    let files = ImageReader::open_kind(dir, "files.img", kinds::files()).and_then(|mut r| r.all());
+    let files = match files {
+        Ok(f) => f,
+        Err(e) => {
+            warn!("network unlock after the failed restore: files.img: {e:#}");
+            Vec::new()
+        }
+    };
+    let root = ImageReader::open_kind(dir, "pstree.img", kinds::pstree())
+        .and_then(|mut r| r.all())
+        .ok()
+        .and_then(|t| t.first().map(|e| e.pid as i32))
+        .unwrap_or(0);
+    unlock_restored(method, run_id, root, files.iter());
+}

@@ -238,7 +238,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     sh.files.ghost_limit = opts.ghost_limit;
     sh.fds.file_locks = opts.handle_file_locks;
     sh.fds.tcp_close = opts.tcp_close;
-    crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok);
+    crate::sockets::tcp_repair::allow(&mut sh.fds.state, opts.tcp_established_ok, opts.tcp_skip_in_flight);
     // The network lock: each connection dumped with its state is locked
     // (by the socket dump, or below once all are found) until the
     // restore; the nftables table is named by this dump's run id.
@@ -302,15 +302,14 @@ pub fn run(opts: &Opts) -> Result<i32> {
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
     if let Err(e) = result {
-        // Leave every task exactly as it was, its connections unlocked.
+        // Leave every task exactly as it was, its connections unlocked
+        // and out of repair mode before it runs again.
         unlock(&mut sh);
+        crate::sockets::tcp_repair::finish(&mut sh.fds.state, false);
         netns.iter_mut().for_each(|n| n.unlock(opts, &dir));
         ns::set_tree_ns(ns::ids::TreeNs::criu());
         return Err(failed(tasks, e));
     }
-    // Connections of a tree that does not run on stay in repair mode (as
-    // CRIU: a dead tree's close silently).
-    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     // Tasks that run on need their connections (CRIU keeps the lock only
     // for tasks that die or stay stopped: the restore releases it).
     if opts.final_state == crate::opts::FinalState::Alive {
@@ -319,6 +318,10 @@ pub fn run(opts: &Opts) -> Result<i32> {
     } else {
         netns.iter_mut().for_each(DumpNetns::keep_locked);
     }
+    // Connections of a tree that does not run on stay in repair mode (as
+    // CRIU: a dead tree's close silently); the others leave it before
+    // their tasks run (in repair mode a read fails with EPERM).
+    crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     drop(netns);
     ns::set_tree_ns(ns::ids::TreeNs::criu());
     freeze::finish(tasks, opts.final_state)?;

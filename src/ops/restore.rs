@@ -150,18 +150,30 @@ pub fn run(opts: &Opts) -> Result<i32> {
     let dir = ImageDir::open(opts.imgs_dir.as_deref().unwrap_or(std::path::Path::new(".")))?;
     crate::ops::cpuinfo::check_restore(opts, &dir)?;
     crate::scripts::run(crate::scripts::Action::PreRestore, opts, Some(&dir), None)?;
-    let tree = load(&dir, opts)?;
-    let pid = tree.root().pid;
     let inv = crate::images::inventory::read(&dir)?;
     let lock_method = crate::net::lock::Method::from_inventory(inv.network_lock_method)?;
+    // A restore that fails lets go of what the dump locked all the same:
+    // no rule of it outlives the restore.
+    let res = restore_tree(&dir, opts, &inv, lock_method, t0);
+    if res.is_err() {
+        info!("Unlock network ({}) after the failed restore", lock_method.name());
+        crate::net::lock::unlock_failed_restore(lock_method, inv.dump_criu_run_id.as_deref(), &dir);
+    }
+    res
+}
+
+/// Everything of `criu restore` after the inventory is read.
+fn restore_tree(dir: &ImageDir, opts: &Opts, inv: &crate::images::pb::InventoryEntry, lock_method: crate::net::lock::Method, t0: Instant) -> Result<i32> {
+    let tree = load(dir, opts)?;
+    let pid = tree.root().pid;
     // After post-restore, before pre-resume (as CRIU): what the dump
     // locked is let go once every connection is back.
-    let own_netns = crate::net::ns::image_id(&dir, &tree.live_ids())?.is_some();
+    let own_netns = crate::net::ns::image_id(dir, &tree.live_ids())?.is_some();
     let unlock = || {
         info!("Unlock network ({})", lock_method.name());
         let per_conn = || crate::net::lock::unlock_restored(lock_method, inv.dump_criu_run_id.as_deref(), pid, tree.files.values());
         if own_netns {
-            crate::net::ns::unlock_restored(opts, &dir, pid);
+            crate::net::ns::unlock_restored(opts, dir, pid);
             if let Err(e) = crate::net::ns::in_netns_of(pid, per_conn) {
                 tracing::error!("{e:#}");
             }
@@ -169,7 +181,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             per_conn();
         }
     };
-    let mut rs = fork_root(&tree, &dir, opts)?;
+    let mut rs = fork_root(&tree, dir, opts)?;
     let root = rs.root;
 
     if let Err(m) = rs.fork_stages() {
@@ -188,7 +200,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             if action == crate::scripts::Action::PreResume {
                 unlock();
             }
-            if let Err(e) = crate::scripts::run(action, opts, Some(&dir), Some(pid)) {
+            if let Err(e) = crate::scripts::run(action, opts, Some(dir), Some(pid)) {
                 rs.kill_all();
                 return Err(e.context(format!("restore aborted at {action}; {what}")));
             }
@@ -201,16 +213,16 @@ pub fn run(opts: &Opts) -> Result<i32> {
         if let Err(m) = rs.stop_again(&running).and_then(|()| rs.release(&held)) {
             return Err(rs.fail(m));
         }
-        if let Err(e) = crate::scripts::run(crate::scripts::Action::PostRestore, opts, Some(&dir), Some(pid)) {
+        if let Err(e) = crate::scripts::run(crate::scripts::Action::PostRestore, opts, Some(dir), Some(pid)) {
             rs.kill_all();
             return Err(e.context(format!("restore aborted at post-restore; {what}")));
         }
         unlock();
-        crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, &dir, pid);
+        crate::scripts::run_logged(crate::scripts::Action::PreResume, opts, dir, pid);
     }
     drop(rs);
     info!("Restore finished successfully ({} us)", t0.elapsed().as_micros());
-    crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, &dir, pid);
+    crate::scripts::run_logged(crate::scripts::Action::PostResume, opts, dir, pid);
     if let Some(pf) = &opts.pidfile {
         std::fs::write(pf, format!("{pid}")).with_context(|| format!("writing pidfile {}", pf.display()))?;
     }

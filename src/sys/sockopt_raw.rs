@@ -239,3 +239,15 @@ pub fn send(fd: BorrowedFd<'_>, buf: &[u8], flags: i32) -> Res<usize> {
     }
     Ok(n as usize)
 }
+
+/// sendto(fd, buf, 0, a): the number of bytes sent.
+pub fn send_to(fd: BorrowedFd<'_>, buf: &[u8], a: &SocketAddr) -> Res<usize> {
+    let (ss, len) = to_raw(a);
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf` and
+    // `len` bytes of the address from `ss`.
+    let n = unsafe { libc::sendto(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0, (&ss as *const libc::sockaddr_storage).cast(), len) };
+    if n < 0 {
+        return Err(Errno::last());
+    }
+    Ok(n as usize)
+}

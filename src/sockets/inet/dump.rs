@@ -22,7 +22,12 @@ pub const TCP_LISTEN: u32 = 10;
 
 /// inet_diag answers of this dump, by (family, protocol), then inode.
 #[derive(Default)]
-pub struct Collected(HashMap<(i32, i32), HashMap<u32, Diag>>, pub Established);
+pub struct Collected(HashMap<(i32, i32), HashMap<u32, Diag>>, pub Established, pub SkipInFlight);
+
+/// --skip-in-flight: a listener's connections not accepted yet are left
+/// out (as CRIU 4.2: the restored listener has none) instead of refused.
+#[derive(Default)]
+pub struct SkipInFlight(pub bool);
 
 /// --tcp-established: ESTABLISHED connections are recorded (their stream
 /// is read through repair mode by the caller).
@@ -173,19 +178,28 @@ pub fn entry(fd: BorrowedFd<'_>, ino: u32, id: u32, flags: u32, found: &mut Coll
     } else {
         match d.state {
             TCP_CLOSE => {}
+            TCP_LISTEN if d.rqlen != 0 && found.2 .0 => {
+                tracing::info!("Skipping in-flight connection (l) for {ino:x}: {what} has {} connection(s) not accepted yet, dropped", d.rqlen);
+            }
             TCP_LISTEN if d.rqlen != 0 => {
-                bail!("{what} is listening with {} connection(s) not accepted yet: not supported", d.rqlen)
+                bail!("{what} is listening with {} connection(s) not accepted yet: not supported (--skip-in-flight leaves them out)", d.rqlen)
             }
             TCP_LISTEN => {}
-            TCP_ESTABLISHED if found.1 .0 => {}
+            // ESTABLISHED and the closing states CRIU 4.2 carries.
+            s if found.1 .0 && crate::sockets::tcp_repair::carried(s) => {}
             // ESTABLISHED, SYN_SENT, FIN_WAIT1/2, CLOSE_WAIT, LAST_ACK, CLOSING.
             1 | 2 | 4 | 5 | 8 | 9 | 11 if tcp_close => {}
             s => {
                 let at = |port: u16, w: &[u32; 4]| {
                     addr::from_image(family as u32, u32::from(port), if v6 { &w[..] } else { &w[..1] }, 0).map_or_else(|_| format!("port {port}"), |a| a.to_string())
                 };
+                let need = if found.1 .0 {
+                    "its state can't be carried (--tcp-established carries ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK and CLOSING); --tcp-close restores it closed"
+                } else {
+                    "connected TCP sockets need --tcp-established or --tcp-close (restored closed)"
+                };
                 bail!(
-                    "{what} is a connection in state {} ({} to {}): connected TCP sockets need --tcp-established (ESTABLISHED only) or --tcp-close (restored closed)",
+                    "{what} is a connection in state {} ({} to {}): {need}",
                     state_name(s),
                     at(d.src_port, &d.src),
                     at(d.dst_port, &d.dst)

@@ -16,6 +16,8 @@ mod procnet;
 mod restore;
 mod uncarried;
 
+pub use dump::state_name;
+
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
@@ -65,22 +67,23 @@ impl FdKind for InetSk {
     fn dump(&self, p: &mut FdProbe, id: u32, cx: &mut DumpCx) -> Result<FileEntry> {
         let ours = p.dup()?;
         let tcp_close = cx.fds.tcp_close;
-        let established = cx.fds.state.get_mut::<tcp_repair::Paused>().allowed;
+        let paused = cx.fds.state.get_mut::<tcp_repair::Paused>();
+        let (established, skip_in_flight) = (paused.allowed, paused.skip_in_flight);
         let found = cx.fds.state.get_mut::<dump::Collected>();
         found.1 .0 = established;
-        let e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
-        if established && e.state == dump::TCP_ESTABLISHED && e.proto == libc::IPPROTO_TCP as u32 {
+        found.2 .0 = skip_in_flight;
+        let mut e = dump::entry(ours.as_fd(), p.md.ino() as u32, id, p.flags, found, tcp_close, &p.who())?;
+        if established && tcp_repair::carried(e.state) && e.proto == libc::IPPROTO_TCP as u32 && e.dst_port != 0 {
             let who = format!("{} (a TCP connection, inode {})", p.who(), e.ino);
-            if e.shutdown.is_some() {
-                anyhow::bail!("{who} is shut down in one direction: half-closed connections are not supported yet");
-            }
             // Locked before it is read (as CRIU): no packet reaches it until the restore.
             if let Some(c) = crate::net::lock::Conn::of(&e) {
                 cx.fds.state.get_mut::<crate::net::lock::NetLock>().lock(&c).with_context(|| format!("locking {who}"))?;
             }
             let paused = cx.fds.state.get_mut::<tcp_repair::Paused>();
             let fd = paused.pause(ours).with_context(|| format!("TCP_REPAIR on {who}"))?;
-            let s = tcp_repair::save(fd, &who)?;
+            let (s, state) = tcp_repair::save(fd, &who)?;
+            // The state read in repair mode is the one restored (as CRIU).
+            e.state = state;
             paused.streams.push((e.ino, s));
         }
         Ok(FileEntry { r#type: FdTypes::Inetsk as i32, id, isk: Some(e), ..Default::default() })
@@ -89,7 +92,9 @@ impl FdKind for InetSk {
     fn open(&self, fe: &FileEntry, _fd: u32, cx: &mut OpenCx) -> Result<Option<OwnedFd>> {
         let ie = fe.isk.as_ref().with_context(|| format!("file {} has no inet socket entry", fe.id))?;
         let tcp_close = cx.images.state.get::<TcpClose>().is_some_and(|t| t.0);
-        let stream = cx.images.state.get::<Streams>().and_then(|s| s.0.get(&ie.ino));
+        // --tcp-close at restore: connections come back closed even when
+        // their state was dumped (as CRIU 4.2).
+        let stream = cx.images.state.get::<Streams>().and_then(|s| s.0.get(&ie.ino)).filter(|_| !tcp_close);
         let sk = restore::open_with(ie, tcp_close, stream)?;
         cx.state.get_mut::<Opened>().0.push(fe.id);
         Ok(Some(sk))
@@ -126,7 +131,7 @@ impl FdKind for InetSk {
     fn load_images(&self, dir: &ImageDir, imgs: &mut Images) -> Result<()> {
         let mut found = std::collections::HashMap::new();
         for fe in imgs.entries.values() {
-            let Some(ie) = fe.isk.as_ref().filter(|i| i.state == dump::TCP_ESTABLISHED && i.proto == libc::IPPROTO_TCP as u32) else { continue };
+            let Some(ie) = fe.isk.as_ref().filter(|i| tcp_repair::carried(i.state) && i.proto == libc::IPPROTO_TCP as u32) else { continue };
             if let Some(s) = tcp_repair::read(dir, ie.ino)? {
                 found.insert(ie.ino, s);
             }

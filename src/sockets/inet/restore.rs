@@ -44,7 +44,7 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
         bail!("{who}: addresses of {} and {} word(s) for family {family}", ie.src_addr.len(), ie.dst_addr.len());
     }
     let tcp = proto == libc::IPPROTO_TCP && ty == libc::SOCK_STREAM;
-    let stream = stream.filter(|_| tcp && ie.state == TCP_ESTABLISHED && ie.dst_port != 0);
+    let stream = stream.filter(|_| tcp && tcp_repair::carried(ie.state) && ie.dst_port != 0);
     let closed = tcp && ie.dst_port != 0 && stream.is_none();
     if closed && !tcp_close {
         bail!("{who} is a connected TCP socket (state {}): not supported yet (--tcp-close restores it closed)", ie.state);
@@ -101,7 +101,8 @@ pub fn open_with(ie: &InetSkEntry, tcp_close: bool, stream: Option<&Stream>) -> 
                 // The queues go back into buffers of their recorded sizes.
                 set(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, (ie.opts.so_sndbuf / 2) as i32, "SO_SNDBUFFORCE")?;
                 set(libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (ie.opts.so_rcvbuf / 2) as i32, "SO_RCVBUFFORCE")?;
-                tcp_repair::restore(fd, s, &a, &who)?
+                let src = addr::from_image(ie.family, ie.src_port, &ie.src_addr, 0).with_context(|| who.clone())?;
+                tcp_repair::restore(fd, s, ie.state, &src, &a, &who)?
             }
             None => raw::connect(fd, &a).with_context(|| format!("connecting {who} to {a}"))?,
         }

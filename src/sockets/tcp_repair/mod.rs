@@ -1,12 +1,17 @@
-//! Established TCP connections through the kernel's repair mode
-//! (TCP_REPAIR), as CRIU's libsoccr does: [`save`] reads a paused
-//! connection's sequence numbers, queues, window and negotiated options
-//! into a tcp_stream_entry and its queue bytes; [`restore`] puts them on a
-//! new socket in repair mode. [`Paused`] holds the dumped sockets in repair
-//! mode and takes them out of it again unless the dumped tree is gone.
-//! The tcp-stream-INO.img files are read and written here too.
+//! TCP connections through the kernel's repair mode (TCP_REPAIR), as
+//! CRIU's libsoccr does: [`save`] reads a paused connection's sequence
+//! numbers, queues, window and negotiated options into a tcp_stream_entry
+//! and its queue bytes; [`restore`] puts them on a new socket in repair
+//! mode. Besides ESTABLISHED, the closing states CRIU 4.2 carries
+//! (FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT, LAST_ACK, CLOSING): the FINs are
+//! made again on the new socket, ours by shutdown() in repair mode, the
+//! peer's by a segment `peer` sends it. [`Paused`] holds the dumped
+//! sockets in repair mode and takes them out of it again unless the
+//! dumped tree is gone. The tcp-stream-INO.img files are read and
+//! written here too.
 
 mod image;
+mod peer;
 mod save;
 mod restore;
 
@@ -19,7 +24,42 @@ pub use image::{read, write};
 pub use restore::restore;
 pub use save::save;
 
+/// TCP states, and the sets of them (as bits `1 << state`) whose FINs
+/// a restore makes again.
+pub const TCP_ESTABLISHED: u32 = 1;
+const TCP_FIN_WAIT1: u32 = 4;
+const TCP_FIN_WAIT2: u32 = 5;
+const TCP_CLOSE_WAIT: u32 = 8;
+const TCP_LAST_ACK: u32 = 9;
+const TCP_CLOSING: u32 = 11;
+
+pub const fn state_bit(state: u32) -> u32 {
+    if state < 32 { 1 << state } else { 0 }
+}
+
+/// The states whose connection is dumped with its state and restored.
+pub const CARRIED: u32 = state_bit(TCP_ESTABLISHED)
+    | state_bit(TCP_FIN_WAIT1)
+    | state_bit(TCP_FIN_WAIT2)
+    | state_bit(TCP_CLOSE_WAIT)
+    | state_bit(TCP_LAST_ACK)
+    | state_bit(TCP_CLOSING);
+/// Our FIN is queued before the peer's arrives / after it.
+const SNDQ_FIRST_FIN: u32 = state_bit(TCP_FIN_WAIT1) | state_bit(TCP_FIN_WAIT2) | state_bit(TCP_CLOSING);
+const SNDQ_SECOND_FIN: u32 = state_bit(TCP_LAST_ACK);
+/// The peer acknowledged our FIN.
+const SNDQ_FIN_ACKED: u32 = state_bit(TCP_FIN_WAIT2);
+/// The peer's FIN came before ours / after ours.
+const RCVQ_FIRST_FIN: u32 = state_bit(TCP_CLOSE_WAIT) | state_bit(TCP_LAST_ACK);
+const RCVQ_SECOND_FIN: u32 = state_bit(TCP_CLOSING);
+
+/// Whether a connection in `state` is dumped with its state.
+pub fn carried(state: u32) -> bool {
+    state_bit(state) & CARRIED != 0
+}
+
 /// TCP_REPAIR_QUEUE selectors.
+const TCP_NO_QUEUE: i32 = 0;
 const TCP_RECV_QUEUE: i32 = 1;
 const TCP_SEND_QUEUE: i32 = 2;
 /// tcp_info.tcpi_options bits (the image's opt_mask).
@@ -61,6 +101,9 @@ pub fn repair_off_quiet(fd: BorrowedFd<'_>) -> nix::Result<()> {
 #[derive(Default)]
 pub struct Paused {
     pub allowed: bool,
+    /// --skip-in-flight: a listener's connections not accepted yet are
+    /// left out (they are gone after a restore) instead of refused.
+    pub skip_in_flight: bool,
     held: Vec<OwnedFd>,
     pub streams: Vec<(u32, Stream)>,
     keep: bool,
@@ -78,14 +121,10 @@ impl Paused {
     pub fn keep(&mut self) {
         self.keep = true;
     }
-}
 
-impl Drop for Paused {
-    fn drop(&mut self) {
-        if self.keep {
-            return;
-        }
-        for fd in &self.held {
+    /// Take every socket paused so far out of repair mode (once).
+    pub fn resume(&mut self) {
+        for fd in std::mem::take(&mut self.held) {
             if let Err(e) = set_repair(fd.as_fd(), false) {
                 tracing::error!("taking a TCP socket out of repair mode: {e}");
             }
@@ -93,16 +132,30 @@ impl Drop for Paused {
     }
 }
 
-/// --tcp-established for this dump.
-pub fn allow(st: &mut crate::files::kind::State, on: bool) {
-    st.get_mut::<Paused>().allowed = on;
+impl Drop for Paused {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.resume();
+        }
+    }
 }
 
-/// The dump is over and its tasks do not run on (`stay`: dead, or left
-/// stopped for the restore): keep their sockets in repair mode.
+/// --tcp-established and --skip-in-flight for this dump.
+pub fn allow(st: &mut crate::files::kind::State, on: bool, skip_in_flight: bool) {
+    let p = st.get_mut::<Paused>();
+    p.allowed = on;
+    p.skip_in_flight = skip_in_flight;
+}
+
+/// The dump is over (or failed), before its tasks are let go: if they do
+/// not run on (`stay`: dead, or left stopped for the restore) their
+/// sockets stay in repair mode; else the sockets leave it now.
 pub fn finish(st: &mut crate::files::kind::State, stay: bool) {
+    let p = st.get_mut::<Paused>();
     if stay {
-        st.get_mut::<Paused>().keep();
+        p.keep();
+    } else {
+        p.resume();
     }
 }
 

@@ -1,5 +1,7 @@
 //! Reading a connection in repair mode: TCP_INFO (state, negotiated
-//! options), the queue lengths (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD), MSS and
+//! options), the queue lengths (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD; our FIN,
+//! queued in a closing state, is not data and is left out, as CRIU 4.2
+//! leaves it out), MSS and
 //! timestamp, the window (TCP_REPAIR_WINDOW), each queue's sequence
 //! number (TCP_QUEUE_SEQ) and bytes (MSG_PEEK on the selected queue).
 //! Checked against CRIU 4.2's dump of the same live connection: the same
@@ -9,7 +11,7 @@ use std::os::fd::BorrowedFd;
 
 use anyhow::{bail, Context, Result};
 
-use super::{Stream, TCPI_OPT_WSCALE, TCP_RECV_QUEUE, TCP_SEND_QUEUE};
+use super::{state_bit, Stream, CARRIED, SNDQ_FIRST_FIN, SNDQ_SECOND_FIN, TCPI_OPT_WSCALE, TCP_RECV_QUEUE, TCP_SEND_QUEUE};
 use crate::images::pb::TcpStreamEntry;
 use crate::sys::sockopt_raw::{get_bytes, get_int, ioctl_int, recv, set_int};
 
@@ -17,19 +19,25 @@ const SIOCINQ: libc::c_ulong = libc::FIONREAD;
 const SIOCOUTQ: libc::c_ulong = libc::TIOCOUTQ;
 const SIOCOUTQNSD: libc::c_ulong = 0x894B;
 
-/// The stream of established connection `fd`, in repair mode already.
-/// `who` names it in errors.
-pub fn save(fd: BorrowedFd<'_>, who: &str) -> Result<Stream> {
+/// The stream of connection `fd` (ESTABLISHED or a closing state the
+/// restore carries), in repair mode already, and its state now (which the
+/// inet record takes, as CRIU's). `who` names it in errors.
+pub fn save(fd: BorrowedFd<'_>, who: &str) -> Result<(Stream, u32)> {
     let info = get_bytes(fd, libc::SOL_TCP, libc::TCP_INFO, 8).with_context(|| format!("getsockopt(TCP_INFO) on {who}"))?;
     if info.len() < 7 {
         bail!("{who}: TCP_INFO answered {} bytes", info.len());
     }
-    if info[0] != 1 {
-        bail!("{who} left the ESTABLISHED state (now {}) while being dumped", info[0]);
+    let state = u32::from(info[0]);
+    if state_bit(state) & CARRIED == 0 {
+        bail!("{who} is in TCP state {} now: its state can't be carried", crate::sockets::inet::state_name(state));
     }
     let q = |req, what: &str| ioctl_int(fd, req).with_context(|| format!("ioctl({what}) on {who}")).map(|v| v as u32);
-    let outq_len = q(SIOCOUTQ, "SIOCOUTQ")?;
-    let unsq_len = q(SIOCOUTQNSD, "SIOCOUTQNSD")?;
+    let mut outq_len = q(SIOCOUTQ, "SIOCOUTQ")?;
+    let mut unsq_len = q(SIOCOUTQNSD, "SIOCOUTQNSD")?;
+    if state_bit(state) & (SNDQ_FIRST_FIN | SNDQ_SECOND_FIN) != 0 {
+        outq_len = outq_len.saturating_sub(1);
+        unsq_len = unsq_len.saturating_sub(1);
+    }
     let inq_len = q(SIOCINQ, "SIOCINQ")?;
     let opt = |name, what: &str| get_int(fd, libc::SOL_TCP, name).with_context(|| format!("getsockopt({what}) on {who}"));
     let mss_clamp = opt(libc::TCP_MAXSEG, "TCP_MAXSEG")? as u32;
@@ -66,7 +74,7 @@ pub fn save(fd: BorrowedFd<'_>, who: &str) -> Result<Stream> {
     (e.inq_seq, e.outq_seq) = (inq_seq, outq_seq);
     // TCP_NODELAY and TCP_CORK go in the inet record's tcp_opts (CRIU 4.2
     // writes them there, not here).
-    Ok(Stream { entry: e, inq, outq })
+    Ok((Stream { entry: e, inq, outq }, state))
 }
 
 /// The sequence number at the end of queue `which` and its `len` bytes.

@@ -1,5 +1,5 @@
 //! The test list: `tests.desc`'s lines (a test's name and its flags
-//! `suid`, `noauto`, `crfail`, `excl`, `ping`, `opts: --OPTION ...`,
+//! `suid`, `noauto`, `crfail`, `excl`, `traffic`, `ping`, `opts: --OPTION ...`,
 //! `criu42-fail[(SIDE)]: REASON`) parsed into `TestDesc`s.
 
 use super::interop;
@@ -11,6 +11,10 @@ pub struct TestDesc {
     pub noauto: bool,
     pub crfail: bool,
     pub excl: bool,
+    /// `traffic`: its sockets carry data without pause, so the queued
+    /// bytes the /proc compare reads (SIOCINQ) differ from one moment to
+    /// the next; the program counts and checks every byte itself.
+    pub traffic: bool,
     /// `ping`: the test makes ping sockets; net.ipv4.ping_group_range is
     /// widened for its run (`sysctl.rs`).
     pub ping: bool,
@@ -49,6 +53,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
             noauto: false,
             crfail: false,
             excl: false,
+            traffic: false,
             ping: false,
             opts: Vec::new(),
             criu42_fail,
@@ -72,6 +77,7 @@ pub fn parse_desc(text: &str) -> Result<Vec<TestDesc>, String> {
                 "noauto" => d.noauto = true,
                 "crfail" => d.crfail = true,
                 "excl" => d.excl = true,
+                "traffic" => d.traffic = true,
                 "ping" => d.ping = true,
                 _ => return Err(format!("tests.desc:{}: unknown flag {f:?}", n + 1)),
             }
