@@ -1,9 +1,8 @@
 //! The IPC namespace, as CRIU 4.2 lays out its images: `var` (the ipc
-//! sysctls, ipcns-var-ID.img), `msg` (message queues and their messages,
-//! ipcns-msg-ID.img), `sem` (semaphore sets and values, ipcns-sem-ID.img).
-//! SysV shared memory segments are not carried yet: a namespace holding
-//! one is refused by name at dump (and an image holding one at restore);
-//! ipcns-shm-ID.img is written empty.
+//! sysctls, ipcns-var-ID.img), `shm` (SysV shared memory segments and
+//! their pages, ipcns-shm-ID.img), `msg` (message queues and their
+//! messages, ipcns-msg-ID.img), `sem` (semaphore sets and values,
+//! ipcns-sem-ID.img).
 //!
 //! Every object is made again with its key, id (through the kernel's
 //! *_next_id sysctls), owner and mode; the next_id sysctls themselves are
@@ -11,16 +10,17 @@
 
 mod msg;
 mod sem;
+mod shm;
 mod var;
 
 use anyhow::{bail, Context, Result};
 
 use crate::images::kind::kinds;
-use crate::images::pb::{IpcDescEntry, IpcShmEntry};
-use crate::images::{ImageDir, ImageReader, ImageWriter};
+use crate::images::pb::IpcDescEntry;
+use crate::images::ImageDir;
 use crate::ns::ids::Kind;
 use crate::ns::kind::NsKind;
-use crate::sys::sysvipc::{self, Perm};
+use crate::sys::sysvipc::Perm;
 
 pub struct Ipc;
 
@@ -60,12 +60,10 @@ impl NsKind for Ipc {
         vec![kinds::ipc_var().file_name(id), kinds::ipcns_shm().file_name(id), kinds::ipcns_msg().file_name(id), kinds::ipcns_sem().file_name(id)]
     }
 
-    fn dump(&self, dir: &ImageDir, id: u32) -> Result<()> {
+    fn dump(&self, dir: &ImageDir, id: u32, pages_id: &mut u32) -> Result<()> {
         let v = var::read()?;
-        check_no_shm(id)?;
         var::write_image(dir, id, &v)?;
-        let name = kinds::ipcns_shm().file_name(u64::from(id));
-        ImageWriter::create(dir, &name, kinds::ipcns_shm())?.finish()?;
+        shm::dump(dir, id, v.shm_rmid_forced != 0, pages_id)?;
         msg::dump(dir, id, v.msg_ctlmax as usize)?;
         sem::dump(dir, id)
     }
@@ -73,32 +71,9 @@ impl NsKind for Ipc {
     fn prepare(&self, dir: &ImageDir, id: u32) -> Result<()> {
         let v = var::load(dir, id)?;
         var::apply(&v)?;
-        let name = kinds::ipcns_shm().file_name(u64::from(id));
-        if dir.exists(&name) {
-            let segs: Vec<IpcShmEntry> = ImageReader::open_kind(dir, &name, kinds::ipcns_shm())?.next_entry()?.into_iter().collect();
-            if let Some(s) = segs.first() {
-                let d = s.desc.id;
-                bail!("{}: SysV shared memory segment {d} ({} bytes): restoring SysV shared memory is not supported yet", dir.display(&name), s.size);
-            }
-        }
+        shm::restore(dir, id, v.shm_rmid_forced != 0)?;
         msg::restore(dir, id)?;
         sem::restore(dir, id)?;
         var::apply_next_ids(&v)
     }
-}
-
-/// Refuse a namespace holding SysV shared memory (not carried yet).
-fn check_no_shm(ns: u32) -> Result<()> {
-    let max = sysvipc::shm_max_index().context("SHM_INFO")?;
-    for i in 0..=max {
-        if let Some(s) = sysvipc::shm_stat(i).with_context(|| format!("SHM_STAT {i}"))? {
-            bail!(
-                "SysV shared memory segment {} (key {:#x}, {} bytes) of ipc namespace {ns}: dumping SysV shared memory is not supported yet",
-                s.id,
-                s.perm.key,
-                s.size
-            );
-        }
-    }
-    Ok(())
 }

@@ -20,8 +20,9 @@ pub trait NsKind: Sync {
     fn kind(&self) -> Kind;
     /// The images of namespace `id`.
     fn images(&self, id: u32) -> Vec<String>;
-    /// Write namespace `id`'s images; the calling thread is in it.
-    fn dump(&self, dir: &ImageDir, id: u32) -> Result<()>;
+    /// Write namespace `id`'s images; the calling thread is in it. Pages
+    /// files it writes take ids from `pages_id` on (and move it on).
+    fn dump(&self, dir: &ImageDir, id: u32, pages_id: &mut u32) -> Result<()>;
     /// Restore namespace `id` into the new one the calling thread is in.
     fn prepare(&self, dir: &ImageDir, id: u32) -> Result<()>;
 }
@@ -67,14 +68,14 @@ pub fn check_root(pid: i32) -> Result<()> {
 
 /// Write the images of every carried namespace the tree of `root` has of
 /// its own: criu's thread enters each, dumps it and comes back.
-pub fn dump_own(dir: &ImageDir, root: i32, t: &TreeNs) -> Result<()> {
+pub fn dump_own(dir: &ImageDir, root: i32, t: &TreeNs, pages_id: &mut u32) -> Result<()> {
     for k in t.owned() {
         let Carry::Here(kind) = carry(k) else { continue };
         let id = t.id(k);
         info!("Dump {} namespace info {id} via {root}", k.proc_name().to_uppercase());
         let back = open_ns("thread-self", k)?;
         setns(&open_ns(&root.to_string(), k)?, k, &format!("task {root}"))?;
-        let r = kind.dump(dir, id).with_context(|| format!("{} namespace {id} of task {root}", k.proc_name()));
+        let r = kind.dump(dir, id, pages_id).with_context(|| format!("{} namespace {id} of task {root}", k.proc_name()));
         setns(&back, k, "criu")?;
         r?;
     }

@@ -31,7 +31,7 @@ impl NsKind for Uts {
         vec![kinds::utsns().file_name(u64::from(id))]
     }
 
-    fn dump(&self, dir: &ImageDir, id: u32) -> Result<()> {
+    fn dump(&self, dir: &ImageDir, id: u32, _pages_id: &mut u32) -> Result<()> {
         let e = UtsnsEntry { nodename: read("hostname")?, domainname: read("domainname")? };
         let name = kinds::utsns().file_name(u64::from(id));
         let mut w = ImageWriter::create(dir, &name, kinds::utsns())?;

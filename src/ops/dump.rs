@@ -297,7 +297,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         if let Some(n) = &netns {
             n.write(&dir)?;
         }
-        ns::kind::dump_own(&dir, pid, &tree_ns)?;
+        ns::kind::dump_own(&dir, pid, &tree_ns, &mut sh.mem.next_pages_id)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();

@@ -192,3 +192,47 @@ pub fn shm_stat(idx: i32) -> Result<Option<ShmSeg>> {
     }
     Ok(Some(ShmSeg { id: r, perm: perm(&ds.shm_perm), size: ds.shm_segsz }))
 }
+
+/// A new shared memory segment of `size` bytes.
+pub fn shm_get(key: i32, size: usize, mode: u32) -> Result<i32> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::shmget(key, size, (mode & 0o777) as i32 | libc::IPC_CREAT | libc::IPC_EXCL) })
+}
+
+/// Set a segment's owner and mode.
+pub fn shm_set(id: i32, p: &Perm) -> Result<()> {
+    // SAFETY: shmid_ds is plain integers.
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    // SAFETY: IPC_STAT fills ds.
+    check(unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) })?;
+    ds.shm_perm.uid = p.uid;
+    ds.shm_perm.gid = p.gid;
+    ds.shm_perm.mode = (p.mode & 0o777) as u16;
+    // SAFETY: IPC_SET reads ds.
+    check(unsafe { libc::shmctl(id, libc::IPC_SET, &mut ds) }).map(|_| ())
+}
+
+/// Segment `id` attached to this process (read-only or not) until dropped.
+pub struct ShmAttach {
+    pub addr: usize,
+}
+
+impl ShmAttach {
+    pub fn new(id: i32, read_only: bool) -> Result<ShmAttach> {
+        let flags = if read_only { libc::SHM_RDONLY } else { 0 };
+        // SAFETY: the kernel picks a free address for the segment.
+        let p = unsafe { libc::shmat(id, std::ptr::null(), flags) };
+        if p as isize == -1 {
+            return Err(Error::last_os_error());
+        }
+        Ok(ShmAttach { addr: p as usize })
+    }
+}
+
+impl Drop for ShmAttach {
+    fn drop(&mut self) {
+        // SAFETY: addr is the attach of `new`, used only through its
+        // /proc/self/map_files file.
+        unsafe { libc::shmdt(self.addr as *const libc::c_void) };
+    }
+}
