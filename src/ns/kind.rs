@@ -1,7 +1,8 @@
 //! The namespace-kind interface and its one table: what each kind does at
 //! dump (in the tree's namespace, entered by criu's thread) and at restore
-//! (in the new namespace criu's thread made, before the root is forked
-//! into it), and which kinds are carried elsewhere (net: `net::ns`, time:
+//! (criu's thread makes the new namespace and forks the root into it,
+//! then, after the setup-namespaces scripts, enters it again to fill it),
+//! and which kinds are carried elsewhere (net: `net::ns`, time:
 //! `ns::timens`) or not yet at all (refused by name).
 
 use std::fs::File;
@@ -121,13 +122,38 @@ pub fn restore_kinds(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Resul
 /// criu's thread in the tree's new namespaces (until [`Entered::leave`]).
 pub struct Entered {
     back: Vec<(Kind, OwnedFd)>,
+    /// The kinds to fill, with the image's ids.
+    kinds: Vec<(Kind, u32)>,
 }
 
 impl Entered {
-    /// Back to criu's namespaces (the root, forked by now, keeps the new).
-    pub fn leave(mut self) -> Result<()> {
+    /// Back to criu's namespaces once the root is forked into the new ones
+    /// (the scripts run in criu's); what is left is to fill them.
+    pub fn leave(mut self) -> Result<Unfilled> {
         for (k, fd) in std::mem::take(&mut self.back) {
             setns(&fd, k, "criu after forking the root")?;
+        }
+        Ok(Unfilled { kinds: std::mem::take(&mut self.kinds) })
+    }
+}
+
+/// The root's new namespaces, still empty.
+pub struct Unfilled {
+    kinds: Vec<(Kind, u32)>,
+}
+
+impl Unfilled {
+    /// Fill each from the images, criu's thread in the namespace of task
+    /// `root` meanwhile (CRIU does it after the setup-namespaces scripts).
+    pub fn fill(self, dir: &ImageDir, root: i32) -> Result<()> {
+        for (k, id) in self.kinds {
+            let Carry::Here(kind) = carry(k) else { continue };
+            info!("Restoring {} namespace {id}", k.proc_name());
+            let back = open_ns("thread-self", k)?;
+            setns(&open_ns(&root.to_string(), k)?, k, &format!("task {root}"))?;
+            let r = kind.prepare(dir, id).with_context(|| format!("restoring {} namespace {id} of task {root}", k.proc_name()));
+            setns(&back, k, "criu")?;
+            r?;
         }
         Ok(())
     }
@@ -144,19 +170,16 @@ impl Drop for Entered {
 }
 
 /// Before criu forks the root: each carried namespace the tree has of its
-/// own made anew by criu's thread and filled from the images.
+/// own made anew by criu's thread (the root is forked into them).
 pub fn enter(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Option<Entered>> {
     let kinds = restore_kinds(dir, live)?;
     if kinds.is_empty() {
         return Ok(None);
     }
-    let mut e = Entered { back: Vec::new() };
-    for (k, id) in kinds {
-        let Carry::Here(kind) = carry(k) else { continue };
+    let mut e = Entered { back: Vec::new(), kinds: kinds.clone() };
+    for (k, _) in kinds {
         e.back.push((k, open_ns("thread-self", k)?));
         nix::sched::unshare(CloneFlags::from_bits_retain(k.cflag())).with_context(|| format!("can't make a new {} namespace", k.proc_name()))?;
-        info!("Restoring {} namespace {id}", k.proc_name());
-        kind.prepare(dir, id).with_context(|| format!("restoring {} namespace {id}", k.proc_name()))?;
     }
     Ok(Some(e))
 }

@@ -86,7 +86,8 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     // The tree's own network namespace, set up before the root is in it.
     let netns = crate::net::ns::enter(dir, opts, &tree.live_ids())?;
     let timens = crate::ns::timens::enter(dir, opts.unprivileged, &tree.live_ids())?;
-    // Its own uts and ipc namespaces, made and filled by criu's thread.
+    // Its own uts and ipc namespaces, made by criu's thread (filled
+    // between the setup-namespaces and post-setup-namespaces scripts).
     let other_ns = crate::ns::kind::enter(dir, &tree.live_ids())?;
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {
@@ -97,7 +98,8 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     let left = timens.map(crate::ns::timens::Entered::leave).transpose();
     let left = left.and(netns.map(crate::net::ns::Entered::leave).transpose());
     let own_other = other_ns.is_some();
-    let left = left.and(other_ns.map(crate::ns::kind::Entered::leave).transpose());
+    let mut unfilled = None;
+    let left = left.and(other_ns.map(|o| o.leave().map(|u| unfilled = Some(u))).transpose());
     let (ready, go) = stages::criu_ends(&chans);
     let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
@@ -115,7 +117,12 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
             // --empty-ns net: the namespace the script set up is locked
             // as the images would have it (CRIU does it here).
             let locked = || crate::net::ns::in_netns_of(pid, crate::net::ns::lock::lock).and_then(|r| r);
-            let r = if action == crate::scripts::Action::PostSetupNamespaces && empty_netns { locked() } else { Ok(()) };
+            let mut r = if action == crate::scripts::Action::PostSetupNamespaces && empty_netns { locked() } else { Ok(()) };
+            if action == crate::scripts::Action::PostSetupNamespaces
+                && let Some(u) = unfilled.take()
+            {
+                r = r.and_then(|()| u.fill(dir, pid));
+            }
             if let Err(e) = r.and_then(|()| crate::scripts::run(action, opts, Some(dir), Some(pid))) {
                 rs.kill_all();
                 return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));
