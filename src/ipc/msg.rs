@@ -14,10 +14,15 @@ use crate::sys::sysvipc;
 
 pub fn dump(dir: &ImageDir, ns: u32, msgmax: usize) -> Result<()> {
     let name = kinds::ipcns_msg().file_name(u64::from(ns));
-    let mut w = ImageWriter::create(dir, &name, kinds::ipcns_msg())?;
+    // (No queue, no image: as CRIU 4.2.)
+    let mut img = None;
     let max = sysvipc::msg_max_index().context("MSG_INFO")?;
     for i in 0..=max {
         let Some(q) = sysvipc::msg_stat(i).with_context(|| format!("MSG_STAT {i}"))? else { continue };
+        let w = match &mut img {
+            Some(w) => w,
+            None => img.insert(ImageWriter::create(dir, &name, kinds::ipcns_msg())?),
+        };
         w.write(&IpcMsgEntry { desc: desc(q.id, &q.perm), qbytes: q.qbytes as u32, qnum: q.qnum as u32 })?;
         for n in 0..q.qnum {
             let (mtype, data) = sysvipc::msg_copy(q.id, n as i64, msgmax)
@@ -30,7 +35,9 @@ pub fn dump(dir: &ImageDir, ns: u32, msgmax: usize) -> Result<()> {
             w.payload(&padded)?;
         }
     }
-    w.finish()?;
+    if let Some(w) = img {
+        w.finish()?;
+    }
     Ok(())
 }
 

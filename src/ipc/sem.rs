@@ -12,17 +12,24 @@ use crate::sys::sysvipc;
 
 pub fn dump(dir: &ImageDir, ns: u32) -> Result<()> {
     let name = kinds::ipcns_sem().file_name(u64::from(ns));
-    let mut w = ImageWriter::create(dir, &name, kinds::ipcns_sem())?;
+    // (No set, no image: as CRIU 4.2.)
+    let mut img = None;
     let max = sysvipc::sem_max_index().context("SEM_INFO")?;
     for i in 0..=max {
         let Some(s) = sysvipc::sem_stat(i).with_context(|| format!("SEM_STAT {i}"))? else { continue };
         let vals = sysvipc::sem_getall(s.id, s.nsems as usize).with_context(|| format!("GETALL of SysV semaphore set {}", s.id))?;
+        let w = match &mut img {
+            Some(w) => w,
+            None => img.insert(ImageWriter::create(dir, &name, kinds::ipcns_sem())?),
+        };
         w.write(&IpcSemEntry { desc: desc(s.id, &s.perm), nsems: s.nsems as u32 })?;
         let mut raw: Vec<u8> = vals.iter().flat_map(|v| v.to_ne_bytes()).collect();
         raw.resize(round8(raw.len()), 0);
         w.payload(&raw)?;
     }
-    w.finish()?;
+    if let Some(w) = img {
+        w.finish()?;
+    }
     Ok(())
 }
 

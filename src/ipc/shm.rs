@@ -30,7 +30,8 @@ fn file_of(a: &ShmAttach, size: u64, write: bool) -> Result<File> {
 
 pub fn dump(dir: &ImageDir, ns: u32, rmid_forced: bool, pages_id: &mut u32) -> Result<()> {
     let name = kinds::ipcns_shm().file_name(u64::from(ns));
-    let mut w = ImageWriter::create(dir, &name, kinds::ipcns_shm())?;
+    // (No segment, no image: as CRIU 4.2.)
+    let mut img = None;
     let max = sysvipc::shm_max_index().context("SHM_INFO")?;
     for i in 0..=max {
         let Some(s) = sysvipc::shm_stat(i).with_context(|| format!("SHM_STAT {i}"))? else { continue };
@@ -43,11 +44,17 @@ pub fn dump(dir: &ImageDir, ns: u32, rmid_forced: bool, pages_id: &mut u32) -> R
         if crate::mem::hugetlb::is_hugetlb(&f)? {
             bail!("{what}: hugetlb SysV shared memory is not supported yet");
         }
+        let w = match &mut img {
+            Some(w) => w,
+            None => img.insert(ImageWriter::create(dir, &name, kinds::ipcns_shm())?),
+        };
         w.write(&IpcShmEntry { desc: desc(s.id, &s.perm), size: s.size as u64, in_pagemaps: Some(true), hugetlb_flag: None })?;
         crate::mem::pages::dump_object(&f, s.id as u64, s.size as u64, dir, *pages_id).with_context(|| what.clone())?;
         *pages_id += 1;
     }
-    w.finish()?;
+    if let Some(w) = img {
+        w.finish()?;
+    }
     Ok(())
 }
 
