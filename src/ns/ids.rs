@@ -41,6 +41,11 @@ impl Kind {
         }
     }
 
+    /// The kind of a /proc/PID/ns name.
+    pub fn of_proc_name(name: &str) -> Option<Kind> {
+        ALL.into_iter().find(|k| k.proc_name() == name)
+    }
+
     /// Its clone/unshare/setns flag.
     pub fn cflag(self) -> libc::c_int {
         match self {

@@ -173,6 +173,7 @@ impl Drop for Entered {
 /// own made anew by criu's thread (the root is forked into them).
 pub fn enter(dir: &ImageDir, live: &[(i32, &TaskKobjIdsEntry)]) -> Result<Option<Entered>> {
     let kinds = restore_kinds(dir, live)?;
+    super::set_restored_own(kinds.iter().map(|(k, id)| (k.proc_name(), *id)).collect());
     if kinds.is_empty() {
         return Ok(None);
     }

@@ -43,6 +43,26 @@ pub fn set_tree_ns(t: ids::TreeNs) {
     *TREE_NS.lock().unwrap_or_else(|e| e.into_inner()) = t;
 }
 
+/// The namespace ids of the tree being dumped.
+pub fn tree_ns() -> ids::TreeNs {
+    *TREE_NS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id of the namespace of `kind` (its /proc name) a restore made the
+/// root anew (uts, ipc: `kind::restore_kinds`), set before the root is
+/// forked (its tasks inherit it).
+static RESTORED_OWN: std::sync::Mutex<Vec<(&'static str, u32)>> = std::sync::Mutex::new(Vec::new());
+
+pub fn set_restored_own(v: Vec<(&'static str, u32)>) {
+    *RESTORED_OWN.lock().unwrap_or_else(|e| e.into_inner()) = v;
+}
+
+/// Whether `id` is the image's id of the tree's own namespace of `kind`
+/// that this restore made (see [`set_restored_own`]).
+pub fn is_restored_own(kind: &str, id: u32) -> bool {
+    RESTORED_OWN.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&(k, i)| k == kind && i == id)
+}
+
 /// Set by the dump of a tree with a network namespace of its own (and
 /// back to criu's when it ends).
 pub fn set_sock_net_ns_id(id: u32) {
