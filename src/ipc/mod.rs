@@ -77,3 +77,6 @@ impl NsKind for Ipc {
         var::apply_next_ids(&v)
     }
 }
+
+#[cfg(test)]
+mod tests;
