@@ -119,6 +119,13 @@ fn python_or_skip() -> bool {
     found
 }
 
+/// The tests run one at a time against a service of their own, when a
+/// python the client's uid can run exists (None: skipped, said why).
+fn started() -> Option<(std::sync::MutexGuard<'static, ()>, Service)> {
+    let g = serial();
+    python_or_skip().then(|| (g, Service::start()))
+}
+
 fn req(ty: CriuReqType, opts: CriuOpts) -> CriuReq {
     CriuReq { r#type: ty as i32, opts: Some(opts), ..Default::default() }
 }
@@ -195,11 +202,7 @@ fn log_of(d: &Path, name: &str) -> String {
 
 #[test]
 fn a_user_cannot_dump_a_root_task_and_the_task_runs_on() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     let t = Target::sleeper();
     let pid = t.pid();
@@ -221,11 +224,7 @@ fn a_user_cannot_dump_a_root_task_and_the_task_runs_on() {
 
 #[test]
 fn a_user_dumps_and_restores_its_own_task_with_its_own_files() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     let mut t = nobody_sleeper();
     let pid = t.pid();
@@ -266,11 +265,7 @@ fn fd_kinds(pid: i32) -> Vec<(i32, String)> {
 
 #[test]
 fn a_user_restores_its_files_pipes_and_sockets() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     let work = svc.dir("work", NOBODY, 0o700);
     let script = "import os, socket, time, sys\n\
@@ -313,11 +308,7 @@ fn a_user_restores_its_files_pipes_and_sockets() {
 
 #[test]
 fn a_dir_the_user_cannot_write_stays_untouched() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let t = nobody_sleeper();
     let pid = t.pid();
     // Root's, readable by all: the client opens it, the dump can't write there.
@@ -360,11 +351,7 @@ fn forge(dir: &Path, pid: i32, f: impl Fn(&mut criu::images::pb::CredsEntry)) {
 
 #[test]
 fn forged_images_claiming_root_are_refused_to_a_user_not_to_root() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     let mut t = nobody_sleeper();
     let pid = t.pid();
@@ -397,11 +384,7 @@ fn forged_images_claiming_root_are_refused_to_a_user_not_to_root() {
 
 #[test]
 fn other_requests_of_a_user_run_with_its_rights() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let r = svc.ask(NOBODY, &CriuReq { r#type: CriuReqType::Version as i32, ..Default::default() }, &[]);
     assert!(r.success, "{}", errmsg(&r));
     assert_eq!(r.version.map(|v| (v.major_number, v.minor_number)), Some((4, 2)));
@@ -440,11 +423,7 @@ fn other_requests_of_a_user_run_with_its_rights() {
 
 #[test]
 fn a_tree_with_a_task_the_user_could_not_ptrace_is_refused_untouched() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     // The root task is the user's; its child made itself non-dumpable.
     let script = "import ctypes, os, time\nif os.fork() == 0:\n    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\ntime.sleep(100000)\n";
@@ -518,11 +497,7 @@ fn an_executable_with_file_capabilities_is_refused_to_a_user() {
 
 #[test]
 fn images_cannot_reach_through_other_users_proc_links() {
-    let _g = serial();
-    if !python_or_skip() {
-        return;
-    }
-    let svc = Service::start();
+    let Some((_g, svc)) = started() else { return };
     let dir = svc.dir("imgs", NOBODY, 0o700);
     // A root task whose cwd the user can enter but not reach by path.
     let vault = svc.dir("vault", 0, 0o700);

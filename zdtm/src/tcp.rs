@@ -384,3 +384,46 @@ pub fn finish_with_peer(f: &mut Flow, ctl_name: &[u8], reply_name: &[u8], ck: &m
     ck.check(f.sent > 0 && sent > 0, || format!("no traffic: {} bytes sent, {sent} received", f.sent));
     crate::log_line(&format!("{} bytes sent, {sent} received", f.sent));
 }
+
+/// A connection to a server outside the tree (forked by
+/// `unixsk::spawn_outside`): the test's end, and the abstract names of
+/// the server's control socket and of the test's verdict socket.
+pub struct Outside {
+    pub fd: i32,
+    pub ctl: crate::unixsk::Name,
+    pub reply: crate::unixsk::Name,
+}
+
+/// Listen on loopback (receive buffer `rcvbuf`), connect, and fork the
+/// server outside the tree: it accepts, drops the test's copies, binds
+/// its control dgram socket and runs `serve(its end, control socket,
+/// verdict name, ready)`, which never comes back.
+pub fn outside_server(rcvbuf: i32, serve: impl FnOnce(i32, i32, &[u8], &dyn Fn())) -> Outside {
+    use crate::unixsk as u;
+    let (l, port) = listen(rcvbuf);
+    let c = connect(port);
+    let out = Outside { fd: c, ctl: u::abstract_name("ctl"), reply: u::abstract_name("verdict") };
+    let (name, reply) = (out.ctl.clone(), out.reply.clone());
+    u::spawn_outside(move |ready| {
+        // SAFETY: the test's connection is the test's, not ours.
+        unsafe { libc::close(c) };
+        let s = accept(l);
+        // SAFETY: the listener is not needed any more.
+        unsafe { libc::close(l) };
+        let ctl = u::socket(libc::SOCK_DGRAM);
+        u::bind(ctl, &name);
+        serve(s, ctl, &reply, ready);
+    });
+    // SAFETY: the listener is the server's now.
+    unsafe { libc::close(l) };
+    out
+}
+
+/// In the outside server: queue `n` bytes of pattern `seed` for the
+/// test, or leave (exit code 3) when they don't fit.
+pub fn fill_or_leave(s: i32, seed: u8, n: usize) {
+    if fill(s, seed, 0, n) != n {
+        // SAFETY: leaving the server process.
+        unsafe { libc::_exit(3) }
+    }
+}

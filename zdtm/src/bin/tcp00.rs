@@ -37,27 +37,12 @@ fn serve(s: i32, ctl: i32) -> ! {
 
 fn main() {
     zdtm::test_init();
-    let (l, port) = tcp::listen(4096);
-    let c = tcp::connect(port);
-    let ctl_name = u::abstract_name("ctl");
-    let name = ctl_name.clone();
-    u::spawn_outside(move |ready| {
-        // SAFETY: the test's connection is the test's, not ours.
-        unsafe { libc::close(c) };
-        let s = tcp::accept(l);
-        // SAFETY: the listener is not needed any more.
-        unsafe { libc::close(l) };
-        let ctl = u::socket(libc::SOCK_DGRAM);
-        u::bind(ctl, &name);
-        if tcp::fill(s, 1, 0, TO_CLIENT) != TO_CLIENT {
-            // SAFETY: leaving the server process.
-            unsafe { libc::_exit(3) }
-        }
+    let o = tcp::outside_server(4096, |s, ctl, _reply, ready| {
+        tcp::fill_or_leave(s, 1, TO_CLIENT);
         ready();
         serve(s, ctl);
     });
-    // SAFETY: the listener is the server's now.
-    unsafe { libc::close(l) };
+    let (c, ctl_name) = (o.fd, o.ctl);
     let sent = tcp::fill(c, 2, 0, 256 << 10);
     std::thread::sleep(std::time::Duration::from_millis(200));
     zdtm::log_line(&format!("queued {sent} bytes, {} still in the send queue", tcp::outq(c)));

@@ -15,23 +15,8 @@ const TO_CLIENT: usize = 1000;
 
 fn main() {
     zdtm::test_init();
-    let (l, port) = tcp::listen(4096);
-    let c = tcp::connect(port);
-    let ctl_name = u::abstract_name("ctl");
-    let verdict_name = u::abstract_name("verdict");
-    let (name, reply) = (ctl_name.clone(), verdict_name.clone());
-    u::spawn_outside(move |ready| {
-        // SAFETY: the test's connection is the test's, not ours.
-        unsafe { libc::close(c) };
-        let s = tcp::accept(l);
-        // SAFETY: the listener is not needed any more.
-        unsafe { libc::close(l) };
-        let ctl = u::socket(libc::SOCK_DGRAM);
-        u::bind(ctl, &name);
-        if tcp::fill(s, 1, 0, TO_CLIENT) != TO_CLIENT {
-            // SAFETY: leaving the server process.
-            unsafe { libc::_exit(3) }
-        }
+    let o = tcp::outside_server(4096, |s, ctl, reply, ready| {
+        tcp::fill_or_leave(s, 1, TO_CLIENT);
         tcp::shut_wr(s);
         ready();
         let Some(m) = u::recv_blocking(ctl) else {
@@ -45,13 +30,12 @@ fn main() {
             Some(at) => format!("byte {at} of {n} at the server is wrong"),
             None => "ok".into(),
         };
-        u::send_to(ctl, verdict.as_bytes(), &reply);
+        u::send_to(ctl, verdict.as_bytes(), reply);
         std::thread::sleep(std::time::Duration::from_secs(2));
         // SAFETY: leaving the server process.
         unsafe { libc::_exit(0) }
     });
-    // SAFETY: the listener is the server's now.
-    unsafe { libc::close(l) };
+    let (c, ctl_name, verdict_name) = (o.fd, o.ctl, o.reply);
     let sent = tcp::fill(c, 2, 0, 256 << 10);
     if !tcp::wait_state(c, tcp::CLOSE_WAIT) {
         zdtm::fail(&format!("the connection is in TCP state {}, not CLOSE_WAIT", tcp::state(c)));

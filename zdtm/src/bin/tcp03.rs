@@ -17,23 +17,8 @@ const TO_SERVER: usize = 1000;
 
 fn main() {
     zdtm::test_init();
-    let (l, port) = tcp::listen(4096);
-    let c = tcp::connect(port);
-    let ctl_name = u::abstract_name("ctl");
-    let verdict_name = u::abstract_name("verdict");
-    let (name, reply) = (ctl_name.clone(), verdict_name.clone());
-    u::spawn_outside(move |ready| {
-        // SAFETY: the test's connection is the test's, not ours.
-        unsafe { libc::close(c) };
-        let s = tcp::accept(l);
-        // SAFETY: the listener is not needed any more.
-        unsafe { libc::close(l) };
-        let ctl = u::socket(libc::SOCK_DGRAM);
-        u::bind(ctl, &name);
-        if tcp::fill(s, 1, 0, TO_CLIENT) != TO_CLIENT {
-            // SAFETY: leaving the server process.
-            unsafe { libc::_exit(3) }
-        }
+    let o = tcp::outside_server(4096, |s, ctl, reply, ready| {
+        tcp::fill_or_leave(s, 1, TO_CLIENT);
         ready();
         if u::recv_blocking(ctl).is_none() {
             // SAFETY: leaving the server process.
@@ -49,13 +34,12 @@ fn main() {
             None if !tcp::at_eof(s) => "no end of file after the test's bytes".into(),
             None => "ok".into(),
         };
-        u::send_to(ctl, verdict.as_bytes(), &reply);
+        u::send_to(ctl, verdict.as_bytes(), reply);
         std::thread::sleep(std::time::Duration::from_secs(2));
         // SAFETY: leaving the server process.
         unsafe { libc::_exit(0) }
     });
-    // SAFETY: the listener is the server's now.
-    unsafe { libc::close(l) };
+    let (c, ctl_name, verdict_name) = (o.fd, o.ctl, o.reply);
     if tcp::fill(c, 2, 0, TO_SERVER) != TO_SERVER {
         zdtm::fail("the test could not queue its bytes");
     }

@@ -6,29 +6,15 @@
 //! duplicated.
 
 use zdtm::tcp;
-use zdtm::unixsk as u;
 use zdtm::Checks;
 
 fn main() {
     zdtm::test_init();
-    let (l, port) = tcp::listen(32 << 10);
-    let c = tcp::connect(port);
-    let ctl_name = u::abstract_name("ctl");
-    let reply_name = u::abstract_name("verdict");
-    let (name, reply) = (ctl_name.clone(), reply_name.clone());
-    u::spawn_outside(move |ready| {
-        // SAFETY: the test's connection is the test's, not ours.
-        unsafe { libc::close(c) };
-        let s = tcp::accept(l);
-        // SAFETY: the listener is not needed any more.
-        unsafe { libc::close(l) };
-        let ctl = u::socket(libc::SOCK_DGRAM);
-        u::bind(ctl, &name);
+    let o = tcp::outside_server(32 << 10, |s, ctl, reply, ready| {
         ready();
-        tcp::peer_traffic(s, ctl, &reply, 1, 2);
+        tcp::peer_traffic(s, ctl, reply, 1, 2);
     });
-    // SAFETY: the listener is the server's now.
-    unsafe { libc::close(l) };
+    let (c, ctl_name, reply_name) = (o.fd, o.ctl, o.reply);
     let mut flows = [tcp::Flow::new(c, 2, 1)];
     tcp::traffic_until_signal(&mut flows);
     let mut ck = Checks::new();
