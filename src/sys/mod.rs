@@ -38,3 +38,4 @@ pub mod timers;
 pub mod locks;
 pub mod xattr;
 pub mod caps;
+pub mod sysvipc;
