@@ -166,6 +166,7 @@ impl Case<'_> {
             let args: Vec<String> = ["restore", "-d", "-D", &dir, "-o", "restore.log", "-v4"]
                 .map(String::from)
                 .to_vec();
+            veth_names_free(&self.test.opts);
             if let Some(w) = win.as_mut() {
                 w.restoring();
             }
@@ -206,5 +207,21 @@ impl Case<'_> {
             self.compare_restored(&before, &format!("after restore {it}"), win.as_ref())?;
         }
         Ok(())
+    }
+}
+
+/// The kernel deletes the veths of a dead network namespace a moment
+/// after it dies; a restore that makes the outer end again by the name
+/// `--veth-pair IN=OUT[@BRIDGE]` gives (CRIU 4.2 does not wait for it)
+/// must not start before that name is free. Waits up to 10 s.
+fn veth_names_free(opts: &[String]) {
+    let outs: Vec<&str> = opts
+        .iter()
+        .filter_map(|o| o.strip_prefix("--veth-pair="))
+        .filter_map(|v| v.split_once('=').map(|(_, out)| out.split('@').next().unwrap_or(out)))
+        .collect();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while outs.iter().any(|o| std::path::Path::new(&format!("/sys/class/net/{o}")).exists()) && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
