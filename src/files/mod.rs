@@ -26,6 +26,7 @@ pub(crate) mod round_trip;
 pub mod signalfd;
 pub mod timerfd;
 pub mod tty;
+pub mod tun;
 
 pub use kind::Images;
 

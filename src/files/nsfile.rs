@@ -1,8 +1,8 @@
 //! Namespace files (nsfs: an fd open on /proc/PID/ns/KIND): as CRIU 4.2
 //! records them, a ns_file_entry with the namespace's id in the images,
-//! its CLONE_NEW* flag and the open flags. Namespaces are not dumped yet
-//! (but the root's network one: `net::ns`), so only a file of a namespace the dumped task is in itself (the tree's,
-//! criu's too; for time, also the tree's own time namespace) is carried; a
+//! its CLONE_NEW* flag and the open flags. Only a file of a namespace the
+//! dumped task is in itself (criu's, or the tree's own net, uts, ipc or
+//! time namespace) is carried; a
 //! restore opens /proc/self/ns/KIND of the task that opens it, which is in
 //! that namespace again. Others are refused by name.
 
@@ -72,6 +72,10 @@ impl FdKind for NsFile {
             "time" if task_own && ours != Some(ino) => crate::ns::own_time_ns_id(),
             "net" if task_own && ours == Some(ino) => crate::ns::sock_net_ns_id(),
             _ if task_own && ours == Some(ino) => ns_id(),
+            // The tree's own uts or ipc namespace (every task is in it).
+            "uts" | "ipc" if task_own && crate::ns::ids::Kind::of_proc_name(kind).is_some_and(|k| crate::ns::tree_ns().own(k)) => {
+                crate::ns::ids::Kind::of_proc_name(kind).map_or(0, |k| crate::ns::tree_ns().id(k))
+            }
             _ => bail!(
                 "{} is open on {}, a namespace other than the dumped tree's: namespace files of other namespaces are not supported yet",
                 p.who(),
@@ -90,9 +94,11 @@ impl FdKind for NsFile {
             .copied()
             .with_context(|| format!("fd {fd}: namespace file {} has an unknown namespace flag {:#x}", fe.id, e.ns_cflag))?;
         // (The tree's own time namespace is 9, or 10 after its own network one.)
-        let tree_time = kind == "time" && (e.ns_id == crate::ns::OWN_TIME_NS_ID || e.ns_id == crate::ns::OWN_TIME_NS_ID + 1);
+        // (The tree's own time namespace comes after criu's eight ids.)
+        let tree_time = kind == "time" && e.ns_id >= crate::ns::OWN_TIME_NS_ID;
         let tree_net = kind == "net" && e.ns_id == crate::net::ns::OWN_NET_NS_ID;
-        if e.ns_id != ns_id() && !tree_time && !tree_net {
+        let tree_other = crate::ns::is_restored_own(kind, e.ns_id);
+        if e.ns_id != ns_id() && !tree_time && !tree_net && !tree_other {
             bail!("fd {fd}: namespace file {} is of {kind} namespace {}, not the tree's: restoring namespaces is not supported yet", fe.id, e.ns_id);
         }
         use std::os::unix::fs::OpenOptionsExt;

@@ -10,6 +10,7 @@ use crate::images::pb::FdTypes;
 pub static KINDS: &[&dyn FdKind] = &[
     &super::memfd::Memfd,
     &super::nsfile::NsFile,
+    &super::tun::Tun,
     &super::reg::Reg,
     &super::pipe::Pipe,
     &super::fifo::Fifo,

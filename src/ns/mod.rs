@@ -1,9 +1,14 @@
 //! Namespaces and kernel-object ids: the ids-PID.img record, the root ids
-//! of inventory.img; `timens` the time namespace (timens-ID.img, and the
-//! one a restore makes). Tasks in namespaces of their own of other kinds
-//! are refused until namespace dump lands.
+//! of inventory.img; `ids` CRIU's namespace numbering, `kind` the
+//! namespace-kind interface and its table (what is carried, what is
+//! refused), `uts` the UTS namespace (the IPC one is `crate::ipc`),
+//! `timens` the time namespace (timens-ID.img, and the one a restore
+//! makes). The network namespace is `crate::net::ns`.
 
+pub mod ids;
+pub mod kind;
 pub mod timens;
+pub mod uts;
 
 use crate::images::pb::TaskKobjIdsEntry;
 
@@ -23,7 +28,39 @@ pub fn sock_net_ns_id() -> u32 {
 /// the tree's own network namespace, when it has one (CRIU numbers the
 /// root's namespaces in kind order, net before time).
 pub fn own_time_ns_id() -> u32 {
+    let t = *TREE_NS.lock().unwrap_or_else(|e| e.into_inner());
+    if t.own(ids::Kind::Time) {
+        return t.id(ids::Kind::Time);
+    }
     if sock_net_ns_id() == NET_NS_ID { OWN_TIME_NS_ID } else { OWN_TIME_NS_ID + 1 }
+}
+
+/// The namespace ids of the tree being dumped (criu's outside a dump).
+static TREE_NS: std::sync::Mutex<ids::TreeNs> = std::sync::Mutex::new(ids::TreeNs::criu());
+
+/// Set by the dump once the tree is frozen (back to criu's at its end).
+pub fn set_tree_ns(t: ids::TreeNs) {
+    *TREE_NS.lock().unwrap_or_else(|e| e.into_inner()) = t;
+}
+
+/// The namespace ids of the tree being dumped.
+pub fn tree_ns() -> ids::TreeNs {
+    *TREE_NS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id of the namespace of `kind` (its /proc name) a restore made the
+/// root anew (uts, ipc: `kind::restore_kinds`), set before the root is
+/// forked (its tasks inherit it).
+static RESTORED_OWN: std::sync::Mutex<Vec<(&'static str, u32)>> = std::sync::Mutex::new(Vec::new());
+
+pub fn set_restored_own(v: Vec<(&'static str, u32)>) {
+    *RESTORED_OWN.lock().unwrap_or_else(|e| e.into_inner()) = v;
+}
+
+/// Whether `id` is the image's id of the tree's own namespace of `kind`
+/// that this restore made (see [`set_restored_own`]).
+pub fn is_restored_own(kind: &str, id: u32) -> bool {
+    RESTORED_OWN.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|&(k, i)| k == kind && i == id)
 }
 
 /// Set by the dump of a tree with a network namespace of its own (and

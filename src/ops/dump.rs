@@ -198,6 +198,12 @@ pub fn run(opts: &Opts) -> Result<i32> {
     // namespace (entered by criu's thread until the end) is locked whole.
     info!("Lock network");
     let live: Vec<i32> = tasks.iter().filter(|t| !t.zombie()).map(|t| t.pid).collect();
+    // The tree's namespace ids (CRIU's numbering), every task in the root's.
+    let tree_ns = match ns::ids::check_tree(&live).and_then(|()| ns::ids::TreeNs::of_root(pid)) {
+        Ok(t) => t,
+        Err(e) => return Err(failed(tasks, e)),
+    };
+    ns::set_tree_ns(tree_ns);
     let mut timens = match ns::timens::DumpTimens::of_tree(&live) {
         Ok(t) => t,
         Err(e) => return Err(failed(tasks, e)),
@@ -211,12 +217,12 @@ pub fn run(opts: &Opts) -> Result<i32> {
         Ok(n) => n,
         Err(e) => return Err(failed(tasks, e)),
     };
-    if let Some(n) = netns.as_mut() {
-        timens.renumber(ns::own_time_ns_id());
-        if let Err(e) = n.lock(opts, &dir, lock_method) {
-            n.unlock(opts, &dir);
-            return Err(failed(tasks, e));
-        }
+    timens.renumber(tree_ns.id(ns::ids::Kind::Time));
+    if let Some(n) = netns.as_mut()
+        && let Err(e) = n.lock(opts, &dir, lock_method)
+    {
+        n.unlock(opts, &dir);
+        return Err(failed(tasks, e));
     }
     let net_ns_id = netns.as_ref().map_or(ns::NET_NS_ID, DumpNetns::ns_id);
     // What only each task can tell, through the parasite.
@@ -256,6 +262,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
             let report = reports.iter().position(|(p, _)| *p == t.pid).map(|i| reports.swap_remove(i).1).context("parasite report")?;
             let fdt = collected.iter().position(|c| c.pid == t.ppid).filter(|&p| files_ids[p] == files_ids[nth]).map(|p| collected[p].fdinfo.clone());
             let mut c = collect(t, nth as u32, report, fdt, &dir, opts, &mut sh)?;
+            tree_ns.apply(&mut c.ids);
             c.ids.time_ns_id = Some(timens.ns_id());
             c.ids.net_ns_id = Some(net_ns_id);
             c.ids.files_id = files_ids[nth];
@@ -288,8 +295,9 @@ pub fn run(opts: &Opts) -> Result<i32> {
         let seccomp = task::seccomp::dump_image(&mut collected, std::mem::take(&mut sh.seccomp));
         write_images(&dir, &tasks, &collected, &sh, &seccomp, &run_id, lock_method)?;
         if let Some(n) = &netns {
-            n.write(&dir)?;
+            n.write(&dir, &sh.fds.state)?;
         }
+        ns::kind::dump_own(&dir, pid, &tree_ns, &mut sh.mem.next_pages_id)?;
         timens.write(&dir)?;
         crate::scripts::run(crate::scripts::Action::PostDump, opts, Some(&dir), Some(pid))
     })();
@@ -299,6 +307,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
         unlock(&mut sh);
         crate::sockets::tcp_repair::finish(&mut sh.fds.state, false);
         netns.iter_mut().for_each(|n| n.unlock(opts, &dir));
+        ns::set_tree_ns(ns::ids::TreeNs::criu());
         return Err(failed(tasks, e));
     }
     // Tasks that run on need their connections (CRIU keeps the lock only
@@ -314,6 +323,7 @@ pub fn run(opts: &Opts) -> Result<i32> {
     // their tasks run (in repair mode a read fails with EPERM).
     crate::sockets::tcp_repair::finish(&mut sh.fds.state, opts.final_state != crate::opts::FinalState::Alive);
     drop(netns);
+    ns::set_tree_ns(ns::ids::TreeNs::criu());
     freeze::finish(tasks, opts.final_state)?;
     // The links --link-remap made stay for the restore, unless the tasks
     // run on (as CRIU: they hold their files; the links would be strays).

@@ -86,6 +86,9 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     // The tree's own network namespace, set up before the root is in it.
     let netns = crate::net::ns::enter(dir, opts, &tree.live_ids())?;
     let timens = crate::ns::timens::enter(dir, opts.unprivileged, &tree.live_ids())?;
+    // Its own uts and ipc namespaces, made by criu's thread (filled
+    // between the setup-namespaces and post-setup-namespaces scripts).
+    let other_ns = crate::ns::kind::enter(dir, &tree.live_ids())?;
     let forked = fork_with_pid(pid, flags);
     if let Ok(Forked::Child) = forked {
         restorer::task::root_main(tree, dir, opts, &chans)
@@ -94,6 +97,9 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
     let (own_netns, empty_netns) = (netns.is_some(), netns.as_ref().is_some_and(|n| n.empty));
     let left = timens.map(crate::ns::timens::Entered::leave).transpose();
     let left = left.and(netns.map(crate::net::ns::Entered::leave).transpose());
+    let own_other = other_ns.is_some();
+    let mut unfilled = None;
+    let left = left.and(other_ns.map(|o| o.leave().map(|u| unfilled = Some(u))).transpose());
     let (ready, go) = stages::criu_ends(&chans);
     let root = match forked {
         Err(nix::errno::Errno::EEXIST) => bail!("pid {pid} is taken: can't restore task {pid}"),
@@ -106,12 +112,17 @@ fn fork_root<'a>(tree: &'a Tree, dir: &ImageDir, opts: &Opts) -> Result<Running<
         rs.kill_all();
         return Err(e.context(format!("task {pid} was killed")));
     }
-    if opts.restore_sibling || own_timens || own_netns {
+    if opts.restore_sibling || own_timens || own_netns || own_other {
         for action in [crate::scripts::Action::SetupNamespaces, crate::scripts::Action::PostSetupNamespaces] {
             // --empty-ns net: the namespace the script set up is locked
             // as the images would have it (CRIU does it here).
             let locked = || crate::net::ns::in_netns_of(pid, crate::net::ns::lock::lock).and_then(|r| r);
-            let r = if action == crate::scripts::Action::PostSetupNamespaces && empty_netns { locked() } else { Ok(()) };
+            let mut r = if action == crate::scripts::Action::PostSetupNamespaces && empty_netns { locked() } else { Ok(()) };
+            if action == crate::scripts::Action::PostSetupNamespaces
+                && let Some(u) = unfilled.take()
+            {
+                r = r.and_then(|()| u.fill(dir, pid));
+            }
             if let Err(e) = r.and_then(|()| crate::scripts::run(action, opts, Some(dir), Some(pid))) {
                 rs.kill_all();
                 return Err(e.context(format!("restore aborted at {action}; task {pid} was killed")));

@@ -29,19 +29,17 @@ pub fn precheck(pid: i32) -> Result<proc::stat::Stat> {
     Ok(stat)
 }
 
-/// The root may have a network namespace of its own (`net::ns` carries
-/// it); any other namespace must be criu's.
+/// The root may have namespaces of its own of the kinds carried
+/// (`ns::kind`'s table: net, ipc, uts, time); any other must be criu's.
 fn check_namespaces(pid: i32) -> Result<()> {
-    let foreign: Vec<&str> = super::foreign_namespaces(pid)?.into_iter().filter(|n| *n != "net").collect();
-    if !foreign.is_empty() {
-        bail!("task {pid} is in its own {} namespace(s): dumping namespaces is not supported yet", foreign.join(", "));
-    }
-    Ok(())
+    crate::ns::kind::check_root(pid)
 }
 
-/// What a child must pass before it is seized.
+/// What a child must pass before it is seized: in its parent's namespaces
+/// (CRIU 4.2 refuses nested ones but for net and mnt; we refuse those too).
 fn check_child(pid: i32, parent: i32) -> Result<()> {
     check_namespaces(pid)?;
+    crate::ns::ids::check_same_as_root(parent, pid, pid)?;
     let net = |p: i32| std::fs::read_link(format!("/proc/{p}/ns/net")).with_context(|| format!("can't read net namespace of {p}"));
     if net(pid)? != net(parent)? {
         bail!("task {pid} is in a network namespace other than its parent {parent}'s: nested network namespaces can't be dumped");

@@ -44,19 +44,3 @@ pub fn oom_score_adj(pid: i32) -> Result<i32> {
     let t = proc::read(pid, "oom_score_adj")?;
     t.trim().parse().with_context(|| format!("bad oom_score_adj {t:?} of {pid}"))
 }
-
-/// The namespaces of `pid` that differ from ours (dumping them is not
-/// supported yet), as "mnt", "net", ... The time namespace is not one of
-/// them: crate::ns::timens checks it once the tree is frozen.
-pub fn foreign_namespaces(pid: i32) -> Result<Vec<&'static str>> {
-    let mut out = Vec::new();
-    for ns in ["pid", "net", "ipc", "uts", "mnt", "user", "cgroup"] {
-        let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
-            .with_context(|| format!("can't read {ns} namespace of {pid}"))?;
-        let ours = std::fs::read_link(format!("/proc/self/ns/{ns}"))?;
-        if theirs != ours {
-            out.push(ns);
-        }
-    }
-    Ok(out)
-}

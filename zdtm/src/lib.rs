@@ -922,3 +922,30 @@ pub mod packet;
 pub mod packet_ring;
 /// ICMP ping sockets (the ping tests).
 pub mod ping;
+
+/// Namespace tests (uts, ipc): make this process a namespace of its own of
+/// the kind of `flag` ("uts", "ipc": its /proc name), skipping with the
+/// reason when the kernel refuses. Returns the namespace it left.
+pub fn unshare_ns(flag: libc::c_int, kind: &str) -> String {
+    let before = ns_link(kind);
+    // SAFETY: plain syscall on this (single-threaded) process.
+    if unsafe { libc::unshare(flag) } != 0 {
+        skip(&format!("unshare of a new {kind} namespace: {}", last_err()));
+    }
+    before
+}
+
+/// This process's namespace of `kind` ("uts:[INODE]").
+pub fn ns_link(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Write a sysctl under /proc/sys (fail naming it).
+pub fn write_sysctl(name: &str, v: &str) {
+    std::fs::write(format!("/proc/sys/{name}"), v).unwrap_or_else(|e| fail(&format!("writing {v:?} to /proc/sys/{name}: {e}")));
+}
+
+/// A sysctl under /proc/sys, trimmed (the error text when unreadable).
+pub fn read_sysctl(name: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/{name}")).map(|s| s.trim().to_string()).unwrap_or_else(|e| e.to_string())
+}

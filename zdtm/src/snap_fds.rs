@@ -72,12 +72,15 @@ pub fn fds_state(pid: i32, s: &mut Snapshot) -> Result<(), String> {
         if target.starts_with("time:[") && link(&format!("{p}/ns/time")).is_ok_and(|own| own == target) {
             target = "time:[the task's own]".to_string();
         }
-        // So does a network namespace of the tree's own (not the runner's).
-        if target.starts_with("net:[")
-            && link(&format!("{p}/ns/net")).is_ok_and(|own| own == target)
-            && link("/proc/self/ns/net").is_ok_and(|runner| runner != target)
-        {
-            target = "net:[the task's own]".to_string();
+        // So does a network, uts or ipc namespace of the tree's own (not
+        // the runner's).
+        for k in ["net", "uts", "ipc"] {
+            if target.starts_with(&format!("{k}:["))
+                && link(&format!("{p}/ns/{k}")).is_ok_and(|own| own == target)
+                && link(&format!("/proc/self/ns/{k}")).is_ok_and(|runner| runner != target)
+            {
+                target = format!("{k}:[the task's own]");
+            }
         }
         let info = rd(&format!("{p}/fdinfo/{fd}")).unwrap_or_default();
         s.insert(format!("fd {fd:4}"), format!("{target} | {}", fdinfo(&info, &target)));

@@ -256,9 +256,10 @@ pub fn snapshot(pid: i32) -> Result<Snapshot, String> {
         ns.sort();
         for n in ns {
             let l = link(&format!("{p}/ns/{n}")).unwrap_or_else(|e| e);
-            // A tree with a network namespace of its own comes back in a
-            // new one: what counts is that it is still not the runner's.
-            let l = if n == "net" && l != link("/proc/self/ns/net").unwrap_or_default() { "own (not criu's)".to_string() } else { l };
+            // A tree with a network, uts or ipc namespace of its own comes
+            // back in a new one: what counts is that it is still not the runner's.
+            let carried = matches!(n.as_str(), "net" | "uts" | "ipc");
+            let l = if carried && l != link(&format!("/proc/self/ns/{n}")).unwrap_or_default() { "own (not criu's)".to_string() } else { l };
             s.insert(format!("ns {n}"), l);
         }
     }

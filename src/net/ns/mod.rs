@@ -3,8 +3,9 @@
 //! it: net_ns_id 9 in every task's ids (criu's is 2), and the namespace's
 //! images: netns-9.img (the "all"/"default" ipv4 and ipv6 confs, the unix
 //! and ipv4 sysctls, the ids it gives other namespaces), netdev-9.img
-//! (`link`: lo, veths to the outside), the tools' raw dumps (`tools`), and
-//! the lock inside it (`lock`).
+//! (`link`: lo, veths, bridges and their ports, macvlans, tun/tap devices:
+//! `bridge`, `macvlan`, `tun`), the tools' raw dumps (`tools`), and the
+//! lock inside it (`lock`).
 //!
 //! Dump: criu's thread enters the namespace for the whole dump
 //! ([`DumpNetns`]): the socket dumps see its sockets, the tools and
@@ -17,11 +18,14 @@
 //! its own ([`Entered::leave`]). The root waits until the setup-namespaces
 //! scripts ran ([`root_wait`]) before it makes any socket.
 
+pub mod bridge;
 pub mod link;
 pub mod lock;
+pub mod macvlan;
 mod rtnl;
 pub mod sysctl;
 pub mod tools;
+pub mod tun;
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -136,14 +140,16 @@ impl DumpNetns {
     }
 
     /// The namespace's images (ID = [`OWN_NET_NS_ID`]).
-    pub fn write(&self, dir: &ImageDir) -> Result<()> {
+    /// `fds`: what the fd dump kept (tun devices read through the tree's
+    /// files).
+    pub fn write(&self, dir: &ImageDir, fds: &crate::files::kind::State) -> Result<()> {
         let id = OWN_NET_NS_ID;
         info!("Dump NET namespace info {id} via {}", self.root);
         if self.empty {
             // --empty-ns net: no image of it at all (as CRIU 4.2).
             return Ok(());
         }
-        dump_images(dir, id, self.root)
+        dump_images(dir, id, self.root, fds.get::<crate::files::tun::Attached>())
     }
 
     /// A dump whose tasks die: the restore lifts the lock.
@@ -154,8 +160,8 @@ impl DumpNetns {
 
 /// The images of namespace `id` (of the tree of `root`), read in the
 /// namespace the calling thread is in.
-fn dump_images(dir: &ImageDir, id: u32, root: i32) -> Result<()> {
-    let (links, nsids) = link::dump(id, root)?;
+fn dump_images(dir: &ImageDir, id: u32, root: i32, tuns: Option<&crate::files::tun::Attached>) -> Result<()> {
+    let (links, nsids) = link::dump(id, root, tuns)?;
     tools::dump(dir, id)?;
     let netns = NetnsEntry {
         def_conf4: sysctl::read_conf(false, "default")?,
@@ -318,7 +324,7 @@ impl Images {
         let empty = Vec::new();
         let defaults = self.netns.as_ref().map_or((&empty[..], &empty[..]), |n| (&n.def_conf4[..], &n.def_conf6[..]));
         let nsids = self.netns.as_ref().map_or(&[][..], |n| &n.nsids[..]);
-        link::restore(&self.links, defaults, veth_pairs, criu_ns, nsids)?;
+        link::restore(&self.links, defaults, veth_pairs, criu_ns, nsids, self.id)?;
         tools::restore(dir, self.id)
     }
 }

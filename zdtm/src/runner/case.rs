@@ -208,6 +208,12 @@ impl Case<'_> {
                 }
             }
             if let Some(st) = exited(self.pid) {
+                // A test that can't run here says so (SKIP, exit 0)
+                // before it gets ready.
+                let v = fs::read_to_string(self.p("test.out")).unwrap_or_default();
+                if let Some(r) = v.trim().strip_prefix("SKIP:").filter(|_| libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0) {
+                    return Err(Res::Skip(format!("the test says: {}", r.trim())));
+                }
                 return Err(Res::Fail(
                     Stage::Ready,
                     format!(
