@@ -949,3 +949,63 @@ pub fn write_sysctl(name: &str, v: &str) {
 pub fn read_sysctl(name: &str) -> String {
     std::fs::read_to_string(format!("/proc/sys/{name}")).map(|s| s.trim().to_string()).unwrap_or_else(|e| e.to_string())
 }
+
+/// A child in a namespace of its own (netns04, utsname01): the root forks
+/// C, which unshares `flag` and counts. Namespaces nested in the tree are
+/// refused at dump, naming C; after it the root checks, from outside,
+/// that C still lives in a `/proc/PID/ns/<proc>` namespace other than its
+/// own (`label` names it in messages) and still counts. `--sabotage
+/// check`: the root expects C in its own namespace.
+pub fn nested_ns_child(flag: i32, proc: &str, label: &str) -> ! {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    test_init();
+    let count = shared_counter();
+    let (r, w) = pipe_or_fail();
+    // SAFETY: single-threaded; the child runs only the code below.
+    let c = unsafe { libc::fork() };
+    if c < 0 {
+        fail(&format!("fork: {}", last_err()));
+    }
+    if c == 0 {
+        // SAFETY: resetting a disposition; then plain syscalls.
+        unsafe {
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            let ok = libc::unshare(flag) == 0;
+            libc::write(w, [u8::from(ok)].as_ptr().cast(), 1);
+        }
+        loop {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut b = [0u8; 1];
+    // SAFETY: reading one byte into our buffer.
+    if unsafe { libc::read(r, b.as_mut_ptr().cast(), 1) } != 1 || b[0] != 1 {
+        fail(&format!("the child could not make a {label} namespace"));
+    }
+    let counts = || {
+        let (n, end) = (count.load(Ordering::SeqCst), Instant::now() + Duration::from_secs(5));
+        while count.load(Ordering::SeqCst) < n + 3 {
+            if Instant::now() > end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
+    };
+    test_daemon();
+    test_waitsig();
+
+    let mut c_ = Checks::new();
+    let ns = |p: &str| std::fs::read_link(p).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+    let differ = ns(&format!("/proc/{c}/ns/{proc}")) != ns(&format!("/proc/self/ns/{proc}"));
+    c_.check(differ != sabotaged(), || format!("the child is not in a {label} namespace of its own"));
+    c_.check(counts(), || "the child stopped counting".into());
+    // SAFETY: plain syscalls on our child.
+    unsafe {
+        libc::kill(c, libc::SIGKILL);
+        libc::waitpid(c, std::ptr::null_mut(), 0);
+    }
+    c_.finish()
+}
